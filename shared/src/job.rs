@@ -1,0 +1,415 @@
+//! The job envelope: what a producer puts on a lane and a worker takes off it.
+//!
+//! A job is self-describing JSON in one stream field. It carries what to send (an OTP, a
+//! booking confirmation, or a complete raw Interakt request), when it stops being worth
+//! sending (`not_after`), the idempotency key it was enqueued under, and every attempt made
+//! so far, which dead letters keep.
+//!
+//! OTP and booking jobs hold facts, not a rendered request: the worker renders them
+//! ([`crate::compose`]) with its SMS fallback configuration, so a DLT change needs no
+//! re-enqueue.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::phone::Phone;
+use crate::secret::Redacted;
+use crate::validate::{self, ValidationError, limits};
+use crate::wire::SendRequest;
+
+/// Default validity of an OTP: the worker will not send it after this.
+pub const DEFAULT_OTP_VALIDITY: Duration = Duration::from_secs(10 * 60);
+
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// One unit of work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// UUID v7: time-ordered, so ids sort by enqueue time.
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Past this instant the job is dead-lettered as `expired` instead of sent.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub not_after: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub payload: Payload,
+    /// Every send attempt so far, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// What a job sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    Otp(Otp),
+    Booking(Booking),
+    Raw { request: Box<SendRequest> },
+}
+
+/// The three kinds of job, as named on the CLI and in bulk files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Otp,
+    Booking,
+    Raw,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Otp => "otp",
+            JobKind::Booking => "booking",
+            JobKind::Raw => "raw",
+        }
+    }
+}
+
+impl fmt::Display for JobKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The queues jobs wait in. OTPs have their own so workers can always serve them first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    Otp,
+    /// Booking confirmations and raw requests.
+    Booking,
+}
+
+impl Lane {
+    /// In the order workers serve them.
+    pub const ALL: [Lane; 2] = [Lane::Otp, Lane::Booking];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Otp => "otp",
+            Lane::Booking => "booking",
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Lane {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "otp" => Ok(Lane::Otp),
+            "booking" => Ok(Lane::Booking),
+            other => Err(format!("unknown lane {other:?}; expected otp or booking")),
+        }
+    }
+}
+
+/// A one-time password. The code is a secret: redacted in Debug, and never put into
+/// postBack data (which comes back through webhooks and logs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Otp {
+    /// E.164, validated.
+    pub phone: String,
+    pub code: Redacted<String>,
+}
+
+/// A booking confirmation card.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Booking {
+    /// E.164, validated.
+    pub phone: String,
+    pub booking_id: String,
+    pub service: String,
+    /// `2026-11-24`
+    pub date: String,
+    /// `10:30`
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+/// One send attempt, as dead letters and `track` show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `sent`, `rate_limited`, `transient`, `permanent`, ...
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The response body, trimmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer: Option<String>,
+}
+
+impl Job {
+    fn new(payload: Payload) -> Job {
+        Job {
+            id: Uuid::now_v7(),
+            created_at: OffsetDateTime::now_utc(),
+            not_after: None,
+            idempotency_key: None,
+            payload,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// An OTP job; `valid_for` becomes its deadline.
+    pub fn otp(phone: &str, code: &str, valid_for: Duration) -> Result<Job, ValidationError> {
+        let phone = parse_phone("phone", phone)?;
+        let code = code.trim();
+        if code.is_empty()
+            || code.chars().count() > limits::DLT_VARIABLE_CHARS
+            || !code.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(ValidationError::single(
+                "code",
+                format!(
+                    "must be 1 to {} letters or digits",
+                    limits::DLT_VARIABLE_CHARS
+                ),
+            ));
+        }
+        if valid_for.is_zero() {
+            return Err(ValidationError::single(
+                "valid_for",
+                "must be longer than zero",
+            ));
+        }
+        let mut job = Job::new(Payload::Otp(Otp {
+            phone: phone.e164(),
+            code: code.to_string().into(),
+        }));
+        job.not_after = Some(job.created_at + valid_for);
+        Ok(job)
+    }
+
+    /// A booking confirmation job. The fields fill both the card and the DLT SMS variables,
+    /// so each respects the SMS variable limit.
+    pub fn booking(booking: Booking) -> Result<Job, ValidationError> {
+        let phone = parse_phone("phone", &booking.phone)?;
+        let mut violations = Vec::new();
+        let mut check = |field: &str, value: &str| {
+            let len = value.chars().count();
+            if value.trim().is_empty() {
+                violations.push(validate::Violation {
+                    path: field.into(),
+                    reason: "must not be empty".into(),
+                });
+            } else if len > limits::DLT_VARIABLE_CHARS {
+                violations.push(validate::Violation {
+                    path: field.into(),
+                    reason: format!(
+                        "is {len} characters; the limit is {} (a DLT SMS variable)",
+                        limits::DLT_VARIABLE_CHARS
+                    ),
+                });
+            }
+        };
+        check("booking_id", &booking.booking_id);
+        check("service", &booking.service);
+        check("date", &booking.date);
+        check("time", &booking.time);
+        if time::Date::parse(
+            &booking.date,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .is_err()
+        {
+            violations.push(validate::Violation {
+                path: "date".into(),
+                reason: format!("is {:?}; expected YYYY-MM-DD", booking.date),
+            });
+        }
+        if time::Time::parse(
+            &booking.time,
+            time::macros::format_description!("[hour]:[minute]"),
+        )
+        .is_err()
+        {
+            violations.push(validate::Violation {
+                path: "time".into(),
+                reason: format!("is {:?}; expected HH:MM (24-hour)", booking.time),
+            });
+        }
+        if !violations.is_empty() {
+            return Err(ValidationError { violations });
+        }
+        let booking = Booking {
+            phone: phone.e164(),
+            ..booking
+        };
+        // Rendering the card checks what the fields alone cannot: title length, media URL.
+        validate::validate_request(&crate::compose::booking_request(&booking, None))?;
+        Ok(Job::new(Payload::Booking(booking)))
+    }
+
+    /// A complete Interakt request, validated as it is.
+    pub fn raw(request: SendRequest) -> Result<Job, ValidationError> {
+        validate::validate_request(&request)?;
+        Ok(Job::new(Payload::Raw {
+            request: Box::new(request),
+        }))
+    }
+
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Result<Job, ValidationError> {
+        if let Some(key) = &key {
+            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
+                return Err(ValidationError::single(
+                    "idempotency_key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+                ));
+            }
+        }
+        self.idempotency_key = key;
+        Ok(self)
+    }
+
+    pub fn kind(&self) -> JobKind {
+        match self.payload {
+            Payload::Otp(_) => JobKind::Otp,
+            Payload::Booking(_) => JobKind::Booking,
+            Payload::Raw { .. } => JobKind::Raw,
+        }
+    }
+
+    pub fn lane(&self) -> Lane {
+        match self.kind() {
+            JobKind::Otp => Lane::Otp,
+            JobKind::Booking | JobKind::Raw => Lane::Booking,
+        }
+    }
+
+    /// The recipient in E.164, for masking in logs and dead-letter listings.
+    pub fn phone(&self) -> String {
+        match &self.payload {
+            Payload::Otp(otp) => otp.phone.clone(),
+            Payload::Booking(booking) => booking.phone.clone(),
+            Payload::Raw { request } => format!("{}{}", request.country_code, request.phone_number),
+        }
+    }
+
+    /// True once the deadline has passed.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.not_after.is_some_and(|deadline| now > deadline)
+    }
+
+    /// The envelope as stored in a stream entry.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a job always serializes")
+    }
+
+    pub fn from_json(json: &[u8]) -> Result<Job, crate::wire::DecodeError> {
+        crate::wire::decode(json)
+    }
+}
+
+fn parse_phone(field: &str, phone: &str) -> Result<Phone, ValidationError> {
+    Phone::parse_e164(phone).map_err(|err| ValidationError::single(field, err.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otp_job_has_a_v7_id_a_deadline_and_a_hidden_code() {
+        let job = Job::otp("+91 99999 99999", "123456", Duration::from_secs(600)).unwrap();
+        assert_eq!(job.id.get_version_num(), 7);
+        assert_eq!(job.kind(), JobKind::Otp);
+        assert_eq!(job.lane(), Lane::Otp);
+        assert_eq!(
+            job.not_after,
+            Some(job.created_at + Duration::from_secs(600))
+        );
+        assert!(!format!("{job:?}").contains("123456"));
+        let back = Job::from_json(job.to_json().as_bytes()).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn otp_errors_name_the_field() {
+        let err = Job::otp("12345", "123456", DEFAULT_OTP_VALIDITY).unwrap_err();
+        assert_eq!(err.violations[0].path, "phone");
+        let err = Job::otp("+919999999999", "12 34", DEFAULT_OTP_VALIDITY).unwrap_err();
+        assert_eq!(err.violations[0].path, "code");
+        let err = Job::otp("+919999999999", "1234", Duration::ZERO).unwrap_err();
+        assert_eq!(err.violations[0].path, "valid_for");
+    }
+
+    fn booking() -> Booking {
+        Booking {
+            phone: "+919999999999".into(),
+            booking_id: "B123".into(),
+            service: "Haircut".into(),
+            date: "2026-11-24".into(),
+            time: "10:30".into(),
+            image_url: None,
+        }
+    }
+
+    #[test]
+    fn booking_goes_to_the_booking_lane() {
+        let job = Job::booking(booking()).unwrap();
+        assert_eq!(job.lane(), Lane::Booking);
+        assert!(job.not_after.is_none());
+    }
+
+    #[test]
+    fn booking_errors_name_every_bad_field() {
+        let bad = Booking {
+            service: "x".repeat(31),
+            date: "24/11/2026".into(),
+            time: "".into(),
+            ..booking()
+        };
+        let err = Job::booking(bad).unwrap_err();
+        let paths: Vec<_> = err.violations.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(paths, ["service", "time", "date", "time"]);
+        let bad_url = Booking {
+            image_url: Some("ftp://x/y.png".into()),
+            ..booking()
+        };
+        let err = Job::booking(bad_url).unwrap_err();
+        assert!(
+            err.to_string().contains("cardMedia.contentInfo.fileUrl"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn idempotency_key_is_bounded() {
+        let job = Job::otp("+919999999999", "1", DEFAULT_OTP_VALIDITY).unwrap();
+        assert!(
+            job.clone()
+                .with_idempotency_key(Some(String::new()))
+                .is_err()
+        );
+        assert!(
+            job.with_idempotency_key(Some("booking:B1:confirmation".into()))
+                .is_ok()
+        );
+    }
+}

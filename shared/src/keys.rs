@@ -1,0 +1,157 @@
+//! Every Redis key Herald uses, in one place.
+//!
+//! All keys of a namespace share one hash tag, `{namespace}`, so they live in one Redis
+//! Cluster slot and the Lua scripts that touch several of them at once (idempotent enqueue,
+//! moving due retries, dead-lettering) run on Cluster unchanged.
+
+use crate::config::ConfigError;
+use crate::job::Lane;
+
+/// The consumer group every worker replica joins on each lane.
+pub const WORKER_GROUP: &str = "workers";
+
+/// Key names of one namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// `{herald}`: the hash-tagged prefix.
+    prefix: String,
+}
+
+impl Keys {
+    /// A namespace is letters, digits, `-`, `_` and `.`: no braces (they would break the
+    /// hash tag) and no `:` (the separator).
+    pub fn new(namespace: &str) -> Result<Keys, ConfigError> {
+        let ok = !namespace.is_empty()
+            && namespace.len() <= 64
+            && namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(ConfigError::new(
+                "HERALD_NAMESPACE (--namespace)",
+                format!("is {namespace:?}; use 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        Ok(Keys {
+            prefix: format!("{{{namespace}}}"),
+        })
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    /// Stream of jobs waiting on a lane.
+    pub fn lane(&self, lane: Lane) -> String {
+        self.key(&format!("lane:{}", lane.as_str()))
+    }
+
+    /// An idempotency key's claim: holds the first job's id for the key's window.
+    pub fn idempotency(&self, key: &str) -> String {
+        self.key(&format!("idem:{key}"))
+    }
+
+    /// Sorted set of jobs waiting for a retry, scored by when they are due (ms).
+    pub fn delayed(&self) -> String {
+        self.key("delayed")
+    }
+
+    /// Hash of dead letters by job id.
+    pub fn dead(&self) -> String {
+        self.key("dead")
+    }
+
+    /// Sorted set of dead letter ids, scored by when they died (ms): newest-first listing.
+    pub fn dead_index(&self) -> String {
+        self.key("dead:index")
+    }
+
+    /// Hash of job id -> Interakt message id for every job sent: checked before a send so a
+    /// redelivered job is not sent twice.
+    pub fn sent(&self) -> String {
+        self.key("sent")
+    }
+
+    /// The shared rate-limit window (sorted set of admitted request times).
+    pub fn rate_window(&self) -> String {
+        self.key("rate:window")
+    }
+
+    /// The shared cool-down after a 429: every replica waits until it expires.
+    pub fn cooldown(&self) -> String {
+        self.key("rate:cooldown")
+    }
+
+    /// Counters: sent, retried, rate-limited, dead, by lane.
+    pub fn stats(&self) -> String {
+        self.key("stats")
+    }
+
+    /// Live consumers' heartbeats (sorted set scored by last beat, ms).
+    pub fn consumers(&self) -> String {
+        self.key("consumers")
+    }
+
+    /// A job's status and timeline (hash), for `track`.
+    pub fn job_status(&self, job_id: &str) -> String {
+        self.key(&format!("job:{job_id}"))
+    }
+
+    /// Interakt message id -> job id.
+    pub fn message_index(&self) -> String {
+        self.key("messages")
+    }
+
+    /// Raw webhook events as received.
+    pub fn webhook_events(&self) -> String {
+        self.key("webhook:events")
+    }
+
+    /// Webhook event de-duplication markers.
+    pub fn webhook_seen(&self, dedup_key: &str) -> String {
+        self.key(&format!("webhook:seen:{dedup_key}"))
+    }
+
+    /// User replies and suggestion taps, for backend services' own consumer groups.
+    pub fn inbound(&self) -> String {
+        self.key("inbound")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shares_the_namespace_hash_tag() {
+        let keys = Keys::new("herald").unwrap();
+        for key in [
+            keys.lane(Lane::Otp),
+            keys.lane(Lane::Booking),
+            keys.idempotency("booking:B1:confirmation"),
+            keys.delayed(),
+            keys.dead(),
+            keys.dead_index(),
+            keys.sent(),
+            keys.rate_window(),
+            keys.cooldown(),
+            keys.stats(),
+            keys.consumers(),
+            keys.job_status("x"),
+            keys.message_index(),
+            keys.webhook_events(),
+            keys.webhook_seen("event:1"),
+            keys.inbound(),
+        ] {
+            assert!(key.starts_with("{herald}:"), "{key}");
+        }
+        assert_eq!(keys.lane(Lane::Otp), "{herald}:lane:otp");
+    }
+
+    #[test]
+    fn namespaces_that_break_the_tag_are_refused() {
+        for bad in ["", "a{b", "a}b", "a:b", "a b"] {
+            assert!(Keys::new(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Herald's shared model: what every other crate agrees on.
+//!
+//! - [`wire`]: Interakt's request, response and webhook bodies, field for field.
+//! - [`validate`]: RCS and DLT limits, with errors that name the field path and the limit.
+//! - [`phone`]: E.164 parsing into Interakt's `countryCode` + `phoneNumber`, and masking.
+//! - [`job`]: the job envelope that travels through the lanes.
+//! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
+//! - [`config`]: flags and environment variables shared by the binaries.
+//! - [`keys`]: the Redis key layout.
+//! - [`secret`]: a wrapper that keeps secrets out of logs.
+
+pub mod compose;
+pub mod config;
+pub mod job;
+pub mod keys;
+pub mod phone;
+pub mod secret;
+pub mod validate;
+pub mod wire;
+
+pub use job::{Job, JobKind, Lane};
+pub use keys::Keys;
+pub use phone::Phone;
+pub use secret::Redacted;
