@@ -10,6 +10,9 @@ use crate::job::Lane;
 /// The consumer group every worker replica joins on each lane.
 pub const WORKER_GROUP: &str = "workers";
 
+/// The one field of a lane's stream entry: the job envelope as JSON ([`crate::Job::to_json`]).
+pub const JOB_FIELD: &str = "job";
+
 /// Key names of one namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
