@@ -10,6 +10,9 @@ use crate::job::Lane;
 /// The consumer group every worker replica joins on each lane.
 pub const WORKER_GROUP: &str = "workers";
 
+/// How long a sent marker is kept: far longer than any redelivery can take.
+pub const SENT_MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// The one field of a lane's stream entry: the job envelope as JSON ([`crate::Job::to_json`]).
 pub const JOB_FIELD: &str = "job";
 
@@ -54,9 +57,10 @@ impl Keys {
         self.key(&format!("idem:{key}"))
     }
 
-    /// Sorted set of jobs waiting for a retry, scored by when they are due (ms).
-    pub fn delayed(&self) -> String {
-        self.key("delayed")
+    /// A lane's jobs waiting for a retry: sorted set of job JSON scored by when each is due
+    /// (ms, Redis clock).
+    pub fn delayed(&self, lane: Lane) -> String {
+        self.key(&format!("delayed:{}", lane.as_str()))
     }
 
     /// Hash of dead letters by job id.
@@ -64,15 +68,15 @@ impl Keys {
         self.key("dead")
     }
 
-    /// Sorted set of dead letter ids, scored by when they died (ms): newest-first listing.
-    pub fn dead_index(&self) -> String {
-        self.key("dead:index")
+    /// A lane's dead letter ids, scored by when they died (ms): newest-first listing.
+    pub fn dead_index(&self, lane: Lane) -> String {
+        self.key(&format!("dead:index:{}", lane.as_str()))
     }
 
-    /// Hash of job id -> Interakt message id for every job sent: checked before a send so a
-    /// redelivered job is not sent twice.
-    pub fn sent(&self) -> String {
-        self.key("sent")
+    /// Marker that a job was sent (value: Interakt's message id), checked before a send so a
+    /// redelivered job is not sent twice. Expires after [`SENT_MARKER_TTL_SECS`].
+    pub fn sent(&self, job_id: &str) -> String {
+        self.key(&format!("sent:{job_id}"))
     }
 
     /// The shared rate-limit window (sorted set of admitted request times).
@@ -83,6 +87,11 @@ impl Keys {
     /// The shared cool-down after a 429: every replica waits until it expires.
     pub fn cooldown(&self) -> String {
         self.key("rate:cooldown")
+    }
+
+    /// Count of recent 429s, which lengthens the cool-down while they keep coming.
+    pub fn rate_limited_streak(&self) -> String {
+        self.key("rate:429s")
     }
 
     /// Counters: sent, retried, rate-limited, dead, by lane.
@@ -132,12 +141,13 @@ mod tests {
             keys.lane(Lane::Otp),
             keys.lane(Lane::Booking),
             keys.idempotency("booking:B1:confirmation"),
-            keys.delayed(),
+            keys.delayed(Lane::Otp),
             keys.dead(),
-            keys.dead_index(),
-            keys.sent(),
+            keys.dead_index(Lane::Booking),
+            keys.sent("x"),
             keys.rate_window(),
             keys.cooldown(),
+            keys.rate_limited_streak(),
             keys.stats(),
             keys.consumers(),
             keys.job_status("x"),

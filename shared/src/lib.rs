@@ -7,6 +7,7 @@
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`config`]: flags and environment variables shared by the binaries.
 //! - [`keys`]: the Redis key layout.
+//! - [`redis_pool`]: connection pools with explicit timeouts.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 
 pub mod compose;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod job;
 pub mod keys;
 pub mod phone;
+pub mod redis_pool;
 pub mod secret;
 pub mod validate;
 pub mod wire;
