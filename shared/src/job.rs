@@ -275,13 +275,13 @@ impl Job {
     }
 
     pub fn with_idempotency_key(mut self, key: Option<String>) -> Result<Job, ValidationError> {
-        if let Some(key) = &key {
-            if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS {
-                return Err(ValidationError::single(
-                    "idempotency_key",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
-                ));
-            }
+        if let Some(key) = &key
+            && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS)
+        {
+            return Err(ValidationError::single(
+                "idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+            ));
         }
         self.idempotency_key = key;
         Ok(self)

@@ -1,0 +1,240 @@
+//! Reading jobs off the lanes: the consumer group, OTP-first reads, and recovery of jobs a
+//! dead replica left pending.
+//!
+//! Every read is through the `workers` consumer group, so an entry stays in the group's
+//! pending list until it is settled ([`crate::settle`]); a replica that dies holding it
+//! loses nothing. This module only reads and claims; it never acknowledges.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use deadpool_redis::redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
+    StreamReadOptions, StreamReadReply,
+};
+use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
+use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
+use herald_shared::{Job, Keys, Lane};
+use tokio::time::Instant;
+
+/// A Redis failure while reading or settling: the caller backs off and tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("{0}")]
+    Redis(#[from] RedisError),
+    #[error("{0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+}
+
+/// One entry delivered to this replica.
+#[derive(Debug)]
+pub struct Delivery {
+    pub lane: Lane,
+    /// The stream entry id; what is acknowledged.
+    pub entry_id: String,
+    /// The decoded job, or why the entry does not decode.
+    pub job: Result<Job, BadEntry>,
+    /// How many times the group has delivered this entry (1 for a first read).
+    pub deliveries: u64,
+    /// When this replica took it, for the ownership fence.
+    pub taken_at: Instant,
+}
+
+/// An entry that is not a job.
+#[derive(Debug, Clone)]
+pub struct BadEntry {
+    /// The entry's fields as text, kept in the dead letter.
+    pub raw: String,
+    pub error: String,
+}
+
+/// Reads and claims lane entries for one consumer of the group.
+#[derive(Clone)]
+pub struct LaneReader {
+    pool: Pool,
+    keys: Keys,
+    consumer: String,
+}
+
+impl LaneReader {
+    pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
+        LaneReader {
+            pool,
+            keys,
+            consumer,
+        }
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Creates the group on both lanes (from the start of each stream) if missing. Called at
+    /// start and again on `NOGROUP`, which a Redis that lost its data answers.
+    pub async fn ensure_groups(&self) -> Result<(), RedisFailure> {
+        let mut conn = self.pool.get().await?;
+        for lane in Lane::ALL {
+            let created: Result<(), RedisError> = conn
+                .xgroup_create_mkstream(self.keys.lane(lane), WORKER_GROUP, "0")
+                .await;
+            match created {
+                Ok(()) => {}
+                Err(err) if err.code() == Some("BUSYGROUP") => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// New entries of `lane`, without waiting.
+    pub async fn read_now(&self, lane: Lane, count: usize) -> Result<Vec<Delivery>, RedisFailure> {
+        self.read(&[lane], count, None).await
+    }
+
+    /// New entries of any lane, waiting up to `block` for one to arrive. OTP entries come first.
+    pub async fn read_blocking(
+        &self,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, RedisFailure> {
+        self.read(&Lane::ALL, count, Some(block)).await
+    }
+
+    async fn read(
+        &self,
+        lanes: &[Lane],
+        count: usize,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, RedisFailure> {
+        let keys: Vec<String> = lanes.iter().map(|l| self.keys.lane(*l)).collect();
+        let ids = vec![">"; keys.len()];
+        let mut options = StreamReadOptions::default()
+            .group(WORKER_GROUP, &self.consumer)
+            .count(count);
+        if let Some(block) = block {
+            options = options.block(block.as_millis() as usize);
+        }
+        let mut conn = self.pool.get().await?;
+        let reply: Result<Option<StreamReadReply>, RedisError> =
+            conn.xread_options(&keys, &ids, &options).await;
+        let reply = match reply {
+            Err(err) if err.code() == Some("NOGROUP") => {
+                drop(conn);
+                tracing::warn!("consumer group missing (Redis lost its data?); recreating it");
+                self.ensure_groups().await?;
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        let mut out = Vec::new();
+        for lane in lanes {
+            let key = self.keys.lane(*lane);
+            for stream in reply.iter().flat_map(|r| &r.keys).filter(|s| s.key == key) {
+                out.extend(stream.ids.iter().map(|entry| delivery(*lane, entry, 1)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes over entries of `lane` that have sat unacknowledged for `min_idle` (their
+    /// consumer died or hung), with their delivery counts.
+    pub async fn claim_stale(
+        &self,
+        lane: Lane,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, RedisFailure> {
+        let key = self.keys.lane(lane);
+        let mut conn = self.pool.get().await?;
+        let options = StreamAutoClaimOptions::default().count(count);
+        let reply: Result<StreamAutoClaimReply, RedisError> = conn
+            .xautoclaim_options(
+                &key,
+                WORKER_GROUP,
+                &self.consumer,
+                min_idle.as_millis() as u64,
+                "0-0",
+                options,
+            )
+            .await;
+        let reply = match reply {
+            Err(err) if err.code() == Some("NOGROUP") => {
+                drop(conn);
+                self.ensure_groups().await?;
+                return Ok(Vec::new());
+            }
+            other => other?,
+        };
+        if reply.claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        // XAUTOCLAIM does not say how often each entry was delivered; XPENDING does.
+        let first = &reply.claimed[0].id;
+        let last = &reply.claimed[reply.claimed.len() - 1].id;
+        let pending: StreamPendingCountReply = conn
+            .xpending_consumer_count(
+                &key,
+                WORKER_GROUP,
+                first,
+                last,
+                reply.claimed.len(),
+                &self.consumer,
+            )
+            .await?;
+        let counts: HashMap<&str, u64> = pending
+            .ids
+            .iter()
+            .map(|p| (p.id.as_str(), p.times_delivered as u64))
+            .collect();
+        Ok(reply
+            .claimed
+            .iter()
+            .map(|entry| {
+                delivery(
+                    lane,
+                    entry,
+                    counts.get(entry.id.as_str()).copied().unwrap_or(1),
+                )
+            })
+            .collect())
+    }
+
+    /// The ownership fence for a job held a long time before sending: claims it again only
+    /// if nobody else claimed it since this replica took it (its idle time is still at least
+    /// as long as we held it). False means another replica owns it now: drop it.
+    pub async fn still_mine(&self, delivery: &Delivery) -> Result<bool, RedisFailure> {
+        let held_ms = delivery.taken_at.elapsed().as_millis() as u64;
+        let mut conn = self.pool.get().await?;
+        let claimed: Vec<String> = deadpool_redis::redis::cmd("XCLAIM")
+            .arg(self.keys.lane(delivery.lane))
+            .arg(WORKER_GROUP)
+            .arg(&self.consumer)
+            .arg(held_ms.saturating_sub(50))
+            .arg(&delivery.entry_id)
+            .arg("JUSTID")
+            .query_async(&mut *conn)
+            .await?;
+        Ok(!claimed.is_empty())
+    }
+}
+
+fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
+    let job = match entry.map.get(JOB_FIELD) {
+        Some(Value::BulkString(bytes)) => Job::from_json(&bytes[..]).map_err(|err| BadEntry {
+            raw: String::from_utf8_lossy(&bytes[..]).into_owned(),
+            error: format!("undecodable: {err}"),
+        }),
+        _ => Err(BadEntry {
+            raw: format!("{:?}", entry.map.keys().collect::<Vec<_>>()),
+            error: format!("undecodable: the entry has no {JOB_FIELD:?} field"),
+        }),
+    };
+    Delivery {
+        lane,
+        entry_id: entry.id.clone(),
+        job,
+        deliveries,
+        taken_at: Instant::now(),
+    }
+}

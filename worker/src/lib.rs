@@ -1,0 +1,35 @@
+//! Herald's worker: drains the lanes into Interakt within the plan's rate limit, shared by
+//! every replica; retries, recovers and dead-letters.
+//!
+//! The data flow, one module per stage:
+//!
+//! ```text
+//! lanes (read, claim) -> limiter (shared budget) -> sender (HTTP) -> retry (decide)
+//!     -> settle (sent | delayed | dead)            delayed (due retries back onto lanes)
+//! ```
+//!
+//! - [`settings`]: flags and environment, validated once.
+//! - [`worker`]: one replica's dispatcher, send tasks and shutdown.
+//! - [`lanes`]: consumer-group reads, OTP first; recovery of dead replicas' jobs.
+//! - [`limiter`]: the sliding-window budget in Redis, local pacing, the 429 cool-down.
+//! - [`sender`]: one HTTP call to Interakt, classified.
+//! - [`retry`]: whether and when to retry: pure.
+//! - [`settle`]: the atomic ways a job leaves a lane.
+//! - [`delayed`]: moving due retries back onto their lanes.
+//! - [`dead_letter`]: what a dead letter holds.
+//! - [`status`]: counts per lane for operators.
+//! - [`telemetry`]: metrics, health and readiness.
+//! - [`backoff`]: behaviour while Redis is unreachable.
+
+pub mod backoff;
+pub mod dead_letter;
+pub mod delayed;
+pub mod lanes;
+pub mod limiter;
+pub mod retry;
+pub mod sender;
+pub mod settings;
+pub mod settle;
+pub mod status;
+pub mod telemetry;
+pub mod worker;

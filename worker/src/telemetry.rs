@@ -1,0 +1,121 @@
+//! Metrics and health: what the worker counts, and the HTTP endpoints that expose it.
+//!
+//! `/metrics` (Prometheus text), `/healthz` (the process is up), `/readyz` (Redis answers).
+//! Labels are low-cardinality on purpose: lane, outcome, and the first word of a dead
+//! letter's reason.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use deadpool_redis::Pool;
+use herald_shared::{Keys, Lane};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::retry::SendOutcome;
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("static buckets are valid")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
+    let lane = lane.as_str();
+    let label = outcome.label();
+    metrics::histogram!("herald_send_duration_seconds", "lane" => lane, "outcome" => label)
+        .record(took.as_secs_f64());
+    match outcome {
+        SendOutcome::Sent { .. } => {
+            metrics::counter!("herald_jobs_sent_total", "lane" => lane).increment(1)
+        }
+        SendOutcome::RateLimited { .. } => {
+            metrics::counter!("herald_jobs_rate_limited_total", "lane" => lane).increment(1)
+        }
+        SendOutcome::Transient { .. } => {
+            metrics::counter!("herald_jobs_retried_total", "lane" => lane).increment(1)
+        }
+        SendOutcome::Permanent { .. } => {}
+    }
+}
+
+pub fn record_dead(lane: Lane, reason: &str) {
+    let kind = reason
+        .split([':', ' '])
+        .next()
+        .unwrap_or("unknown")
+        .to_string();
+    metrics::counter!("herald_jobs_dead_total", "lane" => lane.as_str(), "reason" => kind)
+        .increment(1);
+}
+
+/// Updates the queue-depth gauges from Redis (called by the heartbeat).
+pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
+    let Ok(status) = crate::status::collect(pool, keys).await else {
+        return;
+    };
+    for (lane, counts) in &status.lanes {
+        for (state, value) in [
+            ("ready", counts.ready),
+            ("pending", counts.pending),
+            ("delayed", counts.delayed),
+            ("dead", counts.dead),
+        ] {
+            metrics::gauge!("herald_queue_depth", "lane" => lane.clone(), "state" => state)
+                .set(value as f64);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Health {
+    pool: Pool,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    pool: Pool,
+    _keys: Keys,
+    shutdown: CancellationToken,
+) {
+    let handle = prometheus();
+    let app = Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(Health { pool });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+    if let Err(err) = served {
+        tracing::error!(error = %err, "metrics server failed");
+    }
+}
+
+async fn ready(State(health): State<Health>) -> (StatusCode, &'static str) {
+    let ping = async {
+        let mut conn = health.pool.get().await.ok()?;
+        deadpool_redis::redis::cmd("PING")
+            .query_async::<String>(&mut *conn)
+            .await
+            .ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Some(_)) => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
+    }
+}

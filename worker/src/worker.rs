@@ -1,0 +1,611 @@
+//! One worker replica: the data flow `lane -> limiter -> send -> settle`, and shutdown.
+//!
+//! The **dispatcher** (one loop per replica) holds a few delivered jobs "in hand" and sends
+//! each when it has both a concurrency slot and a token of the shared budget:
+//!
+//! 1. every so often, take over jobs dead replicas left pending ([`LaneReader::claim_stale`]);
+//! 2. when the hand is empty, read: the OTP lane first, then bookings, else block on both;
+//! 3. triage: entries that are not jobs, poison, or past their deadline are dead-lettered
+//!    without spending budget;
+//! 4. acquire tokens ([`SharedLimiter`]); a booking about to use one yields to an OTP that
+//!    arrived meanwhile, so OTPs jump the booking backlog;
+//! 5. spawn a send task per token; it sends, classifies ([`crate::retry`]) and settles
+//!    ([`Settler`]).
+//!
+//! Redis failures anywhere back off and retry ([`ReconnectBackoff`]); the replica neither
+//! exits nor spins. On shutdown the dispatcher stops reading, hands the jobs in hand back to
+//! the lane, and in-flight sends get `shutdown_grace` to finish.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use deadpool_redis::redis::AsyncCommands;
+use herald_shared::job::Attempt;
+use herald_shared::redis_pool::{MAX_BLOCK, create_pool, display_url};
+use herald_shared::validate::validate_request;
+use herald_shared::{Job, Lane, compose};
+use rand::RngExt;
+use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::ReconnectBackoff;
+use crate::dead_letter::DeadLetter;
+use crate::lanes::{Delivery, LaneReader, RedisFailure};
+use crate::limiter::{AcquireError, SharedLimiter, start_cooldown};
+use crate::retry::{SendOutcome, Verdict, decide};
+use crate::sender::Sender;
+use crate::settings::Settings;
+use crate::settle::Settler;
+use crate::telemetry;
+
+/// How often a replica records that it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A booking about to be sent looks for a newer OTP at most this often.
+const OTP_PEEK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A worker that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] herald_shared::config::ConfigError),
+    #[error("{0}")]
+    Http(String),
+}
+
+/// Everything the dispatcher and the send tasks share. Built once by [`run`]; each send
+/// task holds an `Arc` of it until it settles its job.
+struct Context {
+    settings: Settings,
+    pool: Pool,
+    reader: LaneReader,
+    settler: Settler,
+    limiter: SharedLimiter,
+    sender: Sender,
+}
+
+/// Runs one replica until `shutdown` is cancelled, then drains and returns.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
+    herald_shared::phone::warm_up();
+    let pool = create_pool(settings.redis_url.expose(), settings.concurrency + 8)?;
+    let sender = Sender::new(
+        settings.send_url.clone(),
+        &settings.api_key,
+        settings.request_timeout,
+    )
+    .map_err(StartError::Http)?;
+    let limiter = SharedLimiter::new(
+        pool.clone(),
+        &settings.keys,
+        settings.rate,
+        settings.rate_margin,
+        &settings.consumer,
+    );
+    let ctx = Arc::new(Context {
+        reader: LaneReader::new(
+            pool.clone(),
+            settings.keys.clone(),
+            settings.consumer.clone(),
+        ),
+        settler: Settler::new(pool.clone(), settings.keys.clone()),
+        limiter,
+        sender,
+        pool,
+        settings,
+    });
+    tracing::info!(
+        consumer = %ctx.settings.consumer,
+        rate = %ctx.settings.rate,
+        concurrency = ctx.settings.concurrency,
+        redis = %display_url(ctx.settings.redis_url.expose()),
+        interakt = %ctx.settings.send_url,
+        sms_fallback = ctx.settings.sms.is_some(),
+        "worker starting"
+    );
+
+    let mut background = JoinSet::new();
+    if let Some(addr) = ctx.settings.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| StartError::Http(format!("--http-listen {addr}: {err}")))?;
+        background.spawn(telemetry::serve(
+            listener,
+            ctx.pool.clone(),
+            ctx.settings.keys.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if !wait_for_groups(&ctx, &shutdown).await {
+        return Ok(());
+    }
+    background.spawn(crate::delayed::run_promoter(
+        ctx.pool.clone(),
+        ctx.settings.keys.clone(),
+        shutdown.clone(),
+    ));
+    background.spawn(heartbeat(ctx.clone(), shutdown.clone()));
+
+    let mut sends = JoinSet::new();
+    let hand = dispatch(&ctx, &shutdown, &mut sends).await;
+    tracing::info!(
+        in_hand = hand.len(),
+        in_flight = sends.len(),
+        "shutting down: no new jobs taken"
+    );
+    hand_back(&ctx, hand).await;
+
+    let grace = ctx.settings.shutdown_grace;
+    let drained =
+        tokio::time::timeout(grace, async { while sends.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            unfinished = sends.len(),
+            "shutdown grace over; unfinished sends stay pending and will be taken over by another replica"
+        );
+        sends.abort_all();
+    }
+    background.abort_all();
+    let _ = remove_heartbeat(&ctx).await;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Creates the consumer groups, retrying while Redis is unreachable. False on shutdown.
+async fn wait_for_groups(ctx: &Context, shutdown: &CancellationToken) -> bool {
+    let mut backoff = ReconnectBackoff::new("start-up");
+    loop {
+        match ctx.reader.ensure_groups().await {
+            Ok(()) => {
+                backoff.succeeded();
+                return true;
+            }
+            Err(err) => {
+                backoff.failed(&err);
+                if backoff.wait(shutdown).await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Why one dispatcher step stopped early.
+enum StepError {
+    Cancelled,
+    Redis(RedisFailure),
+}
+
+impl From<RedisFailure> for StepError {
+    fn from(err: RedisFailure) -> Self {
+        StepError::Redis(err)
+    }
+}
+
+impl From<AcquireError> for StepError {
+    fn from(err: AcquireError) -> Self {
+        match err {
+            AcquireError::Cancelled => StepError::Cancelled,
+            AcquireError::Redis(e) => StepError::Redis(e.into()),
+            AcquireError::Pool(e) => StepError::Redis(e.into()),
+        }
+    }
+}
+
+/// The dispatcher's state between steps.
+struct Dispatcher<'a> {
+    ctx: &'a Arc<Context>,
+    slots: Arc<Semaphore>,
+    /// Delivered to this replica, not yet started. OTPs in front.
+    hand: VecDeque<Delivery>,
+    next_claim: Instant,
+    last_otp_peek: Instant,
+}
+
+/// Runs the dispatcher until shutdown; returns the jobs still in hand.
+async fn dispatch(
+    ctx: &Arc<Context>,
+    shutdown: &CancellationToken,
+    sends: &mut JoinSet<()>,
+) -> VecDeque<Delivery> {
+    let mut d = Dispatcher {
+        ctx,
+        slots: Arc::new(Semaphore::new(ctx.settings.concurrency)),
+        hand: VecDeque::new(),
+        next_claim: Instant::now(),
+        last_otp_peek: Instant::now(),
+    };
+    let mut backoff = ReconnectBackoff::new("dispatcher");
+    loop {
+        while let Some(finished) = sends.try_join_next() {
+            if let Err(err) = finished
+                && err.is_panic()
+            {
+                tracing::error!(error = %err, "a send task panicked; its job stays pending for recovery");
+            }
+        }
+        let permit = tokio::select! {
+            permit = d.slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        match d.step(permit, shutdown, sends).await {
+            Ok(()) => backoff.succeeded(),
+            Err(StepError::Cancelled) => break,
+            Err(StepError::Redis(err)) => {
+                backoff.failed(&err);
+                if backoff.wait(shutdown).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    d.hand
+}
+
+impl Dispatcher<'_> {
+    async fn step(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        shutdown: &CancellationToken,
+        sends: &mut JoinSet<()>,
+    ) -> Result<(), StepError> {
+        let ctx = self.ctx;
+        if Instant::now() >= self.next_claim {
+            self.recover().await?;
+        }
+        if self.hand.is_empty() {
+            self.fill(shutdown).await?;
+        }
+        self.triage(sends);
+        if self.hand.is_empty() {
+            return Ok(());
+        }
+
+        let want = self.hand.len().min(self.slots.available_permits() + 1) as u32;
+        let granted = ctx.limiter.acquire(want, shutdown).await?;
+        self.prefer_new_otps(granted as usize).await?;
+
+        let mut permit = Some(permit);
+        for _ in 0..granted {
+            let Some(delivery) = self.hand.pop_front() else {
+                break;
+            };
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => self
+                    .slots
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("only the dispatcher takes slots"),
+            };
+            // A job held for long (a long cool-down) may have been taken over meanwhile.
+            if delivery.taken_at.elapsed() > ctx.settings.claim_idle / 2
+                && !ctx.reader.still_mine(&delivery).await?
+            {
+                tracing::info!(entry = %delivery.entry_id, "job was taken over by another replica; dropping it");
+                continue;
+            }
+            let ctx = ctx.clone();
+            sends.spawn(async move {
+                process(&ctx, delivery).await;
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes over jobs left pending by dead replicas.
+    async fn recover(&mut self) -> Result<(), StepError> {
+        let ctx = self.ctx;
+        let interval =
+            (ctx.settings.claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        self.next_claim = Instant::now() + interval;
+        for lane in Lane::ALL {
+            let claimed = ctx
+                .reader
+                .claim_stale(lane, ctx.settings.claim_idle, 64)
+                .await?;
+            if !claimed.is_empty() {
+                tracing::info!(lane = %lane, claimed = claimed.len(), "took over jobs left pending by another consumer");
+                metrics::counter!("herald_jobs_reclaimed_total", "lane" => lane.as_str())
+                    .increment(claimed.len() as u64);
+            }
+            for delivery in claimed {
+                match lane {
+                    Lane::Otp => self.hand.push_front(delivery),
+                    Lane::Booking => self.hand.push_back(delivery),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads new jobs: OTPs first, then bookings; blocks briefly on both when idle.
+    async fn fill(&mut self, shutdown: &CancellationToken) -> Result<(), StepError> {
+        let reader = &self.ctx.reader;
+        let want = self.slots.available_permits() + 1;
+        let mut got = reader.read_now(Lane::Otp, want).await?;
+        if got.len() < want {
+            got.extend(reader.read_now(Lane::Booking, want - got.len()).await?);
+        }
+        if got.is_empty() {
+            got = tokio::select! {
+                read = reader.read_blocking(want, MAX_BLOCK) => read?,
+                _ = shutdown.cancelled() => return Err(StepError::Cancelled),
+            };
+        }
+        self.last_otp_peek = Instant::now();
+        self.hand.extend(got);
+        Ok(())
+    }
+
+    /// Dead-letters, without spending budget, what must not be sent.
+    fn triage(&mut self, sends: &mut JoinSet<()>) {
+        let now = OffsetDateTime::now_utc();
+        let max_deliveries = self.ctx.settings.max_deliveries;
+        let mut keep = VecDeque::with_capacity(self.hand.len());
+        for delivery in self.hand.drain(..) {
+            let reason = match &delivery.job {
+                Err(bad) => Some(bad.error.clone()),
+                Ok(_) if delivery.deliveries > max_deliveries => Some(format!(
+                    "poison: delivered {} times without being settled",
+                    delivery.deliveries
+                )),
+                Ok(job) if job.is_expired(now) => Some(expired_reason(job)),
+                Ok(_) => None,
+            };
+            match reason {
+                Some(reason) => {
+                    let ctx = self.ctx.clone();
+                    sends.spawn(async move { dead_letter(&ctx, delivery, reason).await });
+                }
+                None => keep.push_back(delivery),
+            }
+        }
+        self.hand = keep;
+    }
+
+    /// If the next job is a booking, look for OTPs that arrived since the hand was filled
+    /// and put them in front: they get the tokens just granted.
+    async fn prefer_new_otps(&mut self, tokens: usize) -> Result<(), StepError> {
+        let head_is_booking = self.hand.front().is_some_and(|d| d.lane == Lane::Booking);
+        if !head_is_booking || self.last_otp_peek.elapsed() < OTP_PEEK_INTERVAL {
+            return Ok(());
+        }
+        self.last_otp_peek = Instant::now();
+        let otps = self.ctx.reader.read_now(Lane::Otp, tokens).await?;
+        for otp in otps.into_iter().rev() {
+            self.hand.push_front(otp);
+        }
+        Ok(())
+    }
+}
+
+fn expired_reason(job: &Job) -> String {
+    match job.not_after.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }) {
+        Some(deadline) => format!("expired: deadline {deadline} passed before it could be sent"),
+        None => "expired".to_string(),
+    }
+}
+
+/// Sends one job and settles it. Never panics on a bad job: it dead-letters it.
+async fn process(ctx: &Context, delivery: Delivery) {
+    let Ok(job) = &delivery.job else {
+        unreachable!("triage removed entries that are not jobs")
+    };
+    let mut job = job.clone();
+    let lane = delivery.lane;
+    let job_id = job.id.to_string();
+
+    match settle_until_done(|| ctx.settler.already_sent(&job_id)).await {
+        Some(Some(message_id)) => {
+            tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
+            settle_until_done(|| ctx.settler.drop_duplicate(&delivery)).await;
+            return;
+        }
+        Some(None) => {}
+        None => return,
+    }
+    if job.is_expired(OffsetDateTime::now_utc()) {
+        return dead_letter(ctx, delivery, expired_reason(&job)).await;
+    }
+    let request = compose::render(&job, ctx.settings.sms.as_ref());
+    if let Err(err) = validate_request(&request) {
+        return dead_letter(ctx, delivery, format!("invalid: {err}")).await;
+    }
+
+    let started = Instant::now();
+    let outcome = ctx.sender.send(&request).await;
+    telemetry::record_send(lane, &outcome, started.elapsed());
+    job.attempts.push(Attempt {
+        at: OffsetDateTime::now_utc(),
+        outcome: outcome.label().to_string(),
+        status: outcome.status(),
+        error: match &outcome {
+            SendOutcome::Sent { .. } => None,
+            SendOutcome::RateLimited { .. } => Some("rate limited".into()),
+            SendOutcome::Transient { error, .. } | SendOutcome::Permanent { error, .. } => {
+                Some(error.clone())
+            }
+        },
+        body: match &outcome {
+            SendOutcome::Sent { .. } => None,
+            SendOutcome::RateLimited { body, .. }
+            | SendOutcome::Transient { body, .. }
+            | SendOutcome::Permanent { body, .. } => (!body.is_empty()).then(|| body.clone()),
+        },
+        consumer: Some(ctx.settings.consumer.clone()),
+    });
+    let count = |label: &str| job.attempts.iter().filter(|a| a.outcome == label).count() as u32;
+    let jitter = rand::rng().random_range(0.0..1.0);
+    let verdict = decide(
+        &outcome,
+        count("transient"),
+        count("rate_limited"),
+        &ctx.settings.retry,
+        jitter,
+    );
+
+    if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
+        let retry = &ctx.settings.retry;
+        match start_cooldown(
+            &ctx.pool,
+            &ctx.settings.keys,
+            *retry_after,
+            retry.backoff_base,
+            retry.backoff_max,
+            ctx.settings.rate.period,
+        )
+        .await
+        {
+            Ok(pause) => {
+                tracing::warn!(job = %job_id, pause = ?pause, "Interakt answered 429; every replica pauses")
+            }
+            Err(err) => {
+                tracing::warn!(job = %job_id, error = %err, "Interakt answered 429; could not set the shared cool-down")
+            }
+        }
+    }
+
+    let phone = herald_shared::phone::mask(&job.phone());
+    match verdict {
+        Verdict::Done { message_id } => {
+            let message_id = message_id.unwrap_or_else(|| "unknown".into());
+            tracing::info!(job = %job_id, lane = %lane, phone = %phone, %message_id, "sent");
+            settle_until_done(|| ctx.settler.sent(&delivery, &job_id, &message_id)).await;
+        }
+        Verdict::RetryAfter { delay } => {
+            let due = OffsetDateTime::now_utc() + delay;
+            if job.not_after.is_some_and(|deadline| due > deadline) {
+                let reason = format!("{} (a retry would come after it)", expired_reason(&job));
+                return dead_letter_job(ctx, delivery, job, reason).await;
+            }
+            let stat = if matches!(outcome, SendOutcome::RateLimited { .. }) {
+                "rate_limited"
+            } else {
+                "retried"
+            };
+            tracing::info!(job = %job_id, lane = %lane, phone = %phone, outcome = outcome.label(), delay = ?delay, "will retry");
+            settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
+        }
+        Verdict::Dead { reason } => dead_letter_job(ctx, delivery, job, reason).await,
+    }
+}
+
+async fn dead_letter(ctx: &Context, delivery: Delivery, reason: String) {
+    let job = delivery.job.as_ref().ok().cloned();
+    match job {
+        Some(job) => dead_letter_job(ctx, delivery, job, reason).await,
+        None => {
+            let raw = delivery.job.as_ref().err().map(|bad| bad.raw.clone());
+            let letter = DeadLetter {
+                job_id: format!("entry:{}", delivery.entry_id),
+                lane: delivery.lane,
+                reason,
+                consumer: ctx.settings.consumer.clone(),
+                dead_at: OffsetDateTime::now_utc(),
+                job: None,
+                raw,
+            };
+            store_dead_letter(ctx, &delivery, letter).await;
+        }
+    }
+}
+
+async fn dead_letter_job(ctx: &Context, delivery: Delivery, job: Job, reason: String) {
+    let letter = DeadLetter {
+        job_id: job.id.to_string(),
+        lane: delivery.lane,
+        reason,
+        consumer: ctx.settings.consumer.clone(),
+        dead_at: OffsetDateTime::now_utc(),
+        job: Some(job),
+        raw: None,
+    };
+    store_dead_letter(ctx, &delivery, letter).await;
+}
+
+async fn store_dead_letter(ctx: &Context, delivery: &Delivery, letter: DeadLetter) {
+    let phone = letter
+        .job
+        .as_ref()
+        .map(|j| herald_shared::phone::mask(&j.phone()))
+        .unwrap_or_default();
+    tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
+    telemetry::record_dead(delivery.lane, &letter.reason);
+    settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
+}
+
+/// Runs a settling operation until Redis takes it: what a send did must not be forgotten
+/// because Redis blinked. Returns `None` only if the task is aborted first (shutdown grace
+/// over), in which case the job stays pending and is recovered by another replica.
+async fn settle_until_done<T, F, Fut>(mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RedisFailure>>,
+{
+    let mut backoff = ReconnectBackoff::new("settle");
+    let never = CancellationToken::new();
+    loop {
+        match op().await {
+            Ok(value) => {
+                backoff.succeeded();
+                return Some(value);
+            }
+            Err(err) => {
+                backoff.failed(&err);
+                backoff.wait(&never).await.ok()?;
+            }
+        }
+    }
+}
+
+/// Puts the jobs in hand back on their lanes so another replica can take them at once.
+async fn hand_back(ctx: &Context, hand: VecDeque<Delivery>) {
+    for delivery in hand {
+        // Entries that are not jobs stay pending; recovery dead-letters them.
+        let Ok(job) = &delivery.job else { continue };
+        if let Err(err) = ctx.settler.hand_back(&delivery, &job.to_json()).await {
+            tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery");
+        }
+    }
+}
+
+/// Records every few seconds that this consumer is alive, for `status`.
+async fn heartbeat(ctx: Arc<Context>, shutdown: CancellationToken) {
+    loop {
+        let beat = async {
+            let mut conn = ctx.pool.get().await.map_err(RedisFailure::from)?;
+            let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let key = ctx.settings.keys.consumers();
+            let _: () = conn
+                .zadd(&key, &ctx.settings.consumer, now_ms as i64)
+                .await?;
+            let stale = (now_ms - 10 * HEARTBEAT.as_millis() as i128) as i64;
+            let _: () = conn.zrembyscore(&key, "-inf", stale).await?;
+            Ok::<(), RedisFailure>(())
+        };
+        if let Err(err) = beat.await {
+            tracing::debug!(error = %err, "heartbeat failed");
+        }
+        telemetry::refresh_queue_gauges(&ctx.pool, &ctx.settings.keys).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn remove_heartbeat(ctx: &Context) -> Result<(), RedisFailure> {
+    let mut conn = ctx.pool.get().await?;
+    let _: () = conn
+        .zrem(ctx.settings.keys.consumers(), &ctx.settings.consumer)
+        .await?;
+    Ok(())
+}
