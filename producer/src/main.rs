@@ -1,1 +1,29 @@
-fn main() {}
+//! `herald-producer`: parses the command line, runs it, and maps the result to the exit
+//! status documented in `--help` (0 enqueued, 1 some bulk lines rejected, 2 failed).
+
+use std::process::ExitCode;
+
+use producer::cli::{self, Cli, EXIT_FAILED, NAME};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    herald_shared::config::load_dotenv();
+    let cli = match Cli::try_parse_args() {
+        Ok(cli) => cli,
+        Err(err) => return cli::usage_error(err),
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    match cli::run(cli).await {
+        Ok(outcome) => outcome.exit_code(),
+        Err(err) => {
+            eprintln!("{NAME}: {err}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

@@ -45,7 +45,7 @@ pub fn load_dotenv() {
 #[derive(clap::Args, Clone, Debug)]
 pub struct RedisArgs {
     /// Redis URL (`redis://[:password@]host:port[/db]`).
-    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true)]
+    #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true, hide_env_values = true)]
     pub redis_url: Redacted<String>,
     /// Key namespace; every key is `{NAMESPACE}:...` (one hash tag, so Lua works on Cluster).
     #[arg(long, env = "HERALD_NAMESPACE", default_value = DEFAULT_NAMESPACE, global = true)]

@@ -4,15 +4,17 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Serializes the fallback builds below between tests of one binary.
-static BUILD: Mutex<()> = Mutex::new(());
+/// Binaries this test process has already brought up to date. The lock also serializes
+/// the builds between a suite's concurrent tests.
+static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// The path of workspace binary `name` (e.g. `herald-worker`), built with the same profile
-/// as the running test.
+/// as the running test and up to date with the sources.
 ///
-/// `cargo test --workspace` builds every binary before any test runs, so the binary is
-/// normally already next to the test executable; when a suite runs alone (`cargo test -p
-/// herald-tests`), it is built here once.
+/// `cargo test -p herald-tests` rebuilds the libraries a suite links, not the binaries it
+/// runs, so a suite could otherwise test a stale binary. The first call per binary runs
+/// `cargo build --bin NAME` (a no-op when nothing changed); set `HERALD_TEST_NO_BUILD=1` to
+/// skip that and use what is in the target directory.
 pub fn cargo_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> -> target/<profile>/
@@ -22,16 +24,18 @@ pub fn cargo_bin(name: &str) -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
-        let release = profile_dir.file_name().is_some_and(|p| p == "release");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let skip = std::env::var_os("HERALD_TEST_NO_BUILD").is_some() && path.exists();
+    if !skip && !built.iter().any(|b| b == name) {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "--bin", name]);
-        if release {
+        // Each Herald binary lives in the package of the same name.
+        cmd.args(["build", "--quiet", "--package", name, "--bin", name]);
+        if profile_dir.file_name().is_some_and(|p| p == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "cargo build --bin {name} failed");
+        built.push(name.to_string());
     }
     assert!(
         path.exists(),

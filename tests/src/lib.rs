@@ -4,9 +4,15 @@
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
+//! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, with its log.
+//! - [`wait_until`]: await a condition instead of sleeping.
 
 mod bin;
 mod redis_server;
+mod wait;
+mod worker_process;
 
 pub use bin::cargo_bin;
 pub use redis_server::RedisServer;
+pub use wait::wait_until;
+pub use worker_process::{TEST_API_KEY, WorkerProcess};

@@ -1,0 +1,190 @@
+//! Bulk enqueue: JSON Lines in (one [`JobSpec`] a line), jobs out in pipelined batches.
+//!
+//! A reader thread decodes and validates lines while the caller's task enqueues the previous
+//! batch, so validation (phone parsing, JSON) and Redis round trips overlap. A bad line is
+//! reported with its number and reason and skipped; the good lines around it are enqueued.
+//! Blank lines are skipped but counted, so line numbers match an editor's.
+//!
+//! This module reports through an [`Observer`] and never prints: the CLI decides between a
+//! progress bar and plain lines.
+
+use std::fmt;
+use std::io::{self, BufRead};
+
+use herald_shared::Job;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::enqueue::{self, PIPELINE_CHUNK, Producer};
+use crate::spec::JobSpec;
+
+/// Lines decoded before their jobs are sent as one batch.
+pub const BATCH_LINES: usize = PIPELINE_CHUNK;
+
+/// What a bulk run did, line by line. `enqueued + duplicates + rejected` is the number of
+/// non-blank lines read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Jobs added to a lane.
+    pub enqueued: u64,
+    /// Lines whose idempotency key was already claimed: nothing added.
+    pub duplicates: u64,
+    /// Lines that were not valid jobs.
+    pub rejected: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "enqueued {}, duplicates {}, rejected {}",
+            self.enqueued, self.duplicates, self.rejected
+        )
+    }
+}
+
+/// A line that was not enqueued, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based.
+    pub line: u64,
+    /// Names the field: `phone: must be in E.164 form ...`.
+    pub reason: String,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Hears about a bulk run as it goes.
+pub trait Observer {
+    /// A bad line, in line order.
+    fn rejected(&mut self, rejected: &Rejected);
+    /// After each batch: the totals so far and how many input bytes were consumed.
+    fn progress(&mut self, _summary: &Summary, _bytes_read: u64) {}
+}
+
+/// Why a bulk run stopped early. Carries what was done before it.
+#[derive(Debug, thiserror::Error)]
+pub enum BulkError {
+    #[error("reading line {line}: {source} ({summary} before it)")]
+    Read {
+        line: u64,
+        source: io::Error,
+        summary: Summary,
+    },
+    #[error("{source} ({summary} before it)")]
+    Enqueue {
+        source: enqueue::Error,
+        summary: Summary,
+    },
+}
+
+/// One batch of decoded lines.
+struct Batch {
+    jobs: Vec<Job>,
+    rejected: Vec<Rejected>,
+    /// Input bytes consumed up to the end of this batch.
+    bytes_read: u64,
+}
+
+/// Reads JSON Lines from `input` to its end, enqueueing every valid line with `producer`.
+pub async fn enqueue_lines<R>(
+    producer: &Producer,
+    input: R,
+    observer: &mut dyn Observer,
+) -> Result<Summary, BulkError>
+where
+    R: BufRead + Send + 'static,
+{
+    // Two batches in flight: one being enqueued, one being read.
+    let (tx, mut rx) = mpsc::channel(2);
+    // A plain thread, not spawn_blocking: a reader blocked on stdin must not hold up the
+    // runtime's shutdown when the run stops early. It ends when `rx` is dropped.
+    std::thread::Builder::new()
+        .name("bulk-reader".into())
+        .spawn(move || read_batches(input, tx))
+        .expect("spawn the bulk reader thread");
+
+    let mut summary = Summary::default();
+    while let Some(batch) = rx.recv().await {
+        let batch: Batch = batch.map_err(|(line, source)| BulkError::Read {
+            line,
+            source,
+            summary,
+        })?;
+        for rejected in &batch.rejected {
+            observer.rejected(rejected);
+        }
+        summary.rejected += batch.rejected.len() as u64;
+        if !batch.jobs.is_empty() {
+            let results = producer
+                .enqueue_batch(batch.jobs)
+                .await
+                .map_err(|source| BulkError::Enqueue { source, summary })?;
+            for result in results {
+                if result.duplicate {
+                    summary.duplicates += 1;
+                } else {
+                    summary.enqueued += 1;
+                }
+            }
+        }
+        observer.progress(&summary, batch.bytes_read);
+    }
+    Ok(summary)
+}
+
+type BatchResult = Result<Batch, (u64, io::Error)>;
+
+/// The reader thread: decodes lines into batches until the input ends, a read fails, or
+/// the receiver is gone.
+fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>) {
+    let mut line_no = 0u64;
+    let mut bytes_read = 0u64;
+    let mut buf = Vec::new();
+    let new_batch = || Batch {
+        jobs: Vec::with_capacity(BATCH_LINES),
+        rejected: Vec::new(),
+        bytes_read: 0,
+    };
+    let mut batch = new_batch();
+    loop {
+        buf.clear();
+        let n = match input.read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(err) => {
+                let _ = tx.blocking_send(Err((line_no + 1, err)));
+                return;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        bytes_read += n as u64;
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match JobSpec::parse(&buf) {
+            Ok(job) => batch.jobs.push(job),
+            Err(err) => batch.rejected.push(Rejected {
+                line: line_no,
+                reason: err.to_string(),
+            }),
+        }
+        if batch.jobs.len() + batch.rejected.len() >= BATCH_LINES {
+            batch.bytes_read = bytes_read;
+            if tx
+                .blocking_send(Ok(std::mem::replace(&mut batch, new_batch())))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    batch.bytes_read = bytes_read;
+    let _ = tx.blocking_send(Ok(batch));
+}

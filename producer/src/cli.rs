@@ -1,0 +1,441 @@
+//! The `herald-producer` command line: its flags, what each subcommand does, and the exit
+//! status that says how it went.
+//!
+//! Input is validated before Redis is contacted, so invalid input never leaves a trace in
+//! Redis. Single enqueues print the job id alone on stdout; everything meant for people goes
+//! to stderr, one line each, starting with `herald-producer: `.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use herald_shared::config::{ConfigError, RedisArgs, parse_duration};
+use herald_shared::wire::{self, SendRequest};
+use herald_shared::{Job, Keys, Redacted};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::bulk::{self, BulkError, Observer, Rejected, Summary};
+use crate::connect::{self, ConnectError};
+use crate::enqueue::{self, Producer};
+use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, SpecError};
+
+/// Prefix of every line written to stderr.
+pub const NAME: &str = "herald-producer";
+
+/// Every job was enqueued (a repeated idempotency key counts: its first job's id is printed).
+pub const EXIT_OK: u8 = 0;
+/// `bulk` only: some lines were rejected; every other line was enqueued.
+pub const EXIT_REJECTED: u8 = 1;
+/// Bad usage, invalid input (nothing enqueued; for `bulk`, every line rejected), or Redis
+/// unreachable or failing.
+pub const EXIT_FAILED: u8 = 2;
+
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  every job was enqueued (a repeated idempotency key prints the first job's id)
+  1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued
+  2  bad usage, invalid input (nothing enqueued; for bulk, every line rejected),
+     or Redis unreachable or failing";
+
+/// Enqueue RCS messages (OTPs, booking confirmations, raw Interakt requests) for Herald's
+/// workers.
+#[derive(Parser)]
+#[command(name = NAME, version, after_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// How long an idempotency key keeps returning its first job's id (e.g. 24h, 30m).
+    #[arg(
+        long,
+        env = "HERALD_IDEMPOTENCY_WINDOW",
+        default_value = "24h",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub idempotency_window: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Enqueue a one-time password; prints the job id.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Otp(OtpArgs),
+    /// Enqueue a booking confirmation card; prints the job id.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Booking(BookingArgs),
+    /// Enqueue a complete Interakt request body (standalone or Template); prints the job id.
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Send(SendArgs),
+    /// Enqueue JSON Lines, one job a line ({"kind":"otp"|"booking"|"raw", ...}).
+    #[command(after_help = EXIT_STATUS_HELP)]
+    Bulk(BulkArgs),
+}
+
+#[derive(Args)]
+pub struct IdempotencyArgs {
+    /// Enqueue at most once per key within the idempotency window (e.g. booking:B123:confirmation).
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Args)]
+pub struct OtpArgs {
+    /// Recipient in E.164 form (+919999999999).
+    #[arg(long)]
+    pub phone: String,
+    /// The one-time password (letters or digits).
+    #[arg(long)]
+    pub code: Redacted<String>,
+    /// The OTP is not sent after this long (e.g. 10m, 90s).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub valid_for: Duration,
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
+}
+
+#[derive(Args)]
+pub struct BookingArgs {
+    /// Recipient in E.164 form (+919999999999).
+    #[arg(long)]
+    pub phone: String,
+    #[arg(long)]
+    pub booking_id: String,
+    /// What was booked ("Haircut").
+    #[arg(long)]
+    pub service: String,
+    /// YYYY-MM-DD
+    #[arg(long)]
+    pub date: String,
+    /// HH:MM, 24-hour
+    #[arg(long)]
+    pub time: String,
+    /// An https image for the card.
+    #[arg(long)]
+    pub image_url: Option<String>,
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// JSON file with the request body, or - for stdin.
+    #[arg(long, short)]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub idempotency: IdempotencyArgs,
+}
+
+#[derive(Args)]
+pub struct BulkArgs {
+    /// JSON Lines file, or - for stdin.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Print {"enqueued":N,"duplicates":N,"rejected":N} on stdout at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a run that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every job (line) was enqueued or was a duplicate of an earlier one.
+    Enqueued,
+    /// `bulk`: some lines were rejected, the others enqueued.
+    SomeRejected,
+    /// `bulk`: every line was rejected; nothing was enqueued.
+    NothingValid,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Outcome::Enqueued => EXIT_OK,
+            Outcome::SomeRejected => EXIT_REJECTED,
+            Outcome::NothingValid => EXIT_FAILED,
+        })
+    }
+}
+
+/// Why a run failed; every case exits with [`EXIT_FAILED`].
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("{path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("invalid {what}: {source}")]
+    Invalid { what: String, source: SpecError },
+    #[error(transparent)]
+    Enqueue(#[from] enqueue::Error),
+    #[error(transparent)]
+    Bulk(#[from] BulkError),
+}
+
+impl Cli {
+    /// Parses the process's arguments. `--help` shows where REDIS_URL comes from but never its
+    /// value, which may hold a password.
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        let matches = Cli::command()
+            .mut_arg("redis_url", |arg| arg.hide_env_values(true))
+            .try_get_matches()?;
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    let keys = Keys::new(&cli.redis.namespace)?;
+    if cli.idempotency_window.is_zero() {
+        return Err(ConfigError::new(
+            "HERALD_IDEMPOTENCY_WINDOW (--idempotency-window)",
+            "must be longer than zero, e.g. 24h",
+        )
+        .into());
+    }
+    let url = cli.redis.redis_url.expose();
+    let connect = || async {
+        let pool = connect::connect(url).await?;
+        Ok::<_, CliError>(Producer::new(pool, keys).with_idempotency_window(cli.idempotency_window))
+    };
+    let job = match cli.command {
+        Command::Bulk(args) => return run_bulk(&args, connect().await?).await,
+        Command::Otp(args) => single_job("OTP", args.into_spec()),
+        Command::Booking(args) => single_job("booking", args.into_spec()),
+        Command::Send(args) => send_job(args),
+    }?;
+    let enqueued = connect().await?.enqueue(job).await?;
+    if enqueued.duplicate {
+        tracing::info!(job_id = %enqueued.job_id, "idempotency key already used; nothing enqueued");
+    }
+    // The job is enqueued whether or not stdout still listens.
+    let _ = writeln!(io::stdout().lock(), "{}", enqueued.job_id);
+    Ok(Outcome::Enqueued)
+}
+
+impl OtpArgs {
+    fn into_spec(self) -> JobSpec {
+        JobSpec::Otp(OtpSpec {
+            phone: self.phone,
+            code: self.code,
+            valid_for: Some(self.valid_for),
+            idempotency_key: self.idempotency.idempotency_key,
+        })
+    }
+}
+
+impl BookingArgs {
+    fn into_spec(self) -> JobSpec {
+        JobSpec::Booking(BookingSpec {
+            phone: self.phone,
+            booking_id: self.booking_id,
+            service: self.service,
+            date: self.date,
+            time: self.time,
+            image_url: self.image_url,
+            idempotency_key: self.idempotency.idempotency_key,
+        })
+    }
+}
+
+fn single_job(what: &str, spec: JobSpec) -> Result<Job, CliError> {
+    spec.into_job().map_err(|err| CliError::Invalid {
+        what: what.into(),
+        source: err.into(),
+    })
+}
+
+/// Reads and validates `send`'s request body.
+fn send_job(args: SendArgs) -> Result<Job, CliError> {
+    let name = input_name(&args.file);
+    let mut body = Vec::new();
+    let read = if is_stdin(&args.file) {
+        io::stdin().read_to_end(&mut body)
+    } else {
+        File::open(&args.file).and_then(|mut f| f.read_to_end(&mut body))
+    };
+    read.map_err(|source| CliError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    let invalid = |source: SpecError| CliError::Invalid {
+        what: format!("request in {name}"),
+        source,
+    };
+    let request: SendRequest = wire::decode(&body).map_err(|err| invalid(err.into()))?;
+    let spec = JobSpec::Raw(RawSpec {
+        request: Box::new(request),
+        idempotency_key: args.idempotency.idempotency_key,
+    });
+    spec.into_job().map_err(|err| invalid(err.into()))
+}
+
+async fn run_bulk(args: &BulkArgs, producer: Producer) -> Result<Outcome, CliError> {
+    let name = input_name(&args.file);
+    let (input, len): (Box<dyn BufRead + Send>, Option<u64>) = if is_stdin(&args.file) {
+        (
+            Box::new(BufReader::with_capacity(1 << 16, io::stdin())),
+            None,
+        )
+    } else {
+        let file = File::open(&args.file).map_err(|source| CliError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let len = file.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 16, file)), len)
+    };
+    let mut report = Report::new(len);
+    let result = bulk::enqueue_lines(&producer, input, &mut report).await;
+    report.finish();
+    let summary = result?;
+    let outcome = if summary.rejected == 0 {
+        Outcome::Enqueued
+    } else if summary.enqueued + summary.duplicates > 0 {
+        Outcome::SomeRejected
+    } else {
+        // Every line was bad: the rejections above are the whole report.
+        Outcome::NothingValid
+    };
+    if outcome != Outcome::NothingValid {
+        eprintln!("{NAME}: {summary}");
+    }
+    if args.json {
+        let json = serde_json::to_string(&summary).expect("a summary serializes");
+        let _ = writeln!(io::stdout().lock(), "{json}");
+    }
+    Ok(outcome)
+}
+
+/// Bulk progress for people: rejected lines on stderr, and a progress bar when stderr is a
+/// terminal.
+struct Report {
+    bar: Option<ProgressBar>,
+}
+
+impl Report {
+    /// `len`: the input's size in bytes, when known (a file, not stdin).
+    fn new(len: Option<u64>) -> Report {
+        if !io::stderr().is_terminal() {
+            return Report { bar: None };
+        }
+        let bar = match len {
+            Some(len) => ProgressBar::new(len).with_style(
+                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                    .expect("valid template"),
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {msg}").expect("valid template"),
+            ),
+        };
+        Report { bar: Some(bar) }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Report {
+    fn rejected(&mut self, rejected: &Rejected) {
+        let print = || eprintln!("{NAME}: {rejected}");
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    fn progress(&mut self, summary: &Summary, bytes_read: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes_read);
+            bar.set_message(summary.to_string());
+        }
+    }
+}
+
+fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+fn input_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "stdin".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reports a command-line error: help and version as clap prints them, anything else as one
+/// line naming the flag. Returns the exit code.
+pub fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = err.print();
+        return ExitCode::from(EXIT_OK);
+    }
+    eprintln!(
+        "{NAME}: {} (see --help)",
+        one_line(&err.render().to_string())
+    );
+    ExitCode::from(EXIT_FAILED)
+}
+
+/// The first paragraph of clap's message, without its `error: ` prefix, on one line.
+fn one_line(rendered: &str) -> String {
+    let message = rendered.trim_start().trim_start_matches("error: ");
+    let paragraph = message.split("\n\n").next().unwrap_or(message);
+    paragraph
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_fit_on_one_line_and_name_the_flag() {
+        let err = Cli::try_parse_from(["herald-producer", "otp", "--phone", "+919999999999"])
+            .err()
+            .unwrap();
+        let line = one_line(&err.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("--code"), "{line}");
+    }
+
+    #[test]
+    fn the_code_never_reaches_debug_output() {
+        let cli = Cli::try_parse_from([
+            "herald-producer",
+            "otp",
+            "--phone",
+            "+919999999999",
+            "--code",
+            "246810",
+        ])
+        .unwrap();
+        let Command::Otp(args) = cli.command else {
+            panic!("not otp")
+        };
+        assert!(!format!("{:?}", args.into_spec()).contains("246810"));
+    }
+}

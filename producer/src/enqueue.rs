@@ -1,0 +1,304 @@
+//! Putting validated jobs on their lanes: the [`Producer`].
+//!
+//! A lane is a Redis stream (`Keys::lane`). Each entry has exactly one field,
+//! [`JOB_FIELD`], holding the job envelope as JSON. Entries are added with `XADD ... *` and
+//! never trimmed: `MAXLEN` would delete jobs nobody has sent yet. Workers create their
+//! consumer groups themselves; this module never does.
+//!
+//! A job with an idempotency key goes through one Lua script that checks the key's claim
+//! and adds the entry atomically, so two producers racing with the same key enqueue once and
+//! both get the first job's id. Jobs without a key are a plain `XADD`.
+//!
+//! Every enqueue is a pipeline, one command per job, sent in chunks of
+//! [`PIPELINE_CHUNK`]. The script is loaded once per producer; if Redis has lost it (a
+//! restart, `SCRIPT FLUSH`), the jobs refused with `NOSCRIPT` were not run, so they are sent
+//! again after loading it.
+//!
+//! Validation happens before anything reaches this module: a [`Job`] is only built through
+//! the shared model's validating constructors. The convenience methods here validate their
+//! arguments first and touch Redis only when they pass.
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
+use deadpool_redis::{Pool, PoolError};
+use herald_shared::job::{Booking, Job};
+use herald_shared::keys::JOB_FIELD;
+use herald_shared::validate::ValidationError;
+use herald_shared::wire::SendRequest;
+use herald_shared::{Keys, Lane};
+use uuid::Uuid;
+
+/// How long an idempotency key holds its first job's id unless configured otherwise.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Jobs per pipeline round trip.
+pub const PIPELINE_CHUNK: usize = 1_000;
+
+/// KEYS = [idempotency claim, lane stream]; ARGV = [job id, window ms, job json].
+/// Returns `{1, first job id}` for a duplicate, `{0, stream entry id}` for a new entry.
+static IDEMPOTENT_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r#"
+local first = redis.call('GET', KEYS[1])
+if first then
+  return {{1, first}}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {{0, redis.call('XADD', KEYS[2], '*', '{JOB_FIELD}', ARGV[3])}}
+"#
+    ))
+});
+
+/// The result of one enqueue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The job's id; for a duplicate, the id of the job first enqueued under the key.
+    pub job_id: Uuid,
+    /// True when the idempotency key was already claimed and nothing was added.
+    pub duplicate: bool,
+}
+
+/// Why an enqueue did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input breaks the shared model's rules; Redis was not touched. The message names
+    /// each field (`phone: must be in E.164 form ...`).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Redis refused or failed the command (or the connection behind it).
+    #[error("Redis: {}", crate::connect::error_reason(.0))]
+    Redis(#[from] RedisError),
+    /// No pooled connection could be had.
+    #[error("Redis: {}", crate::connect::pool_error_reason(.0))]
+    Pool(PoolError),
+    /// Redis answered with something the enqueue commands never return: a key of this
+    /// namespace was written by something else.
+    #[error("Redis: unexpected reply to an enqueue: {0}")]
+    UnexpectedReply(String),
+}
+
+impl From<PoolError> for Error {
+    fn from(err: PoolError) -> Self {
+        match err {
+            PoolError::Backend(err) => Error::Redis(err),
+            other => Error::Pool(other),
+        }
+    }
+}
+
+/// Enqueues jobs into one namespace's lanes.
+///
+/// Cheap to clone: clones share the pool and the note of whether the script is loaded.
+/// Dropping the last clone (and the pool's other holders) closes the connections.
+#[derive(Clone, Debug)]
+pub struct Producer {
+    pool: Pool,
+    keys: Keys,
+    /// The lane streams' names, built once.
+    otp_lane: Arc<str>,
+    booking_lane: Arc<str>,
+    idempotency_window_ms: u64,
+    /// Set once `SCRIPT LOAD` succeeded; cleared when Redis answers `NOSCRIPT`.
+    script_loaded: Arc<AtomicBool>,
+}
+
+impl Producer {
+    /// A producer over `pool` for the namespace of `keys`, with the default idempotency
+    /// window.
+    pub fn new(pool: Pool, keys: Keys) -> Producer {
+        Producer {
+            pool,
+            otp_lane: keys.lane(Lane::Otp).into(),
+            booking_lane: keys.lane(Lane::Booking).into(),
+            keys,
+            idempotency_window_ms: millis(DEFAULT_IDEMPOTENCY_WINDOW),
+            script_loaded: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// How long an idempotency key keeps returning its first job's id (at least 1 ms).
+    pub fn with_idempotency_window(mut self, window: Duration) -> Producer {
+        self.idempotency_window_ms = millis(window);
+        self
+    }
+
+    /// The idempotency window in force.
+    pub fn idempotency_window(&self) -> Duration {
+        Duration::from_millis(self.idempotency_window_ms)
+    }
+
+    /// The key layout this producer writes to.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Enqueues an OTP that the worker will not send after `valid_for`.
+    pub async fn enqueue_otp(
+        &self,
+        phone: &str,
+        code: &str,
+        valid_for: Duration,
+        idempotency_key: Option<String>,
+    ) -> Result<Enqueued, Error> {
+        let job = Job::otp(phone, code, valid_for)?.with_idempotency_key(idempotency_key)?;
+        self.enqueue(job).await
+    }
+
+    /// Enqueues a booking confirmation.
+    pub async fn enqueue_booking(
+        &self,
+        booking: Booking,
+        idempotency_key: Option<String>,
+    ) -> Result<Enqueued, Error> {
+        let job = Job::booking(booking)?.with_idempotency_key(idempotency_key)?;
+        self.enqueue(job).await
+    }
+
+    /// Enqueues a complete Interakt request body, sent as it is.
+    pub async fn enqueue_raw(
+        &self,
+        request: SendRequest,
+        idempotency_key: Option<String>,
+    ) -> Result<Enqueued, Error> {
+        let job = Job::raw(request)?.with_idempotency_key(idempotency_key)?;
+        self.enqueue(job).await
+    }
+
+    /// Enqueues one job built by the shared model.
+    pub async fn enqueue(&self, job: Job) -> Result<Enqueued, Error> {
+        let mut enqueued = self.enqueue_batch(vec![job]).await?;
+        Ok(enqueued.pop().expect("one result per job"))
+    }
+
+    /// Enqueues many jobs in pipelined chunks, in order, on one connection. Returns one
+    /// result per job, in the same order.
+    ///
+    /// On error, the chunks before the failing one are enqueued and the rest are not; jobs of
+    /// the failing chunk may or may not be. Re-running a batch whose jobs carry idempotency
+    /// keys is safe.
+    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>, Error> {
+        let mut conn = self.pool.get().await?;
+        let mut enqueued = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(PIPELINE_CHUNK) {
+            enqueued.extend(self.enqueue_chunk(&mut conn, chunk).await?);
+        }
+        Ok(enqueued)
+    }
+
+    /// One pipeline for `jobs`, sent again for the jobs refused with `NOSCRIPT`.
+    async fn enqueue_chunk(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        jobs: &[Job],
+    ) -> Result<Vec<Enqueued>, Error> {
+        let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        // Once to run everything, once more for what NOSCRIPT refused.
+        for _attempt in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            let load = !self.script_loaded.load(Ordering::Relaxed)
+                && pending.iter().any(|&i| jobs[i].idempotency_key.is_some());
+            if load {
+                pipe.load_script(&IDEMPOTENT_ADD).ignore();
+            }
+            for &i in &pending {
+                self.add_command(&mut pipe, &jobs[i]);
+            }
+            let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut **conn).await?;
+            if load {
+                self.script_loaded.store(true, Ordering::Relaxed);
+            }
+            let mut refused = Vec::new();
+            for (i, reply) in pending.into_iter().zip(replies) {
+                match reply {
+                    Ok(reply) => results[i] = Some(parse_reply(&jobs[i], reply)?),
+                    Err(err) if err.kind() == ServerErrorKind::NoScript.into() => refused.push(i),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if refused.is_empty() {
+                break;
+            }
+            self.script_loaded.store(false, Ordering::Relaxed);
+            pending = refused;
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.ok_or_else(|| {
+                    Error::UnexpectedReply("NOSCRIPT right after SCRIPT LOAD".into())
+                })
+            })
+            .collect()
+    }
+
+    /// Appends the command that enqueues `job` to `pipe`.
+    fn add_command(&self, pipe: &mut redis::Pipeline, job: &Job) {
+        let lane = match job.lane() {
+            Lane::Otp => &*self.otp_lane,
+            Lane::Booking => &*self.booking_lane,
+        };
+        let json = job.to_json();
+        match &job.idempotency_key {
+            Some(key) => {
+                pipe.invoke_script(
+                    IDEMPOTENT_ADD
+                        .key(self.keys.idempotency(key))
+                        .key(lane)
+                        .arg(job.id.to_string())
+                        .arg(self.idempotency_window_ms)
+                        .arg(json),
+                );
+            }
+            None => {
+                pipe.cmd("XADD").arg(lane).arg("*").arg(JOB_FIELD).arg(json);
+            }
+        }
+        tracing::debug!(
+            job_id = %job.id,
+            kind = %job.kind(),
+            lane = %job.lane(),
+            phone = %herald_shared::phone::mask(&job.phone()),
+            "enqueueing"
+        );
+    }
+}
+
+/// Reads the reply of `job`'s command: a stream entry id (plain XADD) or the script's
+/// `{duplicate, id}`.
+fn parse_reply(job: &Job, reply: Value) -> Result<Enqueued, Error> {
+    let unexpected = |reply: &Value| Error::UnexpectedReply(format!("{reply:?}"));
+    if job.idempotency_key.is_none() {
+        return match reply {
+            Value::BulkString(_) | Value::SimpleString(_) => Ok(Enqueued {
+                job_id: job.id,
+                duplicate: false,
+            }),
+            other => Err(unexpected(&other)),
+        };
+    }
+    let (flag, id): (i64, String) =
+        redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
+    match flag {
+        0 => Ok(Enqueued {
+            job_id: job.id,
+            duplicate: false,
+        }),
+        _ => {
+            let job_id = id.parse().map_err(|_| unexpected(&reply))?;
+            Ok(Enqueued {
+                job_id,
+                duplicate: true,
+            })
+        }
+    }
+}
+
+fn millis(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}

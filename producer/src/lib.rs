@@ -1,0 +1,19 @@
+//! Herald's producer: backend services hand it a message and get a job id back in a
+//! millisecond; the worker deals with Interakt's limits from there.
+//!
+//! - [`enqueue`]: the [`Producer`], which puts validated jobs on their lanes (OTPs on their
+//!   own, so workers serve them first), once per idempotency key.
+//! - [`spec`]: [`JobSpec`], a job as JSON (a bulk line, an API body), decoded with errors
+//!   that name the field.
+//! - [`bulk`]: JSON Lines in, pipelined batches out, bad lines reported by number.
+//! - [`connect`]: the Redis pool, its timeouts and a start-up reachability check.
+//! - [`cli`]: the `herald-producer` command line.
+
+pub mod bulk;
+pub mod cli;
+pub mod connect;
+pub mod enqueue;
+pub mod spec;
+
+pub use enqueue::{DEFAULT_IDEMPOTENCY_WINDOW, Enqueued, Error, Producer};
+pub use spec::JobSpec;

@@ -1,0 +1,290 @@
+//! [`JobSpec`]: a job as callers write it in JSON, one per bulk line (and, later, one per
+//! HTTP request body).
+//!
+//! ```json
+//! {"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"10m","idempotency_key":"login:42"}
+//! {"kind":"booking","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"2026-11-24","time":"10:30","image_url":"https://..."}
+//! {"kind":"raw","request":{"countryCode":"+91","phoneNumber":"9999999999","type":"STANDALONE_CAROUSEL","message":{...}}}
+//! ```
+//!
+//! This module owns the format and its decoding, with errors that name the field; turning a
+//! spec into a [`Job`] is the shared model's validation ([`JobSpec::into_job`]). It never
+//! talks to Redis.
+
+use std::time::Duration;
+
+use herald_shared::Redacted;
+use herald_shared::job::{Booking, DEFAULT_OTP_VALIDITY, Job};
+use herald_shared::validate::ValidationError;
+use herald_shared::wire::{self, DecodeError, SendRequest};
+use serde::{Deserialize, Serialize};
+
+/// One job, as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobSpec {
+    Otp(OtpSpec),
+    Booking(BookingSpec),
+    Raw(RawSpec),
+}
+
+/// `{"kind":"otp", ...}`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpSpec {
+    /// E.164 (`+919999999999`).
+    pub phone: String,
+    /// Redacted in Debug.
+    pub code: Redacted<String>,
+    /// A human duration (`10m`, `90s`); [`DEFAULT_OTP_VALIDITY`] when absent.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid_for: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `{"kind":"booking", ...}`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookingSpec {
+    pub phone: String,
+    pub booking_id: String,
+    pub service: String,
+    /// `2026-11-24`
+    pub date: String,
+    /// `10:30`
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `{"kind":"raw","request":{...}}`: a complete Interakt request body.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    /// Boxed: a request is far larger than the other specs.
+    pub request: Box<SendRequest>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Why a spec did not become a job.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// Not JSON, or not the shape above. Names the field path, or says the whole line is
+    /// wrong when no field is to blame.
+    #[error("{}", describe(.0))]
+    Malformed(DecodeError),
+    /// Well-formed, but breaks the shared model's rules.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+impl From<DecodeError> for SpecError {
+    fn from(err: DecodeError) -> Self {
+        SpecError::Malformed(err)
+    }
+}
+
+const KINDS: &str = "expected \"otp\", \"booking\" or \"raw\"";
+
+impl JobSpec {
+    /// Decodes one spec, naming the field path of whatever does not fit
+    /// (`request.message.richCardDetails.standalone.cardOrientation: unknown variant ...`).
+    ///
+    /// serde's internally tagged enums lose the path inside the variant, so the `kind` is
+    /// read first and the rest decoded as that variant's struct.
+    pub fn from_json(json: &[u8]) -> Result<JobSpec, DecodeError> {
+        let malformed = |path: &str, reason: String| DecodeError {
+            path: path.into(),
+            reason,
+        };
+        let value: serde_json::Value = serde_json::from_slice(json)
+            .map_err(|err| malformed(".", format!("not JSON ({err})")))?;
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(malformed(
+                ".",
+                "must be a JSON object with a \"kind\"".into(),
+            ));
+        };
+        let kind = match fields.remove("kind") {
+            Some(serde_json::Value::String(kind)) => kind,
+            Some(other) => return Err(malformed("kind", format!("is {other}; {KINDS}"))),
+            None => return Err(malformed("kind", format!("is missing; {KINDS}"))),
+        };
+        let rest = serde_json::Value::Object(fields);
+        match kind.as_str() {
+            "otp" => wire::decode_value(rest).map(JobSpec::Otp),
+            "booking" => wire::decode_value(rest).map(JobSpec::Booking),
+            "raw" => wire::decode_value(rest).map(JobSpec::Raw),
+            other => Err(malformed("kind", format!("is {other:?}; {KINDS}"))),
+        }
+    }
+
+    /// Decodes and validates: the job this JSON describes.
+    pub fn parse(json: &[u8]) -> Result<Job, SpecError> {
+        Ok(JobSpec::from_json(json)?.into_job()?)
+    }
+
+    /// Validates the spec with the shared model and builds its job.
+    pub fn into_job(self) -> Result<Job, ValidationError> {
+        let (job, key) = match self {
+            JobSpec::Otp(otp) => (
+                Job::otp(
+                    &otp.phone,
+                    otp.code.expose(),
+                    otp.valid_for.unwrap_or(DEFAULT_OTP_VALIDITY),
+                )?,
+                otp.idempotency_key,
+            ),
+            JobSpec::Booking(booking) => (
+                Job::booking(Booking {
+                    phone: booking.phone,
+                    booking_id: booking.booking_id,
+                    service: booking.service,
+                    date: booking.date,
+                    time: booking.time,
+                    image_url: booking.image_url,
+                })?,
+                booking.idempotency_key,
+            ),
+            JobSpec::Raw(raw) => (Job::raw(*raw.request)?, raw.idempotency_key),
+        };
+        job.with_idempotency_key(key)
+    }
+}
+
+/// `path: reason`, or the reason alone when it is about the whole value.
+fn describe(err: &DecodeError) -> String {
+    if err.path.is_empty() || err.path == "." {
+        err.reason.clone()
+    } else {
+        format!("{}: {}", err.path, err.reason)
+    }
+}
+
+/// `Option<Duration>` as a humantime string (`"10m"`).
+mod human_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| herald_shared::config::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/../shared/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn error(line: &str) -> String {
+        match JobSpec::parse(line.as_bytes()) {
+            Ok(job) => panic!("{line} was accepted as {job:?}"),
+            Err(err) => err.to_string(),
+        }
+    }
+
+    #[test]
+    fn each_kind_decodes_and_round_trips_through_serde() {
+        let raw = fixture("request-curl-example-1.json");
+        for line in [
+            r#"{"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"5m","idempotency_key":"login:1"}"#.to_string(),
+            r#"{"kind":"booking","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"2026-11-24","time":"10:30","image_url":"https://example.com/a.png"}"#.to_string(),
+            format!(r#"{{"kind":"raw","request":{raw}}}"#),
+        ] {
+            let spec = JobSpec::from_json(line.as_bytes()).unwrap();
+            let derived: JobSpec = serde_json::from_str(&line).unwrap();
+            assert_eq!(spec, derived);
+            let again: JobSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+            assert_eq!(again, spec);
+            spec.into_job().unwrap();
+        }
+    }
+
+    #[test]
+    fn otp_validity_defaults_and_parses() {
+        let job = JobSpec::parse(br#"{"kind":"otp","phone":"+919999999999","code":"1"}"#).unwrap();
+        assert_eq!(job.not_after, Some(job.created_at + DEFAULT_OTP_VALIDITY));
+        let job = JobSpec::parse(
+            br#"{"kind":"otp","phone":"+919999999999","code":"1","valid_for":"90s"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            job.not_after,
+            Some(job.created_at + Duration::from_secs(90))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("[1]", "must be a JSON object"),
+            ("{", "not JSON"),
+            (r#"{"phone":"+919999999999"}"#, "kind: is missing"),
+            (r#"{"kind":"sms"}"#, "kind: is \"sms\""),
+            (r#"{"kind":7}"#, "kind: is 7"),
+            (
+                r#"{"kind":"otp","phone":"12345","code":"1"}"#,
+                "phone: must be in E.164 form",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+919999999999","code":"1","valid_for":"soon"}"#,
+                "valid_for: \"soon\" is not a duration",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+919999999999","code":"1","extra":1}"#,
+                "unknown field `extra`",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+919999999999"}"#,
+                "missing field `code`",
+            ),
+            (
+                r#"{"kind":"booking","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"24/11/2026","time":"10:30"}"#,
+                "date: is \"24/11/2026\"",
+            ),
+            (
+                r#"{"kind":"raw","request":{"countryCode":"+91","phoneNumber":"9999999999","type":"NOPE"}}"#,
+                "request.type: unknown variant",
+            ),
+        ];
+        for (line, expected) in cases {
+            let err = error(line);
+            assert!(
+                err.contains(expected),
+                "{line}\n  gave: {err}\n  want: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_code_stays_out_of_debug() {
+        let spec = JobSpec::from_json(br#"{"kind":"otp","phone":"+919999999999","code":"987654"}"#)
+            .unwrap();
+        assert!(!format!("{spec:?}").contains("987654"));
+    }
+}

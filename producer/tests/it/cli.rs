@@ -1,0 +1,384 @@
+//! The `herald-producer` binary: each subcommand prints exactly the job id; every invalid
+//! input exits 2 with one line naming the field and leaves Redis empty; bulk reports bad
+//! lines by number and sums up.
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use herald_shared::Lane;
+use herald_tests::RedisServer;
+use predicates::prelude::*;
+
+use crate::support::{self, dbsize, lane_jobs};
+
+/// `herald-producer --redis-url <server>` with no Herald variables from the environment.
+fn cli(url: &str) -> Command {
+    let mut cmd = Command::cargo_bin("herald-producer").unwrap();
+    for var in [
+        "REDIS_URL",
+        "HERALD_NAMESPACE",
+        "HERALD_IDEMPOTENCY_WINDOW",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.args(["--redis-url", url])
+        .timeout(Duration::from_secs(30));
+    cmd
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).unwrap()
+}
+
+/// The one job id a single enqueue printed.
+fn job_id(stdout: &str) -> uuid::Uuid {
+    let id = stdout.strip_suffix('\n').expect("ends with a newline");
+    id.parse()
+        .unwrap_or_else(|_| panic!("stdout is not a job id: {stdout:?}"))
+}
+
+const OTP: [&str; 5] = ["otp", "--phone", "+919999999999", "--code", "123456"];
+const BOOKING: [&str; 11] = [
+    "booking",
+    "--phone",
+    "+919999999999",
+    "--booking-id",
+    "B123",
+    "--service",
+    "Haircut",
+    "--date",
+    "2026-11-24",
+    "--time",
+    "10:30",
+];
+
+#[test]
+fn each_subcommand_prints_exactly_the_job_id() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let otp = job_id(&stdout_of(cli(&url).args(OTP).args(["--valid-for", "5m"])));
+    let booking = job_id(&stdout_of(
+        cli(&url)
+            .args(BOOKING)
+            .args(["--image-url", "https://example.com/salon.png"]),
+    ));
+    let file = support::fixture_path("request-template-carousel.json");
+    let send = job_id(&stdout_of(cli(&url).args(["send", "--file", &file])));
+    let stdin = job_id(&stdout_of(
+        cli(&url)
+            .args(["send", "--file", "-"])
+            .write_stdin(support::fixture("request-standalone-carousel.json")),
+    ));
+
+    let otps = lane_jobs(&server, Lane::Otp);
+    assert_eq!(otps.len(), 1);
+    assert_eq!(otps[0].id, otp);
+    assert_eq!(
+        otps[0].not_after,
+        Some(otps[0].created_at + Duration::from_secs(300))
+    );
+    let ids: Vec<_> = lane_jobs(&server, Lane::Booking)
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, [booking, send, stdin]);
+}
+
+#[test]
+fn a_repeated_idempotency_key_prints_the_first_id_and_adds_nothing() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let key = ["--idempotency-key", "booking:B123:confirmation"];
+    let first = stdout_of(cli(&url).args(BOOKING).args(key));
+    let again = stdout_of(cli(&url).args(BOOKING).args(key));
+    assert_eq!(job_id(&again), job_id(&first));
+    assert_eq!(lane_jobs(&server, Lane::Booking).len(), 1);
+}
+
+#[test]
+fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_empty() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path.display().to_string()
+    };
+    let not_json = write("not.json", "{\"countryCode\": ");
+    let bad_shape = write(
+        "shape.json",
+        r#"{"countryCode":"+91","phoneNumber":"9999999999","type":"SMS"}"#,
+    );
+    let five_suggestions = write(
+        "five.json",
+        &support::request_with_suggestions(5).to_string(),
+    );
+    let unknown_kind = write(
+        "kind.jsonl",
+        "{\"kind\":\"sms\",\"phone\":\"+919999999999\"}\n",
+    );
+    let booking_with = |flag: &str, value: &str| {
+        let mut args: Vec<String> = BOOKING.iter().map(|s| s.to_string()).collect();
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1] = value.into();
+        args
+    };
+    let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            strings(&["otp", "--phone", "9999999999", "--code", "1"]),
+            "phone",
+        ),
+        (
+            strings(&["otp", "--phone", "+91999", "--code", "1"]),
+            "phone",
+        ),
+        (
+            strings(&["otp", "--phone", "+919999999999", "--code", "12 34"]),
+            "code",
+        ),
+        (
+            strings(&[
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+                "--valid-for",
+                "0s",
+            ]),
+            "valid_for",
+        ),
+        (
+            strings(&[
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+                "--valid-for",
+                "soon",
+            ]),
+            "--valid-for",
+        ),
+        (
+            strings(&[
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+                "--idempotency-key",
+                "",
+            ]),
+            "idempotency_key",
+        ),
+        (strings(&["otp", "--phone", "+919999999999"]), "--code"),
+        (
+            strings(&["booking", "--phone", "+919999999999"]),
+            "--booking-id",
+        ),
+        (booking_with("--date", "24/11/2026"), "date"),
+        (booking_with("--time", "25:99"), "time"),
+        (booking_with("--service", &"x".repeat(31)), "service"),
+        (booking_with("--booking-id", " "), "booking_id"),
+        (booking_with("--phone", "+1 555"), "phone"),
+        (
+            [
+                booking_with("--time", "10:30"),
+                strings(&["--image-url", "ftp://x/y.png"]),
+            ]
+            .concat(),
+            "fileUrl",
+        ),
+        (strings(&["send", "--file", &not_json]), "not.json"),
+        (strings(&["send", "--file", &bad_shape]), "type"),
+        (
+            strings(&["send", "--file", &five_suggestions]),
+            "suggestions",
+        ),
+        (
+            strings(&["send", "--file", "/nonexistent/request.json"]),
+            "request.json",
+        ),
+        (strings(&["send"]), "--file"),
+        (strings(&["bulk", &unknown_kind]), "line 1: kind"),
+        (
+            strings(&[
+                "--namespace",
+                "a:b",
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+            ]),
+            "HERALD_NAMESPACE",
+        ),
+        (
+            strings(&[
+                "--idempotency-window",
+                "0s",
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+            ]),
+            "HERALD_IDEMPOTENCY_WINDOW",
+        ),
+        (strings(&["sms"]), "sms"),
+    ];
+    for (args, field) in cases {
+        let output = cli(&url).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?}: stdout {:?}",
+            output.stdout
+        );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("herald-producer: "),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(field),
+            "{args:?} should name {field}: {stderr}"
+        );
+        assert_eq!(dbsize(&server), 0, "{args:?} touched Redis");
+    }
+}
+
+#[test]
+fn bulk_enqueues_good_lines_and_reports_bad_ones_by_number() {
+    let server = RedisServer::start();
+    let raw = support::fixture("request-curl-example-1.json").replace('\n', "");
+    let input = [
+        r#"{"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"10m","idempotency_key":"login:1"}"#.to_string(),
+        r#"{"kind":"booking","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"2026-11-24","time":"10:30","image_url":"https://example.com/a.png"}"#.to_string(),
+        r#"{"kind":"otp","phone":"12345","code":"1"}"#.to_string(),
+        String::new(),
+        format!(r#"{{"kind":"raw","request":{raw}}}"#),
+        r#"{"kind":"otp","phone":"+919999999999","code":"654321","idempotency_key":"login:1"}"#.to_string(),
+        r#"{"kind":"booking","phone":"+919999999999","booking_id":"B2","service":"Haircut","date":"tomorrow","time":"10:30"}"#.to_string(),
+        "{not json".to_string(),
+    ]
+    .join("\n");
+    let output = cli(&server.url())
+        .args(["bulk", "-", "--json"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "{\"enqueued\":3,\"duplicates\":1,\"rejected\":3}\n"
+    );
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    assert!(
+        lines[0].starts_with("herald-producer: line 3: phone: "),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("herald-producer: line 7: date: "),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with("herald-producer: line 8: not JSON"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[3],
+        "herald-producer: enqueued 3, duplicates 1, rejected 3"
+    );
+
+    let otps = lane_jobs(&server, Lane::Otp);
+    assert_eq!(otps.len(), 1);
+    assert_eq!(otps[0].idempotency_key.as_deref(), Some("login:1"));
+    assert_eq!(lane_jobs(&server, Lane::Booking).len(), 2);
+}
+
+#[test]
+fn bulk_reads_a_file_across_batches() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.jsonl");
+    let lines: Vec<String> = (0..2_345)
+        .map(|i| format!(r#"{{"kind":"otp","phone":"+919999999999","code":"{i}"}}"#))
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    cli(&server.url())
+        .args(["bulk", path.to_str().unwrap()])
+        .assert()
+        .code(0)
+        .stdout("")
+        .stderr("herald-producer: enqueued 2345, duplicates 0, rejected 0\n");
+    assert_eq!(lane_jobs(&server, Lane::Otp).len(), 2_345);
+}
+
+#[test]
+fn unreachable_redis_exits_2_quickly_without_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    for args in [&OTP[..], &["bulk", "-"][..]] {
+        let started = Instant::now();
+        let output = cli(&url).args(args).write_stdin("").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "herald-producer: cannot reach Redis at redis://***@127.0.0.1:{port}: Connection refused\n"
+            )
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn help_never_shows_the_redis_password() {
+    for args in [&["--help"][..], &["otp", "--help"][..]] {
+        Command::cargo_bin("herald-producer")
+            .unwrap()
+            .env("REDIS_URL", "redis://:hunter2@127.0.0.1:6379")
+            .args(args)
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("REDIS_URL")
+                    .and(predicate::str::contains("hunter2").not()),
+            );
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    for args in [&["--help"][..], &["bulk", "--help"][..]] {
+        Command::cargo_bin("herald-producer")
+            .unwrap()
+            .args(args)
+            .assert()
+            .success()
+            .stdout(
+                predicate::str::contains("Exit status:").and(predicate::str::contains(
+                    "1  bulk: some lines were rejected",
+                )),
+            );
+    }
+}

@@ -1,0 +1,314 @@
+//! The library: each enqueue path lands a decodable job on the right lane; idempotency holds
+//! under races and expires with its window; invalid input never reaches Redis.
+
+use std::time::Duration;
+
+use deadpool_redis::redis;
+use herald_shared::job::{Booking, DEFAULT_OTP_VALIDITY, Payload};
+use herald_shared::{Job, JobKind, Lane};
+use herald_tests::RedisServer;
+use producer::{Error, Producer};
+
+use crate::support::{self, dbsize, keys, lane_jobs, producer, wait_until};
+
+fn booking() -> Booking {
+    Booking {
+        phone: "+919999999999".into(),
+        booking_id: "B123".into(),
+        service: "Haircut".into(),
+        date: "2026-11-24".into(),
+        time: "10:30".into(),
+        image_url: Some("https://example.com/salon.png".into()),
+    }
+}
+
+#[tokio::test]
+async fn otp_goes_to_the_otp_lane_with_its_deadline() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let valid_for = Duration::from_secs(90);
+    let enqueued = producer
+        .enqueue_otp("+91 99999 99999", "123456", valid_for, None)
+        .await
+        .unwrap();
+    assert!(!enqueued.duplicate);
+    let jobs = lane_jobs(&server, Lane::Otp);
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.id, enqueued.job_id);
+    assert_eq!(job.not_after, Some(job.created_at + valid_for));
+    let Payload::Otp(otp) = &job.payload else {
+        panic!("not an OTP: {job:?}")
+    };
+    assert_eq!(otp.phone, "+919999999999");
+    assert_eq!(otp.code.expose(), "123456");
+    assert!(lane_jobs(&server, Lane::Booking).is_empty());
+}
+
+#[tokio::test]
+async fn bookings_and_raw_requests_go_to_the_booking_lane() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let booking = producer.enqueue_booking(booking(), None).await.unwrap();
+    let standalone = producer
+        .enqueue_raw(support::request("request-curl-example-1.json"), None)
+        .await
+        .unwrap();
+    let template = producer
+        .enqueue_raw(support::request("request-template-carousel.json"), None)
+        .await
+        .unwrap();
+    let jobs = lane_jobs(&server, Lane::Booking);
+    let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(
+        ids,
+        [booking.job_id, standalone.job_id, template.job_id],
+        "in enqueue order"
+    );
+    let kinds: Vec<_> = jobs.iter().map(Job::kind).collect();
+    assert_eq!(kinds, [JobKind::Booking, JobKind::Raw, JobKind::Raw]);
+    assert_eq!(
+        jobs[1].payload,
+        Payload::Raw {
+            request: Box::new(support::request("request-curl-example-1.json"))
+        }
+    );
+    assert!(jobs.iter().all(|j| j.not_after.is_none()));
+    assert!(lane_jobs(&server, Lane::Otp).is_empty());
+}
+
+#[tokio::test]
+async fn the_same_key_twice_returns_the_first_id_and_adds_one_entry() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let key = Some("booking:B123:confirmation".to_string());
+    let first = producer
+        .enqueue_booking(booking(), key.clone())
+        .await
+        .unwrap();
+    let again = producer
+        .enqueue_booking(booking(), key.clone())
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(again.job_id, first.job_id);
+    let jobs = lane_jobs(&server, Lane::Booking);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].idempotency_key, key);
+
+    // The claim holds the first id for the default window (24 h).
+    let mut conn = support::conn(&server);
+    let claim = keys().idempotency("booking:B123:confirmation");
+    let (held, ttl): (String, i64) = redis::pipe()
+        .get(&claim)
+        .cmd("PTTL")
+        .arg(&claim)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(held, first.job_id.to_string());
+    let day = 24 * 60 * 60 * 1000;
+    assert!((day - 60_000..=day).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_producers_with_one_key_enqueue_once() {
+    let server = RedisServer::start();
+    let mut producers = Vec::new();
+    for _ in 0..20 {
+        producers.push(producer(&server).await);
+    }
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(producers.len()));
+    let tasks: Vec<_> = producers
+        .into_iter()
+        .map(|producer| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                producer
+                    .enqueue_otp(
+                        "+919999999999",
+                        "123456",
+                        DEFAULT_OTP_VALIDITY,
+                        Some("login:42".into()),
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let jobs = lane_jobs(&server, Lane::Otp);
+    assert_eq!(jobs.len(), 1, "exactly one entry");
+    assert!(results.iter().all(|r| r.job_id == jobs[0].id));
+    assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_can_be_used_again_once_its_window_has_passed() {
+    let server = RedisServer::start();
+    let producer = producer(&server)
+        .await
+        .with_idempotency_window(Duration::from_millis(200));
+    let key = || Some("login:7".to_string());
+    let enqueue = || producer.enqueue_otp("+919999999999", "1", DEFAULT_OTP_VALIDITY, key());
+    let first = enqueue().await.unwrap();
+    assert!(enqueue().await.unwrap().duplicate);
+
+    let claim = keys().idempotency("login:7");
+    let mut conn = support::conn(&server);
+    let ttl: i64 = redis::cmd("PTTL").arg(&claim).query(&mut conn).unwrap();
+    assert!((1..=200).contains(&ttl), "{ttl}");
+    wait_until("the claim expires", Duration::from_secs(5), || {
+        redis::cmd("PTTL")
+            .arg(&claim)
+            .query::<i64>(&mut conn)
+            .unwrap()
+            == -2
+    });
+
+    let second = enqueue().await.unwrap();
+    assert!(!second.duplicate);
+    assert_ne!(second.job_id, first.job_id);
+    assert_eq!(lane_jobs(&server, Lane::Otp).len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_input_never_reaches_redis() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let too_many_suggestions: herald_shared::wire::SendRequest =
+        serde_json::from_value(support::request_with_suggestions(5)).unwrap();
+    let failures: Vec<(&str, Result<_, Error>)> = vec![
+        (
+            "phone",
+            producer
+                .enqueue_otp("9999999999", "123456", DEFAULT_OTP_VALIDITY, None)
+                .await,
+        ),
+        (
+            "code",
+            producer
+                .enqueue_otp("+919999999999", "12 34", DEFAULT_OTP_VALIDITY, None)
+                .await,
+        ),
+        (
+            "valid_for",
+            producer
+                .enqueue_otp("+919999999999", "1234", Duration::ZERO, None)
+                .await,
+        ),
+        (
+            "idempotency_key",
+            producer
+                .enqueue_otp(
+                    "+919999999999",
+                    "1",
+                    DEFAULT_OTP_VALIDITY,
+                    Some(String::new()),
+                )
+                .await,
+        ),
+        (
+            "date",
+            producer
+                .enqueue_booking(
+                    Booking {
+                        date: "24/11/2026".into(),
+                        ..booking()
+                    },
+                    None,
+                )
+                .await,
+        ),
+        (
+            "suggestions",
+            producer.enqueue_raw(too_many_suggestions, None).await,
+        ),
+    ];
+    for (field, result) in failures {
+        match result {
+            Err(Error::Invalid(err)) => assert!(err.to_string().contains(field), "{field}: {err}"),
+            other => panic!("{field}: expected a validation error, got {other:?}"),
+        }
+    }
+    assert_eq!(dbsize(&server), 0);
+}
+
+#[tokio::test]
+async fn a_batch_crosses_chunks_in_order_and_deduplicates_within_itself() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let otp = |i: usize, key: Option<String>| {
+        Job::otp("+919999999999", &i.to_string(), DEFAULT_OTP_VALIDITY)
+            .unwrap()
+            .with_idempotency_key(key)
+            .unwrap()
+    };
+    // 2,500 jobs: plain OTPs, keyed OTPs, bookings, and a repeat of key 0 at the end.
+    let mut jobs = Vec::new();
+    for i in 0..2_500 {
+        jobs.push(match i % 3 {
+            0 => otp(i, None),
+            1 => otp(i, Some(format!("k{i}"))),
+            _ => Job::booking(booking()).unwrap(),
+        });
+    }
+    jobs.push(otp(9, Some("k1".into())));
+    let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    let results = producer.enqueue_batch(jobs).await.unwrap();
+
+    assert_eq!(results.len(), 2_501);
+    let (last, results) = results.split_last().unwrap();
+    assert!(last.duplicate);
+    assert_eq!(last.job_id, ids[1], "the repeat returns key k1's first id");
+    assert!(results.iter().all(|r| !r.duplicate));
+    assert_eq!(
+        results.iter().map(|r| r.job_id).collect::<Vec<_>>(),
+        ids[..2_500]
+    );
+    let otp_lane: Vec<_> = lane_jobs(&server, Lane::Otp).iter().map(|j| j.id).collect();
+    let expected: Vec<_> = (0..2_500).filter(|i| i % 3 != 2).map(|i| ids[i]).collect();
+    assert_eq!(otp_lane, expected, "every OTP, in order, none trimmed");
+    assert_eq!(lane_jobs(&server, Lane::Booking).len(), 833);
+}
+
+#[tokio::test]
+async fn a_flushed_script_is_loaded_again() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let keyed = |key: &str| {
+        producer.enqueue_otp("+919999999999", "1", DEFAULT_OTP_VALIDITY, Some(key.into()))
+    };
+    keyed("a").await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut support::conn(&server))
+        .unwrap();
+    assert!(!keyed("b").await.unwrap().duplicate);
+    assert!(keyed("a").await.unwrap().duplicate);
+    assert_eq!(lane_jobs(&server, Lane::Otp).len(), 2);
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_an_enqueue_fast() {
+    let mut server = RedisServer::start();
+    let producer: Producer = producer(&server).await;
+    server.kill();
+    let started = std::time::Instant::now();
+    let result = producer
+        .enqueue_otp("+919999999999", "1", DEFAULT_OTP_VALIDITY, None)
+        .await;
+    assert!(
+        matches!(result, Err(Error::Redis(_) | Error::Pool(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -1,0 +1,90 @@
+//! Helpers: a producer on a fresh server, fixtures, and reading what landed in Redis.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis;
+use herald_shared::keys::JOB_FIELD;
+use herald_shared::wire::SendRequest;
+use herald_shared::{Job, Keys, Lane};
+use herald_tests::RedisServer;
+use producer::Producer;
+
+pub const NAMESPACE: &str = "herald";
+
+pub fn keys() -> Keys {
+    Keys::new(NAMESPACE).unwrap()
+}
+
+/// A producer with its own pool on `server`.
+pub async fn producer(server: &RedisServer) -> Producer {
+    let pool = producer::connect::connect(&server.url()).await.unwrap();
+    Producer::new(pool, keys())
+}
+
+pub fn fixture_path(name: &str) -> String {
+    format!(
+        "{}/../shared/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = fixture_path(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn request(name: &str) -> SendRequest {
+    herald_shared::wire::decode(fixture(name).as_bytes()).unwrap()
+}
+
+/// The standalone fixture with `n` suggestions on its card (the limit is 4).
+pub fn request_with_suggestions(n: usize) -> serde_json::Value {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&fixture("request-curl-example-1.json")).unwrap();
+    let suggestions = body
+        .pointer_mut("/message/richCardDetails/standalone/content/suggestions")
+        .unwrap()
+        .as_array_mut()
+        .unwrap();
+    let first = suggestions[0].clone();
+    *suggestions = vec![first; n];
+    body
+}
+
+pub fn conn(server: &RedisServer) -> redis::Connection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+pub fn dbsize(server: &RedisServer) -> i64 {
+    redis::cmd("DBSIZE").query(&mut conn(server)).unwrap()
+}
+
+/// Every job on `lane`, oldest first, checking each entry has exactly the one job field.
+pub fn lane_jobs(server: &RedisServer, lane: Lane) -> Vec<Job> {
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(keys().lane(lane))
+        .arg("-")
+        .arg("+")
+        .query(&mut conn(server))
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(id, fields)| {
+            assert_eq!(fields.len(), 1, "entry {id} has fields {:?}", fields.keys());
+            Job::from_json(fields[JOB_FIELD].as_bytes()).unwrap()
+        })
+        .collect()
+}
+
+/// Polls `condition` every few milliseconds until it holds, failing after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

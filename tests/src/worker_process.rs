@@ -1,0 +1,114 @@
+//! A real `herald-worker run` process, as operators run it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::cargo_bin;
+
+/// A worker replica process. Its stderr goes to a log file that [`WorkerProcess::log`]
+/// reads; dropping it kills the process.
+pub struct WorkerProcess {
+    child: Child,
+    pub consumer: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The API key the sandbox and the workers share in tests.
+pub const TEST_API_KEY: &str = "test-api-key";
+
+impl WorkerProcess {
+    /// Starts `herald-worker run` against Redis at `redis_url` and Interakt at `base_url`,
+    /// with `args` added (e.g. `["--rate", "20/1s"]`).
+    pub fn spawn(
+        redis_url: &str,
+        namespace: &str,
+        base_url: &str,
+        consumer: &str,
+        args: &[&str],
+    ) -> WorkerProcess {
+        let dir = tempfile::tempdir().expect("temp dir for the worker log");
+        let log = dir.path().join("worker.log");
+        let log_file = std::fs::File::create(&log).expect("create the worker log");
+        let child = Command::new(cargo_bin("herald-worker"))
+            .arg("run")
+            .args(["--consumer", consumer])
+            .args(args)
+            .env("REDIS_URL", redis_url)
+            .env("HERALD_NAMESPACE", namespace)
+            .env("INTERAKT_API_KEY", TEST_API_KEY)
+            .env("INTERAKT_BASE_URL", base_url)
+            .env("RUST_LOG", "info,herald_worker=debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start herald-worker");
+        WorkerProcess {
+            child,
+            consumer: consumer.to_string(),
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -{name} {}",
+            self.pid()
+        );
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The exit status if the process has exited.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("poll the worker")
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.try_exit() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- log of worker {} -----\n{}",
+                self.consumer,
+                self.log()
+            );
+        }
+        self.kill9();
+    }
+}

@@ -1,0 +1,95 @@
+//! Guarantee 9: an entry that does not decode, or fails validation, is dead-lettered with the
+//! reason, and the worker keeps going.
+
+use std::time::Duration;
+
+use herald_shared::Lane;
+use herald_shared::job::Payload;
+use herald_shared::keys::JOB_FIELD;
+use herald_shared::wire::Suggestion;
+use herald_tests::wait_until;
+use redis::AsyncCommands;
+
+use crate::support::{SandboxSetup, Scenario, booking};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guarantee_9_bad_entries_are_dead_lettered_and_the_worker_keeps_going() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    let lane = s.keys.lane(Lane::Booking);
+    let _: () = s
+        .conn
+        .xadd(&lane, "*", &[(JOB_FIELD, "{not json")])
+        .await
+        .unwrap();
+    let _: () = s
+        .conn
+        .xadd(&lane, "*", &[("something", "else")])
+        .await
+        .unwrap();
+    // A raw job that bypassed the producer's validation: five suggestions on one card.
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/tests/fixtures/request-standalone-carousel.json"
+    ))
+    .unwrap();
+    let mut request: herald_shared::wire::SendRequest =
+        herald_shared::wire::decode(&fixture).unwrap();
+    let card = &mut request
+        .message
+        .as_mut()
+        .unwrap()
+        .rich_card_details
+        .standalone
+        .as_mut()
+        .unwrap()
+        .content;
+    let one: Suggestion = card.suggestions.as_ref().unwrap()[0].clone();
+    card.suggestions = Some(vec![one; 5]);
+    let mut invalid = booking(1);
+    invalid.payload = Payload::Raw {
+        request: Box::new(request),
+    };
+    s.enqueue(&[invalid.clone(), booking(2)]).await;
+
+    let w = s.worker("bad-jobs", &[]);
+    wait_until(
+        "three dead letters and one send",
+        Duration::from_secs(20),
+        || async {
+            let st = s.status().await;
+            st.total.dead == 3 && st.total.sent == 1
+        },
+    )
+    .await;
+
+    let mut reasons: Vec<String> = s
+        .dead_letters()
+        .await
+        .into_iter()
+        .map(|d| d.reason)
+        .collect();
+    reasons.sort();
+    assert!(
+        reasons[0]
+            .starts_with("invalid: message.richCardDetails.standalone.content.suggestions: has 5"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].starts_with("undecodable: "), "{reasons:?}");
+    assert!(
+        reasons[2].starts_with("undecodable: the entry has no \"job\" field"),
+        "{reasons:?}"
+    );
+    let letters = s.dead_letters().await;
+    let raw = letters
+        .iter()
+        .find(|d| d.raw.as_deref() == Some("{not json"))
+        .expect("the raw entry is kept");
+    assert!(raw.job_id.starts_with("entry:"));
+    assert!(
+        letters
+            .iter()
+            .any(|d| d.job.as_ref().is_some_and(|j| j.id == invalid.id))
+    );
+    assert_eq!(s.accepted().len(), 1, "the good job after them was sent");
+    assert!(w.log().contains("dead-lettered"));
+}

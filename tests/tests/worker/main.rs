@@ -1,0 +1,15 @@
+//! End-to-end guarantees of `herald-worker run`: real redis-server, real worker processes,
+//! the sandbox standing in for Interakt. One module per guarantee of the worker's issue; each
+//! test's name says which guarantee it pins.
+
+mod support;
+
+mod bad_jobs;
+mod budget;
+mod cli;
+mod crashes;
+mod failures;
+mod otp_first;
+mod rate_limited;
+mod redis_outage;
+mod shutdown;
