@@ -32,9 +32,12 @@ fn main() {
 }
 
 async fn run(server: &RedisServer, n: usize) {
-    let pool = producer::connect::connect(&server.url())
-        .await
-        .expect("the bench's redis-server");
+    let pool = herald_shared::redis_pool::connect(
+        &server.url(),
+        herald_shared::redis_pool::DEFAULT_POOL_SIZE,
+    )
+    .await
+    .expect("the bench's redis-server");
     let producer = Producer::new(pool, Keys::new("bench").unwrap());
     // phonenumber loads its metadata on first use; keep that out of the figures.
     otp(0, false);

@@ -18,9 +18,9 @@ use herald_shared::{Job, Keys, Redacted};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::bulk::{self, BulkError, Observer, Rejected, Summary};
-use crate::connect::{self, ConnectError};
 use crate::enqueue::{self, Producer};
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, SpecError};
+use herald_shared::redis_pool::{self, ConnectError};
 
 /// Prefix of every line written to stderr.
 pub const NAME: &str = "herald-producer";
@@ -201,7 +201,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     }
     let url = cli.redis.redis_url.expose();
     let connect = || async {
-        let pool = connect::connect(url).await?;
+        let pool = redis_pool::connect(url, redis_pool::DEFAULT_POOL_SIZE).await?;
         Ok::<_, CliError>(Producer::new(pool, keys).with_idempotency_window(cli.idempotency_window))
     };
     let job = match cli.command {

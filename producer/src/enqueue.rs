@@ -70,10 +70,10 @@ pub enum Error {
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// Redis refused or failed the command (or the connection behind it).
-    #[error("Redis: {}", crate::connect::error_reason(.0))]
+    #[error("Redis: {}", herald_shared::redis_pool::error_reason(.0))]
     Redis(#[from] RedisError),
     /// No pooled connection could be had.
-    #[error("Redis: {}", crate::connect::pool_error_reason(.0))]
+    #[error("Redis: {}", herald_shared::redis_pool::pool_error_reason(.0))]
     Pool(PoolError),
     /// Redis answered with something the enqueue commands never return: a key of this
     /// namespace was written by something else.

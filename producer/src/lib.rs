@@ -6,12 +6,10 @@
 //! - [`spec`]: [`JobSpec`], a job as JSON (a bulk line, an API body), decoded with errors
 //!   that name the field.
 //! - [`bulk`]: JSON Lines in, pipelined batches out, bad lines reported by number.
-//! - [`connect`]: the Redis pool, its timeouts and a start-up reachability check.
 //! - [`cli`]: the `herald-producer` command line.
 
 pub mod bulk;
 pub mod cli;
-pub mod connect;
 pub mod enqueue;
 pub mod spec;
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::redis_pool::{create_pool, display_url};
+use herald_shared::redis_pool::{create_pool, redact_url};
 use herald_worker::settings::{RunArgs, Settings};
 use herald_worker::{status, worker};
 use tokio_util::sync::CancellationToken;
@@ -89,7 +89,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let url = cli.redis.redis_url.expose();
             let pool = create_pool(url, 1).map_err(usage)?;
             let status = status::collect(&pool, &keys).await.map_err(|err| {
-                usage(format!("cannot reach Redis at {}: {err}", display_url(url)))
+                usage(format!("cannot reach Redis at {}: {err}", redact_url(url)))
             })?;
             if json {
                 println!(

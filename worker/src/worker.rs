@@ -23,7 +23,7 @@ use std::time::Duration;
 use deadpool_redis::Pool;
 use deadpool_redis::redis::AsyncCommands;
 use herald_shared::job::Attempt;
-use herald_shared::redis_pool::{MAX_BLOCK, create_pool, display_url};
+use herald_shared::redis_pool::{MAX_BLOCK, create_pool, redact_url};
 use herald_shared::validate::validate_request;
 use herald_shared::{Job, Lane, compose};
 use rand::RngExt;
@@ -101,7 +101,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         consumer = %ctx.settings.consumer,
         rate = %ctx.settings.rate,
         concurrency = ctx.settings.concurrency,
-        redis = %display_url(ctx.settings.redis_url.expose()),
+        redis = %redact_url(ctx.settings.redis_url.expose()),
         interakt = %ctx.settings.send_url,
         sms_fallback = ctx.settings.sms.is_some(),
         "worker starting"

@@ -18,7 +18,12 @@ pub fn keys() -> Keys {
 
 /// A producer with its own pool on `server`.
 pub async fn producer(server: &RedisServer) -> Producer {
-    let pool = producer::connect::connect(&server.url()).await.unwrap();
+    let pool = herald_shared::redis_pool::connect(
+        &server.url(),
+        herald_shared::redis_pool::DEFAULT_POOL_SIZE,
+    )
+    .await
+    .unwrap();
     Producer::new(pool, keys())
 }
 

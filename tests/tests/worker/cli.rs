@@ -18,9 +18,16 @@ fn worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     cmd.output().expect("run herald-worker")
 }
 
+/// Arguments, environment, and what stderr must name.
+type Case = (
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
 #[test]
 fn missing_api_key_and_bad_flags_exit_2_with_one_line() {
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (vec!["run"], vec![], "INTERAKT_API_KEY"),
         (
             vec!["run", "--rate", "lots"],
