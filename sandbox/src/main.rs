@@ -1,1 +1,156 @@
-fn main() {}
+//! `herald-sandbox`: a local stand-in for Interakt's public RCS API.
+//!
+//! Thin on purpose: parse flags, set up tracing, call [`herald_sandbox::run`], map the
+//! result to an exit code.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use herald_sandbox::{SandboxConfig, ScriptRule};
+use herald_shared::Redacted;
+use herald_shared::config::RateLimit;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped by SIGINT or SIGTERM
+  1  could not listen, or the server failed
+  2  bad flags or environment variables";
+
+/// A local stand-in for Interakt's public RCS API: same route, auth, rate limit and bodies,
+/// plus injected faults. Point INTERAKT_BASE_URL at http://LISTEN/v1/public.
+#[derive(Parser, Debug)]
+#[command(name = "herald-sandbox", version, after_help = EXIT_CODES)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "SANDBOX_LISTEN", default_value = "127.0.0.1:8089")]
+    listen: SocketAddr,
+    /// The key clients must send as `Authorization: Basic <key>`.
+    #[arg(long, env = "INTERAKT_API_KEY", hide_env_values = true)]
+    api_key: Redacted<String>,
+    /// Admit at most N requests in any sliding window of PERIOD (300/1m); no limit if absent.
+    #[arg(long, env = "SANDBOX_RATE", value_name = "N/PERIOD")]
+    rate: Option<RateLimit>,
+    /// Send `Retry-After` (seconds until a slot frees) with rate-limited answers; Interakt
+    /// documents none.
+    #[arg(long, env = "SANDBOX_RETRY_AFTER")]
+    retry_after: bool,
+    /// Probability (0.0 to 1.0) of answering an unscripted phone with 503.
+    #[arg(long, env = "SANDBOX_FAIL_RATE", default_value = "0", value_name = "P",
+          value_parser = herald_sandbox::config::parse_fail_rate)]
+    fail_rate: f64,
+    /// Delay added to every answer of the send endpoint (20ms, 1s).
+    #[arg(long, env = "SANDBOX_LATENCY", default_value = "0s", value_name = "DURATION",
+          value_parser = herald_shared::config::parse_duration)]
+    latency: Duration,
+    /// Script one phone, repeatable: RULE is 400, 500, fail:N, 429:N, false or slow:DURATION
+    /// (+919000000001=fail:2). The variable takes a comma-separated list.
+    #[arg(
+        long = "script",
+        env = "SANDBOX_SCRIPT",
+        value_name = "PHONE=RULE",
+        value_delimiter = ','
+    )]
+    script: Vec<ScriptRule>,
+    /// Seed for --fail-rate's random choices, to replay a run.
+    #[arg(long, env = "SANDBOX_SEED")]
+    seed: Option<u64>,
+}
+
+impl Args {
+    fn into_config(self) -> (SandboxConfig, SocketAddr) {
+        let config = SandboxConfig {
+            rate: self.rate,
+            retry_after: self.retry_after,
+            fail_rate: self.fail_rate,
+            latency: self.latency,
+            script: self.script,
+            seed: self.seed,
+            api_key: self.api_key,
+        };
+        (config, self.listen)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // --help and --version
+        Err(err) if !err.use_stderr() => {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("{}", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    let (config, listen) = args.into_config();
+    if let Err(err) = config.check() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(herald_sandbox::run(config, listen, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "sandbox stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Clap's error on one line: its message and details, without the usage block.
+fn one_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .collect();
+    format!("{}; see --help", parts.join(" "))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
