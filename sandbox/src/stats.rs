@@ -1,10 +1,10 @@
 //! Counts of what the send endpoint answered, and the busiest sliding window it saw: the
 //! numbers a test asserts a client's behaviour on ("never more than 300 in any minute").
 //!
-//! The peak is computed incrementally: each arrival is pushed into a [`SlidingLog`] of the
-//! window's length and the peak is the largest length the log ever reached. Every
-//! authenticated request counts, whatever it was answered, because Interakt counts every
-//! request against the limit, retries and refusals included.
+//! The peak is computed incrementally: each arrival is pushed into a sliding log
+//! (`limiter::SlidingLog`) of the window's length, and the peak is the largest length the
+//! log ever reached. Every authenticated request counts, whatever it was answered, because
+//! Interakt counts every request against the limit, retries and refusals included.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

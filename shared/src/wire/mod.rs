@@ -39,9 +39,14 @@ pub struct DecodeError {
 pub fn decode<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, DecodeError> {
     let de = &mut serde_json::Deserializer::from_slice(json);
     serde_path_to_error::deserialize(de).map_err(|err| DecodeError {
-        path: err.path().to_string(),
+        path: path_or_body(err.path().to_string()),
         reason: err.inner().to_string(),
     })
+}
+
+/// serde_path_to_error says `?` where the body is not JSON at all; `.` (the body) reads better.
+fn path_or_body(path: String) -> String {
+    if path == "?" { ".".to_string() } else { path }
 }
 
 /// Like [`decode`], from an already parsed JSON value.
@@ -49,7 +54,7 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
 ) -> Result<T, DecodeError> {
     serde_path_to_error::deserialize(value).map_err(|err| DecodeError {
-        path: err.path().to_string(),
+        path: path_or_body(err.path().to_string()),
         reason: err.inner().to_string(),
     })
 }

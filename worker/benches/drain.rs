@@ -1,0 +1,192 @@
+//! Worker benchmarks: figures for the README, not assertions.
+//!
+//! `cargo bench -p herald-worker --bench drain` runs, against a real redis-server and the
+//! in-process sandbox, with a real `herald-worker` release binary:
+//! 1. **throughput**: jobs/s one replica drains with no effective rate limit, and its peak RSS;
+//! 2. **OTP latency**: enqueue-to-Interakt time of OTPs behind a 10,000-booking backlog at 300/1m;
+//! 3. **budget use** (`BENCH_BUDGET=1`, several minutes): the share of N used per window at
+//!    300/1m and 600/1m with a backlog, and the peak requests seen in any sliding window.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use herald_sandbox::{RunningSandbox, SandboxConfig};
+use herald_shared::job::Booking;
+use herald_shared::keys::JOB_FIELD;
+use herald_shared::{Job, Keys};
+use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
+
+const NAMESPACE: &str = "bench";
+
+fn booking(i: usize) -> Job {
+    Job::booking(Booking {
+        phone: format!("+9198{i:08}"),
+        booking_id: format!("B{i}"),
+        service: "Haircut".into(),
+        date: "2026-11-24".into(),
+        time: "10:30".into(),
+        image_url: None,
+    })
+    .expect("valid booking")
+}
+
+async fn enqueue(conn: &mut redis::aio::MultiplexedConnection, jobs: &[Job]) {
+    let keys = Keys::new(NAMESPACE).unwrap();
+    for chunk in jobs.chunks(2000) {
+        let mut pipe = redis::pipe();
+        for job in chunk {
+            pipe.xadd(keys.lane(job.lane()), "*", &[(JOB_FIELD, job.to_json())])
+                .ignore();
+        }
+        let _: () = pipe.query_async(conn).await.expect("enqueue");
+    }
+}
+
+struct Setup {
+    redis: RedisServer,
+    sandbox: RunningSandbox,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+async fn setup(rate: Option<&str>) -> Setup {
+    let redis = RedisServer::start();
+    let mut config = SandboxConfig::new(TEST_API_KEY);
+    config.rate = rate.map(|r| r.parse().unwrap());
+    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    Setup {
+        redis,
+        sandbox,
+        conn,
+    }
+}
+
+fn worker(s: &Setup, name: &str, args: &[&str]) -> WorkerProcess {
+    WorkerProcess::spawn(&s.redis.url(), NAMESPACE, &s.sandbox.base_url(), name, args)
+}
+
+async fn wait_for(s: &Setup, count: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while s.sandbox.stats().accepted < count as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out at {} of {count}",
+            s.sandbox.stats().accepted
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn throughput() {
+    let mut s = setup(None).await;
+    let total = std::env::var("JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(50_000);
+    let jobs: Vec<Job> = (0..total).map(booking).collect();
+    enqueue(&mut s.conn, &jobs).await;
+    let w = worker(
+        &s,
+        "bench-throughput",
+        &["--rate", "10000000/1s", "--concurrency", "128"],
+    );
+    // Time from the first accepted request, so process start-up is not counted.
+    wait_for(&s, 1, Duration::from_secs(30)).await;
+    let start = Instant::now();
+    wait_for(&s, total, Duration::from_secs(300)).await;
+    let took = start.elapsed();
+    println!(
+        "throughput: one replica drained {total} jobs in {:.2} s = {:.0} jobs/s (sandbox, Redis and worker on the same {} cores); peak RSS {:.1} MiB",
+        took.as_secs_f64(),
+        (total - 1) as f64 / took.as_secs_f64(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        peak_rss_mib(w.pid()).unwrap_or(f64::NAN),
+    );
+}
+
+async fn otp_latency() {
+    let mut s = setup(Some("300/1m")).await;
+    enqueue(&mut s.conn, &(0..10_000).map(booking).collect::<Vec<_>>()).await;
+    let _w = worker(&s, "bench-otp", &["--rate", "300/1m"]);
+    wait_for(&s, 5, Duration::from_secs(30)).await;
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let phone = format!("+9190000000{i:02}");
+        let job = Job::otp(&phone, "123456", Duration::from_secs(600)).unwrap();
+        let sent_at = Instant::now();
+        enqueue(&mut s.conn, &[job]).await;
+        while !s
+            .sandbox
+            .messages()
+            .iter()
+            .rev()
+            .take(20)
+            .any(|m| m.e164() == phone)
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(sent_at.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "OTP latency behind 10,000 bookings at 300/1m: median {:.0} ms, max {:.0} ms (a token every 200 ms)",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
+async fn budget(rate: &str, n: usize, window: Duration, windows: usize) {
+    let mut s = setup(Some(rate)).await;
+    let total = n * (windows + 1);
+    enqueue(&mut s.conn, &(0..total).map(booking).collect::<Vec<_>>()).await;
+    let _replicas: Vec<_> = (0..3)
+        .map(|i| worker(&s, &format!("bench-budget-{i}"), &["--rate", rate]))
+        .collect();
+    wait_for(&s, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(window * windows as u32 + Duration::from_secs(1)).await;
+    let times: Vec<u64> = s.sandbox.messages().iter().map(|m| m.received_ms).collect();
+    let t0 = times[0];
+    let w = window.as_millis() as u64;
+    let per_window: Vec<usize> = (0..windows as u64)
+        .map(|k| {
+            times
+                .iter()
+                .filter(|&&t| t >= t0 + k * w && t < t0 + (k + 1) * w)
+                .count()
+        })
+        .collect();
+    let stats = s.sandbox.stats();
+    let used = per_window.iter().sum::<usize>() as f64 / (windows * n) as f64;
+    println!(
+        "budget {rate} with 3 replicas: per window {per_window:?} = {:.1}% of N; most in any sliding window {} (limit {n}); 429s {}",
+        used * 100.0,
+        stats.max_in_window,
+        stats.count(429)
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    herald_shared::phone::warm_up();
+    throughput().await;
+    otp_latency().await;
+    if std::env::var_os("BENCH_BUDGET").is_some() {
+        budget("300/1m", 300, Duration::from_secs(60), 2).await;
+        budget("600/1m", 600, Duration::from_secs(60), 2).await;
+    }
+}
