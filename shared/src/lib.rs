@@ -8,12 +8,14 @@
 //! - [`config`]: flags and environment variables shared by the binaries.
 //! - [`keys`]: the Redis key layout.
 //! - [`redis_pool`]: connection pools with explicit timeouts.
+//! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 
 pub mod compose;
 pub mod config;
 pub mod job;
 pub mod keys;
+pub mod ops;
 pub mod phone;
 pub mod redis_pool;
 pub mod secret;

@@ -4,33 +4,19 @@
 //! Labels are low-cardinality on purpose: lane, outcome, and the first word of a dead
 //! letter's reason.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
 use deadpool_redis::Pool;
 use herald_shared::{Keys, Lane};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::retry::SendOutcome;
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder (shared by every Herald server in the process).
 pub fn prometheus() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let buckets = [
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ];
-        PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
-            .expect("static buckets are valid")
-            .install_recorder()
-            .expect("no other metrics recorder is installed")
-    })
+    herald_shared::ops::prometheus()
 }
 
 pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
@@ -80,11 +66,6 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
     }
 }
 
-#[derive(Clone)]
-struct Health {
-    pool: Pool,
-}
-
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -92,30 +73,11 @@ pub async fn serve(
     _keys: Keys,
     shutdown: CancellationToken,
 ) {
-    let handle = prometheus();
-    let app = Router::new()
-        .route("/metrics", get(move || std::future::ready(handle.render())))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(Health { pool });
+    let app: Router = herald_shared::ops::routes(pool);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     if let Err(err) = served {
         tracing::error!(error = %err, "metrics server failed");
-    }
-}
-
-async fn ready(State(health): State<Health>) -> (StatusCode, &'static str) {
-    let ping = async {
-        let mut conn = health.pool.get().await.ok()?;
-        deadpool_redis::redis::cmd("PING")
-            .query_async::<String>(&mut *conn)
-            .await
-            .ok()
-    };
-    match tokio::time::timeout(Duration::from_secs(2), ping).await {
-        Ok(Some(_)) => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n"),
     }
 }

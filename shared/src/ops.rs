@@ -1,0 +1,63 @@
+//! The operational endpoints every Herald server shares: `/metrics` (Prometheus text),
+//! `/healthz` (the process is up) and `/readyz` (Redis answers), and the process-wide
+//! Prometheus recorder behind them.
+//!
+//! Servers merge [`routes`] into their own router, so the worker, the webhook receiver and
+//! the producer API answer these paths the same way.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use deadpool_redis::Pool;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// How long `/readyz` waits for Redis's PING.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The process-wide Prometheus recorder, installed on first use. Histograms whose names end
+/// in `_seconds` get latency buckets from 1 ms to 10 s.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("static buckets are valid")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, for any router state.
+pub fn routes<S: Clone + Send + Sync + 'static>(pool: Pool) -> Router<S> {
+    let handle = prometheus();
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(move || ready(pool.clone())))
+}
+
+/// Whether Redis answers PING within [`READY_TIMEOUT`].
+pub async fn redis_ready(pool: &Pool) -> bool {
+    let ping = async {
+        let mut conn = pool.get().await.ok()?;
+        deadpool_redis::redis::cmd("PING")
+            .query_async::<String>(&mut *conn)
+            .await
+            .ok()
+    };
+    matches!(tokio::time::timeout(READY_TIMEOUT, ping).await, Ok(Some(_)))
+}
+
+async fn ready(pool: Pool) -> (StatusCode, &'static str) {
+    if redis_ready(&pool).await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n")
+    }
+}
