@@ -74,6 +74,20 @@ pub enum Command {
     /// Enqueue JSON Lines, one job a line ({"kind":"otp"|"booking"|"raw", ...}).
     #[command(after_help = EXIT_STATUS_HELP)]
     Bulk(BulkArgs),
+    /// Serve the HTTP API (POST /v1/jobs/otp|booking|raw|batch) until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+    /// Print the HTTP API's OpenAPI document (kept in producer/openapi.json).
+    Openapi,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Accepted bearer tokens, comma-separated.
+    #[arg(long, env = "HERALD_API_TOKENS", hide_env_values = true)]
+    pub tokens: Option<Redacted<String>>,
 }
 
 #[derive(Args)]
@@ -202,9 +216,18 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let url = cli.redis.redis_url.expose();
     let connect = || async {
         let pool = redis_pool::connect(url, redis_pool::DEFAULT_POOL_SIZE).await?;
-        Ok::<_, CliError>(Producer::new(pool, keys).with_idempotency_window(cli.idempotency_window))
+        Ok::<_, CliError>(
+            Producer::new(pool, keys.clone()).with_idempotency_window(cli.idempotency_window),
+        )
     };
     let job = match cli.command {
+        Command::Serve(args) => {
+            return serve(args, url, keys.clone(), cli.idempotency_window).await;
+        }
+        Command::Openapi => {
+            let _ = writeln!(io::stdout().lock(), "{}", crate::api::openapi_json());
+            return Ok(Outcome::Enqueued);
+        }
         Command::Bulk(args) => return run_bulk(&args, connect().await?).await,
         Command::Otp(args) => single_job("OTP", args.into_spec()),
         Command::Booking(args) => single_job("booking", args.into_spec()),
@@ -217,6 +240,52 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     // The job is enqueued whether or not stdout still listens.
     let _ = writeln!(io::stdout().lock(), "{}", enqueued.job_id);
     Ok(Outcome::Enqueued)
+}
+
+/// Runs the HTTP API until SIGTERM/SIGINT. Redis need not be up at start: the API answers
+/// 503 (and `/readyz` says so) until it is.
+async fn serve(
+    args: ServeArgs,
+    url: &str,
+    keys: Keys,
+    window: Duration,
+) -> Result<Outcome, CliError> {
+    let tokens = args
+        .tokens
+        .as_ref()
+        .and_then(crate::api::auth::Tokens::parse)
+        .ok_or_else(|| {
+            ConfigError::new(
+                "HERALD_API_TOKENS (--tokens)",
+                "is required: give one or more bearer tokens, comma-separated",
+            )
+        })?;
+    let pool = redis_pool::create_pool(url, 32)?;
+    let state = crate::api::ApiState {
+        producer: Producer::new(pool, keys).with_idempotency_window(window),
+        tokens: std::sync::Arc::new(tokens),
+    };
+    let listen_error = |source| CliError::Read {
+        path: format!("--listen {}", args.listen),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(listen_error)?;
+    crate::api::serve(listener, state, shutdown_signal())
+        .await
+        .map_err(listen_error)?;
+    Ok(Outcome::Enqueued)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping the producer API");
 }
 
 impl OtpArgs {

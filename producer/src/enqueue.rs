@@ -131,6 +131,11 @@ impl Producer {
         Duration::from_millis(self.idempotency_window_ms)
     }
 
+    /// The pool this producer enqueues through.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// The key layout this producer writes to.
     pub fn keys(&self) -> &Keys {
         &self.keys

@@ -6,8 +6,10 @@
 //! - [`spec`]: [`JobSpec`], a job as JSON (a bulk line, an API body), decoded with errors
 //!   that name the field.
 //! - [`bulk`]: JSON Lines in, pipelined batches out, bad lines reported by number.
+//! - [`api`]: `herald-producer serve`, the HTTP API.
 //! - [`cli`]: the `herald-producer` command line.
 
+pub mod api;
 pub mod bulk;
 pub mod cli;
 pub mod enqueue;

@@ -20,7 +20,7 @@ use herald_shared::wire::{self, DecodeError, SendRequest};
 use serde::{Deserialize, Serialize};
 
 /// One job, as JSON.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobSpec {
     Otp(OtpSpec),
@@ -29,12 +29,13 @@ pub enum JobSpec {
 }
 
 /// `{"kind":"otp", ...}`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpSpec {
     /// E.164 (`+919999999999`).
     pub phone: String,
     /// Redacted in Debug.
+    #[schema(value_type = String, example = "123456")]
     pub code: Redacted<String>,
     /// A human duration (`10m`, `90s`); [`DEFAULT_OTP_VALIDITY`] when absent.
     #[serde(
@@ -42,13 +43,14 @@ pub struct OtpSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, example = "10m")]
     pub valid_for: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
 
 /// `{"kind":"booking", ...}`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingSpec {
     pub phone: String,
@@ -65,10 +67,11 @@ pub struct BookingSpec {
 }
 
 /// `{"kind":"raw","request":{...}}`: a complete Interakt request body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
     /// Boxed: a request is far larger than the other specs.
+    #[schema(value_type = Object)]
     pub request: Box<SendRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -107,6 +110,15 @@ impl JobSpec {
         };
         let value: serde_json::Value = serde_json::from_slice(json)
             .map_err(|err| malformed(".", format!("not JSON ({err})")))?;
+        JobSpec::from_value(value)
+    }
+
+    /// [`JobSpec::from_json`] for a value already parsed (an item of a batch array).
+    pub fn from_value(value: serde_json::Value) -> Result<JobSpec, DecodeError> {
+        let malformed = |path: &str, reason: String| DecodeError {
+            path: path.into(),
+            reason,
+        };
         let serde_json::Value::Object(mut fields) = value else {
             return Err(malformed(
                 ".",

@@ -5,6 +5,7 @@
 //! - `cli`: the `herald-producer` binary: output, exit codes, one-line errors.
 //! - `support`: servers, fixtures and Redis inspection shared by both.
 
+mod api;
 mod cli;
 mod enqueue;
 mod support;

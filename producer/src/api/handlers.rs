@@ -1,0 +1,277 @@
+//! The job routes: decode, validate, enqueue, answer.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use herald_shared::Job;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ErrorBody};
+use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
+use crate::Enqueued;
+use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec};
+
+/// The header that carries an idempotency key (the body field `idempotency_key` also does).
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// 202: the job is on its lane (or was already, under this idempotency key).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub job_id: Uuid,
+    /// True when the idempotency key was already used: `job_id` is the first job's.
+    pub duplicate: bool,
+}
+
+impl From<Enqueued> for Accepted {
+    fn from(e: Enqueued) -> Self {
+        Accepted {
+            job_id: e.job_id,
+            duplicate: e.duplicate,
+        }
+    }
+}
+
+/// One item of a batch answer: accepted, or why not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Position of the item in the request array.
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// The answer to a batch: counts and one item per job, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAccepted {
+    pub enqueued: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub items: Vec<BatchItem>,
+}
+
+/// Enqueue a one-time password.
+#[utoipa::path(
+    post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    responses(
+        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
+        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub async fn enqueue_otp(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: OtpSpec = decode(body).await?;
+    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
+    enqueue_one(&state, JobSpec::Otp(spec)).await
+}
+
+/// Enqueue a booking confirmation card.
+#[utoipa::path(
+    post, path = "/v1/jobs/booking", tag = "jobs", request_body = BookingSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    responses(
+        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
+        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub async fn enqueue_booking(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: BookingSpec = decode(body).await?;
+    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
+    enqueue_one(&state, JobSpec::Booking(spec)).await
+}
+
+/// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
+#[utoipa::path(
+    post, path = "/v1/jobs/raw", tag = "jobs", request_body = RawSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    responses(
+        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
+        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub async fn enqueue_raw(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: RawSpec = decode(body).await?;
+    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
+    enqueue_one(&state, JobSpec::Raw(spec)).await
+}
+
+/// Enqueue up to 1,000 jobs (each with its `kind`), answered item by item. Valid items are
+/// enqueued even when others are rejected.
+#[utoipa::path(
+    post, path = "/v1/jobs/batch", tag = "jobs", request_body = Vec<JobSpec>,
+    responses(
+        (status = 202, description = "At least one item enqueued; see each item", body = BatchAccepted),
+        (status = 400, description = "Not an array, over 1,000 items, or every item invalid", body = BatchAccepted),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; nothing enqueued", body = ErrorBody),
+    )
+)]
+pub async fn enqueue_batch(
+    State(state): State<ApiState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, BATCH_BODY_LIMIT).await?;
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|err| {
+        ApiError::invalid_field(".", format!("must be a JSON array of jobs ({err})"))
+    })?;
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field(
+            ".",
+            format!("has {} items; the most is {MAX_BATCH}", items.len()),
+        ));
+    }
+    let mut answers: Vec<BatchItem> = Vec::with_capacity(items.len());
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut job_items: Vec<usize> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let parsed = JobSpec::from_value(item)
+            .map_err(ApiError::from)
+            .and_then(|spec| Ok(spec.into_job()?));
+        match parsed {
+            Ok(job) => {
+                job_items.push(index);
+                jobs.push(job);
+                answers.push(BatchItem {
+                    index,
+                    job_id: None,
+                    duplicate: None,
+                    error: None,
+                });
+            }
+            Err(err) => answers.push(BatchItem {
+                index,
+                job_id: None,
+                duplicate: None,
+                error: Some(err.body),
+            }),
+        }
+    }
+    let rejected = answers.len() - jobs.len();
+    let enqueued = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        state.producer.enqueue_batch(jobs).await?
+    };
+    for (index, result) in job_items.into_iter().zip(&enqueued) {
+        answers[index].job_id = Some(result.job_id);
+        answers[index].duplicate = Some(result.duplicate);
+    }
+    record_enqueued(&enqueued);
+    let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
+    let status = if enqueued.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = BatchAccepted {
+        enqueued: enqueued.len() - duplicates,
+        duplicates,
+        rejected,
+        items: answers,
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {
+    let job = spec.into_job()?;
+    let enqueued = state.producer.enqueue(job).await?;
+    record_enqueued(std::slice::from_ref(&enqueued));
+    Ok((StatusCode::ACCEPTED, Json(Accepted::from(enqueued))).into_response())
+}
+
+fn record_enqueued(results: &[Enqueued]) {
+    let duplicates = results.iter().filter(|e| e.duplicate).count() as u64;
+    metrics::counter!("herald_api_jobs_enqueued_total")
+        .increment(results.len() as u64 - duplicates);
+    metrics::counter!("herald_api_jobs_duplicate_total").increment(duplicates);
+}
+
+/// The key from the header, or from the body; both must agree when both are given.
+fn idempotency_key(
+    headers: &HeaderMap,
+    from_body: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    let from_header = match headers.get(IDEMPOTENCY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::invalid_field(IDEMPOTENCY_HEADER, "must be visible ASCII"))?
+                .to_string(),
+        ),
+    };
+    match (from_header, from_body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::invalid_field(
+            IDEMPOTENCY_HEADER,
+            "differs from the body's idempotency_key; send one of them",
+        )),
+        (h, b) => Ok(h.or(b)),
+    }
+}
+
+/// Reads a body of at most `limit` bytes (413 past it).
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            body: ErrorBody {
+                error: "too_large",
+                message: format!("the body is over {limit} bytes"),
+                violations: Vec::new(),
+            },
+        })
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = read_body(body, SINGLE_BODY_LIMIT).await?;
+    Ok(herald_shared::wire::decode(&bytes)?)
+}
+
+/// Middleware: counts requests by route and status, and times them.
+pub async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("herald_api_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("herald_api_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
