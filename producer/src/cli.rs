@@ -213,16 +213,16 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         )
         .into());
     }
-    let url = cli.redis.redis_url.expose();
+    let target = cli.redis.target();
     let connect = || async {
-        let pool = redis_pool::connect(url, redis_pool::DEFAULT_POOL_SIZE).await?;
+        let pool = target.connect(redis_pool::DEFAULT_POOL_SIZE).await?;
         Ok::<_, CliError>(
             Producer::new(pool, keys.clone()).with_idempotency_window(cli.idempotency_window),
         )
     };
     let job = match cli.command {
         Command::Serve(args) => {
-            return serve(args, url, keys.clone(), cli.idempotency_window).await;
+            return serve(args, &target, keys.clone(), cli.idempotency_window).await;
         }
         Command::Openapi => {
             let _ = writeln!(io::stdout().lock(), "{}", crate::api::openapi_json());
@@ -246,7 +246,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
 /// 503 (and `/readyz` says so) until it is.
 async fn serve(
     args: ServeArgs,
-    url: &str,
+    target: &redis_pool::Target,
     keys: Keys,
     window: Duration,
 ) -> Result<Outcome, CliError> {
@@ -260,7 +260,7 @@ async fn serve(
                 "is required: give one or more bearer tokens, comma-separated",
             )
         })?;
-    let pool = redis_pool::create_pool(url, 32)?;
+    let pool = target.pool(32)?;
     let state = crate::api::ApiState {
         producer: Producer::new(pool, keys).with_idempotency_window(window),
         tokens: std::sync::Arc::new(tokens),

@@ -23,10 +23,11 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
-use deadpool_redis::{Pool, PoolError};
 use herald_shared::job::{Booking, Job};
 use herald_shared::keys::JOB_FIELD;
+use herald_shared::redis_pool::Pool;
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_shared::{Keys, Lane};
@@ -197,7 +198,7 @@ impl Producer {
     /// One pipeline for `jobs`, sent again for the jobs refused with `NOSCRIPT`.
     async fn enqueue_chunk(
         &self,
-        conn: &mut deadpool_redis::Connection,
+        conn: &mut herald_shared::redis_pool::Connection,
         jobs: &[Job],
     ) -> Result<Vec<Enqueued>, Error> {
         let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
@@ -214,7 +215,7 @@ impl Producer {
             for &i in &pending {
                 self.add_command(&mut pipe, &jobs[i]);
             }
-            let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut **conn).await?;
+            let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;
             if load {
                 self.script_loaded.store(true, Ordering::Relaxed);
             }

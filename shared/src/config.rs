@@ -47,9 +47,36 @@ pub struct RedisArgs {
     /// Redis URL (`redis://[:password@]host:port[/db]`).
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true, hide_env_values = true)]
     pub redis_url: Redacted<String>,
+    /// Redis Cluster seed nodes, comma-separated (`redis://host:port,...`); when set, every
+    /// connection goes to the cluster and --redis-url is not used.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub redis_cluster_nodes: Vec<Redacted<String>>,
     /// Key namespace; every key is `{NAMESPACE}:...` (one hash tag, so Lua works on Cluster).
     #[arg(long, env = "HERALD_NAMESPACE", default_value = DEFAULT_NAMESPACE, global = true)]
     pub namespace: String,
+}
+
+impl RedisArgs {
+    /// The cluster when seed nodes are given, else the single server at `--redis-url`.
+    pub fn target(&self) -> crate::redis_pool::Target {
+        let nodes: Vec<Redacted<String>> = self
+            .redis_cluster_nodes
+            .iter()
+            .filter(|n| !n.expose().trim().is_empty())
+            .cloned()
+            .collect();
+        if nodes.is_empty() {
+            crate::redis_pool::Target::Single(self.redis_url.clone())
+        } else {
+            crate::redis_pool::Target::Cluster(nodes)
+        }
+    }
 }
 
 /// Interakt's documented plans and their per-key limits.

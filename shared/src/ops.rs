@@ -8,10 +8,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::redis_pool::Pool;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use deadpool_redis::Pool;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// How long `/readyz` waits for Redis's PING.
@@ -47,7 +47,7 @@ pub async fn redis_ready(pool: &Pool) -> bool {
     let ping = async {
         let mut conn = pool.get().await.ok()?;
         deadpool_redis::redis::cmd("PING")
-            .query_async::<String>(&mut *conn)
+            .query_async::<String>(&mut conn)
             .await
             .ok()
     };

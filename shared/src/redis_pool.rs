@@ -1,6 +1,10 @@
 //! Connecting to Redis, for every binary: a connection pool with explicit timeouts, a
 //! reachability check for start-up, and Redis URLs printed without their credentials.
 //!
+//! One [`Pool`] type serves a single server or a Redis Cluster ([`Target`]). Every key of a
+//! namespace shares one hash tag, so each Lua script and multi-key read lands on one node
+//! and works unchanged on a cluster; the code using a pool never knows which it has.
+//!
 //! redis-rs 1.x gives each connection a 500 ms response timeout unless told otherwise: a
 //! blocking `XREADGROUP` would then fail every time, and a slow moment would look like an
 //! outage. Here the timeouts are chosen once: a dead Redis fails a call in seconds instead
@@ -9,9 +13,17 @@
 
 use std::time::Duration;
 
+use deadpool::managed;
+use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::cluster::ClusterClientBuilder;
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value,
+};
+use deadpool_redis::{Manager, PoolError, Runtime};
+
+use crate::Redacted;
 use crate::config::ConfigError;
-use deadpool_redis::redis::{self, AsyncConnectionConfig};
-use deadpool_redis::{Manager, Pool, PoolError, Runtime};
 
 /// How long opening one connection may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -37,8 +49,169 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
-/// A pool of at most `max_size` connections to `url`, with the timeouts above. Opens no
-/// connection yet.
+/// Where Redis is: one server, or the seed nodes of a cluster.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Single(Redacted<String>),
+    Cluster(Vec<Redacted<String>>),
+}
+
+impl Target {
+    /// The target for messages, credentials masked.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Single(url) => redact_url(url.expose()),
+            Target::Cluster(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n.expose())).collect();
+                format!("cluster {}", nodes.join(","))
+            }
+        }
+    }
+
+    /// A pool of at most `max_size` connections. Opens no connection yet.
+    pub fn pool(&self, max_size: usize) -> Result<Pool, ConfigError> {
+        match self {
+            Target::Single(url) => create_pool(url.expose(), max_size),
+            Target::Cluster(nodes) => create_cluster_pool(nodes, max_size),
+        }
+    }
+
+    /// A pool that has answered PING: what a command-line tool wants at start-up.
+    pub async fn connect(&self, max_size: usize) -> Result<Pool, ConnectError> {
+        let pool = self.pool(max_size)?;
+        let unreachable = |reason: String| ConnectError::Unreachable {
+            url: self.describe(),
+            reason,
+        };
+        let mut conn = pool
+            .get()
+            .await
+            .map_err(|err| unreachable(pool_error_reason(&err)))?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|err| unreachable(error_reason(&err)))?;
+        Ok(pool)
+    }
+}
+
+/// A pool of Redis connections, to one server or to a cluster. Cheap to clone: clones share
+/// the connections.
+#[derive(Clone)]
+pub enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(managed::Pool<ClusterManager>),
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pool::Single(_) => f.write_str("Pool(single)"),
+            Pool::Cluster(_) => f.write_str("Pool(cluster)"),
+        }
+    }
+}
+
+impl Pool {
+    /// A connection for this task alone (blocking reads included), returned on drop.
+    pub async fn get(&self) -> Result<Connection, PoolError> {
+        Ok(match self {
+            Pool::Single(pool) => Connection(Pooled::Single(pool.get().await?)),
+            Pool::Cluster(pool) => Connection(Pooled::Cluster(pool.get().await?)),
+        })
+    }
+}
+
+/// A pooled connection; use it as any redis-rs async connection (`AsyncCommands`,
+/// `query_async(&mut conn)`, `Script::invoke_async(&mut conn)`).
+pub struct Connection(Pooled);
+
+enum Pooled {
+    Single(deadpool_redis::Connection),
+    Cluster(managed::Object<ClusterManager>),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Pooled::Single(conn) => conn.req_packed_command(cmd),
+            Pooled::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Pooled::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Pooled::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Pooled::Single(conn) => conn.get_db(),
+            Pooled::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Creates and recycles cluster connections with Herald's timeouts (deadpool-redis's own
+/// cluster manager cannot set them, and redis-rs's defaults would break blocking reads).
+pub struct ClusterManager {
+    client: redis::cluster::ClusterClient,
+}
+
+impl managed::Manager for ClusterManager {
+    type Type = ClusterConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<ClusterConnection, RedisError> {
+        self.client.get_async_connection().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut ClusterConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        redis::cmd("PING").query_async::<String>(conn).await?;
+        Ok(())
+    }
+}
+
+/// A pool over a Redis Cluster reached through `nodes` (any subset of its nodes).
+pub fn create_cluster_pool(
+    nodes: &[Redacted<String>],
+    max_size: usize,
+) -> Result<Pool, ConfigError> {
+    let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
+    let client = ClusterClientBuilder::new(urls)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .build()
+        .map_err(|err| {
+            ConfigError::new(
+                "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
+                format!("is not a list of Redis URLs ({}); expected redis://host:port,redis://host:port", error_reason(&err)),
+            )
+        })?;
+    let pool = managed::Pool::builder(ClusterManager { client })
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(RESPONSE_TIMEOUT))
+        .build()
+        .expect("a runtime is set, so the pool builds");
+    Ok(Pool::Cluster(pool))
+}
+
+/// A pool of at most `max_size` connections to the server at `url`, with the timeouts above.
+/// Opens no connection yet.
 pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -53,7 +226,7 @@ pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
             ),
         )
     })?;
-    let pool = Pool::builder(manager)
+    let pool = deadpool_redis::Pool::builder(manager)
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT_TIMEOUT))
@@ -61,25 +234,14 @@ pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
         .recycle_timeout(Some(RESPONSE_TIMEOUT))
         .build()
         .expect("a runtime is set, so the pool builds");
-    Ok(pool)
+    Ok(Pool::Single(pool))
 }
 
-/// A pool for `url` that has answered PING: what a command-line tool wants at start-up.
+/// A pool for the server at `url` that has answered PING.
 pub async fn connect(url: &str, max_size: usize) -> Result<Pool, ConnectError> {
-    let pool = create_pool(url, max_size)?;
-    let unreachable = |reason: String| ConnectError::Unreachable {
-        url: redact_url(url),
-        reason,
-    };
-    let mut conn = pool
-        .get()
+    Target::Single(Redacted::new(url.to_string()))
+        .connect(max_size)
         .await
-        .map_err(|err| unreachable(pool_error_reason(&err)))?;
-    redis::cmd("PING")
-        .query_async::<()>(&mut *conn)
-        .await
-        .map_err(|err| unreachable(error_reason(&err)))?;
-    Ok(pool)
 }
 
 /// `url` with any user and password replaced by `***`, safe to print.

@@ -7,9 +7,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::Script;
 use herald_shared::keys::JOB_FIELD;
+use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,7 @@ pub async fn promote_due(
         .key(keys.lane(lane))
         .arg(BATCH)
         .arg(JOB_FIELD)
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?;
     Ok((
         moved,

@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
 use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
 use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
+use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys, Lane};
 use tokio::time::Instant;
 
@@ -213,7 +213,7 @@ impl LaneReader {
             .arg(held_ms.saturating_sub(50))
             .arg(&delivery.entry_id)
             .arg("JUSTID")
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         Ok(!claimed.is_empty())
     }

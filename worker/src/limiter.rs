@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{RedisError, Script};
 use governor::clock::DefaultClock;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use herald_shared::Keys;
 use herald_shared::config::RateLimit;
+use herald_shared::redis_pool::Pool;
 use tokio_util::sync::CancellationToken;
 
 /// The most tokens asked of Redis in one call.
@@ -138,7 +138,7 @@ impl SharedLimiter {
             .arg(self.log_window_us)
             .arg(want)
             .arg(format!("{}:{call}", self.member_prefix))
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok((granted, wait_us))
     }
@@ -169,7 +169,7 @@ pub async fn start_cooldown(
         .arg(base.as_millis() as u64)
         .arg(max.as_millis() as u64)
         .arg(streak_window.as_millis().max(1) as u64)
-        .invoke_async(&mut *conn)
+        .invoke_async(&mut conn)
         .await?;
     Ok(Duration::from_millis(pause_ms))
 }

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::redis_pool::{create_pool, redact_url};
 use herald_worker::settings::{RunArgs, Settings};
 use herald_worker::{status, worker};
 use tokio_util::sync::CancellationToken;
@@ -86,10 +85,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status { json } => {
             let keys = herald_shared::Keys::new(&cli.redis.namespace).map_err(usage)?;
-            let url = cli.redis.redis_url.expose();
-            let pool = create_pool(url, 1).map_err(usage)?;
+            let target = cli.redis.target();
+            let pool = target.pool(1).map_err(usage)?;
             let status = status::collect(&pool, &keys).await.map_err(|err| {
-                usage(format!("cannot reach Redis at {}: {err}", redact_url(url)))
+                usage(format!(
+                    "cannot reach Redis at {}: {err}",
+                    target.describe()
+                ))
             })?;
             if json {
                 println!(

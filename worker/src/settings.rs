@@ -7,6 +7,7 @@ use herald_shared::compose::SmsSettings;
 use herald_shared::config::{
     ConfigError, InteraktArgs, RateArgs, RateLimit, RedisArgs, SmsArgs, parse_duration,
 };
+use herald_shared::redis_pool::Target;
 use herald_shared::{Keys, Redacted};
 
 use crate::limiter::default_margin;
@@ -63,7 +64,8 @@ pub struct RunArgs {
 /// Everything a worker needs, validated.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub redis_url: Redacted<String>,
+    /// The Redis server or cluster.
+    pub redis: Target,
     pub keys: Keys,
     pub send_url: String,
     pub api_key: Redacted<String>,
@@ -111,7 +113,7 @@ impl Settings {
             None => default_consumer_name(),
         };
         Ok(Settings {
-            redis_url: redis.redis_url.clone(),
+            redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,
             send_url: args.interakt.send_url()?,
             api_key: args.interakt.require_api_key()?,

@@ -9,9 +9,9 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::{AsyncCommands, Script};
 use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, WORKER_GROUP};
+use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys};
 
 use crate::dead_letter::DeadLetter;
@@ -57,7 +57,7 @@ impl Settler {
             .arg(message_id)
             .arg(SENT_MARKER_TTL_SECS)
             .arg(format!("sent:{}", delivery.lane))
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -72,7 +72,7 @@ impl Settler {
             .ignore()
             .xdel(&key, &[&delivery.entry_id])
             .ignore()
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -95,7 +95,7 @@ impl Settler {
             .arg(delay.as_millis() as u64)
             .arg(job.to_json())
             .arg(format!("{stat}:{}", delivery.lane))
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Settler {
             .arg(&letter.job_id)
             .arg(json)
             .arg(format!("dead:{}", delivery.lane))
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }
@@ -126,7 +126,7 @@ impl Settler {
             .arg(&delivery.entry_id)
             .arg(job_json)
             .arg(JOB_FIELD)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(())
     }

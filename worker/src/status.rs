@@ -10,10 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::streams::StreamPendingReply;
 use deadpool_redis::redis::{AsyncCommands, RedisError};
 use herald_shared::keys::WORKER_GROUP;
+use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use serde::Serialize;
 use time::OffsetDateTime;

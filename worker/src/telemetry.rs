@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use deadpool_redis::Pool;
+use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;

@@ -20,10 +20,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use deadpool_redis::redis::AsyncCommands;
 use herald_shared::job::Attempt;
-use herald_shared::redis_pool::{MAX_BLOCK, create_pool, redact_url};
+use herald_shared::redis_pool::MAX_BLOCK;
+use herald_shared::redis_pool::Pool;
 use herald_shared::validate::validate_request;
 use herald_shared::{Job, Lane, compose};
 use rand::RngExt;
@@ -71,7 +71,7 @@ struct Context {
 /// Runs one replica until `shutdown` is cancelled, then drains and returns.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
     herald_shared::phone::warm_up();
-    let pool = create_pool(settings.redis_url.expose(), settings.concurrency + 8)?;
+    let pool = settings.redis.pool(settings.concurrency + 8)?;
     let sender = Sender::new(
         settings.send_url.clone(),
         &settings.api_key,
@@ -101,7 +101,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         consumer = %ctx.settings.consumer,
         rate = %ctx.settings.rate,
         concurrency = ctx.settings.concurrency,
-        redis = %redact_url(ctx.settings.redis_url.expose()),
+        redis = %ctx.settings.redis.describe(),
         interakt = %ctx.settings.send_url,
         sms_fallback = ctx.settings.sms.is_some(),
         "worker starting"
