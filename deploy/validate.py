@@ -1,0 +1,721 @@
+#!/usr/bin/env python3
+"""Offline checks of deploy/: the Kubernetes manifests, the compose file, the Dockerfile.
+
+Run through deploy/validate.sh, which installs the pinned tools (deploy/validate-requirements.txt)
+into a virtualenv first. Nothing here needs a cluster, a Docker engine or the network.
+
+- Kubernetes: every built-in object is validated against Kubernetes' own JSON schemas with
+  kubernetes-validate in strict mode (unknown fields are errors), for the oldest and the
+  newest Kubernetes version we support. KEDA's ScaledObject and the Kustomization are not
+  in those schemas: they are checked here, field by field (unknown fields are errors too),
+  and the ScaledObject's HPA behavior is validated as part of a built-in
+  HorizontalPodAutoscaler.
+- Compose: validated against the Compose specification's JSON schema (check-jsonschema's
+  bundled copy), then checked for what Herald needs (Redis AOF and noeviction, three
+  workers, health checks, a stop grace above the shutdown grace).
+- Dockerfile: linted with hadolint, then checked for what the manifests rely on: every
+  binary they run is a workspace binary that the image copies to /usr/local/bin, the ports
+  they use are exposed, it runs as a non-root user, curl is there for the health checks.
+- Across all of them: every environment variable they set is one a Herald binary reads
+  (from the clap `env = "..."` attributes in the sources), so a typo cannot pass.
+
+A self-test then breaks a copy of each file in a typical way and requires the checks to
+reject it, so a check that silently accepts everything fails the run.
+
+Exit status: 0 when every check passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+
+# Kubernetes versions the manifests are validated against: the oldest we support and the
+# newest kubernetes-validate bundles.
+K8S_VERSIONS = ["1.29.0", None]
+
+# Variables the manifests may set that no clap attribute on this branch declares:
+# logging (RUST_LOG), KEDA's scaler connection (read by KEDA from the worker's environment),
+# and the webhook receiver's and producer API's, which are being built on their branches.
+EXTRA_ENV = {
+    "RUST_LOG": "tracing's log filter",
+    "REDIS_ADDRESS": "KEDA's redis-streams scaler (addressFromEnv)",
+    "REDIS_PASSWORD": "KEDA's redis-streams scaler (passwordFromEnv)",
+    "INTERAKT_WEBHOOK_SECRET": "herald-worker webhook (webhook branch)",
+    "HERALD_API_TOKENS": "herald-producer serve (producer API branch)",
+}
+
+# Fields of KEDA's ScaledObject (keda.sh/v1alpha1) and of a redis-streams trigger, from
+# KEDA's documentation; anything else is rejected, as the strict Kubernetes schemas do.
+SCALED_OBJECT_SPEC = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "fallback",
+    "advanced",
+    "triggers",
+}
+SCALE_TARGET_REF = {"apiVersion", "kind", "name", "envSourceContainerName"}
+ADVANCED = {"restoreToOriginalReplicaCount", "horizontalPodAutoscalerConfig", "scalingModifiers"}
+HPA_CONFIG = {"name", "behavior"}
+TRIGGER = {"type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics"}
+REDIS_STREAMS_METADATA = {
+    "address",
+    "addressFromEnv",
+    "host",
+    "hostFromEnv",
+    "port",
+    "portFromEnv",
+    "username",
+    "usernameFromEnv",
+    "passwordFromEnv",
+    "stream",
+    "consumerGroup",
+    "pendingEntriesCount",
+    "streamLength",
+    "lagCount",
+    "activationLagCount",
+    "enableTLS",
+    "unsafeSsl",
+    "databaseIndex",
+}
+KUSTOMIZATION = {
+    "apiVersion",
+    "kind",
+    "namespace",
+    "labels",
+    "resources",
+    "images",
+    "namePrefix",
+    "nameSuffix",
+    "patches",
+    "configMapGenerator",
+    "secretGenerator",
+    "generatorOptions",
+    "replicas",
+    "commonAnnotations",
+    "components",
+}
+
+
+class Failed(Exception):
+    """A check's finding: what is wrong and where."""
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def check(self, name: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Failed as err:
+            self.failed.append(name)
+            print(f"FAIL {name}: {err}")
+        else:
+            self.passed += 1
+            print(f"ok   {name}")
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failed(message)
+
+
+# ----------------------------------------------------------------------------- the workspace
+
+
+def workspace_binaries() -> dict[str, str]:
+    """Binary name -> package, for every binary target of the workspace."""
+    root = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    bins: dict[str, str] = {}
+    for member in root["workspace"]["members"]:
+        manifest = tomllib.loads((ROOT / member / "Cargo.toml").read_text())
+        package = manifest["package"]["name"]
+        declared = manifest.get("bin", [])
+        for target in declared:
+            bins[target["name"]] = package
+        autobins = manifest["package"].get("autobins", True)
+        if not declared and autobins and (ROOT / member / "src/main.rs").exists():
+            bins[package] = package
+        if autobins and (ROOT / member / "src/bin").is_dir():
+            for path in (ROOT / member / "src/bin").glob("*.rs"):
+                bins[path.stem] = package
+    return bins
+
+
+def known_env() -> set[str]:
+    """Every variable a Herald binary reads: clap's `env = "NAME"` in the sources."""
+    names: set[str] = set()
+    for path in ROOT.glob("*/src/**/*.rs"):
+        names.update(re.findall(r'\benv\s*=\s*"([A-Z][A-Z0-9_]*)"', path.read_text()))
+    require(len(names) >= 20, f"found only {len(names)} env attributes in the sources")
+    return names | set(EXTRA_ENV)
+
+
+def herald_keys() -> tuple[str, list[str]]:
+    """(consumer group, lane names), read from the sources that define them."""
+    keys_rs = (ROOT / "shared/src/keys.rs").read_text()
+    group = re.search(r'pub const WORKER_GROUP: &str = "([^"]+)"', keys_rs)
+    require(group is not None, "WORKER_GROUP not found in shared/src/keys.rs")
+    require('format!("lane:{}", lane.as_str())' in keys_rs, "lane key format changed in keys.rs")
+    job_rs = (ROOT / "shared/src/job.rs").read_text()
+    lanes = re.findall(r'Lane::\w+ => "([a-z]+)"', job_rs)
+    require(sorted(set(lanes)) == ["booking", "otp"], f"unexpected lanes in job.rs: {lanes}")
+    return group.group(1), sorted(set(lanes))
+
+
+def lane_stream(namespace: str, lane: str) -> str:
+    return f"{{{namespace}}}:lane:{lane}"
+
+
+def duration_secs(text: str) -> float:
+    """'30s', '1m', '1m30s', '500ms', '45' (seconds)."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+", text):
+        return float(text)
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    require(parts and "".join(n + u for n, u in parts) == text, f"not a duration: {text!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def check_grace_covers_a_request(env: dict[str, str], where: str) -> None:
+    """A send in flight at SIGTERM must be able to finish within the shutdown grace;
+    otherwise it is cut off, reclaimed after --claim-idle and possibly sent twice."""
+    grace = duration_secs(env.get("HERALD_SHUTDOWN_GRACE", "30s"))
+    timeout = duration_secs(env.get("HERALD_REQUEST_TIMEOUT", "10s"))
+    require(grace > timeout, f"{where}: HERALD_SHUTDOWN_GRACE {grace}s must exceed HERALD_REQUEST_TIMEOUT {timeout}s")
+
+
+def listen_port(args: list[str], env: dict[str, str]) -> int | None:
+    """The port a Herald command serves HTTP on: --listen / --http-listen or their env."""
+    for flag in ("--listen", "--http-listen"):
+        if flag in args:
+            return int(args[args.index(flag) + 1].rsplit(":", 1)[1])
+    for var in ("HERALD_HTTP_LISTEN",):
+        if var in env:
+            return int(env[var].rsplit(":", 1)[1])
+    return None
+
+
+# ---------------------------------------------------------------------------- the Dockerfile
+
+
+class Dockerfile:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # Join continuation lines, drop comments.
+        logical, current = [], ""
+        for line in text.splitlines():
+            stripped = line.strip()
+            if not current and (not stripped or stripped.startswith("#")):
+                continue
+            if stripped.startswith("#"):
+                continue
+            if stripped.endswith("\\"):
+                current += stripped[:-1] + " "
+                continue
+            logical.append(current + stripped)
+            current = ""
+        self.stages: list[dict] = []
+        for line in logical:
+            word, _, rest = line.partition(" ")
+            word = word.upper()
+            if word == "FROM":
+                match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.IGNORECASE)
+                require(match is not None, f"cannot read FROM {rest!r}")
+                self.stages.append({"image": match.group(1), "name": match.group(2), "lines": []})
+            else:
+                require(bool(self.stages), f"{word} before any FROM")
+                self.stages[-1]["lines"].append((word, rest.strip()))
+
+    def instructions(self, stage: dict, word: str) -> list[str]:
+        return [rest for w, rest in stage["lines"] if w == word]
+
+
+def check_dockerfile(df: Dockerfile, bins: dict[str, str], ports: set[int]) -> None:
+    require(len(df.stages) >= 2, "expected a multi-stage build")
+    builder = next((s for s in df.stages if s["name"] == "builder"), None)
+    require(builder is not None, "no stage named builder")
+    require(builder["image"] == "rust:1-bookworm", f"builder is {builder['image']}")
+    runtime = df.stages[-1]
+    require(runtime["image"] == "debian:bookworm-slim", f"runtime is {runtime['image']}")
+    runs = " ".join(df.instructions(builder, "RUN"))
+    require("cargo build --release --locked --bins" in runs, "builder must run cargo build --release --locked --bins")
+    runtime_runs = " ".join(df.instructions(runtime, "RUN"))
+    for package in ("ca-certificates", "curl"):
+        require(package in runtime_runs, f"runtime does not install {package}")
+    users = df.instructions(runtime, "USER")
+    require(users, "runtime has no USER")
+    user = users[-1].split(":")[0]
+    require(user.isdigit() and int(user) != 0, f"USER {users[-1]}: use a numeric non-root uid")
+    require(not df.instructions(runtime, "ENTRYPOINT"), "no ENTRYPOINT: the command picks the binary")
+    cmd = df.instructions(runtime, "CMD")
+    require(cmd and cmd[-1].startswith("["), "CMD must be in exec form")
+    cmd_argv = yaml.safe_load(cmd[-1])
+    require(cmd_argv[0] in bins, f"CMD runs {cmd_argv[0]}, not a workspace binary")
+    copied = set()
+    for line in df.instructions(runtime, "COPY"):
+        words = line.split()
+        flags = [w for w in words if w.startswith("--")]
+        paths = [w for w in words if not w.startswith("--")]
+        if "--from=builder" in flags and paths[-1] in ("/usr/local/bin/", "/usr/local/bin"):
+            copied.update(Path(src).name for src in paths[:-1])
+    for name in bins:
+        require(f"target/release/{name}" in runs, f"builder does not copy out target/release/{name}")
+        require(name in copied, f"runtime does not COPY {name} from the builder to /usr/local/bin/")
+    exposed = {int(p.split("/")[0]) for line in df.instructions(runtime, "EXPOSE") for p in line.split()}
+    require(ports <= exposed, f"ports used by the manifests but not exposed: {sorted(ports - exposed)}")
+
+
+def check_dockerignore(text: str) -> None:
+    patterns = {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
+    for needed in ("target", ".git", "**/*.env", ".env"):
+        require(needed in patterns, f".dockerignore lacks {needed!r}")
+
+
+def run_hadolint(hadolint: str, path: Path) -> None:
+    result = subprocess.run([hadolint, "--no-color", str(path)], capture_output=True, text=True)
+    require(result.returncode == 0, (result.stdout + result.stderr).strip())
+
+
+# ------------------------------------------------------------------------------- compose
+
+
+def run_compose_schema(check_jsonschema: str, path: Path) -> None:
+    result = subprocess.run(
+        [check_jsonschema, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    require(result.returncode == 0, (result.stdout + result.stderr).strip())
+
+
+def env_file_vars(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, including commented-out `# KEY=VALUE` examples."""
+    out = {}
+    for line in path.read_text().splitlines():
+        match = re.fullmatch(r"#?\s*([A-Z][A-Z0-9_]*)=(.*)", line.strip())
+        if match:
+            out[match.group(1)] = match.group(2)
+    return out
+
+
+def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_example: dict[str, str]) -> set[int]:
+    """Herald's requirements on compose.yaml; returns the container ports its commands use."""
+    services = compose.get("services", {})
+    for name in ("redis", "sandbox", "worker", "webhook", "api"):
+        require(name in services, f"no service {name!r}")
+    redis = services["redis"]
+    cmd = " ".join(str(a) for a in redis.get("command", []))
+    require("--appendonly yes" in cmd, "redis: AOF must be on (--appendonly yes)")
+    require(re.search(r"--appendfsync (everysec|always)\b", cmd) is not None, "redis: --appendfsync everysec or always")
+    require("--maxmemory-policy noeviction" in cmd, "redis: --maxmemory-policy noeviction")
+    require(any(str(v).endswith(":/data") for v in redis.get("volumes", [])), "redis: /data must be a volume")
+    worker = services["worker"]
+    require(worker.get("deploy", {}).get("replicas") == 3, "worker: deploy.replicas must be 3")
+    grace = duration_secs(env_example.get("HERALD_SHUTDOWN_GRACE", "30s"))
+    stop = duration_secs(worker.get("stop_grace_period", "10s"))
+    require(stop > grace, f"worker: stop_grace_period {stop}s must exceed the shutdown grace {grace}s")
+    check_grace_covers_a_request(env_example, "compose worker")
+    ports: set[int] = set()
+    for name, service in services.items():
+        require("healthcheck" in service, f"{name}: no healthcheck")
+        test = service["healthcheck"]["test"]
+        require(isinstance(test, list) and test[0] == "CMD", f"{name}: healthcheck must be [CMD, ...]")
+        if name == "redis":
+            continue
+        argv = service.get("command")
+        require(isinstance(argv, list) and argv, f"{name}: command must be an exec-form list")
+        require(argv[0] in bins, f"{name}: {argv[0]} is not a workspace binary ({sorted(bins)})")
+        require(service.get("env_file") == "herald.env", f"{name}: env_file must be herald.env")
+        env = {**env_example, **{k: str(v) for k, v in (service.get("environment") or {}).items()}}
+        for var in service.get("environment") or {}:
+            require(var in env_names, f"{name}: environment variable {var} is read by no Herald binary")
+        port = listen_port(argv, env)
+        require(port is not None, f"{name}: no --listen/--http-listen port")
+        ports.add(port)
+        require(test[1] == "curl", f"{name}: health check via curl (installed in the image)")
+        require(any(f"127.0.0.1:{port}/" in str(a) for a in test), f"{name}: health check is not on port {port}")
+        if name != "sandbox":
+            require("/readyz" in " ".join(test), f"{name}: health check must call /readyz")
+            deps = service.get("depends_on", {})
+            require(deps.get("redis", {}).get("condition") == "service_healthy", f"{name}: depends on a healthy redis")
+    return ports
+
+
+def check_env_example(env_example: dict[str, str], env_names: set[str]) -> None:
+    for var in env_example:
+        require(var in env_names, f"herald.env.example sets {var}, read by no Herald binary")
+    require("INTERAKT_API_KEY" in env_example, "herald.env.example lacks INTERAKT_API_KEY")
+
+
+# ---------------------------------------------------------------------------- Kubernetes
+
+
+def load_yaml_all(path: Path) -> list:
+    """Every document of a YAML file; a syntax error (say, an unquoted `{herald}:lane:otp`,
+    which YAML reads as a flow mapping) is a finding, not a crash."""
+    try:
+        return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except yaml.YAMLError as err:
+        raise Failed(f"{path.relative_to(ROOT)}: not valid YAML: {err}") from None
+
+
+def load_k8s() -> dict[str, list[dict]]:
+    return {path.name: load_yaml_all(path) for path in sorted(K8S.glob("*.yaml"))}
+
+
+def builtin(doc: dict) -> bool:
+    return doc.get("kind") not in ("ScaledObject", "Kustomization")
+
+
+def validate_builtin(doc: dict, where: str) -> None:
+    import kubernetes_validate
+
+    for version in K8S_VERSIONS:
+        desired = version or kubernetes_validate.utils.latest_version()
+        try:
+            kubernetes_validate.validate(doc, desired, strict=True)
+        except kubernetes_validate.ValidationError as err:
+            path = ".".join(str(p) for p in err.path)
+            raise Failed(f"{where}: Kubernetes {desired}: {path}: {err.message}") from None
+        except kubernetes_validate.SchemaNotFoundError as err:
+            raise Failed(f"{where}: {err.message}") from None
+
+
+def unknown(fields: dict, allowed: set[str], where: str) -> None:
+    extra = set(fields) - allowed
+    require(not extra, f"{where}: unknown field(s) {sorted(extra)}")
+
+
+def check_kustomization(docs: dict[str, list[dict]]) -> None:
+    k = docs["kustomization.yaml"][0]
+    require(k.get("apiVersion") == "kustomize.config.k8s.io/v1beta1", "kustomization apiVersion")
+    require(k.get("kind") == "Kustomization", "kustomization kind")
+    unknown(k, KUSTOMIZATION, "kustomization.yaml")
+    resources = k.get("resources", [])
+    for resource in resources:
+        require((K8S / resource).is_file(), f"kustomization lists {resource}, which does not exist")
+    manifests = {n for n in docs if n != "kustomization.yaml" and ".example." not in n}
+    require(manifests == set(resources), f"manifests not in kustomization: {sorted(manifests - set(resources))}")
+    images = {i["name"] for i in k.get("images", [])}
+    for name in resources:
+        for doc in docs[name]:
+            for c in pod_spec(doc).get("containers", []):
+                require(c["image"].split(":")[0] in images, f"{name}: image {c['image']} not set by kustomization images")
+
+
+def check_rendered(kubectl: str, docs: dict[str, list[dict]]) -> None:
+    """`kubectl kustomize` (kustomize built into kubectl, no cluster needed) renders what
+    `kubectl apply -k` would send: every object valid, in namespace herald, labelled."""
+    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True)
+    require(result.returncode == 0, (result.stdout + result.stderr).strip())
+    rendered = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+    expected = sum(len(docs[name]) for name in docs["kustomization.yaml"][0]["resources"])
+    require(len(rendered) == expected, f"rendered {len(rendered)} objects, expected {expected}")
+    for doc in rendered:
+        where = f"rendered {doc['kind']} {doc['metadata']['name']}"
+        if builtin(doc):
+            validate_builtin(doc, where)
+        if doc["kind"] != "Namespace":
+            require(doc["metadata"].get("namespace") == "herald", f"{where}: not in namespace herald")
+        require(doc["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == "herald", f"{where}: no part-of label")
+
+
+def pod_spec(doc: dict) -> dict:
+    if doc.get("kind") == "Deployment":
+        return doc["spec"]["template"]["spec"]
+    return {}
+
+
+def container_env(doc: dict, container: dict, docs: dict[str, list[dict]]) -> dict[str, str]:
+    """Everything a container's environment holds: env, plus envFrom's ConfigMaps and Secrets."""
+    by_name = {(d["kind"], d["metadata"]["name"]): d for ds in docs.values() for d in ds if "metadata" in d}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            ref = by_name.get(("ConfigMap", source["configMapRef"]["name"]))
+            require(ref is not None, f"ConfigMap {source['configMapRef']['name']} is not defined")
+            env.update(ref.get("data", {}))
+        if "secretRef" in source:
+            ref = by_name.get(("Secret", source["secretRef"]["name"]))
+            require(ref is not None, f"Secret {source['secretRef']['name']} has no example")
+            env.update(ref.get("stringData", {}))
+    for var in container.get("env", []):
+        env[var["name"]] = var.get("value", "")
+    return env
+
+
+def check_k8s_objects(docs: dict[str, list[dict]], bins: dict[str, str], env_names: set[str], uid: int) -> set[int]:
+    """Herald's requirements on the built-in objects; returns the container ports used."""
+    ports: set[int] = set()
+    deployments = {d["metadata"]["name"]: d for ds in docs.values() for d in ds if d.get("kind") == "Deployment"}
+    require({"herald-worker", "herald-webhook", "herald-api"} <= set(deployments), f"deployments: {sorted(deployments)}")
+    for ds in docs.values():
+        for d in ds:
+            if d.get("kind") in ("ConfigMap", "Secret"):
+                for var in {**d.get("data", {}), **d.get("stringData", {})}:
+                    require(var in env_names, f"{d['kind']} {d['metadata']['name']}: {var} is read by no Herald binary")
+    for name, d in deployments.items():
+        spec = pod_spec(d)
+        require(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{name}: runAsNonRoot")
+        require(spec["securityContext"].get("runAsUser") == uid, f"{name}: runAsUser must be the image's uid {uid}")
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        require(d["spec"]["selector"]["matchLabels"].items() <= labels.items(), f"{name}: selector does not match its pods")
+        for c in spec["containers"]:
+            argv = c.get("command", []) + c.get("args", [])
+            require(argv and argv[0] in bins, f"{name}: runs {argv[:1]}, not a workspace binary")
+            env = container_env(d, c, docs)
+            for var in c.get("env", []):
+                require(var["name"] in env_names, f"{name}: env {var['name']} is read by no Herald binary")
+            port = listen_port(argv, env)
+            require(port is not None, f"{name}: no --listen / HERALD_HTTP_LISTEN")
+            ports.add(port)
+            named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+            require(named.get("http") == port, f"{name}: port 'http' must be {port}, the one it listens on")
+            require(c.get("readinessProbe", {}).get("httpGet", {}).get("path") == "/readyz", f"{name}: readiness on /readyz")
+            require(c.get("livenessProbe", {}).get("httpGet", {}).get("path") == "/healthz", f"{name}: liveness on /healthz")
+            requests = c.get("resources", {}).get("requests", {})
+            require({"cpu", "memory"} <= set(requests), f"{name}: resource requests for cpu and memory")
+            require(c.get("securityContext", {}).get("allowPrivilegeEscalation") is False, f"{name}: no privilege escalation")
+            if argv[:2] == ["herald-worker", "run"]:
+                grace = duration_secs(env.get("HERALD_SHUTDOWN_GRACE", "30s"))
+                period = spec.get("terminationGracePeriodSeconds", 30)
+                require(period >= grace + 10, f"{name}: terminationGracePeriodSeconds {period} must exceed the shutdown grace {grace}s by 10s")
+                check_grace_covers_a_request(env, name)
+    for ds in docs.values():
+        for d in ds:
+            if d.get("kind") in ("Service", "PodDisruptionBudget"):
+                selector = d["spec"]["selector"]
+                selector = selector.get("matchLabels", selector)
+                targets = [
+                    n for n, dep in deployments.items() if selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+                ]
+                require(len(targets) == 1, f"{d['kind']} {d['metadata']['name']} selects {targets}")
+                if d["kind"] == "Service":
+                    c = pod_spec(deployments[targets[0]])["containers"][0]
+                    names = {p["name"] for p in c.get("ports", [])}
+                    for p in d["spec"]["ports"]:
+                        require(p["targetPort"] in names, f"Service {d['metadata']['name']}: targetPort {p['targetPort']}")
+    pdbs = [d for ds in docs.values() for d in ds if d.get("kind") == "PodDisruptionBudget"]
+    require(any(p["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component") == "worker" for p in pdbs), "no PDB for workers")
+    return ports
+
+
+def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str]) -> None:
+    objects = [d for ds in docs.values() for d in ds if d.get("kind") == "ScaledObject"]
+    require(len(objects) == 1, f"expected one ScaledObject, found {len(objects)}")
+    so = objects[0]
+    require(so.get("apiVersion") == "keda.sh/v1alpha1", f"ScaledObject apiVersion {so.get('apiVersion')}")
+    unknown(so, {"apiVersion", "kind", "metadata", "spec"}, "ScaledObject")
+    spec = so["spec"]
+    unknown(spec, SCALED_OBJECT_SPEC, "ScaledObject.spec")
+    unknown(spec["scaleTargetRef"], SCALE_TARGET_REF, "scaleTargetRef")
+    target = spec["scaleTargetRef"]["name"]
+    deployments = {d["metadata"]["name"]: d for ds in docs.values() for d in ds if d.get("kind") == "Deployment"}
+    require(target in deployments, f"scaleTargetRef {target} is not a Deployment here")
+    worker = deployments[target]
+    require("replicas" not in worker["spec"], f"{target}: leave replicas to KEDA (re-applying would reset it)")
+    lo, hi = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+    require(isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi, f"replicas {lo}..{hi}")
+    advanced = spec.get("advanced", {})
+    unknown(advanced, ADVANCED, "spec.advanced")
+    hpa_config = advanced.get("horizontalPodAutoscalerConfig", {})
+    unknown(hpa_config, HPA_CONFIG, "horizontalPodAutoscalerConfig")
+    if "behavior" in hpa_config:
+        # Validate the behavior as the HPA that KEDA creates would carry it.
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": target},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                "minReplicas": lo,
+                "maxReplicas": hi,
+                "behavior": hpa_config["behavior"],
+            },
+        }
+        validate_builtin(hpa, "ScaledObject's HPA behavior")
+    container = pod_spec(worker)["containers"][0]
+    env = container_env(worker, container, docs)
+    namespace = env.get("HERALD_NAMESPACE", "herald")
+    wanted = {lane_stream(namespace, lane) for lane in lanes}
+    seen = set()
+    for i, trigger in enumerate(spec.get("triggers", [])):
+        where = f"trigger {i}"
+        unknown(trigger, TRIGGER, where)
+        require(trigger.get("type") == "redis-streams", f"{where}: type {trigger.get('type')}")
+        meta = trigger.get("metadata", {})
+        unknown(meta, REDIS_STREAMS_METADATA, f"{where}.metadata")
+        for key, value in meta.items():
+            require(isinstance(value, str), f"{where}: {key} must be a string (KEDA's metadata is a string map): {value!r}")
+        stream = meta.get("stream")
+        require(stream in wanted, f"{where}: stream {stream!r} is none of {sorted(wanted)}")
+        seen.add(stream)
+        require(meta.get("consumerGroup") == group, f"{where}: consumerGroup must be {group!r}")
+        counts = [k for k in ("lagCount", "pendingEntriesCount") if k in meta]
+        require(len(counts) == 1, f"{where}: one of lagCount or pendingEntriesCount")
+        require(meta[counts[0]].isdigit() and int(meta[counts[0]]) > 0, f"{where}: {counts[0]} must be a positive integer")
+        if "lagCount" in meta:
+            require(meta.get("activationLagCount", "").isdigit(), f"{where}: lagCount needs activationLagCount")
+        require("addressFromEnv" in meta or "address" in meta, f"{where}: no Redis address")
+        for key in ("addressFromEnv", "passwordFromEnv"):
+            if key in meta:
+                require(meta[key] in env, f"{where}: {key} {meta[key]} is not in {target}'s environment")
+    require(seen == wanted, f"lanes without a trigger: {sorted(wanted - seen)}")
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def self_test(report: Report, args, bins, env_names, docs, compose, env_example, group, lanes) -> None:
+    """Each check must reject a typical mistake."""
+
+    def rejects(what: str, fn, *fn_args) -> None:
+        reason = []
+
+        def inner():
+            try:
+                fn(*fn_args)
+            except Failed as err:
+                reason.append(str(err).splitlines()[0][:90])
+                return
+            raise Failed(f"accepted {what}")
+
+        report.check(f"self-test: rejects {what}", inner)
+        if reason:
+            print(f"       ({reason[0]})")
+
+    broken = copy.deepcopy(docs["worker.yaml"][0])
+    broken["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    rejects("an unknown Deployment field (strict schema)", validate_builtin, broken, "worker.yaml")
+
+    broken_docs = copy.deepcopy(docs)
+    [so] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "ScaledObject"]
+    so["spec"]["triggers"][0]["metadata"]["stream"] = "herald:lane:otp"
+    rejects("a stream name without its hash tag", check_scaled_object, broken_docs, group, lanes)
+
+    broken_docs = copy.deepcopy(docs)
+    [so] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "ScaledObject"]
+    so["spec"]["triggers"][1]["metadata"]["consumerGroup"] = "worker"
+    rejects("a ScaledObject on the wrong consumer group", check_scaled_object, broken_docs, group, lanes)
+
+    broken_docs = copy.deepcopy(docs)
+    [dep] = [d for d in broken_docs["worker.yaml"] if d["kind"] == "Deployment"]
+    dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30
+    rejects("a termination grace not above --shutdown-grace", check_k8s_objects, broken_docs, bins, env_names, 10001)
+
+    broken_docs = copy.deepcopy(docs)
+    broken_docs["configmap.yaml"][0]["data"]["HERALD_REQUEST_TIMEOUT"] = "1m"
+    rejects("a request timeout longer than the shutdown grace", check_k8s_objects, broken_docs, bins, env_names, 10001)
+
+    broken_docs = copy.deepcopy(docs)
+    broken_docs["configmap.yaml"][0]["data"]["HERALD_CONCURENCY"] = "8"
+    rejects("a misspelt environment variable", check_k8s_objects, broken_docs, bins, env_names, 10001)
+
+    broken_compose = copy.deepcopy(compose)
+    command = broken_compose["services"]["redis"]["command"]
+    command[command.index("noeviction")] = "allkeys-lru"
+    rejects("Redis without noeviction", check_compose, broken_compose, bins, env_names, env_example)
+
+    broken_compose = copy.deepcopy(compose)
+    broken_compose["services"]["api"]["command"] = ["herald-api", "serve"]
+    rejects("a command that is not a workspace binary", check_compose, broken_compose, bins, env_names, env_example)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / "compose.yaml"
+        broken_compose = copy.deepcopy(compose)
+        broken_compose["services"]["worker"]["replica"] = 3
+        bad.write_text(yaml.safe_dump(broken_compose))
+        rejects("an unknown compose key (compose schema)", run_compose_schema, args.check_jsonschema, bad)
+        bad_df = Path(tmp) / "Dockerfile"
+        bad_df.write_text("FROM debian:bookworm-slim\nRUN apt-get install curl\n")
+        rejects("a careless Dockerfile (hadolint)", run_hadolint, args.hadolint, bad_df)
+
+    text = (DEPLOY / "Dockerfile").read_text().replace("/out/herald-sandbox ", "")
+    rejects("an image that does not copy a binary", check_dockerfile, Dockerfile(text), bins, set())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hadolint", required=True, help="path of the hadolint binary")
+    parser.add_argument("--check-jsonschema", required=True, help="path of check-jsonschema")
+    parser.add_argument("--kubectl", default="", help="path of kubectl, to render the kustomization (optional)")
+    args = parser.parse_args()
+    started = time.monotonic()
+    report = Report()
+
+    bins = workspace_binaries()
+    env_names = known_env()
+    group, lanes = herald_keys()
+    print(f"workspace binaries: {', '.join(sorted(bins))}; consumer group {group!r}; lanes {lanes}")
+
+    try:
+        docs = load_k8s()
+        [compose] = load_yaml_all(DEPLOY / "compose.yaml")
+    except Failed as err:
+        print(f"FAIL {err}")
+        print(f"deploy: {report.passed} passed, 1 failed")
+        return 1
+    for name, objects in docs.items():
+        for doc in objects:
+            if builtin(doc):
+                where = f"{name}: {doc['kind']} {doc['metadata']['name']}"
+                report.check(f"k8s schema (strict) {where}", validate_builtin, doc, where)
+    report.check("k8s kustomization.yaml", check_kustomization, docs)
+    if args.kubectl:
+        report.check("k8s kubectl kustomize: the rendered objects (strict)", check_rendered, args.kubectl, docs)
+    else:
+        print("skip k8s kubectl kustomize: kubectl not found (kustomization.yaml is still checked above)")
+    report.check("k8s ScaledObject (KEDA redis-streams, checked by hand)", check_scaled_object, docs, group, lanes)
+    k8s_ports: set[int] = set()
+    report.check("k8s Herald requirements", lambda: k8s_ports.update(check_k8s_objects(docs, bins, env_names, 10001)))
+
+    compose_path = DEPLOY / "compose.yaml"
+    env_example = env_file_vars(DEPLOY / "herald.env.example")
+    report.check("compose schema (compose-spec)", run_compose_schema, args.check_jsonschema, compose_path)
+    compose_ports: set[int] = set()
+    report.check(
+        "compose Herald requirements",
+        lambda: compose_ports.update(check_compose(compose, bins, env_names, env_example)),
+    )
+    report.check("herald.env.example variables", check_env_example, env_example, env_names)
+
+    dockerfile = DEPLOY / "Dockerfile"
+    report.check("Dockerfile hadolint", run_hadolint, args.hadolint, dockerfile)
+    report.check(
+        "Dockerfile builds and copies every binary the manifests run, exposes their ports",
+        lambda: check_dockerfile(Dockerfile(dockerfile.read_text()), bins, k8s_ports | compose_ports),
+    )
+    report.check(".dockerignore", check_dockerignore, (ROOT / ".dockerignore").read_text())
+
+    self_test(report, args, bins, env_names, docs, compose, env_example, group, lanes)
+
+    elapsed = time.monotonic() - started
+    print(f"deploy checks took {elapsed:.1f}s")
+    print(f"deploy: {report.passed} passed, {len(report.failed)} failed")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
