@@ -3,16 +3,19 @@
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port in its own temporary
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
+//! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, with its log.
 //! - [`wait_until`]: await a condition instead of sleeping.
 
 mod bin;
+mod redis_cluster;
 mod redis_server;
 mod wait;
 mod worker_process;
 
 pub use bin::cargo_bin;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use wait::wait_until;
 pub use worker_process::{TEST_API_KEY, WorkerProcess};

@@ -18,6 +18,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Arguments added to every start (e.g. cluster mode).
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -25,15 +27,17 @@ impl RedisServer {
     ///
     /// Panics with the install command when `redis-server` is not on PATH.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a server with `extra_args` added to its command line (kept for restarts).
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let mut dir = tempfile::tempdir().expect("create a temp dir for redis-server");
         // A free port can be taken between our probe and redis-server's bind; retry.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer {
-                port,
-                dir,
-                child: None,
-            };
+            let mut server = RedisServer { port, dir, child: None, extra_args: extra_args.clone() };
             if server.spawn() {
                 return server;
             }
@@ -127,6 +131,7 @@ impl RedisServer {
             .args(["--maxmemory-policy", "noeviction", "--daemonize", "no"])
             .arg("--logfile")
             .arg(&log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -43,12 +43,14 @@ pub enum AcquireError {
     Pool(#[from] deadpool_redis::PoolError),
 }
 
-/// The margin added to the window for arrival jitter: 2% of W, at least 50 ms and at most
-/// 1 s. Full use stays at or above 98% of N per W for windows of 2.5 s and longer.
+/// The margin added to the window for the jitter between a grant and the request's arrival
+/// at Interakt: 2% of W, at least 100 ms and at most 1 s (a W of one minute gets 1 s).
+///
+/// A grant that waits longer than half the margin before its request starts is not used
+/// ([`SharedLimiter::is_fresh`]): the sender asks for a new one, so a stalled task (CPU
+/// starvation, a pause) cannot push a request out of the window it was granted for.
 pub fn default_margin(window: Duration) -> Duration {
-    window
-        .mul_f64(0.02)
-        .clamp(Duration::from_millis(50), Duration::from_secs(1))
+    window.mul_f64(0.02).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// The shared limiter of one replica. Cheap to clone; clones share the local pacer.
@@ -60,6 +62,8 @@ pub struct SharedLimiter {
     limit: RateLimit,
     /// The log's window: the plan's W plus the jitter margin, in microseconds.
     log_window_us: u64,
+    /// How long a grant stays usable: half the margin.
+    grant_ttl: Duration,
     pacer: Arc<RateLimiter<NotKeyed, InMemoryState, DefaultClock>>,
     /// Unique member prefix per call: consumer name + counter.
     member_prefix: Arc<str>,
@@ -87,6 +91,7 @@ impl SharedLimiter {
             cooldown_key: keys.cooldown(),
             limit,
             log_window_us: (limit.period + margin).as_micros() as u64,
+            grant_ttl: margin / 2,
             pacer: Arc::new(RateLimiter::direct(quota)),
             member_prefix: Arc::from(consumer),
             calls: Arc::new(AtomicU64::new(0)),
@@ -95,6 +100,11 @@ impl SharedLimiter {
 
     pub fn limit(&self) -> RateLimit {
         self.limit
+    }
+
+    /// Whether a grant received at `granted_at` may still be used for a request.
+    pub fn is_fresh(&self, granted_at: tokio::time::Instant) -> bool {
+        granted_at.elapsed() <= self.grant_ttl
     }
 
     /// Waits until at least one request may be sent and returns how many (1 to `want`).
@@ -180,21 +190,13 @@ mod tests {
 
     #[test]
     fn margin_is_two_percent_within_bounds() {
-        assert_eq!(
-            default_margin(Duration::from_secs(60)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            default_margin(Duration::from_secs(5)),
-            Duration::from_millis(100)
-        );
-        assert_eq!(
-            default_margin(Duration::from_secs(1)),
-            Duration::from_millis(50)
-        );
-        assert_eq!(
-            default_margin(Duration::from_secs(3600)),
-            Duration::from_secs(1)
-        );
+        let cases = [(60, 1_000), (5, 100), (1, 100), (10, 200), (3_600, 1_000)];
+        for (window_s, margin_ms) in cases {
+            assert_eq!(
+                default_margin(Duration::from_secs(window_s)),
+                Duration::from_millis(margin_ms),
+                "{window_s} s"
+            );
+        }
     }
 }

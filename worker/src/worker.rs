@@ -266,6 +266,7 @@ impl Dispatcher<'_> {
 
         let want = self.hand.len().min(self.slots.available_permits() + 1) as u32;
         let granted = ctx.limiter.acquire(want, shutdown).await?;
+        let granted_at = Instant::now();
         self.prefer_new_otps(granted as usize).await?;
 
         let mut permit = Some(permit);
@@ -290,7 +291,7 @@ impl Dispatcher<'_> {
             }
             let ctx = ctx.clone();
             sends.spawn(async move {
-                process(&ctx, delivery).await;
+                process(&ctx, delivery, granted_at).await;
                 drop(permit);
             });
         }
@@ -395,7 +396,7 @@ fn expired_reason(job: &Job) -> String {
 }
 
 /// Sends one job and settles it. Never panics on a bad job: it dead-letters it.
-async fn process(ctx: &Context, delivery: Delivery) {
+async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
     let Ok(job) = &delivery.job else {
         unreachable!("triage removed entries that are not jobs")
     };
@@ -420,6 +421,9 @@ async fn process(ctx: &Context, delivery: Delivery) {
         return dead_letter(ctx, delivery, format!("invalid: {err}")).await;
     }
 
+    if !ctx.limiter.is_fresh(granted_at) {
+        refresh_grant(ctx, &job_id).await;
+    }
     let started = Instant::now();
     let outcome = ctx.sender.send(&request).await;
     telemetry::record_send(lane, &outcome, started.elapsed());
@@ -495,6 +499,24 @@ async fn process(ctx: &Context, delivery: Delivery) {
             settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
         }
         Verdict::Dead { reason } => dead_letter_job(ctx, delivery, job, reason).await,
+    }
+}
+
+/// Replaces a grant that went stale before its request could start (see
+/// [`crate::limiter::default_margin`]) with a fresh one.
+async fn refresh_grant(ctx: &Context, job_id: &str) {
+    tracing::debug!(job = %job_id, "grant went stale before sending; asking for a fresh one");
+    metrics::counter!("herald_rate_stale_grants_total").increment(1);
+    let never = CancellationToken::new();
+    let mut backoff = ReconnectBackoff::new("rate limiter");
+    loop {
+        match ctx.limiter.acquire(1, &never).await {
+            Ok(_) => return backoff.succeeded(),
+            Err(err) => {
+                backoff.failed(&err);
+                let _ = backoff.wait(&never).await;
+            }
+        }
     }
 }
 
