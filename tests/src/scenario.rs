@@ -1,20 +1,26 @@
-//! A scenario: one redis-server, one sandbox, a namespace, and helpers to enqueue jobs and
-//! read back where they went.
+//! A scenario: one redis-server, one sandbox, a namespace, and helpers to enqueue jobs, run
+//! the worker (as a replica or a command) and read back where every job went.
+//!
+//! Shared by the end-to-end suites of `herald-worker run` and `herald-worker dlq`.
 
 use std::net::SocketAddr;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig, ScriptRule};
 use herald_shared::job::Booking;
 use herald_shared::keys::JOB_FIELD;
-use herald_shared::{Job, Keys};
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, wait_until};
+use herald_shared::{Job, Keys, Lane};
 use herald_worker::dead_letter::DeadLetter;
 use herald_worker::status::Status;
 use redis::AsyncCommands;
 
+use crate::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
+
+/// The namespace every scenario uses.
 pub const NAMESPACE: &str = "e2e";
 
+/// A redis-server and a sandbox for one test; dropping it stops both.
 pub struct Scenario {
     pub redis: RedisServer,
     pub sandbox: RunningSandbox,
@@ -66,6 +72,7 @@ impl Scenario {
         }
     }
 
+    /// A `herald-worker run` replica against this scenario's Redis and sandbox.
     pub fn worker(&self, consumer: &str, args: &[&str]) -> WorkerProcess {
         WorkerProcess::spawn(
             &self.redis.url(),
@@ -74,6 +81,24 @@ impl Scenario {
             consumer,
             args,
         )
+    }
+
+    /// `herald-worker` with this scenario's Redis and namespace, ready for arguments.
+    pub fn herald_worker(&self) -> Command {
+        let mut cmd = Command::new(cargo_bin("herald-worker"));
+        cmd.env("REDIS_URL", self.redis.url())
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs `herald-worker ARGS` to completion.
+    pub fn run_worker_command(&self, args: &[&str]) -> Output {
+        self.herald_worker()
+            .args(args)
+            .output()
+            .expect("run herald-worker")
     }
 
     /// Puts jobs on their lanes, exactly as the producer does (one `job` field per entry).
@@ -116,6 +141,49 @@ impl Scenario {
             .collect()
     }
 
+    /// Stores dead letters as the worker does (the hash entry and the lane's index, scored
+    /// by `dead_at`), pipelined in chunks: fast enough for thousands.
+    pub async fn store_dead_letters(&mut self, letters: &[DeadLetter]) {
+        for chunk in letters.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for letter in chunk {
+                let json = serde_json::to_string(letter).expect("a dead letter serializes");
+                let ms = letter.dead_at.unix_timestamp_nanos() / 1_000_000;
+                pipe.hset(self.keys.dead(), &letter.job_id, json)
+                    .ignore()
+                    .zadd(self.keys.dead_index(letter.lane), &letter.job_id, ms as i64)
+                    .ignore();
+            }
+            let _: () = pipe
+                .query_async(&mut self.conn)
+                .await
+                .expect("store dead letters");
+        }
+    }
+
+    /// The ids of the dead letters stored now.
+    pub async fn dead_ids(&mut self) -> Vec<String> {
+        self.conn.hkeys(self.keys.dead()).await.expect("dead ids")
+    }
+
+    /// The jobs waiting on `lane`'s stream, oldest first.
+    pub async fn lane_jobs(&mut self, lane: Lane) -> Vec<Job> {
+        let reply: redis::streams::StreamRangeReply = self
+            .conn
+            .xrange_all(self.keys.lane(lane))
+            .await
+            .expect("read the lane");
+        reply
+            .ids
+            .iter()
+            .map(|entry| {
+                let json: String = entry.get(JOB_FIELD).expect("a job field");
+                Job::from_json(json.as_bytes()).expect("a job")
+            })
+            .collect()
+    }
+
+    /// Messages the sandbox accepted, in arrival order.
     pub fn accepted(&self) -> Vec<AcceptedMessage> {
         self.sandbox.messages()
     }
@@ -140,6 +208,7 @@ pub fn phone(i: usize) -> String {
     format!("+9198{i:08}")
 }
 
+/// A booking confirmation for [`phone`]`(i)`.
 pub fn booking(i: usize) -> Job {
     Job::booking(Booking {
         phone: phone(i),
@@ -152,6 +221,7 @@ pub fn booking(i: usize) -> Job {
     .expect("valid booking")
 }
 
+/// An OTP for `phone`, valid for `valid_for`.
 pub fn otp(phone: &str, valid_for: Duration) -> Job {
     Job::otp(phone, "123456", valid_for).expect("valid otp")
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 const N: usize = 60;
 const W_MS: u64 = 3_000;

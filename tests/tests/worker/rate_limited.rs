@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario, otp};
+use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_3_a_429_pauses_every_replica_and_costs_no_attempt() {
