@@ -233,9 +233,16 @@ async fn run_on(
         .filter(|j| j.lane() == herald_shared::Lane::Otp)
         .count();
     let enqueued = jobs.len();
+    let expiring_deadline = jobs.iter().filter_map(|j| j.not_after).min();
     producer::Producer::new(redis.pool.clone(), redis.keys.clone())
         .enqueue_batch(jobs)
         .await?;
+    // The workers start once the expiring OTP's millisecond is over, so it always expires.
+    if let Some(wait) = expiring_deadline.map(|deadline| deadline - time::OffsetDateTime::now_utc())
+        && wait.is_positive()
+    {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
 
     let stop_workers = CancellationToken::new();
     let _stop_on_drop = stop_workers.clone().drop_guard();
@@ -304,7 +311,7 @@ async fn run_on(
 }
 
 /// The jobs: plain OTPs and bookings, the scripted ones, and an OTP valid for a millisecond
-/// (enqueued before any worker runs, so it is always past its deadline when one takes it).
+/// (the earliest deadline of all; no worker starts before it has passed).
 fn demo_jobs() -> Vec<Job> {
     let code = || format!("{:06}", rand::random_range(0..1_000_000u32));
     let otp = |phone: &str, valid_for| Job::otp(phone, &code(), valid_for).expect("a valid OTP");
