@@ -151,7 +151,7 @@ pub struct Booking {
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `sent`, `rate_limited`, `transient`, `permanent`, ...
+    /// `sent`, `rate_limited`, `transient`, `permanent`, ..., or [`Attempt::REPLAYED`].
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
@@ -162,6 +162,31 @@ pub struct Attempt {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
+}
+
+impl Attempt {
+    /// The `outcome` of the marker `herald-worker dlq replay` appends when it puts a dead
+    /// letter back on its lane. Attempts before the last marker belong to an earlier life of
+    /// the job: they stay in its history but no longer count against its retry budget.
+    pub const REPLAYED: &'static str = "replayed";
+
+    /// The replay marker, made at `at`; `reason` is why the job had been dead-lettered, kept
+    /// in `error` so the history still says it once the dead letter is gone.
+    pub fn replayed(at: OffsetDateTime, reason: &str) -> Attempt {
+        Attempt {
+            at,
+            outcome: Attempt::REPLAYED.to_string(),
+            status: None,
+            error: Some(format!("dead-lettered: {reason}")),
+            body: None,
+            consumer: None,
+        }
+    }
+
+    /// True for a real send, false for a replay marker.
+    pub fn is_send(&self) -> bool {
+        self.outcome != Attempt::REPLAYED
+    }
 }
 
 impl Job {
@@ -311,6 +336,17 @@ impl Job {
         }
     }
 
+    /// The attempts since the job was last replayed from the dead letters (all of them if it
+    /// never was): the ones that count against its retry budget.
+    pub fn attempts_since_replay(&self) -> &[Attempt] {
+        let start = self
+            .attempts
+            .iter()
+            .rposition(|a| a.outcome == Attempt::REPLAYED)
+            .map_or(0, |marker| marker + 1);
+        &self.attempts[start..]
+    }
+
     /// True once the deadline has passed.
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.not_after.is_some_and(|deadline| now > deadline)
@@ -397,6 +433,40 @@ mod tests {
             err.to_string().contains("cardMedia.contentInfo.fileUrl"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_attempts_after_the_last_replay_count() {
+        let mut job = Job::otp("+919999999999", "1", DEFAULT_OTP_VALIDITY).unwrap();
+        assert!(job.attempts_since_replay().is_empty());
+        let at = job.created_at;
+        let failed = |outcome: &str| Attempt {
+            at,
+            outcome: outcome.into(),
+            status: Some(503),
+            error: Some("HTTP 503".into()),
+            body: None,
+            consumer: Some("w1".into()),
+        };
+        job.attempts = vec![failed("transient"), failed("transient")];
+        assert_eq!(
+            job.attempts_since_replay().len(),
+            2,
+            "never replayed: all count"
+        );
+        job.attempts
+            .push(Attempt::replayed(at, "exhausted: 2 attempts failed"));
+        assert!(job.attempts_since_replay().is_empty(), "a fresh budget");
+        job.attempts.push(failed("rate_limited"));
+        job.attempts.push(Attempt::replayed(at, "expired"));
+        job.attempts.push(failed("transient"));
+        let current = job.attempts_since_replay();
+        assert_eq!(current.len(), 1, "only after the last marker");
+        assert_eq!(current[0].outcome, "transient");
+        assert_eq!(job.attempts.len(), 6, "the history is kept");
+        assert_eq!(job.attempts.iter().filter(|a| a.is_send()).count(), 4);
+        let back = Job::from_json(job.to_json().as_bytes()).unwrap();
+        assert_eq!(back, job);
     }
 
     #[test]

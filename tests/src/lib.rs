@@ -7,10 +7,13 @@
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, with its log.
 //! - [`wait_until`]: await a condition instead of sleeping.
+//! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
+//!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
 mod bin;
 mod redis_cluster;
 mod redis_server;
+pub mod scenario;
 mod wait;
 mod worker_process;
 

@@ -15,9 +15,19 @@ impl RedisCluster {
     /// Starts three masters and waits until every node reports `cluster_state:ok`.
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]))
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "5000",
+                ])
+            })
             .collect();
-        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
         let created = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
@@ -34,7 +44,10 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cluster.nodes.iter().all(|n| cluster_ok(n.port())) {
-            assert!(Instant::now() < deadline, "the cluster did not reach cluster_state:ok");
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         cluster
@@ -42,7 +55,11 @@ impl RedisCluster {
 
     /// `redis://127.0.0.1:P1,redis://127.0.0.1:P2,...`: what REDIS_CLUSTER_NODES takes.
     pub fn nodes_env(&self) -> String {
-        self.nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",")
+        self.nodes
+            .iter()
+            .map(|n| n.url())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -37,7 +37,12 @@ impl RedisServer {
         // A free port can be taken between our probe and redis-server's bind; retry.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = RedisServer { port, dir, child: None, extra_args: extra_args.clone() };
+            let mut server = RedisServer {
+                port,
+                dir,
+                child: None,
+                extra_args: extra_args.clone(),
+            };
             if server.spawn() {
                 return server;
             }

@@ -20,7 +20,9 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     let nodes = cluster.nodes_env();
     let mut config = SandboxConfig::new(TEST_API_KEY);
     config.rate = Some("40/2s".parse().unwrap());
-    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
 
     // 100 bookings and 20 OTPs with idempotency keys, 5 of them sent twice.
     let mut lines: Vec<Value> = (0..100)
@@ -42,24 +44,62 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
         .env("HERALD_NAMESPACE", NAMESPACE)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary, json!({"enqueued": 120, "duplicates": 5, "rejected": 0}));
+    assert_eq!(
+        summary,
+        json!({"enqueued": 120, "duplicates": 5, "rejected": 0})
+    );
 
     let args = ["--redis-cluster-nodes", &nodes, "--rate", "40/2s"];
     // REDIS_URL points nowhere: were the cluster flag ignored, nothing would be sent.
-    let _a = WorkerProcess::spawn("redis://127.0.0.1:1", NAMESPACE, &sandbox.base_url(), "cluster-a", &args);
-    let _b = WorkerProcess::spawn("redis://127.0.0.1:1", NAMESPACE, &sandbox.base_url(), "cluster-b", &args);
+    let _a = WorkerProcess::spawn(
+        "redis://127.0.0.1:1",
+        NAMESPACE,
+        &sandbox.base_url(),
+        "cluster-a",
+        &args,
+    );
+    let _b = WorkerProcess::spawn(
+        "redis://127.0.0.1:1",
+        NAMESPACE,
+        &sandbox.base_url(),
+        "cluster-b",
+        &args,
+    );
 
-    wait_until("every job sent", Duration::from_secs(60), || async { sandbox.stats().accepted >= 120 }).await;
-    let status = wait_status(&nodes, |s| s["ready"] == 0 && s["pending"] == 0 && s["delayed"] == 0).await;
-    assert_eq!((status["sent"].as_u64(), status["dead"].as_u64()), (Some(120), Some(0)), "{status}");
+    wait_until("every job sent", Duration::from_secs(60), || async {
+        sandbox.stats().accepted >= 120
+    })
+    .await;
+    let status = wait_status(&nodes, |s| {
+        s["ready"] == 0 && s["pending"] == 0 && s["delayed"] == 0
+    })
+    .await;
+    assert_eq!(
+        (status["sent"].as_u64(), status["dead"].as_u64()),
+        (Some(120), Some(0)),
+        "{status}"
+    );
 
     let stats = sandbox.stats();
     assert_eq!(stats.count(429), 0, "{stats:?}");
-    assert!(stats.max_in_window <= N, "{} requests in one window; the limit is {N}", stats.max_in_window);
-    let phones: std::collections::BTreeSet<String> = sandbox.messages().iter().map(|m| m.e164()).collect();
-    assert_eq!((phones.len(), sandbox.messages().len()), (120, 120), "every job sent exactly once");
+    assert!(
+        stats.max_in_window <= N,
+        "{} requests in one window; the limit is {N}",
+        stats.max_in_window
+    );
+    let phones: std::collections::BTreeSet<String> =
+        sandbox.messages().iter().map(|m| m.e164()).collect();
+    assert_eq!(
+        (phones.len(), sandbox.messages().len()),
+        (120, 120),
+        "every job sent exactly once"
+    );
 }
 
 /// Polls `herald-worker status --json` on the cluster until `done` holds.
@@ -71,9 +111,16 @@ async fn wait_status(nodes: &str, done: impl Fn(&Value) -> bool) -> Value {
             .env("HERALD_NAMESPACE", NAMESPACE)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
-    wait_until("status to settle", Duration::from_secs(20), || std::future::ready(done(&read()))).await;
+    wait_until("status to settle", Duration::from_secs(20), || {
+        std::future::ready(done(&read()))
+    })
+    .await;
     read()
 }

@@ -17,13 +17,17 @@
 //! - [`settle`]: the atomic ways a job leaves a lane.
 //! - [`delayed`]: moving due retries back onto their lanes.
 //! - [`dead_letter`]: what a dead letter holds.
+//! - [`dlq`]: dead letters for operators: list, show, replay onto their lanes, purge.
 //! - [`status`]: counts per lane for operators.
 //! - [`telemetry`]: metrics, health and readiness.
 //! - [`backoff`]: behaviour while Redis is unreachable.
+//! - [`demo`]: the whole system on one machine in one command, for newcomers.
 
 pub mod backoff;
 pub mod dead_letter;
 pub mod delayed;
+pub mod demo;
+pub mod dlq;
 pub mod lanes;
 pub mod limiter;
 pub mod retry;

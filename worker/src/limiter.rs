@@ -44,13 +44,15 @@ pub enum AcquireError {
 }
 
 /// The margin added to the window for the jitter between a grant and the request's arrival
-/// at Interakt: 2% of W, at least 100 ms and at most 1 s (a W of one minute gets 1 s).
+/// at Interakt: 2% of W, at least 250 ms and at most 1 s (a W of one minute gets 1 s).
 ///
 /// A grant that waits longer than half the margin before its request starts is not used
 /// ([`SharedLimiter::is_fresh`]): the sender asks for a new one, so a stalled task (CPU
 /// starvation, a pause) cannot push a request out of the window it was granted for.
 pub fn default_margin(window: Duration) -> Duration {
-    window.mul_f64(0.02).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    window
+        .mul_f64(0.02)
+        .clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
 /// The shared limiter of one replica. Cheap to clone; clones share the local pacer.
@@ -190,7 +192,7 @@ mod tests {
 
     #[test]
     fn margin_is_two_percent_within_bounds() {
-        let cases = [(60, 1_000), (5, 100), (1, 100), (10, 200), (3_600, 1_000)];
+        let cases = [(60, 1_000), (5, 250), (1, 250), (20, 400), (3_600, 1_000)];
         for (window_s, margin_ms) in cases {
             assert_eq!(
                 default_margin(Duration::from_secs(window_s)),

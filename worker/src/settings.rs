@@ -50,7 +50,7 @@ pub struct RunArgs {
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// Extra length of the shared window, absorbing the jitter between a grant and the
-    /// request's arrival (default: 2% of the window, 100 ms to 1 s).
+    /// request's arrival (default: 2% of the window, 250 ms to 1 s).
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
     /// Serve /metrics, /healthz and /readyz on this address.

@@ -446,15 +446,9 @@ async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
         },
         consumer: Some(ctx.settings.consumer.clone()),
     });
-    let count = |label: &str| job.attempts.iter().filter(|a| a.outcome == label).count() as u32;
+    let (failures, rate_limits) = budget_used(&job);
     let jitter = rand::rng().random_range(0.0..1.0);
-    let verdict = decide(
-        &outcome,
-        count("transient"),
-        count("rate_limited"),
-        &ctx.settings.retry,
-        jitter,
-    );
+    let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);
 
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
         let retry = &ctx.settings.retry;
@@ -518,6 +512,15 @@ async fn refresh_grant(ctx: &Context, job_id: &str) {
             }
         }
     }
+}
+
+/// How much of its retry budget a job has used: `(transient failures, 429s)`, counting only
+/// the attempts since its last replay from the dead letters, so a replayed job starts afresh
+/// while its history is kept.
+fn budget_used(job: &Job) -> (u32, u32) {
+    let current = job.attempts_since_replay();
+    let count = |label: &str| current.iter().filter(|a| a.outcome == label).count() as u32;
+    (count("transient"), count("rate_limited"))
 }
 
 async fn dead_letter(ctx: &Context, delivery: Delivery, reason: String) {
@@ -630,4 +633,47 @@ async fn remove_heartbeat(ctx: &Context) -> Result<(), RedisFailure> {
         .zrem(ctx.settings.keys.consumers(), &ctx.settings.consumer)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(outcome: &str) -> Attempt {
+        Attempt {
+            at: OffsetDateTime::UNIX_EPOCH,
+            outcome: outcome.into(),
+            status: None,
+            error: None,
+            body: None,
+            consumer: None,
+        }
+    }
+
+    #[test]
+    fn a_replayed_job_gets_a_fresh_budget_and_keeps_its_history() {
+        let mut job = Job::otp("+919999999999", "1234", Duration::from_secs(60)).unwrap();
+        job.attempts = ["transient", "rate_limited", "transient", "transient"]
+            .map(attempt)
+            .to_vec();
+        assert_eq!(
+            budget_used(&job),
+            (3, 1),
+            "never replayed: everything counts"
+        );
+
+        job.attempts
+            .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
+        assert_eq!(budget_used(&job), (0, 0), "right after a replay");
+
+        job.attempts
+            .extend(["rate_limited", "transient"].map(attempt));
+        assert_eq!(budget_used(&job), (1, 1), "only attempts after the marker");
+        assert_eq!(job.attempts.len(), 7, "the history is kept");
+
+        job.attempts
+            .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
+        job.attempts.push(attempt("transient"));
+        assert_eq!(budget_used(&job), (1, 0), "the last marker wins");
+    }
 }

@@ -17,7 +17,7 @@ use herald_tests::{WorkerProcess, wait_until};
 use redis::AsyncCommands;
 use redis::streams::StreamPendingReply;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 /// The plan: N requests in any window of W, for the sandbox and the workers alike.
 const RATE: &str = "60/3s";
@@ -27,7 +27,7 @@ const TOTAL: usize = 300;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_1_to_4_to_1_replicas_keeps_the_budget_and_loses_or_doubles_nothing() {
     let started = Instant::now();
-    let mut s = Scenario::start(SandboxSetup {
+    let mut s = Scenario::start_exclusive(SandboxSetup {
         rate: Some(RATE),
         ..Default::default()
     })

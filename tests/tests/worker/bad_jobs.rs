@@ -10,7 +10,7 @@ use herald_shared::wire::Suggestion;
 use herald_tests::wait_until;
 use redis::AsyncCommands;
 
-use crate::support::{SandboxSetup, Scenario, booking};
+use herald_tests::scenario::{SandboxSetup, Scenario, booking};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_9_bad_entries_are_dead_lettered_and_the_worker_keeps_going() {

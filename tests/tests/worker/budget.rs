@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 const N: usize = 60;
 const W_MS: u64 = 3_000;
@@ -13,7 +13,7 @@ const W_MS: u64 = 3_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_1_and_2_three_replicas_share_the_budget_and_use_it_fully() {
     // The sandbox enforces the same limit strictly: one request too many would get a 429.
-    let mut s = Scenario::start(SandboxSetup {
+    let mut s = Scenario::start_exclusive(SandboxSetup {
         rate: Some("60/3s"),
         ..Default::default()
     })

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use herald_tests::cargo_bin;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 fn worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(cargo_bin("herald-worker"));
@@ -82,12 +82,7 @@ fn missing_api_key_and_bad_flags_exit_2_with_one_line() {
 async fn status_json_has_integer_counts() {
     let mut s = Scenario::start(SandboxSetup::default()).await;
     s.enqueue_bookings(0..3).await;
-    let out = Command::new(cargo_bin("herald-worker"))
-        .args(["status", "--json"])
-        .env("REDIS_URL", s.redis.url())
-        .env("HERALD_NAMESPACE", crate::support::NAMESPACE)
-        .output()
-        .unwrap();
+    let out = s.run_worker_command(&["status", "--json"]);
     assert!(
         out.status.success(),
         "{}",

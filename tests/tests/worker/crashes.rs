@@ -8,7 +8,7 @@ use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_tests::wait_until;
 use redis::AsyncCommands;
 
-use crate::support::{SandboxSetup, Scenario, otp};
+use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
 const CLAIM: [&str; 4] = ["--claim-idle", "2s", "--request-timeout", "1s"];
 

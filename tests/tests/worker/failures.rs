@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario, booking, otp};
+use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_4_transient_retry_permanent_dead_letter_and_no_blocking() {
@@ -114,7 +114,7 @@ async fn guarantee_4_transient_retry_permanent_dead_letter_and_no_blocking() {
         .expect("flaky OTP sent in the end");
     let after_at = order
         .iter()
-        .position(|p| *p == crate::support::phone(1))
+        .position(|p| *p == herald_tests::scenario::phone(1))
         .expect("booking sent");
     assert!(
         after_at < flaky_at,

@@ -1,8 +1,7 @@
 //! End-to-end guarantees of `herald-worker run`: real redis-server, real worker processes,
 //! the sandbox standing in for Interakt. One module per guarantee of the worker's issue; each
-//! test's name says which guarantee it pins.
-
-mod support;
+//! test's name says which guarantee it pins. The scenario (one redis-server, one sandbox, a
+//! namespace) is [`herald_tests::scenario`], shared with the dead-letter suite.
 
 mod bad_jobs;
 mod budget;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use herald_tests::wait_until;
 use time::OffsetDateTime;
 
-use crate::support::{SandboxSetup, Scenario, otp};
+use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_8_an_otp_jumps_a_backlog_of_10000_bookings() {

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario, otp};
+use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_3_a_429_pauses_every_replica_and_costs_no_attempt() {
     // The OTP's phone gets 429 with `Retry-After: 1` three times, then succeeds.
-    let mut s = Scenario::start(SandboxSetup {
+    let mut s = Scenario::start_exclusive(SandboxSetup {
         script: vec!["+919000000001=429:3"],
         ..Default::default()
     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

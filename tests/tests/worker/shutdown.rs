@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use crate::support::{SandboxSetup, Scenario};
+use herald_tests::scenario::{SandboxSetup, Scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_7_sigterm_finishes_in_flight_and_hands_back_the_rest() {

@@ -1,25 +1,43 @@
-//! A scenario: one redis-server, one sandbox, a namespace, and helpers to enqueue jobs and
-//! read back where they went.
+//! A scenario: one redis-server, one sandbox, a namespace, and helpers to enqueue jobs, run
+//! the worker (as a replica or a command) and read back where every job went.
+//!
+//! Shared by the end-to-end suites of `herald-worker run` and `herald-worker dlq`.
 
 use std::net::SocketAddr;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig, ScriptRule};
 use herald_shared::job::Booking;
 use herald_shared::keys::JOB_FIELD;
-use herald_shared::{Job, Keys};
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, wait_until};
+use herald_shared::{Job, Keys, Lane};
 use herald_worker::dead_letter::DeadLetter;
 use herald_worker::status::Status;
 use redis::AsyncCommands;
 
+use crate::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
+
+/// The namespace every scenario uses.
 pub const NAMESPACE: &str = "e2e";
 
+/// A redis-server and a sandbox for one test; dropping it stops both.
 pub struct Scenario {
     pub redis: RedisServer,
     pub sandbox: RunningSandbox,
     pub keys: Keys,
     pub conn: redis::aio::MultiplexedConnection,
+    /// This scenario's turn: shared with other scenarios, or the suite to itself.
+    _turn: Turn,
+}
+
+/// Scenarios of one test binary run side by side (read guards), except the ones that
+/// measure requests per window, which run alone (a write guard): on a two-core machine a
+/// neighbour's CPU burst would otherwise be measured as the worker's jitter.
+static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
 }
 
 /// How the sandbox should behave.
@@ -40,7 +58,19 @@ impl Default for SandboxSetup {
 }
 
 impl Scenario {
+    /// A scenario that may run beside others of its suite.
     pub async fn start(setup: SandboxSetup) -> Scenario {
+        let turn = Turn::Shared(TURNS.read().await);
+        Scenario::start_in_turn(setup, turn).await
+    }
+
+    /// A scenario that runs alone in its suite: for tests that measure requests per window.
+    pub async fn start_exclusive(setup: SandboxSetup) -> Scenario {
+        let turn = Turn::Exclusive(TURNS.write().await);
+        Scenario::start_in_turn(setup, turn).await
+    }
+
+    async fn start_in_turn(setup: SandboxSetup, turn: Turn) -> Scenario {
         let redis = RedisServer::start();
         let mut config = SandboxConfig::new(TEST_API_KEY);
         config.rate = setup.rate.map(|r| r.parse().expect("rate"));
@@ -63,9 +93,11 @@ impl Scenario {
             sandbox,
             keys: Keys::new(NAMESPACE).unwrap(),
             conn,
+            _turn: turn,
         }
     }
 
+    /// A `herald-worker run` replica against this scenario's Redis and sandbox.
     pub fn worker(&self, consumer: &str, args: &[&str]) -> WorkerProcess {
         WorkerProcess::spawn(
             &self.redis.url(),
@@ -74,6 +106,24 @@ impl Scenario {
             consumer,
             args,
         )
+    }
+
+    /// `herald-worker` with this scenario's Redis and namespace, ready for arguments.
+    pub fn herald_worker(&self) -> Command {
+        let mut cmd = Command::new(cargo_bin("herald-worker"));
+        cmd.env("REDIS_URL", self.redis.url())
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs `herald-worker ARGS` to completion.
+    pub fn run_worker_command(&self, args: &[&str]) -> Output {
+        self.herald_worker()
+            .args(args)
+            .output()
+            .expect("run herald-worker")
     }
 
     /// Puts jobs on their lanes, exactly as the producer does (one `job` field per entry).
@@ -116,6 +166,49 @@ impl Scenario {
             .collect()
     }
 
+    /// Stores dead letters as the worker does (the hash entry and the lane's index, scored
+    /// by `dead_at`), pipelined in chunks: fast enough for thousands.
+    pub async fn store_dead_letters(&mut self, letters: &[DeadLetter]) {
+        for chunk in letters.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for letter in chunk {
+                let json = serde_json::to_string(letter).expect("a dead letter serializes");
+                let ms = letter.dead_at.unix_timestamp_nanos() / 1_000_000;
+                pipe.hset(self.keys.dead(), &letter.job_id, json)
+                    .ignore()
+                    .zadd(self.keys.dead_index(letter.lane), &letter.job_id, ms as i64)
+                    .ignore();
+            }
+            let _: () = pipe
+                .query_async(&mut self.conn)
+                .await
+                .expect("store dead letters");
+        }
+    }
+
+    /// The ids of the dead letters stored now.
+    pub async fn dead_ids(&mut self) -> Vec<String> {
+        self.conn.hkeys(self.keys.dead()).await.expect("dead ids")
+    }
+
+    /// The jobs waiting on `lane`'s stream, oldest first.
+    pub async fn lane_jobs(&mut self, lane: Lane) -> Vec<Job> {
+        let reply: redis::streams::StreamRangeReply = self
+            .conn
+            .xrange_all(self.keys.lane(lane))
+            .await
+            .expect("read the lane");
+        reply
+            .ids
+            .iter()
+            .map(|entry| {
+                let json: String = entry.get(JOB_FIELD).expect("a job field");
+                Job::from_json(json.as_bytes()).expect("a job")
+            })
+            .collect()
+    }
+
+    /// Messages the sandbox accepted, in arrival order.
     pub fn accepted(&self) -> Vec<AcceptedMessage> {
         self.sandbox.messages()
     }
@@ -140,6 +233,7 @@ pub fn phone(i: usize) -> String {
     format!("+9198{i:08}")
 }
 
+/// A booking confirmation for [`phone`]`(i)`.
 pub fn booking(i: usize) -> Job {
     Job::booking(Booking {
         phone: phone(i),
@@ -152,6 +246,7 @@ pub fn booking(i: usize) -> Job {
     .expect("valid booking")
 }
 
+/// An OTP for `phone`, valid for `valid_for`.
 pub fn otp(phone: &str, valid_for: Duration) -> Job {
     Job::otp(phone, "123456", valid_for).expect("valid otp")
 }

@@ -1,0 +1,72 @@
+//! `herald-worker demo` with no configuration: it starts its own Redis, runs to completion
+//! in under a minute, and its summary matches what the sandbox recorded.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use herald_tests::cargo_bin;
+
+use crate::support::{assert_exit, json, stderr};
+
+#[test]
+fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox() {
+    let started = Instant::now();
+    let out = Command::new(cargo_bin("herald-worker"))
+        .args(["demo", "--json"])
+        .env_remove("REDIS_URL")
+        .env_remove("HERALD_NAMESPACE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the demo");
+    let took = started.elapsed();
+    assert_exit(&out, 0);
+    let summary = json(&out);
+    eprintln!("demo took {took:?}: {summary}");
+    let n = |field: &str| {
+        summary[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field} in {summary}"))
+    };
+
+    assert!(took < Duration::from_secs(60), "the demo took {took:?}");
+    assert_eq!(n("sent") + n("dead"), n("enqueued"), "every job settled");
+    assert_eq!(n("otp") + n("booking"), n("enqueued"));
+    assert_eq!(n("accepted"), n("sent"), "Herald's count is the sandbox's");
+    assert!(n("max_in_window") <= n("limit"), "{summary}");
+    assert_eq!(n("dead"), 3);
+    assert_eq!(n("rate_limited"), 1);
+    assert!(n("retried") >= 4, "two 503s and a 500 retried: {summary}");
+    assert_eq!(
+        n("requests"),
+        n("sent") + n("retried") + n("rate_limited") + 2,
+        "each request is a send, a retry, a 429, or one of the two that died at once \
+         (the 400 and the last 500): {summary}"
+    );
+    let reasons: Vec<&str> = summary["dead_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    for expected in ["permanent: HTTP 400", "exhausted: 3 attempts", "expired"] {
+        assert!(
+            reasons.iter().any(|r| r.starts_with(expected)),
+            "{expected:?} in {reasons:?}"
+        );
+    }
+    assert!(
+        stderr(&out).contains("settled"),
+        "progress is shown: {}",
+        stderr(&out)
+    );
+
+    // It cleaned up: its Redis is gone.
+    assert_eq!(summary["kept"], false);
+    let url = summary["redis_url"].as_str().unwrap();
+    let addr = url.trim_start_matches("redis://");
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "the demo's Redis at {addr} is still running"
+    );
+}

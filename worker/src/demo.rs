@@ -1,0 +1,729 @@
+//! `herald-worker demo`: the whole system working on one machine, in one command, with no
+//! configuration.
+//!
+//! 1. Redis: a throwaway `redis-server` on a free port (no persistence, in a temporary
+//!    directory), or the one `REDIS_URL` names, under a fresh `demo-xxxx` namespace so real
+//!    data is never touched.
+//! 2. Interakt: the sandbox, in-process, limited to [`DEMO_RATE`] and scripted to fail for a
+//!    few phones (a 400, two 503s, one 429, a 500 that never clears).
+//! 3. Work: [`OTPS`] OTPs and [`BOOKINGS`] booking confirmations enqueued through the
+//!    producer library, plus the scripted ones and an OTP that expires before it can be sent.
+//! 4. Workers: [`WORKERS`] replicas as tasks ([`crate::worker::run`]), at the same rate,
+//!    sharing the budget through Redis as separate processes would.
+//! 5. Progress until every job is sent or dead, then a [`Summary`] from Herald's own
+//!    counters and the sandbox's record of what reached it.
+//!
+//! It owns orchestration and cleanup only: what it started is stopped and removed at the end
+//! (the Redis and its data are left running with `keep`). Sending, retrying and
+//! dead-lettering are the worker's, unchanged.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, AsyncCommands};
+use herald_sandbox::{SandboxConfig, ScriptRule};
+use herald_shared::config::{ConfigError, RateLimit};
+use herald_shared::job::Booking;
+use herald_shared::redis_pool::Pool;
+use herald_shared::redis_pool::{ConnectError, connect, redact_url};
+use herald_shared::{Job, Keys, Redacted};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dlq::{DeadLetters, ListFilter};
+use crate::limiter::default_margin;
+use crate::retry::RetryPolicy;
+use crate::settings::Settings;
+
+/// The rate the sandbox enforces and the workers keep to: low, so the limit is visible.
+pub const DEMO_RATE: &str = "20/2s";
+/// Worker replicas.
+pub const WORKERS: usize = 3;
+/// Plain OTPs and bookings enqueued, besides the scripted and the expiring ones.
+pub const OTPS: usize = 20;
+pub const BOOKINGS: usize = 75;
+/// The demo gives up if the jobs are not all settled by then.
+pub const DEADLINE: Duration = Duration::from_secs(50);
+/// The key the sandbox and the in-process workers share.
+const API_KEY: &str = "herald-demo-key";
+/// Scripted phones: how the sandbox answers each, and what the job is.
+const SCRIPTED: [(&str, &str, ScriptedKind); 4] = [
+    ("+919000000001", "400", ScriptedKind::Booking),
+    ("+919000000002", "fail:2", ScriptedKind::Otp),
+    ("+919000000003", "429:1", ScriptedKind::Booking),
+    ("+919000000004", "500", ScriptedKind::Otp),
+];
+/// The OTP that expires before any worker can take it.
+const EXPIRING_PHONE: &str = "+919000000005";
+
+#[derive(Clone, Copy)]
+enum ScriptedKind {
+    Otp,
+    Booking,
+}
+
+/// How the demo shows progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressMode {
+    /// A bar (stderr is a terminal).
+    Bar,
+    /// A line on stderr every few seconds.
+    Lines,
+    Off,
+}
+
+impl ProgressMode {
+    /// A bar on a terminal, lines otherwise.
+    pub fn detect() -> ProgressMode {
+        if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Lines
+        }
+    }
+}
+
+/// What the demo is told.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Use this Redis instead of starting one; the demo's keys then go under a fresh
+    /// `demo-xxxx` namespace.
+    pub redis_url: Option<Redacted<String>>,
+    /// The namespace when the demo starts its own Redis (so the next commands need none).
+    pub namespace: String,
+    /// Leave the Redis (and the demo's keys) in place at the end.
+    pub keep: bool,
+    pub progress: ProgressMode,
+}
+
+/// Why the demo did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(
+        "redis-server is not installed (or not on PATH): install it with `apt-get install -y redis-server`, or point the demo at a Redis with REDIS_URL=redis://HOST:PORT"
+    )]
+    RedisMissing,
+    #[error("could not start redis-server: {0}")]
+    RedisStart(String),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("could not start the sandbox: {0}")]
+    Sandbox(#[from] herald_sandbox::Error),
+    #[error("could not enqueue the demo's jobs: {0}")]
+    Enqueue(#[from] producer::Error),
+    #[error("a worker could not start: {0}")]
+    Worker(#[from] crate::worker::StartError),
+    #[error("Redis: {0}")]
+    Redis(String),
+    #[error("a demo worker stopped unexpectedly")]
+    WorkerStopped,
+    #[error(
+        "only {settled} of {total} jobs were settled after {}s; see `herald-worker status`",
+        DEADLINE.as_secs()
+    )]
+    TimedOut { settled: u64, total: usize },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl DemoError {
+    /// True when the demo could not even start (exit 2); false when it started and did not
+    /// complete (exit 1).
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            DemoError::RedisMissing
+                | DemoError::RedisStart(_)
+                | DemoError::Connect(_)
+                | DemoError::Config(_)
+                | DemoError::Sandbox(_)
+        )
+    }
+}
+
+/// Dead letters with the same reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub count: usize,
+}
+
+/// What the demo saw: Herald's counters next to the sandbox's record.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Jobs enqueued, and of them OTPs and bookings.
+    pub enqueued: usize,
+    pub otp: usize,
+    pub booking: usize,
+    /// Herald's counters (`herald-worker status`): sent, retries after a failure, retries
+    /// after a 429, dead letters.
+    pub sent: u64,
+    pub retried: u64,
+    pub rate_limited: u64,
+    pub dead: u64,
+    pub dead_reasons: Vec<ReasonCount>,
+    /// The sandbox's record: every request that reached it, and the messages it accepted.
+    pub requests: u64,
+    pub accepted: u64,
+    /// The most requests the sandbox saw in any sliding window of `window_ms`, and the limit.
+    pub max_in_window: u64,
+    pub window_ms: u64,
+    pub limit: u32,
+    pub rate: String,
+    pub workers: usize,
+    pub elapsed_ms: u64,
+    /// Where the demo's data is (credentials masked), and whether it was left there.
+    pub redis_url: String,
+    pub namespace: String,
+    pub kept: bool,
+    /// The pid of the demo's own `redis-server`, when it was left running.
+    pub redis_pid: Option<u32>,
+}
+
+/// Runs the demo; stops early when `shutdown` is cancelled. Cleans up in every case.
+pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Summary, DemoError> {
+    let started = Instant::now();
+    let redis = DemoRedis::start(&options).await?;
+    let result = run_on(&redis, &options, &shutdown, started).await;
+    let pid = redis.finish(options.keep).await;
+    result.map(|summary| Summary {
+        kept: options.keep,
+        redis_pid: pid,
+        ..summary
+    })
+}
+
+async fn run_on(
+    redis: &DemoRedis,
+    options: &DemoOptions,
+    shutdown: &CancellationToken,
+    started: Instant,
+) -> Result<Summary, DemoError> {
+    let rate: RateLimit = DEMO_RATE.parse().expect("the demo rate parses");
+    let sandbox = herald_sandbox::start(
+        SandboxConfig {
+            rate: Some(rate),
+            retry_after: true,
+            script: SCRIPTED
+                .iter()
+                .map(|(phone, rule, _)| {
+                    format!("{phone}={rule}")
+                        .parse::<ScriptRule>()
+                        .expect("the demo's script parses")
+                })
+                .collect(),
+            ..SandboxConfig::new(API_KEY)
+        },
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await?;
+
+    let jobs = demo_jobs();
+    let otp = jobs
+        .iter()
+        .filter(|j| j.lane() == herald_shared::Lane::Otp)
+        .count();
+    let enqueued = jobs.len();
+    let expiring_deadline = jobs.iter().filter_map(|j| j.not_after).min();
+    producer::Producer::new(redis.pool.clone(), redis.keys.clone())
+        .enqueue_batch(jobs)
+        .await?;
+    // The workers start once the expiring OTP's millisecond is over, so it always expires.
+    if let Some(wait) = expiring_deadline.map(|deadline| deadline - time::OffsetDateTime::now_utc())
+        && wait.is_positive()
+    {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+
+    let stop_workers = CancellationToken::new();
+    let _stop_on_drop = stop_workers.clone().drop_guard();
+    let mut workers = JoinSet::new();
+    for i in 0..WORKERS {
+        let settings = worker_settings(redis, &sandbox.send_url(), rate, i);
+        workers.spawn(crate::worker::run(settings, stop_workers.child_token()));
+    }
+
+    let watched = watch(
+        redis,
+        enqueued,
+        rate,
+        options.progress,
+        shutdown,
+        &mut workers,
+    )
+    .await;
+    stop_workers.cancel();
+    while let Some(done) = workers.join_next().await {
+        if let Ok(Err(err)) = done {
+            tracing::warn!(error = %err, "a demo worker stopped with an error");
+        }
+    }
+    watched?;
+
+    let stats = sandbox.stats();
+    let _ = sandbox.shutdown().await;
+    let counters = redis.counters().await?;
+    let dead_letters = DeadLetters::new(redis.pool.clone(), redis.keys.clone())
+        .list(&ListFilter::default())
+        .await
+        .map_err(|err| DemoError::Redis(err.to_string()))?;
+    let mut reasons: Vec<ReasonCount> = Vec::new();
+    for letter in dead_letters.iter().rev() {
+        match reasons.iter_mut().find(|r| r.reason == letter.reason) {
+            Some(r) => r.count += 1,
+            None => reasons.push(ReasonCount {
+                reason: letter.reason.clone(),
+                count: 1,
+            }),
+        }
+    }
+    Ok(Summary {
+        enqueued,
+        otp,
+        booking: enqueued - otp,
+        sent: counters.get("sent"),
+        retried: counters.get("retried"),
+        rate_limited: counters.get("rate_limited"),
+        dead: counters.get("dead"),
+        dead_reasons: reasons,
+        requests: stats.requests,
+        accepted: stats.accepted,
+        max_in_window: stats.max_in_window,
+        window_ms: stats.window_ms,
+        limit: rate.requests.get(),
+        rate: rate.to_string(),
+        workers: WORKERS,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        redis_url: redact_url(redis.url.expose()),
+        namespace: redis.namespace.clone(),
+        kept: false,
+        redis_pid: None,
+    })
+}
+
+/// The jobs: plain OTPs and bookings, the scripted ones, and an OTP valid for a millisecond
+/// (the earliest deadline of all; no worker starts before it has passed).
+fn demo_jobs() -> Vec<Job> {
+    let code = || format!("{:06}", rand::random_range(0..1_000_000u32));
+    let otp = |phone: &str, valid_for| Job::otp(phone, &code(), valid_for).expect("a valid OTP");
+    let booking = |phone: &str, n: usize| {
+        Job::booking(Booking {
+            phone: phone.to_string(),
+            booking_id: format!("DEMO-{n}"),
+            service: "Haircut".into(),
+            date: "2026-11-24".into(),
+            time: format!("{:02}:{:02}", 9 + n % 9, (n % 4) * 15),
+            image_url: None,
+        })
+        .expect("a valid booking")
+    };
+    let ten_minutes = Duration::from_secs(600);
+    let mut jobs: Vec<Job> = (0..OTPS)
+        .map(|i| otp(&format!("+9198{i:08}"), ten_minutes))
+        .collect();
+    jobs.extend((0..BOOKINGS).map(|i| booking(&format!("+9197{i:08}"), i)));
+    for (n, (phone, _, kind)) in SCRIPTED.iter().enumerate() {
+        jobs.push(match kind {
+            ScriptedKind::Otp => otp(phone, ten_minutes),
+            ScriptedKind::Booking => booking(phone, BOOKINGS + n),
+        });
+    }
+    jobs.push(otp(EXPIRING_PHONE, Duration::from_millis(1)));
+    jobs
+}
+
+/// A worker replica's settings, built directly: the demo needs no configuration.
+fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize) -> Settings {
+    Settings {
+        redis: herald_shared::redis_pool::Target::Single(redis.url.clone()),
+        keys: redis.keys.clone(),
+        send_url: send_url.to_string(),
+        api_key: Redacted::new(API_KEY.to_string()),
+        rate,
+        // Wider than the default: a demo may run on a busy laptop, and its point is that the
+        // sandbox never sees more than the limit in any window.
+        rate_margin: default_margin(rate.period) * 2,
+        sms: None,
+        concurrency: 4,
+        // Small, so the failing jobs reach their verdict within seconds.
+        retry: RetryPolicy {
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(1),
+        },
+        claim_idle: Duration::from_secs(10),
+        max_deliveries: 5,
+        shutdown_grace: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        http_listen: None,
+        consumer: format!("demo-{}-{i}", std::process::id()),
+    }
+}
+
+/// Shows progress until every job is sent or dead. Fails on timeout, interruption, or a
+/// worker that stopped.
+async fn watch(
+    redis: &DemoRedis,
+    total: usize,
+    rate: RateLimit,
+    mode: ProgressMode,
+    shutdown: &CancellationToken,
+    workers: &mut JoinSet<Result<(), crate::worker::StartError>>,
+) -> Result<(), DemoError> {
+    let bar = match mode {
+        ProgressMode::Bar => {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed:>3} [{bar:30}] {pos}/{len} settled  {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Some(bar)
+        }
+        ProgressMode::Lines | ProgressMode::Off => None,
+    };
+    if mode != ProgressMode::Off {
+        eprintln!(
+            "herald demo: {total} jobs, {WORKERS} workers, Interakt sandbox limited to {rate}"
+        );
+    }
+    let deadline = Instant::now() + DEADLINE;
+    let mut next_line = Instant::now();
+    let result = loop {
+        let status = crate::status::collect(&redis.pool, &redis.keys)
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        let t = &status.total;
+        let settled = t.sent + t.dead;
+        let line = format!(
+            "sent {} · waiting to retry {} · dead {} · queued {}",
+            t.sent,
+            t.delayed,
+            t.dead,
+            t.ready + t.pending
+        );
+        if let Some(bar) = &bar {
+            bar.set_position(settled);
+            bar.set_message(line.clone());
+        } else if mode == ProgressMode::Lines && Instant::now() >= next_line {
+            eprintln!("herald demo: {settled}/{total} settled: {line}");
+            next_line = Instant::now() + Duration::from_secs(2);
+        }
+        if settled >= total as u64 && t.ready + t.pending + t.delayed == 0 {
+            break Ok(());
+        }
+        if Instant::now() >= deadline {
+            break Err(DemoError::TimedOut { settled, total });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.cancelled() => break Err(DemoError::Interrupted),
+            Some(done) = workers.join_next() => {
+                break Err(match done {
+                    Ok(Err(err)) => err.into(),
+                    _ => DemoError::WorkerStopped,
+                });
+            }
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    result
+}
+
+/// The demo's Redis: one it started, or one it borrowed under a namespace of its own.
+struct DemoRedis {
+    url: Redacted<String>,
+    namespace: String,
+    keys: Keys,
+    pool: Pool,
+    /// `Some` when the demo started it; dropping it stops the server.
+    server: Option<RedisProcess>,
+}
+
+impl DemoRedis {
+    async fn start(options: &DemoOptions) -> Result<DemoRedis, DemoError> {
+        let (url, namespace, server) = match &options.redis_url {
+            Some(url) => {
+                let suffix: u32 = rand::random();
+                (url.clone(), format!("demo-{suffix:08x}"), None)
+            }
+            None => {
+                let server = RedisProcess::start().await?;
+                let url = Redacted::new(server.url());
+                (url, options.namespace.clone(), Some(server))
+            }
+        };
+        let keys = Keys::new(&namespace)?;
+        let pool = connect(url.expose(), 4).await?;
+        Ok(DemoRedis {
+            url,
+            namespace,
+            keys,
+            pool,
+            server,
+        })
+    }
+
+    /// Herald's counters summed over the lanes, from the stats hash.
+    async fn counters(&self) -> Result<Counters, DemoError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        let all: HashMap<String, u64> = conn
+            .hgetall(self.keys.stats())
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        Ok(Counters(all))
+    }
+
+    /// Removes what the demo left (unless `keep`); returns the pid of a server left running.
+    async fn finish(self, keep: bool) -> Option<u32> {
+        match self.server {
+            Some(server) if keep => Some(server.leave_running()),
+            Some(server) => {
+                drop(server);
+                None
+            }
+            None if keep => None,
+            None => {
+                if let Err(err) = delete_namespace(&self.pool, &self.namespace).await {
+                    eprintln!(
+                        "herald demo: could not delete the demo's keys ({{{}}}:*): {err}",
+                        self.namespace
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+struct Counters(HashMap<String, u64>);
+
+impl Counters {
+    /// `name:otp` + `name:booking`.
+    fn get(&self, name: &str) -> u64 {
+        herald_shared::Lane::ALL
+            .iter()
+            .map(|lane| self.0.get(&format!("{name}:{lane}")).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Deletes every key of `namespace` (they all start with its hash tag).
+async fn delete_namespace(pool: &Pool, namespace: &str) -> Result<(), redis::RedisError> {
+    let mut conn = pool.get().await.map_err(|err| match err {
+        deadpool_redis::PoolError::Backend(err) => err,
+        other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+    })?;
+    let keys: Vec<String> = {
+        let mut iter: redis::AsyncIter<String> =
+            conn.scan_match(format!("{{{namespace}}}:*")).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = iter.next_item().await {
+            keys.push(key?);
+        }
+        keys
+    };
+    for chunk in keys.chunks(500) {
+        let _: () = conn.del(chunk).await?;
+    }
+    Ok(())
+}
+
+/// A `redis-server` the demo started: a free loopback port, no persistence, its working
+/// directory a temporary one. Dropping it kills the server and removes the directory.
+struct RedisProcess {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisProcess {
+    /// How long the server may take to answer.
+    const READY: Duration = Duration::from_secs(10);
+
+    async fn start() -> Result<RedisProcess, DemoError> {
+        let mut last_error = String::new();
+        // A free port can be taken between the probe and redis-server's bind: try again.
+        for _ in 0..3 {
+            let port = free_port().map_err(|err| DemoError::RedisStart(err.to_string()))?;
+            let dir =
+                std::env::temp_dir().join(format!("herald-demo-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|err| {
+                DemoError::RedisStart(format!("cannot create {}: {err}", dir.display()))
+            })?;
+            let log = dir.join("redis.log");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args(["--maxmemory-policy", "noeviction"])
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--logfile")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            let child = match child {
+                Ok(child) => child,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(DemoError::RedisMissing);
+                }
+                Err(err) => return Err(DemoError::RedisStart(err.to_string())),
+            };
+            let mut server = RedisProcess {
+                child: Some(child),
+                port,
+                dir,
+            };
+            match server.wait_ready().await {
+                Ok(()) => return Ok(server),
+                Err(reason) => last_error = reason,
+            }
+        }
+        Err(DemoError::RedisStart(last_error))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until the server answers; the reason (its log's last line) if it exits first.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Self::READY;
+        let url = self.url();
+        while Instant::now() < deadline {
+            if let Some(child) = &mut self.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                let last = log.lines().last().unwrap_or("").to_string();
+                return Err(format!("redis-server exited ({status}): {last}"));
+            }
+            if connect(&url, 1).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(format!(
+            "redis-server did not answer on port {} within {}s",
+            self.port,
+            Self::READY.as_secs()
+        ))
+    }
+
+    /// Leaves the server running (for `--keep`); returns its pid. Not waited for on purpose:
+    /// this process exits right after, and init reaps the server when it stops.
+    #[allow(clippy::zombie_processes)]
+    fn leave_running(mut self) -> u32 {
+        let child = self.child.take().expect("the server is running");
+        child.id()
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The summary table and the commands to try next.
+pub fn render(summary: &Summary) -> String {
+    let s = summary;
+    let mut out = format!(
+        "\nHerald demo: {} jobs ({} OTPs, {} bookings), {} workers, Interakt sandbox limited to {}, {:.1}s\n\n",
+        s.enqueued,
+        s.otp,
+        s.booking,
+        s.workers,
+        s.rate,
+        s.elapsed_ms as f64 / 1000.0
+    );
+    let row = |label: &str, n: u64, note: &str| format!("  {label:<15}{n:>5}   {note}\n");
+    out.push_str(&row("sent", s.sent, "accepted by Interakt (the sandbox)"));
+    out.push_str(&row(
+        "retried",
+        s.retried,
+        "failed (503/500), sent again after a backoff",
+    ));
+    out.push_str(&row(
+        "rate-limited",
+        s.rate_limited,
+        "answered 429: every worker paused, then sent again",
+    ));
+    out.push_str(&row("dead-lettered", s.dead, "given up on, with a reason:"));
+    for reason in &s.dead_reasons {
+        out.push_str(&format!(
+            "{:>26} × {}\n",
+            reason.count,
+            crate::dlq::render_reason(&reason.reason)
+        ));
+    }
+    out.push_str(&format!(
+        "\n  requests to Interakt: {} (the busiest {} window held {}; the limit is {})\n",
+        s.requests,
+        humantime::format_duration(Duration::from_millis(s.window_ms)),
+        s.max_in_window,
+        s.limit
+    ));
+    out.push_str(&next_commands(s));
+    out
+}
+
+fn next_commands(s: &Summary) -> String {
+    let commands = [
+        "herald-worker status",
+        "herald-worker dlq list",
+        "herald-worker dlq show <ID>",
+        "herald-worker dlq replay --reason \"HTTP 500\" --dry-run",
+        "herald-worker dlq replay --reason expired --extend 10m",
+    ];
+    let mut out = String::new();
+    if s.kept {
+        out.push_str("\nThe demo's data is still there. Try next:\n");
+        out.push_str(&format!("  export REDIS_URL={}\n", s.redis_url));
+        if s.namespace != herald_shared::config::DEFAULT_NAMESPACE {
+            out.push_str(&format!("  export HERALD_NAMESPACE={}\n", s.namespace));
+        }
+    } else {
+        out.push_str(
+            "\nThe demo removed what it started. To look around afterwards, run `herald-worker demo --keep`, then:\n",
+        );
+    }
+    for command in commands {
+        out.push_str(&format!("  {command}\n"));
+    }
+    if let Some(pid) = s.redis_pid {
+        out.push_str(&format!(
+            "Replayed jobs wait on their lanes for `herald-worker run`. Stop the demo's Redis with: kill {pid}\n"
+        ));
+    }
+    out
+}
