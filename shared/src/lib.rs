@@ -9,6 +9,7 @@
 //! - [`keys`]: the Redis key layout.
 //! - [`redis_pool`]: connection pools with explicit timeouts.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 
 pub mod compose;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod phone;
 pub mod redis_pool;
 pub mod secret;
+pub mod signature;
 pub mod validate;
 pub mod wire;
 

@@ -4,7 +4,8 @@
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
-//! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, with its log.
+//! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
+//!   `herald-worker webhook` receiver, with its log.
 //! - [`wait_until`]: await a condition instead of sleeping.
 
 mod bin;

@@ -7,13 +7,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use herald_shared::config::{RedisArgs, load_dotenv};
 use herald_shared::redis_pool::{create_pool, redact_url};
 use herald_worker::settings::{RunArgs, Settings};
-use herald_worker::{status, worker};
+use herald_worker::track::TrackArgs;
+use herald_worker::webhook::{WebhookArgs, WebhookSettings};
+use herald_worker::{status, track, webhook, worker};
 use tokio_util::sync::CancellationToken;
 
 const EXIT_CODES: &str = "Exit codes:
-  0  done (for run: stopped cleanly on SIGTERM/SIGINT)
-  1  failed while running
-  2  bad usage or configuration, or Redis unreachable (status)";
+  0  done (for run and webhook: stopped cleanly on SIGTERM/SIGINT; for track: found)
+  1  failed while running (for track: no such job)
+  2  bad usage or configuration, or Redis unreachable (status, track)";
 
 #[derive(Parser, Debug)]
 #[command(name = "herald-worker", version, about = "Drain Herald's lanes into Interakt within the plan's rate limit.", after_help = EXIT_CODES)]
@@ -43,6 +45,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Receive Interakt's webhooks (POST /webhooks/interakt) and process them into job
+    /// timelines and the inbound stream, until SIGTERM/SIGINT.
+    Webhook(Box<WebhookArgs>),
+    /// Show a job's timeline: enqueued, attempts, sent, delivered, read, revoked, dead.
+    Track(TrackArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +106,25 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 print!("{}", status::render(&status));
             }
+            Ok(())
+        }
+        Command::Webhook(args) => {
+            let settings = WebhookSettings::from_args(&cli.redis, &args).map_err(usage)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            webhook::run(settings, shutdown)
+                .await
+                .map_err(|err| Failure {
+                    code: err.exit_code(),
+                    message: err.to_string(),
+                })
+        }
+        Command::Track(args) => {
+            let out = track::run(&cli.redis, &args).await.map_err(|err| Failure {
+                code: err.exit_code(),
+                message: err.to_string(),
+            })?;
+            print!("{out}");
             Ok(())
         }
     }

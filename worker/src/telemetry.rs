@@ -1,8 +1,10 @@
 //! Metrics and health: what the worker counts, and the HTTP endpoints that expose it.
 //!
-//! `/metrics` (Prometheus text), `/healthz` (the process is up), `/readyz` (Redis answers).
-//! Labels are low-cardinality on purpose: lane, outcome, and the first word of a dead
-//! letter's reason.
+//! `/metrics` (Prometheus text), `/healthz` (the process is up), `/readyz` (Redis answers),
+//! served by `run --http-listen` and, on the same listener as the receiver, by `webhook`.
+//! Labels are low-cardinality on purpose: lane, outcome, the first word of a dead letter's
+//! reason, and for webhooks the entity and event types from a fixed list (anything else is
+//! `unknown` / `other`).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -80,9 +82,56 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
     }
 }
 
+/// Events the webhook receiver recorded (not duplicates), by type.
+pub fn record_webhook_event(entity_type: &'static str, event_type: &'static str) {
+    metrics::counter!("herald_webhook_events_total", "entity_type" => entity_type, "event_type" => event_type)
+        .increment(1);
+}
+
+/// A webhook POST refused for a missing or wrong `Interakt-Signature`.
+pub fn record_webhook_signature_failure() {
+    metrics::counter!("herald_webhook_signature_failures_total").increment(1);
+}
+
+/// A webhook event received again (same event id, or message id and type).
+pub fn record_webhook_duplicate() {
+    metrics::counter!("herald_webhook_duplicates_total").increment(1);
+}
+
+/// One webhook POST answered: by status, and how long the answer took.
+pub fn record_webhook_answer(status: u16, took: Duration) {
+    let status = match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        413 => "413",
+        503 => "503",
+        _ => "other",
+    };
+    metrics::counter!("herald_webhook_requests_total", "status" => status).increment(1);
+    metrics::histogram!("herald_webhook_answer_duration_seconds").record(took.as_secs_f64());
+}
+
+/// One webhook event processed: `linked` (a job's timeline updated), `unlinked` (a status
+/// event for a message Herald did not send, given up after the grace), `inbound`, or
+/// `unhandled` (kept for people).
+pub fn record_webhook_processed(outcome: &'static str) {
+    metrics::counter!("herald_webhook_processed_total", "outcome" => outcome).increment(1);
+}
+
 #[derive(Clone)]
 struct Health {
     pool: Pool,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, for a server to merge with its own routes.
+pub fn routes(pool: Pool) -> Router {
+    let handle = prometheus();
+    Router::new()
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(Health { pool })
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown`.
@@ -92,13 +141,7 @@ pub async fn serve(
     _keys: Keys,
     shutdown: CancellationToken,
 ) {
-    let handle = prometheus();
-    let app = Router::new()
-        .route("/metrics", get(move || std::future::ready(handle.render())))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(Health { pool });
-    let served = axum::serve(listener, app)
+    let served = axum::serve(listener, routes(pool))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;
     if let Err(err) = served {
