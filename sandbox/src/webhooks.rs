@@ -161,7 +161,7 @@ fn rfc3339_millis(at: OffsetDateTime) -> String {
         .expect("a UTC timestamp formats")
 }
 
-/// The text of the suggestion whose postBack data is `data`, anywhere in the request.
+/// The `plainText` of the suggestion whose postBack data is `data`, anywhere in the request.
 fn suggestion_text(request: &Value, data: &str) -> Option<String> {
     match request {
         Value::Object(map) => {
@@ -170,7 +170,7 @@ fn suggestion_text(request: &Value, data: &str) -> Option<String> {
                 .and_then(|p| p.get("data"))
                 .and_then(Value::as_str)
                 == Some(data);
-            if matches && let Some(text) = map.get("text").and_then(Value::as_str) {
+            if matches && let Some(text) = map.get("plainText").and_then(Value::as_str) {
                 return Some(text.to_string());
             }
             map.values().find_map(|v| suggestion_text(v, data))
@@ -300,7 +300,7 @@ mod tests {
             country_code: "+91".into(),
             phone_number: "9889812345".into(),
             request: json!({"message": {"richCardDetails": {"standalone": {"content": {
-                "suggestions": [{"reply": {"text": "Cancel booking",
+                "suggestions": [{"reply": {"plainText": "Cancel booking",
                                            "postBack": {"data": "cancel_B123"}}}]
             }}}}}),
         }

@@ -82,6 +82,26 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
     }
 }
 
+/// Registers the webhook counters at zero, so dashboards and alerts see them before the
+/// first event (or the first forged one) arrives.
+pub fn register_webhook_metrics() {
+    prometheus();
+    metrics::describe_counter!(
+        "herald_webhook_events_total",
+        "Webhook events recorded (duplicates excluded), by entity and event type."
+    );
+    metrics::describe_counter!(
+        "herald_webhook_signature_failures_total",
+        "Webhook POSTs refused for a missing or wrong Interakt-Signature."
+    );
+    metrics::describe_counter!(
+        "herald_webhook_duplicates_total",
+        "Webhook events received again and not recorded twice."
+    );
+    metrics::counter!("herald_webhook_signature_failures_total").increment(0);
+    metrics::counter!("herald_webhook_duplicates_total").increment(0);
+}
+
 /// Events the webhook receiver recorded (not duplicates), by type.
 pub fn record_webhook_event(entity_type: &'static str, event_type: &'static str) {
     metrics::counter!("herald_webhook_events_total", "entity_type" => entity_type, "event_type" => event_type)

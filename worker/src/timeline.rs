@@ -224,6 +224,16 @@ pub fn format_time(at: OffsetDateTime) -> String {
         .expect("a UTC timestamp formats as RFC 3339")
 }
 
+/// `2026-11-23 10:00:00.123 UTC`: what a person reads in `track`'s text output.
+fn display_time(at: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3] UTC"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .expect("a UTC timestamp formats")
+}
+
 fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
 }
@@ -518,7 +528,7 @@ pub fn render(timeline: &JobTimeline) -> String {
     about.extend(
         timeline
             .retry_at
-            .map(|at| format!("next attempt: {}", format_time(at))),
+            .map(|at| format!("next attempt: {}", display_time(at))),
     );
     out.push_str(&format!("  {}\n", about.join(", ")));
     let mut attempt = 0;
@@ -552,7 +562,7 @@ pub fn render(timeline: &JobTimeline) -> String {
                 .unwrap_or_default()
                 .replace('_', " "),
         };
-        out.push_str(&format!("  {}  {what}\n", format_time(event.at)));
+        out.push_str(&format!("  {}  {what}\n", display_time(event.at)));
     }
     out
 }
@@ -651,6 +661,10 @@ mod tests {
         );
         assert!(text.contains("sent, interakt id m-1"), "{text}");
         assert!(text.contains("state: read"), "{text}");
+        assert!(
+            text.contains("  2026-11-23 10:00:00.000 UTC  enqueued\n"),
+            "{text}"
+        );
     }
 
     #[test]

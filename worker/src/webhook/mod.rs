@@ -173,6 +173,7 @@ pub async fn serve(
         settings.consumer.clone(),
         settings.inbound_max_len,
     );
+    telemetry::register_webhook_metrics();
     let processing = tokio::spawn(processor.run(shutdown.clone()));
     let app = Receiver::new(pool.clone(), settings.keys.clone(), settings.secret.clone())
         .router()

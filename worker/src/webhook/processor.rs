@@ -86,11 +86,14 @@ impl Processor {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = ReconnectBackoff::new("webhook-processor");
         let mut next_claim = Instant::now();
+        // Where the next XAUTOCLAIM scan starts: it walks the whole pending list over
+        // successive ticks, so entries waiting at its head do not hide the rest.
+        let mut cursor = "0-0".to_string();
         while !shutdown.is_cancelled() {
             let step = async {
                 if Instant::now() >= next_claim {
                     next_claim = Instant::now() + RETRY_IDLE / 2;
-                    let claimed = self.claim().await?;
+                    let claimed = self.claim(&mut cursor).await?;
                     self.handle_all(&claimed).await?;
                 }
                 let read = tokio::select! {
@@ -157,9 +160,9 @@ impl Processor {
             .collect())
     }
 
-    /// Takes pending entries idle for [`RETRY_IDLE`]: this processor's own waiting ones and
-    /// those of processors that died.
-    async fn claim(&self) -> Result<Vec<StreamId>, RedisFailure> {
+    /// Takes pending entries idle for [`RETRY_IDLE`] (this processor's own waiting ones and
+    /// those of processors that died), scanning on from `cursor`.
+    async fn claim(&self, cursor: &mut String) -> Result<Vec<StreamId>, RedisFailure> {
         let mut conn = self.pool.get().await?;
         let reply: Result<StreamAutoClaimReply, RedisError> = conn
             .xautoclaim_options(
@@ -167,12 +170,18 @@ impl Processor {
                 WEBHOOK_GROUP,
                 &self.consumer,
                 RETRY_IDLE.as_millis() as u64,
-                "0-0",
+                cursor.as_str(),
                 StreamAutoClaimOptions::default().count(BATCH),
             )
             .await;
         drop(conn);
-        Ok(self.with_group(reply).await?.claimed)
+        let reply = self.with_group(reply).await?;
+        *cursor = if reply.next_stream_id.is_empty() {
+            "0-0".to_string()
+        } else {
+            reply.next_stream_id
+        };
+        Ok(reply.claimed)
     }
 
     async fn handle_all(&self, entries: &[StreamId]) -> Result<(), RedisFailure> {

@@ -22,6 +22,16 @@ async fn nothing_recorded(h: &mut Harness) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_valid_are_recorded_invalid_and_missing_get_401_and_leave_no_trace() {
     let mut h = Harness::start(Some(SECRET)).await;
+    let (_, metrics) = h.get("/metrics").await;
+    for series in [
+        "herald_webhook_signature_failures_total",
+        "herald_webhook_duplicates_total",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} is exposed from the start"
+        );
+    }
     let body = fixture("webhook-user-message-text.json");
     let failures_before = h.metric("herald_webhook_signature_failures_total").await;
 
