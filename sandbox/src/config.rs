@@ -1,5 +1,5 @@
-//! What a sandbox is told to do: the API key it accepts, its rate limit, and the faults it
-//! injects, including [`ScriptRule`]s parsed from `PHONE=RULE`.
+//! What a sandbox is told to do: the API key it accepts, its rate limit, the faults it
+//! injects, including [`ScriptRule`]s parsed from `PHONE=RULE`, and where it posts webhooks.
 //!
 //! This module owns parsing and checking these values, once, before the server starts; it
 //! never touches the network. Errors quote the bad input and say what would work.
@@ -19,8 +19,8 @@ pub const DEFAULT_PEAK_WINDOW: Duration = Duration::from_secs(60);
 
 /// Everything a sandbox needs to start.
 ///
-/// Build it with [`SandboxConfig::new`] and struct update syntax, so fields added later
-/// (webhook delivery is planned) keep existing callers compiling:
+/// Build it with [`SandboxConfig::new`] and struct update syntax, so fields added later keep
+/// existing callers compiling:
 ///
 /// ```
 /// # use herald_sandbox::SandboxConfig;
@@ -49,6 +49,11 @@ pub struct SandboxConfig {
     pub script: Vec<ScriptRule>,
     /// Seed of the generator behind `fail_rate`; `None` seeds it from the OS.
     pub seed: Option<u64>,
+    /// Where to post webhook events about accepted messages (delivered, then read); `None`
+    /// posts nothing. See [`crate::webhooks`].
+    pub webhook_url: Option<String>,
+    /// Signs posted webhooks (`Interakt-Signature`); `None` posts them unsigned.
+    pub webhook_secret: Option<Redacted<String>>,
 }
 
 impl SandboxConfig {
@@ -62,6 +67,8 @@ impl SandboxConfig {
             latency: Duration::ZERO,
             script: Vec::new(),
             seed: None,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 
@@ -76,6 +83,26 @@ impl SandboxConfig {
         }
         check_fail_rate(self.fail_rate)
             .map_err(|reason| ConfigError::new("SANDBOX_FAIL_RATE (--fail-rate)", reason))?;
+        if let Some(url) = &self.webhook_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::new(
+                "SANDBOX_WEBHOOK_URL (--webhook-url)",
+                format!(
+                    "is {url:?}; expected an http(s) URL such as http://127.0.0.1:8090/webhooks/interakt"
+                ),
+            ));
+        }
+        if self
+            .webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().is_empty())
+        {
+            return Err(ConfigError::new(
+                "SANDBOX_WEBHOOK_SECRET (--webhook-secret)",
+                "is empty; give the receiver's INTERAKT_WEBHOOK_SECRET, or leave it unset to post unsigned",
+            ));
+        }
         let mut seen = HashSet::new();
         for rule in &self.script {
             if !seen.insert(rule.phone.e164()) {
@@ -118,8 +145,8 @@ fn check_fail_rate(p: f64) -> Result<(), String> {
     }
 }
 
-/// How the sandbox answers one scripted phone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the sandbox answers one scripted phone, or which webhooks it posts for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Script {
     /// `400`: always 400 `Invalid template`, as for a template Interakt does not know.
     InvalidTemplate,
@@ -133,6 +160,12 @@ pub enum Script {
     Reject,
     /// `slow:DURATION`: the answer is delayed by DURATION, e.g. past a client's timeout.
     Slow(Duration),
+    /// `revoke`: accepted, then a SERVER_EVENT `TTL_EXPIRATION_REVOKED` webhook instead of
+    /// delivered and read (the message "was not delivered in time").
+    Revoke,
+    /// `tap:DATA`: accepted, delivered, read, then a USER_MESSAGE suggestion tap with
+    /// postBack data DATA (`tap:cancel_B123`).
+    Tap(String),
 }
 
 impl fmt::Display for Script {
@@ -144,12 +177,13 @@ impl fmt::Display for Script {
             Script::RateLimitFirst(n) => write!(f, "429:{n}"),
             Script::Reject => f.write_str("false"),
             Script::Slow(d) => write!(f, "slow:{}", humantime::format_duration(*d)),
+            Script::Revoke => f.write_str("revoke"),
+            Script::Tap(data) => write!(f, "tap:{data}"),
         }
     }
 }
 
-const RULE_HINT: &str =
-    "RULE is one of 400, 500, fail:N, 429:N, false, slow:DURATION (e.g. fail:2, slow:3s)";
+const RULE_HINT: &str = "RULE is one of 400, 500, fail:N, 429:N, false, slow:DURATION, revoke, tap:DATA (e.g. fail:2, slow:3s, tap:cancel_B123)";
 
 impl FromStr for Script {
     type Err = String;
@@ -165,11 +199,21 @@ impl FromStr for Script {
                 "400" => Ok(Script::InvalidTemplate),
                 "500" => Ok(Script::ServerError),
                 "false" => Ok(Script::Reject),
+                "revoke" => Ok(Script::Revoke),
                 other => Err(format!("unknown rule {other:?}; {RULE_HINT}")),
             },
             Some(("fail", n)) => Ok(Script::FailFirst(count(n)?)),
             Some(("429", n)) => Ok(Script::RateLimitFirst(count(n)?)),
             Some(("slow", d)) => herald_shared::config::parse_duration(d.trim()).map(Script::Slow),
+            Some(("tap", data)) => {
+                let data = data.trim();
+                let max = herald_shared::validate::limits::POSTBACK_DATA_CHARS;
+                if data.is_empty() || data.chars().count() > max {
+                    Err(format!("tap needs postBack data of 1 to {max} characters"))
+                } else {
+                    Ok(Script::Tap(data.to_string()))
+                }
+            }
             Some((kind, _)) => Err(format!("unknown rule {kind:?}; {RULE_HINT}")),
         }
     }
@@ -246,6 +290,11 @@ mod tests {
                 Script::Slow(Duration::from_millis(1500)),
             ),
             ("+919000000007=fail:0", Script::FailFirst(0)),
+            ("+919000000008=revoke", Script::Revoke),
+            (
+                "+919000000009=tap:cancel_B123",
+                Script::Tap("cancel_B123".into()),
+            ),
         ] {
             let parsed = rule(input);
             assert_eq!(parsed.script, script, "{input}");
@@ -268,6 +317,7 @@ mod tests {
             ("+919000000001=slow:soon", "is not a duration"),
             ("+919000000001=boom:1", "unknown rule \"boom\""),
             ("+919000000001=", "unknown rule \"\""),
+            ("+919000000001=tap:", "tap needs postBack data"),
         ] {
             let err = input.parse::<ScriptRule>().unwrap_err().to_string();
             assert!(err.contains(says), "{input}: {err}");

@@ -69,7 +69,7 @@ impl Faults {
             script: config
                 .script
                 .iter()
-                .map(|rule| (rule.phone.e164(), rule.script))
+                .map(|rule| (rule.phone.e164(), rule.script.clone()))
                 .collect(),
             seen: HashMap::new(),
             fail_rate: config.fail_rate,
@@ -89,14 +89,19 @@ impl Faults {
         };
         let seen = self.seen.entry(phone.clone()).or_default();
         *seen = seen.saturating_add(1);
-        match *script {
+        match script {
             Script::InvalidTemplate => Verdict::fault(Fault::InvalidTemplate),
             Script::ServerError => Verdict::fault(Fault::ServerError),
-            Script::FailFirst(n) if *seen <= n => Verdict::fault(Fault::Unavailable),
-            Script::RateLimitFirst(n) if *seen <= n => Verdict::fault(Fault::RateLimited),
+            Script::FailFirst(n) if *seen <= *n => Verdict::fault(Fault::Unavailable),
+            Script::RateLimitFirst(n) if *seen <= *n => Verdict::fault(Fault::RateLimited),
             Script::FailFirst(_) | Script::RateLimitFirst(_) => Verdict::PASS,
             Script::Reject => Verdict::fault(Fault::Rejected),
-            Script::Slow(delay) => Verdict { fault: None, delay },
+            Script::Slow(delay) => Verdict {
+                fault: None,
+                delay: *delay,
+            },
+            // Scripts of what happens after acceptance: the send itself goes on normally.
+            Script::Revoke | Script::Tap(_) => Verdict::PASS,
         }
     }
 

@@ -18,6 +18,8 @@
 //! - `faults`: which injected fault, if any, a request meets.
 //! - `reply`: every answer the send endpoint gives, with Interakt's texts.
 //! - [`stats`] and [`messages`]: what the sandbox saw, for tests to assert on.
+//! - [`webhooks`]: posting signed delivery events (and scripted revocations and taps) back
+//!   to Herald's webhook receiver.
 //! - `server`: starting, running and stopping the HTTP server ([`start`], [`run`]).
 //!
 //! Design decisions:
@@ -28,9 +30,9 @@
 //! - **Accepted before the delay.** A message is recorded when it is accepted, before any
 //!   latency is waited out: a client that times out on a slow answer has still had its message
 //!   queued, which is exactly the ambiguity the real API leaves a client with.
-//! - **Webhooks later.** Every accepted message is published on a broadcast channel
-//!   ([`RunningSandbox::subscribe`]); posting delivery webhooks back will be one more
-//!   subscriber, with no change to the send path.
+//! - **Webhooks as a subscriber.** Every accepted message is published on a broadcast channel
+//!   ([`RunningSandbox::subscribe`]); the webhook poster is one more subscriber, so posting
+//!   never slows or blocks the send path.
 
 #![deny(missing_docs)]
 
@@ -43,11 +45,13 @@ mod routes;
 mod server;
 mod state;
 pub mod stats;
+pub mod webhooks;
 
 pub use config::{SandboxConfig, Script, ScriptRule, ScriptRuleError};
 pub use messages::AcceptedMessage;
 pub use server::{Error, RunningSandbox, run, start};
 pub use stats::Stats;
+pub use webhooks::WebhookStats;
 
 /// The path prefix of the public API, as `INTERAKT_BASE_URL` ends: `http://ADDR/v1/public`.
 pub const API_PREFIX: &str = "/v1/public";

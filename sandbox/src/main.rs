@@ -45,7 +45,9 @@ struct Args {
           value_parser = herald_shared::config::parse_duration)]
     latency: Duration,
     /// Script one phone, repeatable: RULE is 400, 500, fail:N, 429:N, false or slow:DURATION
-    /// (+919000000001=fail:2). The variable takes a comma-separated list.
+    /// (+919000000001=fail:2), or for webhooks revoke (TTL_EXPIRATION_REVOKED instead of
+    /// delivered and read) or tap:DATA (a suggestion tap after read). The variable takes a
+    /// comma-separated list.
     #[arg(
         long = "script",
         env = "SANDBOX_SCRIPT",
@@ -56,6 +58,19 @@ struct Args {
     /// Seed for --fail-rate's random choices, to replay a run.
     #[arg(long, env = "SANDBOX_SEED")]
     seed: Option<u64>,
+    /// After accepting a message, post webhook events about it here (DELIVERED then READ),
+    /// e.g. http://127.0.0.1:8090/webhooks/interakt.
+    #[arg(long, env = "SANDBOX_WEBHOOK_URL", value_name = "URL")]
+    webhook_url: Option<String>,
+    /// Sign posted webhooks with this secret (`Interakt-Signature`), as the receiver's
+    /// INTERAKT_WEBHOOK_SECRET expects.
+    #[arg(
+        long,
+        env = "SANDBOX_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "S"
+    )]
+    webhook_secret: Option<Redacted<String>>,
 }
 
 impl Args {
@@ -68,6 +83,8 @@ impl Args {
             script: self.script,
             seed: self.seed,
             api_key: self.api_key,
+            webhook_url: self.webhook_url,
+            webhook_secret: self.webhook_secret,
         };
         (config, self.listen)
     }

@@ -6,6 +6,7 @@
 //! | `POST /v1/public/rcs/message/` (and without the slash) | as Interakt would |
 //! | `GET /_sandbox/messages` | accepted messages, in arrival order |
 //! | `GET /_sandbox/stats` | [`crate::Stats`] |
+//! | `GET /_sandbox/webhooks` | [`crate::WebhookStats`]: webhooks posted back |
 //! | `POST /_sandbox/reset` | 204; messages, stats, rate window and scripts start over |
 //!
 //! The `/_sandbox` routes need no key: the sandbox is a local test tool. Handlers are thin:
@@ -30,6 +31,7 @@ pub(crate) fn router(sandbox: Arc<Sandbox>) -> Router {
         .route(&send_with_slash, post(send))
         .route("/_sandbox/messages", get(messages))
         .route("/_sandbox/stats", get(stats))
+        .route("/_sandbox/webhooks", get(webhooks))
         .route("/_sandbox/reset", post(reset))
         .with_state(sandbox)
 }
@@ -59,6 +61,10 @@ async fn messages(State(sandbox): State<Arc<Sandbox>>) -> Response {
 
 async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Response {
     Json(sandbox.stats()).into_response()
+}
+
+async fn webhooks(State(sandbox): State<Arc<Sandbox>>) -> Response {
+    Json(sandbox.webhook_stats()).into_response()
 }
 
 async fn reset(State(sandbox): State<Arc<Sandbox>>) -> StatusCode {

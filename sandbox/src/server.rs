@@ -18,6 +18,7 @@ use crate::config::SandboxConfig;
 use crate::messages::AcceptedMessage;
 use crate::state::Sandbox;
 use crate::stats::Stats;
+use crate::webhooks::WebhookStats;
 
 /// Why a sandbox could not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,11 @@ pub async fn start(config: SandboxConfig, listen: SocketAddr) -> Result<RunningS
     let addr = listener.local_addr().map_err(bind_error)?;
     let token = CancellationToken::new();
     let sandbox = Arc::new(Sandbox::new(&config, token.clone()));
+    if let Some(poster) = crate::webhooks::Poster::new(&config) {
+        // Subscribed before the server takes its first request, so no message is missed.
+        let accepted = sandbox.subscribe();
+        tokio::spawn(poster.run(accepted, Arc::clone(&sandbox), token.clone()));
+    }
     let app = crate::routes::router(Arc::clone(&sandbox));
     let task = tokio::spawn(
         axum::serve(listener, app)
@@ -95,6 +101,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let rate = config.rate.map(|r| r.to_string());
     let (fail_rate, scripted) = (config.fail_rate, config.script.len());
+    let webhooks = config.webhook_url.clone();
     let latency = humantime::format_duration(config.latency).to_string();
     let sandbox = start(config, listen).await?;
     tracing::info!(
@@ -102,6 +109,7 @@ pub async fn run(
         fail_rate,
         latency,
         scripted,
+        webhooks = webhooks.as_deref().unwrap_or("none"),
         "sandbox listening on {}: set INTERAKT_BASE_URL={}",
         sandbox.url(),
         sandbox.base_url(),
@@ -140,6 +148,11 @@ impl RunningSandbox {
     /// The counters so far.
     pub fn stats(&self) -> Stats {
         self.sandbox.stats()
+    }
+
+    /// What the webhook poster posted so far (all zero without a webhook URL).
+    pub fn webhook_stats(&self) -> WebhookStats {
+        self.sandbox.webhook_stats()
     }
 
     /// Starts over: no messages, zeroed stats, an empty rate window, script counters at zero.

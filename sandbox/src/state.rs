@@ -30,6 +30,7 @@ use crate::limiter::Limiter;
 use crate::messages::{AcceptedMessage, unix_ms};
 use crate::reply::Reply;
 use crate::stats::{Recorder, Stats};
+use crate::webhooks::WebhookStats;
 
 /// How many accepted messages a slow subscriber may fall behind before it misses some.
 const SUBSCRIBER_BACKLOG: usize = 4096;
@@ -61,6 +62,7 @@ struct State {
     faults: Faults,
     recorder: Recorder,
     messages: Vec<AcceptedMessage>,
+    webhooks: WebhookStats,
 }
 
 impl Sandbox {
@@ -76,6 +78,7 @@ impl Sandbox {
                 faults: Faults::new(config),
                 recorder: Recorder::new(config.peak_window(), config.rate.map(|r| r.to_string())),
                 messages: Vec::new(),
+                webhooks: WebhookStats::default(),
             }),
         }
     }
@@ -117,11 +120,26 @@ impl Sandbox {
         self.lock().recorder.snapshot()
     }
 
+    pub(crate) fn webhook_stats(&self) -> WebhookStats {
+        self.lock().webhooks.clone()
+    }
+
+    /// The webhook poster posted an event of `kind`, or gave up on it.
+    pub(crate) fn record_webhook(&self, kind: &str, posted: bool) {
+        let mut state = self.lock();
+        if posted {
+            *state.webhooks.posted.entry(kind.to_string()).or_default() += 1;
+        } else {
+            state.webhooks.failed += 1;
+        }
+    }
+
     /// Back to how it started: no messages, zeroed stats, an empty rate window, script
     /// counters at zero.
     pub(crate) fn reset(&self) {
         let mut state = self.lock();
         state.messages.clear();
+        state.webhooks = WebhookStats::default();
         state.recorder.reset();
         state.faults.reset();
         if let Some(limiter) = &mut state.limiter {

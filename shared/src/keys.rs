@@ -104,24 +104,35 @@ impl Keys {
         self.key("consumers")
     }
 
-    /// A job's status and timeline (hash), for `track`.
+    /// A job's timeline (hash of RFC 3339 timestamps and details: enqueued, attempts, sent,
+    /// delivered, read, revoked, dead), for `track`. Written by the settle scripts and the
+    /// webhook processor; expires [`TIMELINE_TTL_SECS`] after its last settle.
     pub fn job_status(&self, job_id: &str) -> String {
         self.key(&format!("job:{job_id}"))
     }
 
-    /// Interakt message id -> job id.
-    pub fn message_index(&self) -> String {
-        self.key("messages")
+    /// What Herald knows of one message Interakt accepted (hash: job id, lane, masked phone,
+    /// sent time), keyed by Interakt's message id, which webhook events name. Expires with the
+    /// job's timeline.
+    pub fn message(&self, message_id: &str) -> String {
+        self.key(&format!("msg:{message_id}"))
     }
 
-    /// Raw webhook events as received.
+    /// Webhook events as received and not yet processed (stream, one `event` field of raw
+    /// JSON). Entries are deleted once processed, never trimmed.
     pub fn webhook_events(&self) -> String {
         self.key("webhook:events")
     }
 
-    /// Webhook event de-duplication markers.
+    /// A webhook event's de-duplication marker; expires after [`WEBHOOK_DEDUP_TTL_SECS`].
     pub fn webhook_seen(&self, dedup_key: &str) -> String {
         self.key(&format!("webhook:seen:{dedup_key}"))
+    }
+
+    /// Webhook events Herald does not act on (unknown entity or event types, and objects that
+    /// are not events), kept for people to look at; capped at [`UNHANDLED_MAX_LEN`] entries.
+    pub fn webhook_unhandled(&self) -> String {
+        self.key("webhook:unhandled")
     }
 
     /// User replies and suggestion taps, for backend services' own consumer groups.
@@ -129,6 +140,23 @@ impl Keys {
         self.key("inbound")
     }
 }
+
+/// How long a job's timeline and its message index entry are kept after the last write.
+pub const TIMELINE_TTL_SECS: u64 = SENT_MARKER_TTL_SECS;
+
+/// How long a webhook event's de-duplication marker is kept: Interakt redelivers within
+/// minutes to hours, never days later.
+pub const WEBHOOK_DEDUP_TTL_SECS: u64 = 3 * 24 * 3600;
+
+/// The consumer group of webhook processors on [`Keys::webhook_events`].
+pub const WEBHOOK_GROUP: &str = "webhook-processors";
+
+/// The one field of a [`Keys::webhook_events`] entry: the event's JSON as received.
+pub const EVENT_FIELD: &str = "event";
+
+/// Approximate cap of [`Keys::webhook_unhandled`] (it is processed already: trimming loses
+/// nothing Herald needs).
+pub const UNHANDLED_MAX_LEN: u64 = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -151,9 +179,10 @@ mod tests {
             keys.stats(),
             keys.consumers(),
             keys.job_status("x"),
-            keys.message_index(),
+            keys.message("77573603-2d32-481b-9442-c1ae5eace4a9"),
             keys.webhook_events(),
             keys.webhook_seen("event:1"),
+            keys.webhook_unhandled(),
             keys.inbound(),
         ] {
             assert!(key.starts_with("{herald}:"), "{key}");

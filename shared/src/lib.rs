@@ -10,6 +10,7 @@
 //! - [`redis_pool`]: connection pools with explicit timeouts.
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 
 pub mod compose;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod phone;
 pub mod redis_pool;
 pub mod secret;
+pub mod signature;
 pub mod validate;
 pub mod wire;
 

@@ -5,7 +5,8 @@
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
 //! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
-//! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, with its log.
+//! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
+//!   `herald-worker webhook` receiver, with its log.
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.

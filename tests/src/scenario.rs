@@ -45,6 +45,9 @@ pub struct SandboxSetup {
     pub rate: Option<&'static str>,
     pub latency: Duration,
     pub script: Vec<&'static str>,
+    /// Where it posts webhooks, and the secret it signs them with.
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<&'static str>,
 }
 
 impl Default for SandboxSetup {
@@ -53,6 +56,8 @@ impl Default for SandboxSetup {
             rate: None,
             latency: Duration::ZERO,
             script: Vec::new(),
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }
@@ -80,6 +85,8 @@ impl Scenario {
             .iter()
             .map(|s| s.parse::<ScriptRule>().expect("script rule"))
             .collect();
+        config.webhook_url = setup.webhook_url;
+        config.webhook_secret = setup.webhook_secret.map(|s| s.to_string().into());
         let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("start the sandbox");
@@ -226,6 +233,31 @@ impl Scenario {
         })
         .await;
     }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status of `GET url` (`http://HOST:PORT/path`), `None` when nothing answers. Plain
+/// HTTP/1.0 over a socket: the suite needs no HTTP client for this.
+pub async fn http_status(url: &str) -> Option<u16> {
+    let url = url.strip_prefix("http://")?;
+    let (host, path) = url.split_once('/')?;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = String::new();
+    stream.read_to_string(&mut buf).await.ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The i-th test phone number: valid Indian mobiles, distinct per i.

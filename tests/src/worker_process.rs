@@ -1,4 +1,4 @@
-//! A real `herald-worker run` process, as operators run it.
+//! A real `herald-worker` process (`run` or `webhook`), as operators run it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::cargo_bin;
 
-/// A worker replica process. Its stderr goes to a log file that [`WorkerProcess::log`]
-/// reads; dropping it kills the process.
+/// A worker process: a replica (`run`) or a webhook receiver (`webhook`). Its stderr goes to
+/// a log file that [`WorkerProcess::log`] reads; dropping it kills the process.
 pub struct WorkerProcess {
     child: Child,
     pub consumer: String,
@@ -28,17 +28,43 @@ impl WorkerProcess {
         consumer: &str,
         args: &[&str],
     ) -> WorkerProcess {
+        let mut command = Command::new(cargo_bin("herald-worker"));
+        command
+            .arg("run")
+            .args(args)
+            .env("INTERAKT_API_KEY", TEST_API_KEY)
+            .env("INTERAKT_BASE_URL", base_url);
+        Self::start(command, redis_url, namespace, consumer)
+    }
+
+    /// Starts `herald-worker webhook --listen LISTEN`, checking signatures with `secret`.
+    pub fn webhook(
+        redis_url: &str,
+        namespace: &str,
+        listen: &str,
+        secret: &str,
+        consumer: &str,
+    ) -> WorkerProcess {
+        let mut command = Command::new(cargo_bin("herald-worker"));
+        command
+            .args(["webhook", "--listen", listen])
+            .env("INTERAKT_WEBHOOK_SECRET", secret);
+        Self::start(command, redis_url, namespace, consumer)
+    }
+
+    fn start(
+        mut command: Command,
+        redis_url: &str,
+        namespace: &str,
+        consumer: &str,
+    ) -> WorkerProcess {
         let dir = tempfile::tempdir().expect("temp dir for the worker log");
         let log = dir.path().join("worker.log");
         let log_file = std::fs::File::create(&log).expect("create the worker log");
-        let child = Command::new(cargo_bin("herald-worker"))
-            .arg("run")
+        let child = command
             .args(["--consumer", consumer])
-            .args(args)
             .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
-            .env("INTERAKT_API_KEY", TEST_API_KEY)
-            .env("INTERAKT_BASE_URL", base_url)
             .env("RUST_LOG", "info,herald_worker=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -6,6 +6,7 @@
 //! ```text
 //! lanes (read, claim) -> limiter (shared budget) -> sender (HTTP) -> retry (decide)
 //!     -> settle (sent | delayed | dead)            delayed (due retries back onto lanes)
+//!            \-> timeline + message index <- webhook processor <- webhook receiver <- Interakt
 //! ```
 //!
 //! - [`settings`]: flags and environment, validated once.
@@ -19,6 +20,11 @@
 //! - [`dead_letter`]: what a dead letter holds.
 //! - [`dlq`]: dead letters for operators: list, show, replay onto their lanes, purge.
 //! - [`status`]: counts per lane for operators.
+//! - [`timeline`]: each job's timeline (enqueued, attempts, sent, delivered, read, revoked,
+//!   dead), written by the settle scripts and the webhook processor, read by `track`.
+//! - [`track`]: `herald-worker track`: one job's timeline, by job id or Interakt message id.
+//! - [`webhook`]: `herald-worker webhook`: Interakt's events received, verified,
+//!   de-duplicated, queued, and processed into timelines and the inbound stream.
 //! - [`telemetry`]: metrics, health and readiness.
 //! - [`backoff`]: behaviour while Redis is unreachable.
 //! - [`demo`]: the whole system on one machine in one command, for newcomers.
@@ -36,4 +42,7 @@ pub mod settings;
 pub mod settle;
 pub mod status;
 pub mod telemetry;
+pub mod timeline;
+pub mod track;
+pub mod webhook;
 pub mod worker;

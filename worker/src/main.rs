@@ -11,14 +11,17 @@ use herald_shared::config::{RedisArgs, load_dotenv, parse_duration};
 use herald_shared::{Keys, Lane};
 use herald_worker::dlq::{self, DeadLetters, ListFilter, PurgeSelection, ReplayOptions, Selection};
 use herald_worker::settings::{RunArgs, Settings};
-use herald_worker::{demo, status, worker};
+use herald_worker::track::TrackArgs;
+use herald_worker::webhook::{WebhookArgs, WebhookSettings};
+use herald_worker::{demo, status, track, webhook, worker};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 const EXIT_CODES: &str = "Exit codes:
-  0  done (run: stopped cleanly on SIGTERM/SIGINT; dlq purge without --yes: nothing deleted)
+  0  done (run and webhook: stopped cleanly on SIGTERM/SIGINT; track: found; dlq purge
+     without --yes: nothing deleted)
   1  partly done, each case reported (dlq: an id not found, an expired OTP without --extend,
-     an entry with no job), or failed while running (demo: did not finish)
+     an entry with no job), not found (track), or failed while running (demo: did not finish)
   2  bad usage or configuration, or Redis unreachable";
 
 #[derive(Parser, Debug)]
@@ -71,6 +74,11 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Receive Interakt's webhooks (POST /webhooks/interakt) and process them into job
+    /// timelines and the inbound stream, until SIGTERM/SIGINT.
+    Webhook(Box<WebhookArgs>),
+    /// Show a job's timeline: enqueued, attempts, sent, delivered, read, revoked, dead.
+    Track(TrackArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -245,6 +253,26 @@ async fn run(cli: Cli, redis_named: bool) -> Result<u8, Failure> {
             } else {
                 print_out(&demo::render(&summary));
             }
+            Ok(0)
+        }
+        Command::Webhook(args) => {
+            let settings = WebhookSettings::from_args(&cli.redis, &args).map_err(usage)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            webhook::run(settings, shutdown)
+                .await
+                .map_err(|err| Failure {
+                    code: err.exit_code(),
+                    message: err.to_string(),
+                })?;
+            Ok(0)
+        }
+        Command::Track(args) => {
+            let out = track::run(&cli.redis, &args).await.map_err(|err| Failure {
+                code: err.exit_code(),
+                message: err.to_string(),
+            })?;
+            print_out(&out);
             Ok(0)
         }
     }

@@ -1,5 +1,7 @@
 //! Settling a delivery: every way a job leaves a lane, each one atomic Lua script so a job
 //! is always in exactly one place (the lane, the delayed set, the dead letters, or sent).
+//! Each one also records the job's [`crate::timeline`] in the same script, so the timeline
+//! never disagrees with where the job is.
 //!
 //! - [`Settler::sent`]: record it as sent, then acknowledge and delete the entry.
 //! - [`Settler::retry`]: park it in the lane's delayed set with its new attempt.
@@ -10,18 +12,29 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_redis::redis::{AsyncCommands, Script};
-use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, WORKER_GROUP};
+use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys};
+use time::OffsetDateTime;
 
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, RedisFailure};
+use crate::timeline;
 
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/complete.lua")));
-static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/retry.lua")));
-static DEAD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/dead.lua")));
+static COMPLETE: LazyLock<Script> =
+    LazyLock::new(|| with_timeline(include_str!("lua/complete.lua")));
+static RETRY: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/retry.lua")));
+static DEAD: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/dead.lua")));
 static HAND_BACK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/hand_back.lua")));
+
+/// What the message id is recorded as when Interakt's answer carried none.
+pub const UNKNOWN_MESSAGE_ID: &str = "unknown";
+
+/// A settle script with the timeline prelude (`record(key, json, ttl)`) in front.
+fn with_timeline(script: &str) -> Script {
+    Script::new(&format!("{}\n{script}", include_str!("lua/timeline.lua")))
+}
 
 /// Settles deliveries. Cheap to clone.
 #[derive(Clone)]
@@ -41,22 +54,30 @@ impl Settler {
         Ok(conn.get(self.keys.sent(job_id)).await?)
     }
 
+    /// Records `job` as sent as Interakt's `message_id` (its timeline and the message index
+    /// included), then acknowledges and deletes the entry.
     pub async fn sent(
         &self,
         delivery: &Delivery,
-        job_id: &str,
+        job: &Job,
         message_id: &str,
     ) -> Result<(), RedisFailure> {
+        let job_id = job.id.to_string();
+        let now = OffsetDateTime::now_utc();
         let mut conn = self.pool.get().await?;
         let _: i64 = COMPLETE
             .key(self.keys.lane(delivery.lane))
-            .key(self.keys.sent(job_id))
+            .key(self.keys.sent(&job_id))
             .key(self.keys.stats())
+            .key(self.keys.job_status(&job_id))
+            .key(self.keys.message(message_id))
             .arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(message_id)
             .arg(SENT_MARKER_TTL_SECS)
             .arg(format!("sent:{}", delivery.lane))
+            .arg(timeline::sent_fields(job, message_id, now))
+            .arg(timeline::message_fields(job, message_id, now))
             .invoke_async(&mut conn)
             .await?;
         Ok(())
@@ -85,16 +106,20 @@ impl Settler {
         delay: Duration,
         stat: &str,
     ) -> Result<(), RedisFailure> {
+        let due = OffsetDateTime::now_utc() + delay;
         let mut conn = self.pool.get().await?;
         let _: i64 = RETRY
             .key(self.keys.lane(delivery.lane))
             .key(self.keys.delayed(delivery.lane))
             .key(self.keys.stats())
+            .key(self.keys.job_status(&job.id.to_string()))
             .arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(delay.as_millis() as u64)
             .arg(job.to_json())
             .arg(format!("{stat}:{}", delivery.lane))
+            .arg(timeline::retry_fields(job, due))
+            .arg(TIMELINE_TTL_SECS)
             .invoke_async(&mut conn)
             .await?;
         Ok(())
@@ -108,11 +133,14 @@ impl Settler {
             .key(self.keys.dead())
             .key(self.keys.dead_index(delivery.lane))
             .key(self.keys.stats())
+            .key(self.keys.job_status(&letter.job_id))
             .arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(&letter.job_id)
             .arg(json)
             .arg(format!("dead:{}", delivery.lane))
+            .arg(timeline::dead_fields(letter))
+            .arg(TIMELINE_TTL_SECS)
             .invoke_async(&mut conn)
             .await?;
         Ok(())

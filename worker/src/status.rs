@@ -4,7 +4,9 @@
 //! - `pending`: delivered, not yet settled (being sent, or held by a dead replica);
 //! - `delayed`: waiting for a retry;
 //! - `dead`: dead-lettered;
-//! - `sent`: sent since the namespace was created.
+//! - `sent`: sent since the namespace was created;
+//! - `delivered`, `read`, `revoked`: sent messages Interakt reported so, as the webhook
+//!   processor recorded them (each message counted once per milestone).
 //!
 //! Settled entries are deleted from the lane, so `ready = XLEN - pending`.
 
@@ -27,6 +29,22 @@ pub struct Counts {
     pub delayed: u64,
     pub dead: u64,
     pub sent: u64,
+    pub delivered: u64,
+    pub read: u64,
+    pub revoked: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.ready += other.ready;
+        self.pending += other.pending;
+        self.delayed += other.delayed;
+        self.dead += other.dead;
+        self.sent += other.sent;
+        self.delivered += other.delivered;
+        self.read += other.read;
+        self.revoked += other.revoked;
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -59,19 +77,27 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             Err(err) if err.code() == Some("NOGROUP") => 0,
             Err(err) => return Err(err.into()),
         };
-        let sent: Option<u64> = conn.hget(keys.stats(), format!("sent:{lane}")).await?;
+        let fields: Vec<String> = ["sent", "delivered", "read", "revoked"]
+            .iter()
+            .map(|stat| format!("{stat}:{lane}"))
+            .collect();
+        let stats: Vec<Option<u64>> = deadpool_redis::redis::cmd("HMGET")
+            .arg(keys.stats())
+            .arg(&fields)
+            .query_async(&mut conn)
+            .await?;
+        let stat = |i: usize| stats.get(i).copied().flatten().unwrap_or(0);
         let counts = Counts {
             ready: len.saturating_sub(pending),
             pending,
             delayed: conn.zcard(keys.delayed(lane)).await?,
             dead: conn.zcard(keys.dead_index(lane)).await?,
-            sent: sent.unwrap_or(0),
+            sent: stat(0),
+            delivered: stat(1),
+            read: stat(2),
+            revoked: stat(3),
         };
-        total.ready += counts.ready;
-        total.pending += counts.pending;
-        total.delayed += counts.delayed;
-        total.dead += counts.dead;
-        total.sent += counts.sent;
+        total.add(&counts);
         lanes.insert(lane.to_string(), counts);
     }
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
@@ -95,13 +121,13 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
 /// The human-readable table.
 pub fn render(status: &Status) -> String {
     let mut out = format!(
-        "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
-        "lane", "ready", "pending", "delayed", "dead", "sent"
+        "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+        "lane", "ready", "pending", "delayed", "dead", "sent", "delivered", "read", "revoked"
     );
     let row = |name: &str, c: &Counts| {
         format!(
-            "{name:<10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
-            c.ready, c.pending, c.delayed, c.dead, c.sent
+            "{name:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+            c.ready, c.pending, c.delayed, c.dead, c.sent, c.delivered, c.read, c.revoked
         )
     };
     for (lane, counts) in &status.lanes {

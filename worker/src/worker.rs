@@ -474,9 +474,9 @@ async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
     let phone = herald_shared::phone::mask(&job.phone());
     match verdict {
         Verdict::Done { message_id } => {
-            let message_id = message_id.unwrap_or_else(|| "unknown".into());
+            let message_id = message_id.unwrap_or_else(|| crate::settle::UNKNOWN_MESSAGE_ID.into());
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, %message_id, "sent");
-            settle_until_done(|| ctx.settler.sent(&delivery, &job_id, &message_id)).await;
+            settle_until_done(|| ctx.settler.sent(&delivery, &job, &message_id)).await;
         }
         Verdict::RetryAfter { delay } => {
             let due = OffsetDateTime::now_utc() + delay;

@@ -17,3 +17,5 @@ mod control;
 mod faults;
 /// The strict sliding window, its 429 and the busiest-window statistic.
 mod rate_limit;
+/// Signed webhooks posted back: delivered then read, scripted revocations and taps, retries.
+mod webhooks;

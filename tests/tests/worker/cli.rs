@@ -65,6 +65,19 @@ fn missing_api_key_and_bad_flags_exit_2_with_one_line() {
             "HERALD_NAMESPACE",
         ),
         (vec!["status"], vec![], "cannot reach Redis"),
+        (vec!["track", "some-job"], vec![], "cannot reach Redis"),
+        (vec!["track"], vec![], "JOB_ID"),
+        (
+            vec!["track", "j", "--interakt-id", "m"],
+            vec![],
+            "--interakt-id",
+        ),
+        (vec!["webhook"], vec![], "--listen"),
+        (
+            vec!["webhook", "--listen", "127.0.0.1:0"],
+            vec![("INTERAKT_WEBHOOK_SECRET", " ")],
+            "INTERAKT_WEBHOOK_SECRET",
+        ),
     ];
     for (args, env, expected) in cases {
         let out = worker(&args, &env);

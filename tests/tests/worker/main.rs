@@ -7,6 +7,7 @@ mod bad_jobs;
 mod budget;
 mod cli;
 mod crashes;
+mod delivery_tracking;
 mod failures;
 mod otp_first;
 mod rate_limited;

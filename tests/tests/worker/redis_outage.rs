@@ -1,34 +1,11 @@
 //! Guarantee 6: Redis stops mid-run and comes back (AOF on): workers neither exit nor spin,
 //! reconnect with backoff, and finish; nothing is lost. Readiness follows Redis.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use herald_tests::wait_until;
 
-use herald_tests::scenario::{SandboxSetup, Scenario};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn http_status(url: &str) -> Option<u16> {
-    let url = url.strip_prefix("http://")?;
-    let (host, path) = url.split_once('/')?;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut buf = String::new();
-    stream.read_to_string(&mut buf).await.ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
-}
+use herald_tests::scenario::{SandboxSetup, Scenario, free_port, http_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guarantee_6_workers_ride_out_a_redis_restart() {

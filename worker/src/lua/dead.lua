@@ -1,11 +1,14 @@
--- Dead-letter a job: store it with its reason and index it by time, then acknowledge and
--- delete the entry, atomically.
--- KEYS[1] lane stream, KEYS[2] dead letters hash, KEYS[3] lane's dead index, KEYS[4] stats
--- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] dead letter json, ARGV[5] stats field
+-- Dead-letter a job: store it with its reason, index it by time and mark its timeline,
+-- then acknowledge and delete the entry, atomically.
+-- KEYS[1] lane stream, KEYS[2] dead letters hash, KEYS[3] lane's dead index, KEYS[4] stats,
+-- KEYS[5] job timeline
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] dead letter json, ARGV[5] stats field,
+-- ARGV[6] timeline fields (json), ARGV[7] timeline ttl (s)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 redis.call('ZADD', KEYS[3], now, ARGV[3])
+record(KEYS[5], ARGV[6], ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HINCRBY', KEYS[4], ARGV[5], 1)

@@ -1,0 +1,192 @@
+//! `herald-worker webhook`: Interakt's events back into Herald.
+//!
+//! One process, two halves joined by a Redis stream ([`Keys::webhook_events`]):
+//!
+//! ```text
+//! Interakt --POST--> receiver (verify, de-dup, XADD; 200 in ms) --> webhook:events
+//!     --> processor (consumer group) --> job timelines | inbound stream | unhandled
+//! ```
+//!
+//! - [`receiver`]: the HTTP route; answers fast and never 5xx for an event it merely does
+//!   not recognise; 503 only when Redis cannot take the event.
+//! - [`processor`]: the background consumer; at-least-once, idempotent.
+//! - [`action`]: what an event means (pure).
+//!
+//! `/metrics`, `/healthz` and `/readyz` ([`crate::telemetry`]) are served on the same
+//! listener. This module owns the command's flags and start-up; it never sends anything.
+
+pub mod action;
+pub mod processor;
+pub mod receiver;
+
+use std::net::SocketAddr;
+
+use herald_shared::config::{ConfigError, RedisArgs};
+use herald_shared::redis_pool::{create_pool, redact_url};
+use herald_shared::{Keys, Redacted};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::default_consumer_name;
+use crate::telemetry;
+
+pub use processor::Processor;
+pub use receiver::Receiver;
+
+/// Default approximate cap of the inbound stream.
+pub const DEFAULT_INBOUND_MAX_LEN: u64 = 100_000;
+
+/// Redis connections of a `webhook` process: requests and the processor share them.
+const POOL_SIZE: usize = 16;
+
+/// Flags of `herald-worker webhook`; each also reads an environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// Address to listen on: POST /webhooks/interakt, and GET /metrics, /healthz, /readyz.
+    #[arg(long, env = "HERALD_WEBHOOK_LISTEN", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The secret key saved with the webhook in Interakt's dashboard. When set, every POST
+    /// must carry `Interakt-Signature: sha256=<hex HMAC-SHA256(secret, body)>` (401 if not).
+    /// Prefer the environment variable: flags show in the process list.
+    #[arg(
+        long,
+        env = "INTERAKT_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "S"
+    )]
+    pub secret: Option<Redacted<String>>,
+    /// This process's name in the webhook processors' consumer group; unique per process
+    /// (default: host-pid-random).
+    #[arg(long, env = "HERALD_CONSUMER")]
+    pub consumer: Option<String>,
+    /// Approximate cap of the inbound stream's length (the oldest entries go first); 0 for
+    /// none. Backend services must read faster than this fills.
+    #[arg(long, env = "HERALD_INBOUND_MAX_LEN", default_value_t = DEFAULT_INBOUND_MAX_LEN, value_name = "N")]
+    pub inbound_max_len: u64,
+}
+
+/// Everything a `webhook` process needs, validated.
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub redis_url: Redacted<String>,
+    pub keys: Keys,
+    pub listen: SocketAddr,
+    pub secret: Option<Redacted<String>>,
+    pub consumer: String,
+    pub inbound_max_len: u64,
+}
+
+impl WebhookSettings {
+    pub fn from_args(redis: &RedisArgs, args: &WebhookArgs) -> Result<Self, ConfigError> {
+        if args
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.expose().trim().is_empty())
+        {
+            return Err(ConfigError::new(
+                "INTERAKT_WEBHOOK_SECRET (--secret)",
+                "is empty; set it to the secret key saved with the webhook in Interakt's dashboard, or leave it unset to skip signature checks",
+            ));
+        }
+        let consumer = match &args.consumer {
+            Some(name) if name.trim().is_empty() => {
+                return Err(ConfigError::new(
+                    "HERALD_CONSUMER (--consumer)",
+                    "must not be empty",
+                ));
+            }
+            Some(name) => name.clone(),
+            None => default_consumer_name(),
+        };
+        Ok(WebhookSettings {
+            redis_url: redis.redis_url.clone(),
+            keys: Keys::new(&redis.namespace)?,
+            listen: args.listen,
+            secret: args.secret.clone(),
+            consumer,
+            inbound_max_len: args.inbound_max_len,
+        })
+    }
+}
+
+/// A `webhook` process that could not start, or whose server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr} (--listen): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the webhook server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+impl WebhookError {
+    /// 1 when the server failed while running, 2 when it could not start.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WebhookError::Serve(_) => 1,
+            WebhookError::Config(_) | WebhookError::Bind { .. } => 2,
+        }
+    }
+}
+
+/// Binds `--listen`, then [`serve`]s until `shutdown`.
+pub async fn run(
+    settings: WebhookSettings,
+    shutdown: CancellationToken,
+) -> Result<(), WebhookError> {
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| WebhookError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    serve(listener, settings, shutdown).await
+}
+
+/// Receives and processes webhooks on `listener` until `shutdown`, then stops taking
+/// requests, lets the processor finish the event in hand, and returns. Redis may be down at
+/// start: the receiver answers 503 and the processor retries until it is back.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: WebhookSettings,
+    shutdown: CancellationToken,
+) -> Result<(), WebhookError> {
+    let pool = create_pool(settings.redis_url.expose(), POOL_SIZE)?;
+    let addr = listener.local_addr().map_err(WebhookError::Serve)?;
+    if settings.secret.is_none() {
+        tracing::warn!(
+            "no INTERAKT_WEBHOOK_SECRET: webhook signatures are not checked; anyone who can reach this port can post events"
+        );
+    }
+    tracing::info!(
+        consumer = %settings.consumer,
+        redis = %redact_url(settings.redis_url.expose()),
+        "receiving Interakt webhooks on http://{addr}{}",
+        receiver::PATH
+    );
+    let processor = Processor::new(
+        pool.clone(),
+        settings.keys.clone(),
+        settings.consumer.clone(),
+        settings.inbound_max_len,
+    );
+    telemetry::register_webhook_metrics();
+    let processing = tokio::spawn(processor.run(shutdown.clone()));
+    let app = Receiver::new(pool.clone(), settings.keys.clone(), settings.secret.clone())
+        .router()
+        .merge(telemetry::routes(pool));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    if let Err(err) = processing.await
+        && err.is_panic()
+    {
+        std::panic::resume_unwind(err.into_panic());
+    }
+    tracing::info!("webhook receiver stopped");
+    served.map_err(WebhookError::Serve)
+}

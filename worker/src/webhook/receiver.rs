@@ -1,0 +1,281 @@
+//! The HTTP side of `herald-worker webhook`: `POST /webhooks/interakt`.
+//!
+//! Interakt wants a 200 within 3 seconds and disables an integration that keeps failing, so
+//! the receiver does the least that makes an event safe, then answers:
+//!
+//! 1. the body is read raw, at most [`MAX_BODY_BYTES`] (413 past it);
+//! 2. with a secret configured, `Interakt-Signature` must sign the raw body (401 otherwise,
+//!    and nothing is recorded or parsed);
+//! 3. the body is one JSON object or an array of them (400 for anything else);
+//! 4. every event is de-duplicated and appended to the events stream in one Lua script
+//!    ([`Keys::webhook_events`]), bounded by [`REDIS_BUDGET`]; Redis unreachable is 503 so
+//!    Interakt redelivers.
+//!
+//! An object that is JSON but not shaped like an event (no `entityType` or `entity`) is still
+//! accepted and kept: answering 400 would count against the integration for a body Interakt
+//! will keep sending, and a person can look at it in the unhandled stream. Only bodies that
+//! cannot be events at all (not JSON, a bare string or number, an array of non-objects) get 400.
+//!
+//! Processing (timelines, the inbound stream) happens behind, in [`super::processor`].
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use deadpool_redis::redis::Script;
+use herald_shared::keys::{EVENT_FIELD, WEBHOOK_DEDUP_TTL_SECS};
+use herald_shared::redis_pool::Pool;
+use herald_shared::{Keys, Redacted, signature};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::action;
+use crate::lanes::RedisFailure;
+use crate::telemetry;
+
+/// Where Interakt posts.
+pub const PATH: &str = "/webhooks/interakt";
+
+/// The largest body accepted: Interakt's events are well under 2 KiB each.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The most time Redis gets to record a body before the receiver answers 503: well under
+/// Interakt's 3 seconds.
+pub const REDIS_BUDGET: Duration = Duration::from_millis(1500);
+
+static RECORD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/webhook_record.lua")));
+
+/// The receiver's shared state. Built once by [`super::run`] (or a test); the router clones
+/// it into every request. Dropping the last clone drops nothing but handles.
+#[derive(Clone)]
+pub struct Receiver {
+    /// Connections are multiplexed: a few serve every concurrent request.
+    pool: Pool,
+    keys: Keys,
+    /// `None`: signatures are not checked (logged as a warning at start-up).
+    secret: Option<Arc<Redacted<String>>>,
+}
+
+/// One event of a body, ready to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub dedup_key: String,
+    /// The event's JSON, as received (fields in their original order).
+    pub json: String,
+    /// Metric labels, from [`action::labels`].
+    pub labels: (&'static str, &'static str),
+}
+
+/// A body that cannot hold events; answered 400 with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("expected an event object or an array of event objects; {0}")]
+    NotEvents(String),
+}
+
+impl Receiver {
+    pub fn new(pool: Pool, keys: Keys, secret: Option<Redacted<String>>) -> Self {
+        Receiver {
+            pool,
+            keys,
+            secret: secret.map(Arc::new),
+        }
+    }
+
+    /// `POST /webhooks/interakt`, with the body limit.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(PATH, post(receive))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self)
+    }
+
+    async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
+        if let Some(secret) = &self.secret {
+            let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
+            if !signature::verify(secret.expose(), body, header) {
+                telemetry::record_webhook_signature_failure();
+                let why = if header.is_some() { "wrong" } else { "missing" };
+                tracing::warn!(why, "refused a webhook POST: {why} {}", signature::HEADER);
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    format!("{why} {} header", signature::HEADER),
+                );
+            }
+        }
+        let events = match parse_body(body) {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::info!(error = %err, "refused a webhook POST");
+                return error(StatusCode::BAD_REQUEST, err.to_string());
+            }
+        };
+        let recorded = match tokio::time::timeout(REDIS_BUDGET, self.record(&events)).await {
+            Ok(Ok(recorded)) => recorded,
+            Ok(Err(err)) => return unavailable(&err),
+            Err(_) => return unavailable(&"timed out"),
+        };
+        let mut duplicates = 0;
+        for (event, new) in events.iter().zip(&recorded) {
+            if *new {
+                telemetry::record_webhook_event(event.labels.0, event.labels.1);
+            } else {
+                duplicates += 1;
+                telemetry::record_webhook_duplicate();
+                tracing::debug!(key = %event.dedup_key, "duplicate webhook event");
+            }
+        }
+        let body = json!({
+            "received": events.len(),
+            "recorded": events.len() - duplicates,
+            "duplicates": duplicates,
+        });
+        (StatusCode::OK, body)
+    }
+
+    /// De-duplicates and appends `events` in one script; true for each one recorded.
+    async fn record(&self, events: &[Incoming]) -> Result<Vec<bool>, RedisFailure> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = RECORD.key(self.keys.webhook_events());
+        invocation.arg(WEBHOOK_DEDUP_TTL_SECS).arg(EVENT_FIELD);
+        for event in events {
+            invocation
+                .key(self.keys.webhook_seen(&event.dedup_key))
+                .arg(&event.json);
+        }
+        let mut conn = self.pool.get().await?;
+        let flags: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+}
+
+/// Splits a body into events: one object, or an array of objects.
+pub fn parse_body(body: &[u8]) -> Result<Vec<Incoming>, BodyError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|err| BodyError::NotJson(err.to_string()))?;
+    let items = match value {
+        Value::Array(items) => items,
+        object @ Value::Object(_) => vec![object],
+        other => {
+            return Err(BodyError::NotEvents(format!("got {}", json_kind(&other))));
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            if !item.is_object() {
+                return Err(BodyError::NotEvents(format!(
+                    "item {i} is {}",
+                    json_kind(&item)
+                )));
+            }
+            let json = item.to_string();
+            let event = action::decode(&json);
+            Ok(Incoming {
+                dedup_key: action::dedup_key(event.as_ref(), &json),
+                labels: action::labels(event.as_ref()),
+                json,
+            })
+        })
+        .collect()
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let (status, body) = match body {
+        Ok(body) => receiver.handle(&headers, &body).await,
+        Err(rejection) => {
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("the body is over {MAX_BODY_BYTES} bytes")
+            } else {
+                rejection.body_text()
+            };
+            tracing::info!(status = status.as_u16(), "refused a webhook POST: {reason}");
+            error(status, reason)
+        }
+    };
+    telemetry::record_webhook_answer(status.as_u16(), started.elapsed());
+    (status, axum::Json(body)).into_response()
+}
+
+fn error(status: StatusCode, reason: impl Into<String>) -> (StatusCode, Value) {
+    (status, json!({ "error": reason.into() }))
+}
+
+fn unavailable(err: &dyn std::fmt::Display) -> (StatusCode, Value) {
+    tracing::warn!(error = %err, "cannot record a webhook POST: Redis unavailable; answering 503 so Interakt redelivers");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Redis unavailable; retry later",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_an_object_or_an_array_of_objects() {
+        let one = parse_body(br#"{"entityType":"USER_EVENT","entity":{"eventId":"e1"}}"#).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].dedup_key, "event:e1");
+        assert_eq!(one[0].labels, ("USER_EVENT", "none"));
+        let two =
+            parse_body(br#"[{"entityType":"X","entity":{"eventId":"a"}}, {"b": 1}]"#).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].labels, ("invalid", "none"));
+        assert!(two[1].dedup_key.starts_with("body:"));
+        assert_eq!(parse_body(b"[]").unwrap(), []);
+    }
+
+    #[test]
+    fn the_json_is_kept_in_its_original_order() {
+        let body = br#"{"entity":{"messageId":"m","eventType":"READ"},"entityType":"USER_EVENT"}"#;
+        assert_eq!(
+            parse_body(body).unwrap()[0].json,
+            std::str::from_utf8(body).unwrap()
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_events_is_refused_with_a_reason() {
+        for (body, says) in [
+            (&b"{"[..], "not JSON"),
+            (b"", "not JSON"),
+            (b"42", "got a number"),
+            (b"\"hi\"", "got a string"),
+            (b"[{}, 1]", "item 1 is a number"),
+        ] {
+            let err = parse_body(body).unwrap_err().to_string();
+            assert!(err.contains(says), "{body:?}: {err}");
+        }
+    }
+}

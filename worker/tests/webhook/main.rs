@@ -1,0 +1,8 @@
+//! `herald-worker webhook` over real HTTP and a real redis-server: the receiver's contract
+//! (signatures, bodies, de-duplication, answers) and what processing makes of each event
+//! (timelines, the inbound stream, the unhandled stream).
+
+mod support;
+
+mod processing;
+mod receiver;
