@@ -60,6 +60,6 @@ for (const [name, job] of Object.entries({ otp, booking })) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   } while (Date.now() < deadline);
   states[name] = state;
-  console.log(JSON.stringify({ job: name, state: state.state, interakt_id: state.interakt_id ?? null }));
+  console.log(JSON.stringify({ job: name, state: state.state, message_id: state.message_id ?? null }));
 }
 process.exit(Object.values(states).every((s) => finished.has(s.state)) ? 0 : 1);

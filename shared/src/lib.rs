@@ -10,10 +10,14 @@
 //! - [`redis_pool`]: connection pools with explicit timeouts.
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`dead_letter`]: what a dead letter holds.
+//! - [`timeline`]: a job's story (enqueued, attempts, sent, delivered, read, dead), as
+//!   `track` and the producer API show it.
 //! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 
 pub mod compose;
 pub mod config;
+pub mod dead_letter;
 pub mod job;
 pub mod keys;
 pub mod ops;
@@ -21,6 +25,7 @@ pub mod phone;
 pub mod redis_pool;
 pub mod secret;
 pub mod signature;
+pub mod timeline;
 pub mod validate;
 pub mod wire;
 

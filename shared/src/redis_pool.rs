@@ -49,6 +49,15 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
+/// A Redis failure while using a pool: callers back off and try again.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisFailure {
+    #[error("{0}")]
+    Redis(#[from] RedisError),
+    #[error("{0}")]
+    Pool(#[from] PoolError),
+}
+
 /// Where Redis is: one server, or the seed nodes of a cluster.
 #[derive(Clone, Debug)]
 pub enum Target {

@@ -19,13 +19,7 @@ use herald_shared::{Job, Keys, Lane};
 use tokio::time::Instant;
 
 /// A Redis failure while reading or settling: the caller backs off and tries again.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisFailure {
-    #[error("{0}")]
-    Redis(#[from] RedisError),
-    #[error("{0}")]
-    Pool(#[from] deadpool_redis::PoolError),
-}
+pub use herald_shared::redis_pool::RedisFailure;
 
 /// One entry delivered to this replica.
 #[derive(Debug)]

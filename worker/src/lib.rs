@@ -30,7 +30,6 @@
 //! - [`demo`]: the whole system on one machine in one command, for newcomers.
 
 pub mod backoff;
-pub mod dead_letter;
 pub mod delayed;
 pub mod demo;
 pub mod dlq;
@@ -42,7 +41,9 @@ pub mod settings;
 pub mod settle;
 pub mod status;
 pub mod telemetry;
-pub mod timeline;
 pub mod track;
 pub mod webhook;
 pub mod worker;
+
+// Moved to the shared crate (the producer API reads them too); kept at their old paths.
+pub use herald_shared::{dead_letter, timeline};

@@ -28,8 +28,7 @@ static DEAD: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua
 static HAND_BACK: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/hand_back.lua")));
 
-/// What the message id is recorded as when Interakt's answer carried none.
-pub const UNKNOWN_MESSAGE_ID: &str = "unknown";
+pub use herald_shared::timeline::UNKNOWN_MESSAGE_ID;
 
 /// A settle script with the timeline prelude (`record(key, json, ttl)`) in front.
 fn with_timeline(script: &str) -> Script {

@@ -61,6 +61,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 503: Redis is unreachable; the caller should retry.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// 400 naming one field.
     pub fn invalid_field(path: impl Into<String>, reason: impl Into<String>) -> ApiError {
         ValidationError::single(path, reason).into()

@@ -4,11 +4,12 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use herald_shared::Job;
+use herald_shared::timeline::{self, JobTimeline};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -202,6 +203,34 @@ pub async fn enqueue_batch(
         items: answers,
     };
     Ok((status, Json(body)).into_response())
+}
+
+/// A job's state and timeline: queued, sending, retrying, sent (with Interakt's message id),
+/// delivered / read / revoked (with webhooks on), or dead (with the reason). The same data as
+/// `herald-worker track --json`.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job id an enqueue answered with")),
+    responses(
+        (status = 200, description = "The job's state and timeline", body = JobTimeline),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 404, description = "No such job (or its timeline expired after 7 days)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub async fn job_state(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobTimeline>, ApiError> {
+    let id = Uuid::parse_str(&id)
+        .map_err(|_| ApiError::invalid_field("id", format!("{id:?} is not a job id (a UUID)")))?;
+    let producer = &state.producer;
+    match timeline::find(producer.pool(), producer.keys(), &id.to_string()).await {
+        Ok(Some(found)) => Ok(Json(found)),
+        Ok(None) => Err(ApiError::not_found(format!("no job {id}"))),
+        Err(err) => Err(ApiError::unavailable(err.to_string())),
+    }
 }
 
 async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {

@@ -4,6 +4,7 @@
 //! - `POST /v1/jobs/otp`, `/v1/jobs/booking`, `/v1/jobs/raw`: one job, the bulk line's fields
 //!   without `kind`; `POST /v1/jobs/batch`: up to [`MAX_BATCH`] jobs with `kind`, answered
 //!   per item. `Idempotency-Key` header or body field.
+//! - `GET /v1/jobs/{id}`: the job's state and timeline, as `herald-worker track` shows it.
 //! - `GET /openapi.json`: this API's OpenAPI document, generated from the handlers' types.
 //! - `/metrics`, `/healthz`, `/readyz`: as every Herald server ([`herald_shared::ops`]).
 //!
@@ -57,6 +58,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::enqueue_booking))
         .routes(routes!(handlers::enqueue_raw))
         .routes(routes!(handlers::enqueue_batch))
+        .routes(routes!(handlers::job_state))
         .route_layer(middleware::from_fn_with_state(
             state.tokens.clone(),
             auth::require_bearer,

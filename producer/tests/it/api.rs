@@ -272,6 +272,37 @@ async fn idempotency_holds_across_http_and_the_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_state_is_read_back() {
+    let api = Api::start().await;
+    let (_, answer) = api.post_json("/v1/jobs/booking", booking()).await;
+    let id = answer["job_id"].as_str().unwrap().to_string();
+    let get = |path: String| {
+        api.http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let response = get(format!("/v1/jobs/{id}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let state: Value = response.json().await.unwrap();
+    assert_eq!(
+        (state["job_id"].as_str(), state["state"].as_str()),
+        (Some(id.as_str()), Some("queued")),
+        "{state}"
+    );
+    assert_eq!(state["events"][0]["event"], "enqueued");
+
+    let unknown = get(format!("/v1/jobs/{}", uuid::Uuid::now_v7()))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let bad = get("/v1/jobs/not-a-uuid".to_string()).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let answer: Value = bad.json().await.unwrap();
+    assert_eq!(answer["violations"][0]["path"], "id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_answer_per_item() {
     let api = Api::start().await;
     let mut good_otp = otp();

@@ -16,18 +16,21 @@
 
 use std::collections::HashMap;
 
+use crate::keys::{JOB_FIELD, WORKER_GROUP};
+use crate::redis_pool::Pool;
+use crate::{Job, Keys, Lane};
 use deadpool_redis::redis::AsyncCommands;
 use deadpool_redis::redis::streams::StreamRangeReply;
-use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
-use herald_shared::redis_pool::Pool;
-use herald_shared::{Job, Keys, Lane};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::dead_letter::DeadLetter;
-use crate::lanes::RedisFailure;
+use crate::redis_pool::RedisFailure;
+
+/// What the message id is recorded as when Interakt's answer carried none.
+pub const UNKNOWN_MESSAGE_ID: &str = "unknown";
 
 /// Field names of the timeline hash.
 pub mod field {
@@ -36,7 +39,7 @@ pub mod field {
     /// Masked (`+91********99`).
     pub const PHONE: &str = "phone";
     pub const ENQUEUED_AT: &str = "enqueued_at";
-    /// JSON array of [`herald_shared::job::Attempt`].
+    /// JSON array of [`crate::job::Attempt`].
     pub const ATTEMPTS: &str = "attempts";
     pub const RETRY_AT: &str = "retry_at";
     pub const SENT_AT: &str = "sent_at";
@@ -92,7 +95,7 @@ impl Milestone {
 }
 
 /// Where a job is, as `track` and a status API report it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// On its lane, not yet taken by a worker.
@@ -126,7 +129,9 @@ impl JobState {
 }
 
 /// The kinds of timeline event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Enqueued,
@@ -153,10 +158,11 @@ impl EventKind {
 }
 
 /// One event of a timeline.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEvent {
     pub event: EventKind,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// Attempts: `sent`, `transient`, `rate_limited`, `permanent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,7 +196,7 @@ impl TimelineEvent {
 }
 
 /// Everything Herald knows of one job, oldest event first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobTimeline {
     pub job_id: String,
     pub state: JobState,
@@ -210,6 +216,7 @@ pub struct JobTimeline {
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub retry_at: Option<OffsetDateTime>,
     pub events: Vec<TimelineEvent>,
 }
@@ -243,10 +250,7 @@ fn job_fields(job: &Job) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert(field::KIND.into(), job.kind().as_str().into());
     fields.insert(field::LANE.into(), job.lane().as_str().into());
-    fields.insert(
-        field::PHONE.into(),
-        herald_shared::phone::mask(&job.phone()).into(),
-    );
+    fields.insert(field::PHONE.into(), crate::phone::mask(&job.phone()).into());
     fields.insert(
         field::ENQUEUED_AT.into(),
         format_time(job.created_at).into(),
@@ -274,13 +278,13 @@ pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String {
 
 /// The message index entry of a send: empty (`{}`) when Interakt gave no id to index by.
 pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String {
-    if message_id.is_empty() || message_id == crate::settle::UNKNOWN_MESSAGE_ID {
+    if message_id.is_empty() || message_id == UNKNOWN_MESSAGE_ID {
         return "{}".into();
     }
     json!({
         field::JOB_ID: job.id.to_string(),
         field::LANE: job.lane().as_str(),
-        field::PHONE: herald_shared::phone::mask(&job.phone()),
+        field::PHONE: crate::phone::mask(&job.phone()),
         field::SENT_AT: format_time(at),
     })
     .to_string()
@@ -320,7 +324,7 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
     if let Some(at) = time_of(field::ENQUEUED_AT) {
         events.push(TimelineEvent::new(EventKind::Enqueued, at));
     }
-    let attempts: Vec<herald_shared::job::Attempt> = get(field::ATTEMPTS)
+    let attempts: Vec<crate::job::Attempt> = get(field::ATTEMPTS)
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
     for attempt in attempts {
@@ -571,7 +575,7 @@ pub fn render(timeline: &JobTimeline) -> String {
 mod tests {
     use std::time::Duration;
 
-    use herald_shared::job::{Attempt, Booking};
+    use crate::job::{Attempt, Booking};
     use time::macros::datetime;
 
     use super::*;

@@ -1,7 +1,7 @@
 //! The dead letter: a job Herald gave up on, with everything an operator needs to decide
 //! what to do: the original job and its attempt history, the final reason, and who gave up.
 
-use herald_shared::{Job, Lane};
+use crate::{Job, Lane};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
