@@ -47,15 +47,12 @@ K8S = DEPLOY / "k8s"
 # newest kubernetes-validate bundles.
 K8S_VERSIONS = ["1.29.0", None]
 
-# Variables the manifests may set that no clap attribute on this branch declares:
-# logging (RUST_LOG), KEDA's scaler connection (read by KEDA from the worker's environment),
-# and the webhook receiver's and producer API's, which are being built on their branches.
+# Variables the manifests may set that no clap attribute declares: logging (RUST_LOG) and
+# KEDA's scaler connection (read by KEDA from the worker's environment).
 EXTRA_ENV = {
     "RUST_LOG": "tracing's log filter",
     "REDIS_ADDRESS": "KEDA's redis-streams scaler (addressFromEnv)",
     "REDIS_PASSWORD": "KEDA's redis-streams scaler (passwordFromEnv)",
-    "INTERAKT_WEBHOOK_SECRET": "herald-worker webhook (webhook branch)",
-    "HERALD_API_TOKENS": "herald-producer serve (producer API branch)",
 }
 
 # Fields of KEDA's ScaledObject (keda.sh/v1alpha1) and of a redis-streams trigger, from

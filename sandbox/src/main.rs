@@ -91,6 +91,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    herald_shared::config::load_dotenv();
     let args = match Args::try_parse() {
         Ok(args) => args,
         // --help and --version
