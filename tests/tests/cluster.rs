@@ -55,6 +55,21 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
         json!({"enqueued": 120, "duplicates": 5, "rejected": 0})
     );
 
+    // One more OTP enqueued alone: its job id lets `track` find it on the cluster later.
+    let out = Command::new(cargo_bin("herald-producer"))
+        .args(["otp", "--phone", "+919000000001", "--code", "654321"])
+        .env("REDIS_CLUSTER_NODES", &nodes)
+        .env("HERALD_NAMESPACE", NAMESPACE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tracked_id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let total: u64 = 121;
+
     let args = ["--redis-cluster-nodes", &nodes, "--rate", "40/2s"];
     // REDIS_URL points nowhere: were the cluster flag ignored, nothing would be sent.
     let _a = WorkerProcess::spawn(
@@ -73,7 +88,7 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     );
 
     wait_until("every job sent", Duration::from_secs(60), || async {
-        sandbox.stats().accepted >= 120
+        sandbox.stats().accepted >= total
     })
     .await;
     let status = wait_status(&nodes, |s| {
@@ -82,9 +97,12 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     .await;
     assert_eq!(
         (status["sent"].as_u64(), status["dead"].as_u64()),
-        (Some(120), Some(0)),
+        (Some(total), Some(0)),
         "{status}"
     );
+    let tracked = worker_json(&nodes, &["track", &tracked_id, "--json"]);
+    assert_eq!(tracked["state"], "sent", "{tracked}");
+    assert_eq!(worker_json(&nodes, &["dlq", "list", "--json"]), json!([]));
 
     let stats = sandbox.stats();
     assert_eq!(stats.count(429), 0, "{stats:?}");
@@ -97,27 +115,30 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
         sandbox.messages().iter().map(|m| m.e164()).collect();
     assert_eq!(
         (phones.len(), sandbox.messages().len()),
-        (120, 120),
+        (121, 121),
         "every job sent exactly once"
     );
 }
 
+/// Runs `herald-worker ARGS` against the cluster and parses its JSON output.
+fn worker_json(nodes: &str, args: &[&str]) -> Value {
+    let out = Command::new(cargo_bin("herald-worker"))
+        .args(args)
+        .env("REDIS_CLUSTER_NODES", nodes)
+        .env("HERALD_NAMESPACE", NAMESPACE)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
 /// Polls `herald-worker status --json` on the cluster until `done` holds.
 async fn wait_status(nodes: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let read = || {
-        let out = Command::new(cargo_bin("herald-worker"))
-            .args(["status", "--json"])
-            .env("REDIS_CLUSTER_NODES", nodes)
-            .env("HERALD_NAMESPACE", NAMESPACE)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let read = || worker_json(nodes, &["status", "--json"]);
     wait_until("status to settle", Duration::from_secs(20), || {
         std::future::ready(done(&read()))
     })

@@ -108,7 +108,7 @@ async fn main() {
         receiver::PATH
     );
     let settings = WebhookSettings {
-        redis_url: Redacted::new(redis.url()),
+        redis: herald_shared::redis_pool::Target::Single(Redacted::new(redis.url())),
         keys: keys.clone(),
         listen: listener.local_addr().unwrap(),
         secret: Some(Redacted::new(SECRET.to_string())),

@@ -4,7 +4,7 @@
 
 use herald_shared::Keys;
 use herald_shared::config::{ConfigError, RedisArgs};
-use herald_shared::redis_pool::{ConnectError, connect, redact_url};
+use herald_shared::redis_pool::ConnectError;
 
 use crate::timeline::{self, JobTimeline};
 
@@ -54,11 +54,11 @@ impl TrackError {
 /// Looks the job up and returns what to print on stdout.
 pub async fn run(redis: &RedisArgs, args: &TrackArgs) -> Result<String, TrackError> {
     let keys = Keys::new(&redis.namespace)?;
-    let url = redis.redis_url.expose();
-    let pool = connect(url, 1).await?;
+    let target = redis.target();
+    let pool = target.connect(1).await?;
     let redis_down = |err: crate::lanes::RedisFailure| {
         TrackError::Redis(ConnectError::Unreachable {
-            url: redact_url(url),
+            url: target.describe(),
             reason: err.to_string(),
         })
     };

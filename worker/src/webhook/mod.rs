@@ -22,7 +22,6 @@ pub mod receiver;
 use std::net::SocketAddr;
 
 use herald_shared::config::{ConfigError, RedisArgs};
-use herald_shared::redis_pool::{create_pool, redact_url};
 use herald_shared::{Keys, Redacted};
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +66,8 @@ pub struct WebhookArgs {
 /// Everything a `webhook` process needs, validated.
 #[derive(Clone, Debug)]
 pub struct WebhookSettings {
-    pub redis_url: Redacted<String>,
+    /// The Redis server or cluster.
+    pub redis: herald_shared::redis_pool::Target,
     pub keys: Keys,
     pub listen: SocketAddr,
     pub secret: Option<Redacted<String>>,
@@ -98,7 +98,7 @@ impl WebhookSettings {
             None => default_consumer_name(),
         };
         Ok(WebhookSettings {
-            redis_url: redis.redis_url.clone(),
+            redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,
             listen: args.listen,
             secret: args.secret.clone(),
@@ -154,7 +154,7 @@ pub async fn serve(
     settings: WebhookSettings,
     shutdown: CancellationToken,
 ) -> Result<(), WebhookError> {
-    let pool = create_pool(settings.redis_url.expose(), POOL_SIZE)?;
+    let pool = settings.redis.pool(POOL_SIZE)?;
     let addr = listener.local_addr().map_err(WebhookError::Serve)?;
     if settings.secret.is_none() {
         tracing::warn!(
@@ -163,7 +163,7 @@ pub async fn serve(
     }
     tracing::info!(
         consumer = %settings.consumer,
-        redis = %redact_url(settings.redis_url.expose()),
+        redis = %settings.redis.describe(),
         "receiving Interakt webhooks on http://{addr}{}",
         receiver::PATH
     );
