@@ -4,18 +4,25 @@
 //! 1. Redis: a throwaway `redis-server` on a free port (no persistence, in a temporary
 //!    directory), or the one `REDIS_URL` names, under a fresh `demo-xxxx` namespace so real
 //!    data is never touched.
-//! 2. Interakt: the sandbox, in-process, limited to [`DEMO_RATE`] and scripted to fail for a
-//!    few phones (a 400, two 503s, one 429, a 500 that never clears).
-//! 3. Work: [`OTPS`] OTPs and [`BOOKINGS`] booking confirmations enqueued through the
+//! 2. Webhooks: the receiver and processor of `herald-worker webhook`
+//!    ([`crate::webhook::serve`]), in-process on a free loopback port, checking signatures
+//!    with a secret made up for the run.
+//! 3. Interakt: the sandbox, in-process, limited to [`DEMO_RATE`] and scripted to fail for a
+//!    few phones (a 400, two 503s, one 429, a 500 that never clears). It posts signed webhooks
+//!    to the receiver for every message it accepts: DELIVERED then READ, except for one OTP
+//!    it revokes (TTL_EXPIRATION_REVOKED) and one booking whose "Cancel booking" chip it taps.
+//! 4. Work: [`OTPS`] OTPs and [`BOOKINGS`] booking confirmations enqueued through the
 //!    producer library, plus the scripted ones and an OTP that expires before it can be sent.
-//! 4. Workers: [`WORKERS`] replicas as tasks ([`crate::worker::run`]), at the same rate,
+//! 5. Workers: [`WORKERS`] replicas as tasks ([`crate::worker::run`]), at the same rate,
 //!    sharing the budget through Redis as separate processes would.
-//! 5. Progress until every job is sent or dead, then a [`Summary`] from Herald's own
-//!    counters and the sandbox's record of what reached it.
+//! 6. Progress until every job is sent or dead, then until every sent message is reported
+//!    delivered and read, or revoked, and the tap is on the inbound stream (at most
+//!    [`DELIVERY_WAIT`]); then a [`Summary`] from Herald's own counters
+//!    ([`crate::status::collect`]) and the sandbox's record of what reached it.
 //!
 //! It owns orchestration and cleanup only: what it started is stopped and removed at the end
-//! (the Redis and its data are left running with `keep`). Sending, retrying and
-//! dead-lettering are the worker's, unchanged.
+//! (the Redis and its data are left running with `keep`). Sending, retrying, dead-lettering
+//! and processing webhooks are the worker's and the receiver's, unchanged.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -26,14 +33,14 @@ use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
 use herald_sandbox::{SandboxConfig, ScriptRule};
-use herald_shared::config::{ConfigError, RateLimit};
+use herald_shared::config::{ConfigError, RateLimit, RedisArgs};
 use herald_shared::job::Booking;
 use herald_shared::redis_pool::Pool;
 use herald_shared::redis_pool::{ConnectError, connect, redact_url};
 use herald_shared::{Job, Keys, Redacted};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -41,24 +48,36 @@ use crate::dlq::{DeadLetters, ListFilter};
 use crate::limiter::default_margin;
 use crate::retry::RetryPolicy;
 use crate::settings::Settings;
+use crate::webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
 
 /// The rate the sandbox enforces and the workers keep to: low, so the limit is visible.
 pub const DEMO_RATE: &str = "20/2s";
 /// Worker replicas.
 pub const WORKERS: usize = 3;
 /// Plain OTPs and bookings enqueued, besides the scripted and the expiring ones.
-pub const OTPS: usize = 20;
-pub const BOOKINGS: usize = 75;
+pub const OTPS: usize = 19;
+pub const BOOKINGS: usize = 74;
 /// The demo gives up if the jobs are not all settled by then.
 pub const DEADLINE: Duration = Duration::from_secs(50);
+/// Once the jobs are settled, the longest the demo waits for the webhooks about them to be
+/// processed (a report that arrives before the worker recorded its send is retried after
+/// [`crate::webhook::processor::RETRY_IDLE`]).
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 /// The key the sandbox and the in-process workers share.
 const API_KEY: &str = "herald-demo-key";
-/// Scripted phones: how the sandbox answers each, and what the job is.
-const SCRIPTED: [(&str, &str, ScriptedKind); 4] = [
-    ("+919000000001", "400", ScriptedKind::Booking),
+/// Scripted phones: how the sandbox answers each (or which webhooks it posts), and what the
+/// job is.
+const SCRIPTED: [(&str, &str, ScriptedKind); 6] = [
+    ("+919000000001", "400", ScriptedKind::Booking("B1")),
     ("+919000000002", "fail:2", ScriptedKind::Otp),
-    ("+919000000003", "429:1", ScriptedKind::Booking),
+    ("+919000000003", "429:1", ScriptedKind::Booking("B3")),
     ("+919000000004", "500", ScriptedKind::Otp),
+    ("+919000000006", "revoke", ScriptedKind::Otp),
+    (
+        "+919000000007",
+        "tap:cancel_B7",
+        ScriptedKind::Booking("B7"),
+    ),
 ];
 /// The OTP that expires before any worker can take it.
 const EXPIRING_PHONE: &str = "+919000000005";
@@ -66,7 +85,16 @@ const EXPIRING_PHONE: &str = "+919000000005";
 #[derive(Clone, Copy)]
 enum ScriptedKind {
     Otp,
-    Booking,
+    /// A booking, with its id (its "Cancel booking" chip posts back `cancel_<ID>`).
+    Booking(&'static str),
+}
+
+/// Scripted taps: each puts one entry on the inbound stream.
+fn scripted_taps() -> u64 {
+    SCRIPTED
+        .iter()
+        .filter(|(_, rule, _)| rule.starts_with("tap:"))
+        .count() as u64
 }
 
 /// How the demo shows progress.
@@ -126,6 +154,10 @@ pub enum DemoError {
     Redis(String),
     #[error("a demo worker stopped unexpectedly")]
     WorkerStopped,
+    #[error("could not start the demo's webhook receiver: {0}")]
+    WebhookStart(String),
+    #[error("the demo's webhook receiver stopped: {0}")]
+    Webhook(String),
     #[error(
         "only {settled} of {total} jobs were settled after {}s; see `herald-worker status`",
         DEADLINE.as_secs()
@@ -146,6 +178,7 @@ impl DemoError {
                 | DemoError::Connect(_)
                 | DemoError::Config(_)
                 | DemoError::Sandbox(_)
+                | DemoError::WebhookStart(_)
         )
     }
 }
@@ -171,6 +204,14 @@ pub struct Summary {
     pub rate_limited: u64,
     pub dead: u64,
     pub dead_reasons: Vec<ReasonCount>,
+    /// What Interakt's webhooks reported, as the receiver recorded it (`herald-worker
+    /// status`): sent messages delivered, read, and revoked (not delivered in time; SMS
+    /// fallback would take over), each counted once; and entries on the inbound stream
+    /// (replies and suggestion taps).
+    pub delivered: u64,
+    pub read: u64,
+    pub revoked: u64,
+    pub inbound: u64,
     /// The sandbox's record: every request that reached it, and the messages it accepted.
     pub requests: u64,
     pub accepted: u64,
@@ -208,6 +249,19 @@ async fn run_on(
     shutdown: &CancellationToken,
     started: Instant,
 ) -> Result<Summary, DemoError> {
+    let mut receiver = DemoReceiver::start(redis).await?;
+    let result = run_with(redis, &mut receiver, options, shutdown, started).await;
+    receiver.stop().await;
+    result
+}
+
+async fn run_with(
+    redis: &DemoRedis,
+    receiver: &mut DemoReceiver,
+    options: &DemoOptions,
+    shutdown: &CancellationToken,
+    started: Instant,
+) -> Result<Summary, DemoError> {
     let rate: RateLimit = DEMO_RATE.parse().expect("the demo rate parses");
     let sandbox = herald_sandbox::start(
         SandboxConfig {
@@ -221,6 +275,8 @@ async fn run_on(
                         .expect("the demo's script parses")
                 })
                 .collect(),
+            webhook_url: Some(receiver.url.clone()),
+            webhook_secret: Some(receiver.secret.clone()),
             ..SandboxConfig::new(API_KEY)
         },
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -268,6 +324,7 @@ async fn run_on(
         }
     }
     watched?;
+    let delivery = wait_for_delivery(redis, receiver, options.progress, shutdown).await?;
 
     let stats = sandbox.stats();
     let _ = sandbox.shutdown().await;
@@ -295,6 +352,10 @@ async fn run_on(
         rate_limited: counters.get("rate_limited"),
         dead: counters.get("dead"),
         dead_reasons: reasons,
+        delivered: delivery.delivered,
+        read: delivery.read,
+        revoked: delivery.revoked,
+        inbound: delivery.inbound,
         requests: stats.requests,
         accepted: stats.accepted,
         max_in_window: stats.max_in_window,
@@ -315,10 +376,10 @@ async fn run_on(
 fn demo_jobs() -> Vec<Job> {
     let code = || format!("{:06}", rand::random_range(0..1_000_000u32));
     let otp = |phone: &str, valid_for| Job::otp(phone, &code(), valid_for).expect("a valid OTP");
-    let booking = |phone: &str, n: usize| {
+    let booking = |phone: &str, id: String, n: usize| {
         Job::booking(Booking {
             phone: phone.to_string(),
-            booking_id: format!("DEMO-{n}"),
+            booking_id: id,
             service: "Haircut".into(),
             date: "2026-11-24".into(),
             time: format!("{:02}:{:02}", 9 + n % 9, (n % 4) * 15),
@@ -330,11 +391,11 @@ fn demo_jobs() -> Vec<Job> {
     let mut jobs: Vec<Job> = (0..OTPS)
         .map(|i| otp(&format!("+9198{i:08}"), ten_minutes))
         .collect();
-    jobs.extend((0..BOOKINGS).map(|i| booking(&format!("+9197{i:08}"), i)));
+    jobs.extend((0..BOOKINGS).map(|i| booking(&format!("+9197{i:08}"), format!("DEMO-{i}"), i)));
     for (n, (phone, _, kind)) in SCRIPTED.iter().enumerate() {
         jobs.push(match kind {
             ScriptedKind::Otp => otp(phone, ten_minutes),
-            ScriptedKind::Booking => booking(phone, BOOKINGS + n),
+            ScriptedKind::Booking(id) => booking(phone, id.to_string(), BOOKINGS + n),
         });
     }
     jobs.push(otp(EXPIRING_PHONE, Duration::from_millis(1)));
@@ -379,48 +440,27 @@ async fn watch(
     shutdown: &CancellationToken,
     workers: &mut JoinSet<Result<(), crate::worker::StartError>>,
 ) -> Result<(), DemoError> {
-    let bar = match mode {
-        ProgressMode::Bar => {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed:>3} [{bar:30}] {pos}/{len} settled  {msg}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            Some(bar)
-        }
-        ProgressMode::Lines | ProgressMode::Off => None,
-    };
     if mode != ProgressMode::Off {
         eprintln!(
             "herald demo: {total} jobs, {WORKERS} workers, Interakt sandbox limited to {rate}"
         );
     }
+    let mut progress = Progress::start(mode, total as u64, "settled");
     let deadline = Instant::now() + DEADLINE;
-    let mut next_line = Instant::now();
     let result = loop {
-        let status = crate::status::collect(&redis.pool, &redis.keys)
-            .await
-            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        let status = redis.status().await?;
         let t = &status.total;
         let settled = t.sent + t.dead;
-        let line = format!(
-            "sent {} · waiting to retry {} · dead {} · queued {}",
-            t.sent,
-            t.delayed,
-            t.dead,
-            t.ready + t.pending
+        progress.show(
+            settled,
+            format!(
+                "sent {} · waiting to retry {} · dead {} · queued {}",
+                t.sent,
+                t.delayed,
+                t.dead,
+                t.ready + t.pending
+            ),
         );
-        if let Some(bar) = &bar {
-            bar.set_position(settled);
-            bar.set_message(line.clone());
-        } else if mode == ProgressMode::Lines && Instant::now() >= next_line {
-            eprintln!("herald demo: {settled}/{total} settled: {line}");
-            next_line = Instant::now() + Duration::from_secs(2);
-        }
         if settled >= total as u64 && t.ready + t.pending + t.delayed == 0 {
             break Ok(());
         }
@@ -438,10 +478,206 @@ async fn watch(
             }
         }
     };
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    progress.finish();
+    result
+}
+
+/// What Interakt's webhooks told Herald about the sent messages, as `herald-worker status`
+/// counts it, and the length of the inbound stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Delivery {
+    sent: u64,
+    delivered: u64,
+    read: u64,
+    revoked: u64,
+    inbound: u64,
+}
+
+impl Delivery {
+    /// Every sent message reported delivered and read, or revoked, and every scripted tap on
+    /// the inbound stream: all the sandbox posts once the jobs are settled.
+    fn complete(&self) -> bool {
+        self.delivered + self.revoked >= self.sent
+            && self.read >= self.delivered
+            && self.inbound >= scripted_taps()
+    }
+}
+
+/// Once the jobs are settled, waits until the webhooks about the sent messages are processed
+/// ([`Delivery::complete`]) or [`DELIVERY_WAIT`] has passed, and returns the counts either
+/// way (the summary says what was not reported). Fails on interruption, or a receiver that
+/// stopped.
+async fn wait_for_delivery(
+    redis: &DemoRedis,
+    receiver: &mut DemoReceiver,
+    mode: ProgressMode,
+    shutdown: &CancellationToken,
+) -> Result<Delivery, DemoError> {
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    let mut progress = None;
+    let result = loop {
+        let delivery = redis.delivery().await?;
+        let progress = progress
+            .get_or_insert_with(|| Progress::start(mode, delivery.sent, "reported by webhook"));
+        progress.show(
+            delivery.delivered + delivery.revoked,
+            format!(
+                "delivered {} · read {} · revoked {} · inbound {}",
+                delivery.delivered, delivery.read, delivery.revoked, delivery.inbound
+            ),
+        );
+        if delivery.complete() || Instant::now() >= deadline {
+            break Ok(delivery);
+        }
+        if let Some(err) = receiver.failure().await {
+            break Err(DemoError::Webhook(err));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.cancelled() => break Err(DemoError::Interrupted),
+        }
+    };
+    if let Some(progress) = progress {
+        progress.finish();
     }
     result
+}
+
+/// Progress towards `total`: a bar, or a line on stderr every two seconds, or nothing.
+struct Progress {
+    mode: ProgressMode,
+    total: u64,
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    next_line: Instant,
+}
+
+impl Progress {
+    fn start(mode: ProgressMode, total: u64, what: &'static str) -> Progress {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{elapsed:>3}} [{{bar:30}}] {{pos}}/{{len}} {what}  {{msg}}"
+                ))
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            mode,
+            total,
+            what,
+            bar,
+            next_line: Instant::now(),
+        }
+    }
+
+    fn show(&mut self, done: u64, line: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            bar.set_message(line);
+        } else if self.mode == ProgressMode::Lines && Instant::now() >= self.next_line {
+            eprintln!("herald demo: {done}/{} {}: {line}", self.total, self.what);
+            self.next_line = Instant::now() + Duration::from_secs(2);
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The receiving half of the loop: `herald-worker webhook`'s receiver and processor
+/// ([`crate::webhook::serve`]) as a task on a free loopback port. The sandbox posts to
+/// [`DemoReceiver::url`], signing with a secret made up for the run. Dropping it tells the
+/// task to stop; [`DemoReceiver::stop`] also waits for it.
+struct DemoReceiver {
+    url: String,
+    secret: Redacted<String>,
+    stop: CancellationToken,
+    /// `None` once it has been waited for.
+    task: Option<JoinHandle<Result<(), WebhookError>>>,
+}
+
+impl DemoReceiver {
+    /// How long the task gets to stop before it is aborted.
+    const STOP: Duration = Duration::from_secs(5);
+
+    async fn start(redis: &DemoRedis) -> Result<DemoReceiver, DemoError> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|err| DemoError::WebhookStart(format!("cannot listen on 127.0.0.1: {err}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|err| DemoError::WebhookStart(err.to_string()))?;
+        let secret = Redacted::new(format!("{:032x}", rand::random::<u128>()));
+        // Built as the `webhook` command builds them, from its flags.
+        let settings = WebhookSettings::from_args(
+            &RedisArgs {
+                redis_url: redis.url.clone(),
+                redis_cluster_nodes: Vec::new(),
+                namespace: redis.namespace.clone(),
+            },
+            &WebhookArgs {
+                listen: addr,
+                secret: Some(secret.clone()),
+                consumer: Some(format!("demo-{}-webhook", std::process::id())),
+                inbound_max_len: DEFAULT_INBOUND_MAX_LEN,
+            },
+        )?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::webhook::serve(listener, settings, stop.clone()));
+        Ok(DemoReceiver {
+            url: format!("http://{addr}{}", crate::webhook::receiver::PATH),
+            secret,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Why the task ended, if it ended before it was told to.
+    async fn failure(&mut self) -> Option<String> {
+        if !self.task.as_ref()?.is_finished() {
+            return None;
+        }
+        let task = self.task.take()?;
+        Some(match task.await {
+            Ok(Err(err)) => err.to_string(),
+            Ok(Ok(())) => "stopped unexpectedly".to_string(),
+            Err(err) => err.to_string(),
+        })
+    }
+
+    /// Stops the receiver and its processor, and waits for them (at most [`Self::STOP`]).
+    async fn stop(mut self) {
+        self.stop.cancel();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        match tokio::time::timeout(Self::STOP, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => {
+                tracing::warn!(error = %err, "the demo's webhook receiver failed");
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "the demo's webhook receiver panicked"),
+            Err(_) => {
+                tracing::warn!("the demo's webhook receiver did not stop in time; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+impl Drop for DemoReceiver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// The demo's Redis: one it started, or one it borrowed under a namespace of its own.
@@ -475,6 +711,34 @@ impl DemoRedis {
             keys,
             pool,
             server,
+        })
+    }
+
+    /// Where every job is, as `herald-worker status` reports it.
+    async fn status(&self) -> Result<crate::status::Status, DemoError> {
+        crate::status::collect(&self.pool, &self.keys)
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))
+    }
+
+    /// The delivery counts of [`crate::status::collect`] and the inbound stream's length.
+    async fn delivery(&self) -> Result<Delivery, DemoError> {
+        let t = self.status().await?.total;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        let inbound: u64 = conn
+            .xlen(self.keys.inbound())
+            .await
+            .map_err(|err| DemoError::Redis(err.to_string()))?;
+        Ok(Delivery {
+            sent: t.sent,
+            delivered: t.delivered,
+            read: t.read,
+            revoked: t.revoked,
+            inbound,
         })
     }
 
@@ -686,6 +950,30 @@ pub fn render(summary: &Summary) -> String {
             crate::dlq::render_reason(&reason.reason)
         ));
     }
+    out.push_str(&row(
+        "delivered",
+        s.delivered,
+        "reported delivered by Interakt's webhooks",
+    ));
+    out.push_str(&row("read", s.read, "reported read (opened by the user)"));
+    out.push_str(&row(
+        "revoked",
+        s.revoked,
+        "not delivered in time, revoked: SMS fallback would take over",
+    ));
+    out.push_str(&row(
+        "inbound",
+        s.inbound,
+        "replies/taps on the inbound stream, for your services",
+    ));
+    let unreported = s.sent.saturating_sub(s.delivered + s.revoked);
+    if unreported > 0 {
+        out.push_str(&format!(
+            "{:>26} sent with no report after {}s\n",
+            unreported,
+            DELIVERY_WAIT.as_secs()
+        ));
+    }
     out.push_str(&format!(
         "\n  requests to Interakt: {} (the busiest {} window held {}; the limit is {})\n",
         s.requests,
@@ -726,4 +1014,58 @@ fn next_commands(s: &Summary) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scripted_phone_has_one_job_and_taps_post_back_a_chip_it_carries() {
+        let jobs = demo_jobs();
+        assert_eq!(jobs.len(), 100, "the demo's advertised size");
+        for (phone, rule, _) in SCRIPTED {
+            let rule: ScriptRule = format!("{phone}={rule}").parse().unwrap();
+            let mine: Vec<&Job> = jobs
+                .iter()
+                .filter(|job| {
+                    let request = herald_shared::compose::render(job, None);
+                    serde_json::to_value(&request).unwrap()["phoneNumber"]
+                        == rule.phone.national_number.as_str()
+                })
+                .collect();
+            assert_eq!(mine.len(), 1, "{rule}");
+            if let herald_sandbox::Script::Tap(data) = &rule.script {
+                let request = herald_shared::compose::render(mine[0], None);
+                let body = serde_json::to_string(&request).unwrap();
+                assert!(body.contains(&format!("\"{data}\"")), "{data} in {body}");
+            }
+        }
+        assert_eq!(scripted_taps(), 1);
+    }
+
+    #[test]
+    fn delivery_is_complete_once_every_sent_message_is_accounted_for() {
+        let done = Delivery {
+            sent: 10,
+            delivered: 9,
+            read: 9,
+            revoked: 1,
+            inbound: 1,
+        };
+        assert!(done.complete());
+        assert!(
+            !Delivery {
+                delivered: 8,
+                read: 8,
+                ..done
+            }
+            .complete()
+        );
+        assert!(
+            !Delivery { read: 8, ..done }.complete(),
+            "reads still to come"
+        );
+        assert!(!Delivery { inbound: 0, ..done }.complete(), "the tap");
+    }
 }

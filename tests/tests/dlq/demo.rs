@@ -1,5 +1,7 @@
 //! `herald-worker demo` with no configuration: it starts its own Redis, runs to completion
-//! in under a minute, and its summary matches what the sandbox recorded.
+//! in under a minute, its summary matches what the sandbox recorded, and the sandbox's
+//! webhooks come back through the receiver: every sent message delivered (and read) or
+//! revoked, and the scripted tap on the inbound stream.
 
 use std::net::TcpStream;
 use std::process::Command;
@@ -10,7 +12,7 @@ use herald_tests::cargo_bin;
 use crate::support::{assert_exit, json, stderr};
 
 #[test]
-fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox() {
+fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox_and_the_webhooks() {
     let started = Instant::now();
     let out = Command::new(cargo_bin("herald-worker"))
         .args(["demo", "--json"])
@@ -55,11 +57,28 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox() {
             "{expected:?} in {reasons:?}"
         );
     }
-    assert!(
-        stderr(&out).contains("settled"),
-        "progress is shown: {}",
-        stderr(&out)
+
+    // The delivery loop: the sandbox posted DELIVERED then READ for every accepted message
+    // but one, revoked instead; the receiver and processor counted each once.
+    for field in ["delivered", "read", "revoked", "inbound"] {
+        assert!(summary[field].is_u64(), "{field} in {summary}");
+    }
+    assert_eq!(
+        n("delivered") + n("revoked"),
+        n("sent"),
+        "every sent message reported delivered or revoked: {summary}"
     );
+    assert!(n("read") <= n("delivered"), "{summary}");
+    assert_eq!(n("revoked"), 1, "the one scripted revocation: {summary}");
+    assert_eq!(n("inbound"), 1, "the one scripted tap: {summary}");
+
+    for phase in ["settled", "reported by webhook"] {
+        assert!(
+            stderr(&out).contains(phase),
+            "progress is shown ({phase}): {}",
+            stderr(&out)
+        );
+    }
 
     // It cleaned up: its Redis is gone.
     assert_eq!(summary["kept"], false);
