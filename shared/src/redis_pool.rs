@@ -208,15 +208,10 @@ pub fn create_cluster_pool(
                 format!("is not a list of Redis URLs ({}); expected redis://host:port,redis://host:port", error_reason(&err)),
             )
         })?;
-    let pool = managed::Pool::builder(ClusterManager { client })
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-        .create_timeout(Some(CONNECT_TIMEOUT))
-        .recycle_timeout(Some(RESPONSE_TIMEOUT))
-        .build()
-        .expect("a runtime is set, so the pool builds");
-    Ok(Pool::Cluster(pool))
+    Ok(Pool::Cluster(with_timeouts(
+        managed::Pool::builder(ClusterManager { client }),
+        max_size,
+    )))
 }
 
 /// A pool of at most `max_size` connections to the server at `url`, with the timeouts above.
@@ -235,15 +230,26 @@ pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
             ),
         )
     })?;
-    let pool = deadpool_redis::Pool::builder(manager)
+    Ok(Pool::Single(with_timeouts(
+        deadpool_redis::Pool::builder(manager),
+        max_size,
+    )))
+}
+
+/// Builds a pool of either kind with the same size and pool timeouts.
+fn with_timeouts<M, W>(builder: managed::PoolBuilder<M, W>, max_size: usize) -> managed::Pool<M, W>
+where
+    M: managed::Manager,
+    W: From<managed::Object<M>>,
+{
+    builder
         .max_size(max_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(POOL_WAIT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
         .recycle_timeout(Some(RESPONSE_TIMEOUT))
         .build()
-        .expect("a runtime is set, so the pool builds");
-    Ok(Pool::Single(pool))
+        .expect("a runtime is set, so the pool builds")
 }
 
 /// A pool for the server at `url` that has answered PING.

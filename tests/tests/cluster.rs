@@ -37,13 +37,8 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     for line in &lines {
         writeln!(file, "{line}").unwrap();
     }
-    let out = Command::new(cargo_bin("herald-producer"))
-        .args(["bulk", "--json"])
-        .arg(file.path())
-        .env("REDIS_CLUSTER_NODES", &nodes)
-        .env("HERALD_NAMESPACE", NAMESPACE)
-        .output()
-        .unwrap();
+    let path = file.path().to_str().unwrap();
+    let out = on_cluster("herald-producer", &nodes, &["bulk", "--json", path]);
     assert!(
         out.status.success(),
         "{}",
@@ -56,12 +51,11 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     );
 
     // One more OTP enqueued alone: its job id lets `track` find it on the cluster later.
-    let out = Command::new(cargo_bin("herald-producer"))
-        .args(["otp", "--phone", "+919000000001", "--code", "654321"])
-        .env("REDIS_CLUSTER_NODES", &nodes)
-        .env("HERALD_NAMESPACE", NAMESPACE)
-        .output()
-        .unwrap();
+    let out = on_cluster(
+        "herald-producer",
+        &nodes,
+        &["otp", "--phone", "+919000000001", "--code", "654321"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -120,14 +114,19 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     );
 }
 
-/// Runs `herald-worker ARGS` against the cluster and parses its JSON output.
-fn worker_json(nodes: &str, args: &[&str]) -> Value {
-    let out = Command::new(cargo_bin("herald-worker"))
+/// Runs a Herald binary against the cluster.
+fn on_cluster(binary: &str, nodes: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cargo_bin(binary))
         .args(args)
         .env("REDIS_CLUSTER_NODES", nodes)
         .env("HERALD_NAMESPACE", NAMESPACE)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `herald-worker ARGS` against the cluster and parses its JSON output.
+fn worker_json(nodes: &str, args: &[&str]) -> Value {
+    let out = on_cluster("herald-worker", nodes, args);
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -11,24 +11,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use herald_sandbox::{RunningSandbox, SandboxConfig};
-use herald_shared::job::Booking;
 use herald_shared::keys::JOB_FIELD;
 use herald_shared::{Job, Keys};
+use herald_tests::scenario::booking;
 use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 
 const NAMESPACE: &str = "bench";
-
-fn booking(i: usize) -> Job {
-    Job::booking(Booking {
-        phone: format!("+9198{i:08}"),
-        booking_id: format!("B{i}"),
-        service: "Haircut".into(),
-        date: "2026-11-24".into(),
-        time: "10:30".into(),
-        image_url: None,
-    })
-    .expect("valid booking")
-}
 
 async fn enqueue(conn: &mut redis::aio::MultiplexedConnection, jobs: &[Job]) {
     let keys = Keys::new(NAMESPACE).unwrap();

@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_shared::job::Booking;
-use herald_shared::{Job, Keys, Redacted, signature};
+use herald_shared::{Keys, Redacted, signature};
 use herald_tests::RedisServer;
+use herald_tests::scenario::booking;
 use herald_worker::lanes::{Delivery, LaneReader};
 use herald_worker::settle::Settler;
 use herald_worker::webhook::{self, WebhookSettings, receiver};
@@ -28,18 +28,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn job(i: usize) -> Job {
-    Job::booking(Booking {
-        phone: format!("+9198{i:08}"),
-        booking_id: format!("B{i}"),
-        service: "Haircut".into(),
-        date: "2026-11-24".into(),
-        time: "10:30".into(),
-        image_url: None,
-    })
-    .expect("valid booking")
 }
 
 /// The i-th event: DELIVERED or READ (alternating every round of the messages) about one of
@@ -85,7 +73,7 @@ async fn main() {
         .unwrap();
     let settler = Settler::new(pool.clone(), keys.clone());
     for i in 0..MESSAGES {
-        let job = job(i);
+        let job = booking(i);
         let delivery = Delivery {
             lane: job.lane(),
             entry_id: "0-1".into(),

@@ -102,16 +102,7 @@ impl Settings {
                 ),
             ));
         }
-        let consumer = match &args.consumer {
-            Some(name) if name.trim().is_empty() => {
-                return Err(ConfigError::new(
-                    "HERALD_CONSUMER (--consumer)",
-                    "must not be empty",
-                ));
-            }
-            Some(name) => name.clone(),
-            None => default_consumer_name(),
-        };
+        let consumer = consumer_name(args.consumer.as_deref())?;
         Ok(Settings {
             redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,
@@ -135,6 +126,18 @@ impl Settings {
             http_listen: args.http_listen,
             consumer,
         })
+    }
+}
+
+/// The consumer name given (`--consumer`), or a fresh unique one.
+pub fn consumer_name(given: Option<&str>) -> Result<String, ConfigError> {
+    match given {
+        Some(name) if name.trim().is_empty() => Err(ConfigError::new(
+            "HERALD_CONSUMER (--consumer)",
+            "must not be empty",
+        )),
+        Some(name) => Ok(name.to_string()),
+        None => Ok(default_consumer_name()),
     }
 }
 

@@ -61,17 +61,32 @@ pub struct BatchAccepted {
     pub items: Vec<BatchItem>,
 }
 
+/// How the single-job routes answer (for the OpenAPI document; handlers build the bodies).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum EnqueueAnswers {
+    /// Enqueued (or a duplicate of the key's first job)
+    #[response(status = 202)]
+    Accepted(Accepted),
+    /// Invalid: every bad field named
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// Missing or unknown bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Body too large
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// Redis unreachable; retry after the Retry-After seconds
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
 /// Enqueue a one-time password.
 #[utoipa::path(
     post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
     params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
-    responses(
-        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
-        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
-        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
-    )
+    responses(EnqueueAnswers)
 )]
 pub async fn enqueue_otp(
     State(state): State<ApiState>,
@@ -87,13 +102,7 @@ pub async fn enqueue_otp(
 #[utoipa::path(
     post, path = "/v1/jobs/booking", tag = "jobs", request_body = BookingSpec,
     params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
-    responses(
-        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
-        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
-        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
-    )
+    responses(EnqueueAnswers)
 )]
 pub async fn enqueue_booking(
     State(state): State<ApiState>,
@@ -109,13 +118,7 @@ pub async fn enqueue_booking(
 #[utoipa::path(
     post, path = "/v1/jobs/raw", tag = "jobs", request_body = RawSpec,
     params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
-    responses(
-        (status = 202, description = "Enqueued (or a duplicate of the key's first job)", body = Accepted),
-        (status = 400, description = "Invalid: every bad field named", body = ErrorBody),
-        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
-    )
+    responses(EnqueueAnswers)
 )]
 pub async fn enqueue_raw(
     State(state): State<ApiState>,

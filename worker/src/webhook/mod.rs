@@ -25,7 +25,7 @@ use herald_shared::config::{ConfigError, RedisArgs};
 use herald_shared::{Keys, Redacted};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::default_consumer_name;
+use crate::settings::consumer_name;
 use crate::telemetry;
 
 pub use processor::Processor;
@@ -87,16 +87,7 @@ impl WebhookSettings {
                 "is empty; set it to the secret key saved with the webhook in Interakt's dashboard, or leave it unset to skip signature checks",
             ));
         }
-        let consumer = match &args.consumer {
-            Some(name) if name.trim().is_empty() => {
-                return Err(ConfigError::new(
-                    "HERALD_CONSUMER (--consumer)",
-                    "must not be empty",
-                ));
-            }
-            Some(name) => name.clone(),
-            None => default_consumer_name(),
-        };
+        let consumer = consumer_name(args.consumer.as_deref())?;
         Ok(WebhookSettings {
             redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,

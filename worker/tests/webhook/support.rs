@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use herald_shared::job::Booking;
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys, Redacted};
 use herald_tests::{RedisServer, wait_until};
@@ -207,18 +206,6 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-pub fn booking(i: usize) -> Job {
-    Job::booking(Booking {
-        phone: format!("+9198{i:08}"),
-        booking_id: format!("B{i}"),
-        service: "Haircut".into(),
-        date: "2026-11-24".into(),
-        time: "10:30".into(),
-        image_url: None,
-    })
-    .expect("valid booking")
-}
-
 /// A USER_EVENT about `message_id`, with its own event id.
 pub fn user_event(event_type: &str, message_id: &str, event_id: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -235,3 +222,5 @@ pub fn user_event(event_type: &str, message_id: &str, event_id: &str) -> Vec<u8>
     }))
     .unwrap()
 }
+
+pub use herald_tests::scenario::booking;
