@@ -74,13 +74,7 @@ async fn main() {
     let settler = Settler::new(pool.clone(), keys.clone());
     for i in 0..MESSAGES {
         let job = booking(i);
-        let delivery = Delivery {
-            lane: job.lane(),
-            entry_id: "0-1".into(),
-            job: Ok(job.clone()),
-            deliveries: 1,
-            taken_at: tokio::time::Instant::now(),
-        };
+        let delivery = Delivery::of_job(&job, "0-1");
         settler
             .sent(&delivery, &job, &format!("bench-{i}"))
             .await

@@ -35,6 +35,20 @@ pub struct Delivery {
     pub taken_at: Instant,
 }
 
+impl Delivery {
+    /// A delivery of `job` as a first read of stream entry `entry_id` would give it: for
+    /// tools and tests that settle a job they did not read from a lane.
+    pub fn of_job(job: &Job, entry_id: &str) -> Delivery {
+        Delivery {
+            lane: job.lane(),
+            entry_id: entry_id.to_string(),
+            job: Ok(job.clone()),
+            deliveries: 1,
+            taken_at: Instant::now(),
+        }
+    }
+}
+
 /// An entry that is not a job.
 #[derive(Debug, Clone)]
 pub struct BadEntry {

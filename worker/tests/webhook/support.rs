@@ -165,13 +165,7 @@ impl Harness {
     pub async fn sent(&self, job: &Job, message_id: &str) {
         let reader = LaneReader::new(self.pool.clone(), self.keys.clone(), "seed".into());
         reader.ensure_groups().await.unwrap();
-        let delivery = Delivery {
-            lane: job.lane(),
-            entry_id: "0-1".into(),
-            job: Ok(job.clone()),
-            deliveries: 1,
-            taken_at: tokio::time::Instant::now(),
-        };
+        let delivery = Delivery::of_job(job, "0-1");
         Settler::new(self.pool.clone(), self.keys.clone())
             .sent(&delivery, job, message_id)
             .await
