@@ -279,12 +279,7 @@ async fn serve(
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    herald_shared::signal::shutdown_signal().await;
     tracing::info!("stopping the producer API");
 }
 

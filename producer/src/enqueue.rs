@@ -39,20 +39,9 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 6
 /// Jobs per pipeline round trip.
 pub const PIPELINE_CHUNK: usize = 1_000;
 
-/// KEYS = [idempotency claim, lane stream]; ARGV = [job id, window ms, job json].
-/// Returns `{1, first job id}` for a duplicate, `{0, stream entry id}` for a new entry.
-static IDEMPOTENT_ADD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        r#"
-local first = redis.call('GET', KEYS[1])
-if first then
-  return {{1, first}}
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {{0, redis.call('XADD', KEYS[2], '*', '{JOB_FIELD}', ARGV[3])}}
-"#
-    ))
-});
+/// Claims an idempotency key and appends the job in one step (`src/lua/enqueue.lua`).
+static IDEMPOTENT_ADD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 
 /// The result of one enqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,7 +247,8 @@ impl Producer {
                         .key(lane)
                         .arg(job.id.to_string())
                         .arg(self.idempotency_window_ms)
-                        .arg(json),
+                        .arg(json)
+                        .arg(JOB_FIELD),
                 );
             }
             None => {

@@ -14,16 +14,25 @@
 //! - [`timeline`]: a job's story (enqueued, attempts, sent, delivered, read, dead), as
 //!   `track` and the producer API show it.
 //! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
+//! - [`backoff`]: riding out a Redis outage (every long-running task).
+//! - [`consumer`]: unique consumer names for consumer groups.
+//! - [`signal`]: SIGTERM and SIGINT as a shutdown future or a cancelled token.
+//! - [`process`]: what every binary does around its library call (logging, stdout, exit
+//!   codes).
 
+pub mod backoff;
 pub mod compose;
 pub mod config;
+pub mod consumer;
 pub mod dead_letter;
 pub mod job;
 pub mod keys;
 pub mod ops;
 pub mod phone;
+pub mod process;
 pub mod redis_pool;
 pub mod secret;
+pub mod signal;
 pub mod signature;
 pub mod timeline;
 pub mod validate;

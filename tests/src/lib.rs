@@ -20,6 +20,6 @@ mod worker_process;
 
 pub use bin::cargo_bin;
 pub use redis_cluster::RedisCluster;
-pub use redis_server::RedisServer;
+pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
 pub use wait::wait_until;
 pub use worker_process::{TEST_API_KEY, WorkerProcess};

@@ -1,4 +1,4 @@
-//! A throwaway `redis-server` for one test.
+//! A throwaway `redis-server` for one test (and for the demo, which starts one the same way).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,16 +11,44 @@ const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A `redis-server` child process with its data in a temporary directory.
 ///
-/// AOF is on with `appendfsync always`, so a stop/start (or a `kill -9`) keeps every write
-/// that was acknowledged; `maxmemory-policy noeviction`, as a queue needs. Dropping it kills
-/// the process and removes the directory.
+/// By default AOF is on with `appendfsync always`, so a stop/start (or a `kill -9`) keeps
+/// every write that was acknowledged; `maxmemory-policy noeviction`, as a queue needs.
+/// Dropping it kills the process and removes the directory (unless [`leave_running`] was
+/// called).
+///
+/// [`leave_running`]: RedisServer::leave_running
 pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
-    /// Arguments added to every start (e.g. cluster mode).
+    /// Arguments added to every start (e.g. cluster mode, or no persistence).
     extra_args: Vec<String>,
 }
+
+/// Why a `redis-server` could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// `redis-server` is not on PATH.
+    Missing,
+    /// It could not be run, or it exited or stayed silent; the reason from its log.
+    Failed(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Missing => f.write_str(
+                "redis-server is not on PATH; install it with `apt-get install -y redis-server`",
+            ),
+            StartError::Failed(reason) => write!(f, "redis-server did not start: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The arguments that turn persistence off (for throwaway data, such as the demo's).
+pub const NO_PERSISTENCE: [&str; 4] = ["--appendonly", "no", "--save", ""];
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
@@ -32,8 +60,18 @@ impl RedisServer {
 
     /// Starts a server with `extra_args` added to its command line (kept for restarts).
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        RedisServer::try_start(extra_args).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts a server with `extra_args` added to its command line (later ones win, so
+    /// [`NO_PERSISTENCE`] turns AOF off); an error instead of a panic.
+    pub fn try_start(extra_args: &[&str]) -> Result<RedisServer, StartError> {
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
-        let mut dir = tempfile::tempdir().expect("create a temp dir for redis-server");
+        let mut dir = tempfile::Builder::new()
+            .prefix("herald-redis-")
+            .tempdir()
+            .map_err(|err| StartError::Failed(format!("cannot create a temp dir: {err}")))?;
+        let mut last = String::from("no attempt");
         // A free port can be taken between our probe and redis-server's bind; retry.
         for _ in 0..5 {
             let port = free_port();
@@ -43,12 +81,28 @@ impl RedisServer {
                 child: None,
                 extra_args: extra_args.clone(),
             };
-            if server.spawn() {
-                return server;
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(StartError::Failed(reason)) => last = reason,
+                Err(missing) => return Err(missing),
             }
             dir = server.into_dir();
         }
-        panic!("redis-server did not start after 5 attempts; see its log above");
+        Err(StartError::Failed(format!("5 attempts; the last: {last}")))
+    }
+
+    /// Leaves the server running with its data directory after this value is gone (the
+    /// demo's `--keep`); returns its pid. Not waited for on purpose: the caller exits soon
+    /// after, and init reaps the server when it stops.
+    #[allow(clippy::zombie_processes)]
+    pub fn leave_running(mut self) -> u32 {
+        let child = self.child.take().expect("the server is running");
+        let dir = std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("create a temp dir"),
+        );
+        let _ = dir.keep();
+        child.id()
     }
 
     /// `redis://127.0.0.1:PORT`
@@ -95,21 +149,20 @@ impl RedisServer {
     /// Starts the server again on the same port with the same data directory.
     pub fn restart(&mut self) {
         self.stop();
-        assert!(
-            self.spawn(),
-            "redis-server did not restart on port {}",
-            self.port
-        );
+        if let Err(err) = self.spawn() {
+            panic!("redis-server did not restart on port {}: {err}", self.port);
+        }
     }
 
     /// Starts a server that was stopped or killed (same port and data).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "redis-server is still running");
-        assert!(
-            self.spawn(),
-            "redis-server did not start again on port {}",
-            self.port
-        );
+        if let Err(err) = self.spawn() {
+            panic!(
+                "redis-server did not start again on port {}: {err}",
+                self.port
+            );
+        }
     }
 
     fn into_dir(mut self) -> tempfile::TempDir {
@@ -118,8 +171,9 @@ impl RedisServer {
         std::mem::replace(&mut self.dir, dir)
     }
 
-    /// Spawns redis-server and waits for PING; false when it exited (port taken).
-    fn spawn(&mut self) -> bool {
+    /// Spawns redis-server and waits for PING; `Failed` when it exited (port taken) or
+    /// stayed silent.
+    fn spawn(&mut self) -> Result<(), StartError> {
         let log = self.dir.path().join("redis.log");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -143,33 +197,33 @@ impl RedisServer {
             .spawn();
         let mut child = match child {
             Ok(child) => child,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not on PATH; the tests start their own. Install it: \
-                 sudo apt-get install -y redis-server"
-            ),
-            Err(err) => panic!("could not run redis-server: {err}"),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StartError::Missing);
+            }
+            Err(err) => return Err(StartError::Failed(format!("could not run it: {err}"))),
         };
         let deadline = Instant::now() + READY_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(&log).unwrap_or_default();
-                eprintln!(
-                    "redis-server on port {} exited ({status}):\n{log}",
+                let last = log.lines().last().unwrap_or("").to_string();
+                return Err(StartError::Failed(format!(
+                    "redis-server on port {} exited ({status}): {last}",
                     self.port
-                );
-                return false;
+                )));
             }
             if ping(self.port) {
                 self.child = Some(child);
-                return true;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
-        panic!(
+        let _ = child.wait();
+        Err(StartError::Failed(format!(
             "redis-server on port {} did not answer PING within {READY_TIMEOUT:?}",
             self.port
-        );
+        )))
     }
 }
 
@@ -179,7 +233,9 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port that was free a moment ago (the one `free_port` of the test support;
+/// callers that bind it retry when it was taken in between).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

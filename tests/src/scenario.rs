@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use herald_operator::status::Status;
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig, ScriptRule};
+use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::Booking;
 use herald_shared::keys::JOB_FIELD;
 use herald_shared::{Job, Keys, Lane};
-use herald_worker::dead_letter::DeadLetter;
-use herald_worker::status::Status;
 use redis::AsyncCommands;
 
 use crate::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
@@ -157,7 +157,7 @@ impl Scenario {
 
     pub async fn status(&self) -> Status {
         let pool = herald_shared::redis_pool::create_pool(&self.redis.url(), 1).unwrap();
-        herald_worker::status::collect(&pool, &self.keys)
+        herald_operator::status::collect(&pool, &self.keys)
             .await
             .expect("status")
     }
@@ -235,14 +235,7 @@ impl Scenario {
     }
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::redis_server::free_port;
 
 /// The status of `GET url` (`http://HOST:PORT/path`), `None` when nothing answers. Plain
 /// HTTP/1.0 over a socket: the suite needs no HTTP client for this.

@@ -65,7 +65,7 @@ impl WorkerProcess {
             .args(["--consumer", consumer])
             .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
-            .env("RUST_LOG", "info,herald_worker=debug")
+            .env("RUST_LOG", "info,herald_worker=debug,herald_webhook=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

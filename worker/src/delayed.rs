@@ -13,8 +13,8 @@ use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::ReconnectBackoff;
 use crate::lanes::RedisFailure;
+use herald_shared::backoff::ReconnectBackoff;
 
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
 

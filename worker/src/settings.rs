@@ -7,6 +7,7 @@ use herald_shared::compose::SmsSettings;
 use herald_shared::config::{
     ConfigError, InteraktArgs, RateArgs, RateLimit, RedisArgs, SmsArgs, parse_duration,
 };
+use herald_shared::consumer::consumer_name;
 use herald_shared::redis_pool::Target;
 use herald_shared::{Keys, Redacted};
 
@@ -127,24 +128,4 @@ impl Settings {
             consumer,
         })
     }
-}
-
-/// The consumer name given (`--consumer`), or a fresh unique one.
-pub fn consumer_name(given: Option<&str>) -> Result<String, ConfigError> {
-    match given {
-        Some(name) if name.trim().is_empty() => Err(ConfigError::new(
-            "HERALD_CONSUMER (--consumer)",
-            "must not be empty",
-        )),
-        Some(name) => Ok(name.to_string()),
-        None => Ok(default_consumer_name()),
-    }
-}
-
-/// `host-pid-xxxx`: unique per process, so a restarted replica never inherits (and never
-/// blocks the reclaiming of) its predecessor's pending jobs.
-pub fn default_consumer_name() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let suffix: u16 = rand::random();
-    format!("{host}-{}-{suffix:04x}", std::process::id())
 }

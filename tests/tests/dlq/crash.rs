@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use herald_shared::Lane;
+use herald_shared::dead_letter::DeadLetter;
 use herald_tests::scenario::{SandboxSetup, Scenario, booking};
 use herald_tests::wait_until;
-use herald_worker::dead_letter::DeadLetter;
 use redis::AsyncCommands;
 
 use crate::support::{EXHAUSTED, assert_exit, dead};

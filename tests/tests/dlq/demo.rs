@@ -1,4 +1,5 @@
-//! `herald-worker demo` with no configuration: it starts its own Redis, runs to completion
+//! `herald-demo` (and `herald-worker demo`, which hands over to it) with no configuration:
+//! it starts its own Redis, runs to completion
 //! in under a minute, its summary matches what the sandbox recorded, and the sandbox's
 //! webhooks come back through the receiver: every sent message delivered (and read) or
 //! revoked, and the scripted tap on the inbound stream.
@@ -14,8 +15,8 @@ use crate::support::{assert_exit, json, stderr};
 #[test]
 fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox_and_the_webhooks() {
     let started = Instant::now();
-    let out = Command::new(cargo_bin("herald-worker"))
-        .args(["demo", "--json"])
+    let out = Command::new(cargo_bin("herald-demo"))
+        .args(["--json"])
         .env_remove("REDIS_URL")
         .env_remove("HERALD_NAMESPACE")
         .env_remove("RUST_LOG")
@@ -88,4 +89,18 @@ fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox_and_the_webho
         TcpStream::connect(addr).is_err(),
         "the demo's Redis at {addr} is still running"
     );
+}
+
+#[test]
+fn herald_worker_demo_hands_over_to_the_demo_binary_with_its_arguments() {
+    cargo_bin("herald-demo");
+    let out = Command::new(cargo_bin("herald-worker"))
+        .args(["demo", "--no-such-flag"])
+        .output()
+        .expect("run herald-worker demo");
+    // herald-demo's own usage error: the arguments reached it.
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("--no-such-flag"), "{err}");
+    assert!(err.contains("herald-demo"), "{err}");
 }

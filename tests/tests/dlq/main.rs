@@ -1,4 +1,4 @@
-//! End-to-end guarantees of `herald-worker dlq` and `herald-worker demo`: the real binary
+//! End-to-end guarantees of `herald-worker dlq` and `herald-demo`: the real binary
 //! against a real redis-server (and the sandbox, where a job is sent). One module per part of
 //! the issue; each test's name says what it pins.
 
@@ -16,5 +16,5 @@ mod end_to_end;
 mod purge;
 // Usage errors and an unreachable Redis: exit 2.
 mod cli;
-// `herald-worker demo` runs to completion and its summary matches the sandbox's record.
+// `herald-demo` (and `herald-worker demo`) runs to completion and its summary matches the sandbox's record.
 mod demo;

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::Attempt;
 use herald_shared::{Job, Lane};
 use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp};
-use herald_worker::dead_letter::DeadLetter;
 use time::OffsetDateTime;
 
 use crate::support::{EXHAUSTED, PERMANENT, assert_exit, dead, stdout, undecodable};
@@ -242,7 +242,7 @@ async fn the_replay_script_moves_only_what_was_read_and_only_once() {
         .await;
     let stored = serde_json::to_string(&second_life).unwrap();
 
-    let script = redis::Script::new(include_str!("../../../worker/src/lua/replay.lua"));
+    let script = redis::Script::new(include_str!("../../../operator/src/lua/replay.lua"));
     let keys = s.keys.clone();
     let mut conn = s.conn.clone();
     let replay = |json: String| {

@@ -33,7 +33,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::ReconnectBackoff;
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, LaneReader, RedisFailure};
 use crate::limiter::{AcquireError, SharedLimiter, start_cooldown};
@@ -42,6 +41,7 @@ use crate::sender::Sender;
 use crate::settings::Settings;
 use crate::settle::Settler;
 use crate::telemetry;
+use herald_shared::backoff::ReconnectBackoff;
 
 /// How often a replica records that it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);

@@ -20,7 +20,7 @@ use herald_shared::{Keys, Lane};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::lanes::RedisFailure;
+use herald_shared::redis_pool::RedisFailure;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {

@@ -33,11 +33,12 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::action::{self, Action};
-use crate::backoff::ReconnectBackoff;
-use crate::lanes::RedisFailure;
+use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::redis_pool::RedisFailure;
+use herald_shared::timeline::{Milestone, field, format_time};
+
+use crate::action::{self, Action};
 use crate::telemetry;
-use crate::timeline::{Milestone, field, format_time};
 
 /// Entries read or claimed at once.
 const BATCH: usize = 100;
@@ -49,17 +50,15 @@ pub const STATUS_LINK_GRACE: Duration = Duration::from_secs(30);
 /// How long a user message waits for its job before it is passed on without one.
 pub const REPLY_LINK_GRACE: Duration = Duration::from_secs(2);
 
-static MARK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/webhook_mark.lua")));
-static APPEND: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/webhook_append.lua")));
+static MARK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mark.lua")));
+static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/append.lua")));
 
-/// One processor. Cheap to clone; [`super::run`] runs one per `webhook` process.
+/// One processor. Cheap to clone; [`crate::run`] runs one per `webhook` process.
 #[derive(Clone)]
 pub struct Processor {
     pool: Pool,
     keys: Keys,
-    /// Unique per process (see [`crate::settings::default_consumer_name`]).
+    /// Unique per process (see [`herald_shared::consumer::default_consumer_name`]).
     consumer: String,
     /// Approximate cap of the inbound stream; 0 for none.
     inbound_max_len: u64,

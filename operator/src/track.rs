@@ -1,17 +1,19 @@
 //! `herald-worker track`: one job's timeline, found by its job id or by Interakt's message
-//! id, printed as text or JSON. The lookup itself is [`crate::timeline::find`]; this module
+//! id, printed as text or JSON. The lookup itself is [`timeline::find`]; this module
 //! owns the flags, the output and the exit codes (0 found, 1 not found, 2 usage or Redis).
 
 use herald_shared::Keys;
 use herald_shared::config::{ConfigError, RedisArgs};
 use herald_shared::redis_pool::ConnectError;
 
-use crate::timeline::{self, JobTimeline};
+use herald_shared::redis_pool::RedisFailure;
+use herald_shared::timeline::{self, JobTimeline};
 
 /// Flags of `herald-worker track`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrackArgs {
-    /// The job's id, as `herald-producer enqueue` printed it.
+    /// The job's id, as the producer printed it (`herald-producer otp|booking|send`, or the
+    /// API's `job_id`).
     #[arg(
         value_name = "JOB_ID",
         required_unless_present = "interakt_id",
@@ -56,7 +58,7 @@ pub async fn run(redis: &RedisArgs, args: &TrackArgs) -> Result<String, TrackErr
     let keys = Keys::new(&redis.namespace)?;
     let target = redis.target();
     let pool = target.connect(1).await?;
-    let redis_down = |err: crate::lanes::RedisFailure| {
+    let redis_down = |err: RedisFailure| {
         TrackError::Redis(ConnectError::Unreachable {
             url: target.describe(),
             reason: err.to_string(),

@@ -14,7 +14,7 @@ use herald_shared::wire::{self, EntityType, WebhookEvent, WebhookEventType};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::timeline::{Milestone, format_time};
+use herald_shared::timeline::{Milestone, format_time};
 
 /// What to do with one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,8 +265,7 @@ mod tests {
 
     #[test]
     fn taps_and_replies_become_inbound_entries() {
-        let raw =
-            include_str!("../../../shared/tests/fixtures/webhook-user-message-suggestion.json");
+        let raw = include_str!("../../shared/tests/fixtures/webhook-user-message-suggestion.json");
         let tap = decode(raw).unwrap();
         let Action::Inbound(message) = plan(Some(&tap), NOW) else {
             panic!("a tap is inbound")
@@ -292,7 +291,7 @@ mod tests {
         assert_eq!(fields[0].1, "suggestion");
         assert_eq!(fields[1].1, "+9193218*****");
 
-        let raw = include_str!("../../../shared/tests/fixtures/webhook-user-message-text.json");
+        let raw = include_str!("../../shared/tests/fixtures/webhook-user-message-text.json");
         let reply = decode(raw).unwrap();
         let Action::Inbound(message) = plan(Some(&reply), NOW) else {
             panic!("a reply is inbound")
@@ -312,7 +311,7 @@ mod tests {
         let read = user_event("READ");
         assert_eq!(dedup_key(Some(&read), "{}"), "event:e-1");
         let text = decode(include_str!(
-            "../../../shared/tests/fixtures/webhook-user-message-text.json"
+            "../../shared/tests/fixtures/webhook-user-message-text.json"
         ))
         .unwrap();
         assert_eq!(

@@ -1,6 +1,6 @@
-//! Backing off while Redis is unreachable: exponential waits (100 ms doubling to 5 s, with
-//! jitter), one warning when an outage starts and one line when it ends, never a tight loop
-//! and never an exit.
+//! Backing off while Redis is unreachable, for every long-running task of every Herald
+//! process: exponential waits (100 ms doubling to 5 s, with jitter), one warning when an
+//! outage starts and one line when it ends, never a tight loop and never an exit.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Webhook receiver load test: figures for the README, not assertions.
 //!
-//! `cargo bench -p herald-worker --bench webhook` starts a real redis-server and the
+//! `cargo bench -p herald-webhook --bench webhook` starts a real redis-server and the
 //! `webhook` server in-process (receiver and processor, signatures checked), records 1,000
 //! sends the way the worker does, then posts `EVENTS` (default 20,000) signed DELIVERED/READ
 //! events about them from `CLIENTS` (default 8) concurrent HTTP clients over loopback, in a
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use herald_shared::{Keys, Redacted, signature};
 use herald_tests::RedisServer;
 use herald_tests::scenario::booking;
+use herald_webhook::{self as webhook, WebhookSettings, receiver};
 use herald_worker::lanes::{Delivery, LaneReader};
 use herald_worker::settle::Settler;
-use herald_worker::webhook::{self, WebhookSettings, receiver};
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

@@ -1,11 +1,11 @@
-//! `herald-worker demo`: the whole system working on one machine, in one command, with no
-//! configuration.
+//! `herald-demo` (also `herald-worker demo`): the whole system working on one machine, in
+//! one command, with no configuration.
 //!
 //! 1. Redis: a throwaway `redis-server` on a free port (no persistence, in a temporary
-//!    directory), or the one `REDIS_URL` names, under a fresh `demo-xxxx` namespace so real
+//!    directory; the test support's [`RedisServer`]), or the one `REDIS_URL` names, under a fresh `demo-xxxx` namespace so real
 //!    data is never touched.
 //! 2. Webhooks: the receiver and processor of `herald-worker webhook`
-//!    ([`crate::webhook::serve`]), in-process on a free loopback port, checking signatures
+//!    ([`herald_webhook::serve`]), in-process on a free loopback port, checking signatures
 //!    with a secret made up for the run.
 //! 3. Interakt: the sandbox, in-process, limited to [`DEMO_RATE`] and scripted to fail for a
 //!    few phones (a 400, two 503s, one 429, a 500 that never clears). It posts signed webhooks
@@ -13,12 +13,12 @@
 //!    it revokes (TTL_EXPIRATION_REVOKED) and one booking whose "Cancel booking" chip it taps.
 //! 4. Work: [`OTPS`] OTPs and [`BOOKINGS`] booking confirmations enqueued through the
 //!    producer library, plus the scripted ones and an OTP that expires before it can be sent.
-//! 5. Workers: [`WORKERS`] replicas as tasks ([`crate::worker::run`]), at the same rate,
+//! 5. Workers: [`WORKERS`] replicas as tasks ([`herald_worker::dispatcher::run`]), at the same rate,
 //!    sharing the budget through Redis as separate processes would.
 //! 6. Progress until every job is sent or dead, then until every sent message is reported
 //!    delivered and read, or revoked, and the tap is on the inbound stream (at most
 //!    [`DELIVERY_WAIT`]); then a [`Summary`] from Herald's own counters
-//!    ([`crate::status::collect`]) and the sandbox's record of what reached it.
+//!    ([`herald_operator::status::collect`]) and the sandbox's record of what reached it.
 //!
 //! It owns orchestration and cleanup only: what it started is stopped and removed at the end
 //! (the Redis and its data are left running with `keep`). Sending, retrying, dead-lettering
@@ -26,9 +26,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -38,17 +36,19 @@ use herald_shared::job::Booking;
 use herald_shared::redis_pool::Pool;
 use herald_shared::redis_pool::{ConnectError, connect, redact_url};
 use herald_shared::{Job, Keys, Redacted};
+use herald_tests::{NO_PERSISTENCE, RedisServer, StartError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::dlq::{DeadLetters, ListFilter};
-use crate::limiter::default_margin;
-use crate::retry::RetryPolicy;
-use crate::settings::Settings;
-use crate::webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
+use herald_operator::dlq::{DeadLetters, ListFilter};
+use herald_webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
+use herald_worker::dispatcher::{self, StartError as WorkerStartError};
+use herald_worker::limiter::default_margin;
+use herald_worker::retry::RetryPolicy;
+use herald_worker::settings::Settings;
 
 /// The rate the sandbox enforces and the workers keep to: low, so the limit is visible.
 pub const DEMO_RATE: &str = "20/2s";
@@ -61,7 +61,7 @@ pub const BOOKINGS: usize = 74;
 pub const DEADLINE: Duration = Duration::from_secs(50);
 /// Once the jobs are settled, the longest the demo waits for the webhooks about them to be
 /// processed (a report that arrives before the worker recorded its send is retried after
-/// [`crate::webhook::processor::RETRY_IDLE`]).
+/// [`herald_webhook::processor::RETRY_IDLE`]).
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(10);
 /// The key the sandbox and the in-process workers share.
 const API_KEY: &str = "herald-demo-key";
@@ -149,7 +149,7 @@ pub enum DemoError {
     #[error("could not enqueue the demo's jobs: {0}")]
     Enqueue(#[from] producer::Error),
     #[error("a worker could not start: {0}")]
-    Worker(#[from] crate::worker::StartError),
+    Worker(#[from] WorkerStartError),
     #[error("Redis: {0}")]
     Redis(String),
     #[error("a demo worker stopped unexpectedly")]
@@ -305,7 +305,7 @@ async fn run_with(
     let mut workers = JoinSet::new();
     for i in 0..WORKERS {
         let settings = worker_settings(redis, &sandbox.send_url(), rate, i);
-        workers.spawn(crate::worker::run(settings, stop_workers.child_token()));
+        workers.spawn(dispatcher::run(settings, stop_workers.child_token()));
     }
 
     let watched = watch(
@@ -438,7 +438,7 @@ async fn watch(
     rate: RateLimit,
     mode: ProgressMode,
     shutdown: &CancellationToken,
-    workers: &mut JoinSet<Result<(), crate::worker::StartError>>,
+    workers: &mut JoinSet<Result<(), WorkerStartError>>,
 ) -> Result<(), DemoError> {
     if mode != ProgressMode::Off {
         eprintln!(
@@ -593,7 +593,7 @@ impl Progress {
 }
 
 /// The receiving half of the loop: `herald-worker webhook`'s receiver and processor
-/// ([`crate::webhook::serve`]) as a task on a free loopback port. The sandbox posts to
+/// ([`herald_webhook::serve`]) as a task on a free loopback port. The sandbox posts to
 /// [`DemoReceiver::url`], signing with a secret made up for the run. Dropping it tells the
 /// task to stop; [`DemoReceiver::stop`] also waits for it.
 struct DemoReceiver {
@@ -631,9 +631,9 @@ impl DemoReceiver {
             },
         )?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(crate::webhook::serve(listener, settings, stop.clone()));
+        let task = tokio::spawn(herald_webhook::serve(listener, settings, stop.clone()));
         Ok(DemoReceiver {
-            url: format!("http://{addr}{}", crate::webhook::receiver::PATH),
+            url: format!("http://{addr}{}", herald_webhook::receiver::PATH),
             secret,
             stop,
             task: Some(task),
@@ -686,8 +686,8 @@ struct DemoRedis {
     namespace: String,
     keys: Keys,
     pool: Pool,
-    /// `Some` when the demo started it; dropping it stops the server.
-    server: Option<RedisProcess>,
+    /// `Some` when the demo started it; dropping it stops the server and removes its data.
+    server: Option<RedisServer>,
 }
 
 impl DemoRedis {
@@ -698,7 +698,14 @@ impl DemoRedis {
                 (url.clone(), format!("demo-{suffix:08x}"), None)
             }
             None => {
-                let server = RedisProcess::start().await?;
+                let server =
+                    tokio::task::spawn_blocking(|| RedisServer::try_start(&NO_PERSISTENCE))
+                        .await
+                        .map_err(|err| DemoError::RedisStart(err.to_string()))?
+                        .map_err(|err| match err {
+                            StartError::Missing => DemoError::RedisMissing,
+                            StartError::Failed(reason) => DemoError::RedisStart(reason),
+                        })?;
                 let url = Redacted::new(server.url());
                 (url, options.namespace.clone(), Some(server))
             }
@@ -715,13 +722,13 @@ impl DemoRedis {
     }
 
     /// Where every job is, as `herald-worker status` reports it.
-    async fn status(&self) -> Result<crate::status::Status, DemoError> {
-        crate::status::collect(&self.pool, &self.keys)
+    async fn status(&self) -> Result<herald_operator::status::Status, DemoError> {
+        herald_operator::status::collect(&self.pool, &self.keys)
             .await
             .map_err(|err| DemoError::Redis(err.to_string()))
     }
 
-    /// The delivery counts of [`crate::status::collect`] and the inbound stream's length.
+    /// The delivery counts of [`herald_operator::status::collect`] and the inbound stream's length.
     async fn delivery(&self) -> Result<Delivery, DemoError> {
         let t = self.status().await?.total;
         let mut conn = self
@@ -811,113 +818,6 @@ async fn delete_namespace(pool: &Pool, namespace: &str) -> Result<(), redis::Red
     Ok(())
 }
 
-/// A `redis-server` the demo started: a free loopback port, no persistence, its working
-/// directory a temporary one. Dropping it kills the server and removes the directory.
-struct RedisProcess {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisProcess {
-    /// How long the server may take to answer.
-    const READY: Duration = Duration::from_secs(10);
-
-    async fn start() -> Result<RedisProcess, DemoError> {
-        let mut last_error = String::new();
-        // A free port can be taken between the probe and redis-server's bind: try again.
-        for _ in 0..3 {
-            let port = free_port().map_err(|err| DemoError::RedisStart(err.to_string()))?;
-            let dir =
-                std::env::temp_dir().join(format!("herald-demo-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).map_err(|err| {
-                DemoError::RedisStart(format!("cannot create {}: {err}", dir.display()))
-            })?;
-            let log = dir.join("redis.log");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args(["--maxmemory-policy", "noeviction"])
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--logfile")
-                .arg(&log)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match child {
-                Ok(child) => child,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(DemoError::RedisMissing);
-                }
-                Err(err) => return Err(DemoError::RedisStart(err.to_string())),
-            };
-            let mut server = RedisProcess {
-                child: Some(child),
-                port,
-                dir,
-            };
-            match server.wait_ready().await {
-                Ok(()) => return Ok(server),
-                Err(reason) => last_error = reason,
-            }
-        }
-        Err(DemoError::RedisStart(last_error))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Waits until the server answers; the reason (its log's last line) if it exits first.
-    async fn wait_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Self::READY;
-        let url = self.url();
-        while Instant::now() < deadline {
-            if let Some(child) = &mut self.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                let last = log.lines().last().unwrap_or("").to_string();
-                return Err(format!("redis-server exited ({status}): {last}"));
-            }
-            if connect(&url, 1).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Err(format!(
-            "redis-server did not answer on port {} within {}s",
-            self.port,
-            Self::READY.as_secs()
-        ))
-    }
-
-    /// Leaves the server running (for `--keep`); returns its pid. Not waited for on purpose:
-    /// this process exits right after, and init reaps the server when it stops.
-    #[allow(clippy::zombie_processes)]
-    fn leave_running(mut self) -> u32 {
-        let child = self.child.take().expect("the server is running");
-        child.id()
-    }
-}
-
-impl Drop for RedisProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The summary table and the commands to try next.
 pub fn render(summary: &Summary) -> String {
     let s = summary;
@@ -947,7 +847,7 @@ pub fn render(summary: &Summary) -> String {
         out.push_str(&format!(
             "{:>26} × {}\n",
             reason.count,
-            crate::dlq::render_reason(&reason.reason)
+            herald_operator::dlq::render_reason(&reason.reason)
         ));
     }
     out.push_str(&row(
@@ -1002,7 +902,7 @@ fn next_commands(s: &Summary) -> String {
         }
     } else {
         out.push_str(
-            "\nThe demo removed what it started. To look around afterwards, run `herald-worker demo --keep`, then:\n",
+            "\nThe demo removed what it started. To look around afterwards, run `herald-demo --keep` (`cargo run -p herald-demo -- --keep`), then:\n",
         );
     }
     for command in commands {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use herald_shared::Job;
 use herald_shared::job::Attempt;
+use herald_shared::timeline::{EventKind, JobState};
 use herald_tests::wait_until;
-use herald_worker::timeline::{EventKind, JobState};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -80,7 +80,7 @@ async fn every_sample_body_of_the_guide_is_accepted_and_processed() {
         assert!(entry.contains_key("received_at") && entry.contains_key("event"));
     }
 
-    let status = herald_worker::status::collect(&h.pool, &h.keys)
+    let status = herald_operator::status::collect(&h.pool, &h.keys)
         .await
         .unwrap();
     let lane = &status.lanes["booking"];
@@ -116,7 +116,7 @@ async fn delivery_events_build_the_timeline_in_order_first_report_wins() {
         ]
     );
     assert_eq!(timeline.message_id.as_deref(), Some("m-3"));
-    let status = herald_worker::status::collect(&h.pool, &h.keys)
+    let status = herald_operator::status::collect(&h.pool, &h.keys)
         .await
         .unwrap();
     assert_eq!(
@@ -124,7 +124,7 @@ async fn delivery_events_build_the_timeline_in_order_first_report_wins() {
         (1, 1),
         "each milestone counted once"
     );
-    let by_interakt_id = herald_worker::timeline::find_by_message_id(&h.pool, &h.keys, "m-3")
+    let by_interakt_id = herald_shared::timeline::find_by_message_id(&h.pool, &h.keys, "m-3")
         .await
         .unwrap()
         .unwrap();

@@ -16,7 +16,7 @@
 //! will keep sending, and a person can look at it in the unhandled stream. Only bodies that
 //! cannot be events at all (not JSON, a bare string or number, an array of non-objects) get 400.
 //!
-//! Processing (timelines, the inbound stream) happens behind, in [`super::processor`].
+//! Processing (timelines, the inbound stream) happens behind, in [`crate::processor`].
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -35,8 +35,9 @@ use herald_shared::{Keys, Redacted, signature};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::action;
-use crate::lanes::RedisFailure;
+use herald_shared::redis_pool::RedisFailure;
+
+use crate::action;
 use crate::telemetry;
 
 /// Where Interakt posts.
@@ -49,10 +50,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Interakt's 3 seconds.
 pub const REDIS_BUDGET: Duration = Duration::from_millis(1500);
 
-static RECORD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/webhook_record.lua")));
+static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/record.lua")));
 
-/// The receiver's shared state. Built once by [`super::run`] (or a test); the router clones
+/// The receiver's shared state. Built once by [`crate::run`] (or a test); the router clones
 /// it into every request. Dropping the last clone drops nothing but handles.
 #[derive(Clone)]
 pub struct Receiver {

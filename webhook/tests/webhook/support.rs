@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_shared::redis_pool::Pool;
+use herald_shared::timeline::{self, JobTimeline};
 use herald_shared::{Job, Keys, Redacted};
 use herald_tests::{RedisServer, wait_until};
+use herald_webhook::{self as webhook, WebhookSettings, receiver};
 use herald_worker::lanes::{Delivery, LaneReader};
 use herald_worker::settle::Settler;
-use herald_worker::timeline::{self, JobTimeline};
-use herald_worker::webhook::{self, WebhookSettings, receiver};
 use redis::AsyncCommands;
 use serde_json::Value;
 use tokio::task::JoinHandle;

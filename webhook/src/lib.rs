@@ -1,4 +1,5 @@
-//! `herald-worker webhook`: Interakt's events back into Herald.
+//! Herald's webhook service (`herald-webhook`, also `herald-worker webhook`): Interakt's
+//! events back into Herald.
 //!
 //! One process, two halves joined by a Redis stream ([`Keys::webhook_events`]):
 //!
@@ -11,22 +12,23 @@
 //!   not recognise; 503 only when Redis cannot take the event.
 //! - [`processor`]: the background consumer; at-least-once, idempotent.
 //! - [`action`]: what an event means (pure).
+//! - [`telemetry`]: the webhook's counters.
 //!
-//! `/metrics`, `/healthz` and `/readyz` ([`crate::telemetry`]) are served on the same
+//! `/metrics`, `/healthz` and `/readyz` ([`herald_shared::ops`]) are served on the same
 //! listener. This module owns the command's flags and start-up; it never sends anything.
 
 pub mod action;
 pub mod processor;
 pub mod receiver;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 
 use herald_shared::config::{ConfigError, RedisArgs};
+use herald_shared::consumer::consumer_name;
+use herald_shared::process::Failure;
 use herald_shared::{Keys, Redacted};
 use tokio_util::sync::CancellationToken;
-
-use crate::settings::consumer_name;
-use crate::telemetry;
 
 pub use processor::Processor;
 pub use receiver::Receiver;
@@ -123,6 +125,22 @@ impl WebhookError {
     }
 }
 
+/// The webhook command's exit codes, for its `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  stopped cleanly on SIGTERM/SIGINT
+  1  the server failed while running
+  2  bad usage or configuration (a flag, the secret, the listen address)";
+
+/// The whole command, as `herald-webhook` and `herald-worker webhook` run it: validate the
+/// flags, serve until SIGTERM/SIGINT, and return the exit code.
+pub async fn run_command(redis: &RedisArgs, args: &WebhookArgs) -> Result<u8, Failure> {
+    let settings = WebhookSettings::from_args(redis, args).map_err(Failure::usage)?;
+    run(settings, herald_shared::signal::shutdown_token())
+        .await
+        .map_err(|err| Failure::new(err.exit_code(), err))?;
+    Ok(0)
+}
+
 /// Binds `--listen`, then [`serve`]s until `shutdown`.
 pub async fn run(
     settings: WebhookSettings,
@@ -168,7 +186,7 @@ pub async fn serve(
     let processing = tokio::spawn(processor.run(shutdown.clone()));
     let app = Receiver::new(pool.clone(), settings.keys.clone(), settings.secret.clone())
         .router()
-        .merge(telemetry::routes(pool));
+        .merge(herald_shared::ops::routes(pool));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;

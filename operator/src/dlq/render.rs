@@ -1,0 +1,218 @@
+//! The text people read: `dlq list`'s table and JSON rows, `dlq show`'s pretty JSON (an
+//! OTP's code hidden), and the summaries of `dlq replay` and `dlq purge`. Pure.
+
+use herald_shared::Lane;
+use herald_shared::dead_letter::DeadLetter;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::plan::{NotReplayed, PurgeReport, ReplayReport};
+
+/// The most ids a report lists one by one; the rest are counted.
+const SHOWN: usize = 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    pub id: String,
+    pub lane: Lane,
+    /// Masked (`+91******0001`); empty for an entry that never decoded into a job.
+    pub phone: String,
+    pub reason: String,
+    /// Send attempts, over every life of the job (replay markers not counted).
+    pub attempts: usize,
+    #[serde(with = "time::serde::rfc3339")]
+    pub dead_at: OffsetDateTime,
+}
+
+impl From<&DeadLetter> for Row {
+    fn from(letter: &DeadLetter) -> Row {
+        let job = letter.job.as_ref();
+        Row {
+            id: letter.job_id.clone(),
+            lane: letter.lane,
+            phone: job
+                .map(|j| herald_shared::phone::mask(&j.phone()))
+                .unwrap_or_default(),
+            reason: letter.reason.clone(),
+            attempts: job.map_or(0, |j| j.attempts.iter().filter(|a| a.is_send()).count()),
+            dead_at: letter.dead_at,
+        }
+    }
+}
+
+/// A dead letter as `dlq show` prints it: pretty JSON, everything but an OTP's code, which
+/// is a secret an operator never needs and a terminal or a ticket must not keep.
+pub fn to_pretty_json(letter: &DeadLetter) -> String {
+    let mut value = serde_json::to_value(letter).expect("a dead letter serializes");
+    if let Some(code) = value.pointer_mut("/job/payload/code") {
+        *code = serde_json::Value::String("[redacted]".into());
+    }
+    serde_json::to_string_pretty(&value).expect("a JSON value serializes")
+}
+
+/// `2026-11-24T10:30:00Z`: to the second, for tables.
+fn short_time(at: OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// The table of `dlq list`; the reason, which may be long, comes last.
+pub fn render_list(rows: &[Row]) -> String {
+    if rows.is_empty() {
+        return "no dead letters\n".to_string();
+    }
+    let mut out = format!(
+        "{:<38} {:<8} {:<15} {:>8}  {:<21} {}\n",
+        "ID", "LANE", "PHONE", "ATTEMPTS", "DEAD AT", "REASON"
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "{:<38} {:<8} {:<15} {:>8}  {:<21} {}\n",
+            row.id,
+            row.lane.as_str(),
+            row.phone,
+            row.attempts,
+            short_time(row.dead_at),
+            render_reason(&row.reason)
+        ));
+    }
+    out
+}
+
+/// A reason on one line, cut to 100 characters for tables (`dlq show` has it whole).
+pub fn render_reason(reason: &str) -> String {
+    const MAX: usize = 100;
+    let flat = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= MAX {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The summary of `dlq replay`.
+pub fn render_replay(report: &ReplayReport) -> String {
+    let mut out = String::new();
+    let r = &report.replayed;
+    let verb = if report.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    if report.matched == 0 && report.complete() {
+        return "no dead letters matched; nothing to replay\n".to_string();
+    }
+    out.push_str(&format!(
+        "{verb} {} of {} selected dead letters",
+        r.total(),
+        report.matched
+    ));
+    if r.total() > 0 {
+        out.push_str(&format!(" (otp {}, booking {})", r.otp, r.booking));
+    }
+    if report.extended > 0 {
+        out.push_str(&format!(
+            "; {} given a new deadline by --extend",
+            report.extended
+        ));
+    }
+    out.push('\n');
+    if report.dry_run {
+        out.push_str("dry run: nothing was changed\n");
+    }
+    if !report.not_replayed.is_empty() {
+        out.push_str(&format!("not replayed: {}\n", report.not_replayed.len()));
+        for (id, why) in report.not_replayed.iter().take(SHOWN) {
+            out.push_str(&format!("  {id}: {}\n", explain(id, why)));
+        }
+        if report.not_replayed.len() > SHOWN {
+            out.push_str(&format!(
+                "  ... and {} more (see `herald-worker dlq list`)\n",
+                report.not_replayed.len() - SHOWN
+            ));
+        }
+    }
+    out
+}
+
+fn explain(id: &str, why: &NotReplayed) -> String {
+    match why {
+        NotReplayed::NotFound => {
+            "not found: no dead letter has this id (already replayed or purged?); see `herald-worker dlq list`".into()
+        }
+        NotReplayed::NoJob => format!(
+            "no job to replay: the entry never decoded into one; see `herald-worker dlq show {id}`"
+        ),
+        NotReplayed::Expired { deadline } => format!(
+            "expired at {}; give it a new deadline with --extend (e.g. --extend 10m)",
+            short_time(*deadline)
+        ),
+        NotReplayed::Unreadable(reason) => format!("unreadable dead letter ({reason})"),
+        NotReplayed::Changing => {
+            "dead-lettered again while being replayed (a worker keeps failing it); try again".into()
+        }
+    }
+}
+
+/// The summary of `dlq purge`.
+pub fn render_purge(report: &PurgeReport) -> String {
+    let mut out = String::new();
+    let n = report.ids.len();
+    if report.confirmed {
+        out.push_str(&format!("deleted {n} dead letters\n"));
+    } else if n == 0 {
+        out.push_str("nothing to purge\n");
+    } else {
+        out.push_str(&format!("would delete {n} dead letters:\n"));
+        for id in report.ids.iter().take(SHOWN) {
+            out.push_str(&format!("  {id}\n"));
+        }
+        if n > SHOWN {
+            out.push_str(&format!("  ... and {} more\n", n - SHOWN));
+        }
+        out.push_str("nothing was deleted: run again with --yes to delete them\n");
+    }
+    for id in &report.not_found {
+        out.push_str(&format!("  {id}: not found: no dead letter has this id\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlq::reason_matches;
+    use crate::dlq::tests::{letter, otp};
+    use std::time::Duration;
+
+    #[test]
+    fn reasons_match_case_insensitively_and_rows_mask_phones() {
+        assert!(reason_matches(
+            "permanent: HTTP 400: Invalid template",
+            "invalid TEMPLATE"
+        ));
+        assert!(!reason_matches("expired", "http"));
+        let row = Row::from(&letter(Some(otp(Duration::from_secs(60)))));
+        assert!(!row.phone.contains("9000000001"), "{}", row.phone);
+        assert!(row.phone.ends_with("01"), "{}", row.phone);
+        let json = serde_json::to_value(&row).unwrap();
+        for field in ["id", "lane", "phone", "reason", "attempts", "dead_at"] {
+            assert!(json.get(field).is_some(), "{field} in {json}");
+        }
+    }
+
+    #[test]
+    fn show_hides_the_otp_code() {
+        let shown = to_pretty_json(&letter(Some(otp(Duration::from_secs(60)))));
+        assert!(!shown.contains("123456"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(
+            shown.contains("+919000000001"),
+            "the rest is whole: {shown}"
+        );
+    }
+}

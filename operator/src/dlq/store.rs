@@ -1,0 +1,388 @@
+//! Dead letters in Redis: the hash ([`Keys::dead`]) and its per-lane time indexes
+//! ([`Keys::dead_index`]) read in chunks, and the two moves out of them: the replay script
+//! (`src/lua/replay.lua`, one atomic compare-and-move per letter) and the purge.
+
+use std::sync::LazyLock;
+
+use deadpool_redis::redis::{self, AsyncCommands, Script};
+use herald_shared::dead_letter::DeadLetter;
+use herald_shared::keys::JOB_FIELD;
+use herald_shared::redis_pool::{Connection, Pool};
+use herald_shared::{Keys, Lane};
+use time::OffsetDateTime;
+
+use super::plan::{NotReplayed, Plan, PurgeReport, ReplayReport, dedup, plan, reason_matches};
+use super::{DlqError, ListFilter, PurgeSelection, ReplayOptions, Selection};
+
+static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
+
+/// Dead letters read, and replay scripts sent, per Redis round trip.
+const CHUNK: usize = 200;
+/// How often a replay re-reads a dead letter that changed between its read and its move.
+const CHANGED_RETRIES: usize = 3;
+
+/// A dead letter as stored: its id and the JSON exactly as read (what the replay script
+/// compares against).
+struct Stored {
+    id: String,
+    json: String,
+}
+
+/// A dead letter about to be moved back onto `lane` as `job_json`.
+struct Move {
+    stored: Stored,
+    lane: Lane,
+    job_json: String,
+    extended: bool,
+}
+
+/// One id of the index, with when it died (ms, Redis clock).
+struct Indexed {
+    id: String,
+    dead_at_ms: f64,
+}
+
+/// The dead letters of one namespace.
+#[derive(Clone)]
+pub struct DeadLetters {
+    pool: Pool,
+    keys: Keys,
+}
+
+impl DeadLetters {
+    pub fn new(pool: Pool, keys: Keys) -> Self {
+        DeadLetters { pool, keys }
+    }
+
+    /// Newest first, filtered. Dead letters that do not parse are skipped with a warning.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<DeadLetter>, DlqError> {
+        let mut conn = self.pool.get().await?;
+        let lanes = filter.lane.map_or(Lane::ALL.to_vec(), |lane| vec![lane]);
+        let mut ids = self.index(&mut conn, &lanes, None).await?;
+        ids.reverse();
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        for chunk in ids.chunks(CHUNK) {
+            for stored in self.fetch(&mut conn, chunk.iter().map(|i| &i.id)).await? {
+                let Some(stored) = stored else { continue };
+                let letter = match parse(&stored) {
+                    Ok(letter) => letter,
+                    Err(err) => {
+                        tracing::warn!("{err}");
+                        continue;
+                    }
+                };
+                if filter
+                    .reason
+                    .as_deref()
+                    .is_none_or(|text| reason_matches(&letter.reason, text))
+                {
+                    out.push(letter);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One dead letter, or `None` when no dead letter has this id.
+    pub async fn get(&self, id: &str) -> Result<Option<DeadLetter>, DlqError> {
+        let mut conn = self.pool.get().await?;
+        let json: Option<String> = conn.hget(self.keys.dead(), id).await?;
+        json.map(|json| {
+            parse(&Stored {
+                id: id.to_string(),
+                json,
+            })
+        })
+        .transpose()
+    }
+
+    /// Replays the selected dead letters, oldest first, reporting progress as
+    /// `(done, total)` after each batch.
+    pub async fn replay(
+        &self,
+        selection: &Selection,
+        options: ReplayOptions,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<ReplayReport, DlqError> {
+        let mut conn = self.pool.get().await?;
+        let ids: Vec<String> = match selection {
+            Selection::Ids(ids) => dedup(ids),
+            Selection::All | Selection::Reason(_) => self
+                .index(&mut conn, &Lane::ALL, None)
+                .await?
+                .into_iter()
+                .map(|i| i.id)
+                .collect(),
+        };
+        let mut report = ReplayReport {
+            dry_run: options.dry_run,
+            ..ReplayReport::default()
+        };
+        let total = ids.len();
+        progress(0, total);
+        let mut done = 0;
+        for chunk in ids.chunks(CHUNK) {
+            let mut todo = chunk.to_vec();
+            for round in 0..=CHANGED_RETRIES {
+                let last = round == CHANGED_RETRIES;
+                todo = self
+                    .replay_batch(&mut conn, &todo, selection, options, &mut report, !last)
+                    .await?;
+                if todo.is_empty() {
+                    break;
+                }
+            }
+            done += chunk.len();
+            progress(done, total);
+        }
+        Ok(report)
+    }
+
+    /// Replays one batch. Returns the ids whose dead letter changed between the read and the
+    /// move, to be read again (when `retry`; otherwise they are reported as changing).
+    async fn replay_batch(
+        &self,
+        conn: &mut Connection,
+        ids: &[String],
+        selection: &Selection,
+        options: ReplayOptions,
+        report: &mut ReplayReport,
+        retry: bool,
+    ) -> Result<Vec<String>, DlqError> {
+        let explicit = matches!(selection, Selection::Ids(_));
+        let now = OffsetDateTime::now_utc();
+        let mut moves = Vec::new();
+        for (id, stored) in ids.iter().zip(self.fetch(conn, ids.iter()).await?) {
+            // Named ids that are not dead are reported; a letter that left the index's
+            // listing meanwhile (replayed or purged concurrently) is simply no longer selected.
+            let Some(stored) = stored else {
+                if explicit {
+                    report.matched += 1;
+                    report
+                        .not_replayed
+                        .push((id.clone(), NotReplayed::NotFound));
+                }
+                continue;
+            };
+            let letter = match parse(&stored) {
+                Ok(letter) => letter,
+                Err(err) => {
+                    report.matched += 1;
+                    let reason = match err {
+                        DlqError::Unreadable { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    report
+                        .not_replayed
+                        .push((id.clone(), NotReplayed::Unreadable(reason)));
+                    continue;
+                }
+            };
+            if let Selection::Reason(text) = selection
+                && !reason_matches(&letter.reason, text)
+            {
+                continue;
+            }
+            report.matched += 1;
+            match plan(&letter, options.extend, now) {
+                Plan::Skip(why) => report.not_replayed.push((id.clone(), why)),
+                Plan::Move {
+                    lane,
+                    job_json,
+                    extended,
+                } => moves.push(Move {
+                    stored,
+                    lane,
+                    job_json,
+                    extended,
+                }),
+            }
+        }
+        if options.dry_run || moves.is_empty() {
+            for m in &moves {
+                report.replayed.add(m.lane);
+                report.extended += usize::from(m.extended);
+            }
+            return Ok(Vec::new());
+        }
+
+        let mut pipe = redis::pipe();
+        // Loaded with every batch, so a Redis that lost its scripts never answers NOSCRIPT.
+        pipe.load_script(&REPLAY).ignore();
+        for m in &moves {
+            let mut call = REPLAY.prepare_invoke();
+            call.key(self.keys.dead())
+                .key(self.keys.dead_index(m.lane))
+                .key(self.keys.lane(m.lane))
+                .arg(&m.stored.id)
+                .arg(&m.stored.json)
+                .arg(&m.job_json)
+                .arg(JOB_FIELD);
+            pipe.invoke_script(&call);
+        }
+        let results: Vec<i64> = pipe.query_async(&mut *conn).await?;
+        let mut changed = Vec::new();
+        for (m, result) in moves.into_iter().zip(results) {
+            match result {
+                1 => {
+                    report.replayed.add(m.lane);
+                    report.extended += usize::from(m.extended);
+                }
+                0 if explicit => report
+                    .not_replayed
+                    .push((m.stored.id, NotReplayed::NotFound)),
+                // Replayed or purged by someone else since the read: no longer selected.
+                0 => report.matched -= 1,
+                // Read again next round, and counted again then.
+                _ if retry => {
+                    report.matched -= 1;
+                    changed.push(m.stored.id);
+                }
+                _ => report
+                    .not_replayed
+                    .push((m.stored.id, NotReplayed::Changing)),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Deletes the selected dead letters when `confirmed`; otherwise only says which.
+    pub async fn purge(
+        &self,
+        selection: &PurgeSelection,
+        confirmed: bool,
+    ) -> Result<PurgeReport, DlqError> {
+        let mut conn = self.pool.get().await?;
+        let mut report = PurgeReport {
+            confirmed,
+            ..PurgeReport::default()
+        };
+        let candidates = match selection {
+            PurgeSelection::Ids(ids) => {
+                let ids = dedup(ids);
+                for (id, stored) in ids.iter().zip(self.fetch(&mut conn, ids.iter()).await?) {
+                    match stored {
+                        Some(_) => report.ids.push(id.clone()),
+                        None => report.not_found.push(id.clone()),
+                    }
+                }
+                std::mem::take(&mut report.ids)
+            }
+            PurgeSelection::All => {
+                // The hash too, so nothing stored without an index entry is left behind.
+                let mut ids: Vec<String> = self
+                    .index(&mut conn, &Lane::ALL, None)
+                    .await?
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect();
+                ids.extend(conn.hkeys::<_, Vec<String>>(self.keys.dead()).await?);
+                dedup(&ids)
+            }
+            PurgeSelection::OlderThan(age) => {
+                let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+                let now_ms = secs * 1000 + micros / 1000;
+                let cutoff = now_ms - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+                self.index(&mut conn, &Lane::ALL, Some(cutoff))
+                    .await?
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect()
+            }
+        };
+        if !confirmed {
+            report.ids = candidates;
+            return Ok(report);
+        }
+        let explicit = matches!(selection, PurgeSelection::Ids(_));
+        for chunk in candidates.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for id in chunk {
+                pipe.hdel(self.keys.dead(), id);
+            }
+            for lane in Lane::ALL {
+                pipe.zrem(self.keys.dead_index(lane), chunk).ignore();
+            }
+            let deleted: Vec<i64> = pipe.query_async(&mut conn).await?;
+            for (id, deleted) in chunk.iter().zip(deleted) {
+                match deleted {
+                    1 => report.ids.push(id.clone()),
+                    // Gone meanwhile: named ones are reported, listed ones just are no more.
+                    _ if explicit => report.not_found.push(id.clone()),
+                    _ => {}
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// The ids in `lanes`' indexes, oldest first, lanes merged; with `before_ms`, only those
+    /// that died before it (ms, Redis clock).
+    async fn index(
+        &self,
+        conn: &mut Connection,
+        lanes: &[Lane],
+        before_ms: Option<i64>,
+    ) -> Result<Vec<Indexed>, DlqError> {
+        let max = before_ms.map_or("+inf".to_string(), |ms| format!("({ms}"));
+        let mut all = Vec::new();
+        for lane in lanes {
+            let entries: Vec<(String, f64)> = conn
+                .zrangebyscore_withscores(self.keys.dead_index(*lane), "-inf", &max)
+                .await?;
+            all.extend(
+                entries
+                    .into_iter()
+                    .map(|(id, dead_at_ms)| Indexed { id, dead_at_ms }),
+            );
+        }
+        all.sort_by(|a, b| {
+            a.dead_at_ms
+                .total_cmp(&b.dead_at_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(all)
+    }
+
+    /// The stored JSON of each id, `None` where there is no dead letter.
+    async fn fetch<'a>(
+        &self,
+        conn: &mut Connection,
+        ids: impl Iterator<Item = &'a String>,
+    ) -> Result<Vec<Option<Stored>>, DlqError> {
+        let ids: Vec<&String> = ids.collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.keys.dead())
+            .arg(&ids)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(ids
+            .into_iter()
+            .zip(values)
+            .map(|(id, json)| {
+                json.map(|json| Stored {
+                    id: id.clone(),
+                    json,
+                })
+            })
+            .collect())
+    }
+}
+
+fn parse(stored: &Stored) -> Result<DeadLetter, DlqError> {
+    serde_json::from_str(&stored.json).map_err(|err| DlqError::Unreadable {
+        id: stored.id.clone(),
+        reason: err.to_string(),
+    })
+}

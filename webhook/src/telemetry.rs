@@ -1,0 +1,62 @@
+//! The webhook service's metrics: events recorded, signature failures, duplicates, answers
+//! and processing outcomes. Labels come from fixed lists (anything else is `unknown` /
+//! `other`), so a forged body cannot grow Prometheus's series.
+
+use std::time::Duration;
+
+/// Registers the webhook counters at zero, so dashboards and alerts see them before the
+/// first event (or the first forged one) arrives.
+pub fn register_webhook_metrics() {
+    herald_shared::ops::prometheus();
+    metrics::describe_counter!(
+        "herald_webhook_events_total",
+        "Webhook events recorded (duplicates excluded), by entity and event type."
+    );
+    metrics::describe_counter!(
+        "herald_webhook_signature_failures_total",
+        "Webhook POSTs refused for a missing or wrong Interakt-Signature."
+    );
+    metrics::describe_counter!(
+        "herald_webhook_duplicates_total",
+        "Webhook events received again and not recorded twice."
+    );
+    metrics::counter!("herald_webhook_signature_failures_total").increment(0);
+    metrics::counter!("herald_webhook_duplicates_total").increment(0);
+}
+
+/// Events the webhook receiver recorded (not duplicates), by type.
+pub fn record_webhook_event(entity_type: &'static str, event_type: &'static str) {
+    metrics::counter!("herald_webhook_events_total", "entity_type" => entity_type, "event_type" => event_type)
+        .increment(1);
+}
+
+/// A webhook POST refused for a missing or wrong `Interakt-Signature`.
+pub fn record_webhook_signature_failure() {
+    metrics::counter!("herald_webhook_signature_failures_total").increment(1);
+}
+
+/// A webhook event received again (same event id, or message id and type).
+pub fn record_webhook_duplicate() {
+    metrics::counter!("herald_webhook_duplicates_total").increment(1);
+}
+
+/// One webhook POST answered: by status, and how long the answer took.
+pub fn record_webhook_answer(status: u16, took: Duration) {
+    let status = match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        413 => "413",
+        503 => "503",
+        _ => "other",
+    };
+    metrics::counter!("herald_webhook_requests_total", "status" => status).increment(1);
+    metrics::histogram!("herald_webhook_answer_duration_seconds").record(took.as_secs_f64());
+}
+
+/// One webhook event processed: `linked` (a job's timeline updated), `unlinked` (a status
+/// event for a message Herald did not send, given up after the grace), `inbound`, or
+/// `unhandled` (kept for people).
+pub fn record_webhook_processed(outcome: &'static str) {
+    metrics::counter!("herald_webhook_processed_total", "outcome" => outcome).increment(1);
+}
