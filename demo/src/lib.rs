@@ -33,6 +33,7 @@ use deadpool_redis::redis::{self, AsyncCommands};
 use herald_sandbox::{SandboxConfig, ScriptRule};
 use herald_shared::config::{ConfigError, RateLimit, RedisArgs};
 use herald_shared::job::Booking;
+use herald_shared::keys::Stat;
 use herald_shared::redis_pool::Pool;
 use herald_shared::redis_pool::{ConnectError, connect, redact_url};
 use herald_shared::{Job, Keys, Redacted};
@@ -347,10 +348,10 @@ async fn run_with(
         enqueued,
         otp,
         booking: enqueued - otp,
-        sent: counters.get("sent"),
-        retried: counters.get("retried"),
-        rate_limited: counters.get("rate_limited"),
-        dead: counters.get("dead"),
+        sent: counters.get(Stat::Sent),
+        retried: counters.get(Stat::Retried),
+        rate_limited: counters.get(Stat::RateLimited),
+        dead: counters.get(Stat::Dead),
         dead_reasons: reasons,
         delivered: delivery.delivered,
         read: delivery.read,
@@ -788,11 +789,11 @@ impl DemoRedis {
 struct Counters(HashMap<String, u64>);
 
 impl Counters {
-    /// `name:otp` + `name:booking`.
-    fn get(&self, name: &str) -> u64 {
+    /// `stat:otp` + `stat:booking`.
+    fn get(&self, stat: Stat) -> u64 {
         herald_shared::Lane::ALL
             .iter()
-            .map(|lane| self.0.get(&format!("{name}:{lane}")).copied().unwrap_or(0))
+            .map(|lane| self.0.get(&stat.field(*lane)).copied().unwrap_or(0))
             .sum()
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use deadpool_redis::redis::streams::StreamPendingReply;
 use deadpool_redis::redis::{AsyncCommands, RedisError};
-use herald_shared::keys::WORKER_GROUP;
+use herald_shared::keys::{Stat, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use serde::Serialize;
@@ -77,9 +77,9 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             Err(err) if err.code() == Some("NOGROUP") => 0,
             Err(err) => return Err(err.into()),
         };
-        let fields: Vec<String> = ["sent", "delivered", "read", "revoked"]
+        let fields: Vec<String> = [Stat::Sent, Stat::Delivered, Stat::Read, Stat::Revoked]
             .iter()
-            .map(|stat| format!("{stat}:{lane}"))
+            .map(|stat| stat.field(lane))
             .collect();
         let stats: Vec<Option<u64>> = deadpool_redis::redis::cmd("HMGET")
             .arg(keys.stats())

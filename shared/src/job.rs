@@ -146,13 +146,58 @@ pub struct Booking {
     pub image_url: Option<String>,
 }
 
+/// What one attempt came to. Stored by name in the job's history (`"outcome":
+/// "rate_limited"`): the names are a storage format, so renaming a variant must keep its
+/// `serde` name, or jobs already queued would no longer decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// 200 with `result: true`.
+    Sent,
+    /// 429: over the plan's limit; never counts against the retry budget.
+    RateLimited,
+    /// 5xx, 408, a timeout or a connection error; counts against the retry budget.
+    Transient,
+    /// A refusal that would repeat (4xx, `result: false`).
+    Permanent,
+    /// Not a send: the marker `dlq replay` appends. Attempts before the last marker belong to
+    /// an earlier life of the job and no longer count against its retry budget.
+    Replayed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Sent,
+        Outcome::RateLimited,
+        Outcome::Transient,
+        Outcome::Permanent,
+        Outcome::Replayed,
+    ];
+
+    /// The stored name, also the metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Transient => "transient",
+            Outcome::Permanent => "permanent",
+            Outcome::Replayed => "replayed",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One send attempt, as dead letters and `track` show it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `sent`, `rate_limited`, `transient`, `permanent`, ..., or [`Attempt::REPLAYED`].
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,17 +210,12 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// The `outcome` of the marker `herald-worker dlq replay` appends when it puts a dead
-    /// letter back on its lane. Attempts before the last marker belong to an earlier life of
-    /// the job: they stay in its history but no longer count against its retry budget.
-    pub const REPLAYED: &'static str = "replayed";
-
     /// The replay marker, made at `at`; `reason` is why the job had been dead-lettered, kept
     /// in `error` so the history still says it once the dead letter is gone.
     pub fn replayed(at: OffsetDateTime, reason: &str) -> Attempt {
         Attempt {
             at,
-            outcome: Attempt::REPLAYED.to_string(),
+            outcome: Outcome::Replayed,
             status: None,
             error: Some(format!("dead-lettered: {reason}")),
             body: None,
@@ -185,7 +225,7 @@ impl Attempt {
 
     /// True for a real send, false for a replay marker.
     pub fn is_send(&self) -> bool {
-        self.outcome != Attempt::REPLAYED
+        self.outcome != Outcome::Replayed
     }
 }
 
@@ -342,7 +382,7 @@ impl Job {
         let start = self
             .attempts
             .iter()
-            .rposition(|a| a.outcome == Attempt::REPLAYED)
+            .rposition(|a| a.outcome == Outcome::Replayed)
             .map_or(0, |marker| marker + 1);
         &self.attempts[start..]
     }
@@ -440,15 +480,15 @@ mod tests {
         let mut job = Job::otp("+919999999999", "1", DEFAULT_OTP_VALIDITY).unwrap();
         assert!(job.attempts_since_replay().is_empty());
         let at = job.created_at;
-        let failed = |outcome: &str| Attempt {
+        let failed = |outcome: Outcome| Attempt {
             at,
-            outcome: outcome.into(),
+            outcome,
             status: Some(503),
             error: Some("HTTP 503".into()),
             body: None,
             consumer: Some("w1".into()),
         };
-        job.attempts = vec![failed("transient"), failed("transient")];
+        job.attempts = vec![failed(Outcome::Transient), failed(Outcome::Transient)];
         assert_eq!(
             job.attempts_since_replay().len(),
             2,
@@ -457,12 +497,12 @@ mod tests {
         job.attempts
             .push(Attempt::replayed(at, "exhausted: 2 attempts failed"));
         assert!(job.attempts_since_replay().is_empty(), "a fresh budget");
-        job.attempts.push(failed("rate_limited"));
+        job.attempts.push(failed(Outcome::RateLimited));
         job.attempts.push(Attempt::replayed(at, "expired"));
-        job.attempts.push(failed("transient"));
+        job.attempts.push(failed(Outcome::Transient));
         let current = job.attempts_since_replay();
         assert_eq!(current.len(), 1, "only after the last marker");
-        assert_eq!(current[0].outcome, "transient");
+        assert_eq!(current[0].outcome, Outcome::Transient);
         assert_eq!(job.attempts.len(), 6, "the history is kept");
         assert_eq!(job.attempts.iter().filter(|a| a.is_send()).count(), 4);
         let back = Job::from_json(job.to_json().as_bytes()).unwrap();
@@ -481,5 +521,25 @@ mod tests {
             job.with_idempotency_key(Some("booking:B1:confirmation".into()))
                 .is_ok()
         );
+    }
+
+    /// The outcome names are a storage format: a job written before they were an enum (or by
+    /// an older replica) decodes, and every name is written back unchanged.
+    #[test]
+    fn outcome_names_are_stored_as_they_always_were() {
+        let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(
+            names,
+            ["sent", "rate_limited", "transient", "permanent", "replayed"]
+        );
+        for outcome in Outcome::ALL {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.as_str()));
+            assert_eq!(serde_json::from_str::<Outcome>(&json).unwrap(), outcome);
+        }
+        let stored = r#"{"at":"2026-11-24T10:30:00Z","outcome":"rate_limited","status":429,"error":"rate limited","consumer":"w1"}"#;
+        let attempt: Attempt = serde_json::from_str(stored).unwrap();
+        assert_eq!(attempt.outcome, Outcome::RateLimited);
+        assert_eq!(serde_json::to_string(&attempt).unwrap(), stored);
     }
 }

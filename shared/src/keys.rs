@@ -16,6 +16,63 @@ pub const SENT_MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
 /// The one field of a lane's stream entry: the job envelope as JSON ([`crate::Job::to_json`]).
 pub const JOB_FIELD: &str = "job";
 
+/// A counter of the stats hash ([`Keys::stats`]), kept per lane under `<name>:<lane>`
+/// (`sent:otp`). The names are a storage format read by `status`, dashboards and the demo:
+/// a rename is a compile error here, never a counter silently starting again from zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stat {
+    /// Jobs sent (Interakt answered 200).
+    Sent,
+    /// Retries scheduled after a transient failure.
+    Retried,
+    /// Retries scheduled after a 429.
+    RateLimited,
+    /// Jobs dead-lettered.
+    Dead,
+    /// Sent messages Interakt reported delivered, read, or revoked (each counted once).
+    Delivered,
+    Read,
+    Revoked,
+    /// Sent messages Interakt tried to withdraw and could not.
+    RevokeFailed,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 8] = [
+        Stat::Sent,
+        Stat::Retried,
+        Stat::RateLimited,
+        Stat::Dead,
+        Stat::Delivered,
+        Stat::Read,
+        Stat::Revoked,
+        Stat::RevokeFailed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stat::Sent => "sent",
+            Stat::Retried => "retried",
+            Stat::RateLimited => "rate_limited",
+            Stat::Dead => "dead",
+            Stat::Delivered => "delivered",
+            Stat::Read => "read",
+            Stat::Revoked => "revoked",
+            Stat::RevokeFailed => "revoke_failed",
+        }
+    }
+
+    /// The field of the stats hash: `sent:otp`.
+    pub fn field(self, lane: Lane) -> String {
+        self.field_for(lane.as_str())
+    }
+
+    /// The field for a lane known only by the name a record holds (the message index).
+    pub fn field_for(self, lane: &str) -> String {
+        format!("{}:{lane}", self.as_str())
+    }
+}
+
 /// Key names of one namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
@@ -94,7 +151,8 @@ impl Keys {
         self.key("rate:429s")
     }
 
-    /// Counters: sent, retried, rate-limited, dead, by lane.
+    /// Counters by lane ([`Stat`]): sent, retried, rate-limited, dead, delivered, read,
+    /// revoked.
     pub fn stats(&self) -> String {
         self.key("stats")
     }
@@ -161,6 +219,24 @@ pub const UNHANDLED_MAX_LEN: u64 = 10_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_are_named_as_they_always_were() {
+        let fields: Vec<String> = Stat::ALL.iter().map(|s| s.field(Lane::Otp)).collect();
+        assert_eq!(
+            fields,
+            [
+                "sent:otp",
+                "retried:otp",
+                "rate_limited:otp",
+                "dead:otp",
+                "delivered:otp",
+                "read:otp",
+                "revoked:otp",
+                "revoke_failed:otp"
+            ]
+        );
+    }
 
     #[test]
     fn every_key_shares_the_namespace_hash_tag() {

@@ -79,6 +79,17 @@ impl Milestone {
         }
     }
 
+    /// The counter it bumps in the stats hash.
+    pub fn stat(self) -> crate::keys::Stat {
+        use crate::keys::Stat;
+        match self {
+            Milestone::Delivered => Stat::Delivered,
+            Milestone::Read => Stat::Read,
+            Milestone::Revoked => Stat::Revoked,
+            Milestone::RevokeFailed => Stat::RevokeFailed,
+        }
+    }
+
     /// Its timestamp's field in the timeline hash (`delivered_at`).
     pub fn field(self) -> String {
         format!("{}_at", self.as_str())
@@ -329,7 +340,7 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
         .unwrap_or_default();
     for attempt in attempts {
         events.push(TimelineEvent {
-            outcome: Some(attempt.outcome),
+            outcome: Some(attempt.outcome.as_str().to_string()),
             status: attempt.status,
             error: attempt.error,
             ..TimelineEvent::new(EventKind::Attempt, attempt.at)
@@ -597,7 +608,7 @@ mod tests {
     fn attempt(at: OffsetDateTime, outcome: &str, status: u16) -> Attempt {
         Attempt {
             at,
-            outcome: outcome.into(),
+            outcome: serde_json::from_value(serde_json::Value::from(outcome)).unwrap(),
             status: Some(status),
             error: (outcome != "sent").then(|| format!("HTTP {status}")),
             body: None,
@@ -716,6 +727,7 @@ mod tests {
             job_id: job.id.to_string(),
             lane: Lane::Booking,
             reason: "permanent: HTTP 400: Invalid template".into(),
+            kind: None,
             consumer: "w1".into(),
             dead_at: job.created_at + Duration::from_secs(1),
             job: Some(job.clone()),

@@ -284,7 +284,7 @@ impl Processor {
             .arg(entry_id)
             .arg(milestone.field())
             .arg(format_time(at))
-            .arg(format!("{}:{}", milestone.as_str(), sent.lane))
+            .arg(milestone.stat().field_for(&sent.lane))
             .invoke_async(&mut conn)
             .await?;
         tracing::debug!(job = %sent.job_id, milestone = milestone.as_str(), new = new == 1, "timeline stamped");

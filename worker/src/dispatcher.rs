@@ -21,10 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
+use herald_shared::dead_letter::DeadReason;
 use herald_shared::job::Attempt;
+use herald_shared::keys::Stat;
 use herald_shared::redis_pool::MAX_BLOCK;
 use herald_shared::redis_pool::Pool;
 use herald_shared::validate::validate_request;
+use herald_shared::wire::SendRequest;
 use herald_shared::{Job, Lane, compose};
 use rand::RngExt;
 use time::OffsetDateTime;
@@ -42,6 +45,7 @@ use crate::settings::Settings;
 use crate::settle::Settler;
 use crate::telemetry;
 use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::job::Outcome;
 
 /// How often a replica records that it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -57,14 +61,22 @@ pub enum StartError {
     Http(String),
 }
 
-/// Everything the dispatcher and the send tasks share. Built once by [`run`]; each send
-/// task holds an `Arc` of it until it settles its job.
+/// Everything the dispatcher and the send tasks share. Built once by [`run`], which holds
+/// the first `Arc`; the dispatcher borrows it, and each send task and background task
+/// (heartbeat) holds a clone until it finishes. The last clone dropped closes the pool's
+/// connections and the HTTP client's.
 struct Context {
+    /// Validated once at start-up; never changes while the replica runs.
     settings: Settings,
+    /// The replica's Redis connections; the reader, settler and limiter hold clones of it.
     pool: Pool,
+    /// Reads and claims this replica's entries (the dispatcher only).
     reader: LaneReader,
+    /// Every way a job leaves a lane (the send tasks; the dispatcher on shutdown).
     settler: Settler,
+    /// The budget shared with every replica through Redis, and this replica's pacer.
     limiter: SharedLimiter,
+    /// The HTTP client to Interakt (the send tasks).
     sender: Sender,
 }
 
@@ -195,13 +207,19 @@ impl From<AcquireError> for StepError {
     }
 }
 
-/// The dispatcher's state between steps.
+/// The dispatcher's state between steps. Owned by [`dispatch`] alone; dropped at shutdown,
+/// after the jobs still in hand were taken out to be handed back.
 struct Dispatcher<'a> {
     ctx: &'a Arc<Context>,
+    /// Concurrency slots: the dispatcher takes one per send; each send task holds its permit
+    /// until it has settled, and dropping it frees the slot.
     slots: Arc<Semaphore>,
     /// Delivered to this replica, not yet started. OTPs in front.
     hand: VecDeque<Delivery>,
+    /// When to look for jobs dead replicas left pending next.
     next_claim: Instant,
+    /// When the OTP lane was last read, so a waiting booking looks again at most every
+    /// [`OTP_PEEK_INTERVAL`].
     last_otp_peek: Instant,
 }
 
@@ -350,12 +368,11 @@ impl Dispatcher<'_> {
         let mut keep = VecDeque::with_capacity(self.hand.len());
         for delivery in self.hand.drain(..) {
             let reason = match &delivery.job {
-                Err(bad) => Some(bad.error.clone()),
-                Ok(_) if delivery.deliveries > max_deliveries => Some(format!(
-                    "poison: delivered {} times without being settled",
-                    delivery.deliveries
-                )),
-                Ok(job) if job.is_expired(now) => Some(expired_reason(job)),
+                Err(bad) => Some(bad.reason()),
+                Ok(_) if delivery.deliveries > max_deliveries => Some(DeadReason::Poison {
+                    deliveries: delivery.deliveries,
+                }),
+                Ok(job) if job.is_expired(now) => Some(expired(job, false)),
                 Ok(_) => None,
             };
             match reason {
@@ -385,92 +402,121 @@ impl Dispatcher<'_> {
     }
 }
 
-fn expired_reason(job: &Job) -> String {
-    match job.not_after.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    }) {
-        Some(deadline) => format!("expired: deadline {deadline} passed before it could be sent"),
-        None => "expired".to_string(),
+/// Why `job` is dead-lettered as expired; `before_retry` when a retry would come too late.
+fn expired(job: &Job, before_retry: bool) -> DeadReason {
+    DeadReason::Expired {
+        deadline: job.not_after,
+        before_retry,
     }
 }
 
-/// Sends one job and settles it. Never panics on a bad job: it dead-letters it.
+/// Sends one job and settles it, in the order of the flow: check what must not be sent,
+/// make sure the token is still good, send, record the attempt, cool everyone down on a
+/// 429, decide, settle. Never panics on a bad job: it dead-letters it.
 async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
-    let Ok(job) = &delivery.job else {
-        unreachable!("triage removed entries that are not jobs")
-    };
-    let mut job = job.clone();
-    let lane = delivery.lane;
-    let job_id = job.id.to_string();
-
-    match settle_until_done(|| ctx.settler.already_sent(&job_id)).await {
-        Some(Some(message_id)) => {
-            tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
-            settle_until_done(|| ctx.settler.drop_duplicate(&delivery)).await;
-            return;
+    let job = match &delivery.job {
+        Ok(job) => job.clone(),
+        Err(bad) => {
+            let reason = bad.reason();
+            return dead_letter(ctx, delivery, reason).await;
         }
-        Some(None) => {}
-        None => return,
-    }
-    if job.is_expired(OffsetDateTime::now_utc()) {
-        return dead_letter(ctx, delivery, expired_reason(&job)).await;
-    }
-    let request = compose::render(&job, ctx.settings.sms.as_ref());
-    if let Err(err) = validate_request(&request) {
-        return dead_letter(ctx, delivery, format!("invalid: {err}")).await;
-    }
-
+    };
+    let Some(request) = prepare(ctx, &delivery, &job).await else {
+        return;
+    };
     if !ctx.limiter.is_fresh(granted_at) {
-        refresh_grant(ctx, &job_id).await;
+        refresh_grant(ctx, &job.id.to_string()).await;
     }
-    let started = Instant::now();
-    let outcome = ctx.sender.send(&request).await;
-    telemetry::record_send(lane, &outcome, started.elapsed());
-    job.attempts.push(Attempt {
-        at: OffsetDateTime::now_utc(),
-        outcome: outcome.label().to_string(),
-        status: outcome.status(),
-        error: match &outcome {
-            SendOutcome::Sent { .. } => None,
-            SendOutcome::RateLimited { .. } => Some("rate limited".into()),
-            SendOutcome::Transient { error, .. } | SendOutcome::Permanent { error, .. } => {
-                Some(error.clone())
-            }
-        },
-        body: match &outcome {
-            SendOutcome::Sent { .. } => None,
-            SendOutcome::RateLimited { body, .. }
-            | SendOutcome::Transient { body, .. }
-            | SendOutcome::Permanent { body, .. } => (!body.is_empty()).then(|| body.clone()),
-        },
-        consumer: Some(ctx.settings.consumer.clone()),
-    });
+    let outcome = send(ctx, delivery.lane, &request).await;
+    let job = record_attempt(ctx, job, &outcome);
+    if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
+        cool_down(ctx, &job, *retry_after).await;
+    }
     let (failures, rate_limits) = budget_used(&job);
     let jitter = rand::rng().random_range(0.0..1.0);
     let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);
+    settle(ctx, delivery, job, &outcome, verdict).await;
+}
 
-    if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
-        let retry = &ctx.settings.retry;
-        match start_cooldown(
-            &ctx.pool,
-            &ctx.settings.keys,
-            *retry_after,
-            retry.backoff_base,
-            retry.backoff_max,
-            ctx.settings.rate.period,
-        )
-        .await
-        {
-            Ok(pause) => {
-                tracing::warn!(job = %job_id, pause = ?pause, "Interakt answered 429; every replica pauses")
-            }
-            Err(err) => {
-                tracing::warn!(job = %job_id, error = %err, "Interakt answered 429; could not set the shared cool-down")
-            }
+/// The checks right before a send: a redelivered job that was already sent is acknowledged
+/// without sending; an expired or invalid one is dead-lettered. The request to send, or
+/// `None` when the job was settled here.
+async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRequest> {
+    let job_id = job.id.to_string();
+    if let Some(message_id) = settle_until_done(|| ctx.settler.already_sent(&job_id)).await? {
+        tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
+        settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
+        return None;
+    }
+    if job.is_expired(OffsetDateTime::now_utc()) {
+        dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
+        return None;
+    }
+    let request = compose::render(job, ctx.settings.sms.as_ref());
+    if let Err(err) = validate_request(&request) {
+        let reason = DeadReason::Invalid {
+            detail: err.to_string(),
+        };
+        dead_letter_job(ctx, delivery, job.clone(), reason).await;
+        return None;
+    }
+    Some(request)
+}
+
+/// One HTTP call to Interakt, timed and counted.
+async fn send(ctx: &Context, lane: Lane, request: &SendRequest) -> SendOutcome {
+    let started = Instant::now();
+    let outcome = ctx.sender.send(request).await;
+    telemetry::record_send(lane, &outcome, started.elapsed());
+    outcome
+}
+
+/// The job with this attempt appended to its history.
+fn record_attempt(ctx: &Context, mut job: Job, outcome: &SendOutcome) -> Job {
+    job.attempts.push(Attempt {
+        at: OffsetDateTime::now_utc(),
+        outcome: outcome.kind(),
+        status: outcome.status(),
+        error: outcome.error(),
+        body: outcome.body().map(str::to_string),
+        consumer: Some(ctx.settings.consumer.clone()),
+    });
+    job
+}
+
+/// After a 429: every replica pauses (the shared cool-down).
+async fn cool_down(ctx: &Context, job: &Job, retry_after: Option<Duration>) {
+    let retry = &ctx.settings.retry;
+    let started = start_cooldown(
+        &ctx.pool,
+        &ctx.settings.keys,
+        retry_after,
+        retry.backoff_base,
+        retry.backoff_max,
+        ctx.settings.rate.period,
+    )
+    .await;
+    match started {
+        Ok(pause) => {
+            tracing::warn!(job = %job.id, pause = ?pause, "Interakt answered 429; every replica pauses")
+        }
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "Interakt answered 429; could not set the shared cool-down")
         }
     }
+}
 
+/// Carries out the verdict: sent, delayed for a retry (or dead if the retry would come after
+/// the deadline), or dead.
+async fn settle(
+    ctx: &Context,
+    delivery: Delivery,
+    job: Job,
+    outcome: &SendOutcome,
+    verdict: Verdict,
+) {
+    let job_id = job.id.to_string();
+    let lane = delivery.lane;
     let phone = herald_shared::phone::mask(&job.phone());
     match verdict {
         Verdict::Done { message_id } => {
@@ -481,18 +527,17 @@ async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
         Verdict::RetryAfter { delay } => {
             let due = OffsetDateTime::now_utc() + delay;
             if job.not_after.is_some_and(|deadline| due > deadline) {
-                let reason = format!("{} (a retry would come after it)", expired_reason(&job));
-                return dead_letter_job(ctx, delivery, job, reason).await;
+                let reason = expired(&job, true);
+                return dead_letter_job(ctx, &delivery, job, reason).await;
             }
-            let stat = if matches!(outcome, SendOutcome::RateLimited { .. }) {
-                "rate_limited"
-            } else {
-                "retried"
+            let stat = match outcome {
+                SendOutcome::RateLimited { .. } => Stat::RateLimited,
+                _ => Stat::Retried,
             };
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, outcome = outcome.label(), delay = ?delay, "will retry");
             settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
         }
-        Verdict::Dead { reason } => dead_letter_job(ctx, delivery, job, reason).await,
+        Verdict::Dead { reason } => dead_letter_job(ctx, &delivery, job, reason).await,
     }
 }
 
@@ -519,51 +564,66 @@ async fn refresh_grant(ctx: &Context, job_id: &str) {
 /// while its history is kept.
 fn budget_used(job: &Job) -> (u32, u32) {
     let current = job.attempts_since_replay();
-    let count = |label: &str| current.iter().filter(|a| a.outcome == label).count() as u32;
-    (count("transient"), count("rate_limited"))
+    let count = |outcome: Outcome| current.iter().filter(|a| a.outcome == outcome).count() as u32;
+    (count(Outcome::Transient), count(Outcome::RateLimited))
 }
 
-async fn dead_letter(ctx: &Context, delivery: Delivery, reason: String) {
-    let job = delivery.job.as_ref().ok().cloned();
-    match job {
-        Some(job) => dead_letter_job(ctx, delivery, job, reason).await,
-        None => {
-            let raw = delivery.job.as_ref().err().map(|bad| bad.raw.clone());
+/// Dead-letters whatever `delivery` holds: its job, or the raw entry that is not one.
+async fn dead_letter(ctx: &Context, delivery: Delivery, reason: DeadReason) {
+    match &delivery.job {
+        Ok(job) => dead_letter_job(ctx, &delivery, job.clone(), reason).await,
+        Err(bad) => {
             let letter = DeadLetter {
-                job_id: format!("entry:{}", delivery.entry_id),
-                lane: delivery.lane,
-                reason,
-                consumer: ctx.settings.consumer.clone(),
-                dead_at: OffsetDateTime::now_utc(),
-                job: None,
-                raw,
+                raw: Some(bad.raw.clone()),
+                ..new_letter(
+                    ctx,
+                    format!("entry:{}", delivery.entry_id),
+                    &delivery,
+                    &reason,
+                )
             };
-            store_dead_letter(ctx, &delivery, letter).await;
+            store_dead_letter(ctx, &delivery, letter, &reason).await;
         }
     }
 }
 
-async fn dead_letter_job(ctx: &Context, delivery: Delivery, job: Job, reason: String) {
+async fn dead_letter_job(ctx: &Context, delivery: &Delivery, job: Job, reason: DeadReason) {
+    let job_id = job.id.to_string();
     let letter = DeadLetter {
-        job_id: job.id.to_string(),
-        lane: delivery.lane,
-        reason,
-        consumer: ctx.settings.consumer.clone(),
-        dead_at: OffsetDateTime::now_utc(),
         job: Some(job),
-        raw: None,
+        ..new_letter(ctx, job_id, delivery, &reason)
     };
-    store_dead_letter(ctx, &delivery, letter).await;
+    store_dead_letter(ctx, delivery, letter, &reason).await;
 }
 
-async fn store_dead_letter(ctx: &Context, delivery: &Delivery, letter: DeadLetter) {
+fn new_letter(
+    ctx: &Context,
+    job_id: String,
+    delivery: &Delivery,
+    reason: &DeadReason,
+) -> DeadLetter {
+    DeadLetter::new(
+        job_id,
+        delivery.lane,
+        reason,
+        ctx.settings.consumer.clone(),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+async fn store_dead_letter(
+    ctx: &Context,
+    delivery: &Delivery,
+    letter: DeadLetter,
+    reason: &DeadReason,
+) {
     let phone = letter
         .job
         .as_ref()
         .map(|j| herald_shared::phone::mask(&j.phone()))
         .unwrap_or_default();
     tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
-    telemetry::record_dead(delivery.lane, &letter.reason);
+    telemetry::record_dead(delivery.lane, reason.kind());
     settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
 }
 
@@ -639,10 +699,10 @@ async fn remove_heartbeat(ctx: &Context) -> Result<(), RedisFailure> {
 mod tests {
     use super::*;
 
-    fn attempt(outcome: &str) -> Attempt {
+    fn attempt(outcome: Outcome) -> Attempt {
         Attempt {
             at: OffsetDateTime::UNIX_EPOCH,
-            outcome: outcome.into(),
+            outcome,
             status: None,
             error: None,
             body: None,
@@ -653,7 +713,8 @@ mod tests {
     #[test]
     fn a_replayed_job_gets_a_fresh_budget_and_keeps_its_history() {
         let mut job = Job::otp("+919999999999", "1234", Duration::from_secs(60)).unwrap();
-        job.attempts = ["transient", "rate_limited", "transient", "transient"]
+        use Outcome::{RateLimited, Transient};
+        job.attempts = [Transient, RateLimited, Transient, Transient]
             .map(attempt)
             .to_vec();
         assert_eq!(
@@ -666,14 +727,13 @@ mod tests {
             .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
         assert_eq!(budget_used(&job), (0, 0), "right after a replay");
 
-        job.attempts
-            .extend(["rate_limited", "transient"].map(attempt));
+        job.attempts.extend([RateLimited, Transient].map(attempt));
         assert_eq!(budget_used(&job), (1, 1), "only attempts after the marker");
         assert_eq!(job.attempts.len(), 7, "the history is kept");
 
         job.attempts
             .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
-        job.attempts.push(attempt("transient"));
+        job.attempts.push(attempt(Transient));
         assert_eq!(budget_used(&job), (1, 0), "the last marker wins");
     }
 }

@@ -13,6 +13,7 @@ use deadpool_redis::redis::streams::{
     StreamReadOptions, StreamReadReply,
 };
 use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
+use herald_shared::dead_letter::DeadReason;
 use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys, Lane};
@@ -54,14 +55,27 @@ impl Delivery {
 pub struct BadEntry {
     /// The entry's fields as text, kept in the dead letter.
     pub raw: String,
-    pub error: String,
+    /// Why it does not decode.
+    pub detail: String,
 }
 
-/// Reads and claims lane entries for one consumer of the group.
+impl BadEntry {
+    /// Why it is dead-lettered.
+    pub fn reason(&self) -> DeadReason {
+        DeadReason::Undecodable {
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// Reads and claims lane entries for one consumer of the group. Built once per replica by
+/// the dispatcher; cheap to clone (clones share the pool).
 #[derive(Clone)]
 pub struct LaneReader {
+    /// The replica's Redis pool (shared with the limiter and the settler).
     pool: Pool,
     keys: Keys,
+    /// This replica's name in the group: what it reads and claims as.
     consumer: String,
 }
 
@@ -231,11 +245,11 @@ fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
     let job = match entry.map.get(JOB_FIELD) {
         Some(Value::BulkString(bytes)) => Job::from_json(&bytes[..]).map_err(|err| BadEntry {
             raw: String::from_utf8_lossy(&bytes[..]).into_owned(),
-            error: format!("undecodable: {err}"),
+            detail: err.to_string(),
         }),
         _ => Err(BadEntry {
             raw: format!("{:?}", entry.map.keys().collect::<Vec<_>>()),
-            error: format!("undecodable: the entry has no {JOB_FIELD:?} field"),
+            detail: format!("the entry has no {JOB_FIELD:?} field"),
         }),
     };
     Delivery {

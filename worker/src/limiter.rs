@@ -55,20 +55,28 @@ pub fn default_margin(window: Duration) -> Duration {
         .clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
-/// The shared limiter of one replica. Cheap to clone; clones share the local pacer.
+/// The shared limiter of one replica. Built once by the dispatcher; cheap to clone, and
+/// clones share the local pacer and the call counter. The budget itself lives in Redis, so
+/// dropping every clone releases nothing: tokens already granted stay counted in the window.
 #[derive(Clone)]
 pub struct SharedLimiter {
+    /// The replica's Redis pool (shared with the reader and the settler).
     pool: Pool,
+    /// The sliding log (sorted set) every replica's grants go into.
     window_key: String,
+    /// The shared 429 cool-down, honoured by the acquire script.
     cooldown_key: String,
+    /// The plan's N per W.
     limit: RateLimit,
     /// The log's window: the plan's W plus the jitter margin, in microseconds.
     log_window_us: u64,
     /// How long a grant stays usable: half the margin.
     grant_ttl: Duration,
+    /// This replica's local pacing (governor), shared by every clone.
     pacer: Arc<RateLimiter<NotKeyed, InMemoryState, DefaultClock>>,
     /// Unique member prefix per call: consumer name + counter.
     member_prefix: Arc<str>,
+    /// Calls so far, shared by every clone: the counter part of each log member.
     calls: Arc<AtomicU64>,
 }
 

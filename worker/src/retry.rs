@@ -5,7 +5,11 @@
 //! The same classification ([`SendOutcome`]) drives the retry decision, the shared cool-down
 //! after a 429 and the metric labels.
 
+use std::fmt;
 use std::time::Duration;
+
+use herald_shared::dead_letter::DeadReason;
+use herald_shared::job::Outcome;
 
 /// What one HTTP send to Interakt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,9 +30,51 @@ pub enum SendOutcome {
     /// 4xx other than 408/429, or `result: false`: sending it again would fail again.
     Permanent {
         status: u16,
-        error: String,
+        refusal: Refusal,
         body: String,
     },
+}
+
+/// How Interakt refused a send for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A 4xx status: the body says why.
+    Status,
+    /// 2xx with `result: false` and Interakt's message.
+    ResultFalse { message: String },
+    /// 2xx whose body does not read as Interakt's answer. It may still have queued the
+    /// message, so it is not retried (that could send it twice).
+    UnreadableBody { error: String },
+    /// 2xx whose body was lost on the way; for the same reason, not retried.
+    BodyLost { error: String },
+}
+
+impl Refusal {
+    /// The dead letter's detail: the status and body for a 4xx, Interakt's words otherwise.
+    fn detail(&self, status: u16, body: &str) -> String {
+        match self {
+            Refusal::Status => format!("HTTP {status}: {body}"),
+            other => other.describe(status).to_string(),
+        }
+    }
+
+    fn describe(&self, status: u16) -> Described<'_> {
+        Described(self, status)
+    }
+}
+
+/// A refusal as one phrase (`HTTP 400`, `result false: Invalid template`).
+struct Described<'a>(&'a Refusal, u16);
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Refusal::Status => write!(f, "HTTP {}", self.1),
+            Refusal::ResultFalse { message } => write!(f, "result false: {message}"),
+            Refusal::UnreadableBody { error } => write!(f, "unreadable success body: {error}"),
+            Refusal::BodyLost { error } => write!(f, "success body lost: {error}"),
+        }
+    }
 }
 
 impl SendOutcome {
@@ -42,17 +88,18 @@ impl SendOutcome {
                 },
                 Ok(response) => SendOutcome::Permanent {
                     status,
-                    error: format!(
-                        "result false: {}",
-                        response.message.as_deref().unwrap_or("no message")
-                    ),
+                    refusal: Refusal::ResultFalse {
+                        message: response.message.unwrap_or_else(|| "no message".into()),
+                    },
                     body: body_trimmed,
                 },
                 // A 2xx we cannot read may still have queued the message; retrying could
                 // send it twice, dead-lettering loses nothing an operator cannot replay.
                 Err(err) => SendOutcome::Permanent {
                     status,
-                    error: format!("unreadable success body: {err}"),
+                    refusal: Refusal::UnreadableBody {
+                        error: err.to_string(),
+                    },
                     body: body_trimmed,
                 },
             },
@@ -67,19 +114,46 @@ impl SendOutcome {
             },
             _ => SendOutcome::Permanent {
                 status,
-                error: format!("HTTP {status}"),
+                refusal: Refusal::Status,
                 body: body_trimmed,
             },
         }
     }
 
-    /// A short, low-cardinality label for metrics and attempt records.
-    pub fn label(&self) -> &'static str {
+    /// What the attempt is recorded as, and its metric label.
+    pub fn kind(&self) -> Outcome {
         match self {
-            SendOutcome::Sent { .. } => "sent",
-            SendOutcome::RateLimited { .. } => "rate_limited",
-            SendOutcome::Transient { .. } => "transient",
-            SendOutcome::Permanent { .. } => "permanent",
+            SendOutcome::Sent { .. } => Outcome::Sent,
+            SendOutcome::RateLimited { .. } => Outcome::RateLimited,
+            SendOutcome::Transient { .. } => Outcome::Transient,
+            SendOutcome::Permanent { .. } => Outcome::Permanent,
+        }
+    }
+
+    /// A short, low-cardinality label for metrics and logs ([`Outcome::as_str`]).
+    pub fn label(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// What went wrong, in a phrase (`HTTP 503`, `rate limited`); `None` for a send.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            SendOutcome::Sent { .. } => None,
+            SendOutcome::RateLimited { .. } => Some("rate limited".into()),
+            SendOutcome::Transient { error, .. } => Some(error.clone()),
+            SendOutcome::Permanent {
+                status, refusal, ..
+            } => Some(refusal.describe(*status).to_string()),
+        }
+    }
+
+    /// The response body kept with the attempt, if there was one.
+    pub fn body(&self) -> Option<&str> {
+        match self {
+            SendOutcome::Sent { .. } => None,
+            SendOutcome::RateLimited { body, .. }
+            | SendOutcome::Transient { body, .. }
+            | SendOutcome::Permanent { body, .. } => (!body.is_empty()).then_some(body.as_str()),
         }
     }
 
@@ -122,7 +196,7 @@ pub enum Verdict {
     /// Put it in the delayed set for `delay`.
     RetryAfter { delay: Duration },
     /// Dead-letter it with this reason.
-    Dead { reason: String },
+    Dead { reason: DeadReason },
 }
 
 /// Decides a job's fate. `failures` counts transient failures including this one;
@@ -147,20 +221,21 @@ pub fn decide(
             Verdict::RetryAfter { delay }
         }
         SendOutcome::Transient { error, .. } if failures >= policy.max_attempts => Verdict::Dead {
-            reason: format!("exhausted: {failures} attempts failed, last: {error}"),
+            reason: DeadReason::Exhausted {
+                attempts: failures,
+                last: error.clone(),
+            },
         },
         SendOutcome::Transient { .. } => Verdict::RetryAfter {
             delay: backoff(failures, policy, jitter),
         },
         SendOutcome::Permanent {
             status,
-            error,
+            refusal,
             body,
         } => Verdict::Dead {
-            reason: if error.starts_with("HTTP") {
-                format!("permanent: HTTP {status}: {body}")
-            } else {
-                format!("permanent: {error}")
+            reason: DeadReason::Permanent {
+                detail: refusal.detail(*status, body),
             },
         },
     }
@@ -239,13 +314,19 @@ mod tests {
         };
         let permanent = SendOutcome::Permanent {
             status: 400,
-            error: "HTTP 400".into(),
+            refusal: Refusal::Status,
             body: "Invalid template".into(),
         };
         let rejected = SendOutcome::Permanent {
             status: 200,
-            error: "result false: nope".into(),
+            refusal: Refusal::ResultFalse {
+                message: "nope".into(),
+            },
             body: String::new(),
+        };
+        let dead = |verdict: Verdict| match verdict {
+            Verdict::Dead { reason } => reason.to_string(),
+            other => panic!("not dead: {other:?}"),
         };
 
         assert_eq!(
@@ -261,10 +342,8 @@ mod tests {
             }
         );
         assert_eq!(
-            decide(&transient, 3, 0, &POLICY, 0.5),
-            Verdict::Dead {
-                reason: "exhausted: 3 attempts failed, last: HTTP 503".into()
-            }
+            dead(decide(&transient, 3, 0, &POLICY, 0.5)),
+            "exhausted: 3 attempts failed, last: HTTP 503"
         );
         // 429s never exhaust the failure budget, however many.
         assert!(matches!(
@@ -278,17 +357,15 @@ mod tests {
             }
         );
         assert_eq!(
-            decide(&permanent, 1, 0, &POLICY, 0.5),
-            Verdict::Dead {
-                reason: "permanent: HTTP 400: Invalid template".into()
-            }
+            dead(decide(&permanent, 1, 0, &POLICY, 0.5)),
+            "permanent: HTTP 400: Invalid template"
         );
         assert_eq!(
-            decide(&rejected, 1, 0, &POLICY, 0.5),
-            Verdict::Dead {
-                reason: "permanent: result false: nope".into()
-            }
+            dead(decide(&rejected, 1, 0, &POLICY, 0.5)),
+            "permanent: result false: nope"
         );
+        assert_eq!(rejected.error().as_deref(), Some("result false: nope"));
+        assert_eq!(permanent.error().as_deref(), Some("HTTP 400"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use herald_shared::Redacted;
 use herald_shared::wire::SendRequest;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 
-use crate::retry::{SendOutcome, trim_body};
+use crate::retry::{Refusal, SendOutcome, trim_body};
 
 /// A client for `POST {base}/rcs/message/`. Cheap to clone (reqwest's pool is shared).
 #[derive(Clone)]
@@ -67,7 +67,9 @@ impl Sender {
             // The status arrived but the body did not: for a 2xx the message may be queued.
             Err(err) if (200..300).contains(&status) => SendOutcome::Permanent {
                 status,
-                error: format!("success body lost: {err}"),
+                refusal: Refusal::BodyLost {
+                    error: err.to_string(),
+                },
                 body: String::new(),
             },
             Err(err) => transport_failure(&err),

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_redis::redis::{AsyncCommands, Script};
-use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, TIMELINE_TTL_SECS, WORKER_GROUP};
+use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys};
 use time::OffsetDateTime;
@@ -35,9 +35,12 @@ fn with_timeline(script: &str) -> Script {
     Script::new(&format!("{}\n{script}", include_str!("lua/timeline.lua")))
 }
 
-/// Settles deliveries. Cheap to clone.
+/// Settles deliveries. Built once per replica (the dispatcher's context holds it); cheap
+/// to clone. Holds nothing but handles: dropping it settles nothing and loses nothing (an
+/// unsettled entry stays pending for recovery).
 #[derive(Clone)]
 pub struct Settler {
+    /// The replica's Redis pool (shared with the reader and the limiter).
     pool: Pool,
     keys: Keys,
 }
@@ -74,7 +77,7 @@ impl Settler {
             .arg(&delivery.entry_id)
             .arg(message_id)
             .arg(SENT_MARKER_TTL_SECS)
-            .arg(format!("sent:{}", delivery.lane))
+            .arg(Stat::Sent.field(delivery.lane))
             .arg(timeline::sent_fields(job, message_id, now))
             .arg(timeline::message_fields(job, message_id, now))
             .invoke_async(&mut conn)
@@ -97,13 +100,13 @@ impl Settler {
         Ok(())
     }
 
-    /// `stat` is the counter to bump: `retried` or `rate_limited`.
+    /// `stat` is the counter to bump: [`Stat::Retried`] or [`Stat::RateLimited`].
     pub async fn retry(
         &self,
         delivery: &Delivery,
         job: &Job,
         delay: Duration,
-        stat: &str,
+        stat: Stat,
     ) -> Result<(), RedisFailure> {
         let due = OffsetDateTime::now_utc() + delay;
         let mut conn = self.pool.get().await?;
@@ -116,7 +119,7 @@ impl Settler {
             .arg(&delivery.entry_id)
             .arg(delay.as_millis() as u64)
             .arg(job.to_json())
-            .arg(format!("{stat}:{}", delivery.lane))
+            .arg(stat.field(delivery.lane))
             .arg(timeline::retry_fields(job, due))
             .arg(TIMELINE_TTL_SECS)
             .invoke_async(&mut conn)
@@ -137,7 +140,7 @@ impl Settler {
             .arg(&delivery.entry_id)
             .arg(&letter.job_id)
             .arg(json)
-            .arg(format!("dead:{}", delivery.lane))
+            .arg(Stat::Dead.field(delivery.lane))
             .arg(timeline::dead_fields(letter))
             .arg(TIMELINE_TTL_SECS)
             .invoke_async(&mut conn)

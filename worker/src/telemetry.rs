@@ -2,13 +2,13 @@
 //!
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/readyz` (Redis answers),
 //! served by `run --http-listen` and, on the same listener as the receiver, by `webhook`.
-//! Labels are low-cardinality on purpose: lane, outcome, the first word of a dead letter's
-//! reason, and for webhooks the entity and event types from a fixed list (anything else is
-//! `unknown` / `other`).
+//! Labels are low-cardinality on purpose: lane, outcome ([`herald_shared::job::Outcome`]) and
+//! a dead letter's kind ([`DeadKind`]), each from a fixed list.
 
 use std::time::Duration;
 
 use axum::Router;
+use herald_shared::dead_letter::DeadKind;
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -40,13 +40,9 @@ pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
     }
 }
 
-pub fn record_dead(lane: Lane, reason: &str) {
-    let kind = reason
-        .split([':', ' '])
-        .next()
-        .unwrap_or("unknown")
-        .to_string();
-    metrics::counter!("herald_jobs_dead_total", "lane" => lane.as_str(), "reason" => kind)
+/// A job dead-lettered, labelled by its kind (a fixed list: [`DeadKind`]).
+pub fn record_dead(lane: Lane, kind: DeadKind) {
+    metrics::counter!("herald_jobs_dead_total", "lane" => lane.as_str(), "reason" => kind.as_str())
         .increment(1);
 }
 

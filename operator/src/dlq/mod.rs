@@ -4,7 +4,7 @@
 //! ([`Keys::dead_index`]), and the two ways a dead letter leaves them:
 //!
 //! - **replay** ([`DeadLetters::replay`]): back onto its lane with a fresh retry budget and
-//!   its history kept: an [`Attempt::REPLAYED`] marker is appended, and the worker counts
+//!   its history kept: an [`Outcome::Replayed`](herald_shared::job::Outcome::Replayed) marker is appended, and the worker counts
 //!   only the attempts after it. Each move is one atomic script (`src/lua/replay.lua`), so a
 //!   replay killed at any point leaves every job either still dead or back on its lane, never
 //!   both, never neither; the script re-checks the letter is still there (and unchanged), so
@@ -112,6 +112,7 @@ pub(crate) mod tests {
                 .map_or("entry:1-0".into(), |j| j.id.to_string()),
             lane: Lane::Otp,
             reason: "exhausted: 3 attempts failed, last: HTTP 500".into(),
+            kind: None,
             consumer: "w1".into(),
             dead_at: OffsetDateTime::now_utc(),
             job,

@@ -153,7 +153,7 @@ mod tests {
         let mut job = otp(Duration::from_secs(600));
         job.attempts.push(Attempt {
             at: job.created_at,
-            outcome: "transient".into(),
+            outcome: herald_shared::job::Outcome::Transient,
             status: Some(500),
             error: Some("HTTP 500".into()),
             body: None,
@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(replayed.not_after, job.not_after);
         assert_eq!(replayed.attempts.len(), 2);
         assert_eq!(replayed.attempts[0], job.attempts[0]);
-        assert_eq!(replayed.attempts[1].outcome, Attempt::REPLAYED);
+        assert_eq!(
+            replayed.attempts[1].outcome,
+            herald_shared::job::Outcome::Replayed
+        );
         assert_eq!(replayed.attempts[1].at, now);
         assert!(
             replayed.attempts[1]

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use herald_shared::job::Attempt;
 use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 use herald_tests::wait_until;
 
@@ -82,7 +81,7 @@ async fn a_replayed_job_is_sent_with_a_fresh_budget_and_its_history_kept() {
         [
             "transient",
             "transient",
-            Attempt::REPLAYED,
+            "replayed",
             "transient",
             "transient"
         ],

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use herald_shared::dead_letter::DeadLetter;
-use herald_shared::job::Attempt;
 use herald_shared::{Job, Lane};
 use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp};
 use time::OffsetDateTime;
@@ -70,7 +69,7 @@ async fn replay_all_puts_every_job_back_with_a_fresh_budget_and_its_history() {
         let before = &letter.job.as_ref().unwrap().attempts;
         assert_eq!(&job.attempts[..before.len()], &before[..], "history kept");
         let marker = job.attempts.last().unwrap();
-        assert_eq!(marker.outcome, Attempt::REPLAYED);
+        assert_eq!(marker.outcome, herald_shared::job::Outcome::Replayed);
         assert!(marker.error.as_deref().unwrap().contains(&letter.reason));
         assert!(job.attempts_since_replay().is_empty(), "a fresh budget");
     }

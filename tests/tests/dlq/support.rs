@@ -14,7 +14,7 @@ pub fn dead(mut job: Job, reason: &str, failures: usize, ago: Duration) -> DeadL
     job.attempts = (0..failures)
         .map(|_| Attempt {
             at: dead_at,
-            outcome: "transient".into(),
+            outcome: herald_shared::job::Outcome::Transient,
             status: Some(500),
             error: Some("HTTP 500".into()),
             body: Some("{\"result\":false}".into()),
@@ -25,6 +25,7 @@ pub fn dead(mut job: Job, reason: &str, failures: usize, ago: Duration) -> DeadL
         job_id: job.id.to_string(),
         lane: job.lane(),
         reason: reason.into(),
+        kind: None,
         consumer: "w1".into(),
         dead_at,
         job: Some(job),
@@ -38,6 +39,7 @@ pub fn undecodable(entry: &str) -> DeadLetter {
         job_id: format!("entry:{entry}"),
         lane: Lane::Booking,
         reason: "undecodable: expected value at line 1 column 1".into(),
+        kind: None,
         consumer: "w1".into(),
         dead_at: OffsetDateTime::now_utc(),
         job: None,

@@ -76,7 +76,7 @@ async fn guarantee_4_transient_retry_permanent_dead_letter_and_no_blocking() {
     assert!(
         attempts
             .iter()
-            .all(|a| a.status == Some(500) && a.outcome == "transient")
+            .all(|a| a.status == Some(500) && a.outcome == herald_shared::job::Outcome::Transient)
     );
     assert_eq!(exhausted.consumer, "failures");
 

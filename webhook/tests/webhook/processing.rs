@@ -17,7 +17,7 @@ fn sent_booking(i: usize) -> Job {
     let mut job = booking(i);
     job.attempts.push(Attempt {
         at: OffsetDateTime::now_utc(),
-        outcome: "sent".into(),
+        outcome: herald_shared::job::Outcome::Sent,
         status: Some(200),
         error: None,
         body: None,
