@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use herald_operator::dlq::{DeadLetters, ListFilter};
 use herald_webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
 use herald_worker::dispatcher::{self, StartError as WorkerStartError};
-use herald_worker::limiter::default_margin;
+use herald_worker::limiter::{Budget, default_margin};
 use herald_worker::retry::RetryPolicy;
 use herald_worker::settings::Settings;
 
@@ -410,10 +410,12 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
         keys: redis.keys.clone(),
         send_url: send_url.to_string(),
         api_key: Redacted::new(API_KEY.to_string()),
-        rate,
-        // Wider than the default: a demo may run on a busy laptop, and its point is that the
-        // sandbox never sees more than the limit in any window.
-        rate_margin: default_margin(rate.period) * 2,
+        // Wider than the default margin: a demo may run on a busy laptop, and its point is
+        // that the sandbox never sees more than the limit in any window.
+        budget: Budget {
+            margin: default_margin(rate.period) * 2,
+            ..Budget::new(rate)
+        },
         sms: None,
         concurrency: 4,
         // Small, so the failing jobs reach their verdict within seconds.
@@ -421,6 +423,7 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
             max_attempts: 3,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(5),
         },
         claim_idle: Duration::from_secs(10),
         max_deliveries: 5,

@@ -54,6 +54,24 @@ pub struct Consumer {
     pub last_seen_ms: u64,
 }
 
+/// The shared budget as the workers last left it (`null` before any worker asked for a
+/// token).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Budget {
+    /// The plan's N per window (`--rate`).
+    pub configured: u32,
+    /// N after 429 episodes halved it (it grows back each clean window).
+    pub effective: u32,
+    /// The shared pause after a 429 still to run, in ms (0: none).
+    pub cooldown_ms: u64,
+    /// When the pacing lets the next request go, in ms from now (0: now).
+    pub next_token_in_ms: u64,
+    /// Tokens of each window kept for OTPs (`--otp-reserve`).
+    pub otp_reserve: u32,
+    /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`).
+    pub booking_share: u32,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     #[serde(flatten)]
@@ -61,6 +79,7 @@ pub struct Status {
     pub lanes: BTreeMap<String, Counts>,
     /// Consumers that sent a heartbeat in the last 15 s.
     pub consumers: Vec<Consumer>,
+    pub budget: Option<Budget>,
 }
 
 pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
@@ -111,11 +130,43 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             last_seen_ms: now_ms.saturating_sub(at).max(0) as u64,
         })
         .collect();
+    let budget = budget(&mut conn, keys).await?;
     Ok(Status {
         total,
         lanes,
         consumers,
+        budget,
     })
+}
+
+/// The budget's state, read at one instant of Redis's clock.
+async fn budget(
+    conn: &mut herald_shared::redis_pool::Connection,
+    keys: &Keys,
+) -> Result<Option<Budget>, RedisFailure> {
+    let (fields, cooldown_ms, (secs, micros)): (Vec<Option<u64>>, i64, (u64, u64)) =
+        deadpool_redis::redis::pipe()
+            .cmd("HMGET")
+            .arg(keys.rate_state())
+            .arg(&["configured", "effective", "tat", "reserve", "share"])
+            .cmd("PTTL")
+            .arg(keys.cooldown())
+            .cmd("TIME")
+            .query_async(conn)
+            .await?;
+    let field = |i: usize| fields.get(i).copied().flatten();
+    let Some(configured) = field(0) else {
+        return Ok(None);
+    };
+    let now_us = secs * 1_000_000 + micros;
+    Ok(Some(Budget {
+        configured: configured as u32,
+        effective: field(1).unwrap_or(configured) as u32,
+        cooldown_ms: cooldown_ms.max(0) as u64,
+        next_token_in_ms: field(2).unwrap_or(0).saturating_sub(now_us) / 1000,
+        otp_reserve: field(3).unwrap_or(0) as u32,
+        booking_share: field(4).unwrap_or(0) as u32,
+    }))
 }
 
 /// The human-readable table.
@@ -134,6 +185,21 @@ pub fn render(status: &Status) -> String {
         out.push_str(&row(lane, counts));
     }
     out.push_str(&row("total", &status.total));
+    if let Some(b) = &status.budget {
+        out.push_str(&format!(
+            "\nbudget: {} of {} per window (OTP reserve {}, bookings' share {}); next token in {} ms{}\n",
+            b.effective,
+            b.configured,
+            b.otp_reserve,
+            b.booking_share,
+            b.next_token_in_ms,
+            if b.cooldown_ms > 0 {
+                format!("; cooling down after a 429 for {} ms", b.cooldown_ms)
+            } else {
+                String::new()
+            }
+        ));
+    }
     out.push_str(&format!("\nconsumers alive: {}\n", status.consumers.len()));
     for consumer in &status.consumers {
         out.push_str(&format!(

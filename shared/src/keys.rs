@@ -146,9 +146,21 @@ impl Keys {
         self.key("rate:cooldown")
     }
 
-    /// Count of recent 429s, which lengthens the cool-down while they keep coming.
-    pub fn rate_limited_streak(&self) -> String {
-        self.key("rate:429s")
+    /// The OTPs' own sliding log (their share of [`Keys::rate_window`]).
+    pub fn rate_window_otp(&self) -> String {
+        self.key("rate:window:otp")
+    }
+
+    /// The shared budget's state (hash): `configured` N, `effective` N after 429 episodes,
+    /// `tat` (the pacing's next token, us, Redis clock), `episode_until`, `streak`.
+    pub fn rate_state(&self) -> String {
+        self.key("rate:state")
+    }
+
+    /// Set (with a short TTL) while bookings are asking for tokens: OTPs then leave them
+    /// their share.
+    pub fn bookings_waiting(&self) -> String {
+        self.key("rate:bookings-waiting")
     }
 
     /// Counters by lane ([`Stat`]): sent, retried, rate-limited, dead, delivered, read,
@@ -251,7 +263,9 @@ mod tests {
             keys.sent("x"),
             keys.rate_window(),
             keys.cooldown(),
-            keys.rate_limited_streak(),
+            keys.rate_window_otp(),
+            keys.rate_state(),
+            keys.bookings_waiting(),
             keys.stats(),
             keys.consumers(),
             keys.job_status("x"),

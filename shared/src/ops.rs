@@ -54,10 +54,36 @@ pub async fn redis_ready(pool: &Pool) -> bool {
     matches!(tokio::time::timeout(READY_TIMEOUT, ping).await, Ok(Some(_)))
 }
 
-async fn ready(pool: Pool) -> (StatusCode, &'static str) {
+/// Marks this process as broken for good (a background task it needs stopped): `/readyz`
+/// answers 503 with `reason` from now on, while the process winds down and exits non-zero
+/// for its orchestrator to restart it.
+pub fn mark_broken(reason: &str) {
+    let mut broken = BROKEN.lock().unwrap_or_else(|e| e.into_inner());
+    broken.get_or_insert_with(|| reason.to_string());
+}
+
+/// Why this process was marked broken, if it was.
+pub fn broken() -> Option<String> {
+    BROKEN.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Process-wide, like the Prometheus recorder: every server of the process answers
+/// `/readyz` from it.
+static BROKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+async fn ready(pool: Pool) -> (StatusCode, String) {
+    if let Some(reason) = broken() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        );
+    }
     if redis_ready(&pool).await {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis unreachable\n".to_string(),
+        )
     }
 }

@@ -71,7 +71,7 @@ async fn main() {
         .ensure_groups()
         .await
         .unwrap();
-    let settler = Settler::new(pool.clone(), keys.clone());
+    let settler = Settler::new(pool.clone(), keys.clone(), "bench".into());
     for i in 0..MESSAGES {
         let job = booking(i);
         let delivery = Delivery::of_job(&job, "0-1");

@@ -38,11 +38,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, LaneReader, RedisFailure};
-use crate::limiter::{AcquireError, SharedLimiter, start_cooldown};
+use crate::limiter::{AcquireError, SharedLimiter};
 use crate::retry::{SendOutcome, Verdict, decide};
 use crate::sender::Sender;
 use crate::settings::Settings;
-use crate::settle::Settler;
+use crate::settle::{Settled, Settler};
 use crate::telemetry;
 use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::job::Outcome;
@@ -52,13 +52,28 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A booking about to be sent looks for a newer OTP at most this often.
 const OTP_PEEK_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A worker that could not start.
+/// A worker that could not start, or that stopped because part of it did.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
     Config(#[from] herald_shared::config::ConfigError),
     #[error("{0}")]
     Http(String),
+    /// A background task the replica needs (the retry promoter, the heartbeat, the
+    /// keep-alive of its holds, the metrics server) stopped: the replica handed its jobs
+    /// back and stopped too, for its orchestrator to restart it.
+    #[error("the {0} stopped unexpectedly; the worker stopped too (jobs in hand were handed back)")]
+    TaskStopped(&'static str),
+}
+
+impl StartError {
+    /// 1 when the worker ran and stopped because part of it did; 2 when it could not start.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::TaskStopped(_) => 1,
+            StartError::Config(_) | StartError::Http(_) => 2,
+        }
+    }
 }
 
 /// Everything the dispatcher and the send tasks share. Built once by [`run`], which holds
@@ -93,8 +108,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let limiter = SharedLimiter::new(
         pool.clone(),
         &settings.keys,
-        settings.rate,
-        settings.rate_margin,
+        settings.budget,
         &settings.consumer,
     );
     let ctx = Arc::new(Context {
@@ -103,7 +117,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             settings.keys.clone(),
             settings.consumer.clone(),
         ),
-        settler: Settler::new(pool.clone(), settings.keys.clone()),
+        settler: Settler::new(
+            pool.clone(),
+            settings.keys.clone(),
+            settings.consumer.clone(),
+        ),
         limiter,
         sender,
         pool,
@@ -111,7 +129,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     });
     tracing::info!(
         consumer = %ctx.settings.consumer,
-        rate = %ctx.settings.rate,
+        rate = %ctx.settings.budget.rate,
+        otp_reserve = ctx.settings.budget.otp_reserve,
+        booking_share = ctx.settings.budget.booking_share,
         concurrency = ctx.settings.concurrency,
         redis = %ctx.settings.redis.describe(),
         interakt = %ctx.settings.send_url,
@@ -119,30 +139,37 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         "worker starting"
     );
 
-    let mut background = JoinSet::new();
+    // `stop` ends the dispatcher and every background task: on SIGTERM (`shutdown`), or
+    // when the supervisor sees a background task stop on its own.
+    let stop = shutdown.child_token();
+    let mut background = Background::default();
     if let Some(addr) = ctx.settings.http_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|err| StartError::Http(format!("--http-listen {addr}: {err}")))?;
-        background.spawn(telemetry::serve(
-            listener,
-            ctx.pool.clone(),
-            ctx.settings.keys.clone(),
-            shutdown.clone(),
-        ));
+        let (pool, keys, stop) = (ctx.pool.clone(), ctx.settings.keys.clone(), stop.clone());
+        background.spawn(
+            "metrics server",
+            telemetry::serve(listener, pool, keys, stop),
+        );
     }
     if !wait_for_groups(&ctx, &shutdown).await {
         return Ok(());
     }
-    background.spawn(crate::delayed::run_promoter(
-        ctx.pool.clone(),
-        ctx.settings.keys.clone(),
-        shutdown.clone(),
-    ));
-    background.spawn(heartbeat(ctx.clone(), shutdown.clone()));
+    let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
+    background.spawn(
+        "retry promoter",
+        crate::delayed::run_promoter(pool, keys, stop.clone()),
+    );
+    background.spawn("heartbeat", heartbeat(ctx.clone(), stop.clone()));
+    background.spawn(
+        "keep-alive of held jobs",
+        keep_alive(ctx.clone(), stop.clone()),
+    );
+    let supervisor = tokio::spawn(background.supervise(stop.clone()));
 
     let mut sends = JoinSet::new();
-    let hand = dispatch(&ctx, &shutdown, &mut sends).await;
+    let hand = dispatch(&ctx, &stop, &mut sends).await;
     tracing::info!(
         in_hand = hand.len(),
         in_flight = sends.len(),
@@ -160,10 +187,84 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         );
         sends.abort_all();
     }
-    background.abort_all();
+    stop.cancel();
+    let failed = supervisor.await.ok().flatten();
     let _ = remove_heartbeat(&ctx).await;
     tracing::info!("worker stopped");
-    Ok(())
+    match failed {
+        Some(task) => Err(StartError::TaskStopped(task)),
+        None => Ok(()),
+    }
+}
+
+/// The replica's background tasks, each with its name, watched by [`Background::supervise`]:
+/// none of them may stop while the replica runs.
+#[derive(Default)]
+struct Background {
+    tasks: JoinSet<()>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Background {
+    fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = self.tasks.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Waits until `stop`, then ends every task and returns `None`; or, when a task stops
+    /// (or panics) first, marks the process not ready (`/readyz` answers 503), cancels
+    /// `stop` so the replica winds down, and returns the task's name.
+    async fn supervise(mut self, stop: CancellationToken) -> Option<&'static str> {
+        let failed = tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            done = self.tasks.join_next_with_id() => done,
+        };
+        // A task that ended because `stop` was cancelled meanwhile did what it was told.
+        let failed = failed.filter(|_| !stop.is_cancelled());
+        let failed = failed.map(|done| {
+            let (id, panicked) = match done {
+                Ok((id, ())) => (id, false),
+                Err(err) => (err.id(), err.is_panic()),
+            };
+            let name = self.names.get(&id).copied().unwrap_or("background task");
+            tracing::error!(
+                task = name,
+                panicked,
+                "a background task stopped unexpectedly; stopping the worker"
+            );
+            herald_shared::ops::mark_broken(&format!("the {name} stopped"));
+            stop.cancel();
+            name
+        });
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        failed
+    }
+}
+
+/// Keeps this replica's holds alive (see [`LaneReader::keep_alive`]) until `stop`.
+async fn keep_alive(ctx: Arc<Context>, stop: CancellationToken) {
+    let every = recovery_interval(ctx.settings.claim_idle);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        match ctx.reader.keep_alive().await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::info!(
+                    entries = lost.len(),
+                    "jobs held here were taken over (this process was paused?); they will not be sent from here"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "could not keep held jobs alive"),
+        }
+    }
 }
 
 /// Creates the consumer groups, retrying while Redis is unreachable. False on shutdown.
@@ -221,6 +322,8 @@ struct Dispatcher<'a> {
     /// When the OTP lane was last read, so a waiting booking looks again at most every
     /// [`OTP_PEEK_INTERVAL`].
     last_otp_peek: Instant,
+    /// This replica's recent grants by lane, for the bookings' share.
+    mix: LaneMix,
 }
 
 /// Runs the dispatcher until shutdown; returns the jobs still in hand.
@@ -235,6 +338,7 @@ async fn dispatch(
         hand: VecDeque::new(),
         next_claim: Instant::now(),
         last_otp_peek: Instant::now(),
+        mix: LaneMix::new(ctx.settings.budget.rate.period),
     };
     let mut backoff = ReconnectBackoff::new("dispatcher");
     loop {
@@ -282,14 +386,17 @@ impl Dispatcher<'_> {
             return Ok(());
         }
 
-        let want = self.hand.len().min(self.slots.available_permits() + 1) as u32;
-        let granted = ctx.limiter.acquire(want, shutdown).await?;
+        let (lane, granted) = self.acquire(shutdown, sends).await?;
         let granted_at = Instant::now();
-        self.prefer_new_otps(granted as usize).await?;
+        if lane == Lane::Booking {
+            // OTPs that arrived meanwhile take the tokens (an OTP may use a booking's token).
+            self.peek_otps(granted as usize).await?;
+        }
+        self.mix.record(lane, granted);
 
         let mut permit = Some(permit);
         for _ in 0..granted {
-            let Some(delivery) = self.hand.pop_front() else {
+            let Some(delivery) = self.take(lane) else {
                 break;
             };
             let permit = match permit.take() {
@@ -300,13 +407,6 @@ impl Dispatcher<'_> {
                     .try_acquire_owned()
                     .expect("only the dispatcher takes slots"),
             };
-            // A job held for long (a long cool-down) may have been taken over meanwhile.
-            if delivery.taken_at.elapsed() > ctx.settings.claim_idle / 2
-                && !ctx.reader.still_mine(&delivery).await?
-            {
-                tracing::info!(entry = %delivery.entry_id, "job was taken over by another replica; dropping it");
-                continue;
-            }
             let ctx = ctx.clone();
             sends.spawn(async move {
                 process(&ctx, delivery, granted_at).await;
@@ -316,12 +416,77 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    /// Takes over jobs left pending by dead replicas.
+    /// Tokens for the job at the head of the hand: which lane they are for, and how many.
+    /// While a booking waits, the OTP lane is looked at every [`OTP_PEEK_INTERVAL`], so an
+    /// OTP that arrives behind a backlog asks for its own token (which the OTP reserve keeps
+    /// free) at once; while OTPs hold the head and bookings fall below their share, a
+    /// booking asks first.
+    async fn acquire(
+        &mut self,
+        shutdown: &CancellationToken,
+        sends: &mut JoinSet<()>,
+    ) -> Result<(Lane, u32), StepError> {
+        loop {
+            self.triage(sends);
+            let Some(head) = self.hand.front().map(|d| d.lane) else {
+                return Ok((Lane::Otp, 0));
+            };
+            let lane = match head {
+                Lane::Otp if self.has(Lane::Booking) && self.mix.bookings_behind(self.share()) => {
+                    Lane::Booking
+                }
+                other => other,
+            };
+            let want = self
+                .hand
+                .iter()
+                .filter(|d| d.lane == lane)
+                .count()
+                .min(self.slots.available_permits() + 1) as u32;
+            let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
+            if granted > 0 {
+                return Ok((lane, granted));
+            }
+            let mut wait = Duration::from_micros(wait_us.max(1000));
+            if lane == Lane::Booking {
+                wait = wait.min(OTP_PEEK_INTERVAL);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Err(StepError::Cancelled),
+            }
+            if lane == Lane::Booking {
+                let room = self.slots.available_permits() + 1;
+                self.peek_otps(room).await?;
+            }
+        }
+    }
+
+    /// The bookings' share of the budget, as a fraction of N.
+    fn share(&self) -> f64 {
+        let budget = self.ctx.limiter.budget();
+        f64::from(budget.booking_share) / f64::from(budget.rate.requests.get())
+    }
+
+    fn has(&self, lane: Lane) -> bool {
+        self.hand.iter().any(|d| d.lane == lane)
+    }
+
+    /// The next delivery a token of `lane` may be spent on: an OTP first (it may use any
+    /// token), else a job of `lane`.
+    fn take(&mut self, lane: Lane) -> Option<Delivery> {
+        let index = match lane {
+            Lane::Booking => self.hand.iter().position(|d| d.lane == Lane::Otp),
+            Lane::Otp => None,
+        }
+        .or_else(|| self.hand.iter().position(|d| d.lane == lane))?;
+        self.hand.remove(index)
+    }
+
+    /// Takes over jobs left pending by dead (or paused) replicas.
     async fn recover(&mut self) -> Result<(), StepError> {
         let ctx = self.ctx;
-        let interval =
-            (ctx.settings.claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-        self.next_claim = Instant::now() + interval;
+        self.next_claim = Instant::now() + recovery_interval(ctx.settings.claim_idle);
         for lane in Lane::ALL {
             let claimed = ctx
                 .reader
@@ -342,11 +507,14 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    /// Reads new jobs: OTPs first, then bookings; blocks briefly on both when idle.
+    /// Reads new jobs: OTPs first, then bookings (always room for one, so bookings can ask
+    /// for their share behind a flood of OTPs); blocks briefly on both when idle.
     async fn fill(&mut self, shutdown: &CancellationToken) -> Result<(), StepError> {
         let reader = &self.ctx.reader;
         let want = self.slots.available_permits() + 1;
-        let mut got = reader.read_now(Lane::Otp, want).await?;
+        let mut got = reader
+            .read_now(Lane::Otp, want.saturating_sub(1).max(1))
+            .await?;
         if got.len() < want {
             got.extend(reader.read_now(Lane::Booking, want - got.len()).await?);
         }
@@ -386,19 +554,66 @@ impl Dispatcher<'_> {
         self.hand = keep;
     }
 
-    /// If the next job is a booking, look for OTPs that arrived since the hand was filled
-    /// and put them in front: they get the tokens just granted.
-    async fn prefer_new_otps(&mut self, tokens: usize) -> Result<(), StepError> {
-        let head_is_booking = self.hand.front().is_some_and(|d| d.lane == Lane::Booking);
-        if !head_is_booking || self.last_otp_peek.elapsed() < OTP_PEEK_INTERVAL {
+    /// Looks for OTPs that arrived since the hand was filled and puts them in front, at most
+    /// every [`OTP_PEEK_INTERVAL`].
+    async fn peek_otps(&mut self, room: usize) -> Result<(), StepError> {
+        if room == 0 || self.last_otp_peek.elapsed() < OTP_PEEK_INTERVAL {
             return Ok(());
         }
         self.last_otp_peek = Instant::now();
-        let otps = self.ctx.reader.read_now(Lane::Otp, tokens).await?;
+        let otps = self.ctx.reader.read_now(Lane::Otp, room).await?;
         for otp in otps.into_iter().rev() {
             self.hand.push_front(otp);
         }
         Ok(())
+    }
+}
+
+/// How often recovery looks for stale entries, and how often holds are kept alive: a
+/// quarter of `--claim-idle`, 100 ms to 5 s.
+fn recovery_interval(claim_idle: Duration) -> Duration {
+    (claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// Which lanes this replica's recent grants went to, over the last window: whether bookings
+/// are getting their share.
+struct LaneMix {
+    window: Duration,
+    grants: VecDeque<(Instant, Lane, u32)>,
+}
+
+impl LaneMix {
+    fn new(window: Duration) -> LaneMix {
+        LaneMix {
+            window,
+            grants: VecDeque::new(),
+        }
+    }
+
+    fn record(&mut self, lane: Lane, tokens: u32) {
+        let now = Instant::now();
+        while self
+            .grants
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > self.window)
+        {
+            self.grants.pop_front();
+        }
+        if tokens > 0 {
+            self.grants.push_back((now, lane, tokens));
+        }
+    }
+
+    /// True when bookings got less than `share` of the recent grants.
+    fn bookings_behind(&self, share: f64) -> bool {
+        let (mut bookings, mut all) = (0u32, 0u32);
+        for (_, lane, n) in &self.grants {
+            all += n;
+            if *lane == Lane::Booking {
+                bookings += n;
+            }
+        }
+        all > 0 && f64::from(bookings) < share * f64::from(all)
     }
 }
 
@@ -421,12 +636,12 @@ async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
             return dead_letter(ctx, delivery, reason).await;
         }
     };
+    if !ctx.limiter.is_fresh(granted_at) {
+        refresh_grant(ctx, delivery.lane, &job.id.to_string()).await;
+    }
     let Some(request) = prepare(ctx, &delivery, &job).await else {
         return;
     };
-    if !ctx.limiter.is_fresh(granted_at) {
-        refresh_grant(ctx, &job.id.to_string()).await;
-    }
     let outcome = send(ctx, delivery.lane, &request).await;
     let job = record_attempt(ctx, job, &outcome);
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
@@ -438,14 +653,25 @@ async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
     settle(ctx, delivery, job, &outcome, verdict).await;
 }
 
-/// The checks right before a send: a redelivered job that was already sent is acknowledged
-/// without sending; an expired or invalid one is dead-lettered. The request to send, or
-/// `None` when the job was settled here.
+/// The checks right before a send, after every wait (for a token, a slot, a fresh grant):
+/// a redelivered job that was already sent is acknowledged without sending; an expired or
+/// invalid one is dead-lettered; one held long enough to have been taken over while this
+/// process was paused is sent only if this replica still owns it. The request to send, or
+/// `None` when the job was settled (or given up) here.
 async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRequest> {
     let job_id = job.id.to_string();
+    if delivery.taken_at.elapsed() > recovery_interval(ctx.settings.claim_idle)
+        && !settle_until_done(|| ctx.reader.still_mine(delivery)).await?
+    {
+        tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
+        metrics::counter!("herald_jobs_taken_over_total", "lane" => delivery.lane.as_str())
+            .increment(1);
+        return None;
+    }
     if let Some(message_id) = settle_until_done(|| ctx.settler.already_sent(&job_id)).await? {
         tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
-        settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
+        let settled = settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
+        left_to_owner(settled, &job_id);
         return None;
     }
     if job.is_expired(OffsetDateTime::now_utc()) {
@@ -484,21 +710,21 @@ fn record_attempt(ctx: &Context, mut job: Job, outcome: &SendOutcome) -> Job {
     job
 }
 
-/// After a 429: every replica pauses (the shared cool-down).
+/// After a 429: every replica pauses (the shared cool-down) and, once per episode, the
+/// effective budget halves.
 async fn cool_down(ctx: &Context, job: &Job, retry_after: Option<Duration>) {
-    let retry = &ctx.settings.retry;
-    let started = start_cooldown(
-        &ctx.pool,
-        &ctx.settings.keys,
-        retry_after,
-        retry.backoff_base,
-        retry.backoff_max,
-        ctx.settings.rate.period,
-    )
-    .await;
+    let started = ctx
+        .limiter
+        .cool_down(retry_after, ctx.settings.retry.backoff_base)
+        .await;
     match started {
-        Ok(pause) => {
-            tracing::warn!(job = %job.id, pause = ?pause, "Interakt answered 429; every replica pauses")
+        Ok(cooldown) => {
+            telemetry::record_budget(cooldown.effective);
+            if cooldown.began_episode {
+                tracing::warn!(job = %job.id, pause = ?cooldown.pause, effective = cooldown.effective, "Interakt answered 429; every replica pauses and the shared budget shrinks")
+            } else {
+                tracing::debug!(job = %job.id, pause = ?cooldown.pause, "another 429 of the same episode")
+            }
         }
         Err(err) => {
             tracing::warn!(job = %job.id, error = %err, "Interakt answered 429; could not set the shared cool-down")
@@ -522,11 +748,20 @@ async fn settle(
         Verdict::Done { message_id } => {
             let message_id = message_id.unwrap_or_else(|| crate::settle::UNKNOWN_MESSAGE_ID.into());
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, %message_id, "sent");
-            settle_until_done(|| ctx.settler.sent(&delivery, &job, &message_id)).await;
+            let settled =
+                settle_until_done(|| ctx.settler.sent(&delivery, &job, &message_id)).await;
+            if settled == Some(Settled::NotOurs) {
+                tracing::info!(job = %job_id, "sent and recorded; another replica holds the entry now and will find it sent");
+            }
         }
         Verdict::RetryAfter { delay } => {
-            let due = OffsetDateTime::now_utc() + delay;
-            if job.not_after.is_some_and(|deadline| due > deadline) {
+            let due = time::Duration::try_from(delay)
+                .ok()
+                .and_then(|delay| OffsetDateTime::now_utc().checked_add(delay));
+            if job
+                .not_after
+                .is_some_and(|deadline| due.is_none_or(|due| due > deadline))
+            {
                 let reason = expired(&job, true);
                 return dead_letter_job(ctx, &delivery, job, reason).await;
             }
@@ -535,7 +770,9 @@ async fn settle(
                 _ => Stat::Retried,
             };
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, outcome = outcome.label(), delay = ?delay, "will retry");
-            settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
+            let settled =
+                settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
+            left_to_owner(settled, &job_id);
         }
         Verdict::Dead { reason } => dead_letter_job(ctx, &delivery, job, reason).await,
     }
@@ -543,13 +780,13 @@ async fn settle(
 
 /// Replaces a grant that went stale before its request could start (see
 /// [`crate::limiter::default_margin`]) with a fresh one.
-async fn refresh_grant(ctx: &Context, job_id: &str) {
+async fn refresh_grant(ctx: &Context, lane: Lane, job_id: &str) {
     tracing::debug!(job = %job_id, "grant went stale before sending; asking for a fresh one");
     metrics::counter!("herald_rate_stale_grants_total").increment(1);
     let never = CancellationToken::new();
     let mut backoff = ReconnectBackoff::new("rate limiter");
     loop {
-        match ctx.limiter.acquire(1, &never).await {
+        match ctx.limiter.acquire(lane, 1, &never).await {
             Ok(_) => return backoff.succeeded(),
             Err(err) => {
                 backoff.failed(&err);
@@ -624,7 +861,17 @@ async fn store_dead_letter(
         .unwrap_or_default();
     tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
     telemetry::record_dead(delivery.lane, reason.kind());
-    settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
+    let settled = settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
+    left_to_owner(settled, &letter.job_id);
+}
+
+/// Says so when a settle found the entry owned by another replica (it took the job over
+/// while this one was paused): that replica settles it; this one changed nothing.
+fn left_to_owner(settled: Option<Settled>, job_id: &str) {
+    if settled == Some(Settled::NotOurs) {
+        tracing::info!(job = %job_id, "another replica took this job over; left to it");
+        metrics::counter!("herald_settles_not_ours_total").increment(1);
+    }
 }
 
 /// Runs a settling operation until Redis takes it: what a send did must not be forgotten
@@ -656,8 +903,12 @@ async fn hand_back(ctx: &Context, hand: VecDeque<Delivery>) {
     for delivery in hand {
         // Entries that are not jobs stay pending; recovery dead-letters them.
         let Ok(job) = &delivery.job else { continue };
-        if let Err(err) = ctx.settler.hand_back(&delivery, &job.to_json()).await {
-            tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery");
+        match ctx.settler.hand_back(&delivery, &job.to_json()).await {
+            Ok(Settled::Done) => {}
+            Ok(Settled::NotOurs) => left_to_owner(Some(Settled::NotOurs), &job.id.to_string()),
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery")
+            }
         }
     }
 }
@@ -674,6 +925,10 @@ async fn heartbeat(ctx: Arc<Context>, shutdown: CancellationToken) {
                 .await?;
             let stale = (now_ms - 10 * HEARTBEAT.as_millis() as i128) as i64;
             let _: () = conn.zrembyscore(&key, "-inf", stale).await?;
+            let effective: Option<u32> = conn
+                .hget(ctx.settings.keys.rate_state(), "effective")
+                .await?;
+            telemetry::record_budget(effective.unwrap_or(ctx.settings.budget.rate.requests.get()));
             Ok::<(), RedisFailure>(())
         };
         if let Err(err) = beat.await {

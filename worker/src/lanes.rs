@@ -6,13 +6,14 @@
 //! loses nothing. This module only reads and claims; it never acknowledges.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
-use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
+use deadpool_redis::redis::{AsyncCommands, RedisError, Script, Value};
 use herald_shared::dead_letter::DeadReason;
 use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
@@ -21,6 +22,9 @@ use tokio::time::Instant;
 
 /// A Redis failure while reading or settling: the caller backs off and tries again.
 pub use herald_shared::redis_pool::RedisFailure;
+
+static TOUCH: LazyLock<Script> =
+    LazyLock::new(|| crate::settle::owning(include_str!("lua/touch.lua")));
 
 /// One entry delivered to this replica.
 #[derive(Debug)]
@@ -32,8 +36,65 @@ pub struct Delivery {
     pub job: Result<Job, BadEntry>,
     /// How many times the group has delivered this entry (1 for a first read).
     pub deliveries: u64,
-    /// When this replica took it, for the ownership fence.
+    /// When this replica took it.
     pub taken_at: Instant,
+    /// This replica's hold on the entry, kept alive by [`LaneReader::keep_alive`] until
+    /// the delivery is dropped (settled, handed back, or given up). `None` for deliveries
+    /// made by hand ([`Delivery::of_job`]).
+    pub hold: Option<Hold>,
+}
+
+/// The entries this replica holds (in hand, or being sent), by id: what the keep-alive
+/// touches so that no other replica takes them over while they wait here. Shared by the
+/// reader (which adds), every [`Hold`] (which removes itself on drop) and the keep-alive.
+#[derive(Clone, Debug, Default)]
+pub struct Holds(Arc<Mutex<HashMap<String, Lane>>>);
+
+impl Holds {
+    /// Registers a hold on `entry_id`; `None` if it is already held (a second copy of an
+    /// entry in hand: drop it).
+    fn hold(&self, lane: Lane, entry_id: &str) -> Option<Hold> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if held.contains_key(entry_id) {
+            return None;
+        }
+        held.insert(entry_id.to_string(), lane);
+        Some(Hold {
+            holds: self.clone(),
+            entry_id: entry_id.to_string(),
+        })
+    }
+
+    /// The held entry ids of `lane`.
+    pub fn of_lane(&self, lane: Lane) -> Vec<String> {
+        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter()
+            .filter(|(_, l)| **l == lane)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A hold on one entry; dropping it ends the hold.
+#[derive(Debug)]
+pub struct Hold {
+    holds: Holds,
+    entry_id: String,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut held = self.holds.0.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(&self.entry_id);
+    }
 }
 
 impl Delivery {
@@ -46,6 +107,7 @@ impl Delivery {
             job: Ok(job.clone()),
             deliveries: 1,
             taken_at: Instant::now(),
+            hold: None,
         }
     }
 }
@@ -77,6 +139,8 @@ pub struct LaneReader {
     keys: Keys,
     /// This replica's name in the group: what it reads and claims as.
     consumer: String,
+    /// What this replica holds; every delivery it returns carries a hold.
+    holds: Holds,
 }
 
 impl LaneReader {
@@ -85,7 +149,57 @@ impl LaneReader {
             pool,
             keys,
             consumer,
+            holds: Holds::default(),
         }
+    }
+
+    /// The entries this replica holds.
+    pub fn holds(&self) -> &Holds {
+        &self.holds
+    }
+
+    /// Resets the idle time of every entry this replica holds and still owns, so another
+    /// replica's recovery never takes a live replica's job; returns the held ids it no
+    /// longer owns (taken over while this process was paused, or already settled).
+    pub async fn keep_alive(&self) -> Result<Vec<String>, RedisFailure> {
+        let mut lost = Vec::new();
+        for lane in Lane::ALL {
+            let ids = self.holds.of_lane(lane);
+            if !ids.is_empty() {
+                lost.extend(self.touch(lane, &ids).await?);
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Whether this replica still owns `delivery`'s entry (touching it if so): checked
+    /// right before a send that waited.
+    pub async fn still_mine(&self, delivery: &Delivery) -> Result<bool, RedisFailure> {
+        let lost = self
+            .touch(delivery.lane, std::slice::from_ref(&delivery.entry_id))
+            .await?;
+        Ok(lost.is_empty())
+    }
+
+    async fn touch(&self, lane: Lane, ids: &[String]) -> Result<Vec<String>, RedisFailure> {
+        let mut conn = self.pool.get().await?;
+        let mut invocation = TOUCH.key(self.keys.lane(lane));
+        invocation.arg(WORKER_GROUP).arg(&self.consumer);
+        for id in ids {
+            invocation.arg(id);
+        }
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
+    /// Deliveries with a hold each; an entry already held (a second copy) is left out.
+    fn held(&self, deliveries: Vec<Delivery>) -> Vec<Delivery> {
+        deliveries
+            .into_iter()
+            .filter_map(|mut d| {
+                d.hold = Some(self.holds.hold(d.lane, &d.entry_id)?);
+                Some(d)
+            })
+            .collect()
     }
 
     pub fn consumer(&self) -> &str {
@@ -156,17 +270,23 @@ impl LaneReader {
                 out.extend(stream.ids.iter().map(|entry| delivery(*lane, entry, 1)));
             }
         }
-        Ok(out)
+        Ok(self.held(out))
     }
 
-    /// Takes over entries of `lane` that have sat unacknowledged for `min_idle` (their
-    /// consumer died or hung), with their delivery counts.
+    /// Takes over entries of `lane` that have sat unacknowledged for `min_idle`, with their
+    /// delivery counts: their consumer died, hung or was paused. A live replica keeps its
+    /// holds alive ([`Self::keep_alive`]), so its entries never qualify; this replica's own
+    /// holds are touched first, so it never claims from itself what it holds.
     pub async fn claim_stale(
         &self,
         lane: Lane,
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, RedisFailure> {
+        let held = self.holds.of_lane(lane);
+        if !held.is_empty() {
+            self.touch(lane, &held).await?;
+        }
         let key = self.keys.lane(lane);
         let mut conn = self.pool.get().await?;
         let options = StreamAutoClaimOptions::default().count(count);
@@ -209,7 +329,7 @@ impl LaneReader {
             .iter()
             .map(|p| (p.id.as_str(), p.times_delivered as u64))
             .collect();
-        Ok(reply
+        let claimed = reply
             .claimed
             .iter()
             .map(|entry| {
@@ -219,25 +339,8 @@ impl LaneReader {
                     counts.get(entry.id.as_str()).copied().unwrap_or(1),
                 )
             })
-            .collect())
-    }
-
-    /// The ownership fence for a job held a long time before sending: claims it again only
-    /// if nobody else claimed it since this replica took it (its idle time is still at least
-    /// as long as we held it). False means another replica owns it now: drop it.
-    pub async fn still_mine(&self, delivery: &Delivery) -> Result<bool, RedisFailure> {
-        let held_ms = delivery.taken_at.elapsed().as_millis() as u64;
-        let mut conn = self.pool.get().await?;
-        let claimed: Vec<String> = deadpool_redis::redis::cmd("XCLAIM")
-            .arg(self.keys.lane(delivery.lane))
-            .arg(WORKER_GROUP)
-            .arg(&self.consumer)
-            .arg(held_ms.saturating_sub(50))
-            .arg(&delivery.entry_id)
-            .arg("JUSTID")
-            .query_async(&mut conn)
-            .await?;
-        Ok(!claimed.is_empty())
+            .collect();
+        Ok(self.held(claimed))
     }
 }
 
@@ -258,5 +361,6 @@ fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
         job,
         deliveries,
         taken_at: Instant::now(),
+        hold: None,
     }
 }

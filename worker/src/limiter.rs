@@ -1,32 +1,31 @@
 //! The rate limit every replica shares: never more than N requests reach Interakt in any
-//! sliding window of length W, retries included.
+//! sliding window of length W, retries included, spread at the plan's steady rate whatever
+//! the number of replicas, with tokens kept for OTPs.
 //!
-//! Two layers, each doing one job:
-//! - **Local pacing** (`governor`): each replica spreads its requests at the plan's steady
-//!   rate (W/N apart, a small burst) instead of firing a window's worth at once.
-//! - **The shared budget** (Redis): an exact sliding log of admitted requests, one atomic
-//!   Lua script on one hash-tagged key, timed by Redis `TIME` so hosts' clocks never matter.
-//!   The log admits at most N in any window of `W + margin`; the margin absorbs the jitter
-//!   between the grant and the request's arrival at Interakt, so the N-in-W promise holds
-//!   where Interakt measures it. A token bucket would admit its burst on top of N (see
-//!   domain-facts: `Quota::per_minute(300)` admits about 600 in one sliding minute); the
-//!   log counts every admitted request inside N, burst included.
-//!
-//! A 429 sets a shared **cool-down** key: while it lives, the script grants nothing, so
-//! every replica slows at once, not just the one that was told.
+//! Everything is decided in one atomic script (`lua/acquire.lua`) on hash-tagged keys,
+//! timed by Redis `TIME` so hosts' clocks never matter:
+//! - **The sliding log**: at most E requests in any window of `W + margin`; the margin
+//!   absorbs the jitter between the grant and the request's arrival at Interakt. A token
+//!   bucket would admit its burst on top of N (see domain-facts: `Quota::per_minute(300)`
+//!   admits about 600 in one sliding minute); the log counts every request inside N.
+//! - **Global pacing** (GCRA): one token every W/E for all replicas together, a small
+//!   burst allowed, so R replicas never spend a window in W/R and then all wait.
+//! - **The OTP reserve and the bookings' share**: bookings never take the last
+//!   `--otp-reserve` tokens of a window; while bookings wait, OTPs never take more than
+//!   E minus `--booking-share`.
+//! - **The adaptive budget**: the same API key is often spent by other services, so a 429
+//!   *episode* (every 429 within one W) halves E (never below 1) and sets a shared
+//!   **cool-down** (Retry-After, or a doubling pause; at most `--max-cooldown`) during
+//!   which nothing is granted; each clean W gives back a tenth of N, up to N.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::redis::{RedisError, Script};
-use governor::clock::DefaultClock;
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
-use herald_shared::Keys;
 use herald_shared::config::RateLimit;
 use herald_shared::redis_pool::Pool;
+use herald_shared::{Keys, Lane};
 use tokio_util::sync::CancellationToken;
 
 /// The most tokens asked of Redis in one call.
@@ -55,61 +54,119 @@ pub fn default_margin(window: Duration) -> Duration {
         .clamp(Duration::from_millis(250), Duration::from_secs(1))
 }
 
+/// How the shared budget is split and bounded, validated once ([`crate::settings`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// The plan's N per W.
+    pub rate: RateLimit,
+    /// Added to W for the log (see [`default_margin`]).
+    pub margin: Duration,
+    /// Tokens of each window bookings never take (`--otp-reserve`); below N.
+    pub otp_reserve: u32,
+    /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`); below N.
+    pub booking_share: u32,
+    /// The longest shared pause after a 429 (`--max-cooldown`); a longer Retry-After is
+    /// clamped to it.
+    pub max_cooldown: Duration,
+}
+
+impl Budget {
+    /// A budget with the documented defaults for `rate`: a 5% OTP reserve (at least 1), a
+    /// 10% bookings' share (at least 1), the default margin, a 30 s cool-down cap.
+    pub fn new(rate: RateLimit) -> Budget {
+        let n = rate.requests.get();
+        Budget {
+            rate,
+            margin: default_margin(rate.period),
+            otp_reserve: percent_of(n, 5),
+            booking_share: percent_of(n, 10),
+            max_cooldown: DEFAULT_MAX_COOLDOWN,
+        }
+    }
+
+    /// Tokens one call may take at once ahead of the pacing: 1% of N, 1 to [`MAX_GRANT`].
+    pub fn burst(&self) -> u32 {
+        (self.rate.requests.get() / 100).clamp(1, MAX_GRANT)
+    }
+
+    /// Tokens the effective budget grows back by per clean window: a tenth of N, at least 1.
+    pub fn growth_step(&self) -> u32 {
+        percent_of(self.rate.requests.get(), 10)
+    }
+}
+
+/// The default of `--max-cooldown`.
+pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// `percent`% of `n`, rounded, at least 1 and below `n` (when `n` > 1).
+pub fn percent_of(n: u32, percent: u32) -> u32 {
+    let share = ((u64::from(n) * u64::from(percent) + 50) / 100) as u32;
+    share.clamp(1, n.saturating_sub(1).max(1))
+}
+
+/// What a 429 did to the shared budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cooldown {
+    /// The pause now in force for every replica.
+    pub pause: Duration,
+    /// The effective budget (N after the episode's halving).
+    pub effective: u32,
+    /// True when this 429 began an episode (the first of its window).
+    pub began_episode: bool,
+}
+
 /// The shared limiter of one replica. Built once by the dispatcher; cheap to clone, and
-/// clones share the local pacer and the call counter. The budget itself lives in Redis, so
-/// dropping every clone releases nothing: tokens already granted stay counted in the window.
+/// clones share the call counter. The budget itself lives in Redis, so dropping every clone
+/// releases nothing: tokens already granted stay counted in the window.
 #[derive(Clone)]
 pub struct SharedLimiter {
     /// The replica's Redis pool (shared with the reader and the settler).
     pool: Pool,
-    /// The sliding log (sorted set) every replica's grants go into.
+    /// The sliding log every replica's grants go into, and the OTPs' own.
     window_key: String,
+    otp_window_key: String,
     /// The shared 429 cool-down, honoured by the acquire script.
     cooldown_key: String,
-    /// The plan's N per W.
-    limit: RateLimit,
+    /// The budget's state: effective N, pacing, 429 episodes.
+    state_key: String,
+    /// Set while bookings ask for tokens.
+    bookings_waiting_key: String,
+    budget: Budget,
     /// The log's window: the plan's W plus the jitter margin, in microseconds.
     log_window_us: u64,
     /// How long a grant stays usable: half the margin.
     grant_ttl: Duration,
-    /// This replica's local pacing (governor), shared by every clone.
-    pacer: Arc<RateLimiter<NotKeyed, InMemoryState, DefaultClock>>,
-    /// Unique member prefix per call: consumer name + counter.
+    /// Unique per process (consumer name and a random nonce), so a restarted replica with a
+    /// fixed `HERALD_CONSUMER` never overwrites its predecessor's live log entries.
     member_prefix: Arc<str>,
     /// Calls so far, shared by every clone: the counter part of each log member.
     calls: Arc<AtomicU64>,
 }
 
 impl SharedLimiter {
-    pub fn new(
-        pool: Pool,
-        keys: &Keys,
-        limit: RateLimit,
-        margin: Duration,
-        consumer: &str,
-    ) -> Self {
-        // A small local burst (1% of N, at most MAX_GRANT) lets a replica use a grant of
-        // several tokens at once at high rates, and keeps it strictly paced at low ones.
-        let burst =
-            NonZeroU32::new((limit.requests.get() / 100).clamp(1, MAX_GRANT)).expect("at least 1");
-        let quota = Quota::with_period(limit.interval().max(Duration::from_nanos(1)))
-            .expect("a non-zero period")
-            .allow_burst(burst);
+    pub fn new(pool: Pool, keys: &Keys, budget: Budget, consumer: &str) -> Self {
+        let nonce: u64 = rand::random();
         SharedLimiter {
             pool,
             window_key: keys.rate_window(),
+            otp_window_key: keys.rate_window_otp(),
             cooldown_key: keys.cooldown(),
-            limit,
-            log_window_us: (limit.period + margin).as_micros() as u64,
-            grant_ttl: margin / 2,
-            pacer: Arc::new(RateLimiter::direct(quota)),
-            member_prefix: Arc::from(consumer),
+            state_key: keys.rate_state(),
+            bookings_waiting_key: keys.bookings_waiting(),
+            budget,
+            log_window_us: (budget.rate.period + budget.margin).as_micros() as u64,
+            grant_ttl: budget.margin / 2,
+            member_prefix: Arc::from(format!("{consumer}:{nonce:016x}")),
             calls: Arc::new(AtomicU64::new(0)),
         }
     }
 
     pub fn limit(&self) -> RateLimit {
-        self.limit
+        self.budget.rate
+    }
+
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// Whether a grant received at `granted_at` may still be used for a request.
@@ -117,25 +174,18 @@ impl SharedLimiter {
         granted_at.elapsed() <= self.grant_ttl
     }
 
-    /// Waits until at least one request may be sent and returns how many (1 to `want`).
-    /// Every returned token must be used for a request, or the budget is spent for nothing.
+    /// Waits until at least one request of `lane` may be sent and returns how many (1 to
+    /// `want`). Every returned token must be used for a request (an OTP may use a booking's
+    /// token, never the reverse), or the budget is spent for nothing.
     pub async fn acquire(
         &self,
+        lane: Lane,
         want: u32,
         cancel: &CancellationToken,
     ) -> Result<u32, AcquireError> {
         let want = want.clamp(1, MAX_GRANT);
         loop {
-            tokio::select! {
-                _ = self.pacer.until_ready() => {}
-                _ = cancel.cancelled() => return Err(AcquireError::Cancelled),
-            }
-            // Take whatever more the local pacer allows right now, up to `want`.
-            let mut local = 1;
-            while local < want && self.pacer.check().is_ok() {
-                local += 1;
-            }
-            let (granted, wait_us) = self.try_acquire(local).await?;
+            let (granted, wait_us) = self.try_acquire(lane, want).await?;
             if granted > 0 {
                 return Ok(granted);
             }
@@ -148,19 +198,58 @@ impl SharedLimiter {
     }
 
     /// One call of the shared script: `(granted, wait_us)`.
-    pub async fn try_acquire(&self, want: u32) -> Result<(u32, u64), AcquireError> {
+    pub async fn try_acquire(&self, lane: Lane, want: u32) -> Result<(u32, u64), AcquireError> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let budget = &self.budget;
         let mut conn = self.pool.get().await?;
         let (granted, wait_us): (u32, u64) = ACQUIRE
             .key(&self.window_key)
             .key(&self.cooldown_key)
-            .arg(self.limit.requests.get())
+            .key(&self.state_key)
+            .key(&self.bookings_waiting_key)
+            .key(&self.otp_window_key)
+            .arg(budget.rate.requests.get())
             .arg(self.log_window_us)
             .arg(want)
             .arg(format!("{}:{call}", self.member_prefix))
+            .arg(lane.as_str())
+            .arg(budget.otp_reserve)
+            .arg(budget.booking_share)
+            .arg(budget.rate.period.as_micros() as u64)
+            .arg(budget.burst())
+            .arg(budget.growth_step())
             .invoke_async(&mut conn)
             .await?;
         Ok((granted, wait_us))
+    }
+
+    /// After a 429: pauses every replica (for `Retry-After`, clamped to `--max-cooldown`, or
+    /// `base` doubled per recent episode) and, once per episode, halves the effective
+    /// budget.
+    pub async fn cool_down(
+        &self,
+        retry_after: Option<Duration>,
+        base: Duration,
+    ) -> Result<Cooldown, AcquireError> {
+        let budget = &self.budget;
+        let retry_after_ms =
+            retry_after.map_or(-1, |d| d.min(budget.max_cooldown).as_millis() as i64);
+        let mut conn = self.pool.get().await?;
+        let (pause_ms, effective, began): (u64, u32, u8) = COOLDOWN
+            .key(&self.cooldown_key)
+            .key(&self.state_key)
+            .arg(retry_after_ms)
+            .arg(base.as_millis() as u64)
+            .arg(budget.max_cooldown.as_millis() as u64)
+            .arg(budget.rate.period.as_micros() as u64)
+            .arg(budget.rate.requests.get())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(Cooldown {
+            pause: Duration::from_millis(pause_ms),
+            effective,
+            began_episode: began == 1,
+        })
     }
 }
 
@@ -169,34 +258,24 @@ static ACQUIRE: std::sync::LazyLock<Script> =
 static COOLDOWN: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(include_str!("lua/cooldown.lua")));
 
-/// Pauses every replica after a 429: for `Retry-After` when Interakt gives one, otherwise
-/// `base` doubled for each 429 seen in the last `streak_window` (capped at `max`). Returns
-/// the pause now in force.
-pub async fn start_cooldown(
-    pool: &Pool,
-    keys: &Keys,
-    retry_after: Option<Duration>,
-    base: Duration,
-    max: Duration,
-    streak_window: Duration,
-) -> Result<Duration, AcquireError> {
-    let mut conn = pool.get().await?;
-    let retry_after_ms = retry_after.map_or(-1, |d| d.as_millis() as i64);
-    let pause_ms: u64 = COOLDOWN
-        .key(keys.cooldown())
-        .key(keys.rate_limited_streak())
-        .arg(retry_after_ms)
-        .arg(base.as_millis() as u64)
-        .arg(max.as_millis() as u64)
-        .arg(streak_window.as_millis().max(1) as u64)
-        .invoke_async(&mut conn)
-        .await?;
-    Ok(Duration::from_millis(pause_ms))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_are_rounded_at_least_one_and_below_n() {
+        assert_eq!(percent_of(300, 5), 15);
+        assert_eq!(percent_of(30, 5), 2);
+        assert_eq!(percent_of(20, 5), 1);
+        assert_eq!(percent_of(1, 5), 1);
+        assert_eq!(percent_of(2, 50), 1);
+        assert_eq!(percent_of(300, 10), 30);
+        let budget = Budget::new("300/1m".parse().unwrap());
+        assert_eq!((budget.otp_reserve, budget.booking_share), (15, 30));
+        assert_eq!(budget.burst(), 3);
+        assert_eq!(budget.growth_step(), 30);
+        assert_eq!(budget.max_cooldown, Duration::from_secs(30));
+    }
 
     #[test]
     fn margin_is_two_percent_within_bounds() {

@@ -23,7 +23,9 @@ const EXIT_CODES: &str = "Exit codes:
 
 const RUN_EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
-  2  bad usage or configuration, or Redis unreachable at start";
+  1  part of the worker (retry promoter, heartbeat, keep-alive, metrics server) stopped
+     unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
+  2  bad usage or configuration";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not
@@ -79,7 +81,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let settings = Settings::from_args(&cli.redis, &args).map_err(Failure::usage)?;
             dispatcher::run(settings, herald_shared::signal::shutdown_token())
                 .await
-                .map_err(Failure::usage)?;
+                .map_err(|err| Failure::new(err.exit_code(), err))?;
             Ok(0)
         }
         Command::Operator(command) => herald_operator::cli::run(&cli.redis, command).await,

@@ -186,6 +186,8 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// The longest a rate-limited job waits (`--max-cooldown`): Retry-After is clamped to it.
+    pub max_cooldown: Duration,
 }
 
 /// What to do with a job after a send.
@@ -214,9 +216,13 @@ pub fn decide(
         },
         SendOutcome::RateLimited { retry_after, .. } => {
             let delay = match retry_after {
-                // Honour the server; a little jitter keeps replicas from returning in step.
-                Some(after) => *after + backoff(1, policy, jitter).min(Duration::from_secs(1)),
-                None => backoff(rate_limits, policy, jitter),
+                // Honour the server, up to the cap; a little jitter keeps replicas from
+                // returning in step.
+                Some(after) => {
+                    (*after).min(policy.max_cooldown)
+                        + backoff(1, policy, jitter).min(Duration::from_secs(1))
+                }
+                None => backoff(rate_limits, policy, jitter).min(policy.max_cooldown),
             };
             Verdict::RetryAfter { delay }
         }
@@ -262,6 +268,7 @@ mod tests {
         max_attempts: 3,
         backoff_base: Duration::from_secs(1),
         backoff_max: Duration::from_secs(10),
+        max_cooldown: Duration::from_secs(30),
     };
 
     #[test]
@@ -356,6 +363,27 @@ mod tests {
                 delay: Duration::from_millis(7001)
             }
         );
+        // A huge Retry-After (a proxy's hour, a hostile 10^8 s) is clamped to --max-cooldown.
+        for huge in [3_600, 100_000_000, u64::MAX / 4] {
+            assert_eq!(
+                decide(
+                    &limited(Some(Duration::from_secs(huge))),
+                    0,
+                    1,
+                    &POLICY,
+                    0.0
+                ),
+                Verdict::RetryAfter {
+                    delay: Duration::from_millis(30_001)
+                },
+                "Retry-After: {huge}"
+            );
+        }
+        // Without Retry-After, however many 429s: at most the cap too.
+        assert!(matches!(
+            decide(&limited(None), 0, 30, &POLICY, 0.999),
+            Verdict::RetryAfter { delay } if delay <= Duration::from_secs(30)
+        ));
         assert_eq!(
             dead(decide(&permanent, 1, 0, &POLICY, 0.5)),
             "permanent: HTTP 400: Invalid template"

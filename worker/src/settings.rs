@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use herald_shared::compose::SmsSettings;
 use herald_shared::config::{
-    ConfigError, InteraktArgs, RateArgs, RateLimit, RedisArgs, SmsArgs, parse_duration,
+    ConfigError, InteraktArgs, RateArgs, RedisArgs, SmsArgs, parse_duration,
 };
 use herald_shared::consumer::consumer_name;
 use herald_shared::redis_pool::Target;
 use herald_shared::{Keys, Redacted};
 
-use crate::limiter::default_margin;
+use crate::limiter::{Budget, DEFAULT_MAX_COOLDOWN, default_margin, percent_of};
 use crate::retry::RetryPolicy;
 
 /// Flags of `herald-worker run`; each also reads an environment variable.
@@ -54,6 +54,29 @@ pub struct RunArgs {
     /// request's arrival (default: 2% of the window, 250 ms to 1 s).
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
+    /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
+    /// even behind a backlog: a count (`3`) or a share of N (`5%`). Default 5% of N, at
+    /// least 1.
+    #[arg(
+        long,
+        env = "HERALD_OTP_RESERVE",
+        default_value = "5%",
+        value_name = "N|P%"
+    )]
+    pub otp_reserve: Portion,
+    /// The share of the budget waiting bookings always get, even behind a flood of OTPs: a
+    /// count or a share of N. Default 10% of N, at least 1.
+    #[arg(
+        long,
+        env = "HERALD_BOOKING_SHARE",
+        default_value = "10%",
+        value_name = "N|P%"
+    )]
+    pub booking_share: Portion,
+    /// The longest every replica pauses after a 429; a longer Retry-After is clamped to it
+    /// (and the rate-limited job retries after at most this, plus a little jitter).
+    #[arg(long, env = "HERALD_MAX_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
+    pub max_cooldown: Duration,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HERALD_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -70,8 +93,8 @@ pub struct Settings {
     pub keys: Keys,
     pub send_url: String,
     pub api_key: Redacted<String>,
-    pub rate: RateLimit,
-    pub rate_margin: Duration,
+    /// The plan's rate, its margin, the OTP reserve, the bookings' share, the cool-down cap.
+    pub budget: Budget,
     pub sms: Option<SmsSettings>,
     pub concurrency: usize,
     pub retry: RetryPolicy,
@@ -104,21 +127,44 @@ impl Settings {
             ));
         }
         let consumer = consumer_name(args.consumer.as_deref())?;
+        let n = rate.requests.get();
+        let otp_reserve = args
+            .otp_reserve
+            .tokens(n, "HERALD_OTP_RESERVE (--otp-reserve)")?;
+        let booking_share = args
+            .booking_share
+            .tokens(n, "HERALD_BOOKING_SHARE (--booking-share)")?;
+        if args.max_cooldown.is_zero() {
+            return Err(ConfigError::new(
+                "HERALD_MAX_COOLDOWN (--max-cooldown)",
+                format!(
+                    "must be above zero (default {})",
+                    humantime::format_duration(DEFAULT_MAX_COOLDOWN)
+                ),
+            ));
+        }
+        let budget = Budget {
+            rate,
+            margin: args
+                .rate_margin
+                .unwrap_or_else(|| default_margin(rate.period)),
+            otp_reserve,
+            booking_share,
+            max_cooldown: args.max_cooldown,
+        };
         Ok(Settings {
             redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,
             send_url: args.interakt.send_url()?,
             api_key: args.interakt.require_api_key()?,
-            rate,
-            rate_margin: args
-                .rate_margin
-                .unwrap_or_else(|| default_margin(rate.period)),
+            budget,
             sms: args.sms.resolve()?,
             concurrency: args.concurrency as usize,
             retry: RetryPolicy {
                 max_attempts: args.max_attempts,
                 backoff_base: args.backoff_base,
                 backoff_max: args.backoff_max,
+                max_cooldown: args.max_cooldown,
             },
             claim_idle: args.claim_idle,
             max_deliveries: args.max_deliveries,
@@ -127,5 +173,67 @@ impl Settings {
             http_listen: args.http_listen,
             consumer,
         })
+    }
+}
+
+/// A part of the budget: a count of tokens (`3`) or a share of N (`5%`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Portion {
+    Tokens(u32),
+    Percent(u32),
+}
+
+impl std::str::FromStr for Portion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Portion, String> {
+        let s = s.trim();
+        let bad = || format!("{s:?} is neither a count of tokens (3) nor a whole percentage (5%)");
+        match s.strip_suffix('%') {
+            Some(p) => match p.trim().parse::<u32>() {
+                Ok(p) if p <= 100 => Ok(Portion::Percent(p)),
+                _ => Err(bad()),
+            },
+            None => s.parse().map(Portion::Tokens).map_err(|_| bad()),
+        }
+    }
+}
+
+impl Portion {
+    /// Tokens out of a window of `n`: a percentage rounds and is at least 1; either way it
+    /// must leave at least one token to the other lane.
+    pub fn tokens(self, n: u32, name: &'static str) -> Result<u32, ConfigError> {
+        match self {
+            Portion::Percent(p) => Ok(percent_of(n, p)),
+            Portion::Tokens(t) if t >= 1 && (t < n || n == 1) => Ok(t),
+            Portion::Tokens(t) => Err(ConfigError::new(
+                name,
+                format!(
+                    "is {t} tokens; it must be at least 1 and below the rate's {n} per window, or one lane would never be sent"
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portions_parse_as_counts_or_percentages_and_leave_the_other_lane_a_token() {
+        assert_eq!("3".parse(), Ok(Portion::Tokens(3)));
+        assert_eq!("5%".parse(), Ok(Portion::Percent(5)));
+        assert!("2.5%".parse::<Portion>().is_err());
+        assert!("101%".parse::<Portion>().is_err());
+        assert_eq!(Portion::Percent(5).tokens(300, "X").unwrap(), 15);
+        assert_eq!(Portion::Percent(5).tokens(10, "X").unwrap(), 1);
+        assert_eq!(Portion::Tokens(299).tokens(300, "X").unwrap(), 299);
+        let err = Portion::Tokens(300)
+            .tokens(300, "HERALD_OTP_RESERVE (--otp-reserve)")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HERALD_OTP_RESERVE (--otp-reserve)"), "{err}");
+        assert!(Portion::Tokens(0).tokens(300, "X").is_err());
     }
 }

@@ -7,6 +7,12 @@
 //! - [`Settler::retry`]: park it in the lane's delayed set with its new attempt.
 //! - [`Settler::dead`]: store the dead letter, then acknowledge and delete the entry.
 //! - [`Settler::hand_back`]: put an unstarted job back on the lane (shutdown).
+//! - [`Settler::drop_duplicate`]: acknowledge a redelivered copy of a job already sent.
+//!
+//! Every script checks, inside the script, that this replica still owns the entry (another
+//! may have taken it over while this one was paused) and changes nothing otherwise
+//! ([`Settled::NotOurs`]); a send's record is the exception: it is written whoever owns the
+//! entry, so the new holder finds it and does not send again.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -25,14 +31,45 @@ static COMPLETE: LazyLock<Script> =
     LazyLock::new(|| with_timeline(include_str!("lua/complete.lua")));
 static RETRY: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/retry.lua")));
 static DEAD: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/dead.lua")));
-static HAND_BACK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/hand_back.lua")));
+static HAND_BACK: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/hand_back.lua")));
+static DROP_DUPLICATE: LazyLock<Script> =
+    LazyLock::new(|| owning(include_str!("lua/drop_duplicate.lua")));
 
 pub use herald_shared::timeline::UNKNOWN_MESSAGE_ID;
 
-/// A settle script with the timeline prelude (`record(key, json, ttl)`) in front.
+/// A settle script with the ownership check (`owned(stream, group, id, consumer)`) in
+/// front.
+pub(crate) fn owning(script: &str) -> Script {
+    Script::new(&format!("{}\n{script}", include_str!("lua/owned.lua")))
+}
+
+/// A settle script with the ownership check and the timeline prelude
+/// (`record(key, json, ttl)`) in front.
 fn with_timeline(script: &str) -> Script {
-    Script::new(&format!("{}\n{script}", include_str!("lua/timeline.lua")))
+    Script::new(&format!(
+        "{}\n{}\n{script}",
+        include_str!("lua/owned.lua"),
+        include_str!("lua/timeline.lua")
+    ))
+}
+
+/// What a settle did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    /// Another replica owns the entry now (it took it over while this one was paused):
+    /// nothing was changed (for a send: recorded, not acknowledged). The owner settles it.
+    NotOurs,
+}
+
+impl Settled {
+    fn from_reply(reply: i64) -> Settled {
+        if reply == 1 {
+            Settled::Done
+        } else {
+            Settled::NotOurs
+        }
+    }
 }
 
 /// Settles deliveries. Built once per replica (the dispatcher's context holds it); cheap
@@ -43,11 +80,17 @@ pub struct Settler {
     /// The replica's Redis pool (shared with the reader and the limiter).
     pool: Pool,
     keys: Keys,
+    /// This replica's name in the group: the owner every script checks for.
+    consumer: String,
 }
 
 impl Settler {
-    pub fn new(pool: Pool, keys: Keys) -> Self {
-        Settler { pool, keys }
+    pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
+        Settler {
+            pool,
+            keys,
+            consumer,
+        }
     }
 
     /// Interakt's message id for a job already sent, if it was.
@@ -63,11 +106,11 @@ impl Settler {
         delivery: &Delivery,
         job: &Job,
         message_id: &str,
-    ) -> Result<(), RedisFailure> {
+    ) -> Result<Settled, RedisFailure> {
         let job_id = job.id.to_string();
         let now = OffsetDateTime::now_utc();
         let mut conn = self.pool.get().await?;
-        let _: i64 = COMPLETE
+        let reply: i64 = COMPLETE
             .key(self.keys.lane(delivery.lane))
             .key(self.keys.sent(&job_id))
             .key(self.keys.stats())
@@ -80,24 +123,23 @@ impl Settler {
             .arg(Stat::Sent.field(delivery.lane))
             .arg(timeline::sent_fields(job, message_id, now))
             .arg(timeline::message_fields(job, message_id, now))
+            .arg(&self.consumer)
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(Settled::from_reply(reply))
     }
 
     /// Acknowledges a redelivered copy of a job that was already sent, without sending it.
-    pub async fn drop_duplicate(&self, delivery: &Delivery) -> Result<(), RedisFailure> {
+    pub async fn drop_duplicate(&self, delivery: &Delivery) -> Result<Settled, RedisFailure> {
         let mut conn = self.pool.get().await?;
-        let key = self.keys.lane(delivery.lane);
-        let _: () = deadpool_redis::redis::pipe()
-            .atomic()
-            .xack(&key, WORKER_GROUP, &[&delivery.entry_id])
-            .ignore()
-            .xdel(&key, &[&delivery.entry_id])
-            .ignore()
-            .query_async(&mut conn)
+        let reply: i64 = DROP_DUPLICATE
+            .key(self.keys.lane(delivery.lane))
+            .arg(WORKER_GROUP)
+            .arg(&delivery.entry_id)
+            .arg(&self.consumer)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(Settled::from_reply(reply))
     }
 
     /// `stat` is the counter to bump: [`Stat::Retried`] or [`Stat::RateLimited`].
@@ -107,10 +149,12 @@ impl Settler {
         job: &Job,
         delay: Duration,
         stat: Stat,
-    ) -> Result<(), RedisFailure> {
-        let due = OffsetDateTime::now_utc() + delay;
+    ) -> Result<Settled, RedisFailure> {
+        let due = OffsetDateTime::now_utc()
+            .checked_add(time::Duration::try_from(delay).unwrap_or(time::Duration::MAX))
+            .unwrap_or(OffsetDateTime::now_utc());
         let mut conn = self.pool.get().await?;
-        let _: i64 = RETRY
+        let reply: i64 = RETRY
             .key(self.keys.lane(delivery.lane))
             .key(self.keys.delayed(delivery.lane))
             .key(self.keys.stats())
@@ -122,15 +166,20 @@ impl Settler {
             .arg(stat.field(delivery.lane))
             .arg(timeline::retry_fields(job, due))
             .arg(TIMELINE_TTL_SECS)
+            .arg(&self.consumer)
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(Settled::from_reply(reply))
     }
 
-    pub async fn dead(&self, delivery: &Delivery, letter: &DeadLetter) -> Result<(), RedisFailure> {
+    pub async fn dead(
+        &self,
+        delivery: &Delivery,
+        letter: &DeadLetter,
+    ) -> Result<Settled, RedisFailure> {
         let mut conn = self.pool.get().await?;
         let json = serde_json::to_string(letter).expect("a dead letter serializes");
-        let _: i64 = DEAD
+        let reply: i64 = DEAD
             .key(self.keys.lane(delivery.lane))
             .key(self.keys.dead())
             .key(self.keys.dead_index(delivery.lane))
@@ -143,21 +192,27 @@ impl Settler {
             .arg(Stat::Dead.field(delivery.lane))
             .arg(timeline::dead_fields(letter))
             .arg(TIMELINE_TTL_SECS)
+            .arg(&self.consumer)
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(Settled::from_reply(reply))
     }
 
-    pub async fn hand_back(&self, delivery: &Delivery, job_json: &str) -> Result<(), RedisFailure> {
+    pub async fn hand_back(
+        &self,
+        delivery: &Delivery,
+        job_json: &str,
+    ) -> Result<Settled, RedisFailure> {
         let mut conn = self.pool.get().await?;
-        let _: i64 = HAND_BACK
+        let reply: i64 = HAND_BACK
             .key(self.keys.lane(delivery.lane))
             .arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(job_json)
             .arg(JOB_FIELD)
+            .arg(&self.consumer)
             .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok(Settled::from_reply(reply))
     }
 }

@@ -46,6 +46,11 @@ pub fn record_dead(lane: Lane, kind: DeadKind) {
         .increment(1);
 }
 
+/// The shared budget's effective N (the configured N until 429s shrink it).
+pub fn record_budget(effective: u32) {
+    metrics::gauge!("herald_budget_effective").set(f64::from(effective));
+}
+
 /// Updates the queue-depth gauges from Redis (called by the heartbeat).
 pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
     let Ok(status) = herald_operator::status::collect(pool, keys).await else {

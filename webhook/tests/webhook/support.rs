@@ -166,7 +166,7 @@ impl Harness {
         let reader = LaneReader::new(self.pool.clone(), self.keys.clone(), "seed".into());
         reader.ensure_groups().await.unwrap();
         let delivery = Delivery::of_job(job, "0-1");
-        Settler::new(self.pool.clone(), self.keys.clone())
+        Settler::new(self.pool.clone(), self.keys.clone(), "seed".into())
             .sent(&delivery, job, message_id)
             .await
             .unwrap();

@@ -1,17 +1,52 @@
--- After a 429: pause every replica. Extends the pause, never shortens it.
--- KEYS[1] cool-down key, KEYS[2] recent-429 counter
--- ARGV[1] Retry-After in ms (or -1), ARGV[2] base ms, ARGV[3] max ms, ARGV[4] counter ttl ms
--- Returns the pause now in force, in ms.
-local streak = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+-- After a 429: pause every replica, and treat the key's limit as lower than configured.
+--
+-- All 429s within one period W are one *episode*: only the first of an episode halves the
+-- effective budget (never below 1) and lengthens the escalation; the rest of its burst only
+-- makes sure the pause is in force. Without Retry-After the pause is `base` doubled per
+-- recent episode; with it, Retry-After. Either way at most `max` (--max-cooldown: the
+-- caller has already clamped Retry-After). Extends a pause in force, never shortens it.
+-- The budget grows back in acquire.lua, one step per clean period.
+-- KEYS[1] cool-down key, KEYS[2] the budget's state (hash)
+-- ARGV[1] Retry-After in ms (or -1), ARGV[2] base ms, ARGV[3] max ms, ARGV[4] W (us),
+-- ARGV[5] configured N
+-- Returns {pause in force (ms), effective budget, 1 if this 429 began an episode else 0}.
+local period = tonumber(ARGV[4])
+local N = tonumber(ARGV[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+local st = redis.call('HMGET', KEYS[2], 'effective', 'episode_until', 'streak')
+local eff = math.min(N, tonumber(st[1]) or N)
+local episode_until = tonumber(st[2]) or 0
+local streak = tonumber(st[3]) or 0
+local began = 0
+if now >= episode_until then
+  -- A long clean stretch forgets earlier episodes.
+  if now - episode_until > 2 * period then
+    streak = 0
+  end
+  streak = streak + 1
+  eff = math.max(1, math.floor(eff / 2))
+  episode_until = now + period
+  began = 1
+  redis.call('HSET', KEYS[2], 'configured', N, 'effective', eff, 'changed_at', int(now),
+    'episode_until', int(episode_until), 'streak', streak)
+  redis.call('PEXPIRE', KEYS[2], math.ceil(period / 1000) * 10)
+end
+
 local pause = tonumber(ARGV[1])
 if pause < 0 then
-  pause = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(streak - 1, 20))
+  pause = tonumber(ARGV[2]) * 2 ^ math.min(streak - 1, 20)
 end
-pause = math.floor(pause)
+pause = math.floor(math.min(pause, tonumber(ARGV[3])))
 local current = redis.call('PTTL', KEYS[1])
 if current < pause then
-  redis.call('SET', KEYS[1], streak, 'PX', pause)
-  return pause
+  if pause > 0 then
+    redis.call('SET', KEYS[1], streak, 'PX', pause)
+  end
+  return {pause, eff, began}
 end
-return current
+return {current, eff, began}
