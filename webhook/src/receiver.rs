@@ -18,7 +18,7 @@
 //! will keep sending, and a person can look at it in the unhandled stream. Only bodies that
 //! cannot be events at all (not JSON, a bare string or number, an array of non-objects) get 400.
 //!
-//! Each event costs Redis a de-duplication marker (kept a day) and a stream entry, in a
+//! Each event costs Redis a de-duplication marker (kept three days) and a stream entry, in a
 //! `noeviction` Redis: the count limit bounds what one POST can add, whatever its size.
 //!
 //! Processing (timelines, the inbound stream) happens behind, in [`crate::processor`].
