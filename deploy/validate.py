@@ -17,7 +17,8 @@ into a virtualenv first. Nothing here needs a cluster, a Docker engine or the ne
   binary they run is a workspace binary that the image copies to /usr/local/bin, the ports
   they use are exposed, it runs as a non-root user, curl is there for the health checks.
 - Across all of them: every environment variable they set is one a Herald binary reads
-  (from the clap `env = "..."` attributes in the sources), so a typo cannot pass.
+  (from the clap `env = "..."` attributes in the sources), so a typo cannot pass; and the
+  webhook receiver has INTERAKT_WEBHOOK_SECRET and never --insecure-no-signature.
 
 A self-test then breaks a copy of each file in a typical way and requires the checks to
 reject it, so a check that silently accepts everything fails the run.
@@ -211,6 +212,16 @@ def check_grace_covers_a_request(env: dict[str, str], where: str) -> None:
     require(grace > timeout, f"{where}: HERALD_SHUTDOWN_GRACE {grace}s must exceed HERALD_REQUEST_TIMEOUT {timeout}s")
 
 
+def check_webhook_signed(argv: list[str], env: dict[str, str], where: str) -> None:
+    """A webhook receiver needs its secret (it exits 2 without one), from the environment
+    (a flag shows in the process list), and never runs --insecure-no-signature when deployed."""
+    if argv[:2] != ["herald-worker", "webhook"] and argv[:1] != ["herald-webhook"]:
+        return
+    require(env.get("INTERAKT_WEBHOOK_SECRET", "").strip() != "", f"{where}: INTERAKT_WEBHOOK_SECRET must be set for the webhook receiver")
+    insecure = "--insecure-no-signature" in argv or "HERALD_WEBHOOK_INSECURE_NO_SIGNATURE" in env
+    require(not insecure, f"{where}: --insecure-no-signature (local development only) must not be deployed")
+
+
 def listen_port(args: list[str], env: dict[str, str]) -> int | None:
     """The port a Herald command serves HTTP on: --listen / --http-listen or their env."""
     for flag in ("--listen", "--http-listen"):
@@ -360,6 +371,7 @@ def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_
         env = {**env_example, **{k: str(v) for k, v in (service.get("environment") or {}).items()}}
         for var in service.get("environment") or {}:
             require(var in env_names, f"{name}: environment variable {var} is read by no Herald binary")
+        check_webhook_signed([str(a) for a in argv], env, name)
         port = listen_port(argv, env)
         require(port is not None, f"{name}: no --listen/--http-listen port")
         ports.add(port)
@@ -497,6 +509,7 @@ def check_k8s_objects(docs: dict[str, list[dict]], bins: dict[str, str], env_nam
             env = container_env(d, c, docs)
             for var in c.get("env", []):
                 require(var["name"] in env_names, f"{name}: env {var['name']} is read by no Herald binary")
+            check_webhook_signed(argv, env, name)
             port = listen_port(argv, env)
             require(port is not None, f"{name}: no --listen / HERALD_HTTP_LISTEN")
             ports.add(port)
@@ -641,6 +654,15 @@ def self_test(report: Report, args, bins, env_names, docs, compose, env_example,
     broken_docs = copy.deepcopy(docs)
     broken_docs["configmap.yaml"][0]["data"]["HERALD_CONCURENCY"] = "8"
     rejects("a misspelt environment variable", check_k8s_objects, broken_docs, bins, env_names, 10001)
+
+    broken_docs = copy.deepcopy(docs)
+    [secret] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "Secret"]
+    del secret["stringData"]["INTERAKT_WEBHOOK_SECRET"]
+    rejects("a webhook receiver without its secret", check_k8s_objects, broken_docs, bins, env_names, 10001)
+
+    broken_compose = copy.deepcopy(compose)
+    broken_compose["services"]["webhook"]["command"].append("--insecure-no-signature")
+    rejects("a webhook receiver that takes unsigned posts", check_compose, broken_compose, bins, env_names, env_example)
 
     broken_compose = copy.deepcopy(compose)
     command = broken_compose["services"]["redis"]["command"]

@@ -630,6 +630,7 @@ impl DemoReceiver {
             &WebhookArgs {
                 listen: addr,
                 secret: Some(secret.clone()),
+                insecure_no_signature: false,
                 consumer: Some(format!("demo-{}-webhook", std::process::id())),
                 inbound_max_len: DEFAULT_INBOUND_MAX_LEN,
             },

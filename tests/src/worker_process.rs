@@ -52,6 +52,21 @@ impl WorkerProcess {
         Self::start(command, redis_url, namespace, consumer)
     }
 
+    /// Starts `herald-worker webhook --listen LISTEN --insecure-no-signature`: no secret,
+    /// unsigned posts accepted (local development only).
+    pub fn webhook_insecure(
+        redis_url: &str,
+        namespace: &str,
+        listen: &str,
+        consumer: &str,
+    ) -> WorkerProcess {
+        let mut command = Command::new(cargo_bin("herald-worker"));
+        command
+            .args(["webhook", "--listen", listen, "--insecure-no-signature"])
+            .env_remove("INTERAKT_WEBHOOK_SECRET");
+        Self::start(command, redis_url, namespace, consumer)
+    }
+
     fn start(
         mut command: Command,
         redis_url: &str,

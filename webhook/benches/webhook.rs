@@ -93,7 +93,7 @@ async fn main() {
         redis: herald_shared::redis_pool::Target::Single(Redacted::new(redis.url())),
         keys: keys.clone(),
         listen: listener.local_addr().unwrap(),
-        secret: Some(Redacted::new(SECRET.to_string())),
+        signatures: webhook::Signatures::Required(Redacted::new(SECRET.to_string())),
         consumer: "bench-processor".into(),
         inbound_max_len: webhook::DEFAULT_INBOUND_MAX_LEN,
     };

@@ -145,17 +145,26 @@ fn inbound(event: &WebhookEvent) -> InboundMessage {
     }
 }
 
-/// The key an event is de-duplicated on: its `eventId`, else its message id and types; an
-/// object with neither (or that is not an event) by a digest of its JSON.
+/// The key an event is de-duplicated on (`raw`: the event's JSON, as the receiver records
+/// it):
+///
+/// - its `eventId` when it has one (`event:ID`);
+/// - a USER_MESSAGE without one (replies and taps carry none) by the SHA-256 of its whole
+///   JSON (`user-message:HEX`): two taps, or a tap and a reply, on one card share the
+///   message id and types, so keying them on those would drop a customer's action, while a
+///   redelivery of the same event has the same JSON;
+/// - any other event by its message id and types (`message:ID:ENTITY:EVENT`: one DELIVERED
+///   per message);
+/// - an object with neither (or that is not an event) by a digest of its JSON (`body:HEX`).
 pub fn dedup_key(event: Option<&WebhookEvent>, raw: &str) -> String {
+    let digest = || herald_shared::signature::sha256_hex(raw.as_bytes());
     match event {
-        Some(event) if event.entity.event_id.is_some() || event.entity.message_id.is_some() => {
-            event.dedup_key()
+        Some(event) if event.entity.event_id.is_some() => event.dedup_key(),
+        Some(event) if event.kind() == EntityType::UserMessage => {
+            format!("user-message:{}", digest())
         }
-        _ => format!(
-            "body:{}",
-            herald_shared::signature::sha256_hex(raw.as_bytes())
-        ),
+        Some(event) if event.entity.message_id.is_some() => event.dedup_key(),
+        _ => format!("body:{}", digest()),
     }
 }
 
@@ -314,14 +323,53 @@ mod tests {
             "../../shared/tests/fixtures/webhook-user-message-text.json"
         ))
         .unwrap();
+        let delivered = event(json!({
+            "entityType": "USER_EVENT",
+            "entity": {"eventType": "DELIVERED", "messageId": "m-1"}
+        }));
         assert_eq!(
-            dedup_key(Some(&text), "{}"),
-            "message:MxhVHQKZTxRkewsJQbKLsw9Q:USER_MESSAGE:"
+            dedup_key(Some(&delivered), "{}"),
+            "message:m-1:USER_EVENT:DELIVERED"
+        );
+        let reply = dedup_key(Some(&text), r#"{"a":1}"#);
+        assert!(
+            reply.starts_with("user-message:") && reply.len() == 13 + 64,
+            "{reply}"
         );
         let bare = event(json!({"entityType": "USER_MESSAGE", "entity": {"text": "hi"}}));
-        let a = dedup_key(Some(&bare), r#"{"a":1}"#);
+        assert!(dedup_key(Some(&bare), r#"{"a":1}"#).starts_with("user-message:"));
+        let a = dedup_key(None, r#"{"a":1}"#);
         assert!(a.starts_with("body:") && a.len() == 5 + 64, "{a}");
-        assert_ne!(a, dedup_key(Some(&bare), r#"{"a":2}"#));
-        assert_eq!(a, dedup_key(None, r#"{"a":1}"#));
+        assert_ne!(a, dedup_key(None, r#"{"a":2}"#));
+    }
+
+    /// Issue: customers' taps were lost. User messages carry no `eventId` and share the
+    /// card's message id: each distinct one is kept, the same one again is not.
+    #[test]
+    fn user_messages_on_one_card_are_told_apart_by_their_content() {
+        let on_card = |suggestion: serde_json::Value, text: &str| {
+            json!({
+                "entityType": "USER_MESSAGE",
+                "entity": {"messageId": "card-1", "sendTime": "2026-11-23T10:00:00Z",
+                           "text": text, "suggestionResponse": suggestion}
+            })
+            .to_string()
+        };
+        let view = on_card(json!({"postBack": {"data": "view_B1"}}), "");
+        let cancel = on_card(json!({"postBack": {"data": "cancel_B1"}}), "");
+        let reply = on_card(serde_json::Value::Null, "6 pm instead?");
+        let keys: Vec<String> = [&view, &cancel, &reply]
+            .into_iter()
+            .map(|raw| dedup_key(decode(raw).as_ref(), raw))
+            .collect();
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[0], keys[2]);
+        assert_ne!(keys[1], keys[2]);
+        assert_eq!(keys[1], dedup_key(decode(&cancel).as_ref(), &cancel));
+        // With an eventId, the id decides, as for every other event.
+        let with_id = json!({"entityType": "USER_MESSAGE",
+                             "entity": {"messageId": "card-1", "eventId": "u-1", "text": "x"}})
+        .to_string();
+        assert_eq!(dedup_key(decode(&with_id).as_ref(), &with_id), "event:u-1");
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! - [`receiver`]: the HTTP route; answers fast and never 5xx for an event it merely does
 //!   not recognise; 503 only when Redis cannot take the event.
+//! - [`verify`]: who may post: a secret is required unless `--insecure-no-signature`.
 //! - [`processor`]: the background consumer; at-least-once, idempotent.
 //! - [`action`]: what an event means (pure).
 //! - [`telemetry`]: the webhook's counters.
@@ -21,6 +22,7 @@ pub mod action;
 pub mod processor;
 pub mod receiver;
 pub mod telemetry;
+pub mod verify;
 
 use std::net::SocketAddr;
 
@@ -32,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use processor::Processor;
 pub use receiver::Receiver;
+pub use verify::Signatures;
 
 /// Default approximate cap of the inbound stream.
 pub const DEFAULT_INBOUND_MAX_LEN: u64 = 100_000;
@@ -45,9 +48,10 @@ pub struct WebhookArgs {
     /// Address to listen on: POST /webhooks/interakt, and GET /metrics, /healthz, /readyz.
     #[arg(long, env = "HERALD_WEBHOOK_LISTEN", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// The secret key saved with the webhook in Interakt's dashboard. When set, every POST
-    /// must carry `Interakt-Signature: sha256=<hex HMAC-SHA256(secret, body)>` (401 if not).
-    /// Prefer the environment variable: flags show in the process list.
+    /// The secret key saved with the webhook in Interakt's dashboard; required. Every POST
+    /// must carry `Interakt-Signature` (or `X-Interakt-Signature`): `sha256=<hex
+    /// HMAC-SHA256(secret, body)>` (401 if not). Prefer the environment variable: flags
+    /// show in the process list.
     #[arg(
         long,
         env = "INTERAKT_WEBHOOK_SECRET",
@@ -55,6 +59,15 @@ pub struct WebhookArgs {
         value_name = "S"
     )]
     pub secret: Option<Redacted<String>>,
+    /// Run without a secret and accept unsigned POSTs. For local development only: anyone
+    /// who can reach the port can post events (forged taps, forged delivery reports).
+    /// Cannot be combined with a secret.
+    #[arg(
+        long,
+        env = "HERALD_WEBHOOK_INSECURE_NO_SIGNATURE",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub insecure_no_signature: bool,
     /// This process's name in the webhook processors' consumer group; unique per process
     /// (default: host-pid-random).
     #[arg(long, env = "HERALD_CONSUMER")]
@@ -72,32 +85,47 @@ pub struct WebhookSettings {
     pub redis: herald_shared::redis_pool::Target,
     pub keys: Keys,
     pub listen: SocketAddr,
-    pub secret: Option<Redacted<String>>,
+    /// The secret POSTs are checked against, or none (`--insecure-no-signature`).
+    pub signatures: Signatures,
     pub consumer: String,
     pub inbound_max_len: u64,
 }
 
 impl WebhookSettings {
     pub fn from_args(redis: &RedisArgs, args: &WebhookArgs) -> Result<Self, ConfigError> {
-        if args
-            .secret
-            .as_ref()
-            .is_some_and(|s| s.expose().trim().is_empty())
-        {
-            return Err(ConfigError::new(
-                "INTERAKT_WEBHOOK_SECRET (--secret)",
-                "is empty; set it to the secret key saved with the webhook in Interakt's dashboard, or leave it unset to skip signature checks",
-            ));
-        }
+        let signatures = signatures(args)?;
         let consumer = consumer_name(args.consumer.as_deref())?;
         Ok(WebhookSettings {
             redis: redis.target(),
             keys: Keys::new(&redis.namespace)?,
             listen: args.listen,
-            secret: args.secret.clone(),
+            signatures,
             consumer,
             inbound_max_len: args.inbound_max_len,
         })
+    }
+}
+
+/// The flag and variable of the secret, as errors name them.
+const SECRET_NAME: &str = "INTERAKT_WEBHOOK_SECRET (--secret)";
+
+/// The signature policy the flags ask for: a secret, or explicitly none.
+fn signatures(args: &WebhookArgs) -> Result<Signatures, ConfigError> {
+    match (&args.secret, args.insecure_no_signature) {
+        (Some(secret), _) if secret.expose().trim().is_empty() => Err(ConfigError::new(
+            SECRET_NAME,
+            "is empty; set it to the secret key saved with the webhook in Interakt's dashboard",
+        )),
+        (Some(_), true) => Err(ConfigError::new(
+            "HERALD_WEBHOOK_INSECURE_NO_SIGNATURE (--insecure-no-signature)",
+            "is set together with INTERAKT_WEBHOOK_SECRET (--secret); drop --insecure-no-signature to check signatures",
+        )),
+        (Some(secret), false) => Ok(Signatures::Required(secret.clone())),
+        (None, true) => Ok(Signatures::Unchecked),
+        (None, false) => Err(ConfigError::new(
+            SECRET_NAME,
+            "is required: set it to the secret key saved with the webhook in Interakt's dashboard (every POST must be signed with it); for local development only, pass --insecure-no-signature",
+        )),
     }
 }
 
@@ -129,7 +157,7 @@ impl WebhookError {
 pub const EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT
   1  the server failed while running
-  2  bad usage or configuration (a flag, the secret, the listen address)";
+  2  bad usage or configuration (a flag, the secret or its absence, the listen address)";
 
 /// The whole command, as `herald-webhook` and `herald-worker webhook` run it: validate the
 /// flags, serve until SIGTERM/SIGINT, and return the exit code.
@@ -165,9 +193,9 @@ pub async fn serve(
 ) -> Result<(), WebhookError> {
     let pool = settings.redis.pool(POOL_SIZE)?;
     let addr = listener.local_addr().map_err(WebhookError::Serve)?;
-    if settings.secret.is_none() {
+    if settings.signatures.is_unchecked() {
         tracing::warn!(
-            "no INTERAKT_WEBHOOK_SECRET: webhook signatures are not checked; anyone who can reach this port can post events"
+            "--insecure-no-signature: webhook signatures are not checked; anyone who can reach this port can post events (forged taps, forged delivery reports). For local development only: set INTERAKT_WEBHOOK_SECRET anywhere else"
         );
     }
     tracing::info!(
@@ -184,9 +212,13 @@ pub async fn serve(
     );
     telemetry::register_webhook_metrics();
     let processing = tokio::spawn(processor.run(shutdown.clone()));
-    let app = Receiver::new(pool.clone(), settings.keys.clone(), settings.secret.clone())
-        .router()
-        .merge(herald_shared::ops::routes(pool));
+    let app = Receiver::new(
+        pool.clone(),
+        settings.keys.clone(),
+        settings.signatures.clone(),
+    )
+    .router()
+    .merge(herald_shared::ops::routes(pool));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
@@ -198,4 +230,58 @@ pub async fn serve(
     }
     tracing::info!("webhook receiver stopped");
     served.map_err(WebhookError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        redis: RedisArgs,
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    }
+
+    /// Settings from flags only (the environment is the process's: these tests pass every
+    /// value they rely on as a flag).
+    fn settings(flags: &[&str]) -> Result<WebhookSettings, ConfigError> {
+        let mut argv = vec!["herald-webhook", "--listen", "127.0.0.1:0"];
+        argv.extend_from_slice(flags);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        WebhookSettings::from_args(&cli.redis, &cli.webhook)
+    }
+
+    #[test]
+    fn a_secret_is_required_unless_insecure_no_signature_is_explicit() {
+        if std::env::var_os("INTERAKT_WEBHOOK_SECRET").is_some()
+            || std::env::var_os("HERALD_WEBHOOK_INSECURE_NO_SIGNATURE").is_some()
+        {
+            return; // the environment decides instead of the flags
+        }
+        let err = settings(&[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("INTERAKT_WEBHOOK_SECRET (--secret): is required")
+                && err.contains("--insecure-no-signature")
+                && !err.contains('\n'),
+            "{err}"
+        );
+        let secret = settings(&["--secret", "whsec-1"]).unwrap();
+        assert!(matches!(&secret.signatures, Signatures::Required(s) if s.expose() == "whsec-1"));
+        assert!(!format!("{secret:?}").contains("whsec-1"), "{secret:?}");
+        let open = settings(&["--insecure-no-signature"]).unwrap();
+        assert!(open.signatures.is_unchecked());
+        let err = settings(&["--secret", "whsec-1", "--insecure-no-signature"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("HERALD_WEBHOOK_INSECURE_NO_SIGNATURE"),
+            "{err}"
+        );
+        let err = settings(&["--secret", " "]).unwrap_err().to_string();
+        assert!(err.contains("is empty"), "{err}");
+    }
 }

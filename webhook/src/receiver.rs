@@ -4,9 +4,11 @@
 //! the receiver does the least that makes an event safe, then answers:
 //!
 //! 1. the body is read raw, at most [`MAX_BODY_BYTES`] (413 past it);
-//! 2. with a secret configured, `Interakt-Signature` must sign the raw body (401 otherwise,
-//!    and nothing is recorded or parsed);
-//! 3. the body is one JSON object or an array of them (400 for anything else);
+//! 2. `Interakt-Signature` (or `X-Interakt-Signature`) must sign the raw body (401
+//!    otherwise, and nothing is recorded or parsed), unless the process runs with
+//!    `--insecure-no-signature` ([`crate::verify`]);
+//! 3. the body is one JSON object or an array of at most [`MAX_EVENTS_PER_BODY`] of them
+//!    (400 for anything else; 413 past the count, and nothing of it is recorded);
 //! 4. every event is de-duplicated and appended to the events stream in one Lua script
 //!    ([`Keys::webhook_events`]), bounded by [`REDIS_BUDGET`]; Redis unreachable is 503 so
 //!    Interakt redelivers.
@@ -15,6 +17,9 @@
 //! accepted and kept: answering 400 would count against the integration for a body Interakt
 //! will keep sending, and a person can look at it in the unhandled stream. Only bodies that
 //! cannot be events at all (not JSON, a bare string or number, an array of non-objects) get 400.
+//!
+//! Each event costs Redis a de-duplication marker (kept three days) and a stream entry, in a
+//! `noeviction` Redis: the count limit bounds what one POST can add, whatever its size.
 //!
 //! Processing (timelines, the inbound stream) happens behind, in [`crate::processor`].
 
@@ -29,9 +34,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use deadpool_redis::redis::Script;
+use herald_shared::Keys;
 use herald_shared::keys::{EVENT_FIELD, WEBHOOK_DEDUP_TTL_SECS};
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Keys, Redacted, signature};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -39,12 +44,16 @@ use herald_shared::redis_pool::RedisFailure;
 
 use crate::action;
 use crate::telemetry;
+use crate::verify::Signatures;
 
 /// Where Interakt posts.
 pub const PATH: &str = "/webhooks/interakt";
 
 /// The largest body accepted: Interakt's events are well under 2 KiB each.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The most events one body may hold: Interakt posts one event, or a few in an array.
+pub const MAX_EVENTS_PER_BODY: usize = 100;
 
 /// The most time Redis gets to record a body before the receiver answers 503: well under
 /// Interakt's 3 seconds.
@@ -59,8 +68,8 @@ pub struct Receiver {
     /// Connections are multiplexed: a few serve every concurrent request.
     pool: Pool,
     keys: Keys,
-    /// `None`: signatures are not checked (logged as a warning at start-up).
-    secret: Option<Arc<Redacted<String>>>,
+    /// The secret, or none checked (`--insecure-no-signature`, warned about at start-up).
+    signatures: Arc<Signatures>,
 }
 
 /// One event of a body, ready to record.
@@ -73,21 +82,35 @@ pub struct Incoming {
     pub labels: (&'static str, &'static str),
 }
 
-/// A body that cannot hold events; answered 400 with this text.
+/// A body that is refused whole: answered [`BodyError::status`] with this text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("the body is not JSON: {0}")]
     NotJson(String),
     #[error("expected an event object or an array of event objects; {0}")]
     NotEvents(String),
+    #[error(
+        "the body holds {count} events; at most {MAX_EVENTS_PER_BODY} per POST are accepted: split it"
+    )]
+    TooManyEvents { count: usize },
+}
+
+impl BodyError {
+    /// 400 for what cannot be events, 413 for too many of them.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::NotJson(_) | BodyError::NotEvents(_) => StatusCode::BAD_REQUEST,
+            BodyError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
 }
 
 impl Receiver {
-    pub fn new(pool: Pool, keys: Keys, secret: Option<Redacted<String>>) -> Self {
+    pub fn new(pool: Pool, keys: Keys, signatures: Signatures) -> Self {
         Receiver {
             pool,
             keys,
-            secret: secret.map(Arc::new),
+            signatures: Arc::new(signatures),
         }
     }
 
@@ -100,23 +123,16 @@ impl Receiver {
     }
 
     async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> (StatusCode, Value) {
-        if let Some(secret) = &self.secret {
-            let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
-            if !signature::verify(secret.expose(), body, header) {
-                telemetry::record_webhook_signature_failure();
-                let why = if header.is_some() { "wrong" } else { "missing" };
-                tracing::warn!(why, "refused a webhook POST: {why} {}", signature::HEADER);
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    format!("{why} {} header", signature::HEADER),
-                );
-            }
+        if let Err(refusal) = self.signatures.check(headers, body) {
+            telemetry::record_webhook_signature_failure();
+            tracing::warn!(why = refusal.as_str(), "refused a webhook POST: {refusal}");
+            return error(StatusCode::UNAUTHORIZED, refusal.to_string());
         }
         let events = match parse_body(body) {
             Ok(events) => events,
             Err(err) => {
                 tracing::info!(error = %err, "refused a webhook POST");
-                return error(StatusCode::BAD_REQUEST, err.to_string());
+                return error(err.status(), err.to_string());
             }
         };
         let recorded = match tokio::time::timeout(REDIS_BUDGET, self.record(&events)).await {
@@ -160,7 +176,8 @@ impl Receiver {
     }
 }
 
-/// Splits a body into events: one object, or an array of objects.
+/// Splits a body into events: one object, or an array of at most [`MAX_EVENTS_PER_BODY`]
+/// objects.
 pub fn parse_body(body: &[u8]) -> Result<Vec<Incoming>, BodyError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|err| BodyError::NotJson(err.to_string()))?;
@@ -171,6 +188,9 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Incoming>, BodyError> {
             return Err(BodyError::NotEvents(format!("got {}", json_kind(&other))));
         }
     };
+    if items.len() > MAX_EVENTS_PER_BODY {
+        return Err(BodyError::TooManyEvents { count: items.len() });
+    }
     items
         .into_iter()
         .enumerate()
@@ -274,8 +294,29 @@ mod tests {
             (b"\"hi\"", "got a string"),
             (b"[{}, 1]", "item 1 is a number"),
         ] {
-            let err = parse_body(body).unwrap_err().to_string();
-            assert!(err.contains(says), "{body:?}: {err}");
+            let err = parse_body(body).unwrap_err();
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{body:?}");
+            assert!(err.to_string().contains(says), "{body:?}: {err}");
         }
+    }
+
+    #[test]
+    fn at_most_100_events_per_body() {
+        let events = |n: usize| {
+            let items: Vec<_> = (0..n)
+                .map(
+                    |i| json!({"entityType": "USER_EVENT", "entity": {"eventId": format!("e{i}")}}),
+                )
+                .collect();
+            Value::Array(items).to_string().into_bytes()
+        };
+        assert_eq!(parse_body(&events(MAX_EVENTS_PER_BODY)).unwrap().len(), 100);
+        let err = parse_body(&events(MAX_EVENTS_PER_BODY + 1)).unwrap_err();
+        assert_eq!(err, BodyError::TooManyEvents { count: 101 });
+        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            err.to_string(),
+            "the body holds 101 events; at most 100 per POST are accepted: split it"
+        );
     }
 }

@@ -35,7 +35,7 @@ pub fn record_webhook_signature_failure() {
     metrics::counter!("herald_webhook_signature_failures_total").increment(1);
 }
 
-/// A webhook event received again (same event id, or message id and type).
+/// A webhook event received again (same key: see [`crate::action::dedup_key`]).
 pub fn record_webhook_duplicate() {
     metrics::counter!("herald_webhook_duplicates_total").increment(1);
 }

@@ -122,8 +122,10 @@ impl WebhookEvent {
         }
     }
 
-    /// The key events are de-duplicated on: `eventId`, or `messageId` + event type when
-    /// there is no event id (user messages carry none).
+    /// `eventId`, or `messageId` + entity and event type when there is no event id. Right
+    /// for status events (one DELIVERED per message); not for user messages, which carry
+    /// no event id and share the card's message id: Herald's receiver keys those by a
+    /// digest of the whole event instead (`herald_webhook::action::dedup_key`).
     pub fn dedup_key(&self) -> String {
         match &self.entity.event_id {
             Some(id) => format!("event:{id}"),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use herald_shared::signature;
 use herald_tests::wait_until;
 
-use crate::support::{Harness, fixture, user_event};
+use crate::support::{Harness, array, fixture, user_event, user_message};
 
 const SECRET: &str = "whsec-test";
 
@@ -180,4 +180,97 @@ async fn redis_unreachable_answers_503_so_interakt_redelivers_then_recovers() {
     .await;
     assert_eq!(h.post(&body).await.body["duplicates"], 1);
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_interakt_signature_is_accepted_as_well_as_interakt_signature() {
+    let mut h = Harness::start(Some(SECRET)).await;
+    let body = fixture("webhook-user-message-text.json");
+    let wrong = signature::sign("another-secret", &body);
+    let answer = h
+        .post_with_header(&body, "X-Interakt-Signature", Some(&wrong))
+        .await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    nothing_recorded(&mut h).await;
+
+    let good = signature::sign(SECRET, &body);
+    let answer = h
+        .post_with_header(&body, "X-Interakt-Signature", Some(&good))
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["recorded"], 1);
+    h.wait_len("the reply on the inbound stream", &h.keys.inbound(), 1)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_more_than_100_events_gets_413_and_records_nothing_100_are_recorded() {
+    let mut h = Harness::start(Some(SECRET)).await;
+    let events = |n: usize| {
+        array((0..n).map(|i| user_event("DELIVERED", &format!("m-{i}"), &format!("e-{i}"))))
+    };
+    let answer = h.post(&events(101)).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    let error = answer.body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("100") && error.contains("101"), "{answer:?}");
+    nothing_recorded(&mut h).await;
+
+    let answer = h.post(&events(100)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.body,
+        serde_json::json!({"received": 100, "recorded": 100, "duplicates": 0})
+    );
+}
+
+/// Issue: customers' taps were lost. User messages carry no `eventId`; keyed on message id
+/// and type, a second tap (or a reply) on the same card was taken for a redelivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_taps_and_a_reply_on_one_card_all_reach_inbound_and_a_redelivery_is_dropped() {
+    let mut h = Harness::start(Some(SECRET)).await;
+    let card = "MxCard-B123";
+    let view = user_message(card, Some("view_B123"), "View details");
+    let cancel = user_message(card, Some("cancel_B123"), "Cancel booking");
+    let reply = user_message(card, None, "Can I come at 6 instead?");
+    for body in [&view, &cancel, &reply] {
+        let answer = h.post(body).await;
+        assert_eq!(
+            answer.body,
+            serde_json::json!({"received": 1, "recorded": 1, "duplicates": 0}),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let again = h.post(&cancel).await;
+    assert_eq!(
+        again.body,
+        serde_json::json!({"received": 1, "recorded": 0, "duplicates": 1})
+    );
+    // Processing is in stream order: once a later event is through, a recorded redelivery
+    // would be there too.
+    let later = user_message("MxOther", None, "thanks");
+    assert_eq!(h.post(&later).await.body["recorded"], 1);
+    let inbound = h.keys.inbound();
+    h.wait_len("three actions and the later reply", &inbound, 4)
+        .await;
+    let entries = h.entries(&inbound).await;
+    let seen: Vec<(&str, Option<&str>, Option<&str>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str(),
+                e.get("postback").map(String::as_str),
+                e.get("text").map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("suggestion", Some("view_B123"), None),
+            ("suggestion", Some("cancel_B123"), None),
+            ("reply", None, Some("Can I come at 6 instead?")),
+            ("reply", None, Some("thanks")),
+        ]
+    );
 }

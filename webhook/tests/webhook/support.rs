@@ -41,7 +41,8 @@ pub struct Answer {
 }
 
 impl Harness {
-    /// Starts a receiver that checks signatures with `secret` (none: unchecked).
+    /// Starts a receiver that checks signatures with `secret` (none: unchecked, as
+    /// `--insecure-no-signature` runs it).
     pub async fn start(secret: Option<&str>) -> Harness {
         let redis = RedisServer::start();
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -53,7 +54,9 @@ impl Harness {
             redis: herald_shared::redis_pool::Target::Single(Redacted::new(redis.url())),
             keys: keys.clone(),
             listen: listener.local_addr().unwrap(),
-            secret: secret.map(|s| Redacted::new(s.to_string())),
+            signatures: secret.map_or(webhook::Signatures::Unchecked, |s| {
+                webhook::Signatures::Required(Redacted::new(s.to_string()))
+            }),
             consumer: "test-processor".into(),
             inbound_max_len: webhook::DEFAULT_INBOUND_MAX_LEN,
         };
@@ -94,13 +97,24 @@ impl Harness {
 
     /// Posts `body` with exactly this `Interakt-Signature` (none: no header).
     pub async fn post_with(&self, body: &[u8], signature: Option<&str>) -> Answer {
+        self.post_with_header(body, "interakt-signature", signature)
+            .await
+    }
+
+    /// Posts `body` with `signature` in header `name` (none: no signature header at all).
+    pub async fn post_with_header(
+        &self,
+        body: &[u8],
+        name: &str,
+        signature: Option<&str>,
+    ) -> Answer {
         let mut request = self
             .client
             .post(self.url())
             .header("content-type", "application/json")
             .body(body.to_vec());
         if let Some(signature) = signature {
-            request = request.header("interakt-signature", signature);
+            request = request.header(name, signature);
         }
         let response = request.send().await.expect("the receiver answers");
         let status = response.status().as_u16();
@@ -215,6 +229,42 @@ pub fn user_event(event_type: &str, message_id: &str, event_id: &str) -> Vec<u8>
         }
     }))
     .unwrap()
+}
+
+/// A USER_MESSAGE on Interakt's message `message_id`, as RBM reports a customer's action:
+/// a tap on a suggestion carrying `postback`, or (postback `None`) a text reply. Like every
+/// user message, it carries no `eventId`.
+pub fn user_message(message_id: &str, postback: Option<&str>, text: &str) -> Vec<u8> {
+    let suggestion = postback.map(
+        |data| serde_json::json!({"postBack": {"data": data}, "plainText": text, "type": "REPLY"}),
+    );
+    serde_json::to_vec(&serde_json::json!({
+        "userPhoneNumber": "+9198000*****",
+        "botId": "bot",
+        "entityType": "USER_MESSAGE",
+        "entity": {
+            "messageId": message_id,
+            "sendTime": "2026-11-23T10:00:00.000Z",
+            "text": if postback.is_some() { "" } else { text },
+            "userFile": null,
+            "location": null,
+            "suggestionResponse": suggestion
+        }
+    }))
+    .unwrap()
+}
+
+/// A JSON array of `events`.
+pub fn array(events: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
+    let mut body = b"[".to_vec();
+    for (i, event) in events.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend(event);
+    }
+    body.push(b']');
+    body
 }
 
 pub use herald_tests::scenario::booking;
