@@ -94,9 +94,9 @@ pub enum DlqCommand {
         #[command(flatten)]
         select: ReplaySelect,
         /// Give each replayed job with a deadline (an OTP) at least this long from now
-        /// (10m); an expired OTP is not replayed without it.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        extend: Option<Duration>,
+        /// (10m; at most 24h); an expired OTP is not replayed without it.
+        #[arg(long, value_name = "DURATION")]
+        extend: Option<dlq::Extension>,
         /// Say what would be replayed; change nothing.
         #[arg(long)]
         dry_run: bool,

@@ -54,7 +54,11 @@ async fn run(server: &RedisServer, n: usize) {
             let started = Instant::now();
             let results = producer.enqueue_batch(batch).await.expect("enqueue");
             let enqueued = started.elapsed();
-            assert!(results.iter().all(|r| !r.duplicate));
+            assert!(
+                results
+                    .iter()
+                    .all(|r| r.as_ref().is_ok_and(|r| !r.duplicate))
+            );
             assert_eq!(stream_len(server, &producer), n);
             report(
                 &format!(

@@ -3,6 +3,8 @@
 //! A reader thread decodes and validates lines while the caller's task enqueues the previous
 //! batch, so validation (phone parsing, JSON) and Redis round trips overlap. A bad line is
 //! reported with its number and reason and skipped; the good lines around it are enqueued.
+//! A line whose idempotency key already holds other content is rejected the same way, once
+//! Redis has said so.
 //! Blank lines are skipped but counted, so line numbers match an editor's.
 //!
 //! This module reports through an [`Observer`] and never prints: the CLI decides between a
@@ -29,7 +31,7 @@ pub struct Summary {
     pub enqueued: u64,
     /// Lines whose idempotency key was already claimed: nothing added.
     pub duplicates: u64,
-    /// Lines that were not valid jobs.
+    /// Lines that were not valid jobs, or whose idempotency key holds other content.
     pub rejected: u64,
 }
 
@@ -85,6 +87,8 @@ pub enum BulkError {
 /// One batch of decoded lines.
 struct Batch {
     jobs: Vec<Job>,
+    /// The line number of each job, in the same order.
+    job_lines: Vec<u64>,
     rejected: Vec<Rejected>,
     /// Input bytes consumed up to the end of this batch.
     bytes_read: u64,
@@ -110,31 +114,50 @@ where
 
     let mut summary = Summary::default();
     while let Some(batch) = rx.recv().await {
-        let batch: Batch = batch.map_err(|(line, source)| BulkError::Read {
+        let Batch {
+            jobs,
+            job_lines,
+            mut rejected,
+            bytes_read,
+        } = batch.map_err(|(line, source)| BulkError::Read {
             line,
             source,
             summary,
         })?;
-        for rejected in &batch.rejected {
-            observer.rejected(rejected);
-        }
-        summary.rejected += batch.rejected.len() as u64;
-        if !batch.jobs.is_empty() {
-            let results = producer
-                .enqueue_batch(batch.jobs)
-                .await
-                .map_err(|source| BulkError::Enqueue { source, summary })?;
-            for result in results {
-                if result.duplicate {
-                    summary.duplicates += 1;
-                } else {
-                    summary.enqueued += 1;
+        let results = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            match producer.enqueue_batch(jobs).await {
+                Ok(results) => results,
+                Err(source) => {
+                    report(observer, &mut summary, rejected);
+                    return Err(BulkError::Enqueue { source, summary });
                 }
             }
+        };
+        for (line, result) in job_lines.into_iter().zip(results) {
+            match result {
+                Ok(enqueued) if enqueued.duplicate => summary.duplicates += 1,
+                Ok(_) => summary.enqueued += 1,
+                Err(conflict) => rejected.push(Rejected {
+                    line,
+                    reason: conflict.to_string(),
+                }),
+            }
         }
-        observer.progress(&summary, batch.bytes_read);
+        report(observer, &mut summary, rejected);
+        observer.progress(&summary, bytes_read);
     }
     Ok(summary)
+}
+
+/// Tells `observer` about `rejected` in line order and counts them.
+fn report(observer: &mut dyn Observer, summary: &mut Summary, mut rejected: Vec<Rejected>) {
+    rejected.sort_by_key(|r| r.line);
+    for rejected in &rejected {
+        observer.rejected(rejected);
+    }
+    summary.rejected += rejected.len() as u64;
 }
 
 type BatchResult = Result<Batch, (u64, io::Error)>;
@@ -147,6 +170,7 @@ fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>) {
     let mut buf = Vec::new();
     let new_batch = || Batch {
         jobs: Vec::with_capacity(BATCH_LINES),
+        job_lines: Vec::with_capacity(BATCH_LINES),
         rejected: Vec::new(),
         bytes_read: 0,
     };
@@ -169,7 +193,10 @@ fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>) {
             continue;
         }
         match JobSpec::parse(&buf) {
-            Ok(job) => batch.jobs.push(job),
+            Ok(job) => {
+                batch.jobs.push(job);
+                batch.job_lines.push(line_no);
+            }
             Err(err) => batch.rejected.push(Rejected {
                 line: line_no,
                 reason: err.to_string(),

@@ -29,16 +29,17 @@ pub const NAME: &str = "herald-producer";
 pub const EXIT_OK: u8 = 0;
 /// `bulk` only: some lines were rejected; every other line was enqueued.
 pub const EXIT_REJECTED: u8 = 1;
-/// Bad usage, invalid input (nothing enqueued; for `bulk`, every line rejected), or Redis
-/// unreachable or failing.
+/// Bad usage, invalid input, an idempotency key that already holds other content (nothing
+/// enqueued; for `bulk`, every line rejected), or Redis unreachable or failing.
 pub const EXIT_FAILED: u8 = 2;
 
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
-  0  every job was enqueued (a repeated idempotency key prints the first job's id)
+  0  every job was enqueued (an idempotency key repeated with the same content prints the
+     first job's id)
   1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued
-  2  bad usage, invalid input (nothing enqueued; for bulk, every line rejected),
-     or Redis unreachable or failing";
+  2  bad usage, invalid input, or an idempotency key that already holds other content
+     (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing";
 
 /// Enqueue RCS messages (OTPs, booking confirmations, raw Interakt requests) for Herald's
 /// workers.
@@ -92,7 +93,8 @@ pub struct ServeArgs {
 
 #[derive(Args)]
 pub struct IdempotencyArgs {
-    /// Enqueue at most once per key within the idempotency window (e.g. booking:B123:confirmation).
+    /// Enqueue at most once per key within the idempotency window (e.g.
+    /// booking:B123:confirmation); the same key with other content exits 2.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
 }
@@ -105,7 +107,7 @@ pub struct OtpArgs {
     /// The one-time password (letters or digits).
     #[arg(long)]
     pub code: Redacted<String>,
-    /// The OTP is not sent after this long (e.g. 10m, 90s).
+    /// The OTP is not sent after this long (e.g. 10m, 90s; at most 24h).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub valid_for: Duration,
     #[command(flatten)]

@@ -7,7 +7,11 @@
 //!
 //! A job with an idempotency key goes through one Lua script that checks the key's claim
 //! and adds the entry atomically, so two producers racing with the same key enqueue once and
-//! both get the first job's id. Jobs without a key are a plain `XADD`.
+//! both get the first job's id. The claim holds the first job's id and its content
+//! [`Fingerprint`](herald_shared::job::Fingerprint): a later job under the key with the same
+//! content is a duplicate (the first id, nothing added), one with other content an
+//! [`IdempotencyConflict`] (nothing added either). Claims written before fingerprints (the
+//! id alone) count as the same content. Jobs without a key are a plain `XADD`.
 //!
 //! Every enqueue is a pipeline, one command per job, sent in chunks of
 //! [`PIPELINE_CHUNK`]. The script is loaded once per producer; if Redis has lost it (a
@@ -52,6 +56,24 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
+/// The idempotency key already holds a job with other content (another code, another
+/// booking, another kind): nothing was enqueued. Names the key and the first job, never the
+/// content (an OTP's code is a secret).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "idempotency_key: {key:?} already holds job {job_id}, enqueued with other content; nothing was enqueued (a new message needs a new key)"
+)]
+pub struct IdempotencyConflict {
+    /// The key, as the caller gave it.
+    pub key: String,
+    /// The job first enqueued under the key.
+    pub job_id: Uuid,
+}
+
+/// One job's result in a batch: enqueued (or a duplicate), or refused because its key holds
+/// other content. Failures of the whole batch (Redis) are [`Error`]s.
+pub type BatchResult = Result<Enqueued, IdempotencyConflict>;
+
 /// Why an enqueue did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,6 +81,9 @@ pub enum Error {
     /// each field (`phone: must be in E.164 form ...`).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// The idempotency key already holds a job with other content; nothing was enqueued.
+    #[error(transparent)]
+    IdempotencyConflict(#[from] IdempotencyConflict),
     /// Redis refused or failed the command (or the connection behind it).
     #[error("Redis: {}", herald_shared::redis_pool::error_reason(.0))]
     Redis(#[from] RedisError),
@@ -164,18 +189,25 @@ impl Producer {
     }
 
     /// Enqueues one job built by the shared model.
+    ///
+    /// A job whose idempotency key already holds other content is
+    /// [`Error::IdempotencyConflict`].
     pub async fn enqueue(&self, job: Job) -> Result<Enqueued, Error> {
         let mut enqueued = self.enqueue_batch(vec![job]).await?;
-        Ok(enqueued.pop().expect("one result per job"))
+        let result = enqueued
+            .pop()
+            .ok_or_else(|| Error::UnexpectedReply("no result for the one job enqueued".into()))?;
+        Ok(result?)
     }
 
     /// Enqueues many jobs in pipelined chunks, in order, on one connection. Returns one
-    /// result per job, in the same order.
+    /// result per job, in the same order: a job whose idempotency key holds other content is
+    /// an [`IdempotencyConflict`] there, and the others are enqueued all the same.
     ///
     /// On error, the chunks before the failing one are enqueued and the rest are not; jobs of
     /// the failing chunk may or may not be. Re-running a batch whose jobs carry idempotency
     /// keys is safe.
-    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>, Error> {
+    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut enqueued = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
@@ -189,8 +221,8 @@ impl Producer {
         &self,
         conn: &mut herald_shared::redis_pool::Connection,
         jobs: &[Job],
-    ) -> Result<Vec<Enqueued>, Error> {
-        let mut results: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+    ) -> Result<Vec<BatchResult>, Error> {
+        let mut results: Vec<Option<BatchResult>> = vec![None; jobs.len()];
         let mut pending: Vec<usize> = (0..jobs.len()).collect();
         // Once to run everything, once more for what NOSCRIPT refused.
         for _attempt in 0..2 {
@@ -248,7 +280,8 @@ impl Producer {
                         .arg(job.id.to_string())
                         .arg(self.idempotency_window_ms)
                         .arg(json)
-                        .arg(JOB_FIELD),
+                        .arg(JOB_FIELD)
+                        .arg(job.fingerprint().as_str()),
                 );
             }
             None => {
@@ -265,34 +298,60 @@ impl Producer {
     }
 }
 
+/// What the enqueue script found under the key (its reply's first element).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// The key was free: claimed, and the job added.
+    Added,
+    /// The key holds this content (or an old-format claim): nothing added.
+    Duplicate,
+    /// The key holds other content: nothing added.
+    Conflict,
+}
+
+impl Claim {
+    fn from_flag(flag: i64) -> Option<Claim> {
+        match flag {
+            0 => Some(Claim::Added),
+            1 => Some(Claim::Duplicate),
+            2 => Some(Claim::Conflict),
+            _ => None,
+        }
+    }
+}
+
 /// Reads the reply of `job`'s command: a stream entry id (plain XADD) or the script's
-/// `{duplicate, id}`.
-fn parse_reply(job: &Job, reply: Value) -> Result<Enqueued, Error> {
+/// `{claim, id}`.
+fn parse_reply(job: &Job, reply: Value) -> Result<BatchResult, Error> {
     let unexpected = |reply: &Value| Error::UnexpectedReply(format!("{reply:?}"));
-    if job.idempotency_key.is_none() {
+    let Some(key) = &job.idempotency_key else {
         return match reply {
-            Value::BulkString(_) | Value::SimpleString(_) => Ok(Enqueued {
+            Value::BulkString(_) | Value::SimpleString(_) => Ok(Ok(Enqueued {
+                job_id: job.id,
+                duplicate: false,
+            })),
+            other => Err(unexpected(&other)),
+        };
+    };
+    let (flag, id): (i64, String) =
+        redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
+    let first = || id.parse::<Uuid>().map_err(|_| unexpected(&reply));
+    Ok(
+        match Claim::from_flag(flag).ok_or_else(|| unexpected(&reply))? {
+            Claim::Added => Ok(Enqueued {
                 job_id: job.id,
                 duplicate: false,
             }),
-            other => Err(unexpected(&other)),
-        };
-    }
-    let (flag, id): (i64, String) =
-        redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
-    match flag {
-        0 => Ok(Enqueued {
-            job_id: job.id,
-            duplicate: false,
-        }),
-        _ => {
-            let job_id = id.parse().map_err(|_| unexpected(&reply))?;
-            Ok(Enqueued {
-                job_id,
+            Claim::Duplicate => Ok(Enqueued {
+                job_id: first()?,
                 duplicate: true,
-            })
-        }
-    }
+            }),
+            Claim::Conflict => Err(IdempotencyConflict {
+                key: key.clone(),
+                job_id: first()?,
+            }),
+        },
+    )
 }
 
 fn millis(window: Duration) -> u64 {

@@ -2,7 +2,8 @@
 //! millisecond; the worker deals with Interakt's limits from there.
 //!
 //! - [`enqueue`]: the [`Producer`], which puts validated jobs on their lanes (OTPs on their
-//!   own, so workers serve them first), once per idempotency key.
+//!   own, so workers serve them first), once per idempotency key (the same key with other
+//!   content is an [`IdempotencyConflict`]).
 //! - [`spec`]: [`JobSpec`], a job as JSON (a bulk line, an API body), decoded with errors
 //!   that name the field.
 //! - [`bulk`]: JSON Lines in, pipelined batches out, bad lines reported by number.
@@ -15,5 +16,7 @@ pub mod cli;
 pub mod enqueue;
 pub mod spec;
 
-pub use enqueue::{DEFAULT_IDEMPOTENCY_WINDOW, Enqueued, Error, Producer};
+pub use enqueue::{
+    BatchResult, DEFAULT_IDEMPOTENCY_WINDOW, Enqueued, Error, IdempotencyConflict, Producer,
+};
 pub use spec::JobSpec;

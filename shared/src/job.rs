@@ -8,6 +8,11 @@
 //! OTP and booking jobs hold facts, not a rendered request: the worker renders them
 //! ([`crate::compose`]) with its SMS fallback configuration, so a DLT change needs no
 //! re-enqueue.
+//!
+//! A job's [`Fingerprint`] names its content (kind, recipient, payload) and nothing else, so
+//! an idempotency key can tell a retry of the same message from a new message under the
+//! same key. Deadlines are computed with checked arithmetic ([`deadline_after`]): no
+//! duration, however large, panics.
 
 use std::fmt;
 use std::time::Duration;
@@ -24,8 +29,62 @@ use crate::wire::SendRequest;
 /// Default validity of an OTP: the worker will not send it after this.
 pub const DEFAULT_OTP_VALIDITY: Duration = Duration::from_secs(10 * 60);
 
+/// The longest an OTP may stay valid (`valid_for`), and the furthest `dlq replay --extend`
+/// may move a deadline: a code older than a day is no use to anyone.
+pub const MAX_OTP_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// [`MAX_OTP_VALIDITY`] as people write it, for messages.
+pub const MAX_OTP_VALIDITY_TEXT: &str = "24h";
+
 /// The longest idempotency key accepted.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
+
+/// `start + duration`, or `None` when that is past what [`OffsetDateTime`] can hold (year
+/// 9999) or the duration does not fit a [`time::Duration`]. Never panics.
+pub fn deadline_after(start: OffsetDateTime, duration: Duration) -> Option<OffsetDateTime> {
+    let duration = time::Duration::try_from(duration).ok()?;
+    start.checked_add(duration)
+}
+
+/// A duration as flags and JSON spell them (`10m`, `1day 1h`), for messages.
+pub fn human(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// The SHA-256 of a job's content, in lowercase hex: what an idempotency key holds besides
+/// the first job's id, so the same key with other content is told apart from a retry.
+///
+/// The content is the payload (kind, recipient and what is sent), serialized canonically
+/// (object keys sorted at every level, so unknown fields kept from a raw request count
+/// whatever their order). The id, creation time, deadline, idempotency key and attempts
+/// are not content: a retried enqueue with another `valid_for` is the same message.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// Prefixed to the hashed text, so a change of the canonical form can never match an
+    /// old fingerprint by accident.
+    const VERSION: &'static [u8] = b"herald-job-content-v1\n";
+
+    pub fn of(payload: &Payload) -> Fingerprint {
+        let mut value = serde_json::to_value(payload).expect("a payload always serializes");
+        value.sort_all_objects();
+        let mut text = Fingerprint::VERSION.to_vec();
+        serde_json::to_writer(&mut text, &value).expect("a JSON value always serializes");
+        Fingerprint(crate::signature::sha256_hex(&text))
+    }
+
+    /// The 64 hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// One unit of work.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -263,11 +322,22 @@ impl Job {
                 "must be longer than zero",
             ));
         }
+        if valid_for > MAX_OTP_VALIDITY {
+            return Err(ValidationError::single(
+                "valid_for",
+                format!(
+                    "is {}; the most is {MAX_OTP_VALIDITY_TEXT} (e.g. 10m)",
+                    human(valid_for)
+                ),
+            ));
+        }
         let mut job = Job::new(Payload::Otp(Otp {
             phone: phone.e164(),
             code: code.to_string().into(),
         }));
-        job.not_after = Some(job.created_at + valid_for);
+        job.not_after = Some(deadline_after(job.created_at, valid_for).ok_or_else(|| {
+            ValidationError::single("valid_for", "ends past the year 9999; is the clock right?")
+        })?);
         Ok(job)
     }
 
@@ -385,6 +455,12 @@ impl Job {
             .rposition(|a| a.outcome == Outcome::Replayed)
             .map_or(0, |marker| marker + 1);
         &self.attempts[start..]
+    }
+
+    /// What this job sends, as a [`Fingerprint`]: equal for two jobs made from the same
+    /// message, whatever their ids, creation times, deadlines or attempts.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.payload)
     }
 
     /// True once the deadline has passed.
@@ -507,6 +583,115 @@ mod tests {
         assert_eq!(job.attempts.iter().filter(|a| a.is_send()).count(), 4);
         let back = Job::from_json(job.to_json().as_bytes()).unwrap();
         assert_eq!(back, job);
+    }
+
+    #[test]
+    fn otp_validity_is_bounded_and_never_panics() {
+        let day = Duration::from_secs(24 * 60 * 60);
+        let century = Duration::from_secs(100_000_000 * 31_557_600);
+        for too_long in [
+            day + Duration::from_secs(1),
+            Duration::from_secs(25 * 60 * 60),
+            century,
+            Duration::MAX,
+        ] {
+            let err = Job::otp("+919999999999", "1234", too_long).unwrap_err();
+            assert_eq!(err.violations[0].path, "valid_for");
+            assert!(
+                err.violations[0].reason.contains("the most is 24h"),
+                "{err}"
+            );
+        }
+        let job = Job::otp("+919999999999", "1234", day).unwrap();
+        assert_eq!(job.not_after, Some(job.created_at + day));
+    }
+
+    #[test]
+    fn the_bound_reads_as_it_is() {
+        assert_eq!(
+            crate::config::parse_duration(MAX_OTP_VALIDITY_TEXT),
+            Ok(MAX_OTP_VALIDITY)
+        );
+    }
+
+    #[test]
+    fn deadlines_are_checked() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(60)),
+            Some(now + Duration::from_secs(60))
+        );
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(100_000_000 * 31_557_600)),
+            None
+        );
+        assert_eq!(deadline_after(now, Duration::MAX), None);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_content_only() {
+        let otp = |phone: &str, code: &str, valid_for: u64| {
+            Job::otp(phone, code, Duration::from_secs(valid_for)).unwrap()
+        };
+        let first = otp("+919999999999", "731904", 600);
+        let mut retry = otp("+91 99999 99999", "731904", 60)
+            .with_idempotency_key(Some("login:42".into()))
+            .unwrap();
+        retry
+            .attempts
+            .push(Attempt::replayed(retry.created_at, "expired"));
+        assert_ne!(first.id, retry.id);
+        assert_eq!(first.fingerprint(), retry.fingerprint(), "same message");
+        assert_eq!(first.fingerprint().as_str().len(), 64);
+        assert_ne!(
+            first.fingerprint(),
+            otp("+919999999999", "555111", 600).fingerprint(),
+            "another code"
+        );
+        assert_ne!(
+            first.fingerprint(),
+            otp("+919999999998", "731904", 600).fingerprint(),
+            "another phone"
+        );
+        let booking_job = Job::booking(booking()).unwrap();
+        assert_eq!(
+            booking_job.fingerprint(),
+            Job::booking(booking()).unwrap().fingerprint()
+        );
+        assert_ne!(
+            booking_job.fingerprint(),
+            Job::booking(Booking {
+                time: "11:30".into(),
+                ..booking()
+            })
+            .unwrap()
+            .fingerprint()
+        );
+        assert!(
+            !first.fingerprint().to_string().contains("731904"),
+            "a digest, not the content"
+        );
+    }
+
+    #[test]
+    fn a_raw_fingerprint_ignores_the_order_of_unknown_fields() {
+        let request = |json: &str| -> SendRequest { crate::wire::decode(json.as_bytes()).unwrap() };
+        let a = request(
+            r#"{"countryCode":"+91","phoneNumber":"9999999999","type":"STANDALONE_CAROUSEL","zeta":1,"alpha":{"y":2,"x":1},"message":{"richCardDetails":{"standalone":{"content":{"cardTitle":"Hi"}}}}}"#,
+        );
+        let b = request(
+            r#"{"alpha":{"x":1,"y":2},"zeta":1,"countryCode":"+91","phoneNumber":"9999999999","type":"STANDALONE_CAROUSEL","message":{"richCardDetails":{"standalone":{"content":{"cardTitle":"Hi"}}}}}"#,
+        );
+        let c = request(
+            r#"{"alpha":{"x":1,"y":3},"zeta":1,"countryCode":"+91","phoneNumber":"9999999999","type":"STANDALONE_CAROUSEL","message":{"richCardDetails":{"standalone":{"content":{"cardTitle":"Hi"}}}}}"#,
+        );
+        let fp = |r: SendRequest| {
+            Fingerprint::of(&Payload::Raw {
+                request: Box::new(r),
+            })
+        };
+        assert_eq!(fp(a.clone()), fp(b));
+        assert_ne!(fp(a), fp(c));
     }
 
     #[test]

@@ -109,7 +109,8 @@ impl Keys {
         self.key(&format!("lane:{}", lane.as_str()))
     }
 
-    /// An idempotency key's claim: holds the first job's id for the key's window.
+    /// An idempotency key's claim: holds `<first job id>:<content fingerprint>` (the id alone
+    /// when written before fingerprints) for the key's window.
     pub fn idempotency(&self, key: &str) -> String {
         self.key(&format!("idem:{key}"))
     }

@@ -33,7 +33,10 @@ use deadpool_redis::redis::RedisError;
 use herald_shared::Lane;
 use herald_shared::redis_pool::{error_reason, pool_error_reason};
 
-pub use plan::{LaneCounts, NotReplayed, Plan, PurgeReport, ReplayReport, plan, reason_matches};
+pub use plan::{
+    Extension, ExtensionError, LaneCounts, NotReplayed, Plan, PurgeReport, ReplayReport, plan,
+    reason_matches,
+};
 pub use render::{Row, render_list, render_purge, render_reason, render_replay, to_pretty_json};
 pub use store::DeadLetters;
 
@@ -90,8 +93,8 @@ pub enum PurgeSelection {
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReplayOptions {
-    /// Gives every replayed job with a deadline at least this long from now.
-    pub extend: Option<Duration>,
+    /// Gives every replayed job with a deadline at least this long from now (at most 24h).
+    pub extend: Option<Extension>,
     /// Decide and report, change nothing.
     pub dry_run: bool,
 }

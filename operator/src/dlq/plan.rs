@@ -1,12 +1,17 @@
 //! What a replay or a purge comes to, decided without I/O: the plan for one dead letter
 //! and the reports that count what was done. Pure; the store applies it, render prints it.
+//!
+//! `--extend` is an [`Extension`]: at most [`MAX_OTP_VALIDITY`] (24h), checked when it is
+//! made, and added to the clock with checked arithmetic, so no duration panics a replay.
 
 use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use herald_shared::Lane;
 use herald_shared::dead_letter::DeadLetter;
-use herald_shared::job::Attempt;
+use herald_shared::job::{Attempt, MAX_OTP_VALIDITY, MAX_OTP_VALIDITY_TEXT, deadline_after, human};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -22,6 +27,56 @@ pub enum NotReplayed {
     Unreadable(String),
     /// It was dead-lettered anew each time it was read (a worker keeps failing it right now).
     Changing,
+}
+
+/// How far `--extend` moves a replayed job's deadline: longer than zero and at most
+/// [`MAX_OTP_VALIDITY`] (24h), the longest an OTP may be valid in the first place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extension(Duration);
+
+/// Why a duration is not an [`Extension`]. The message says the bound and an example.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExtensionError {
+    /// Names the text and gives an example.
+    #[error("{0}")]
+    NotADuration(String),
+    #[error("must be longer than zero, e.g. 10m")]
+    Zero,
+    #[error("{} is too long: a new deadline is at most {MAX_OTP_VALIDITY_TEXT} from now, e.g. 10m", human(*.0))]
+    TooLong(Duration),
+}
+
+impl Extension {
+    pub fn new(duration: Duration) -> Result<Extension, ExtensionError> {
+        if duration.is_zero() {
+            Err(ExtensionError::Zero)
+        } else if duration > MAX_OTP_VALIDITY {
+            Err(ExtensionError::TooLong(duration))
+        } else {
+            Ok(Extension(duration))
+        }
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+/// `10m`, `1h 30m`: a human duration, then [`Extension::new`]. What `--extend` parses.
+impl FromStr for Extension {
+    type Err = ExtensionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let duration =
+            herald_shared::config::parse_duration(s).map_err(ExtensionError::NotADuration)?;
+        Extension::new(duration)
+    }
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&human(self.0))
+    }
 }
 
 /// Per-lane counts.
@@ -97,21 +152,24 @@ pub enum Plan {
 /// Decides what replaying `letter` at `now` comes to: the job with a replay marker appended
 /// (a fresh budget, the history kept) and, with `extend`, a deadline at least that far off;
 /// or why it cannot be replayed.
-pub fn plan(letter: &DeadLetter, extend: Option<Duration>, now: OffsetDateTime) -> Plan {
+///
+/// The new deadline is computed with checked arithmetic: were `now + extend` past what a
+/// timestamp holds (a clock at the year 9999), the job is treated as not extended.
+pub fn plan(letter: &DeadLetter, extend: Option<Extension>, now: OffsetDateTime) -> Plan {
     let Some(job) = &letter.job else {
         return Plan::Skip(NotReplayed::NoJob);
     };
     let mut job = job.clone();
     let mut extended = false;
     if let Some(deadline) = job.not_after {
-        match extend {
-            Some(extra) if now + extra > deadline => {
-                job.not_after = Some(now + extra);
+        let new_deadline = extend.and_then(|extra| deadline_after(now, extra.duration()));
+        match new_deadline {
+            Some(new_deadline) if new_deadline > deadline => {
+                job.not_after = Some(new_deadline);
                 extended = true;
             }
-            Some(_) => {}
-            None if job.is_expired(now) => return Plan::Skip(NotReplayed::Expired { deadline }),
-            None => {}
+            _ if job.is_expired(now) => return Plan::Skip(NotReplayed::Expired { deadline }),
+            _ => {}
         }
     }
     job.attempts.push(Attempt::replayed(now, &letter.reason));
@@ -138,6 +196,10 @@ mod tests {
     use super::*;
     use crate::dlq::tests::{letter, otp};
     use herald_shared::Job;
+
+    fn extend(secs: u64) -> Option<Extension> {
+        Some(Extension::new(Duration::from_secs(secs)).unwrap())
+    }
 
     fn moved(plan: Plan) -> (Job, bool) {
         match plan {
@@ -189,19 +251,11 @@ mod tests {
             plan(&letter(Some(job.clone())), None, later),
             Plan::Skip(NotReplayed::Expired { deadline })
         );
-        let (replayed, extended) = moved(plan(
-            &letter(Some(job.clone())),
-            Some(Duration::from_secs(600)),
-            later,
-        ));
+        let (replayed, extended) = moved(plan(&letter(Some(job.clone())), extend(600), later));
         assert!(extended);
         assert_eq!(replayed.not_after, Some(later + Duration::from_secs(600)));
         // --extend never shortens a deadline further off than it would set.
-        let (kept, extended) = moved(plan(
-            &letter(Some(job.clone())),
-            Some(Duration::from_secs(1)),
-            job.created_at,
-        ));
+        let (kept, extended) = moved(plan(&letter(Some(job.clone())), extend(1), job.created_at));
         assert!(!extended);
         assert_eq!(kept.not_after, job.not_after);
     }
@@ -218,10 +272,36 @@ mod tests {
         })
         .unwrap();
         let far = job.created_at + Duration::from_secs(86_400 * 30);
-        let (replayed, extended) =
-            moved(plan(&letter(Some(job)), Some(Duration::from_secs(60)), far));
+        let (replayed, extended) = moved(plan(&letter(Some(job)), extend(60), far));
         assert!(!extended);
         assert_eq!(replayed.not_after, None);
+    }
+
+    #[test]
+    fn an_extension_is_at_most_24h_and_never_panics() {
+        assert_eq!(
+            "24h".parse::<Extension>().map(Extension::duration),
+            Ok(MAX_OTP_VALIDITY)
+        );
+        for (text, expected) in [
+            ("100000000y", "too long: a new deadline is at most 24h"),
+            ("25h", "too long"),
+            ("24h 1s", "too long"),
+            ("0s", "longer than zero"),
+            ("later", "is not a duration"),
+        ] {
+            let err = text.parse::<Extension>().unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        assert!(Extension::new(Duration::MAX).is_err());
+        // At the end of time, the deadline cannot move: the job is treated as not extended.
+        let job = otp(Duration::from_secs(60));
+        let deadline = job.not_after.unwrap();
+        let end = time::macros::datetime!(9999-12-31 23:59 UTC);
+        assert_eq!(
+            plan(&letter(Some(job)), extend(86_400), end),
+            Plan::Skip(NotReplayed::Expired { deadline })
+        );
     }
 
     #[test]

@@ -288,8 +288,10 @@ impl DeadLetters {
             }
             PurgeSelection::OlderThan(age) => {
                 let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-                let now_ms = secs * 1000 + micros / 1000;
-                let cutoff = now_ms - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+                let now_ms = secs.saturating_mul(1000).saturating_add(micros / 1000);
+                // Checked: any --older-than, however long, is a cutoff before every letter.
+                let cutoff =
+                    now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
                 self.index(&mut conn, &Lane::ALL, Some(cutoff))
                     .await?
                     .into_iter()

@@ -2,6 +2,7 @@
 //!
 //! ```json
 //! {"error":"invalid","message":"2 problems","violations":[{"path":"phone","reason":"must be in E.164 form ..."}]}
+//! {"error":"idempotency_conflict","message":"idempotency_key: \"login:42\" already holds job 01a2..., ...","job_id":"01a2..."}
 //! ```
 
 use axum::Json;
@@ -12,8 +13,30 @@ use herald_shared::wire::DecodeError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::enqueue;
+use uuid::Uuid;
+
+use crate::enqueue::{self, IdempotencyConflict};
 use crate::spec::SpecError;
+
+/// What went wrong, as the `error` field names it: what clients branch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body or a field is invalid; `violations` names each.
+    Invalid,
+    /// 401: no valid bearer token.
+    Unauthorized,
+    /// 404: no such job.
+    NotFound,
+    /// 409: the idempotency key already holds a job with other content; `job_id` is that job.
+    IdempotencyConflict,
+    /// 413: the body is too large.
+    TooLarge,
+    /// 500: Redis answered something Herald never writes.
+    Internal,
+    /// 503: Redis is unreachable; retry after `Retry-After` seconds.
+    Unavailable,
+}
 
 /// One bad field.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -27,11 +50,13 @@ pub struct Violation {
 /// The body of every error answer.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `invalid`, `unauthorized`, `too_large`, `unavailable`, `not_found` or `internal`.
-    pub error: &'static str,
+    pub error: ErrorCode,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
+    /// `idempotency_conflict` only: the job first enqueued under the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
 }
 
 /// An error answer.
@@ -42,28 +67,39 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
+    /// An answer with `error`'s status code.
+    pub fn new(error: ErrorCode, message: impl Into<String>) -> ApiError {
+        let status = match error {
+            ErrorCode::Invalid => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
         ApiError {
             status,
             body: ErrorBody {
                 error,
                 message: message.into(),
                 violations: Vec::new(),
+                job_id: None,
             },
         }
     }
 
     pub fn unauthorized(message: &str) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        ApiError::new(ErrorCode::Unauthorized, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(ErrorCode::NotFound, message)
     }
 
     /// 503: Redis is unreachable; the caller should retry.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        ApiError::new(ErrorCode::Unavailable, message)
     }
 
     /// 400 naming one field.
@@ -89,9 +125,10 @@ impl From<ValidationError> for ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             body: ErrorBody {
-                error: "invalid",
+                error: ErrorCode::Invalid,
                 message,
                 violations,
+                job_id: None,
             },
         }
     }
@@ -112,21 +149,26 @@ impl From<SpecError> for ApiError {
     }
 }
 
+impl From<IdempotencyConflict> for ApiError {
+    fn from(conflict: IdempotencyConflict) -> Self {
+        let mut err = ApiError::new(ErrorCode::IdempotencyConflict, conflict.to_string());
+        err.body.job_id = Some(conflict.job_id);
+        err
+    }
+}
+
 impl From<enqueue::Error> for ApiError {
     fn from(err: enqueue::Error) -> Self {
         match err {
             enqueue::Error::Invalid(err) => err.into(),
+            enqueue::Error::IdempotencyConflict(conflict) => conflict.into(),
             // Redis is down or failing: nothing was written; the caller should retry.
-            enqueue::Error::Redis(_) | enqueue::Error::Pool(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                err.to_string(),
-            ),
-            enqueue::Error::UnexpectedReply(_) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                err.to_string(),
-            ),
+            enqueue::Error::Redis(_) | enqueue::Error::Pool(_) => {
+                ApiError::new(ErrorCode::Unavailable, err.to_string())
+            }
+            enqueue::Error::UnexpectedReply(_) => {
+                ApiError::new(ErrorCode::Internal, err.to_string())
+            }
         }
     }
 }

@@ -14,10 +14,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
-use crate::Enqueued;
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec};
+use crate::{BatchResult, Enqueued};
 
 /// The header that carries an idempotency key (the body field `idempotency_key` also does).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -74,6 +74,10 @@ pub enum EnqueueAnswers {
     /// Missing or unknown bearer token
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// The idempotency key already holds a job with other content (`idempotency_conflict`;
+    /// `job_id` is that job); nothing enqueued. A new message needs a new key
+    #[response(status = 409)]
+    Conflict(ErrorBody),
     /// Body too large
     #[response(status = 413)]
     TooLarge(ErrorBody),
@@ -131,12 +135,14 @@ pub async fn enqueue_raw(
 }
 
 /// Enqueue up to 1,000 jobs (each with its `kind`), answered item by item. Valid items are
-/// enqueued even when others are rejected.
+/// enqueued even when others are rejected: an invalid item (`invalid`) or one whose
+/// idempotency key already holds other content (`idempotency_conflict`, with the first
+/// job's `job_id` in its `error`).
 #[utoipa::path(
     post, path = "/v1/jobs/batch", tag = "jobs", request_body = Vec<JobSpec>,
     responses(
         (status = 202, description = "At least one item enqueued; see each item", body = BatchAccepted),
-        (status = 400, description = "Not an array, over 1,000 items, or every item invalid", body = BatchAccepted),
+        (status = 400, description = "Not an array, over 1,000 items, or every item rejected", body = BatchAccepted),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 503, description = "Redis unreachable; nothing enqueued", body = ErrorBody),
@@ -182,16 +188,23 @@ pub async fn enqueue_batch(
             }),
         }
     }
-    let rejected = answers.len() - jobs.len();
-    let enqueued = if jobs.is_empty() {
+    let results: Vec<BatchResult> = if jobs.is_empty() {
         Vec::new()
     } else {
         state.producer.enqueue_batch(jobs).await?
     };
-    for (index, result) in job_items.into_iter().zip(&enqueued) {
-        answers[index].job_id = Some(result.job_id);
-        answers[index].duplicate = Some(result.duplicate);
+    let mut enqueued = Vec::with_capacity(results.len());
+    for (index, result) in job_items.into_iter().zip(results) {
+        match result {
+            Ok(result) => {
+                answers[index].job_id = Some(result.job_id);
+                answers[index].duplicate = Some(result.duplicate);
+                enqueued.push(result);
+            }
+            Err(conflict) => answers[index].error = Some(ApiError::from(conflict).body),
+        }
     }
+    let rejected = answers.len() - enqueued.len();
     record_enqueued(&enqueued);
     let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
     let status = if enqueued.is_empty() {
@@ -275,16 +288,12 @@ fn idempotency_key(
 
 /// Reads a body of at most `limit` bytes (413 past it).
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            body: ErrorBody {
-                error: "too_large",
-                message: format!("the body is over {limit} bytes"),
-                violations: Vec::new(),
-            },
-        })
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("the body is over {limit} bytes"),
+        )
+    })
 }
 
 async fn decode<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {

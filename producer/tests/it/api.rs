@@ -405,3 +405,129 @@ async fn the_openapi_document_agrees_with_the_routes_and_the_repository() {
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{route}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_reused_for_other_content_is_a_409_naming_the_first_job() {
+    let api = Api::start().await;
+    let post = |body: Value, path: &'static str| {
+        api.http
+            .post(format!("{}{path}", api.base))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", "login:42")
+            .body(body.to_string())
+            .send()
+    };
+    let code = |code: &str| json!({"phone": "+919999999999", "code": code, "valid_for": "5m"});
+    let first: Value = post(code("731904"), "/v1/jobs/otp")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let first_id = first["job_id"].as_str().unwrap().to_string();
+
+    // Same key, same content: the first job's id.
+    let again = post(code("731904"), "/v1/jobs/otp").await.unwrap();
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(
+        (again["job_id"].as_str(), again["duplicate"].as_bool()),
+        (Some(first_id.as_str()), Some(true))
+    );
+
+    // Same key, a new code, or a booking: 409, naming the key and the first job.
+    for (path, body) in [
+        ("/v1/jobs/otp", code("555111")),
+        ("/v1/jobs/booking", booking()),
+    ] {
+        let response = post(body, path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{path}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"], "idempotency_conflict", "{answer}");
+        assert_eq!(answer["job_id"], first_id.as_str(), "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains("login:42"), "{answer}");
+        assert!(
+            !answer.to_string().contains("555111"),
+            "the code leaked: {answer}"
+        );
+    }
+    let otps = lane_jobs(&api.redis, Lane::Otp);
+    assert_eq!(otps.len(), 1, "only the first job");
+    assert_eq!(otps[0].id.to_string(), first_id);
+    assert!(lane_jobs(&api.redis, Lane::Booking).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_for_past_24h_is_a_400_naming_valid_for() {
+    let api = Api::start().await;
+    for valid_for in ["100000000y", "25h", "24h 1s"] {
+        let body = json!({"phone": "+919999999999", "code": "123456", "valid_for": valid_for});
+        let (status, answer) = api.post_json("/v1/jobs/otp", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{valid_for}: {answer}");
+        assert_eq!(answer["error"], "invalid", "{answer}");
+        assert_eq!(answer["violations"][0]["path"], "valid_for", "{answer}");
+        assert!(
+            answer["violations"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("24h"),
+            "{answer}"
+        );
+    }
+    assert_eq!(dbsize(&api.redis), 0, "an invalid request wrote to Redis");
+    let body = json!({"phone": "+919999999999", "code": "123456", "valid_for": "24h"});
+    let (status, answer) = api.post_json("/v1/jobs/otp", body).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "24h is the most, allowed: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_rejects_unbounded_and_conflicting_items_and_enqueues_the_rest() {
+    let api = Api::start().await;
+    let otp_item = |code: &str, valid_for: &str, key: &str| json!({"kind": "otp", "phone": "+919999999999", "code": code, "valid_for": valid_for, "idempotency_key": key});
+    let mut good_booking = booking();
+    good_booking["kind"] = json!("booking");
+    let batch = json!([
+        otp_item("731904", "5m", "login:42"),
+        otp_item("111111", "100000000y", "login:43"),
+        good_booking,
+        otp_item("555111", "5m", "login:42"),
+        otp_item("731904", "10m", "login:42"),
+    ]);
+    let (status, answer) = api.post_json("/v1/jobs/batch", batch).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(
+        (
+            answer["enqueued"].as_u64(),
+            answer["duplicates"].as_u64(),
+            answer["rejected"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2)),
+        "{answer}"
+    );
+    let items = answer["items"].as_array().unwrap();
+    let first = items[0]["job_id"].as_str().unwrap();
+    assert_eq!(
+        items[1]["error"]["violations"][0]["path"], "valid_for",
+        "{answer}"
+    );
+    assert_eq!(
+        items[3]["error"]["error"], "idempotency_conflict",
+        "{answer}"
+    );
+    assert_eq!(items[3]["error"]["job_id"], first, "{answer}");
+    assert!(
+        items[3]["job_id"].is_null(),
+        "a rejected item has no job: {answer}"
+    );
+    assert_eq!(
+        (items[4]["job_id"].as_str(), items[4]["duplicate"].as_bool()),
+        (Some(first), Some(true))
+    );
+    assert_eq!(lane_jobs(&api.redis, Lane::Otp).len(), 1);
+    assert_eq!(lane_jobs(&api.redis, Lane::Booking).len(), 1);
+}

@@ -98,6 +98,46 @@ fn a_repeated_idempotency_key_prints_the_first_id_and_adds_nothing() {
 }
 
 #[test]
+fn a_key_reused_for_other_content_exits_2_naming_the_key() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let key = ["--idempotency-key", "login:42"];
+    let otp = |code: &'static str| {
+        let mut cmd = cli(&url);
+        cmd.args(["otp", "--phone", "+919999999999", "--code", code])
+            .args(key);
+        cmd
+    };
+    let first = job_id(&stdout_of(&mut otp("731904")));
+    assert_eq!(
+        job_id(&stdout_of(&mut otp("731904"))),
+        first,
+        "same content"
+    );
+
+    let mut booking = cli(&url);
+    booking.args(BOOKING).args(key);
+    for mut cmd in [otp("555111"), booking] {
+        let output = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(output.stdout.is_empty(), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("herald-producer: idempotency_key: ")
+                && stderr.contains("\"login:42\"")
+                && stderr.contains(&first.to_string()),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("555111"), "the code leaked: {stderr}");
+    }
+    let otps = lane_jobs(&server, Lane::Otp);
+    assert_eq!(otps.len(), 1);
+    assert_eq!(otps[0].id, first);
+    assert!(lane_jobs(&server, Lane::Booking).is_empty());
+}
+
+#[test]
 fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_empty() {
     let server = RedisServer::start();
     let url = server.url();
@@ -164,6 +204,30 @@ fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_e
                 "soon",
             ]),
             "--valid-for",
+        ),
+        (
+            strings(&[
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+                "--valid-for",
+                "100000000y",
+            ]),
+            "valid_for",
+        ),
+        (
+            strings(&[
+                "otp",
+                "--phone",
+                "+919999999999",
+                "--code",
+                "1",
+                "--valid-for",
+                "25h",
+            ]),
+            "valid_for",
         ),
         (
             strings(&[
@@ -268,6 +332,8 @@ fn bulk_enqueues_good_lines_and_reports_bad_ones_by_number() {
         r#"{"kind":"otp","phone":"+919999999999","code":"654321","idempotency_key":"login:1"}"#.to_string(),
         r#"{"kind":"booking","phone":"+919999999999","booking_id":"B2","service":"Haircut","date":"tomorrow","time":"10:30"}"#.to_string(),
         "{not json".to_string(),
+        r#"{"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"100000000y"}"#.to_string(),
+        r#"{"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"1m","idempotency_key":"login:1"}"#.to_string(),
     ]
     .join("\n");
     let output = cli(&server.url())
@@ -277,27 +343,39 @@ fn bulk_enqueues_good_lines_and_reports_bad_ones_by_number() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // Line 6 reuses line 1's key for another code: rejected, naming the key (never the
+    // code); line 10 repeats line 1's content (another valid_for): a duplicate.
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "{\"enqueued\":3,\"duplicates\":1,\"rejected\":3}\n"
+        "{\"enqueued\":3,\"duplicates\":1,\"rejected\":5}\n"
     );
     let lines: Vec<_> = stderr.lines().collect();
-    assert_eq!(lines.len(), 4, "{stderr}");
+    assert_eq!(lines.len(), 6, "{stderr}");
     assert!(
         lines[0].starts_with("herald-producer: line 3: phone: "),
         "{stderr}"
     );
     assert!(
-        lines[1].starts_with("herald-producer: line 7: date: "),
+        lines[1].starts_with("herald-producer: line 6: idempotency_key: ")
+            && lines[1].contains("\"login:1\"")
+            && !lines[1].contains("654321"),
         "{stderr}"
     );
     assert!(
-        lines[2].starts_with("herald-producer: line 8: not JSON"),
+        lines[2].starts_with("herald-producer: line 7: date: "),
+        "{stderr}"
+    );
+    assert!(
+        lines[3].starts_with("herald-producer: line 8: not JSON"),
+        "{stderr}"
+    );
+    assert!(
+        lines[4].starts_with("herald-producer: line 9: valid_for: "),
         "{stderr}"
     );
     assert_eq!(
-        lines[3],
-        "herald-producer: enqueued 3, duplicates 1, rejected 3"
+        lines[5],
+        "herald-producer: enqueued 3, duplicates 1, rejected 5"
     );
 
     let otps = lane_jobs(&server, Lane::Otp);

@@ -106,7 +106,8 @@ async fn the_same_key_twice_returns_the_first_id_and_adds_one_entry() {
         .arg(&claim)
         .query(&mut conn)
         .unwrap();
-    assert_eq!(held, first.job_id.to_string());
+    let job = &jobs[0];
+    assert_eq!(held, format!("{}:{}", first.job_id, job.fingerprint()));
     let day = 24 * 60 * 60 * 1000;
     assert!((day - 60_000..=day).contains(&ttl), "{ttl}");
 }
@@ -145,6 +146,63 @@ async fn racing_producers_with_one_key_enqueue_once() {
     assert_eq!(jobs.len(), 1, "exactly one entry");
     assert!(results.iter().all(|r| r.job_id == jobs[0].id));
     assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 1);
+}
+
+#[tokio::test]
+async fn a_key_reused_for_other_content_is_a_conflict_naming_the_first_job() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let key = || Some("login:42".to_string());
+    let otp = |code: &'static str| {
+        producer.enqueue_otp("+919999999999", code, DEFAULT_OTP_VALIDITY, key())
+    };
+    let first = otp("731904").await.unwrap();
+    // The content is phone and code: a different validity (or the spacing of the phone
+    // number) is the same message.
+    let same = producer
+        .enqueue_otp("+91 99999 99999", "731904", Duration::from_secs(60), key())
+        .await
+        .unwrap();
+    assert_eq!((same.job_id, same.duplicate), (first.job_id, true));
+
+    for result in [
+        otp("555111").await,
+        producer.enqueue_booking(booking(), key()).await,
+    ] {
+        match result {
+            Err(Error::IdempotencyConflict(conflict)) => {
+                assert_eq!(conflict.key, "login:42");
+                assert_eq!(conflict.job_id, first.job_id);
+                let message = conflict.to_string();
+                assert!(message.contains("\"login:42\""), "{message}");
+                assert!(!message.contains("555111"), "{message}");
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    assert_eq!(lane_jobs(&server, Lane::Otp).len(), 1);
+    assert!(lane_jobs(&server, Lane::Booking).is_empty());
+}
+
+#[tokio::test]
+async fn a_key_stored_by_the_old_format_is_a_duplicate() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    // Before fingerprints, the claim held the first job's id alone.
+    let old_id = uuid::Uuid::now_v7();
+    let _: () = redis::cmd("SET")
+        .arg(keys().idempotency("booking:B123:confirmation"))
+        .arg(old_id.to_string())
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut support::conn(&server))
+        .unwrap();
+    let enqueued = producer
+        .enqueue_booking(booking(), Some("booking:B123:confirmation".into()))
+        .await
+        .unwrap();
+    assert_eq!((enqueued.job_id, enqueued.duplicate), (old_id, true));
+    assert!(lane_jobs(&server, Lane::Booking).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,14 +315,27 @@ async fn a_batch_crosses_chunks_in_order_and_deduplicates_within_itself() {
             _ => Job::booking(booking()).unwrap(),
         });
     }
+    jobs.push(otp(1, Some("k1".into())));
     jobs.push(otp(9, Some("k1".into())));
     let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
     let results = producer.enqueue_batch(jobs).await.unwrap();
 
-    assert_eq!(results.len(), 2_501);
-    let (last, results) = results.split_last().unwrap();
-    assert!(last.duplicate);
-    assert_eq!(last.job_id, ids[1], "the repeat returns key k1's first id");
+    assert_eq!(results.len(), 2_502);
+    let (conflict, results) = results.split_last().unwrap();
+    let (repeat, results) = results.split_last().unwrap();
+    let repeat = repeat.as_ref().unwrap();
+    assert!(repeat.duplicate);
+    assert_eq!(
+        repeat.job_id, ids[1],
+        "the repeat returns key k1's first id"
+    );
+    let conflict = conflict.as_ref().unwrap_err();
+    assert_eq!(
+        (conflict.key.as_str(), conflict.job_id),
+        ("k1", ids[1]),
+        "other content under k1 is a conflict naming its first job"
+    );
+    let results: Vec<_> = results.iter().map(|r| r.as_ref().unwrap()).collect();
     assert!(results.iter().all(|r| !r.duplicate));
     assert_eq!(
         results.iter().map(|r| r.job_id).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use herald_tests::cargo_bin;
 
 #[test]
 fn usage_errors_and_an_unreachable_redis_exit_2() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["dlq", "list"], "cannot reach Redis"),
         (&["dlq", "replay", "--all"], "cannot reach Redis"),
         (&["dlq", "replay"], "--all"),
@@ -15,6 +15,12 @@ fn usage_errors_and_an_unreachable_redis_exit_2() {
             "cannot be used with",
         ),
         (&["dlq", "replay", "--all", "--extend", "later"], "--extend"),
+        // Bounded: a new deadline at most 24 h out, and never a panic.
+        (
+            &["dlq", "replay", "--all", "--extend", "100000000y"],
+            "--extend",
+        ),
+        (&["dlq", "replay", "--all", "--extend", "25h"], "--extend"),
         (
             &["dlq", "purge", "--older-than", "soon", "--yes"],
             "--older-than",

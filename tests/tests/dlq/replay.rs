@@ -186,6 +186,30 @@ async fn an_expired_otp_is_reported_and_replayed_only_with_extend() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_extend_exits_2_naming_the_flag_and_changes_nothing() {
+    let stale = dead(expired_otp(), "exhausted: 8 attempts failed", 8, MINUTE);
+    let mut s = scenario_with(std::slice::from_ref(&stale)).await;
+    for extend in ["100000000y", "25h"] {
+        let out = s.run_worker_command(&["dlq", "replay", "--all", "--extend", extend]);
+        assert_exit(&out, 2);
+        let err = crate::support::stderr(&out);
+        assert!(
+            err.contains("--extend") && err.contains("at most 24h") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    assert_eq!(s.dead_ids().await, [stale.job_id.as_str()], "still dead");
+    assert!(s.lane_jobs(Lane::Otp).await.is_empty());
+    let out = s.run_worker_command(&["dlq", "replay", "--all", "--extend", "24h"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        s.lane_jobs(Lane::Otp).await.len(),
+        1,
+        "24h is the most, allowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_changes_nothing() {
     let letters = [
         dead(booking(1), EXHAUSTED, 3, MINUTE),
