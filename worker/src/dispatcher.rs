@@ -322,6 +322,9 @@ struct Dispatcher<'a> {
     /// When the OTP lane was last read, so a waiting booking looks again at most every
     /// [`OTP_PEEK_INTERVAL`].
     last_otp_peek: Instant,
+    /// When a booking was last read behind a flood of OTPs (at most every
+    /// [`OTP_PEEK_INTERVAL`]).
+    last_booking_peek: Instant,
     /// This replica's recent grants by lane, for the bookings' share.
     mix: LaneMix,
 }
@@ -338,6 +341,7 @@ async fn dispatch(
         hand: VecDeque::new(),
         next_claim: Instant::now(),
         last_otp_peek: Instant::now(),
+        last_booking_peek: Instant::now(),
         mix: LaneMix::new(ctx.settings.budget.rate.period),
     };
     let mut backoff = ReconnectBackoff::new("dispatcher");
@@ -386,17 +390,17 @@ impl Dispatcher<'_> {
             return Ok(());
         }
 
-        let (lane, granted) = self.acquire(shutdown, sends).await?;
+        let grant = self.acquire(shutdown, sends).await?;
         let granted_at = Instant::now();
-        if lane == Lane::Booking {
+        if grant.lane == Lane::Booking && !grant.bookings_turn {
             // OTPs that arrived meanwhile take the tokens (an OTP may use a booking's token).
-            self.peek_otps(granted as usize).await?;
+            self.peek_otps(grant.tokens as usize).await?;
         }
-        self.mix.record(lane, granted);
+        self.mix.record(grant.lane, grant.tokens);
 
         let mut permit = Some(permit);
-        for _ in 0..granted {
-            let Some(delivery) = self.take(lane) else {
+        for _ in 0..grant.tokens {
+            let Some(delivery) = self.take(grant) else {
                 break;
             };
             let permit = match permit.take() {
@@ -425,18 +429,22 @@ impl Dispatcher<'_> {
         &mut self,
         shutdown: &CancellationToken,
         sends: &mut JoinSet<()>,
-    ) -> Result<(Lane, u32), StepError> {
+    ) -> Result<Grant, StepError> {
         loop {
             self.triage(sends);
             let Some(head) = self.hand.front().map(|d| d.lane) else {
-                return Ok((Lane::Otp, 0));
+                return Ok(Grant {
+                    lane: Lane::Otp,
+                    tokens: 0,
+                    bookings_turn: false,
+                });
             };
-            let lane = match head {
-                Lane::Otp if self.has(Lane::Booking) && self.mix.bookings_behind(self.share()) => {
-                    Lane::Booking
-                }
-                other => other,
-            };
+            let behind = head == Lane::Otp && self.mix.bookings_behind(self.share());
+            if behind && !self.has(Lane::Booking) {
+                self.peek_bookings().await?;
+            }
+            let bookings_turn = behind && self.has(Lane::Booking);
+            let lane = if bookings_turn { Lane::Booking } else { head };
             let want = self
                 .hand
                 .iter()
@@ -445,7 +453,11 @@ impl Dispatcher<'_> {
                 .min(self.slots.available_permits() + 1) as u32;
             let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
             if granted > 0 {
-                return Ok((lane, granted));
+                return Ok(Grant {
+                    lane,
+                    tokens: granted,
+                    bookings_turn,
+                });
             }
             let mut wait = Duration::from_micros(wait_us.max(1000));
             if lane == Lane::Booking {
@@ -472,14 +484,14 @@ impl Dispatcher<'_> {
         self.hand.iter().any(|d| d.lane == lane)
     }
 
-    /// The next delivery a token of `lane` may be spent on: an OTP first (it may use any
-    /// token), else a job of `lane`.
-    fn take(&mut self, lane: Lane) -> Option<Delivery> {
-        let index = match lane {
-            Lane::Booking => self.hand.iter().position(|d| d.lane == Lane::Otp),
-            Lane::Otp => None,
-        }
-        .or_else(|| self.hand.iter().position(|d| d.lane == lane))?;
+    /// The next delivery `grant`'s token is spent on: an OTP first (it may use any token),
+    /// unless it is the bookings' turn to catch up with their share; else a job of its lane.
+    fn take(&mut self, grant: Grant) -> Option<Delivery> {
+        let otp_first = grant.lane == Lane::Booking && !grant.bookings_turn;
+        let index = otp_first
+            .then(|| self.hand.iter().position(|d| d.lane == Lane::Otp))
+            .flatten()
+            .or_else(|| self.hand.iter().position(|d| d.lane == grant.lane))?;
         self.hand.remove(index)
     }
 
@@ -554,6 +566,18 @@ impl Dispatcher<'_> {
         self.hand = keep;
     }
 
+    /// Reads a booking behind a flood of OTPs, so bookings can ask for their share; at most
+    /// every [`OTP_PEEK_INTERVAL`].
+    async fn peek_bookings(&mut self) -> Result<(), StepError> {
+        if self.last_booking_peek.elapsed() < OTP_PEEK_INTERVAL {
+            return Ok(());
+        }
+        self.last_booking_peek = Instant::now();
+        let bookings = self.ctx.reader.read_now(Lane::Booking, 1).await?;
+        self.hand.extend(bookings);
+        Ok(())
+    }
+
     /// Looks for OTPs that arrived since the hand was filled and puts them in front, at most
     /// every [`OTP_PEEK_INTERVAL`].
     async fn peek_otps(&mut self, room: usize) -> Result<(), StepError> {
@@ -567,6 +591,16 @@ impl Dispatcher<'_> {
         }
         Ok(())
     }
+}
+
+/// Tokens granted for one lane.
+#[derive(Clone, Copy, Debug)]
+struct Grant {
+    lane: Lane,
+    tokens: u32,
+    /// Asked for bookings that fell behind their share while OTPs held the head of the hand:
+    /// the tokens go to bookings.
+    bookings_turn: bool,
 }
 
 /// How often recovery looks for stale entries, and how often holds are kept alive: a
@@ -990,5 +1024,54 @@ mod tests {
             .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
         job.attempts.push(attempt(Transient));
         assert_eq!(budget_used(&job), (1, 0), "the last marker wins");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bookings_fall_behind_their_share_only_within_the_window() {
+        let mut mix = LaneMix::new(Duration::from_secs(10));
+        assert!(!mix.bookings_behind(0.1), "nothing granted yet");
+        mix.record(Lane::Otp, 19);
+        mix.record(Lane::Booking, 1);
+        assert!(mix.bookings_behind(0.1), "1 of 20 is below 10%");
+        mix.record(Lane::Booking, 2);
+        assert!(!mix.bookings_behind(0.1), "3 of 22 is not");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        mix.record(Lane::Otp, 5);
+        assert!(mix.bookings_behind(0.1), "older grants left the window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_task_that_stops_stops_the_worker_and_fails_readiness() {
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        background.spawn("heartbeat", std::future::pending());
+        background.spawn("retry promoter", async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        });
+        let failed = background.supervise(stop.clone()).await;
+        assert_eq!(failed, Some("retry promoter"));
+        assert!(stop.is_cancelled(), "the dispatcher is told to wind down");
+        assert_eq!(
+            herald_shared::ops::broken().as_deref(),
+            Some("the retry promoter stopped")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_task_is_named_too_and_a_requested_stop_is_no_failure() {
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        background.spawn("keep-alive of held jobs", async { panic!("boom") });
+        assert_eq!(
+            background.supervise(stop).await,
+            Some("keep-alive of held jobs")
+        );
+
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        let child = stop.clone();
+        background.spawn("heartbeat", async move { child.cancelled().await });
+        stop.cancel();
+        assert_eq!(background.supervise(stop).await, None);
     }
 }

@@ -10,6 +10,8 @@ mod crashes;
 mod delivery_tracking;
 mod failures;
 mod otp_first;
+mod otp_latency;
+mod ownership;
 mod rate_limited;
 mod redis_outage;
 mod shutdown;

@@ -5,11 +5,12 @@
 --    where E is the effective budget (the configured N, halved per 429 episode, grown
 --    back by `step` per clean period; see cooldown.lua). Bookings never take the last
 --    `reserve` entries of the log, so an OTP finds a token even behind a backlog; while
---    bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share`.
+--    bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share` of it,
+--    and bookings may always use their `share`, reserve or not.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
 --    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
---    `burst` tokens ahead of it, OTPs `burst + reserve` (unless bookings are waiting), so
---    the window is never spent early, whatever the number of replicas.
+--    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
+--    bookings' pace), so the window is never spent early, whatever the number of replicas.
 -- 3. The cool-down: while KEYS[2] lives (after a 429), nothing is granted.
 --
 -- KEYS[1] the log (sorted set: one member per admitted request, scored in microseconds)
@@ -67,13 +68,16 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(now - window))
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now - window))
 local used = redis.call('ZCARD', KEYS[1])
+local otp_used = redis.call('ZCARD', KEYS[5])
 local cap = eff
 if not otp then
   cap = eff - math.min(reserve, eff - 1)
 end
 local free = cap - used
 if otp and bookings_waiting then
-  free = math.min(free, (eff - math.min(share, eff - 1)) - redis.call('ZCARD', KEYS[5]))
+  free = math.min(free, (eff - math.min(share, eff - 1)) - otp_used)
+elseif not otp then
+  free = math.max(free, math.min(share - (used - otp_used), eff - used))
 end
 if free <= 0 then
   -- Wait for the entry whose leaving brings this lane under its cap.
@@ -92,7 +96,7 @@ end
 
 -- 2. Pacing: how far ahead of the schedule this lane may run.
 local ahead = burst
-if otp and not bookings_waiting then
+if otp then
   ahead = burst + reserve
 end
 local tolerance = (ahead - 1) * interval

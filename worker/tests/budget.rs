@@ -1,0 +1,248 @@
+//! The shared budget against a real redis-server: the scripts' rules (sliding log, global
+//! pacing, OTP reserve, bookings' share, 429 episodes, the cool-down cap, distinct log
+//! members), each with its own server. Times are Redis's, so windows are short and real.
+
+use std::time::Duration;
+
+use herald_shared::config::RateLimit;
+use herald_shared::redis_pool::{Pool, connect};
+use herald_shared::{Keys, Lane};
+use herald_tests::RedisServer;
+use herald_worker::limiter::{Budget, SharedLimiter};
+use redis::AsyncCommands;
+
+struct Harness {
+    _redis: RedisServer,
+    pool: Pool,
+    keys: Keys,
+}
+
+async fn harness() -> Harness {
+    let redis = RedisServer::start();
+    let pool = connect(&redis.url(), 8).await.unwrap();
+    Harness {
+        _redis: redis,
+        pool,
+        keys: Keys::new("budget").unwrap(),
+    }
+}
+
+fn budget(rate: &str) -> Budget {
+    let rate: RateLimit = rate.parse().unwrap();
+    Budget {
+        margin: Duration::ZERO,
+        ..Budget::new(rate)
+    }
+}
+
+impl Harness {
+    fn limiter(&self, budget: Budget, consumer: &str) -> SharedLimiter {
+        SharedLimiter::new(self.pool.clone(), &self.keys, budget, consumer)
+    }
+
+    async fn log_len(&self) -> u64 {
+        let mut conn = self.pool.get().await.unwrap();
+        conn.zcard(self.keys.rate_window()).await.unwrap()
+    }
+
+    /// `n` entries in the log now, as earlier grants would have left them (`otp`: OTPs'
+    /// grants, in their own log too).
+    async fn prefill(&self, n: usize, otp: bool) {
+        let mut conn = self.pool.get().await.unwrap();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let now = secs * 1_000_000 + micros;
+        for i in 0..n {
+            let member = format!("earlier:{i}");
+            let _: () = conn
+                .zadd(self.keys.rate_window(), &member, now)
+                .await
+                .unwrap();
+            if otp {
+                let _: () = conn
+                    .zadd(self.keys.rate_window_otp(), &member, now)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn effective(&self) -> Option<u32> {
+        let mut conn = self.pool.get().await.unwrap();
+        conn.hget(self.keys.rate_state(), "effective")
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
+    let h = harness().await;
+    // 100 per 10 s (one token every 100 ms), the reserve 5: bookings stop at 95.
+    let b = Budget {
+        otp_reserve: 5,
+        ..budget("100/10s")
+    };
+    let limiter = h.limiter(b, "w1");
+    h.prefill(94, false).await;
+    assert_eq!(limiter.try_acquire(Lane::Booking, 1).await.unwrap().0, 1);
+    assert_eq!(h.log_len().await, 95);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (granted, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(
+        granted, 0,
+        "the pacing would allow one; the reserve does not"
+    );
+    assert!(
+        wait_us > 1_000_000,
+        "it waits for the window to slide: {wait_us} us"
+    );
+    let (otp, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp, 1, "an OTP finds a reserved token at once");
+}
+
+#[tokio::test]
+async fn requests_from_all_replicas_together_are_paced_at_the_plans_rate() {
+    let h = harness().await;
+    // 20 per 2 s: one token every 100 ms for everyone together, burst 1.
+    let b = budget("20/2s");
+    let replicas: Vec<SharedLimiter> = (0..3).map(|i| h.limiter(b, &format!("w{i}"))).collect();
+    let started = tokio::time::Instant::now();
+    let mut granted = 0;
+    while started.elapsed() < Duration::from_millis(1_000) {
+        for limiter in &replicas {
+            granted += limiter.try_acquire(Lane::Booking, 64).await.unwrap().0;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Three replicas asking flat out for 1 s get about 10 tokens, not a window's 19.
+    assert!(
+        (9..=12).contains(&granted),
+        "{granted} tokens in 1 s at 20/2s for three replicas together"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_429s_is_one_episode_halves_the_budget_once_and_never_escalates() {
+    let h = harness().await;
+    let b = budget("100/1m");
+    let limiter = h.limiter(b, "w1");
+    limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    let base = Duration::from_millis(100);
+    let mut pauses = Vec::new();
+    let mut began = 0;
+    for _ in 0..11 {
+        let c = limiter.cool_down(None, base).await.unwrap();
+        pauses.push(c.pause);
+        began += u32::from(c.began_episode);
+        assert_eq!(c.effective, 50, "halved once, not eleven times");
+    }
+    assert_eq!(began, 1, "eleven 429s of one burst are one episode");
+    assert!(
+        pauses.iter().all(|p| *p <= base),
+        "no escalation within one episode: {pauses:?}"
+    );
+    assert_eq!(h.effective().await, Some(50));
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_pauses_every_replica_for_at_most_max_cooldown() {
+    let h = harness().await;
+    let b = Budget {
+        max_cooldown: Duration::from_millis(300),
+        ..budget("100/1s")
+    };
+    let limiter = h.limiter(b, "w1");
+    let other = h.limiter(b, "w2");
+    for huge in [3_600, 100_000_000, u64::MAX / 1_000_000] {
+        let c = limiter
+            .cool_down(Some(Duration::from_secs(huge)), Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert!(
+            c.pause <= Duration::from_millis(300),
+            "{huge} s: {:?}",
+            c.pause
+        );
+    }
+    let (granted, wait_us) = other.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(granted, 0, "every replica pauses");
+    assert!(wait_us <= 300_000, "for at most the cap: {wait_us} us");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (granted, _) = other.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(granted, 1, "and then goes on");
+}
+
+#[tokio::test]
+async fn clean_windows_grow_the_budget_back_to_the_configured_rate() {
+    let h = harness().await;
+    // 40 per 200 ms: a step of 4 per clean window.
+    let b = budget("40/200ms");
+    let limiter = h.limiter(b, "w1");
+    limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    let c = limiter
+        .cool_down(Some(Duration::from_millis(1)), Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(c.effective, 20);
+    let mut seen = vec![20];
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+        seen.push(h.effective().await.unwrap());
+    }
+    assert!(
+        seen.windows(2).all(|w| w[1] >= w[0]),
+        "grows, never shrinks without a 429: {seen:?}"
+    );
+    assert_eq!(*seen.last().unwrap(), 40, "back to N: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_restarted_replica_with_the_same_name_never_overwrites_live_log_entries() {
+    let h = harness().await;
+    let b = budget("1000/1m");
+    // Two processes named the same (a fixed HERALD_CONSUMER, before and after a restart).
+    let before = h.limiter(b, "fixed");
+    let after = h.limiter(b, "fixed");
+    let mut granted = 0;
+    for _ in 0..5 {
+        granted += before.try_acquire(Lane::Booking, 1).await.unwrap().0;
+        granted += after.try_acquire(Lane::Booking, 1).await.unwrap().0;
+        tokio::time::sleep(Duration::from_millis(70)).await;
+    }
+    assert_eq!(
+        h.log_len().await,
+        u64::from(granted),
+        "every grant is its own entry in the log"
+    );
+}
+
+#[tokio::test]
+async fn while_bookings_wait_otps_leave_them_their_share() {
+    let h = harness().await;
+    // 400 per 10 s: bookings' share 40, so OTPs stop at 360 while bookings wait.
+    let b = Budget {
+        booking_share: 40,
+        otp_reserve: 20,
+        ..budget("400/10s")
+    };
+    let limiter = h.limiter(b, "w1");
+    h.prefill(358, true).await;
+    assert_eq!(
+        limiter.try_acquire(Lane::Booking, 1).await.unwrap().0,
+        1,
+        "a booking asks: bookings are waiting from now on"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let mut otps = 0;
+    for _ in 0..10 {
+        otps += limiter.try_acquire(Lane::Otp, 64).await.unwrap().0;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(otps, 2, "OTPs stop at 400 - 40 = 360 of their own");
+    assert_eq!(
+        limiter.try_acquire(Lane::Booking, 1).await.unwrap().0,
+        1,
+        "the booking gets its token"
+    );
+}
