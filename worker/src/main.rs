@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use herald_operator::cli::OperatorCommand;
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{Failure, LogFormat, exit, init_tracing};
+use herald_shared::process::{Failure, LogFormat, exit, init_tracing, parse_args};
 use herald_webhook::WebhookArgs;
 use herald_worker::dispatcher;
 use herald_worker::settings::{RunArgs, Settings};
@@ -67,7 +67,7 @@ enum Command {
 
 fn main() -> ExitCode {
     load_dotenv();
-    let cli = Cli::parse();
+    let cli: Cli = parse_args("herald-worker");
     init_tracing(cli.log_format, "info");
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     exit("herald-worker", runtime.block_on(run(cli)))
