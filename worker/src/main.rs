@@ -19,11 +19,14 @@ const EXIT_CODES: &str = "Exit codes:
      without --yes: nothing deleted)
   1  partly done, each case reported (dlq: an id not found, an expired OTP without --extend,
      an entry with no job), not found (track), or failed while running (webhook, demo)
-  2  bad usage or configuration, or Redis unreachable";
+  2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
+     wait for it)";
 
 const RUN_EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
-  2  bad usage or configuration, or Redis unreachable at start";
+  2  bad usage or configuration (a missing API key, a malformed flag, --http-listen cannot be
+     bound)
+Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not
