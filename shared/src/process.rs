@@ -115,3 +115,33 @@ pub fn exit(program: &str, result: Result<u8, Failure>) -> std::process::ExitCod
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line_naming_the_argument() {
+        let command = clap::Command::new("x")
+            .arg(clap::Arg::new("listen").long("listen").required(true))
+            .arg(
+                clap::Arg::new("rate")
+                    .long("rate")
+                    .value_parser(clap::value_parser!(u32)),
+            );
+        for (args, names) in [
+            (&["x"][..], "--listen"),
+            (&["x", "--listen", "a", "--rate", "lots"][..], "--rate"),
+            (&["x", "--listen", "a", "--bogus"][..], "--bogus"),
+        ] {
+            let err = command.clone().try_get_matches_from(args).unwrap_err();
+            let line = one_line(&err);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.contains(names), "{line}");
+            assert!(
+                !line.contains("Usage:") && !line.starts_with("error:"),
+                "{line}"
+            );
+        }
+    }
+}
