@@ -7,7 +7,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use herald_demo::{DemoOptions, ProgressMode};
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{Failure, LogFormat, exit, init_tracing, print_out};
+use herald_shared::process::{Failure, LogFormat, exit, init_tracing, print_out, usage_error};
 
 const EXIT_CODES: &str = "Exit codes:
   0  the demo ran to the end and printed its summary
@@ -40,10 +40,13 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     load_dotenv();
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|err| usage_error("herald-demo", &err));
     // The demo borrows a Redis only when one is named; the default URL means "start one".
     let redis_named = matches.value_source("redis_url") != Some(ValueSource::DefaultValue);
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    let cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|err| usage_error("herald-demo", &err));
     // The workers would log every send: the demo shows progress and a summary instead.
     init_tracing(cli.log_format, "error");
     let options = DemoOptions {

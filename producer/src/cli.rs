@@ -33,18 +33,48 @@ pub const EXIT_REJECTED: u8 = 1;
 /// enqueued; for `bulk`, every line rejected), or Redis unreachable or failing.
 pub const EXIT_FAILED: u8 = 2;
 
-const EXIT_STATUS_HELP: &str = "\
-Exit status:
-  0  every job was enqueued (an idempotency key repeated with the same content prints the
-     first job's id)
+/// The exit codes of every subcommand, for the top-level `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done: every job enqueued (a repeated idempotency key prints the first job's id); serve:
+     stopped cleanly on SIGTERM/SIGINT; openapi: printed
   1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued
   2  bad usage, invalid input, or an idempotency key that already holds other content
-     (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing";
+     (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing
+     (serve: bad configuration, or it cannot listen)";
+
+/// `otp`, `booking` and `send`: one job, enqueued or not.
+const SINGLE_EXIT_CODES: &str = "\
+Exit codes:
+  0  enqueued; the job id is printed (an idempotency key repeated with the same content
+     prints the first job's id)
+  2  bad usage, invalid input, or an idempotency key that already holds other content
+     (nothing enqueued), or Redis unreachable or failing";
+
+const BULK_EXIT_CODES: &str = "\
+Exit codes:
+  0  every line enqueued (or a duplicate of an earlier job)
+  1  some lines were rejected (each reported with its line number: invalid, or an
+     idempotency key that already holds other content); the rest were enqueued
+  2  bad usage, an unreadable input, every line rejected (nothing enqueued),
+     or Redis unreachable or failing";
+
+const SERVE_EXIT_CODES: &str = "\
+Exit codes:
+  0  stopped cleanly on SIGTERM/SIGINT
+  2  bad usage or configuration (no HERALD_API_TOKENS, a bad namespace), --listen cannot be
+     bound, or the server failed
+Redis need not be up: until it is, the API answers 503 and /readyz says so.";
+
+const OPENAPI_EXIT_CODES: &str = "\
+Exit codes:
+  0  printed
+  2  bad usage or configuration (a flag, HERALD_NAMESPACE)";
 
 /// Enqueue RCS messages (OTPs, booking confirmations, raw Interakt requests) for Herald's
 /// workers.
 #[derive(Parser)]
-#[command(name = NAME, version, after_help = EXIT_STATUS_HELP)]
+#[command(name = NAME, version, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub redis: RedisArgs,
@@ -64,20 +94,22 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Enqueue a one-time password; prints the job id.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = SINGLE_EXIT_CODES)]
     Otp(OtpArgs),
     /// Enqueue a booking confirmation card; prints the job id.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = SINGLE_EXIT_CODES)]
     Booking(BookingArgs),
     /// Enqueue a complete Interakt request body (standalone or Template); prints the job id.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = SINGLE_EXIT_CODES)]
     Send(SendArgs),
     /// Enqueue JSON Lines, one job a line ({"kind":"otp"|"booking"|"raw", ...}).
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = BULK_EXIT_CODES)]
     Bulk(BulkArgs),
     /// Serve the HTTP API (POST /v1/jobs/otp|booking|raw|batch) until SIGTERM/SIGINT.
+    #[command(after_help = SERVE_EXIT_CODES)]
     Serve(ServeArgs),
     /// Print the HTTP API's OpenAPI document (kept in producer/openapi.json).
+    #[command(after_help = OPENAPI_EXIT_CODES)]
     Openapi,
 }
 

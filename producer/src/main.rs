@@ -1,5 +1,5 @@
 //! `herald-producer`: parses the command line, runs it, and maps the result to the exit
-//! status documented in `--help` (0 enqueued, 1 some bulk lines rejected, 2 failed).
+//! code documented in `--help` (0 done, 1 some bulk lines rejected, 2 failed).
 
 use std::process::ExitCode;
 

@@ -17,19 +17,25 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 /// How long `/readyz` waits for Redis's PING.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The process-wide Prometheus recorder, installed on first use. Histograms whose names end
-/// in `_seconds` get latency buckets from 1 ms to 10 s.
+/// The process-wide Prometheus recorder, installed on first use, with the metrics this crate
+/// records described (each server describes its own). Histograms whose names end in
+/// `_seconds` get latency buckets from 1 ms to 10 s.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
-        PrometheusBuilder::new()
+        let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
             .expect("static buckets are valid")
             .install_recorder()
-            .expect("no other metrics recorder is installed")
+            .expect("no other metrics recorder is installed");
+        metrics::describe_counter!(
+            "herald_redis_errors_total",
+            "Redis calls that failed in a long-running task and were retried with backoff, by task."
+        );
+        handle
     })
 }
 

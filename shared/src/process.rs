@@ -27,6 +27,37 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
     }
 }
 
+/// Parses the process's arguments as `T`; on a usage error prints one line (see
+/// [`usage_error`]) and exits 2. `--help` and `--version` print as clap prints them, exit 0.
+pub fn parse_args<T: clap::Parser>(program: &str) -> T {
+    T::try_parse().unwrap_or_else(|err| usage_error(program, &err))
+}
+
+/// Ends the process for a command-line error: help and version as clap prints them (exit
+/// 0), anything else as one line on stderr, `program: message (see --help)`, exit 2.
+pub fn usage_error(program: &str, err: &clap::Error) -> ! {
+    if !err.use_stderr() {
+        let _ = err.print();
+        std::process::exit(0);
+    }
+    eprintln!("{program}: {} (see --help)", one_line(err));
+    std::process::exit(2);
+}
+
+/// Clap's error message on one line: without its `error: ` prefix, the usage block, the
+/// `--help` hint and the tips.
+pub fn one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+        .filter(|line| !line.is_empty() && !line.starts_with("tip:"))
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A command that did not complete: the exit code and the one line that says why.
 #[derive(Debug)]
 pub struct Failure {
@@ -81,6 +112,36 @@ pub fn exit(program: &str, result: Result<u8, Failure>) -> std::process::ExitCod
         Err(Failure { code, message }) => {
             eprintln!("{program}: {message}");
             std::process::ExitCode::from(code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line_naming_the_argument() {
+        let command = clap::Command::new("x")
+            .arg(clap::Arg::new("listen").long("listen").required(true))
+            .arg(
+                clap::Arg::new("rate")
+                    .long("rate")
+                    .value_parser(clap::value_parser!(u32)),
+            );
+        for (args, names) in [
+            (&["x"][..], "--listen"),
+            (&["x", "--listen", "a", "--rate", "lots"][..], "--rate"),
+            (&["x", "--listen", "a", "--bogus"][..], "--bogus"),
+        ] {
+            let err = command.clone().try_get_matches_from(args).unwrap_err();
+            let line = one_line(&err);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(line.contains(names), "{line}");
+            assert!(
+                !line.contains("Usage:") && !line.starts_with("error:"),
+                "{line}"
+            );
         }
     }
 }

@@ -240,17 +240,38 @@ pub use crate::redis_server::free_port;
 /// The status of `GET url` (`http://HOST:PORT/path`), `None` when nothing answers. Plain
 /// HTTP/1.0 over a socket: the suite needs no HTTP client for this.
 pub async fn http_status(url: &str) -> Option<u16> {
+    http_request("GET", url, &[], "")
+        .await
+        .map(|(status, _)| status)
+}
+
+/// `METHOD url` with `headers` and `body`: the status and the body of the answer, `None`
+/// when nothing answers. Plain HTTP/1.0 over a socket, like [`http_status`].
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     let url = url.strip_prefix("http://")?;
     let (host, path) = url.split_once('/')?;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(host).await.ok()?;
-    stream
-        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
+    let mut request = format!(
+        "{method} /{path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut buf = String::new();
     stream.read_to_string(&mut buf).await.ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((status, body.to_string()))
 }
 
 /// The i-th test phone number: valid Indian mobiles, distinct per i.

@@ -1,7 +1,8 @@
 //! A real client in another language: `examples/node/enqueue.mjs` (Node 20's fetch, no
 //! dependencies) enqueues an OTP and a booking through a real `herald-producer serve`,
 //! a real `herald-worker run` sends them to the sandbox, and the script polls each job's
-//! state until Interakt has it. Skipped, saying so, only where `node` is not installed.
+//! state until Interakt has it. Where `node` is not installed the test is skipped, saying
+//! so; with `CI=true` a missing `node` is a failure (`.ci/run` installs `nodejs`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use herald_sandbox::SandboxConfig;
 use herald_tests::scenario::{free_port, http_status};
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
+use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, require_tool, wait_until};
 
 const NAMESPACE: &str = "node";
 const TOKEN: &str = "node-test-token";
@@ -25,10 +26,7 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_example_enqueues_and_sees_its_jobs_sent() {
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED: `node` is not installed; install Node.js 20+ to run the Node client test"
-        );
+    if !require_tool("node", "nodejs", "the Node client test (Node.js 20+)") {
         return;
     }
     let redis = RedisServer::start();

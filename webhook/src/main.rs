@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{LogFormat, exit, init_tracing};
+use herald_shared::process::{LogFormat, exit, init_tracing, parse_args};
 use herald_webhook::{EXIT_CODES, WebhookArgs, run_command};
 
 /// Receive Interakt's webhooks (POST /webhooks/interakt) and process them into job
@@ -26,7 +26,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     load_dotenv();
-    let cli = Cli::parse();
+    let cli: Cli = parse_args("herald-webhook");
     init_tracing(cli.log_format, "info");
     exit(
         "herald-webhook",

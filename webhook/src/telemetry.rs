@@ -20,6 +20,19 @@ pub fn register_webhook_metrics() {
         "herald_webhook_duplicates_total",
         "Webhook events received again and not recorded twice."
     );
+    metrics::describe_counter!(
+        "herald_webhook_requests_total",
+        "Webhook POSTs answered, by status (200, 400, 401, 413, 503, other)."
+    );
+    metrics::describe_histogram!(
+        "herald_webhook_answer_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer one webhook POST."
+    );
+    metrics::describe_counter!(
+        "herald_webhook_processed_total",
+        "Webhook events processed, by outcome (linked, unlinked, inbound, unhandled)."
+    );
     metrics::counter!("herald_webhook_signature_failures_total").increment(0);
     metrics::counter!("herald_webhook_duplicates_total").increment(0);
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use herald_operator::cli::OperatorCommand;
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{Failure, LogFormat, exit, init_tracing};
+use herald_shared::process::{Failure, LogFormat, exit, init_tracing, parse_args};
 use herald_webhook::WebhookArgs;
 use herald_worker::dispatcher;
 use herald_worker::settings::{RunArgs, Settings};
@@ -19,13 +19,16 @@ const EXIT_CODES: &str = "Exit codes:
      without --yes: nothing deleted)
   1  partly done, each case reported (dlq: an id not found, an expired OTP without --extend,
      an entry with no job), not found (track), or failed while running (webhook, demo)
-  2  bad usage or configuration, or Redis unreachable";
+  2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
+     wait for it)";
 
 const RUN_EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
   1  part of the worker (retry promoter, heartbeat, keep-alive, metrics server) stopped
      unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
-  2  bad usage or configuration";
+  2  bad usage or configuration (a missing API key, a malformed flag, --http-listen cannot be
+     bound)
+Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not
@@ -69,7 +72,7 @@ enum Command {
 
 fn main() -> ExitCode {
     load_dotenv();
-    let cli = Cli::parse();
+    let cli: Cli = parse_args("herald-worker");
     init_tracing(cli.log_format, "info");
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     exit("herald-worker", runtime.block_on(run(cli)))

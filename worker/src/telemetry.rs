@@ -16,9 +16,66 @@ use tokio_util::sync::CancellationToken;
 
 use crate::retry::SendOutcome;
 
-/// The process-wide Prometheus recorder (shared by every Herald server in the process).
+/// The process-wide Prometheus recorder (shared by every Herald server in the process),
+/// with the worker's metrics described on first use.
 pub fn prometheus() -> &'static PrometheusHandle {
-    herald_shared::ops::prometheus()
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    let handle = herald_shared::ops::prometheus();
+    DESCRIBED.call_once(describe);
+    handle
+}
+
+/// Gives every metric the worker records its help text and unit, so `/metrics` passes
+/// `promtool check metrics`. Called once, by [`prometheus`], after the recorder is
+/// installed (a description given to no recorder is lost). Durations are in seconds and
+/// named so; counters end in `_total`; `herald_queue_depth` counts jobs and has no unit.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "herald_jobs_sent_total",
+        "Jobs Interakt accepted (HTTP 200 with result true), by lane."
+    );
+    describe_counter!(
+        "herald_jobs_retried_total",
+        "Sends that failed transiently (5xx, 408, timeout, connection error) and will be retried, by lane."
+    );
+    describe_counter!(
+        "herald_jobs_rate_limited_total",
+        "Sends Interakt answered 429; each sets the shared cool-down and is retried, by lane."
+    );
+    describe_counter!(
+        "herald_jobs_dead_total",
+        "Jobs dead-lettered, by lane and the reason's kind (expired, permanent, exhausted, poison, undecodable, invalid)."
+    );
+    describe_counter!(
+        "herald_jobs_reclaimed_total",
+        "Jobs taken over from a consumer silent for longer than --claim-idle, by lane."
+    );
+    describe_counter!(
+        "herald_rate_stale_grants_total",
+        "Rate-limit grants that went stale before their request could start and were replaced."
+    );
+    describe_histogram!(
+        "herald_send_duration_seconds",
+        Unit::Seconds,
+        "Time of one request to Interakt, by lane and outcome."
+    );
+    describe_counter!(
+        "herald_jobs_taken_over_total",
+        "Jobs this replica held that another replica took over while this one was paused; left to that replica, by lane."
+    );
+    describe_counter!(
+        "herald_settles_not_ours_total",
+        "Settles that found the entry owned by another replica (taken over meanwhile) and changed nothing."
+    );
+    describe_gauge!(
+        "herald_budget_effective",
+        "The shared budget's effective requests per window: the configured N, halved per 429 episode, grown back per clean window."
+    );
+    describe_gauge!(
+        "herald_queue_depth",
+        "Jobs per lane and state (ready, pending, delayed, dead), refreshed every heartbeat."
+    );
 }
 
 pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
@@ -71,6 +128,7 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
 
 /// `/metrics`, `/healthz` and `/readyz`, for a server to merge with its own routes.
 pub fn routes(pool: Pool) -> Router {
+    prometheus();
     herald_shared::ops::routes(pool)
 }
 

@@ -256,6 +256,28 @@ async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiErr
     Ok((StatusCode::ACCEPTED, Json(Accepted::from(enqueued))).into_response())
 }
 
+/// Gives the API's metrics their help text, so `/metrics` passes `promtool check metrics`.
+/// Called by [`super::router`] once the process's recorder is installed.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "herald_api_jobs_enqueued_total",
+        "Jobs the API enqueued (duplicates of an idempotency key excluded)."
+    );
+    metrics::describe_counter!(
+        "herald_api_jobs_duplicate_total",
+        "Jobs the API did not enqueue again: their idempotency key was already used."
+    );
+    metrics::describe_counter!(
+        "herald_api_requests_total",
+        "HTTP requests answered, by route and status."
+    );
+    metrics::describe_histogram!(
+        "herald_api_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer one HTTP request, by route."
+    );
+}
+
 fn record_enqueued(results: &[Enqueued]) {
     let duplicates = results.iter().filter(|e| e.duplicate).count() as u64;
     metrics::counter!("herald_api_jobs_enqueued_total")

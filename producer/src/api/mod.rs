@@ -65,13 +65,15 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .with_state(state.clone())
         .split_for_parts();
+    let ops = herald_shared::ops::routes(state.producer.pool().clone());
+    handlers::describe_metrics();
     let served_doc = doc.clone();
     let app = jobs
         .route(
             "/openapi.json",
             axum::routing::get(move || std::future::ready(axum::Json(served_doc.clone()))),
         )
-        .merge(herald_shared::ops::routes(state.producer.pool().clone()))
+        .merge(ops)
         .layer(middleware::from_fn(handlers::count_requests));
     (app, doc)
 }

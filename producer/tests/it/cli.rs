@@ -454,9 +454,8 @@ fn help_documents_the_exit_codes() {
             .assert()
             .success()
             .stdout(
-                predicate::str::contains("Exit status:").and(predicate::str::contains(
-                    "1  bulk: some lines were rejected",
-                )),
+                predicate::str::contains("Exit codes:")
+                    .and(predicate::str::contains("some lines were rejected")),
             );
     }
 }

@@ -40,5 +40,6 @@ fn usage_errors_and_an_unreachable_redis_exit_2() {
             stderr.contains(expected),
             "{args:?}: expected {expected:?} in {stderr}"
         );
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
     }
 }

@@ -1,5 +1,6 @@
-//! The command line's contract: bad configuration is one line on stderr and exit 2;
-//! `status --json` has the documented integer fields.
+//! The command line's contract: bad usage or configuration, and Redis unreachable, are one
+//! line on stderr and exit 2, and no secret (the API key, the webhook secret, the Redis
+//! password) is ever printed; `status --json` has the documented integer fields.
 
 use std::process::Command;
 
@@ -7,11 +8,19 @@ use herald_tests::cargo_bin;
 
 use herald_tests::scenario::{SandboxSetup, Scenario};
 
+/// What every secret is set to in these cases; it must never be printed.
+const SECRET: &str = "secret-key";
+
+/// `herald-worker ARGS` with `env` added, and a Redis URL whose password is [`SECRET`] on a
+/// port where nothing listens.
 fn worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(cargo_bin("herald-worker"));
     cmd.args(args)
         .env_remove("INTERAKT_API_KEY")
-        .env("REDIS_URL", "redis://127.0.0.1:1");
+        .env_remove("INTERAKT_WEBHOOK_SECRET")
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .env("REDIS_URL", format!("redis://:{SECRET}@127.0.0.1:1"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -27,67 +36,87 @@ type Case = (
 
 #[test]
 fn missing_api_key_and_bad_flags_exit_2_with_one_line() {
+    let key = ("INTERAKT_API_KEY", SECRET);
+    let webhook_secret = ("INTERAKT_WEBHOOK_SECRET", SECRET);
     let cases: Vec<Case> = vec![
         (vec!["run"], vec![], "INTERAKT_API_KEY"),
+        (vec!["run", "--rate", "lots"], vec![key], "--rate"),
         (
-            vec!["run", "--rate", "lots"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec!["run", "--api-key", SECRET, "--rate", "lots"],
+            vec![],
             "--rate",
         ),
         (
             vec!["run", "--plan", "enterprise"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec![key],
             "INTERAKT_RATE_LIMIT",
         ),
         (
             vec!["run", "--concurrency", "0"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec![key],
             "--concurrency",
         ),
         (
             vec!["run", "--claim-idle", "1s"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec![key],
             "HERALD_CLAIM_IDLE",
         ),
         (
             vec!["run", "--backoff-base", "soon"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec![key],
             "--backoff-base",
         ),
         (
             vec!["run"],
-            vec![("INTERAKT_API_KEY", "k"), ("DLT_SENDER_ID", "HERALD")],
+            vec![key, ("DLT_SENDER_ID", "HERALD")],
             "DLT_PE_ID",
         ),
         (
             vec!["run", "--namespace", "a{b"],
-            vec![("INTERAKT_API_KEY", "k")],
+            vec![key],
             "HERALD_NAMESPACE",
         ),
-        (vec!["status"], vec![], "cannot reach Redis"),
-        (vec!["track", "some-job"], vec![], "cannot reach Redis"),
-        (vec!["track"], vec![], "JOB_ID"),
+        (vec!["status"], vec![key], "cannot reach Redis"),
+        (vec!["track", "some-job"], vec![key], "cannot reach Redis"),
+        (vec!["dlq", "list"], vec![key], "cannot reach Redis"),
+        (vec!["track"], vec![key], "JOB_ID"),
         (
             vec!["track", "j", "--interakt-id", "m"],
-            vec![],
+            vec![key],
             "--interakt-id",
         ),
-        (vec!["webhook"], vec![], "--listen"),
+        (vec!["webhook"], vec![webhook_secret], "--listen"),
+        (vec!["webhook", "--secret", SECRET], vec![], "--listen"),
         (
             vec!["webhook", "--listen", "127.0.0.1:0"],
             vec![("INTERAKT_WEBHOOK_SECRET", " ")],
             "INTERAKT_WEBHOOK_SECRET",
         ),
+        (vec!["no-such-command"], vec![key], "no-such-command"),
     ];
     for (args, env, expected) in cases {
         let out = worker(&args, &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(expected),
             "{args:?}: expected {expected:?} in {stderr}"
         );
-        assert!(!stderr.contains("secret-key"));
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: the error must be exactly one line:\n{stderr}"
+        );
+        assert!(
+            stderr.starts_with("herald-worker: ") && stderr.ends_with('\n'),
+            "{args:?}: one line, `herald-worker: ...`: {stderr:?}"
+        );
+        assert!(stdout.is_empty(), "{args:?}: nothing on stdout: {stdout}");
+        assert!(
+            !stderr.contains(SECRET),
+            "{args:?}: a secret reached stderr: {stderr}"
+        );
     }
 }
 

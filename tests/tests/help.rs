@@ -1,0 +1,137 @@
+//! Every command's `--help` documents its exit codes.
+//!
+//! Walks every binary of the workspace (from `cargo metadata`, so a new binary is walked
+//! too) and, recursively, every subcommand its `--help` lists under `Commands:`, running
+//! the real binary each time. A new subcommand without an `Exit codes:` section fails here.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use herald_tests::cargo_bin;
+
+/// The names of the workspace's binaries, as `cargo metadata` reports them.
+fn workspace_binaries() -> BTreeSet<String> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let mut bins = BTreeSet::new();
+    for package in metadata["packages"].as_array().expect("packages") {
+        for target in package["targets"].as_array().expect("targets") {
+            let is_bin = target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+            if is_bin {
+                bins.insert(target["name"].as_str().expect("a name").to_string());
+            }
+        }
+    }
+    bins
+}
+
+/// The subcommands listed under `Commands:` in `help`, without clap's own `help`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim_end() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        // An entry is indented two spaces; a wrapped description, more.
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `binary PATH... --help`, checks it, and walks its subcommands; returns every
+/// command it checked.
+fn walk(
+    binary: &str,
+    path: &mut Vec<String>,
+    checked: &mut Vec<String>,
+    missing: &mut Vec<String>,
+) {
+    let out = Command::new(cargo_bin(binary))
+        .args(path.iter())
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run --help");
+    let command = format!("{binary} {}", path.join(" "));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{command} --help: {help}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !help.contains("Exit codes:") {
+        missing.push(command.trim_end().to_string());
+    }
+    checked.push(command.trim_end().to_string());
+    for sub in subcommands(&help) {
+        path.push(sub);
+        walk(binary, path, checked, missing);
+        path.pop();
+    }
+}
+
+#[test]
+fn every_commands_help_lists_its_exit_codes() {
+    let binaries = workspace_binaries();
+    for expected in [
+        "herald-worker",
+        "herald-webhook",
+        "herald-producer",
+        "herald-sandbox",
+        "herald-demo",
+    ] {
+        assert!(binaries.contains(expected), "{expected} in {binaries:?}");
+    }
+    // Built first: `herald-worker demo --help` hands over to the herald-demo next to it.
+    for binary in &binaries {
+        cargo_bin(binary);
+    }
+    let (mut checked, mut missing) = (Vec::new(), Vec::new());
+    for binary in &binaries {
+        walk(binary, &mut Vec::new(), &mut checked, &mut missing);
+    }
+    // The walk found the subcommands (a change to clap's layout must not make it vacuous).
+    for command in [
+        "herald-worker run",
+        "herald-worker dlq replay",
+        "herald-worker demo",
+        "herald-producer serve",
+        "herald-producer bulk",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == command),
+            "{command} in {checked:?}"
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "--help without \"Exit codes:\": {missing:?} (checked {checked:?})"
+    );
+}
+
+#[test]
+fn subcommands_are_read_from_the_commands_list() {
+    let help = "Usage: x <COMMAND>\n\nCommands:\n  run      Run one replica\n  dlq      Dead letters, with a description\n           that wraps\n  help     Print this message\n\nOptions:\n  -h, --help\n";
+    assert_eq!(subcommands(help), ["run", "dlq"]);
+    assert!(subcommands("Usage: x [OPTIONS]\n\nOptions:\n  -h\n").is_empty());
+}

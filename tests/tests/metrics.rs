@@ -1,0 +1,254 @@
+//! Every Herald server's `/metrics` page passes Prometheus's own linter.
+//!
+//! One end-to-end run with real processes: `herald-producer serve` takes jobs over HTTP, a
+//! `herald-worker run --http-listen` replica sends them to the sandbox (scripted to answer
+//! one 503, one 429 and one 400, so the retried, rate-limited and dead-letter metrics
+//! exist), the sandbox posts signed delivery webhooks to `herald-webhook`, which processes
+//! them. Then each server's page goes through `promtool check metrics`: every metric has
+//! help text, counters end in `_total`, units are base units in the name.
+//!
+//! `promtool` is Debian's `prometheus` package; without it the test is skipped locally,
+//! saying so, and fails with `CI=true`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use herald_tests::scenario::{SandboxSetup, Scenario, free_port, http_request, http_status};
+use herald_tests::{cargo_bin, require_tool, wait_until};
+
+const TOKEN: &str = "metrics-test-token";
+const SECRET: &str = "metrics-test-webhook-secret";
+/// Scripted in the sandbox: answered 503 once, 429 once, 400 (dead-lettered).
+const FLAKY: &str = "+919000000001";
+const LIMITED: &str = "+919000000003";
+const REFUSED: &str = "+919000000002";
+
+/// A server process with its stderr in a log file, printed if the test fails; dropping it
+/// kills the process.
+struct Server {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn spawn(name: &'static str, mut command: Command) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir for the log");
+        let log = dir.path().join("server.log");
+        let child = command
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the log"))
+            .spawn()
+            .unwrap_or_else(|err| panic!("start {name}: {err}"));
+        Server {
+            name,
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("----- log of {} -----\n{log}", self.name);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `/metrics` page at `addr`, empty when it does not answer 200.
+async fn metrics_page(addr: &str) -> String {
+    match http_request("GET", &format!("http://{addr}/metrics"), &[], "").await {
+        Some((200, page)) => page,
+        _ => String::new(),
+    }
+}
+
+async fn wait_ready(what: &str, addr: &str) {
+    wait_until(what, Duration::from_secs(30), || async {
+        http_status(&format!("http://{addr}/readyz")).await == Some(200)
+    })
+    .await;
+}
+
+/// Waits until the page at `addr` names every metric in `names`; returns that page.
+async fn wait_for_metrics(server: &str, addr: &str, names: &[&str]) -> String {
+    let what = format!("{server}'s /metrics to show {names:?}");
+    wait_until(&what, Duration::from_secs(60), || async {
+        let page = metrics_page(addr).await;
+        names.iter().all(|name| page.contains(name))
+    })
+    .await;
+    metrics_page(addr).await
+}
+
+/// `promtool check metrics` on `page`: `None` when it passes, its complaints when not.
+fn promtool_check(page: &str) -> Option<String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .expect("promtool's stdin")
+        .write_all(page.as_bytes())
+        .expect("write the page to promtool");
+    let out = child.wait_with_output().expect("wait for promtool");
+    if out.status.success() {
+        return None;
+    }
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_servers_metrics_pass_promtool_check_metrics() {
+    if !require_tool("promtool", "prometheus", "the metrics lint test") {
+        return;
+    }
+    let webhook_addr = format!("127.0.0.1:{}", free_port());
+    let s = Scenario::start(SandboxSetup {
+        script: vec![
+            "+919000000001=fail:1",
+            "+919000000003=429:1",
+            "+919000000002=400",
+        ],
+        webhook_url: Some(format!("http://{webhook_addr}/webhooks/interakt")),
+        webhook_secret: Some(SECRET),
+        ..SandboxSetup::default()
+    })
+    .await;
+    let redis_url = s.redis.url();
+    let namespace = herald_tests::scenario::NAMESPACE;
+
+    let api_addr = format!("127.0.0.1:{}", free_port());
+    let mut api = Command::new(cargo_bin("herald-producer"));
+    api.args(["serve", "--listen", &api_addr])
+        .env("REDIS_URL", &redis_url)
+        .env("HERALD_NAMESPACE", namespace)
+        .env("HERALD_API_TOKENS", TOKEN);
+    let _api = Server::spawn("herald-producer serve", api);
+
+    let mut webhook = Command::new(cargo_bin("herald-webhook"));
+    webhook
+        .args(["--listen", &webhook_addr, "--consumer", "metrics-webhook"])
+        .env("REDIS_URL", &redis_url)
+        .env("HERALD_NAMESPACE", namespace)
+        .env("INTERAKT_WEBHOOK_SECRET", SECRET);
+    let _webhook = Server::spawn("herald-webhook", webhook);
+
+    let worker_addr = format!("127.0.0.1:{}", free_port());
+    let _worker = s.worker(
+        "metrics-worker",
+        &[
+            "--rate",
+            "100/1s",
+            "--backoff-base",
+            "50ms",
+            "--http-listen",
+            &worker_addr,
+        ],
+    );
+    wait_ready("the API to be ready", &api_addr).await;
+    wait_ready("the webhook receiver to be ready", &webhook_addr).await;
+    wait_ready("the worker to be ready", &worker_addr).await;
+
+    // Work for each server: jobs through the API (one per scripted answer, and one that
+    // simply succeeds), a webhook POST without a signature (refused, counted).
+    let auth = format!("Bearer {TOKEN}");
+    for phone in ["+919876543210", FLAKY, LIMITED, REFUSED] {
+        let body = format!(r#"{{"phone":"{phone}","code":"123456","valid_for":"10m"}}"#);
+        let answer = http_request(
+            "POST",
+            &format!("http://{api_addr}/v1/jobs/otp"),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &body,
+        )
+        .await;
+        assert!(
+            matches!(answer, Some((202, _))),
+            "enqueue for {phone}: {answer:?}"
+        );
+    }
+    let refused = http_request(
+        "POST",
+        &format!("http://{webhook_addr}/webhooks/interakt"),
+        &[("Content-Type", "application/json")],
+        "{}",
+    )
+    .await;
+    assert!(matches!(refused, Some((401, _))), "{refused:?}");
+
+    let pages = [
+        (
+            "herald-worker run --http-listen",
+            wait_for_metrics(
+                "the worker",
+                &worker_addr,
+                &[
+                    "herald_jobs_sent_total",
+                    "herald_jobs_retried_total",
+                    "herald_jobs_rate_limited_total",
+                    "herald_jobs_dead_total",
+                    "herald_send_duration_seconds",
+                    "herald_queue_depth",
+                ],
+            )
+            .await,
+        ),
+        (
+            "herald-webhook",
+            wait_for_metrics(
+                "the webhook receiver",
+                &webhook_addr,
+                &[
+                    "herald_webhook_events_total",
+                    "herald_webhook_processed_total",
+                    "herald_webhook_requests_total",
+                    "herald_webhook_answer_duration_seconds",
+                ],
+            )
+            .await,
+        ),
+        (
+            "herald-producer serve",
+            wait_for_metrics(
+                "the API",
+                &api_addr,
+                &[
+                    "herald_api_jobs_enqueued_total",
+                    "herald_api_requests_total",
+                    "herald_api_request_duration_seconds",
+                ],
+            )
+            .await,
+        ),
+    ];
+    let failures: Vec<String> = pages
+        .iter()
+        .filter_map(|(server, page)| {
+            promtool_check(page)
+                .map(|problems| format!("{server}: promtool check metrics:\n{problems}"))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
