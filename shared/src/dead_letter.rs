@@ -67,6 +67,35 @@ impl DeadLetter {
     }
 }
 
+/// An entry that did not decode, as a dead letter keeps it: its shape without its values.
+/// JSON keeps its keys, with every string, number and boolean replaced by its type
+/// (`{"code":"<number>"}`), so an operator sees what was wrong and no secret (an OTP's code,
+/// a phone number) is kept or shown; anything else is only measured.
+pub fn redact_raw(raw: &str) -> String {
+    const PLACEHOLDERS: [&str; 3] = ["<string>", "<number>", "<bool>"];
+    fn shape(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Null => Value::Null,
+            Value::Bool(_) => Value::from("<bool>"),
+            Value::Number(_) => Value::from("<number>"),
+            // Already a placeholder: redacting twice changes nothing.
+            Value::String(s) if PLACEHOLDERS.contains(&s.as_str()) => Value::from(s.as_str()),
+            Value::String(_) => Value::from("<string>"),
+            Value::Array(items) => Value::Array(items.iter().map(shape).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(key, value)| (key.clone(), shape(value)))
+                    .collect(),
+            ),
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(value) => shape(&value).to_string(),
+        Err(_) => format!("[{} bytes, not JSON; not kept]", raw.len()),
+    }
+}
+
 /// Why a job was dead-lettered, as decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeadReason {
@@ -275,5 +304,39 @@ mod tests {
             stored,
             "re-stored unchanged"
         );
+    }
+
+    #[test]
+    fn raw_entries_keep_their_shape_and_lose_their_values() {
+        let raw = r#"{"kind":"otp","payload":{"phone":"+919000000001","code":731904,"ok":true}}"#;
+        let kept = redact_raw(raw);
+        assert_eq!(
+            kept,
+            r#"{"kind":"<string>","payload":{"phone":"<string>","code":"<number>","ok":"<bool>"}}"#
+        );
+        assert_eq!(redact_raw(&kept), kept, "redacting twice changes nothing");
+        let text = redact_raw("code 731904 for +919000000001");
+        assert!(
+            !text.contains("731904") && !text.contains("9000000001"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn decode_errors_keep_the_path_and_lose_the_value() {
+        let job = crate::Job::otp(
+            "+919000000001",
+            "731904",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
+        .to_json();
+        let raw = job.replace(r#""731904""#, "731904");
+        assert_ne!(raw, job, "the code is now a JSON integer");
+        let err = crate::Job::from_json(raw.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("731904"), "serde quotes it: {err}");
+        let kept = err.without_values();
+        assert!(!kept.contains("731904"), "{kept}");
+        assert!(kept.starts_with("payload"), "the path stays: {kept}");
     }
 }

@@ -181,6 +181,9 @@ impl std::str::FromStr for Lane {
     }
 }
 
+/// What an OTP's code becomes in a dead letter once its deadline has passed.
+pub const ERASED_CODE: &str = "[erased]";
+
 /// A one-time password. The code is a secret: redacted in Debug, and never put into
 /// postBack data (which comes back through webhooks and logs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -475,6 +478,23 @@ impl Job {
 
     pub fn from_json(json: &[u8]) -> Result<Job, crate::wire::DecodeError> {
         crate::wire::decode(json)
+    }
+
+    /// Erases an OTP's code (a secret nobody needs once the OTP can no longer be used):
+    /// true when there was one to erase.
+    pub fn erase_code(&mut self) -> bool {
+        match &mut self.payload {
+            Payload::Otp(otp) if otp.code.expose() != ERASED_CODE => {
+                otp.code = Redacted::new(ERASED_CODE.to_string());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True for an OTP whose code was erased: it can never be sent again.
+    pub fn code_erased(&self) -> bool {
+        matches!(&self.payload, Payload::Otp(otp) if otp.code.expose() == ERASED_CODE)
     }
 }
 

@@ -126,6 +126,12 @@ impl Keys {
         self.key("dead")
     }
 
+    /// Dead OTP letters whose code is still kept, scored by their deadline (ms, Unix): the
+    /// code is erased once it passes.
+    pub fn dead_codes(&self) -> String {
+        self.key("dead:codes")
+    }
+
     /// A lane's dead letter ids, scored by when they died (ms): newest-first listing.
     pub fn dead_index(&self, lane: Lane) -> String {
         self.key(&format!("dead:index:{}", lane.as_str()))
@@ -260,6 +266,7 @@ mod tests {
             keys.idempotency("booking:B1:confirmation"),
             keys.delayed(Lane::Otp),
             keys.dead(),
+            keys.dead_codes(),
             keys.dead_index(Lane::Booking),
             keys.sent("x"),
             keys.rate_window(),

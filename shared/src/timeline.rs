@@ -427,7 +427,26 @@ fn fields_of(json: &str) -> HashMap<String, String> {
 /// The timeline of `job_id`: its timeline hash, else its dead letter, else its lane entry.
 /// `None` when Herald knows nothing of it (never enqueued, expired, or enqueued so long ago
 /// that the bounded lane search does not reach it).
+///
+/// A job settled between those reads (its record written and its entry deleted in one
+/// script) would be in none of them: the record and the dead letter are read once more
+/// after a lane search that found nothing.
 pub async fn find(
+    pool: &Pool,
+    keys: &Keys,
+    job_id: &str,
+) -> Result<Option<JobTimeline>, RedisFailure> {
+    if let Some(found) = find_settled(pool, keys, job_id).await? {
+        return Ok(Some(found));
+    }
+    if let Some(found) = find_on_lanes(pool, keys, job_id).await? {
+        return Ok(Some(found));
+    }
+    find_settled(pool, keys, job_id).await
+}
+
+/// The timeline of a job that has a record (sent, retrying, tracked) or a dead letter.
+async fn find_settled(
     pool: &Pool,
     keys: &Keys,
     job_id: &str,
@@ -438,11 +457,9 @@ pub async fn find(
         return Ok(Some(build(job_id, &fields)));
     }
     let letter: Option<String> = conn.hget(keys.dead(), job_id).await?;
-    if let Some(letter) = letter.and_then(|json| serde_json::from_str::<DeadLetter>(&json).ok()) {
-        return Ok(Some(from_dead_letter(&letter)));
-    }
-    drop(conn);
-    find_on_lanes(pool, keys, job_id).await
+    Ok(letter
+        .and_then(|json| serde_json::from_str::<DeadLetter>(&json).ok())
+        .map(|letter| from_dead_letter(&letter)))
 }
 
 /// The timeline of the job Interakt's message `message_id` was sent for.

@@ -162,6 +162,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         crate::delayed::run_promoter(pool, keys, stop.clone()),
     );
     background.spawn("heartbeat", heartbeat(ctx.clone(), stop.clone()));
+    let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
+    background.spawn(
+        "code eraser",
+        crate::erase::run_eraser(pool, keys, stop.clone()),
+    );
     background.spawn(
         "keep-alive of held jobs",
         keep_alive(ctx.clone(), stop.clone()),
@@ -353,10 +358,15 @@ async fn dispatch(
                 tracing::error!(error = %err, "a send task panicked; its job stays pending for recovery");
             }
         }
+        // Jobs waiting in hand while every slot is busy: budget another replica could use.
+        let saturated = (!d.hand.is_empty() && d.slots.available_permits() == 0).then(Instant::now);
         let permit = tokio::select! {
             permit = d.slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = shutdown.cancelled() => break,
         };
+        if let Some(since) = saturated {
+            telemetry::record_saturated(since.elapsed());
+        }
         match d.step(permit, shutdown, sends).await {
             Ok(()) => backoff.succeeded(),
             Err(StepError::Cancelled) => break,
@@ -858,7 +868,12 @@ async fn dead_letter(ctx: &Context, delivery: Delivery, reason: DeadReason) {
     }
 }
 
-async fn dead_letter_job(ctx: &Context, delivery: &Delivery, job: Job, reason: DeadReason) {
+async fn dead_letter_job(ctx: &Context, delivery: &Delivery, mut job: Job, reason: DeadReason) {
+    // An OTP past its deadline can never be sent: its code is erased now (one that dies
+    // earlier keeps it until its deadline, for a replay; see `crate::erase`).
+    if job.is_expired(OffsetDateTime::now_utc()) {
+        job.erase_code();
+    }
     let job_id = job.id.to_string();
     let letter = DeadLetter {
         job: Some(job),

@@ -14,7 +14,7 @@ use deadpool_redis::redis::streams::{
     StreamReadOptions, StreamReadReply,
 };
 use deadpool_redis::redis::{AsyncCommands, RedisError, Script, Value};
-use herald_shared::dead_letter::DeadReason;
+use herald_shared::dead_letter::{DeadReason, redact_raw};
 use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys, Lane};
@@ -115,9 +115,10 @@ impl Delivery {
 /// An entry that is not a job.
 #[derive(Debug, Clone)]
 pub struct BadEntry {
-    /// The entry's fields as text, kept in the dead letter.
+    /// The entry's shape, kept in the dead letter: its keys, never its values
+    /// ([`redact_raw`]: it may hold an OTP's code).
     pub raw: String,
-    /// Why it does not decode.
+    /// Why it does not decode, without the values serde would quote.
     pub detail: String,
 }
 
@@ -347,8 +348,8 @@ impl LaneReader {
 fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
     let job = match entry.map.get(JOB_FIELD) {
         Some(Value::BulkString(bytes)) => Job::from_json(&bytes[..]).map_err(|err| BadEntry {
-            raw: String::from_utf8_lossy(&bytes[..]).into_owned(),
-            detail: err.to_string(),
+            raw: redact_raw(&String::from_utf8_lossy(&bytes[..])),
+            detail: err.without_values(),
         }),
         _ => Err(BadEntry {
             raw: format!("{:?}", entry.map.keys().collect::<Vec<_>>()),

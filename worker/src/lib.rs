@@ -15,6 +15,7 @@
 //! - [`retry`]: whether and when to retry: pure.
 //! - [`settle`]: the atomic ways a job leaves a lane (each a script in `src/lua/`).
 //! - [`delayed`]: moving due retries back onto their lanes.
+//! - [`erase`]: erasing OTP codes from dead letters once their deadline has passed.
 //! - [`telemetry`]: the worker's metrics.
 //!
 //! Elsewhere: the webhook service is `herald-webhook`, the operator's tools (`status`,
@@ -23,6 +24,7 @@
 
 pub mod delayed;
 pub mod dispatcher;
+pub mod erase;
 pub mod lanes;
 pub mod limiter;
 pub mod retry;

@@ -185,6 +185,7 @@ impl Settler {
             .key(self.keys.dead_index(delivery.lane))
             .key(self.keys.stats())
             .key(self.keys.job_status(&letter.job_id))
+            .key(self.keys.dead_codes())
             .arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(&letter.job_id)
@@ -193,6 +194,7 @@ impl Settler {
             .arg(timeline::dead_fields(letter))
             .arg(TIMELINE_TTL_SECS)
             .arg(&self.consumer)
+            .arg(code_kept_until(letter))
             .invoke_async(&mut conn)
             .await?;
         Ok(Settled::from_reply(reply))
@@ -215,4 +217,15 @@ impl Settler {
             .await?;
         Ok(Settled::from_reply(reply))
     }
+}
+
+/// The deadline (ms, Unix) of an OTP whose letter still keeps its code, or `""`.
+fn code_kept_until(letter: &DeadLetter) -> String {
+    letter
+        .job
+        .as_ref()
+        .filter(|job| job.kind() == herald_shared::JobKind::Otp && !job.code_erased())
+        .and_then(|job| job.not_after)
+        .map(|deadline| (deadline.unix_timestamp_nanos() / 1_000_000).to_string())
+        .unwrap_or_default()
 }

@@ -68,6 +68,11 @@ pub fn describe() {
         "herald_settles_not_ours_total",
         "Settles that found the entry owned by another replica (taken over meanwhile) and changed nothing."
     );
+    describe_histogram!(
+        "herald_slots_saturated_seconds",
+        Unit::Seconds,
+        "Waits of jobs in this replica's hand because every concurrency slot was busy; the rate of its _sum is what another replica would turn into sends (KEDA scales on it)."
+    );
     describe_gauge!(
         "herald_budget_effective",
         "The shared budget's effective requests per window: the configured N, halved per 429 episode, grown back per clean window."
@@ -101,6 +106,12 @@ pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
 pub fn record_dead(lane: Lane, kind: DeadKind) {
     metrics::counter!("herald_jobs_dead_total", "lane" => lane.as_str(), "reason" => kind.as_str())
         .increment(1);
+}
+
+/// Time jobs waited in hand because every concurrency slot was busy: what another replica
+/// would turn into sends (KEDA scales on its rate; see deploy/k8s/scaledobject.yaml).
+pub fn record_saturated(waited: Duration) {
+    metrics::histogram!("herald_slots_saturated_seconds").record(waited.as_secs_f64());
 }
 
 /// The shared budget's effective N (the configured N until 429s shrink it).

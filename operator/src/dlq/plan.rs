@@ -27,6 +27,8 @@ pub enum NotReplayed {
     Unreadable(String),
     /// It was dead-lettered anew each time it was read (a worker keeps failing it right now).
     Changing,
+    /// An OTP whose code was erased when its deadline passed: there is nothing to send.
+    CodeErased,
 }
 
 /// How far `--extend` moves a replayed job's deadline: longer than zero and at most
@@ -159,6 +161,9 @@ pub fn plan(letter: &DeadLetter, extend: Option<Extension>, now: OffsetDateTime)
     let Some(job) = &letter.job else {
         return Plan::Skip(NotReplayed::NoJob);
     };
+    if job.code_erased() {
+        return Plan::Skip(NotReplayed::CodeErased);
+    }
     let mut job = job.clone();
     let mut extended = false;
     if let Some(deadline) = job.not_after {

@@ -47,6 +47,12 @@ pub fn to_pretty_json(letter: &DeadLetter) -> String {
     if let Some(code) = value.pointer_mut("/job/payload/code") {
         *code = serde_json::Value::String("[redacted]".into());
     }
+    // Letters stored before raw entries were redacted at the source still hold them whole.
+    if let Some(raw) = value.pointer_mut("/raw")
+        && let Some(text) = raw.as_str()
+    {
+        *raw = serde_json::Value::String(herald_shared::dead_letter::redact_raw(text));
+    }
     serde_json::to_string_pretty(&value).expect("a JSON value serializes")
 }
 
@@ -154,6 +160,9 @@ fn explain(id: &str, why: &NotReplayed) -> String {
         NotReplayed::Unreadable(reason) => format!("unreadable dead letter ({reason})"),
         NotReplayed::Changing => {
             "dead-lettered again while being replayed (a worker keeps failing it); try again".into()
+        }
+        NotReplayed::CodeErased => {
+            "its OTP code was erased when its deadline passed (codes are secrets): the customer must ask for a new code".into()
         }
     }
 }

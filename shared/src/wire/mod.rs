@@ -34,6 +34,33 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+impl DecodeError {
+    /// The error without any value from the input: serde quotes the offending value
+    /// (``invalid type: integer `731904` ``), which for a job may be an OTP's code. What the
+    /// worker records (dead letters, logs, timelines) uses this form; `path: kind of error`.
+    pub fn without_values(&self) -> String {
+        format!("{}: {}", self.path, strip_quoted(&self.reason))
+    }
+}
+
+/// `text` with every `` `...` `` and `"..."` span replaced by `…`.
+fn strip_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut closing: Option<char> = None;
+    for c in text.chars() {
+        match closing {
+            Some(end) if c == end => closing = None,
+            Some(_) => {}
+            None if c == '`' || c == '"' => {
+                closing = Some(c);
+                out.push('…');
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Decodes a JSON body into a wire type, naming the field path on failure
 /// (`message.richCardDetails.standalone.cardOrientation: unknown variant ...`).
 pub fn decode<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, DecodeError> {

@@ -14,4 +14,5 @@ mod otp_latency;
 mod ownership;
 mod rate_limited;
 mod redis_outage;
+mod secrets;
 mod shutdown;
