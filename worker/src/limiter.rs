@@ -254,9 +254,14 @@ impl SharedLimiter {
 }
 
 static ACQUIRE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("lua/acquire.lua")));
+    std::sync::LazyLock::new(|| with_clock(include_str!("lua/acquire.lua")));
 static COOLDOWN: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| Script::new(include_str!("lua/cooldown.lua")));
+    std::sync::LazyLock::new(|| with_clock(include_str!("lua/cooldown.lua")));
+
+/// A budget script with the clock prelude (`now`, `int`) in front.
+fn with_clock(script: &str) -> Script {
+    Script::new(&format!("{}\n{script}", include_str!("lua/clock.lua")))
+}
 
 #[cfg(test)]
 mod tests {

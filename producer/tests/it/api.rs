@@ -313,14 +313,7 @@ async fn batches_answer_per_item() {
     let batch = json!([good_otp, {"kind": "fax"}, good_booking, good_otp]);
     let (status, answer) = api.post_json("/v1/jobs/batch", batch).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    assert_eq!(
-        (
-            answer["enqueued"].as_u64(),
-            answer["duplicates"].as_u64(),
-            answer["rejected"].as_u64()
-        ),
-        (Some(2), Some(1), Some(1))
-    );
+    assert_eq!(batch_counts(&answer), (Some(2), Some(1), Some(1)));
     let items = answer["items"].as_array().unwrap();
     assert_eq!(items[1]["error"]["violations"][0]["path"], "kind");
     assert_eq!(items[3]["job_id"], items[0]["job_id"]);
@@ -501,11 +494,7 @@ async fn a_batch_rejects_unbounded_and_conflicting_items_and_enqueues_the_rest()
     let (status, answer) = api.post_json("/v1/jobs/batch", batch).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     assert_eq!(
-        (
-            answer["enqueued"].as_u64(),
-            answer["duplicates"].as_u64(),
-            answer["rejected"].as_u64()
-        ),
+        batch_counts(&answer),
         (Some(2), Some(1), Some(2)),
         "{answer}"
     );
@@ -530,4 +519,13 @@ async fn a_batch_rejects_unbounded_and_conflicting_items_and_enqueues_the_rest()
     );
     assert_eq!(lane_jobs(&api.redis, Lane::Otp).len(), 1);
     assert_eq!(lane_jobs(&api.redis, Lane::Booking).len(), 1);
+}
+
+/// A batch answer's `(enqueued, duplicates, rejected)`.
+fn batch_counts(answer: &serde_json::Value) -> (Option<u64>, Option<u64>, Option<u64>) {
+    (
+        answer["enqueued"].as_u64(),
+        answer["duplicates"].as_u64(),
+        answer["rejected"].as_u64(),
+    )
 }

@@ -167,6 +167,17 @@ fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_e
         args
     };
     let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let otp_valid_for = |valid_for: &str| {
+        strings(&[
+            "otp",
+            "--phone",
+            "+919999999999",
+            "--code",
+            "1",
+            "--valid-for",
+            valid_for,
+        ])
+    };
 
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
@@ -181,54 +192,10 @@ fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_e
             strings(&["otp", "--phone", "+919999999999", "--code", "12 34"]),
             "code",
         ),
-        (
-            strings(&[
-                "otp",
-                "--phone",
-                "+919999999999",
-                "--code",
-                "1",
-                "--valid-for",
-                "0s",
-            ]),
-            "valid_for",
-        ),
-        (
-            strings(&[
-                "otp",
-                "--phone",
-                "+919999999999",
-                "--code",
-                "1",
-                "--valid-for",
-                "soon",
-            ]),
-            "--valid-for",
-        ),
-        (
-            strings(&[
-                "otp",
-                "--phone",
-                "+919999999999",
-                "--code",
-                "1",
-                "--valid-for",
-                "100000000y",
-            ]),
-            "valid_for",
-        ),
-        (
-            strings(&[
-                "otp",
-                "--phone",
-                "+919999999999",
-                "--code",
-                "1",
-                "--valid-for",
-                "25h",
-            ]),
-            "valid_for",
-        ),
+        (otp_valid_for("0s"), "valid_for"),
+        (otp_valid_for("soon"), "--valid-for"),
+        (otp_valid_for("100000000y"), "valid_for"),
+        (otp_valid_for("25h"), "valid_for"),
         (
             strings(&[
                 "otp",

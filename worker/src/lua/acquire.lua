@@ -23,6 +23,7 @@
 -- ARGV[6] OTP reserve (tokens), ARGV[7] bookings' share (tokens), ARGV[8] W (us),
 -- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens)
 -- Returns {granted, wait_us}: granted > 0, or 0 and how long until asking again can help.
+-- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -32,12 +33,6 @@ local share = tonumber(ARGV[7])
 local period = tonumber(ARGV[8])
 local burst = tonumber(ARGV[9])
 local step = tonumber(ARGV[10])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
--- Microsecond times have 16 digits: written as integers, never in Lua's %.14g.
-local function int(x)
-  return string.format('%.0f', x)
-end
 
 local cooldown = redis.call('PTTL', KEYS[2])
 if cooldown > 0 then

@@ -10,13 +10,9 @@
 -- ARGV[1] Retry-After in ms (or -1), ARGV[2] base ms, ARGV[3] max ms, ARGV[4] W (us),
 -- ARGV[5] configured N
 -- Returns {pause in force (ms), effective budget, 1 if this 429 began an episode else 0}.
+-- (`now` and `int` come from clock.lua, in front.)
 local period = tonumber(ARGV[4])
 local N = tonumber(ARGV[5])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function int(x)
-  return string.format('%.0f', x)
-end
 
 local st = redis.call('HMGET', KEYS[2], 'effective', 'episode_until', 'streak')
 local eff = math.min(N, tonumber(st[1]) or N)
