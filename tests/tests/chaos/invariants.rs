@@ -7,7 +7,7 @@
 //! - **None sent twice**, beyond the one unavoidable window: a 200 from Interakt whose
 //!   settlement did not commit because its replica was killed or frozen, or Redis was out of
 //!   reach. Every acceptance of a job but its last must fall in such a window (the
-//!   scenario's [`Disruption`]s, widened by [`SETTLE_SLACK`]).
+//!   scenario's [`Disruption`]s, from [`SETTLE_SLACK`] before to [`ARRIVAL_SLACK`] after).
 //! - **Nothing left behind**: no entry on a lane (ready or pending), nothing delayed.
 //! - **Never more than N requests in any window** at the stand-in (its busiest window).
 //! - **No OTP past its deadline**: no OTP accepted after its `not_after` (beyond
@@ -34,9 +34,11 @@ use crate::GRACE;
 use crate::fleet::Fleet;
 use crate::seed::Seed;
 
-/// How long before and after a disruption a 200 may still miss its settlement: the time
-/// between Interakt's answer and the settle script's commit, on a loaded machine.
+/// How long before a disruption a 200 may have come and still miss its settlement: the
+/// time between Interakt's answer and the settle script's commit, on a loaded machine.
 pub const SETTLE_SLACK: Duration = Duration::from_secs(1);
+/// How long after a disruption a request written before it may still arrive.
+pub const ARRIVAL_SLACK: Duration = Duration::from_millis(100);
 /// How long after its deadline an OTP may still arrive: a request that left the worker
 /// before the deadline, still on its way.
 pub const IN_FLIGHT_ALLOWANCE: Duration = Duration::from_millis(250);
@@ -223,12 +225,15 @@ impl Run {
         let stats = s.sandbox.stats();
         if violations.is_empty() {
             eprintln!(
-                "chaos {}: every promise held ({} jobs, {} accepted, busiest window {} of {})",
+                "chaos {}: every promise held ({} jobs: {} accepted, {} dead-lettered; requests by status {:?}; busiest window {} of {}; {} disruptions)",
                 self.seed.test,
                 self.jobs.len(),
                 stats.accepted,
+                before.dead.len(),
+                stats.by_status,
                 stats.max_in_window,
-                self.limit
+                self.limit,
+                self.disruptions.len()
             );
             return;
         }
@@ -328,7 +333,7 @@ impl Run {
                     violation(
                         Promise::NoneSentTwice,
                         format!(
-                            "accepted {} times, at {}; the send{} at {} fell in no disruption window (kill, freeze or Redis outage, ± {:?}), so nothing excuses sending it again",
+                            "accepted {} times, at {}; the send{} at {} fell in no disruption window (a kill, freeze or Redis outage, from {:?} before it to {:?} after), so nothing excuses sending it again",
                             times.len(),
                             times.iter().map(|t| hms(*t)).collect::<Vec<_>>().join(", "),
                             if unexcused.len() > 1 { "s" } else { "" },
@@ -338,6 +343,7 @@ impl Run {
                                 .collect::<Vec<_>>()
                                 .join(", "),
                             SETTLE_SLACK,
+                            ARRIVAL_SLACK,
                         ),
                     );
                 }
@@ -434,10 +440,11 @@ impl Run {
 
     /// The disruption whose window holds `t`, if any.
     fn excusing(&self, t: u64) -> Option<&Disruption> {
-        let slack = SETTLE_SLACK.as_millis() as u64;
+        let before = SETTLE_SLACK.as_millis() as u64;
+        let after = ARRIVAL_SLACK.as_millis() as u64;
         self.disruptions
             .iter()
-            .find(|d| d.from_ms.saturating_sub(slack) <= t && t <= d.to_ms + slack)
+            .find(|d| d.from_ms.saturating_sub(before) <= t && t <= d.to_ms + after)
     }
 
     fn report(&self, s: &Scenario, violations: &[Violation]) -> String {
@@ -533,7 +540,12 @@ impl Ended {
                     .map_or_else(|| format!("entry {}", entry.id), |job| job.id.to_string());
                 let place = match pending.get(&entry.id) {
                     Some((consumer, times)) => format!(
-                        "pending with {consumer} on the {lane} lane (delivered {times} times)"
+                        "pending with {consumer} on the {lane} lane (delivered {})",
+                        if *times == 1 {
+                            "once".to_string()
+                        } else {
+                            format!("{times} times")
+                        }
                     ),
                     None => format!("ready on the {lane} lane, never delivered since it was added"),
                 };

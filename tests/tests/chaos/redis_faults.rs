@@ -19,7 +19,7 @@ use crate::invariants::{Run, now_ms};
 use crate::seed::Seed;
 use crate::{bookings, otps};
 
-const RATE: &str = "20/1s";
+const RATE: &str = "10/1s";
 
 /// One fault, with its target proxy (0 or 1) where it has one.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +60,7 @@ async fn chaos_redis_restarted_dropped_stalled_and_refused() {
     let seed = Seed::for_test("chaos_redis_restarted_dropped_stalled_and_refused");
     let mut rng = seed.rng();
     let steps = plan(&mut rng);
+    eprintln!("plan: {steps:?}");
     let mut s = Scenario::start_exclusive_with(SandboxConfig {
         rate: Some(RATE.parse().unwrap()),
         latency: Duration::from_millis(50),
@@ -97,7 +98,7 @@ async fn chaos_redis_restarted_dropped_stalled_and_refused() {
     .await;
 
     let start = Instant::now();
-    for (at, fault) in steps {
+    for &(at, fault) in &steps {
         tokio::time::sleep_until(start + at).await;
         let from = now_ms();
         match fault {
@@ -130,6 +131,17 @@ async fn chaos_redis_restarted_dropped_stalled_and_refused() {
             }
         }
     }
+
+    // A stall may outlast the plan's last step: it is part of the run.
+    let stalls_end = steps
+        .iter()
+        .filter_map(|(at, fault)| match fault {
+            Fault::Stall(_, stalled) => Some(*at + *stalled),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default();
+    tokio::time::sleep_until(start + stalls_end).await;
 
     run.wait_settled(&s, Duration::from_secs(30)).await;
     run.finish(&s, &mut fleet).await;
