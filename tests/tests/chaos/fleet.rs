@@ -17,6 +17,9 @@ pub enum State {
     Stopped,
     /// SIGKILLed: gone, its jobs left pending.
     Killed,
+    /// SIGTERMed during the run: handing its jobs back, finishing its sends, then exiting
+    /// 0 (checked by [`Fleet::terminate_all`]).
+    Terminating,
 }
 
 pub struct Replica {
@@ -66,6 +69,19 @@ impl Fleet {
         replica.state = State::Killed;
     }
 
+    /// `kill -TERM` during the run: a graceful stop (a scale-in, a rollout). Its exit is
+    /// checked with everyone else's at the end.
+    pub fn term(&mut self, i: usize) {
+        let replica = &mut self.replicas[i];
+        assert_eq!(
+            replica.state,
+            State::Running,
+            "only a running replica is told to stop"
+        );
+        replica.process.signal("TERM");
+        replica.state = State::Terminating;
+    }
+
     /// `kill -STOP`: frozen mid-whatever, connections open.
     pub fn stop(&mut self, i: usize) {
         let replica = &mut self.replicas[i];
@@ -109,12 +125,15 @@ impl Fleet {
                 replica.state = State::Killed;
             }
         }
-        let alive: Vec<usize> = (0..self.replicas.len())
+        let running: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| self.replicas[i].state == State::Running)
             .collect();
-        for &i in &alive {
+        for &i in &running {
             self.replicas[i].process.signal("TERM");
         }
+        let alive: Vec<usize> = (0..self.replicas.len())
+            .filter(|&i| matches!(self.replicas[i].state, State::Running | State::Terminating))
+            .collect();
         for &i in &alive {
             let replica = &mut self.replicas[i];
             let exited = replica

@@ -1,5 +1,7 @@
-//! Replicas SIGKILLed, SIGSTOPped and SIGCONTed at random moments while a backlog of
-//! bookings and OTPs drains. A killed replica is replaced a moment later; a frozen one
+//! Replicas SIGKILLed, SIGTERMed, SIGSTOPped and SIGCONTed at random moments while a
+//! backlog of bookings and OTPs drains. A killed or stopped replica is replaced a moment
+//! later (a SIGTERM is a graceful stop: it must exit 0, and, unlike a kill, excuses no
+//! second send); a frozen one
 //! is thawed after up to 5 s, often longer than the 3 s `--claim-idle`, so its jobs are taken
 //! over while it still holds them.
 
@@ -26,6 +28,7 @@ const EVENTS: usize = 6;
 #[derive(Clone, Copy, Debug)]
 enum Act {
     Kill(usize),
+    Term(usize),
     Stop(usize, Duration),
     Cont(usize),
     Replace(usize),
@@ -56,9 +59,17 @@ fn plan(rng: &mut StdRng) -> Vec<(Duration, Act)> {
             continue;
         }
         let slot = running[rng.random_range(0..running.len())];
-        if rng.random_bool(0.4) {
+        let roll = rng.random_range(0..100);
+        if roll < 50 {
             state[slot] = State::Killed;
-            steps.push((at, Act::Kill(slot)));
+            steps.push((
+                at,
+                if roll < 30 {
+                    Act::Kill(slot)
+                } else {
+                    Act::Term(slot)
+                },
+            ));
             later.push((at + rng.random_range(200..1_500), Act::Replace(slot)));
         } else {
             let frozen = Duration::from_millis(rng.random_range(500..5_000));
@@ -76,8 +87,8 @@ fn plan(rng: &mut StdRng) -> Vec<(Duration, Act)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_replicas_killed_and_frozen_at_random() {
-    let seed = Seed::for_test("chaos_replicas_killed_and_frozen_at_random");
+async fn chaos_replicas_killed_stopped_and_frozen_at_random() {
+    let seed = Seed::for_test("chaos_replicas_killed_stopped_and_frozen_at_random");
     let mut rng = seed.rng();
     let steps = plan(&mut rng);
     eprintln!("plan: {steps:?}");
@@ -124,6 +135,7 @@ async fn chaos_replicas_killed_and_frozen_at_random() {
                 run.disrupted_now(format!("SIGKILL {}", fleet.name(i)));
                 fleet.kill(i);
             }
+            Act::Term(slot) => fleet.term(slot_of[slot]),
             Act::Stop(slot, frozen) => {
                 let i = slot_of[slot];
                 run.disrupted_now(format!("SIGSTOP {} for {frozen:?}", fleet.name(i)));
@@ -151,7 +163,7 @@ fn the_plan_follows_the_seed_and_leaves_every_slot_running() {
         let mut state = [State::Running; REPLICAS];
         for (_, act) in &steps {
             match *act {
-                Act::Kill(s) => {
+                Act::Kill(s) | Act::Term(s) => {
                     assert_eq!(state[s], State::Running);
                     state[s] = State::Killed;
                 }
