@@ -672,3 +672,43 @@ pub fn hms(ms: u64) -> String {
         at.millisecond()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(disruptions: &[(u64, u64)]) -> Run {
+        let mut run = Run::new(
+            &Seed {
+                value: 1,
+                test: "unit",
+            },
+            "10/1s",
+        );
+        for (from, to) in disruptions {
+            run.disrupted("x", *from, *to);
+        }
+        run
+    }
+
+    #[test]
+    fn a_second_send_is_excused_only_around_a_disruption() {
+        let run = run_with(&[(10_000, 10_000), (20_000, 22_000)]);
+        // A kill at 10 s: a 200 up to SETTLE_SLACK before it, or arriving just after it.
+        assert!(run.excusing(9_000).is_some());
+        assert!(run.excusing(10_100).is_some());
+        assert!(run.excusing(8_999).is_none());
+        assert!(run.excusing(10_101).is_none());
+        // An outage from 20 s to 22 s: anything accepted during it, too.
+        assert!(run.excusing(21_000).is_some());
+        assert!(run.excusing(22_100).is_some());
+        assert!(run.excusing(22_101).is_none());
+        assert!(run_with(&[]).excusing(10_000).is_none());
+    }
+
+    #[test]
+    fn times_read_as_utc_clock_times() {
+        assert_eq!(hms(1_767_261_600_123), "10:00:00.123");
+        assert!(when(1_767_261_600_123).starts_with("2026-01-01 10:00:00.123"));
+    }
+}

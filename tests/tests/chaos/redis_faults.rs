@@ -147,3 +147,30 @@ async fn chaos_redis_restarted_dropped_stalled_and_refused() {
     run.finish(&s, &mut fleet).await;
     drop(proxies);
 }
+
+#[test]
+fn the_plan_follows_the_seed_and_has_every_fault_once() {
+    use rand::SeedableRng;
+    for seed in 0..200 {
+        let steps = plan(&mut StdRng::seed_from_u64(seed));
+        let again = plan(&mut StdRng::seed_from_u64(seed));
+        assert_eq!(format!("{steps:?}"), format!("{again:?}"));
+        let kinds: Vec<&str> = steps
+            .iter()
+            .map(|(_, f)| match f {
+                Fault::RedisDown(_) => "down",
+                Fault::Drop(_) => "drop",
+                Fault::Stall(..) => "stall",
+                Fault::Refuse(..) => "refuse",
+            })
+            .collect();
+        for kind in ["down", "drop", "stall", "refuse"] {
+            assert_eq!(
+                kinds.iter().filter(|k| **k == kind).count(),
+                1,
+                "seed {seed}"
+            );
+        }
+        assert!(steps.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+    }
+}
