@@ -154,8 +154,10 @@ pub enum Script {
     ServerError,
     /// `fail:N`: the first N requests get 503, later ones go on normally.
     FailFirst(u32),
-    /// `429:N`: the first N requests get 429 with `Retry-After: 1`, later ones go on normally.
-    RateLimitFirst(u32),
+    /// `429:N` or `429:N:SECS`: the first N requests get 429 with `Retry-After: SECS`
+    /// (1 when not given), later ones go on normally. A huge SECS (`429:1:100000000`) is
+    /// what a misbehaving API might say; clients must not take it at its word forever.
+    RateLimitFirst(u32, u64),
     /// `false`: always 200 with `result: false`, a refusal inside a success status.
     Reject,
     /// `slow:DURATION`: the answer is delayed by DURATION, e.g. past a client's timeout.
@@ -174,7 +176,8 @@ impl fmt::Display for Script {
             Script::InvalidTemplate => f.write_str("400"),
             Script::ServerError => f.write_str("500"),
             Script::FailFirst(n) => write!(f, "fail:{n}"),
-            Script::RateLimitFirst(n) => write!(f, "429:{n}"),
+            Script::RateLimitFirst(n, 1) => write!(f, "429:{n}"),
+            Script::RateLimitFirst(n, secs) => write!(f, "429:{n}:{secs}"),
             Script::Reject => f.write_str("false"),
             Script::Slow(d) => write!(f, "slow:{}", humantime::format_duration(*d)),
             Script::Revoke => f.write_str("revoke"),
@@ -183,7 +186,7 @@ impl fmt::Display for Script {
     }
 }
 
-const RULE_HINT: &str = "RULE is one of 400, 500, fail:N, 429:N, false, slow:DURATION, revoke, tap:DATA (e.g. fail:2, slow:3s, tap:cancel_B123)";
+const RULE_HINT: &str = "RULE is one of 400, 500, fail:N, 429:N[:SECS], false, slow:DURATION, revoke, tap:DATA (e.g. fail:2, slow:3s, tap:cancel_B123)";
 
 impl FromStr for Script {
     type Err = String;
@@ -203,7 +206,20 @@ impl FromStr for Script {
                 other => Err(format!("unknown rule {other:?}; {RULE_HINT}")),
             },
             Some(("fail", n)) => Ok(Script::FailFirst(count(n)?)),
-            Some(("429", n)) => Ok(Script::RateLimitFirst(count(n)?)),
+            Some(("429", rest)) => match rest.split_once(':') {
+                None => Ok(Script::RateLimitFirst(count(rest)?, 1)),
+                Some((n, secs)) => {
+                    let secs = secs
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| {
+                            format!("{secs:?} is not a Retry-After in whole seconds (1 or more)")
+                        })?;
+                    Ok(Script::RateLimitFirst(count(n)?, secs))
+                }
+            },
             Some(("slow", d)) => herald_shared::config::parse_duration(d.trim()).map(Script::Slow),
             Some(("tap", data)) => {
                 let data = data.trim();
@@ -283,7 +299,11 @@ mod tests {
             ("+919000000001=400", Script::InvalidTemplate),
             ("+919000000002=500", Script::ServerError),
             ("+919000000003=fail:3", Script::FailFirst(3)),
-            ("+919000000004=429:1", Script::RateLimitFirst(1)),
+            ("+919000000004=429:1", Script::RateLimitFirst(1, 1)),
+            (
+                "+919000000010=429:2:100000000",
+                Script::RateLimitFirst(2, 100_000_000),
+            ),
             ("+919000000005=false", Script::Reject),
             (
                 "+919000000006=slow:1500ms",
@@ -314,6 +334,14 @@ mod tests {
             ("+919000000001=404", "unknown rule \"404\""),
             ("+919000000001=fail:x", "\"x\" is not a request count"),
             ("+919000000001=fail:-1", "is not a request count"),
+            (
+                "+919000000001=429:1:soon",
+                "not a Retry-After in whole seconds",
+            ),
+            (
+                "+919000000001=429:1:0",
+                "not a Retry-After in whole seconds",
+            ),
             ("+919000000001=slow:soon", "is not a duration"),
             ("+919000000001=boom:1", "unknown rule \"boom\""),
             ("+919000000001=", "unknown rule \"\""),

@@ -23,8 +23,8 @@ pub(crate) enum Fault {
     ServerError,
     /// 503 (script `fail:N`, or the random fail rate).
     Unavailable,
-    /// 429 with `Retry-After: 1` (script `429:N`).
-    RateLimited,
+    /// 429 with `Retry-After` of this many seconds (script `429:N[:SECS]`).
+    RateLimited(u64),
     /// 200 with `result: false` (script `false`).
     Rejected,
 }
@@ -93,8 +93,10 @@ impl Faults {
             Script::InvalidTemplate => Verdict::fault(Fault::InvalidTemplate),
             Script::ServerError => Verdict::fault(Fault::ServerError),
             Script::FailFirst(n) if *seen <= *n => Verdict::fault(Fault::Unavailable),
-            Script::RateLimitFirst(n) if *seen <= *n => Verdict::fault(Fault::RateLimited),
-            Script::FailFirst(_) | Script::RateLimitFirst(_) => Verdict::PASS,
+            Script::RateLimitFirst(n, secs) if *seen <= *n => {
+                Verdict::fault(Fault::RateLimited(*secs))
+            }
+            Script::FailFirst(_) | Script::RateLimitFirst(..) => Verdict::PASS,
             Script::Reject => Verdict::fault(Fault::Rejected),
             Script::Slow(delay) => Verdict {
                 fault: None,
@@ -154,7 +156,7 @@ mod tests {
         let mut f = faults(0.0, &["+919000000001=429:1"]);
         assert_eq!(
             faults_of(&mut f, SCRIPTED, 3),
-            [Some(Fault::RateLimited), None, None]
+            [Some(Fault::RateLimited(1)), None, None]
         );
     }
 

@@ -44,7 +44,7 @@ struct Args {
     #[arg(long, env = "SANDBOX_LATENCY", default_value = "0s", value_name = "DURATION",
           value_parser = herald_shared::config::parse_duration)]
     latency: Duration,
-    /// Script one phone, repeatable: RULE is 400, 500, fail:N, 429:N, false or slow:DURATION
+    /// Script one phone, repeatable: RULE is 400, 500, fail:N, 429:N[:SECS], false or slow:DURATION
     /// (+919000000001=fail:2), or for webhooks revoke (TTL_EXPIRATION_REVOKED instead of
     /// delivered and read) or tap:DATA (a suggestion tap after read). The variable takes a
     /// comma-separated list.

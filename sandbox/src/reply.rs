@@ -85,7 +85,7 @@ impl From<Fault> for Reply {
                 Reply::new(StatusCode::INTERNAL_SERVER_ERROR, false, SERVER_ERROR)
             }
             Fault::Unavailable => Reply::new(StatusCode::SERVICE_UNAVAILABLE, false, UNAVAILABLE),
-            Fault::RateLimited => Reply::rate_limited(Some(Duration::from_secs(1))),
+            Fault::RateLimited(secs) => Reply::rate_limited(Some(Duration::from_secs(secs))),
             Fault::Rejected => Reply::new(StatusCode::OK, false, REJECTED),
         }
     }

@@ -7,6 +7,8 @@
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
 //!   `herald-worker webhook` receiver, with its log.
+//! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
+//!   connection, stall, refuse, resume), for the chaos suite.
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`]: an external tool (`node`, `promtool`) a test needs: a skip saying so
 //!   locally, a failure when `CI=true`.
@@ -14,6 +16,7 @@
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
 mod bin;
+pub mod proxy;
 mod redis_cluster;
 mod redis_server;
 pub mod scenario;
@@ -22,6 +25,7 @@ mod wait;
 mod worker_process;
 
 pub use bin::cargo_bin;
+pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
 pub use tools::{in_ci, require_tool};

@@ -75,8 +75,14 @@ impl Scenario {
         Scenario::start_in_turn(setup, turn).await
     }
 
+    /// A scenario that runs alone in its suite, with a sandbox configured in full (its key
+    /// is replaced by [`TEST_API_KEY`]): for tests that build their faults at run time.
+    pub async fn start_exclusive_with(config: SandboxConfig) -> Scenario {
+        let turn = Turn::Exclusive(TURNS.write().await);
+        Scenario::start_with_config(config, turn).await
+    }
+
     async fn start_in_turn(setup: SandboxSetup, turn: Turn) -> Scenario {
-        let redis = RedisServer::start();
         let mut config = SandboxConfig::new(TEST_API_KEY);
         config.rate = setup.rate.map(|r| r.parse().expect("rate"));
         config.latency = setup.latency;
@@ -87,6 +93,12 @@ impl Scenario {
             .collect();
         config.webhook_url = setup.webhook_url;
         config.webhook_secret = setup.webhook_secret.map(|s| s.to_string().into());
+        Scenario::start_with_config(config, turn).await
+    }
+
+    async fn start_with_config(mut config: SandboxConfig, turn: Turn) -> Scenario {
+        config.api_key = TEST_API_KEY.to_string().into();
+        let redis = RedisServer::start();
         let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("start the sandbox");

@@ -1,0 +1,56 @@
+//! The chaos suite: real `herald-worker run` replicas, a real redis-server and the sandbox
+//! as Interakt, disrupted at random moments drawn from a seed, and one check of every
+//! promise at the end ([`invariants`]).
+//!
+//! Each test prints its seed first; `HERALD_CHAOS_SEED=N` replays its choices exactly (what
+//! is disrupted, when, for how long, which phones meet which fault). The processes' timing
+//! is the machine's, so a replay repeats the plan, not every interleaving. Scenarios run one
+//! at a time (they measure requests per window) and each is bounded: a run that does not
+//! settle in time is checked as it stands, and the check says what is stuck where.
+//!
+//! - `replicas`: replicas SIGKILLed, SIGSTOPped and SIGCONTed at random moments.
+//! - `claim_idle`: live replicas holding jobs longer than `--claim-idle` at a low rate.
+//! - `redis_faults`: Redis stopped and restarted; connections dropped, stalled and refused by
+//!   a proxy ([`herald_tests::TcpProxy`]).
+//! - `interakt_faults`: 503s, slow answers, 429s with and without `Retry-After` (one of
+//!   them huge), and a real limit below the configured one.
+
+mod claim_idle;
+mod fleet;
+mod interakt_faults;
+mod invariants;
+mod redis_faults;
+mod replicas;
+mod seed;
+
+use std::time::Duration;
+
+use herald_shared::Job;
+use herald_tests::scenario::{booking, otp, phone};
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+/// Every replica's `--shutdown-grace` in the suite: short, so the final SIGTERM is quick.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Bookings for `phone(i)`, i in `range`.
+pub fn bookings(range: std::ops::Range<usize>) -> Vec<Job> {
+    range.map(booking).collect()
+}
+
+/// OTPs for `phone(i)`, i in `range` (keep it apart from the bookings'), each valid for a
+/// duration drawn from `valid_ms`.
+pub fn otps(
+    range: std::ops::Range<usize>,
+    rng: &mut StdRng,
+    valid_ms: std::ops::Range<u64>,
+) -> Vec<Job> {
+    range
+        .map(|i| {
+            otp(
+                &phone(i),
+                Duration::from_millis(rng.random_range(valid_ms.clone())),
+            )
+        })
+        .collect()
+}
