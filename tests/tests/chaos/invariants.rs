@@ -610,7 +610,7 @@ fn describe_death(letter: &DeadLetter) -> String {
             .filter(|a| a.is_send())
             .map(|a| match a.status {
                 Some(status) => format!("{} {status}", a.outcome),
-                None => a.outcome.clone(),
+                None => a.outcome.to_string(),
             })
             .collect()
     });
