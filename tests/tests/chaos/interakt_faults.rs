@@ -8,8 +8,9 @@
 //!   they may expire (dead-lettered as such) but never be sent late.
 //! - `chaos_a_huge_retry_after`: one or two phones get a 429 with `Retry-After: 100000000`
 //!   (three years). Taken at its word it would freeze every replica; the workers run with
-//!   `--backoff-max 2s`, the longest pause they should accept, so the backlog must still
-//!   drain and the OTPs must still end (sent in time, or expired).
+//!   `--max-cooldown 2s`, the longest pause they accept (a larger Retry-After is clamped
+//!   to it), so the backlog must still drain and the OTPs must still end (sent in time, or
+//!   expired).
 
 use std::time::Duration;
 
@@ -64,6 +65,8 @@ fn worker_args(claim_idle: &'static str) -> Vec<&'static str> {
         "--backoff-base",
         "200ms",
         "--backoff-max",
+        "2s",
+        "--max-cooldown",
         "2s",
         "--max-attempts",
         "6",
