@@ -116,6 +116,25 @@ pub fn exit(program: &str, result: Result<u8, Failure>) -> std::process::ExitCod
     }
 }
 
+/// Replaces this process with the binary `name` installed next to it, with `args` and
+/// `env` added; returns (the failure to print) only when that cannot be done. For a
+/// subcommand that lives in a binary of its own (`herald-worker demo`).
+pub fn exec_sibling(name: &str, args: &[String], env: &[(&str, String)]) -> Failure {
+    use std::os::unix::process::CommandExt;
+    let path = std::env::current_exe().map(|exe| exe.with_file_name(name));
+    let Ok(path) = path.and_then(|path| path.canonicalize()) else {
+        return Failure::usage(format!(
+            "{name} is a binary of its own and it is not next to this one: run `cargo run -p {name}`"
+        ));
+    };
+    let mut command = std::process::Command::new(&path);
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Failure::usage(format!("cannot run {}: {}", path.display(), command.exec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

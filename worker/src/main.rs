@@ -3,16 +3,15 @@
 //! operator's commands come from `herald-operator`, `webhook` from `herald-webhook`, and
 //! `demo` hands over to the `herald-demo` binary (this one links no test stand-in).
 
-use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use herald_operator::cli::OperatorCommand;
 use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{Failure, LogFormat, exit, init_tracing, parse_args};
+use herald_shared::process::{Failure, LogFormat, exec_sibling, exit, init_tracing, parse_args};
 use herald_webhook::WebhookArgs;
 use herald_worker::dispatcher;
-use herald_worker::settings::{RunArgs, Settings};
+use herald_worker::settings::{RUN_EXIT_CODES, RunArgs, Settings};
 
 const EXIT_CODES: &str = "Exit codes:
   0  done (run and webhook: stopped cleanly on SIGTERM/SIGINT; track: found; dlq purge
@@ -21,14 +20,6 @@ const EXIT_CODES: &str = "Exit codes:
      an entry with no job), not found (track), or failed while running (webhook, demo)
   2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
      wait for it)";
-
-const RUN_EXIT_CODES: &str = "Exit codes:
-  0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
-  1  part of the worker (retry promoter, heartbeat, keep-alive, metrics server) stopped
-     unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
-  2  bad usage or configuration (a missing API key, a malformed flag, --http-listen cannot be
-     bound)
-Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not
@@ -89,23 +80,13 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Operator(command) => herald_operator::cli::run(&cli.redis, command).await,
         Command::Webhook(args) => herald_webhook::run_command(&cli.redis, &args).await,
-        Command::Demo { args } => Err(hand_over_to_demo(&cli.redis, &args)),
+        Command::Demo { args } => {
+            // The Redis flags given here reach the demo as its environment.
+            let mut env = vec![("HERALD_NAMESPACE", cli.redis.namespace.clone())];
+            if std::env::args().any(|a| a.starts_with("--redis-url")) {
+                env.push(("REDIS_URL", cli.redis.redis_url.expose().clone()));
+            }
+            Err(exec_sibling("herald-demo", &args, &env))
+        }
     }
-}
-
-/// Replaces this process with the `herald-demo` next to it (same Redis flags, passed on
-/// as environment); returns only when that cannot be done.
-fn hand_over_to_demo(redis: &RedisArgs, args: &[String]) -> Failure {
-    let demo = std::env::current_exe().map(|exe| exe.with_file_name("herald-demo"));
-    let Ok(demo) = demo.and_then(|path| path.canonicalize()) else {
-        return Failure::usage(
-            "the demo is its own binary, herald-demo, and it is not next to this one: run `cargo run -p herald-demo`",
-        );
-    };
-    let mut command = std::process::Command::new(&demo);
-    command.args(args).env("HERALD_NAMESPACE", &redis.namespace);
-    if std::env::args().any(|a| a.starts_with("--redis-url")) {
-        command.env("REDIS_URL", redis.redis_url.expose());
-    }
-    Failure::usage(format!("cannot run {}: {}", demo.display(), command.exec()))
 }

@@ -14,6 +14,16 @@ use herald_shared::{Keys, Redacted};
 use crate::limiter::{Budget, DEFAULT_MAX_COOLDOWN, default_margin, percent_of};
 use crate::retry::RetryPolicy;
 
+/// `herald-worker run`'s exit codes, for its `--help`.
+pub const RUN_EXIT_CODES: &str = "Exit codes:
+  0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
+  1  part of the worker (retry promoter, heartbeat, keep-alive, code eraser, metrics
+     server) stopped
+     unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
+  2  bad usage or configuration (a missing API key, a malformed flag, --http-listen cannot be
+     bound)
+Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
+
 /// Flags of `herald-worker run`; each also reads an environment variable.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
