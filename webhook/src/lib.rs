@@ -141,13 +141,17 @@ pub enum WebhookError {
     },
     #[error("the webhook server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The processor stopped while the receiver ran: events would pile up unprocessed, so
+    /// the process stops (readiness turned 503 first) for its orchestrator to restart it.
+    #[error("the webhook processor stopped unexpectedly; the receiver stopped too")]
+    ProcessorStopped,
 }
 
 impl WebhookError {
     /// 1 when the server failed while running, 2 when it could not start.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WebhookError::Serve(_) => 1,
+            WebhookError::Serve(_) | WebhookError::ProcessorStopped => 1,
             WebhookError::Config(_) | WebhookError::Bind { .. } => 2,
         }
     }
@@ -156,7 +160,8 @@ impl WebhookError {
 /// The webhook command's exit codes, for its `--help`.
 pub const EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT
-  1  the server failed while running
+  1  the server failed while running, or the processor stopped unexpectedly (/readyz turned
+     503 first)
   2  bad usage or configuration (a flag, the secret or its absence, the listen address)";
 
 /// The whole command, as `herald-webhook` and `herald-worker webhook` run it: validate the
@@ -211,7 +216,7 @@ pub async fn serve(
         settings.inbound_max_len,
     );
     telemetry::register_webhook_metrics();
-    let processing = tokio::spawn(processor.run(shutdown.clone()));
+    let mut processing = tokio::spawn(processor.run(shutdown.clone()));
     let app = Receiver::new(
         pool.clone(),
         settings.keys.clone(),
@@ -219,17 +224,39 @@ pub async fn serve(
     )
     .router()
     .merge(herald_shared::ops::routes(pool));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel();
-    if let Err(err) = processing.await
-        && err.is_panic()
-    {
-        std::panic::resume_unwind(err.into_panic());
+    // The receiver stops on `stop`: SIGTERM, or the processor stopping on its own.
+    let stop = shutdown.child_token();
+    let serving = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    let processor_failed = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => false,
+        done = &mut processing => {
+            let failed = !shutdown.is_cancelled();
+            if failed {
+                let panicked = done.as_ref().err().is_some_and(|err| err.is_panic());
+                tracing::error!(panicked, "the webhook processor stopped unexpectedly; stopping the receiver");
+                herald_shared::ops::mark_broken("the webhook processor stopped");
+            }
+            failed
+        }
+    };
+    stop.cancel();
+    let served = serving
+        .await
+        .unwrap_or_else(|err| Err(std::io::Error::other(err.to_string())));
+    if !processing.is_finished() {
+        let _ = processing.await;
     }
     tracing::info!("webhook receiver stopped");
-    served.map_err(WebhookError::Serve)
+    served.map_err(WebhookError::Serve)?;
+    if processor_failed {
+        return Err(WebhookError::ProcessorStopped);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
