@@ -1,0 +1,167 @@
+//! The tasks that run beside the dispatcher loop, and their supervisor: the heartbeat (this
+//! consumer is alive, gauges refreshed), the keep-alive of held jobs, and the [`Background`]
+//! set that watches them with the retry promoter, the code eraser and the metrics server:
+//! none of them may stop while the replica runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncCommands;
+use time::OffsetDateTime;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::hand::recovery_interval;
+use crate::lanes::RedisFailure;
+use crate::telemetry;
+
+/// How often a replica records that it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The replica's background tasks, each with its name, watched by [`Background::supervise`]:
+/// none of them may stop while the replica runs.
+#[derive(Default)]
+pub(super) struct Background {
+    tasks: JoinSet<()>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Background {
+    pub(super) fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = self.tasks.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Waits until `stop`, then ends every task and returns `None`; or, when a task stops
+    /// (or panics) first, marks the process not ready (`/readyz` answers 503), cancels
+    /// `stop` so the replica winds down, and returns the task's name.
+    pub(super) async fn supervise(mut self, stop: CancellationToken) -> Option<&'static str> {
+        let failed = tokio::select! {
+            biased;
+            _ = stop.cancelled() => None,
+            done = self.tasks.join_next_with_id() => done,
+        };
+        // A task that ended because `stop` was cancelled meanwhile did what it was told.
+        let failed = failed.filter(|_| !stop.is_cancelled());
+        let failed = failed.map(|done| {
+            let (id, panicked) = match done {
+                Ok((id, ())) => (id, false),
+                Err(err) => (err.id(), err.is_panic()),
+            };
+            let name = self.names.get(&id).copied().unwrap_or("background task");
+            tracing::error!(
+                task = name,
+                panicked,
+                "a background task stopped unexpectedly; stopping the worker"
+            );
+            herald_shared::ops::mark_broken(&format!("the {name} stopped"));
+            stop.cancel();
+            name
+        });
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        failed
+    }
+}
+
+/// Keeps this replica's holds alive (see [`LaneReader::keep_alive`]) until `stop`.
+pub(super) async fn keep_alive(ctx: Arc<Context>, stop: CancellationToken) {
+    let every = recovery_interval(ctx.settings.claim_idle);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        match ctx.reader.keep_alive().await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::info!(
+                    entries = lost.len(),
+                    "jobs held here were taken over (this process was paused?); they will not be sent from here"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(error = %err, "could not keep held jobs alive"),
+        }
+    }
+}
+
+/// Records every few seconds that this consumer is alive, for `status`.
+pub(super) async fn heartbeat(ctx: Arc<Context>, shutdown: CancellationToken) {
+    loop {
+        let beat = async {
+            let mut conn = ctx.pool.get().await.map_err(RedisFailure::from)?;
+            let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let key = ctx.settings.keys.consumers();
+            let _: () = conn
+                .zadd(&key, &ctx.settings.consumer, now_ms as i64)
+                .await?;
+            let stale = (now_ms - 10 * HEARTBEAT.as_millis() as i128) as i64;
+            let _: () = conn.zrembyscore(&key, "-inf", stale).await?;
+            let effective: Option<u32> = conn
+                .hget(ctx.settings.keys.rate_state(), "effective")
+                .await?;
+            telemetry::record_budget(effective.unwrap_or(ctx.settings.budget.rate.requests.get()));
+            Ok::<(), RedisFailure>(())
+        };
+        if let Err(err) = beat.await {
+            tracing::debug!(error = %err, "heartbeat failed");
+        }
+        telemetry::refresh_queue_gauges(&ctx.pool, &ctx.settings.keys).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+pub(super) async fn remove_heartbeat(ctx: &Context) -> Result<(), RedisFailure> {
+    let mut conn = ctx.pool.get().await?;
+    let _: () = conn
+        .zrem(ctx.settings.keys.consumers(), &ctx.settings.consumer)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_background_task_that_stops_stops_the_worker_and_fails_readiness() {
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        background.spawn("heartbeat", std::future::pending());
+        background.spawn("retry promoter", async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        });
+        let failed = background.supervise(stop.clone()).await;
+        assert_eq!(failed, Some("retry promoter"));
+        assert!(stop.is_cancelled(), "the dispatcher is told to wind down");
+        assert_eq!(
+            herald_shared::ops::broken().as_deref(),
+            Some("the retry promoter stopped")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_task_is_named_too_and_a_requested_stop_is_no_failure() {
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        background.spawn("keep-alive of held jobs", async { panic!("boom") });
+        assert_eq!(
+            background.supervise(stop).await,
+            Some("keep-alive of held jobs")
+        );
+
+        let stop = CancellationToken::new();
+        let mut background = Background::default();
+        let child = stop.clone();
+        background.spawn("heartbeat", async move { child.cancelled().await });
+        stop.cancel();
+        assert_eq!(background.supervise(stop).await, None);
+    }
+}

@@ -1,0 +1,417 @@
+//! The dispatcher loop: the jobs this replica holds in hand, which lane asks for tokens
+//! (OTPs first; the OTP lane looked at while a booking waits; bookings when they fall
+//! behind their share), recovery of dead replicas' jobs, and triage of what must not be
+//! sent. Each granted token becomes a send task ([`super::send`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_shared::Lane;
+use herald_shared::dead_letter::DeadReason;
+use herald_shared::redis_pool::MAX_BLOCK;
+use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use herald_shared::backoff::ReconnectBackoff;
+
+use super::Context;
+use super::send::{dead_letter, expired, process};
+use crate::lanes::{Delivery, RedisFailure};
+use crate::limiter::AcquireError;
+use crate::telemetry;
+
+/// A booking about to be sent looks for a newer OTP at most this often.
+const OTP_PEEK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Why one dispatcher step stopped early.
+enum StepError {
+    Cancelled,
+    Redis(RedisFailure),
+}
+
+impl From<RedisFailure> for StepError {
+    fn from(err: RedisFailure) -> Self {
+        StepError::Redis(err)
+    }
+}
+
+impl From<AcquireError> for StepError {
+    fn from(err: AcquireError) -> Self {
+        match err {
+            AcquireError::Cancelled => StepError::Cancelled,
+            AcquireError::Redis(e) => StepError::Redis(e.into()),
+            AcquireError::Pool(e) => StepError::Redis(e.into()),
+        }
+    }
+}
+
+/// The dispatcher's state between steps. Owned by [`dispatch`] alone; dropped at shutdown,
+/// after the jobs still in hand were taken out to be handed back.
+struct Dispatcher<'a> {
+    ctx: &'a Arc<Context>,
+    /// Concurrency slots: the dispatcher takes one per send; each send task holds its permit
+    /// until it has settled, and dropping it frees the slot.
+    slots: Arc<Semaphore>,
+    /// Delivered to this replica, not yet started. OTPs in front.
+    hand: VecDeque<Delivery>,
+    /// When to look for jobs dead replicas left pending next.
+    next_claim: Instant,
+    /// When the OTP lane was last read, so a waiting booking looks again at most every
+    /// [`OTP_PEEK_INTERVAL`].
+    last_otp_peek: Instant,
+    /// When a booking was last read behind a flood of OTPs (at most every
+    /// [`OTP_PEEK_INTERVAL`]).
+    last_booking_peek: Instant,
+    /// This replica's recent grants by lane, for the bookings' share.
+    mix: LaneMix,
+}
+
+/// Runs the dispatcher until shutdown; returns the jobs still in hand.
+pub(super) async fn dispatch(
+    ctx: &Arc<Context>,
+    shutdown: &CancellationToken,
+    sends: &mut JoinSet<()>,
+) -> VecDeque<Delivery> {
+    let mut d = Dispatcher {
+        ctx,
+        slots: Arc::new(Semaphore::new(ctx.settings.concurrency)),
+        hand: VecDeque::new(),
+        next_claim: Instant::now(),
+        last_otp_peek: Instant::now(),
+        last_booking_peek: Instant::now(),
+        mix: LaneMix::new(ctx.settings.budget.rate.period),
+    };
+    let mut backoff = ReconnectBackoff::new("dispatcher");
+    loop {
+        while let Some(finished) = sends.try_join_next() {
+            if let Err(err) = finished
+                && err.is_panic()
+            {
+                tracing::error!(error = %err, "a send task panicked; its job stays pending for recovery");
+            }
+        }
+        // Jobs waiting in hand while every slot is busy: budget another replica could use.
+        let saturated = (!d.hand.is_empty() && d.slots.available_permits() == 0).then(Instant::now);
+        let permit = tokio::select! {
+            permit = d.slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        if let Some(since) = saturated {
+            telemetry::record_saturated(since.elapsed());
+        }
+        match d.step(permit, shutdown, sends).await {
+            Ok(()) => backoff.succeeded(),
+            Err(StepError::Cancelled) => break,
+            Err(StepError::Redis(err)) => {
+                backoff.failed(&err);
+                if backoff.wait(shutdown).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    d.hand
+}
+
+impl Dispatcher<'_> {
+    async fn step(
+        &mut self,
+        permit: OwnedSemaphorePermit,
+        shutdown: &CancellationToken,
+        sends: &mut JoinSet<()>,
+    ) -> Result<(), StepError> {
+        let ctx = self.ctx;
+        if Instant::now() >= self.next_claim {
+            self.recover().await?;
+        }
+        if self.hand.is_empty() {
+            self.fill(shutdown).await?;
+        }
+        self.triage(sends);
+        if self.hand.is_empty() {
+            return Ok(());
+        }
+
+        let grant = self.acquire(shutdown, sends).await?;
+        let granted_at = Instant::now();
+        if grant.lane == Lane::Booking && !grant.bookings_turn {
+            // OTPs that arrived meanwhile take the tokens (an OTP may use a booking's token).
+            self.peek_otps(grant.tokens as usize).await?;
+        }
+        self.mix.record(grant.lane, grant.tokens);
+
+        let mut permit = Some(permit);
+        for _ in 0..grant.tokens {
+            let Some(delivery) = self.take(grant) else {
+                break;
+            };
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => self
+                    .slots
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("only the dispatcher takes slots"),
+            };
+            let ctx = ctx.clone();
+            sends.spawn(async move {
+                process(&ctx, delivery, granted_at).await;
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    /// Tokens for the job at the head of the hand: which lane they are for, and how many.
+    /// While a booking waits, the OTP lane is looked at every [`OTP_PEEK_INTERVAL`], so an
+    /// OTP that arrives behind a backlog asks for its own token (which the OTP reserve keeps
+    /// free) at once; while OTPs hold the head and bookings fall below their share, a
+    /// booking asks first.
+    async fn acquire(
+        &mut self,
+        shutdown: &CancellationToken,
+        sends: &mut JoinSet<()>,
+    ) -> Result<Grant, StepError> {
+        loop {
+            self.triage(sends);
+            let Some(head) = self.hand.front().map(|d| d.lane) else {
+                return Ok(Grant {
+                    lane: Lane::Otp,
+                    tokens: 0,
+                    bookings_turn: false,
+                });
+            };
+            let behind = head == Lane::Otp && self.mix.bookings_behind(self.share());
+            if behind && !self.has(Lane::Booking) {
+                self.peek_bookings().await?;
+            }
+            let bookings_turn = behind && self.has(Lane::Booking);
+            let lane = if bookings_turn { Lane::Booking } else { head };
+            let want = self
+                .hand
+                .iter()
+                .filter(|d| d.lane == lane)
+                .count()
+                .min(self.slots.available_permits() + 1) as u32;
+            let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
+            if granted > 0 {
+                return Ok(Grant {
+                    lane,
+                    tokens: granted,
+                    bookings_turn,
+                });
+            }
+            let mut wait = Duration::from_micros(wait_us.max(1000));
+            if lane == Lane::Booking {
+                wait = wait.min(OTP_PEEK_INTERVAL);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.cancelled() => return Err(StepError::Cancelled),
+            }
+            if lane == Lane::Booking {
+                let room = self.slots.available_permits() + 1;
+                self.peek_otps(room).await?;
+            }
+        }
+    }
+
+    /// The bookings' share of the budget, as a fraction of N.
+    fn share(&self) -> f64 {
+        let budget = self.ctx.limiter.budget();
+        f64::from(budget.booking_share) / f64::from(budget.rate.requests.get())
+    }
+
+    fn has(&self, lane: Lane) -> bool {
+        self.hand.iter().any(|d| d.lane == lane)
+    }
+
+    /// The next delivery `grant`'s token is spent on: an OTP first (it may use any token),
+    /// unless it is the bookings' turn to catch up with their share; else a job of its lane.
+    fn take(&mut self, grant: Grant) -> Option<Delivery> {
+        let otp_first = grant.lane == Lane::Booking && !grant.bookings_turn;
+        let index = otp_first
+            .then(|| self.hand.iter().position(|d| d.lane == Lane::Otp))
+            .flatten()
+            .or_else(|| self.hand.iter().position(|d| d.lane == grant.lane))?;
+        self.hand.remove(index)
+    }
+
+    /// Takes over jobs left pending by dead (or paused) replicas.
+    async fn recover(&mut self) -> Result<(), StepError> {
+        let ctx = self.ctx;
+        self.next_claim = Instant::now() + recovery_interval(ctx.settings.claim_idle);
+        for lane in Lane::ALL {
+            let claimed = ctx
+                .reader
+                .claim_stale(lane, ctx.settings.claim_idle, 64)
+                .await?;
+            if !claimed.is_empty() {
+                tracing::info!(lane = %lane, claimed = claimed.len(), "took over jobs left pending by another consumer");
+                metrics::counter!("herald_jobs_reclaimed_total", "lane" => lane.as_str())
+                    .increment(claimed.len() as u64);
+            }
+            for delivery in claimed {
+                match lane {
+                    Lane::Otp => self.hand.push_front(delivery),
+                    Lane::Booking => self.hand.push_back(delivery),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads new jobs: OTPs first, then bookings (always room for one, so bookings can ask
+    /// for their share behind a flood of OTPs); blocks briefly on both when idle.
+    async fn fill(&mut self, shutdown: &CancellationToken) -> Result<(), StepError> {
+        let reader = &self.ctx.reader;
+        let want = self.slots.available_permits() + 1;
+        let mut got = reader
+            .read_now(Lane::Otp, want.saturating_sub(1).max(1))
+            .await?;
+        if got.len() < want {
+            got.extend(reader.read_now(Lane::Booking, want - got.len()).await?);
+        }
+        if got.is_empty() {
+            got = tokio::select! {
+                read = reader.read_blocking(want, MAX_BLOCK) => read?,
+                _ = shutdown.cancelled() => return Err(StepError::Cancelled),
+            };
+        }
+        self.last_otp_peek = Instant::now();
+        self.hand.extend(got);
+        Ok(())
+    }
+
+    /// Dead-letters, without spending budget, what must not be sent.
+    fn triage(&mut self, sends: &mut JoinSet<()>) {
+        let now = OffsetDateTime::now_utc();
+        let max_deliveries = self.ctx.settings.max_deliveries;
+        let mut keep = VecDeque::with_capacity(self.hand.len());
+        for delivery in self.hand.drain(..) {
+            let reason = match &delivery.job {
+                Err(bad) => Some(bad.reason()),
+                Ok(_) if delivery.deliveries > max_deliveries => Some(DeadReason::Poison {
+                    deliveries: delivery.deliveries,
+                }),
+                Ok(job) if job.is_expired(now) => Some(expired(job, false)),
+                Ok(_) => None,
+            };
+            match reason {
+                Some(reason) => {
+                    let ctx = self.ctx.clone();
+                    sends.spawn(async move { dead_letter(&ctx, delivery, reason).await });
+                }
+                None => keep.push_back(delivery),
+            }
+        }
+        self.hand = keep;
+    }
+
+    /// Reads a booking behind a flood of OTPs, so bookings can ask for their share; at most
+    /// every [`OTP_PEEK_INTERVAL`].
+    async fn peek_bookings(&mut self) -> Result<(), StepError> {
+        if self.last_booking_peek.elapsed() < OTP_PEEK_INTERVAL {
+            return Ok(());
+        }
+        self.last_booking_peek = Instant::now();
+        let bookings = self.ctx.reader.read_now(Lane::Booking, 1).await?;
+        self.hand.extend(bookings);
+        Ok(())
+    }
+
+    /// Looks for OTPs that arrived since the hand was filled and puts them in front, at most
+    /// every [`OTP_PEEK_INTERVAL`].
+    async fn peek_otps(&mut self, room: usize) -> Result<(), StepError> {
+        if room == 0 || self.last_otp_peek.elapsed() < OTP_PEEK_INTERVAL {
+            return Ok(());
+        }
+        self.last_otp_peek = Instant::now();
+        let otps = self.ctx.reader.read_now(Lane::Otp, room).await?;
+        for otp in otps.into_iter().rev() {
+            self.hand.push_front(otp);
+        }
+        Ok(())
+    }
+}
+
+/// Tokens granted for one lane.
+#[derive(Clone, Copy, Debug)]
+struct Grant {
+    lane: Lane,
+    tokens: u32,
+    /// Asked for bookings that fell behind their share while OTPs held the head of the hand:
+    /// the tokens go to bookings.
+    bookings_turn: bool,
+}
+
+/// How often recovery looks for stale entries, and how often holds are kept alive: a
+/// quarter of `--claim-idle`, 100 ms to 5 s.
+pub(super) fn recovery_interval(claim_idle: Duration) -> Duration {
+    (claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+}
+
+/// Which lanes this replica's recent grants went to, over the last window: whether bookings
+/// are getting their share.
+struct LaneMix {
+    window: Duration,
+    grants: VecDeque<(Instant, Lane, u32)>,
+}
+
+impl LaneMix {
+    fn new(window: Duration) -> LaneMix {
+        LaneMix {
+            window,
+            grants: VecDeque::new(),
+        }
+    }
+
+    fn record(&mut self, lane: Lane, tokens: u32) {
+        let now = Instant::now();
+        while self
+            .grants
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > self.window)
+        {
+            self.grants.pop_front();
+        }
+        if tokens > 0 {
+            self.grants.push_back((now, lane, tokens));
+        }
+    }
+
+    /// True when bookings got less than `share` of the recent grants.
+    fn bookings_behind(&self, share: f64) -> bool {
+        let (mut bookings, mut all) = (0u32, 0u32);
+        for (_, lane, n) in &self.grants {
+            all += n;
+            if *lane == Lane::Booking {
+                bookings += n;
+            }
+        }
+        all > 0 && f64::from(bookings) < share * f64::from(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bookings_fall_behind_their_share_only_within_the_window() {
+        let mut mix = LaneMix::new(Duration::from_secs(10));
+        assert!(!mix.bookings_behind(0.1), "nothing granted yet");
+        mix.record(Lane::Otp, 19);
+        mix.record(Lane::Booking, 1);
+        assert!(mix.bookings_behind(0.1), "1 of 20 is below 10%");
+        mix.record(Lane::Booking, 2);
+        assert!(!mix.bookings_behind(0.1), "3 of 22 is not");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        mix.record(Lane::Otp, 5);
+        assert!(mix.bookings_behind(0.1), "older grants left the window");
+    }
+}

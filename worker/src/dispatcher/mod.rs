@@ -1,0 +1,232 @@
+//! One worker replica: the data flow `lane -> limiter -> send -> settle`, and shutdown.
+//!
+//! The **dispatcher** (one loop per replica) holds a few delivered jobs "in hand" and sends
+//! each when it has both a concurrency slot and a token of the shared budget:
+//!
+//! 1. every so often, take over jobs dead replicas left pending ([`LaneReader::claim_stale`]);
+//! 2. when the hand is empty, read: the OTP lane first, then bookings, else block on both;
+//! 3. triage: entries that are not jobs, poison, or past their deadline are dead-lettered
+//!    without spending budget;
+//! 4. acquire tokens ([`SharedLimiter`]); a booking about to use one yields to an OTP that
+//!    arrived meanwhile, so OTPs jump the booking backlog;
+//! 5. spawn a send task per token; it sends, classifies ([`crate::retry`]) and settles
+//!    ([`Settler`]).
+//!
+//! Redis failures anywhere back off and retry ([`ReconnectBackoff`]); the replica neither
+//! exits nor spins. On shutdown the dispatcher stops reading, hands the jobs in hand back to
+//! the lane, and in-flight sends get `shutdown_grace` to finish.
+//!
+//! One concern per file:
+//!
+//! - this file: [`run`]: start-up, the shared [`Context`], shutdown;
+//! - `hand`: the dispatcher loop: the jobs in hand, which lane asks for tokens, recovery;
+//! - `send`: one send task: check, send, record, decide, settle;
+//! - `background`: the tasks beside the loop (heartbeat, keep-alive, code eraser, retry
+//!   promoter, metrics) and the supervisor that stops the replica when one stops.
+
+mod background;
+mod hand;
+mod send;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::redis_pool::Pool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::lanes::{Delivery, LaneReader};
+use crate::limiter::SharedLimiter;
+use crate::sender::Sender;
+use crate::settings::Settings;
+use crate::settle::{Settled, Settler};
+use crate::telemetry;
+
+use background::{Background, heartbeat, keep_alive, remove_heartbeat};
+use hand::dispatch;
+use send::left_to_owner;
+
+/// A worker that could not start, or that stopped because part of it did.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] herald_shared::config::ConfigError),
+    #[error("{0}")]
+    Http(String),
+    /// A background task the replica needs (the retry promoter, the heartbeat, the
+    /// keep-alive of its holds, the metrics server) stopped: the replica handed its jobs
+    /// back and stopped too, for its orchestrator to restart it.
+    #[error("the {0} stopped unexpectedly; the worker stopped too (jobs in hand were handed back)")]
+    TaskStopped(&'static str),
+}
+
+impl StartError {
+    /// 1 when the worker ran and stopped because part of it did; 2 when it could not start.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::TaskStopped(_) => 1,
+            StartError::Config(_) | StartError::Http(_) => 2,
+        }
+    }
+}
+
+/// Everything the dispatcher and the send tasks share. Built once by [`run`], which holds
+/// the first `Arc`; the dispatcher borrows it, and each send task and background task
+/// (heartbeat) holds a clone until it finishes. The last clone dropped closes the pool's
+/// connections and the HTTP client's.
+struct Context {
+    /// Validated once at start-up; never changes while the replica runs.
+    settings: Settings,
+    /// The replica's Redis connections; the reader, settler and limiter hold clones of it.
+    pool: Pool,
+    /// Reads and claims this replica's entries (the dispatcher only).
+    reader: LaneReader,
+    /// Every way a job leaves a lane (the send tasks; the dispatcher on shutdown).
+    settler: Settler,
+    /// The budget shared with every replica through Redis, and this replica's pacer.
+    limiter: SharedLimiter,
+    /// The HTTP client to Interakt (the send tasks).
+    sender: Sender,
+}
+
+/// Runs one replica until `shutdown` is cancelled, then drains and returns.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
+    herald_shared::phone::warm_up();
+    let pool = settings.redis.pool(settings.concurrency + 8)?;
+    let sender = Sender::new(
+        settings.send_url.clone(),
+        &settings.api_key,
+        settings.request_timeout,
+    )
+    .map_err(StartError::Http)?;
+    let limiter = SharedLimiter::new(
+        pool.clone(),
+        &settings.keys,
+        settings.budget,
+        &settings.consumer,
+    );
+    let ctx = Arc::new(Context {
+        reader: LaneReader::new(
+            pool.clone(),
+            settings.keys.clone(),
+            settings.consumer.clone(),
+        ),
+        settler: Settler::new(
+            pool.clone(),
+            settings.keys.clone(),
+            settings.consumer.clone(),
+        ),
+        limiter,
+        sender,
+        pool,
+        settings,
+    });
+    tracing::info!(
+        consumer = %ctx.settings.consumer,
+        rate = %ctx.settings.budget.rate,
+        otp_reserve = ctx.settings.budget.otp_reserve,
+        booking_share = ctx.settings.budget.booking_share,
+        concurrency = ctx.settings.concurrency,
+        redis = %ctx.settings.redis.describe(),
+        interakt = %ctx.settings.send_url,
+        sms_fallback = ctx.settings.sms.is_some(),
+        "worker starting"
+    );
+
+    // `stop` ends the dispatcher and every background task: on SIGTERM (`shutdown`), or
+    // when the supervisor sees a background task stop on its own.
+    let stop = shutdown.child_token();
+    let mut background = Background::default();
+    if let Some(addr) = ctx.settings.http_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| StartError::Http(format!("--http-listen {addr}: {err}")))?;
+        let (pool, keys, stop) = (ctx.pool.clone(), ctx.settings.keys.clone(), stop.clone());
+        background.spawn(
+            "metrics server",
+            telemetry::serve(listener, pool, keys, stop),
+        );
+    }
+    if !wait_for_groups(&ctx, &shutdown).await {
+        return Ok(());
+    }
+    let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
+    background.spawn(
+        "retry promoter",
+        crate::delayed::run_promoter(pool, keys, stop.clone()),
+    );
+    background.spawn("heartbeat", heartbeat(ctx.clone(), stop.clone()));
+    let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
+    background.spawn(
+        "code eraser",
+        crate::erase::run_eraser(pool, keys, stop.clone()),
+    );
+    background.spawn(
+        "keep-alive of held jobs",
+        keep_alive(ctx.clone(), stop.clone()),
+    );
+    let supervisor = tokio::spawn(background.supervise(stop.clone()));
+
+    let mut sends = JoinSet::new();
+    let hand = dispatch(&ctx, &stop, &mut sends).await;
+    tracing::info!(
+        in_hand = hand.len(),
+        in_flight = sends.len(),
+        "shutting down: no new jobs taken"
+    );
+    hand_back(&ctx, hand).await;
+
+    let grace = ctx.settings.shutdown_grace;
+    let drained =
+        tokio::time::timeout(grace, async { while sends.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(
+            unfinished = sends.len(),
+            "shutdown grace over; unfinished sends stay pending and will be taken over by another replica"
+        );
+        sends.abort_all();
+    }
+    stop.cancel();
+    let failed = supervisor.await.ok().flatten();
+    let _ = remove_heartbeat(&ctx).await;
+    tracing::info!("worker stopped");
+    match failed {
+        Some(task) => Err(StartError::TaskStopped(task)),
+        None => Ok(()),
+    }
+}
+
+/// Creates the consumer groups, retrying while Redis is unreachable. False on shutdown.
+async fn wait_for_groups(ctx: &Context, shutdown: &CancellationToken) -> bool {
+    let mut backoff = ReconnectBackoff::new("start-up");
+    loop {
+        match ctx.reader.ensure_groups().await {
+            Ok(()) => {
+                backoff.succeeded();
+                return true;
+            }
+            Err(err) => {
+                backoff.failed(&err);
+                if backoff.wait(shutdown).await.is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Puts the jobs in hand back on their lanes so another replica can take them at once.
+async fn hand_back(ctx: &Context, hand: VecDeque<Delivery>) {
+    for delivery in hand {
+        // Entries that are not jobs stay pending; recovery dead-letters them.
+        let Ok(job) = &delivery.job else { continue };
+        match ctx.settler.hand_back(&delivery, &job.to_json()).await {
+            Ok(Settled::Done) => {}
+            Ok(Settled::NotOurs) => left_to_owner(Some(Settled::NotOurs), &job.id.to_string()),
+            Err(err) => {
+                tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery")
+            }
+        }
+    }
+}

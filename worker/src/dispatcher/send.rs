@@ -1,0 +1,354 @@
+//! One send task, in the order of the flow: check what must not be sent (already sent,
+//! expired, invalid, taken over), make sure the token is still good, send, record the
+//! attempt, cool every replica down on a 429, decide ([`crate::retry`]), settle
+//! ([`crate::settle`]): sent, delayed for a retry, or dead-lettered.
+
+use std::time::Duration;
+
+use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::dead_letter::{DeadLetter, DeadReason};
+use herald_shared::job::{Attempt, Outcome};
+use herald_shared::keys::Stat;
+use herald_shared::validate::validate_request;
+use herald_shared::wire::SendRequest;
+use herald_shared::{Job, Lane, compose};
+use rand::RngExt;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::hand::recovery_interval;
+use crate::lanes::{Delivery, RedisFailure};
+use crate::retry::{SendOutcome, Verdict, decide};
+use crate::settle::Settled;
+use crate::telemetry;
+
+/// Why `job` is dead-lettered as expired; `before_retry` when a retry would come too late.
+pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
+    DeadReason::Expired {
+        deadline: job.not_after,
+        before_retry,
+    }
+}
+
+/// Sends one job and settles it, in the order of the flow: check what must not be sent,
+/// make sure the token is still good, send, record the attempt, cool everyone down on a
+/// 429, decide, settle. Never panics on a bad job: it dead-letters it.
+pub(super) async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
+    let job = match &delivery.job {
+        Ok(job) => job.clone(),
+        Err(bad) => {
+            let reason = bad.reason();
+            return dead_letter(ctx, delivery, reason).await;
+        }
+    };
+    if !ctx.limiter.is_fresh(granted_at) {
+        refresh_grant(ctx, delivery.lane, &job.id.to_string()).await;
+    }
+    let Some(request) = prepare(ctx, &delivery, &job).await else {
+        return;
+    };
+    let outcome = send(ctx, delivery.lane, &request).await;
+    let job = record_attempt(ctx, job, &outcome);
+    if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
+        cool_down(ctx, &job, *retry_after).await;
+    }
+    let (failures, rate_limits) = budget_used(&job);
+    let jitter = rand::rng().random_range(0.0..1.0);
+    let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);
+    settle(ctx, delivery, job, &outcome, verdict).await;
+}
+
+/// The checks right before a send, after every wait (for a token, a slot, a fresh grant):
+/// a redelivered job that was already sent is acknowledged without sending; an expired or
+/// invalid one is dead-lettered; one held long enough to have been taken over while this
+/// process was paused is sent only if this replica still owns it. The request to send, or
+/// `None` when the job was settled (or given up) here.
+async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRequest> {
+    let job_id = job.id.to_string();
+    if delivery.taken_at.elapsed() > recovery_interval(ctx.settings.claim_idle)
+        && !settle_until_done(|| ctx.reader.still_mine(delivery)).await?
+    {
+        tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
+        metrics::counter!("herald_jobs_taken_over_total", "lane" => delivery.lane.as_str())
+            .increment(1);
+        return None;
+    }
+    if let Some(message_id) = settle_until_done(|| ctx.settler.already_sent(&job_id)).await? {
+        tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
+        let settled = settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
+        left_to_owner(settled, &job_id);
+        return None;
+    }
+    if job.is_expired(OffsetDateTime::now_utc()) {
+        dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
+        return None;
+    }
+    let request = compose::render(job, ctx.settings.sms.as_ref());
+    if let Err(err) = validate_request(&request) {
+        let reason = DeadReason::Invalid {
+            detail: err.to_string(),
+        };
+        dead_letter_job(ctx, delivery, job.clone(), reason).await;
+        return None;
+    }
+    Some(request)
+}
+
+/// One HTTP call to Interakt, timed and counted.
+async fn send(ctx: &Context, lane: Lane, request: &SendRequest) -> SendOutcome {
+    let started = Instant::now();
+    let outcome = ctx.sender.send(request).await;
+    telemetry::record_send(lane, &outcome, started.elapsed());
+    outcome
+}
+
+/// The job with this attempt appended to its history.
+fn record_attempt(ctx: &Context, mut job: Job, outcome: &SendOutcome) -> Job {
+    job.attempts.push(Attempt {
+        at: OffsetDateTime::now_utc(),
+        outcome: outcome.kind(),
+        status: outcome.status(),
+        error: outcome.error(),
+        body: outcome.body().map(str::to_string),
+        consumer: Some(ctx.settings.consumer.clone()),
+    });
+    job
+}
+
+/// After a 429: every replica pauses (the shared cool-down) and, once per episode, the
+/// effective budget halves.
+async fn cool_down(ctx: &Context, job: &Job, retry_after: Option<Duration>) {
+    let started = ctx
+        .limiter
+        .cool_down(retry_after, ctx.settings.retry.backoff_base)
+        .await;
+    match started {
+        Ok(cooldown) => {
+            telemetry::record_budget(cooldown.effective);
+            if cooldown.began_episode {
+                tracing::warn!(job = %job.id, pause = ?cooldown.pause, effective = cooldown.effective, "Interakt answered 429; every replica pauses and the shared budget shrinks")
+            } else {
+                tracing::debug!(job = %job.id, pause = ?cooldown.pause, "another 429 of the same episode")
+            }
+        }
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "Interakt answered 429; could not set the shared cool-down")
+        }
+    }
+}
+
+/// Carries out the verdict: sent, delayed for a retry (or dead if the retry would come after
+/// the deadline), or dead.
+async fn settle(
+    ctx: &Context,
+    delivery: Delivery,
+    job: Job,
+    outcome: &SendOutcome,
+    verdict: Verdict,
+) {
+    let job_id = job.id.to_string();
+    let lane = delivery.lane;
+    let phone = herald_shared::phone::mask(&job.phone());
+    match verdict {
+        Verdict::Done { message_id } => {
+            let message_id = message_id.unwrap_or_else(|| crate::settle::UNKNOWN_MESSAGE_ID.into());
+            tracing::info!(job = %job_id, lane = %lane, phone = %phone, %message_id, "sent");
+            let settled =
+                settle_until_done(|| ctx.settler.sent(&delivery, &job, &message_id)).await;
+            if settled == Some(Settled::NotOurs) {
+                tracing::info!(job = %job_id, "sent and recorded; another replica holds the entry now and will find it sent");
+            }
+        }
+        Verdict::RetryAfter { delay } => {
+            let due = time::Duration::try_from(delay)
+                .ok()
+                .and_then(|delay| OffsetDateTime::now_utc().checked_add(delay));
+            if job
+                .not_after
+                .is_some_and(|deadline| due.is_none_or(|due| due > deadline))
+            {
+                let reason = expired(&job, true);
+                return dead_letter_job(ctx, &delivery, job, reason).await;
+            }
+            let stat = match outcome {
+                SendOutcome::RateLimited { .. } => Stat::RateLimited,
+                _ => Stat::Retried,
+            };
+            tracing::info!(job = %job_id, lane = %lane, phone = %phone, outcome = outcome.label(), delay = ?delay, "will retry");
+            let settled =
+                settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
+            left_to_owner(settled, &job_id);
+        }
+        Verdict::Dead { reason } => dead_letter_job(ctx, &delivery, job, reason).await,
+    }
+}
+
+/// Replaces a grant that went stale before its request could start (see
+/// [`crate::limiter::default_margin`]) with a fresh one.
+async fn refresh_grant(ctx: &Context, lane: Lane, job_id: &str) {
+    tracing::debug!(job = %job_id, "grant went stale before sending; asking for a fresh one");
+    metrics::counter!("herald_rate_stale_grants_total").increment(1);
+    let never = CancellationToken::new();
+    let mut backoff = ReconnectBackoff::new("rate limiter");
+    loop {
+        match ctx.limiter.acquire(lane, 1, &never).await {
+            Ok(_) => return backoff.succeeded(),
+            Err(err) => {
+                backoff.failed(&err);
+                let _ = backoff.wait(&never).await;
+            }
+        }
+    }
+}
+
+/// How much of its retry budget a job has used: `(transient failures, 429s)`, counting only
+/// the attempts since its last replay from the dead letters, so a replayed job starts afresh
+/// while its history is kept.
+fn budget_used(job: &Job) -> (u32, u32) {
+    let current = job.attempts_since_replay();
+    let count = |outcome: Outcome| current.iter().filter(|a| a.outcome == outcome).count() as u32;
+    (count(Outcome::Transient), count(Outcome::RateLimited))
+}
+
+/// Dead-letters whatever `delivery` holds: its job, or the raw entry that is not one.
+pub(super) async fn dead_letter(ctx: &Context, delivery: Delivery, reason: DeadReason) {
+    match &delivery.job {
+        Ok(job) => dead_letter_job(ctx, &delivery, job.clone(), reason).await,
+        Err(bad) => {
+            let letter = DeadLetter {
+                raw: Some(bad.raw.clone()),
+                ..new_letter(
+                    ctx,
+                    format!("entry:{}", delivery.entry_id),
+                    &delivery,
+                    &reason,
+                )
+            };
+            store_dead_letter(ctx, &delivery, letter, &reason).await;
+        }
+    }
+}
+
+async fn dead_letter_job(ctx: &Context, delivery: &Delivery, mut job: Job, reason: DeadReason) {
+    // An OTP past its deadline can never be sent: its code is erased now (one that dies
+    // earlier keeps it until its deadline, for a replay; see `crate::erase`).
+    if job.is_expired(OffsetDateTime::now_utc()) {
+        job.erase_code();
+    }
+    let job_id = job.id.to_string();
+    let letter = DeadLetter {
+        job: Some(job),
+        ..new_letter(ctx, job_id, delivery, &reason)
+    };
+    store_dead_letter(ctx, delivery, letter, &reason).await;
+}
+
+fn new_letter(
+    ctx: &Context,
+    job_id: String,
+    delivery: &Delivery,
+    reason: &DeadReason,
+) -> DeadLetter {
+    DeadLetter::new(
+        job_id,
+        delivery.lane,
+        reason,
+        ctx.settings.consumer.clone(),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+async fn store_dead_letter(
+    ctx: &Context,
+    delivery: &Delivery,
+    letter: DeadLetter,
+    reason: &DeadReason,
+) {
+    let phone = letter
+        .job
+        .as_ref()
+        .map(|j| herald_shared::phone::mask(&j.phone()))
+        .unwrap_or_default();
+    tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
+    telemetry::record_dead(delivery.lane, reason.kind());
+    let settled = settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
+    left_to_owner(settled, &letter.job_id);
+}
+
+/// Says so when a settle found the entry owned by another replica (it took the job over
+/// while this one was paused): that replica settles it; this one changed nothing.
+pub(super) fn left_to_owner(settled: Option<Settled>, job_id: &str) {
+    if settled == Some(Settled::NotOurs) {
+        tracing::info!(job = %job_id, "another replica took this job over; left to it");
+        metrics::counter!("herald_settles_not_ours_total").increment(1);
+    }
+}
+
+/// Runs a settling operation until Redis takes it: what a send did must not be forgotten
+/// because Redis blinked. Returns `None` only if the task is aborted first (shutdown grace
+/// over), in which case the job stays pending and is recovered by another replica.
+async fn settle_until_done<T, F, Fut>(mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RedisFailure>>,
+{
+    let mut backoff = ReconnectBackoff::new("settle");
+    let never = CancellationToken::new();
+    loop {
+        match op().await {
+            Ok(value) => {
+                backoff.succeeded();
+                return Some(value);
+            }
+            Err(err) => {
+                backoff.failed(&err);
+                backoff.wait(&never).await.ok()?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(outcome: Outcome) -> Attempt {
+        Attempt {
+            at: OffsetDateTime::UNIX_EPOCH,
+            outcome,
+            status: None,
+            error: None,
+            body: None,
+            consumer: None,
+        }
+    }
+
+    #[test]
+    fn a_replayed_job_gets_a_fresh_budget_and_keeps_its_history() {
+        let mut job = Job::otp("+919999999999", "1234", Duration::from_secs(60)).unwrap();
+        use Outcome::{RateLimited, Transient};
+        job.attempts = [Transient, RateLimited, Transient, Transient]
+            .map(attempt)
+            .to_vec();
+        assert_eq!(
+            budget_used(&job),
+            (3, 1),
+            "never replayed: everything counts"
+        );
+
+        job.attempts
+            .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
+        assert_eq!(budget_used(&job), (0, 0), "right after a replay");
+
+        job.attempts.extend([RateLimited, Transient].map(attempt));
+        assert_eq!(budget_used(&job), (1, 1), "only attempts after the marker");
+        assert_eq!(job.attempts.len(), 7, "the history is kept");
+
+        job.attempts
+            .push(Attempt::replayed(OffsetDateTime::UNIX_EPOCH, "exhausted"));
+        job.attempts.push(attempt(Transient));
+        assert_eq!(budget_used(&job), (1, 0), "the last marker wins");
+    }
+}
