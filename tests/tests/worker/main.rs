@@ -3,6 +3,7 @@
 //! test's name says which guarantee it pins. The scenario (one redis-server, one sandbox, a
 //! namespace) is [`herald_tests::scenario`], shared with the dead-letter suite.
 
+mod adaptive_budget;
 mod bad_jobs;
 mod budget;
 mod cli;
