@@ -99,3 +99,113 @@ fn send_request() -> Value {
         "example": example,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use herald_shared::job::MAX_IDEMPOTENCY_KEY_CHARS;
+    use herald_shared::validate::limits;
+    use serde_json::Value;
+
+    use crate::api::{MAX_BATCH, openapi_json};
+
+    fn document() -> Value {
+        serde_json::from_str(&openapi_json()).unwrap()
+    }
+
+    fn walk<'a>(value: &'a Value, found: &mut Vec<(&'a str, &'a Value)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    found.push((key, v));
+                    walk(v, found);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let doc = document();
+        let mut found = Vec::new();
+        walk(&doc, &mut found);
+        let refs: Vec<&str> = found
+            .iter()
+            .filter(|(key, _)| *key == "$ref")
+            .filter_map(|(_, v)| v.as_str())
+            .collect();
+        assert!(!refs.is_empty());
+        for reference in refs {
+            let pointer = reference.strip_prefix('#').expect("a local reference");
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{reference} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_status_answers_an_error_body() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for (status, response) in operation["responses"].as_object().unwrap() {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    let body = schema.as_str().unwrap_or_default();
+                    let expected: &[&str] = if status.starts_with('2') {
+                        &["Accepted", "BatchAccepted", "JobTimeline"]
+                    } else {
+                        &["ErrorBody", "BatchRejected"]
+                    };
+                    assert!(
+                        expected.iter().any(|e| body.ends_with(&format!("/{e}"))),
+                        "{method} {path} {status} answers {body:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The attributes' literals are the code's limits (a literal is what utoipa takes).
+    #[test]
+    fn the_documented_limits_are_the_codes() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["BatchRequest"]["maxItems"], MAX_BATCH);
+        assert_eq!(schemas["BatchRequest"]["minItems"], 1);
+        for spec in ["OtpSpec", "BookingSpec", "RawSpec"] {
+            assert_eq!(
+                schemas[spec]["properties"]["idempotency_key"]["maxLength"],
+                MAX_IDEMPOTENCY_KEY_CHARS,
+                "{spec}"
+            );
+        }
+        let header = &doc["paths"]["/v1/jobs/otp"]["post"]["parameters"][0];
+        assert_eq!(header["name"], "Idempotency-Key");
+        assert_eq!(header["schema"]["maxLength"], MAX_IDEMPOTENCY_KEY_CHARS);
+        let variable = limits::DLT_VARIABLE_CHARS.to_string();
+        assert!(
+            schemas["OtpSpec"]["properties"]["code"]["pattern"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{{1,{variable}}}"))
+        );
+        for field in ["booking_id", "service"] {
+            assert_eq!(
+                schemas["BookingSpec"]["properties"][field]["maxLength"],
+                limits::DLT_VARIABLE_CHARS,
+                "{field}"
+            );
+        }
+        assert_eq!(
+            schemas["BookingSpec"]["properties"]["image_url"]["maxLength"],
+            limits::MEDIA_URL_CHARS
+        );
+        assert_eq!(
+            schemas["OtpSpec"]["properties"]["valid_for"]["format"], "herald-duration-24h",
+            "the format's name says the maximum: herald_shared::job::MAX_OTP_VALIDITY_TEXT"
+        );
+        assert_eq!(herald_shared::job::MAX_OTP_VALIDITY_TEXT, "24h");
+    }
+}
