@@ -83,10 +83,11 @@ pub struct BookingSpec {
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:30")]
     pub time: String,
     /// The card's picture: an `http://` or `https://` URL with a host, no whitespace, at
-    /// most 2,000 characters.
+    /// most 2,000 characters. (Whitespace is Unicode's White_Space, spelled out: regex
+    /// engines disagree on what `\s` means.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\s]\S*$",
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
         max_length = 2000,
         example = "https://example.com/haircut.jpg"
     )]
