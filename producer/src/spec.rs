@@ -324,6 +324,18 @@ mod tests {
                 "phone: must be in E.164 form",
             ),
             (
+                r#"{"kind":"otp","phone":"+91 99999 99999","code":"1"}"#,
+                "phone: must be in E.164 form with a leading '+' and country code, digits only",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+919999999999","code":"\u00a0123"}"#,
+                "code: must be 1 to 30 letters or digits",
+            ),
+            (
+                r#"{"kind":"booking","phone":"+919999999999","booking_id":" \t","service":"Haircut","date":"2026-11-24","time":"10:30"}"#,
+                "booking_id: must not be empty",
+            ),
+            (
                 r#"{"kind":"otp","phone":"+919999999999","code":"1","valid_for":"soon"}"#,
                 "valid_for: \"soon\" is not a duration",
             ),

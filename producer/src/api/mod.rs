@@ -11,6 +11,10 @@
 //! The API is a thin shell over [`crate::Producer`]: it authenticates ([`auth`]), decodes
 //! with errors naming every bad field ([`error`]), and maps a Redis outage to 503 with
 //! `Retry-After`. Nothing is half-written: an enqueue is one atomic Redis script or command.
+//!
+//! The document is exact: every rule the validation enforces and every answer each route
+//! gives are in it, from the types' attributes, the handlers' `responses` and
+//! [`contract`] (what derives cannot say). An error status always carries an error body.
 
 pub mod auth;
 pub mod contract;
