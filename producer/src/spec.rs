@@ -32,20 +32,30 @@ pub enum JobSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpSpec {
-    /// E.164 (`+919999999999`).
+    /// E.164 (`+919999999999`), valid for its country code (libphonenumber's metadata).
+    #[schema(
+        format = "e164",
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        example = "+919999999999"
+    )]
     pub phone: String,
+    /// 1 to 30 letters or digits (a DLT SMS variable); spaces around it are ignored.
     /// Redacted in Debug.
-    #[schema(value_type = String, example = "123456")]
+    #[schema(value_type = String, pattern = r"^[ \t\n\r]*[A-Za-z0-9]{1,30}[ \t\n\r]*$", example = "123456")]
     pub code: Redacted<String>,
-    /// A human duration (`10m`, `90s`); [`DEFAULT_OTP_VALIDITY`] when absent.
+    /// How long the code may still be sent: a duration (`10m`, `90s`, `1h 30m`), longer
+    /// than zero and at most 24h. 10m when absent.
     #[serde(
         default,
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, example = "10m")]
+    #[schema(value_type = Option<String>, format = "herald-duration-24h", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "10m")]
     pub valid_for: Option<Duration>,
+    /// Enqueue once per key within the idempotency window; 1 to 200 characters. When the
+    /// `Idempotency-Key` header is also sent, the two must be equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "login:42")]
     pub idempotency_key: Option<String>,
 }
 
@@ -53,16 +63,42 @@ pub struct OtpSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingSpec {
+    /// E.164 (`+919999999999`), valid for its country code (libphonenumber's metadata).
+    #[schema(
+        format = "e164",
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        example = "+919999999999"
+    )]
     pub phone: String,
+    /// Not blank; at most 30 characters (a DLT SMS variable).
+    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "B123")]
     pub booking_id: String,
+    /// Not blank; at most 30 characters (a DLT SMS variable).
+    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "Haircut")]
     pub service: String,
-    /// `2026-11-24`
+    /// A calendar date, `YYYY-MM-DD`.
+    #[schema(format = Date, example = "2026-11-24")]
     pub date: String,
-    /// `10:30`
+    /// `HH:MM`, 24-hour.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:30")]
     pub time: String,
+    /// The card's picture: an `http://` or `https://` URL with a host, no whitespace, at
+    /// most 2,000 characters. (Whitespace is Unicode's White_Space, spelled out: regex
+    /// engines disagree on what `\s` means.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        max_length = 2000,
+        example = "https://example.com/haircut.jpg"
+    )]
     pub image_url: Option<String>,
+    /// As in [`OtpSpec`]: 1 to 200 characters, equal to the `Idempotency-Key` header if both are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "booking:B123:confirmation"
+    )]
     pub idempotency_key: Option<String>,
 }
 
@@ -73,7 +109,9 @@ pub struct RawSpec {
     /// Boxed: a request is far larger than the other specs.
     #[schema(value_type = Object)]
     pub request: Box<SendRequest>,
+    /// As in [`OtpSpec`]: 1 to 200 characters, equal to the `Idempotency-Key` header if both are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
 }
 
@@ -146,6 +184,11 @@ impl JobSpec {
 
     /// Validates the spec with the shared model and builds its job.
     pub fn into_job(self) -> Result<Job, ValidationError> {
+        if let JobSpec::Otp(OtpSpec { phone, .. }) | JobSpec::Booking(BookingSpec { phone, .. }) =
+            &self
+        {
+            check_e164(phone)?;
+        }
         let (job, key) = match self {
             JobSpec::Otp(otp) => (
                 Job::otp(
@@ -170,6 +213,23 @@ impl JobSpec {
         };
         job.with_idempotency_key(key)
     }
+}
+
+/// A spec's phone is E.164 exactly, as the document's pattern says: a `+` and digits, no spaces
+/// or separators (the CLI's `--phone` tolerates them; JSON is written by programs). Whether
+/// the number is valid for its country is the shared model's check, after this one.
+fn check_e164(phone: &str) -> Result<(), ValidationError> {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    if (2..=15).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Ok(());
+    }
+    Err(ValidationError::single(
+        "phone",
+        "must be in E.164 form with a leading '+' and country code, digits only (no spaces), e.g. +919999999999",
+    ))
 }
 
 /// `path: reason`, or the reason alone when it is about the whole value.
@@ -262,6 +322,18 @@ mod tests {
             (
                 r#"{"kind":"otp","phone":"12345","code":"1"}"#,
                 "phone: must be in E.164 form",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+91 99999 99999","code":"1"}"#,
+                "phone: must be in E.164 form with a leading '+' and country code, digits only",
+            ),
+            (
+                r#"{"kind":"otp","phone":"+919999999999","code":"\u00a0123"}"#,
+                "code: must be 1 to 30 letters or digits",
+            ),
+            (
+                r#"{"kind":"booking","phone":"+919999999999","booking_id":" \t","service":"Haircut","date":"2026-11-24","time":"10:30"}"#,
+                "booking_id: must not be empty",
             ),
             (
                 r#"{"kind":"otp","phone":"+919999999999","code":"1","valid_for":"soon"}"#,

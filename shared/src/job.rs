@@ -306,7 +306,7 @@ impl Job {
     /// An OTP job; `valid_for` becomes its deadline.
     pub fn otp(phone: &str, code: &str, valid_for: Duration) -> Result<Job, ValidationError> {
         let phone = parse_phone("phone", phone)?;
-        let code = code.trim();
+        let code = code.trim_matches(is_json_whitespace);
         if code.is_empty()
             || code.chars().count() > limits::DLT_VARIABLE_CHARS
             || !code.chars().all(|c| c.is_ascii_alphanumeric())
@@ -351,7 +351,7 @@ impl Job {
         let mut violations = Vec::new();
         let mut check = |field: &str, value: &str| {
             let len = value.chars().count();
-            if value.trim().is_empty() {
+            if value.chars().all(is_json_whitespace) {
                 violations.push(validate::Violation {
                     path: field.into(),
                     reason: "must not be empty".into(),
@@ -496,6 +496,13 @@ impl Job {
     pub fn code_erased(&self) -> bool {
         matches!(&self.payload, Payload::Otp(otp) if otp.code.expose() == ERASED_CODE)
     }
+}
+
+/// Whitespace as JSON defines it (space, tab, LF, CR): what is trimmed from an OTP code and
+/// what a blank booking field is made of. Narrower than `str::trim` on purpose, so the HTTP
+/// API's OpenAPI document can state the rule as a pattern.
+pub fn is_json_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
 fn parse_phone(field: &str, phone: &str) -> Result<Phone, ValidationError> {

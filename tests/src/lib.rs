@@ -10,8 +10,8 @@
 //! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
 //!   connection, stall, refuse, resume), for the chaos suite.
 //! - [`wait_until`]: await a condition instead of sleeping.
-//! - [`require_tool`]: an external tool (`node`, `promtool`) a test needs: a skip saying so
-//!   locally, a failure when `CI=true`.
+//! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
+//!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
@@ -28,6 +28,6 @@ pub use bin::cargo_bin;
 pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
-pub use tools::{in_ci, require_tool};
+pub use tools::{in_ci, require_tool, require_tool_installed_by};
 pub use wait::wait_until;
 pub use worker_process::{TEST_API_KEY, WorkerProcess};

@@ -1,4 +1,5 @@
-//! External tools a test needs besides Herald's binaries (`node`, `promtool`): present, or
+//! External tools a test needs besides Herald's binaries (`node`, `promtool`, `schemathesis`):
+//! present, or
 //! a skip that says so locally, or a failure in CI, where a missing tool must never pass as
 //! a green test.
 
@@ -13,17 +14,23 @@ pub fn in_ci() -> bool {
 /// tool and the Debian package that provides it; elsewhere prints `SKIPPED: ...` and
 /// returns false, so the caller returns early.
 pub fn require_tool(tool: &str, debian_package: &str, test: &str) -> bool {
+    require_tool_installed_by(tool, &format!("apt-get install -y {debian_package}"), test)
+}
+
+/// [`require_tool`] for a tool that is not a Debian package: `install` says how to get it
+/// (e.g. `bash tests/api-contract/install.sh`). `tool` may be a path.
+pub fn require_tool_installed_by(tool: &str, install: &str, test: &str) -> bool {
     if Command::new(tool).arg("--version").output().is_ok() {
         return true;
     }
     assert!(
         !in_ci(),
         "`{tool}` is not installed and CI=true: {test} must run in CI \
-         (`.ci/run` installs it: apt-get install -y {debian_package})"
+         (`.ci/run` installs it: {install})"
     );
     eprintln!(
         "SKIPPED: `{tool}` is not installed, so {test} did not run \
-         (apt-get install -y {debian_package}; with CI=true this is a failure)"
+         ({install}; with CI=true this is a failure)"
     );
     false
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::error::{ApiError, ErrorBody, ErrorCode, Violation};
 use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec};
 use crate::{BatchResult, Enqueued};
@@ -61,6 +61,34 @@ pub struct BatchAccepted {
     pub items: Vec<BatchItem>,
 }
 
+/// The answer to a batch that enqueued nothing (400, 409): what went wrong with the whole
+/// request, or, when every item was rejected, each item's reason.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchRejected {
+    /// `invalid` (400), or `idempotency_conflict` (409) when every item was refused for that
+    /// reason alone.
+    pub error: ErrorCode,
+    pub message: String,
+    /// What is wrong with the request as a whole (not an array, no item, too many).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+    /// Every item was rejected: one answer per item, in order, each with its `error`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<BatchItem>,
+}
+
+impl BatchRejected {
+    fn whole(err: ApiError) -> Response {
+        let body = BatchRejected {
+            error: err.body.error,
+            message: err.body.message,
+            violations: err.body.violations,
+            items: Vec::new(),
+        };
+        (err.status, Json(body)).into_response()
+    }
+}
+
 /// How the single-job routes answer (for the OpenAPI document; handlers build the bodies).
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -68,7 +96,7 @@ pub enum EnqueueAnswers {
     /// Enqueued (or a duplicate of the key's first job)
     #[response(status = 202)]
     Accepted(Accepted),
-    /// Invalid: every bad field named
+    /// Invalid: every bad field named (the body, a field, the Idempotency-Key header)
     #[response(status = 400)]
     Invalid(ErrorBody),
     /// Missing or unknown bearer token
@@ -78,7 +106,7 @@ pub enum EnqueueAnswers {
     /// `job_id` is that job); nothing enqueued. A new message needs a new key
     #[response(status = 409)]
     Conflict(ErrorBody),
-    /// Body too large
+    /// Body too large (over 256 KiB)
     #[response(status = 413)]
     TooLarge(ErrorBody),
     /// Redis unreachable; retry after the Retry-After seconds
@@ -89,7 +117,7 @@ pub enum EnqueueAnswers {
 /// Enqueue a one-time password.
 #[utoipa::path(
     post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_otp(
@@ -105,7 +133,7 @@ pub async fn enqueue_otp(
 /// Enqueue a booking confirmation card.
 #[utoipa::path(
     post, path = "/v1/jobs/booking", tag = "jobs", request_body = BookingSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_booking(
@@ -121,7 +149,7 @@ pub async fn enqueue_booking(
 /// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
 #[utoipa::path(
     post, path = "/v1/jobs/raw", tag = "jobs", request_body = RawSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_raw(
@@ -139,13 +167,14 @@ pub async fn enqueue_raw(
 /// idempotency key already holds other content (`idempotency_conflict`, with the first
 /// job's `job_id` in its `error`).
 #[utoipa::path(
-    post, path = "/v1/jobs/batch", tag = "jobs", request_body = Vec<JobSpec>,
+    post, path = "/v1/jobs/batch", tag = "jobs", request_body = BatchRequest,
     responses(
-        (status = 202, description = "At least one item enqueued; see each item", body = BatchAccepted),
-        (status = 400, description = "Not an array, over 1,000 items, or every item rejected", body = BatchAccepted),
+        (status = 202, description = "At least one item enqueued (or a duplicate); see each item", body = BatchAccepted),
+        (status = 400, description = "Not an array of 1 to 1,000 jobs, or no item enqueued and at least one invalid; `items` holds each item's answer", body = BatchRejected),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; nothing enqueued", body = ErrorBody),
+        (status = 409, description = "No item enqueued: every item's idempotency key already holds a job with other content; `items` holds each item's answer", body = BatchRejected),
+        (status = 413, description = "Body too large (over 8 MiB)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; nothing enqueued; retry after the Retry-After seconds", body = ErrorBody),
     )
 )]
 pub async fn enqueue_batch(
@@ -153,14 +182,20 @@ pub async fn enqueue_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, BATCH_BODY_LIMIT).await?;
-    let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|err| {
-        ApiError::invalid_field(".", format!("must be a JSON array of jobs ({err})"))
-    })?;
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::invalid_field(
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(&bytes) {
+        Ok(items) => items,
+        Err(err) => {
+            return Ok(BatchRejected::whole(ApiError::invalid_field(
+                ".",
+                format!("must be a JSON array of jobs ({err})"),
+            )));
+        }
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Ok(BatchRejected::whole(ApiError::invalid_field(
             ".",
-            format!("has {} items; the most is {MAX_BATCH}", items.len()),
-        ));
+            format!("has {} items; a batch has 1 to {MAX_BATCH}", items.len()),
+        )));
     }
     let mut answers: Vec<BatchItem> = Vec::with_capacity(items.len());
     let mut jobs: Vec<Job> = Vec::new();
@@ -206,20 +241,41 @@ pub async fn enqueue_batch(
     }
     let rejected = answers.len() - enqueued.len();
     record_enqueued(&enqueued);
+    if enqueued.is_empty() {
+        // Nothing enqueued: an error status, and a body that is an error.
+        let all_conflicts = answers.iter().all(|item| {
+            item.error
+                .as_ref()
+                .is_some_and(|e| e.error == ErrorCode::IdempotencyConflict)
+        });
+        let (status, error) = if all_conflicts {
+            (StatusCode::CONFLICT, ErrorCode::IdempotencyConflict)
+        } else {
+            (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
+        };
+        let body = BatchRejected {
+            error,
+            message: format!("all {rejected} items were rejected; see each item"),
+            violations: Vec::new(),
+            items: answers,
+        };
+        return Ok((status, Json(body)).into_response());
+    }
     let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
-    let status = if enqueued.is_empty() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::ACCEPTED
-    };
     let body = BatchAccepted {
         enqueued: enqueued.len() - duplicates,
         duplicates,
         rejected,
         items: answers,
     };
-    Ok((status, Json(body)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
+
+/// A batch request, for the OpenAPI document: 1 to [`MAX_BATCH`] jobs, each with its `kind`.
+#[derive(ToSchema)]
+#[schema(min_items = 1, max_items = 1000)]
+#[allow(dead_code)]
+pub struct BatchRequest(Vec<JobSpec>);
 
 /// A job's state and timeline: queued, sending, retrying, sent (with Interakt's message id),
 /// delivered / read / revoked (with webhooks on), or dead (with the reason). The same data as

@@ -11,8 +11,13 @@
 //! The API is a thin shell over [`crate::Producer`]: it authenticates ([`auth`]), decodes
 //! with errors naming every bad field ([`error`]), and maps a Redis outage to 503 with
 //! `Retry-After`. Nothing is half-written: an enqueue is one atomic Redis script or command.
+//!
+//! The document is exact: every rule the validation enforces and every answer each route
+//! gives are in it, from the types' attributes, the handlers' `responses` and
+//! [`contract`] (what derives cannot say). An error status always carries an error body.
 
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod handlers;
 
@@ -20,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use utoipa::OpenApi;
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,6 +50,7 @@ pub struct ApiState {
 #[openapi(
     info(title = "Herald producer API", description = "Enqueue OTPs, booking confirmations and raw Interakt RCS requests for Herald's workers."),
     modifiers(&BearerSecurity),
+    components(schemas(handlers::Accepted)),
     security(("bearer" = [])),
     tags((name = "jobs", description = "Enqueue jobs and read their state"))
 )]
@@ -53,7 +59,7 @@ struct ApiDoc;
 /// The API's router and its OpenAPI document, built from the same route declarations so the
 /// two cannot disagree.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
-    let (jobs, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (jobs, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::enqueue_otp))
         .routes(routes!(handlers::enqueue_booking))
         .routes(routes!(handlers::enqueue_raw))
@@ -65,6 +71,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         ))
         .with_state(state.clone())
         .split_for_parts();
+    // After the routes: it rewrites schemas the routes brought in.
+    contract::Contract.modify(&mut doc);
     let ops = herald_shared::ops::routes(state.producer.pool().clone());
     handlers::describe_metrics();
     let served_doc = doc.clone();

@@ -334,6 +334,70 @@ async fn batches_answer_per_item() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_enqueues_nothing_answers_an_error_body() {
+    let api = Api::start().await;
+    // Nothing enqueued is never a `BatchAccepted`: the body is an error, as its status says.
+    let (status, answer) = api.post_json("/v1/jobs/batch", json!([])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"], "invalid", "{answer}");
+    assert_eq!(answer["violations"][0]["path"], ".", "{answer}");
+    let (status, answer) = api
+        .post_json("/v1/jobs/batch", json!([{"kind": "fax"}]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"], "invalid", "{answer}");
+    assert!(answer.get("enqueued").is_none(), "{answer}");
+    assert_eq!(
+        answer["items"][0]["error"]["violations"][0]["path"], "kind",
+        "{answer}"
+    );
+
+    // Every item refused because its key holds other content: 409, like a single enqueue.
+    let item = |code: &str| json!({"kind": "otp", "phone": "+919999999999", "code": code, "idempotency_key": "login:7"});
+    let (status, _) = api.post_json("/v1/jobs/batch", json!([item("1111")])).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, answer) = api
+        .post_json("/v1/jobs/batch", json!([item("2222"), item("3333")]))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"], "idempotency_conflict", "{answer}");
+    assert_eq!(
+        answer["items"].as_array().map(Vec::len),
+        Some(2),
+        "{answer}"
+    );
+    assert_eq!(lane_jobs(&api.redis, Lane::Otp).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_phone_is_e164_exactly_as_the_document_says() {
+    let api = Api::start().await;
+    for phone in [
+        "+91 99999 99999",
+        " +919999999999",
+        "+91-9999999999",
+        "919999999999",
+    ] {
+        let (status, answer) = api
+            .post_json("/v1/jobs/otp", json!({"phone": phone, "code": "123456"}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{phone:?}: {answer}");
+        assert_eq!(answer["violations"][0]["path"], "phone", "{answer}");
+    }
+    let (status, answer) = api
+        .post_json(
+            "/v1/jobs/otp",
+            json!({"phone": "+919999999999", "code": " 123456\n"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "spaces around a code are trimmed: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_agrees_with_the_routes_and_the_repository() {
     let api = Api::start().await;
     let served: Value = api
