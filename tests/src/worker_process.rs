@@ -80,7 +80,12 @@ impl WorkerProcess {
             .args(["--consumer", consumer])
             .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
-            .env("RUST_LOG", "info,herald_worker=debug,herald_webhook=debug")
+            // HERALD_TEST_RUST_LOG (e.g. `herald_worker=trace`) when a test needs more.
+            .env(
+                "RUST_LOG",
+                std::env::var("HERALD_TEST_RUST_LOG")
+                    .unwrap_or_else(|_| "info,herald_worker=debug,herald_webhook=debug".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

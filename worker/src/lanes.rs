@@ -5,7 +5,7 @@
 //! pending list until it is settled ([`crate::settle`]); a replica that dies holding it
 //! loses nothing. This module only reads and claims; it never acknowledges.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -44,24 +44,26 @@ pub struct Delivery {
     pub hold: Option<Hold>,
 }
 
-/// The entries this replica holds (in hand, or being sent), by id: what the keep-alive
-/// touches so that no other replica takes them over while they wait here. Shared by the
-/// reader (which adds), every [`Hold`] (which removes itself on drop) and the keep-alive.
+/// The entries this replica holds (in hand, or being sent), by lane and id: what the
+/// keep-alive touches so that no other replica takes them over while they wait here. Shared
+/// by the reader (which adds), every [`Hold`] (which removes itself on drop) and the
+/// keep-alive. Stream ids are per stream, so the two lanes can hold the same id: the lane is
+/// part of the key.
 #[derive(Clone, Debug, Default)]
-pub struct Holds(Arc<Mutex<HashMap<String, Lane>>>);
+pub struct Holds(Arc<Mutex<HashSet<(Lane, String)>>>);
 
 impl Holds {
-    /// Registers a hold on `entry_id`; `None` if it is already held (a second copy of an
-    /// entry in hand: drop it).
+    /// Registers a hold on `entry_id` of `lane`; `None` if it is already held (a second copy
+    /// of an entry in hand: drop it).
     fn hold(&self, lane: Lane, entry_id: &str) -> Option<Hold> {
+        let key = (lane, entry_id.to_string());
         let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if held.contains_key(entry_id) {
+        if !held.insert(key.clone()) {
             return None;
         }
-        held.insert(entry_id.to_string(), lane);
         Some(Hold {
             holds: self.clone(),
-            entry_id: entry_id.to_string(),
+            key,
         })
     }
 
@@ -69,8 +71,8 @@ impl Holds {
     pub fn of_lane(&self, lane: Lane) -> Vec<String> {
         let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
         held.iter()
-            .filter(|(_, l)| **l == lane)
-            .map(|(id, _)| id.clone())
+            .filter(|(l, _)| *l == lane)
+            .map(|(_, id)| id.clone())
             .collect()
     }
 
@@ -87,13 +89,13 @@ impl Holds {
 #[derive(Debug)]
 pub struct Hold {
     holds: Holds,
-    entry_id: String,
+    key: (Lane, String),
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
         let mut held = self.holds.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.remove(&self.entry_id);
+        held.remove(&self.key);
     }
 }
 
@@ -363,5 +365,28 @@ fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
         deliveries,
         taken_at: Instant::now(),
         hold: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the suite: an OTP and a booking enqueued in the same millisecond have the
+    /// same stream id in their own lanes; the booking was dropped as a second copy.
+    #[test]
+    fn the_same_id_on_both_lanes_is_two_holds_and_a_second_copy_is_none() {
+        let holds = Holds::default();
+        let otp = holds.hold(Lane::Otp, "1-0").expect("held");
+        let booking = holds
+            .hold(Lane::Booking, "1-0")
+            .expect("another lane, another entry");
+        assert!(holds.hold(Lane::Otp, "1-0").is_none(), "a second copy");
+        assert_eq!(holds.len(), 2);
+        assert_eq!(holds.of_lane(Lane::Booking), ["1-0"]);
+        drop(otp);
+        assert_eq!(holds.of_lane(Lane::Otp), Vec::<String>::new());
+        drop(booking);
+        assert!(holds.is_empty());
     }
 }

@@ -198,6 +198,7 @@ impl Dispatcher<'_> {
                 .count()
                 .min(self.slots.available_permits() + 1) as u32;
             let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
+            tracing::trace!(lane = %lane, want, granted, wait_us, in_hand = self.hand.len(), "asked for tokens");
             if granted > 0 {
                 return Ok(Grant {
                     lane,
