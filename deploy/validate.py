@@ -9,7 +9,9 @@ into a virtualenv first. Nothing here needs a cluster, a Docker engine or the ne
   newest Kubernetes version we support. KEDA's ScaledObject and the Kustomization are not
   in those schemas: they are checked here, field by field (unknown fields are errors too),
   and the ScaledObject's HPA behavior is validated as part of a built-in
-  HorizontalPodAutoscaler.
+  HorizontalPodAutoscaler. Its prometheus trigger (KEDA scales the workers on slot
+  saturation) must use KEDA's metadata keys, a query naming only series the worker exports
+  (worker/src/telemetry.rs) and a positive threshold.
 - Compose: validated against the Compose specification's JSON schema (check-jsonschema's
   bundled copy), then checked for what Herald needs (Redis AOF and noeviction, three
   workers, health checks, a stop grace above the shutdown grace).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import re
 import subprocess
 import sys
@@ -93,6 +96,21 @@ REDIS_STREAMS_METADATA = {
     "enableTLS",
     "unsafeSsl",
     "databaseIndex",
+}
+# A prometheus trigger's metadata (KEDA 2.12+; metricName and cortexOrgID were removed in
+# 2.12, so they are rejected too).
+PROMETHEUS_METADATA = {
+    "serverAddress",
+    "query",
+    "queryParameters",
+    "threshold",
+    "activationThreshold",
+    "namespace",
+    "customHeaders",
+    "ignoreNullValues",
+    "unsafeSsl",
+    "timeout",
+    "authModes",
 }
 KUSTOMIZATION = {
     "apiVersion",
@@ -187,6 +205,21 @@ def herald_keys() -> tuple[str, list[str]]:
     lanes = re.findall(r'Lane::\w+ => "([a-z]+)"', job_rs)
     require(sorted(set(lanes)) == ["booking", "otp"], f"unexpected lanes in job.rs: {lanes}")
     return group.group(1), sorted(set(lanes))
+
+
+def worker_metrics() -> set[str]:
+    """The series names the worker exports, from the descriptions in worker/src/telemetry.rs:
+    a counter or gauge by its name, a histogram by its _sum, _count and _bucket series."""
+    text = (ROOT / "worker/src/telemetry.rs").read_text()
+    described = re.findall(r'describe_(counter|gauge|histogram)!\(\s*"([a-z_:][a-z0-9_:]*)"', text)
+    require(len(described) >= 5, f"found only {len(described)} metric descriptions in worker/src/telemetry.rs")
+    names: set[str] = set()
+    for kind, name in described:
+        if kind == "histogram":
+            names.update(f"{name}_{suffix}" for suffix in ("sum", "count", "bucket"))
+        else:
+            names.add(name)
+    return names
 
 
 def lane_stream(namespace: str, lane: str) -> str:
@@ -544,7 +577,49 @@ def check_k8s_objects(docs: dict[str, list[dict]], bins: dict[str, str], env_nam
     return ports
 
 
-def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str]) -> None:
+def positive_number(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value > 0
+
+
+def check_prometheus_trigger(trigger: dict, metrics: set[str], where: str) -> None:
+    """A prometheus trigger: KEDA's known metadata keys, an http(s) server, a query that
+    names only series the worker exports (a typo would read as "no data", which KEDA takes
+    for 0 and never scales), and a positive threshold."""
+    meta = trigger.get("metadata", {})
+    unknown(meta, PROMETHEUS_METADATA, f"{where}.metadata")
+    metric_type = trigger.get("metricType", "AverageValue")
+    require(metric_type in ("AverageValue", "Value"), f"{where}: metricType {metric_type!r} (AverageValue or Value)")
+    for key in ("serverAddress", "query", "threshold"):
+        require(meta.get(key, "").strip() != "", f"{where}: {key} is required")
+    require(
+        re.fullmatch(r"https?://[^\s/]+(/\S*)?", meta["serverAddress"]) is not None,
+        f"{where}: serverAddress {meta['serverAddress']!r} is not an http(s) URL",
+    )
+    query = meta["query"]
+    for opening, closing in ("()", "[]", "{}"):
+        require(query.count(opening) == query.count(closing), f"{where}: unbalanced {opening}{closing} in query {query!r}")
+    named = set(re.findall(r"\b(herald_[a-z0-9_]+)\b", query))
+    require(named, f"{where}: the query names no herald_ metric: {query!r}")
+    foreign = sorted(named - metrics)
+    require(
+        not foreign,
+        f"{where}: the query names {', '.join(foreign)}, which the worker does not export "
+        f"(worker/src/telemetry.rs: {', '.join(sorted(m for m in metrics if not m.endswith(('_count', '_bucket'))))})",
+    )
+    require(positive_number(meta["threshold"]), f"{where}: threshold {meta['threshold']!r} must be a positive number")
+    if "activationThreshold" in meta:
+        try:
+            activation = float(meta["activationThreshold"])
+        except ValueError:
+            activation = -1.0
+        require(activation >= 0, f"{where}: activationThreshold {meta['activationThreshold']!r} must be a number >= 0")
+
+
+def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str], metrics: set[str]) -> None:
     objects = [d for ds in docs.values() for d in ds if d.get("kind") == "ScaledObject"]
     require(len(objects) == 1, f"expected one ScaledObject, found {len(objects)}")
     so = objects[0]
@@ -583,14 +658,19 @@ def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str
     namespace = env.get("HERALD_NAMESPACE", "herald")
     wanted = {lane_stream(namespace, lane) for lane in lanes}
     seen = set()
+    prometheus = 0
     for i, trigger in enumerate(spec.get("triggers", [])):
         where = f"trigger {i}"
         unknown(trigger, TRIGGER, where)
-        require(trigger.get("type") == "redis-streams", f"{where}: type {trigger.get('type')}")
         meta = trigger.get("metadata", {})
-        unknown(meta, REDIS_STREAMS_METADATA, f"{where}.metadata")
         for key, value in meta.items():
             require(isinstance(value, str), f"{where}: {key} must be a string (KEDA's metadata is a string map): {value!r}")
+        if trigger.get("type") == "prometheus":
+            check_prometheus_trigger(trigger, metrics, where)
+            prometheus += 1
+            continue
+        require(trigger.get("type") == "redis-streams", f"{where}: type {trigger.get('type')} (redis-streams or prometheus)")
+        unknown(meta, REDIS_STREAMS_METADATA, f"{where}.metadata")
         stream = meta.get("stream")
         require(stream in wanted, f"{where}: stream {stream!r} is none of {sorted(wanted)}")
         seen.add(stream)
@@ -604,13 +684,17 @@ def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str
         for key in ("addressFromEnv", "passwordFromEnv"):
             if key in meta:
                 require(meta[key] in env, f"{where}: {key} {meta[key]} is not in {target}'s environment")
+    require(
+        prometheus == 1,
+        f"expected one prometheus trigger (slot saturation drives the replica count; the backlog cannot), found {prometheus}",
+    )
     require(seen == wanted, f"lanes without a trigger: {sorted(wanted - seen)}")
 
 
 # ---------------------------------------------------------------------------------- main
 
 
-def self_test(report: Report, args, bins, env_names, docs, compose, env_example, group, lanes) -> None:
+def self_test(report: Report, args, bins, env_names, docs, compose, env_example, group, lanes, metrics) -> None:
     """Each check must reject a typical mistake."""
 
     def rejects(what: str, fn, *fn_args) -> None:
@@ -632,15 +716,36 @@ def self_test(report: Report, args, bins, env_names, docs, compose, env_example,
     broken["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
     rejects("an unknown Deployment field (strict schema)", validate_builtin, broken, "worker.yaml")
 
-    broken_docs = copy.deepcopy(docs)
-    [so] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "ScaledObject"]
-    so["spec"]["triggers"][0]["metadata"]["stream"] = "herald:lane:otp"
-    rejects("a stream name without its hash tag", check_scaled_object, broken_docs, group, lanes)
+    def broken_trigger(kind: str, breaks) -> dict:
+        """A copy of the manifests whose first `kind` trigger `breaks` has changed."""
+        broken_docs = copy.deepcopy(docs)
+        [so] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "ScaledObject"]
+        trigger = next(t for t in so["spec"]["triggers"] if t["type"] == kind)
+        breaks(trigger, so)
+        return broken_docs
 
-    broken_docs = copy.deepcopy(docs)
-    [so] = [d for ds in broken_docs.values() for d in ds if d.get("kind") == "ScaledObject"]
-    so["spec"]["triggers"][1]["metadata"]["consumerGroup"] = "worker"
-    rejects("a ScaledObject on the wrong consumer group", check_scaled_object, broken_docs, group, lanes)
+    def set_meta(key: str, value: str):
+        return lambda trigger, _so: trigger["metadata"].__setitem__(key, value)
+
+    for what, kind, breaks in [
+        ("a stream name without its hash tag", "redis-streams", set_meta("stream", "herald:lane:otp")),
+        ("a ScaledObject on the wrong consumer group", "redis-streams", set_meta("consumerGroup", "worker")),
+        (
+            "a prometheus query on a metric the worker does not export",
+            "prometheus",
+            lambda t, _so: t["metadata"].__setitem__("query", t["metadata"]["query"].replace("slots_saturated", "slot_saturated")),
+        ),
+        ("a prometheus threshold of 0", "prometheus", set_meta("threshold", "0")),
+        ("a prometheus threshold that is not a number", "prometheus", set_meta("threshold", "half")),
+        ("an unknown prometheus metadata key", "prometheus", set_meta("metricName", "herald_slots_saturated_seconds")),
+        ("a prometheus server that is not a URL", "prometheus", set_meta("serverAddress", "prometheus:9090")),
+        (
+            "a ScaledObject without its prometheus trigger (scaling on the backlog alone)",
+            "prometheus",
+            lambda t, so: so["spec"]["triggers"].remove(t),
+        ),
+    ]:
+        rejects(what, check_scaled_object, broken_trigger(kind, breaks), group, lanes, metrics)
 
     broken_docs = copy.deepcopy(docs)
     [dep] = [d for d in broken_docs["worker.yaml"] if d["kind"] == "Deployment"]
@@ -699,6 +804,7 @@ def main() -> int:
     bins = workspace_binaries()
     env_names = known_env()
     group, lanes = herald_keys()
+    metrics = worker_metrics()
     print(f"workspace binaries: {', '.join(sorted(bins))}; consumer group {group!r}; lanes {lanes}")
 
     try:
@@ -718,7 +824,14 @@ def main() -> int:
         report.check("k8s kubectl kustomize: the rendered objects (strict)", check_rendered, args.kubectl, docs)
     else:
         print("skip k8s kubectl kustomize: kubectl not found (kustomization.yaml is still checked above)")
-    report.check("k8s ScaledObject (KEDA redis-streams, checked by hand)", check_scaled_object, docs, group, lanes)
+    report.check(
+        "k8s ScaledObject (KEDA prometheus and redis-streams, checked by hand)",
+        check_scaled_object,
+        docs,
+        group,
+        lanes,
+        metrics,
+    )
     k8s_ports: set[int] = set()
     report.check("k8s Herald requirements", lambda: k8s_ports.update(check_k8s_objects(docs, bins, env_names, 10001)))
 
@@ -740,7 +853,7 @@ def main() -> int:
     )
     report.check(".dockerignore", check_dockerignore, (ROOT / ".dockerignore").read_text())
 
-    self_test(report, args, bins, env_names, docs, compose, env_example, group, lanes)
+    self_test(report, args, bins, env_names, docs, compose, env_example, group, lanes, metrics)
 
     elapsed = time.monotonic() - started
     print(f"deploy checks took {elapsed:.1f}s")
