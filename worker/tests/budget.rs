@@ -246,3 +246,40 @@ async fn while_bookings_wait_otps_leave_them_their_share() {
         "the booking gets its token"
     );
 }
+
+#[tokio::test]
+async fn a_waiting_otp_gets_the_next_token_that_frees_up_before_any_booking() {
+    let h = harness().await;
+    // 10 per second, reserve 1: the log is full with 9 bookings and an OTP.
+    let b = Budget {
+        otp_reserve: 1,
+        ..budget("10/1s")
+    };
+    let limiter = h.limiter(b, "w1");
+    {
+        let mut conn = h.pool.get().await.unwrap();
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+        let now = secs * 1_000_000 + micros;
+        // The oldest leaves the window in about 100 ms.
+        let _: () = conn
+            .zadd(h.keys.rate_window(), "old", now - 900_000)
+            .await
+            .unwrap();
+        for i in 0..8 {
+            let _: () = conn
+                .zadd(h.keys.rate_window(), format!("b{i}"), now)
+                .await
+                .unwrap();
+        }
+        for key in [h.keys.rate_window(), h.keys.rate_window_otp()] {
+            let _: () = conn.zadd(key, "otp", now).await.unwrap();
+        }
+    }
+    let (granted, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(granted, 0, "the log is full: the OTP waits, and says so");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (booking, _) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(booking, 0, "the freed token is the waiting OTP's");
+    let (otp, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp, 1);
+}
