@@ -170,12 +170,6 @@ impl Keys {
         self.key("rate:bookings-waiting")
     }
 
-    /// Set (with a short TTL) while an OTP waits for a token: bookings then leave it the next
-    /// one that frees up.
-    pub fn otps_waiting(&self) -> String {
-        self.key("rate:otps-waiting")
-    }
-
     /// Counters by lane ([`Stat`]): sent, retried, rate-limited, dead, delivered, read,
     /// revoked.
     pub fn stats(&self) -> String {
@@ -280,7 +274,6 @@ mod tests {
             keys.rate_window_otp(),
             keys.rate_state(),
             keys.bookings_waiting(),
-            keys.otps_waiting(),
             keys.stats(),
             keys.consumers(),
             keys.job_status("x"),

@@ -131,8 +131,6 @@ pub struct SharedLimiter {
     state_key: String,
     /// Set while bookings ask for tokens.
     bookings_waiting_key: String,
-    /// Set while an OTP waits for a token.
-    otps_waiting_key: String,
     budget: Budget,
     /// The log's window: the plan's W plus the jitter margin, in microseconds.
     log_window_us: u64,
@@ -155,7 +153,6 @@ impl SharedLimiter {
             cooldown_key: keys.cooldown(),
             state_key: keys.rate_state(),
             bookings_waiting_key: keys.bookings_waiting(),
-            otps_waiting_key: keys.otps_waiting(),
             budget,
             log_window_us: (budget.rate.period + budget.margin).as_micros() as u64,
             grant_ttl: budget.margin / 2,
@@ -211,7 +208,6 @@ impl SharedLimiter {
             .key(&self.state_key)
             .key(&self.bookings_waiting_key)
             .key(&self.otp_window_key)
-            .key(&self.otps_waiting_key)
             .arg(budget.rate.requests.get())
             .arg(self.log_window_us)
             .arg(want)

@@ -4,10 +4,9 @@
 -- 1. The sliding log: at most E requests in any window of `log window` (W plus a margin),
 --    where E is the effective budget (the configured N, halved per 429 episode, grown
 --    back by `step` per clean period; see cooldown.lua). Bookings never take the last
---    `reserve` entries of the log, so an OTP finds a token even behind a backlog, and leave
---    a waiting OTP (KEYS[6]) the next token that frees up; while bookings are waiting
---    (KEYS[4] lives), OTPs never take more than E - `share`, and bookings may always use
---    their `share`.
+--    `reserve` entries of the log (they count their own entries against E - `reserve`),
+--    so an OTP finds a token even behind a backlog and OTPs spend the reserve on top;
+--    while bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share`.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
 --    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
 --    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
@@ -19,7 +18,6 @@
 -- KEYS[3] the budget's state (hash: configured, effective, changed_at, tat, ...)
 -- KEYS[4] "bookings are waiting" (a key with a short TTL)
 -- KEYS[5] the OTPs' own log (sorted set, like KEYS[1] but OTPs only)
--- KEYS[6] "an OTP is waiting" (a key with a short TTL): bookings leave it the next token
 -- ARGV[1] configured N, ARGV[2] log window (us), ARGV[3] tokens wanted,
 -- ARGV[4] unique member prefix for this call, ARGV[5] lane ('otp' or 'booking'),
 -- ARGV[6] OTP reserve (tokens), ARGV[7] bookings' share (tokens), ARGV[8] W (us),
@@ -77,25 +75,11 @@ if otp then
     free = math.min(free, (eff - math.min(share, eff - 1)) - otp_used)
   end
 else
-  -- Bookings leave the last `reserve` entries of the log free for OTPs (measured: this,
-  -- not letting OTPs spend the reserve on top, is what keeps an OTP's wait under a token
-  -- interval behind a backlog), may always use their share, and leave a waiting OTP the
-  -- next token.
-  free = math.max(cap - used, math.min(share - (used - otp_used), eff - used))
-  if redis.call('EXISTS', KEYS[6]) == 1 then
-    free = math.min(free, eff - used - 1)
-  end
-end
--- An OTP refused because the log is full says so, for bookings to leave it the next token.
-local function otp_waits()
-  if otp then
-    redis.call('SET', KEYS[6], 1, 'PX', math.max(200, math.ceil(interval * 2 / 1000)))
-  end
+  -- Bookings count their own entries against N - reserve, so OTPs spend the reserve on
+  -- top and a backlog with OTPs uses the whole window.
+  free = math.min(cap - (used - otp_used), eff - used)
 end
 if free <= 0 then
-  if used >= eff then
-    otp_waits()
-  end
   -- Wait for the entry whose leaving frees a token: in a full log, the one that brings it
   -- under E; an OTP held to its own count, its oldest; else the oldest entry (asking again
   -- then is cheap).
@@ -136,6 +120,5 @@ local ttl = math.ceil(window / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then
   redis.call('PEXPIRE', KEYS[5], ttl)
-  redis.call('DEL', KEYS[6])
 end
 return {granted, 0}
