@@ -4,9 +4,9 @@
 -- 1. The sliding log: at most E requests in any window of `log window` (W plus a margin),
 --    where E is the effective budget (the configured N, halved per 429 episode, grown
 --    back by `step` per clean period; see cooldown.lua). Bookings never take the last
---    `reserve` entries of the log (they count their own entries against E - `reserve`),
---    so an OTP finds a token even behind a backlog and OTPs spend the reserve on top;
---    while bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share`.
+--    `reserve` entries of the log, so an OTP finds a token even behind a backlog; while
+--    bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share` of it,
+--    and bookings may always use their `share`, reserve or not.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
 --    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
 --    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
@@ -68,27 +68,19 @@ local cap = eff
 if not otp then
   cap = eff - math.min(reserve, eff - 1)
 end
-local free
-if otp then
-  free = eff - used
-  if bookings_waiting then
-    free = math.min(free, (eff - math.min(share, eff - 1)) - otp_used)
-  end
-else
-  -- Bookings count their own entries against N - reserve, so OTPs spend the reserve on
-  -- top and a backlog with OTPs uses the whole window.
-  free = math.min(cap - (used - otp_used), eff - used)
+local free = cap - used
+if otp and bookings_waiting then
+  free = math.min(free, (eff - math.min(share, eff - 1)) - otp_used)
+elseif not otp then
+  free = math.max(free, math.min(share - (used - otp_used), eff - used))
 end
 if free <= 0 then
-  -- Wait for the entry whose leaving frees a token: in a full log, the one that brings it
-  -- under E; an OTP held to its own count, its oldest; else the oldest entry (asking again
-  -- then is cheap).
+  -- Wait for the entry whose leaving brings this lane under its cap.
   local log = KEYS[1]
-  local index = 0
-  if otp and bookings_waiting and used < eff then
+  local index = math.max(0, used - cap)
+  if otp and bookings_waiting and used < cap then
     log = KEYS[5]
-  elseif used >= eff then
-    index = used - eff
+    index = 0
   end
   local oldest = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
   if #oldest == 0 then
