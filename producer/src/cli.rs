@@ -294,7 +294,7 @@ async fn serve(
                 "is required: give one or more bearer tokens, comma-separated",
             )
         })?;
-    let pool = target.pool(32)?;
+    let pool = target.open(32).await?;
     let state = crate::api::ApiState {
         producer: Producer::new(pool, keys).with_idempotency_window(window),
         tokens: std::sync::Arc::new(tokens),

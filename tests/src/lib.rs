@@ -3,6 +3,7 @@
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port in its own temporary
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
+//!   [`RedisServer::start_tls`] serves TLS only, with certificates from [`TestCerts`].
 //! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
@@ -20,6 +21,7 @@ pub mod proxy;
 mod redis_cluster;
 mod redis_server;
 pub mod scenario;
+pub mod tls;
 mod tools;
 mod wait;
 mod worker_process;
@@ -28,6 +30,7 @@ pub use bin::cargo_bin;
 pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
+pub use tls::TestCerts;
 pub use tools::{in_ci, require_tool};
 pub use wait::wait_until;
 pub use worker_process::{TEST_API_KEY, WorkerProcess};
