@@ -275,19 +275,29 @@ impl Target {
 
     /// A pool that has answered PING: what a command-line tool wants at start-up. A server
     /// certificate that does not verify is a [`ConnectError::Config`] naming the variable.
+    ///
+    /// Also reads Redis's `maxmemory-policy` and warns unless it is `noeviction`
+    /// ([`crate::memory_policy`]).
     pub async fn connect(&self, max_size: usize) -> Result<Pool, ConnectError> {
         let pool = self.pool(max_size)?;
         self.ping(&pool).await?;
+        crate::memory_policy::check_at_start(&pool).await;
         Ok(pool)
     }
 
     /// A pool for a long-running service (worker, webhook, API): Redis may be down at
     /// start (the service waits for it), but a TLS set-up that can never work (a server
     /// certificate that does not verify) is an error naming its variable.
+    ///
+    /// Reads Redis's `maxmemory-policy` as soon as Redis answers and warns unless it is
+    /// `noeviction` ([`crate::memory_policy::watch_at_start`]).
     pub async fn open(&self, max_size: usize) -> Result<Pool, ConfigError> {
         let pool = self.pool(max_size)?;
         match self.ping(&pool).await {
-            Ok(()) | Err(ConnectError::Unreachable { .. }) => Ok(pool),
+            Ok(()) | Err(ConnectError::Unreachable { .. }) => {
+                crate::memory_policy::watch_at_start(pool.clone());
+                Ok(pool)
+            }
             Err(ConnectError::Config(err)) => Err(err),
         }
     }
