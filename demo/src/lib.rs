@@ -431,6 +431,7 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
         request_timeout: Duration::from_secs(5),
         http_listen: None,
         consumer: format!("demo-{}-{i}", std::process::id()),
+        durability: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`config`]: flags and environment variables shared by the binaries.
 //! - [`keys`]: the Redis key layout.
 //! - [`redis_pool`]: connection pools with explicit timeouts, TLS.
+//! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
 //! - [`memory_policy`]: Redis's `maxmemory-policy`, checked at start-up (`noeviction`).
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
@@ -26,6 +27,7 @@ pub mod compose;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
+pub mod durability;
 pub mod job;
 pub mod keys;
 pub mod memory_policy;
