@@ -57,6 +57,20 @@ pub struct RedisArgs {
         hide_env_values = true
     )]
     pub redis_cluster_nodes: Vec<Redacted<String>>,
+    /// Redis Sentinels, comma-separated (`redis://host:26379,...`); with
+    /// --redis-sentinel-master, every connection goes to the primary they name (and to the
+    /// new one after a failover) and --redis-url is not used.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_NODES",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub redis_sentinel_nodes: Vec<Redacted<String>>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
+    pub redis_sentinel_master: Option<String>,
     /// PEM file of the CA that signed Redis's certificate, for `rediss://` with a private CA
     /// (default: the system's roots).
     #[arg(long, env = "REDIS_CA_CERT", global = true, value_name = "PEM")]
@@ -80,6 +94,8 @@ impl RedisArgs {
         RedisArgs {
             redis_url: url,
             redis_cluster_nodes: Vec::new(),
+            redis_sentinel_nodes: Vec::new(),
+            redis_sentinel_master: None,
             redis_ca_cert: None,
             redis_client_cert: None,
             redis_client_key: None,
@@ -87,7 +103,8 @@ impl RedisArgs {
         }
     }
 
-    /// The cluster when seed nodes are given, else the single server at `--redis-url`.
+    /// The cluster when seed nodes are given, else the primary of the Sentinels when they
+    /// are given, else the single server at `--redis-url`.
     pub fn target(&self) -> crate::redis_pool::Target {
         let nodes: Vec<Redacted<String>> = self
             .redis_cluster_nodes
@@ -95,10 +112,21 @@ impl RedisArgs {
             .filter(|n| !n.expose().trim().is_empty())
             .cloned()
             .collect();
-        let servers = if nodes.is_empty() {
-            crate::redis_pool::Servers::Single(self.redis_url.clone())
-        } else {
+        let sentinels: Vec<Redacted<String>> = self
+            .redis_sentinel_nodes
+            .iter()
+            .filter(|n| !n.expose().trim().is_empty())
+            .cloned()
+            .collect();
+        let servers = if !nodes.is_empty() {
             crate::redis_pool::Servers::Cluster(nodes)
+        } else if !sentinels.is_empty() {
+            crate::redis_pool::Servers::Sentinel {
+                nodes: sentinels,
+                master: self.redis_sentinel_master.clone().unwrap_or_default(),
+            }
+        } else {
+            crate::redis_pool::Servers::Single(self.redis_url.clone())
         };
         // An empty variable (`REDIS_CA_CERT=`) is no file.
         let file =

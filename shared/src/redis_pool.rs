@@ -84,11 +84,17 @@ pub struct Target {
     pub tls: TlsFiles,
 }
 
-/// One server, or the seed nodes of a cluster.
+/// One server, the seed nodes of a cluster, or the Sentinels that know a primary.
 #[derive(Clone, Debug)]
 pub enum Servers {
     Single(Redacted<String>),
     Cluster(Vec<Redacted<String>>),
+    /// Sentinels (`redis://host:26379`) and the name of the primary they monitor
+    /// (`REDIS_SENTINEL_NODES`, `REDIS_SENTINEL_MASTER`).
+    Sentinel {
+        nodes: Vec<Redacted<String>>,
+        master: String,
+    },
 }
 
 /// PEM files for `rediss://` connections; all optional. Without a CA the system's roots
@@ -224,6 +230,10 @@ impl Target {
                 let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n.expose())).collect();
                 format!("cluster {}", nodes.join(","))
             }
+            Servers::Sentinel { nodes, master } => {
+                let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n.expose())).collect();
+                format!("primary {master:?} of sentinels {}", nodes.join(","))
+            }
         }
     }
 
@@ -235,7 +245,9 @@ impl Target {
     fn urls(&self) -> Vec<&str> {
         match &self.servers {
             Servers::Single(url) => vec![url.expose().as_str()],
-            Servers::Cluster(nodes) => nodes.iter().map(|n| n.expose().as_str()).collect(),
+            Servers::Cluster(nodes) | Servers::Sentinel { nodes, .. } => {
+                nodes.iter().map(|n| n.expose().as_str()).collect()
+            }
         }
     }
 
@@ -270,6 +282,9 @@ impl Target {
         match &self.servers {
             Servers::Single(url) => create_pool_with(url.expose(), certs, max_size),
             Servers::Cluster(nodes) => create_cluster_pool_with(nodes, certs, max_size),
+            Servers::Sentinel { nodes, master } => {
+                create_sentinel_pool(nodes, master, certs, max_size)
+            }
         }
     }
 
@@ -369,6 +384,7 @@ fn is_tls_url(url: &str) -> bool {
 pub enum Pool {
     Single(deadpool_redis::Pool),
     Cluster(managed::Pool<ClusterManager>),
+    Sentinel(managed::Pool<SentinelManager>),
 }
 
 impl std::fmt::Debug for Pool {
@@ -376,6 +392,7 @@ impl std::fmt::Debug for Pool {
         match self {
             Pool::Single(_) => f.write_str("Pool(single)"),
             Pool::Cluster(_) => f.write_str("Pool(cluster)"),
+            Pool::Sentinel(_) => f.write_str("Pool(sentinel)"),
         }
     }
 }
@@ -386,6 +403,7 @@ impl Pool {
         Ok(match self {
             Pool::Single(pool) => Connection(Pooled::Single(pool.get().await?)),
             Pool::Cluster(pool) => Connection(Pooled::Cluster(pool.get().await?)),
+            Pool::Sentinel(pool) => Connection(Pooled::Sentinel(pool.get().await?)),
         })
     }
 }
@@ -397,6 +415,7 @@ pub struct Connection(Pooled);
 enum Pooled {
     Single(deadpool_redis::Connection),
     Cluster(managed::Object<ClusterManager>),
+    Sentinel(managed::Object<SentinelManager>),
 }
 
 impl ConnectionLike for Connection {
@@ -404,6 +423,7 @@ impl ConnectionLike for Connection {
         match &mut self.0 {
             Pooled::Single(conn) => conn.req_packed_command(cmd),
             Pooled::Cluster(conn) => conn.req_packed_command(cmd),
+            Pooled::Sentinel(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -416,6 +436,7 @@ impl ConnectionLike for Connection {
         match &mut self.0 {
             Pooled::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Pooled::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Pooled::Sentinel(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -423,6 +444,7 @@ impl ConnectionLike for Connection {
         match &self.0 {
             Pooled::Single(conn) => conn.get_db(),
             Pooled::Cluster(conn) => conn.get_db(),
+            Pooled::Sentinel(conn) => conn.get_db(),
         }
     }
 }
@@ -449,6 +471,87 @@ impl managed::Manager for ClusterManager {
         redis::cmd("PING").query_async::<String>(conn).await?;
         Ok(())
     }
+}
+
+/// Creates connections to the primary the Sentinels name, and drops any that no longer
+/// reach a primary: after a failover, a connection to the old primary fails (it died) or
+/// answers `ROLE` with `slave` (it came back demoted), and the next one is made to the
+/// primary the Sentinels name now. No restart needed.
+pub struct SentinelManager {
+    /// Asks the Sentinels; behind a lock because asking needs `&mut`.
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    config: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SentinelManager {
+    type Type = redis::aio::MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+        let mut client = self.client.lock().await;
+        client.get_async_connection_with_config(&self.config).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+        match role.first() {
+            Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
+            _ => Err(managed::RecycleError::message(
+                "no longer the primary (demoted after a failover)",
+            )),
+        }
+    }
+}
+
+fn create_sentinel_pool(
+    nodes: &[Redacted<String>],
+    master: &str,
+    certs: Option<TlsCertificates>,
+    max_size: usize,
+) -> Result<Pool, ConfigError> {
+    const VAR: &str = "REDIS_SENTINEL_NODES (--redis-sentinel-nodes)";
+    if master.trim().is_empty() {
+        return Err(ConfigError::new(
+            "REDIS_SENTINEL_MASTER (--redis-sentinel-master)",
+            "is required with REDIS_SENTINEL_NODES: the name the Sentinels monitor the primary under (sentinel monitor NAME ...)",
+        ));
+    }
+    if certs.is_some() || nodes.iter().any(|n| is_tls_url(n.expose())) {
+        return Err(ConfigError::new(
+            VAR,
+            "TLS to Sentinels and their primary is not supported yet; use redis:// Sentinel nodes",
+        ));
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
+    let client = redis::sentinel::SentinelClient::build(
+        urls,
+        master,
+        None,
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|err| {
+        ConfigError::new(
+            VAR,
+            format!(
+                "is not a list of Sentinel URLs ({}); expected redis://host:26379,redis://host:26379",
+                error_reason(&err)
+            ),
+        )
+    })?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    Ok(Pool::Sentinel(with_timeouts(
+        managed::Pool::builder(SentinelManager {
+            client: tokio::sync::Mutex::new(client),
+            config,
+        }),
+        max_size,
+    )))
 }
 
 /// A pool over a Redis Cluster reached through `nodes` (any subset of its nodes).
