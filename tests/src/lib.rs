@@ -10,12 +10,14 @@
 //!   `herald-worker webhook` receiver, with its log.
 //! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
 //!   connection, stall, refuse, resume), for the chaos suite.
+//! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`]: an external tool (`node`, `promtool`) a test needs: a skip saying so
 //!   locally, a failure when `CI=true`.
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
+pub mod acl;
 mod bin;
 pub mod proxy;
 mod redis_cluster;

@@ -6,7 +6,6 @@
 //! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -23,36 +22,6 @@ const TOKEN: &str = "acl-api-token";
 const REFUSED: &str = "+919000000001";
 const FLAKY: &str = "+919000000002";
 const OTHER: &str = "+919000000003";
-
-/// The `ACL SETUSER herald ...` line of README.md, split into redis-cli arguments, with the
-/// test's password.
-fn readme_acl() -> Vec<String> {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let text = std::fs::read_to_string(readme).expect("read README.md");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("ACL SETUSER herald "))
-        .expect("README.md gives the ACL line (ACL SETUSER herald ...)");
-    assert!(
-        line.contains("~{herald}:*") && line.contains("-@all"),
-        "{line}"
-    );
-    line.split_whitespace()
-        .map(|word| match word {
-            ">CHANGE-ME" => format!(">{PASSWORD}"),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-fn redis_cli(server: &RedisServer, args: &[String]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &server.port().to_string()])
-        .args(args)
-        .output()
-        .expect("run redis-cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 struct Env {
     url: String,
@@ -112,9 +81,8 @@ impl Drop for Api {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_binary_runs_under_the_readme_acl_user() {
     let server = RedisServer::start();
-    assert_eq!(redis_cli(&server, &readme_acl()), "OK");
     let env = Env {
-        url: format!("redis://herald:{PASSWORD}@127.0.0.1:{}", server.port()),
+        url: herald_tests::acl::create_readme_user(server.port(), PASSWORD),
     };
     // The user really is limited: another namespace's keys are refused.
     let out = Command::new("redis-cli")

@@ -11,7 +11,8 @@ use herald_tests::scenario::{http_request, http_status};
 use herald_tests::{RedisServer, WorkerProcess, cargo_bin, free_port, wait_until};
 use serde_json::json;
 
-const NAMESPACE: &str = "durable";
+/// The README's ACL user's namespace: the producer runs as that user (WAIT included).
+const NAMESPACE: &str = "herald";
 const TOKEN: &str = "durable-token";
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
@@ -79,7 +80,8 @@ async fn an_enqueue_is_acknowledged_only_once_a_replica_has_it() {
     let primary = RedisServer::start();
     let mut replica = start_replica(&primary);
     wait_in_sync(&primary).await;
-    let url = primary.url();
+    // As the README's minimal ACL user: `+wait` must be in it.
+    let url = herald_tests::acl::create_readme_user(primary.port(), "durable-pw");
 
     // Replicated: acknowledged, and already on the replica when the CLI returns.
     let out = producer(&url, "1", &otp("login:1"));
