@@ -259,3 +259,53 @@ fn a_certificate_that_does_not_verify_is_an_error_naming_the_variable() {
         "producer, a key as CA",
     );
 }
+
+/// Cluster seed nodes over TLS: three TLS-only masters (`--tls-cluster yes`), the producer
+/// CLI and a worker replica given `rediss://` seed nodes and the private CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_seed_nodes_work_over_tls() {
+    let certs = TestCerts::generate();
+    let cluster = herald_tests::RedisCluster::start_tls(&certs);
+    let nodes = cluster.nodes_env();
+    assert!(nodes.starts_with("rediss://"), "{nodes}");
+    let sandbox = herald_sandbox::start(
+        SandboxConfig::new(TEST_API_KEY),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let mut env = tls_env(&certs, false);
+    env.push(("REDIS_CLUSTER_NODES", nodes.clone()));
+    // REDIS_URL points nowhere: only the cluster's seed nodes lead to Redis.
+    let nowhere = "redis://127.0.0.1:1";
+    for i in 0..5 {
+        let phone = format!("+91981234560{i}");
+        ok(
+            &herald(
+                "herald-producer",
+                nowhere,
+                &env,
+                &["otp", "--phone", &phone, "--code", "123456"],
+            ),
+            "herald-producer otp on a TLS cluster",
+        );
+    }
+    let ca = certs.ca().display().to_string();
+    let _worker = WorkerProcess::spawn(
+        nowhere,
+        NAMESPACE,
+        &sandbox.base_url(),
+        "tls-cluster-worker",
+        &["--redis-cluster-nodes", &nodes, "--redis-ca-cert", &ca],
+    );
+    wait_until("every OTP sent", Duration::from_secs(30), || {
+        std::future::ready(sandbox.stats().accepted == 5)
+    })
+    .await;
+    wait_until("status to show them sent", Duration::from_secs(20), || {
+        let out = herald("herald-worker", nowhere, &env, &["status", "--json"]);
+        let status: Value = serde_json::from_str(&ok(&out, "status")).unwrap();
+        std::future::ready(status["sent"] == 5)
+    })
+    .await;
+}
