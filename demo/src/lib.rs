@@ -406,7 +406,7 @@ fn demo_jobs() -> Vec<Job> {
 /// A worker replica's settings, built directly: the demo needs no configuration.
 fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize) -> Settings {
     Settings {
-        redis: herald_shared::redis_pool::Target::Single(redis.url.clone()),
+        redis: herald_shared::redis_pool::Target::single(redis.url.expose().clone()),
         keys: redis.keys.clone(),
         send_url: send_url.to_string(),
         api_key: Redacted::new(API_KEY.to_string()),
@@ -431,6 +431,7 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
         request_timeout: Duration::from_secs(5),
         http_listen: None,
         consumer: format!("demo-{}-{i}", std::process::id()),
+        durability: Default::default(),
     }
 }
 
@@ -622,11 +623,7 @@ impl DemoReceiver {
         let secret = Redacted::new(format!("{:032x}", rand::random::<u128>()));
         // Built as the `webhook` command builds them, from its flags.
         let settings = WebhookSettings::from_args(
-            &RedisArgs {
-                redis_url: redis.url.clone(),
-                redis_cluster_nodes: Vec::new(),
-                namespace: redis.namespace.clone(),
-            },
+            &RedisArgs::single(redis.url.clone(), redis.namespace.clone()),
             &WebhookArgs {
                 listen: addr,
                 secret: Some(secret.clone()),

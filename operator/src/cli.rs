@@ -153,7 +153,7 @@ pub async fn run(redis: &RedisArgs, command: OperatorCommand) -> Result<u8, Fail
         OperatorCommand::Status { json } => {
             let keys = Keys::new(&redis.namespace).map_err(Failure::usage)?;
             let target = redis.target();
-            let pool = target.pool(1).map_err(Failure::usage)?;
+            let pool = target.connect(1).await.map_err(Failure::usage)?;
             let status = status::collect(&pool, &keys).await.map_err(|err| {
                 Failure::usage(format!(
                     "cannot reach Redis at {}: {err}",

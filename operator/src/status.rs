@@ -8,13 +8,16 @@
 //! - `delivered`, `read`, `revoked`: sent messages Interakt reported so, as the webhook
 //!   processor recorded them (each message counted once per milestone).
 //!
-//! Settled entries are deleted from the lane, so `ready = XLEN - pending`.
+//! Settled entries are deleted from the lane, so `ready = XLEN - pending`. It also shows
+//! Redis's `maxmemory-policy`, which must be `noeviction` (`null` when Redis refuses
+//! `CONFIG GET`).
 
 use std::collections::BTreeMap;
 
 use deadpool_redis::redis::streams::StreamPendingReply;
 use deadpool_redis::redis::{AsyncCommands, RedisError};
 use herald_shared::keys::{Stat, WORKER_GROUP};
+use herald_shared::memory_policy::MemoryPolicy;
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use serde::Serialize;
@@ -80,6 +83,10 @@ pub struct Status {
     /// Consumers that sent a heartbeat in the last 15 s.
     pub consumers: Vec<Consumer>,
     pub budget: Option<Budget>,
+    /// Redis's `maxmemory-policy` (`null` when Redis refused to say).
+    pub maxmemory_policy: Option<String>,
+    /// The policy for people: `noeviction`, a warning, or why it could not be checked.
+    pub maxmemory_policy_note: String,
 }
 
 pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
@@ -131,11 +138,14 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         })
         .collect();
     let budget = budget(&mut conn, keys).await?;
+    let policy = MemoryPolicy::read(&mut conn).await?;
     Ok(Status {
         total,
         lanes,
         consumers,
         budget,
+        maxmemory_policy: policy.policy().map(str::to_string),
+        maxmemory_policy_note: policy.describe(),
     })
 }
 
@@ -200,6 +210,14 @@ pub fn render(status: &Status) -> String {
             }
         ));
     }
+    let warning = match &status.maxmemory_policy {
+        Some(policy) if policy != herald_shared::memory_policy::REQUIRED => "WARNING: ",
+        _ => "",
+    };
+    out.push_str(&format!(
+        "\n{warning}redis maxmemory-policy: {}\n",
+        status.maxmemory_policy_note
+    ));
     out.push_str(&format!("\nconsumers alive: {}\n", status.consumers.len()));
     for consumer in &status.consumers {
         out.push_str(&format!(

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use herald_shared::config::{ConfigError, RedisArgs, parse_duration};
+use herald_shared::durability::Durability;
 use herald_shared::wire::{self, SendRequest};
 use herald_shared::{Job, Keys, Redacted};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -40,7 +41,8 @@ Exit codes:
      stopped cleanly on SIGTERM/SIGINT; openapi: printed
   1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued
   2  bad usage, invalid input, or an idempotency key that already holds other content
-     (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing
+     (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing,
+     or not on --min-replicas replicas in time (retry with the same idempotency key)
      (serve: bad configuration, or it cannot listen)";
 
 /// `otp`, `booking` and `send`: one job, enqueued or not.
@@ -49,7 +51,8 @@ Exit codes:
   0  enqueued; the job id is printed (an idempotency key repeated with the same content
      prints the first job's id)
   2  bad usage, invalid input, or an idempotency key that already holds other content
-     (nothing enqueued), or Redis unreachable or failing";
+     (nothing enqueued), or Redis unreachable or failing, or not on --min-replicas
+     replicas in time (retry with the same idempotency key)";
 
 const BULK_EXIT_CODES: &str = "\
 Exit codes:
@@ -57,7 +60,8 @@ Exit codes:
   1  some lines were rejected (each reported with its line number: invalid, or an
      idempotency key that already holds other content); the rest were enqueued
   2  bad usage, an unreadable input, every line rejected (nothing enqueued),
-     or Redis unreachable or failing";
+     or Redis unreachable or failing, or not on --min-replicas replicas in time
+     (retry with the same idempotency keys)";
 
 const SERVE_EXIT_CODES: &str = "\
 Exit codes:
@@ -87,6 +91,11 @@ pub struct Cli {
         global = true
     )]
     pub idempotency_window: Duration,
+    /// Acknowledge an enqueue only once this many replicas have it (Redis WAIT, 2 s); else
+    /// fail (exit 2; the API answers 503) and let the caller retry with the same
+    /// idempotency key. 0: as soon as the primary has it.
+    #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0, global = true)]
+    pub min_replicas: u32,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -248,15 +257,25 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         .into());
     }
     let target = cli.redis.target();
+    let durability = Durability::replicas(cli.min_replicas);
     let connect = || async {
         let pool = target.connect(redis_pool::DEFAULT_POOL_SIZE).await?;
         Ok::<_, CliError>(
-            Producer::new(pool, keys.clone()).with_idempotency_window(cli.idempotency_window),
+            Producer::new(pool, keys.clone())
+                .with_idempotency_window(cli.idempotency_window)
+                .with_durability(durability),
         )
     };
     let job = match cli.command {
         Command::Serve(args) => {
-            return serve(args, &target, keys.clone(), cli.idempotency_window).await;
+            return serve(
+                args,
+                &target,
+                keys.clone(),
+                cli.idempotency_window,
+                durability,
+            )
+            .await;
         }
         Command::Openapi => {
             let _ = writeln!(io::stdout().lock(), "{}", crate::api::openapi_json());
@@ -283,6 +302,7 @@ async fn serve(
     target: &redis_pool::Target,
     keys: Keys,
     window: Duration,
+    durability: Durability,
 ) -> Result<Outcome, CliError> {
     let tokens = args
         .tokens
@@ -294,9 +314,11 @@ async fn serve(
                 "is required: give one or more bearer tokens, comma-separated",
             )
         })?;
-    let pool = target.pool(32)?;
+    let pool = target.open(32).await?;
     let state = crate::api::ApiState {
-        producer: Producer::new(pool, keys).with_idempotency_window(window),
+        producer: Producer::new(pool, keys)
+            .with_idempotency_window(window)
+            .with_durability(durability),
         tokens: std::sync::Arc::new(tokens),
     };
     let listen_error = |source| CliError::Read {

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
+use herald_shared::durability::{Durability, NotReplicated, WaitError};
 use herald_shared::job::{Booking, Job};
 use herald_shared::keys::JOB_FIELD;
 use herald_shared::redis_pool::Pool;
@@ -94,6 +95,19 @@ pub enum Error {
     /// namespace was written by something else.
     #[error("Redis: unexpected reply to an enqueue: {0}")]
     UnexpectedReply(String),
+    /// `HERALD_MIN_REPLICAS` is set and fewer replicas acknowledged the enqueue in time: it
+    /// is on the primary but may be lost in a failover. Retry with the same idempotency key.
+    #[error(transparent)]
+    NotReplicated(#[from] NotReplicated),
+}
+
+impl From<WaitError> for Error {
+    fn from(err: WaitError) -> Self {
+        match err {
+            WaitError::NotReplicated(err) => Error::NotReplicated(err),
+            WaitError::Redis(err) => Error::Redis(err),
+        }
+    }
 }
 
 impl From<PoolError> for Error {
@@ -119,6 +133,8 @@ pub struct Producer {
     idempotency_window_ms: u64,
     /// Set once `SCRIPT LOAD` succeeded; cleared when Redis answers `NOSCRIPT`.
     script_loaded: Arc<AtomicBool>,
+    /// How many replicas must have an enqueue before it is acknowledged (`--min-replicas`).
+    durability: Durability,
 }
 
 impl Producer {
@@ -132,7 +148,15 @@ impl Producer {
             keys,
             idempotency_window_ms: millis(DEFAULT_IDEMPOTENCY_WINDOW),
             script_loaded: Arc::new(AtomicBool::new(false)),
+            durability: Durability::default(),
         }
+    }
+
+    /// Acknowledges an enqueue only once `durability.min_replicas` replicas have it (`WAIT`),
+    /// else fails with [`Error::NotReplicated`]: see [`herald_shared::durability`].
+    pub fn with_durability(mut self, durability: Durability) -> Producer {
+        self.durability = durability;
+        self
     }
 
     /// How long an idempotency key keeps returning its first job's id (at least 1 ms).
@@ -206,13 +230,15 @@ impl Producer {
     ///
     /// On error, the chunks before the failing one are enqueued and the rest are not; jobs of
     /// the failing chunk may or may not be. Re-running a batch whose jobs carry idempotency
-    /// keys is safe.
+    /// keys is safe. With a durability set, the whole batch is acknowledged once its replicas
+    /// have every job of it, or fails with [`Error::NotReplicated`].
     pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut enqueued = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
             enqueued.extend(self.enqueue_chunk(&mut conn, chunk).await?);
         }
+        self.durability.confirm(&mut conn, &self.keys).await?;
         Ok(enqueued)
     }
 

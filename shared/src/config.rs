@@ -44,11 +44,11 @@ pub fn load_dotenv() {
 /// Where Redis is and which namespace of keys this deployment owns.
 #[derive(clap::Args, Clone, Debug)]
 pub struct RedisArgs {
-    /// Redis URL (`redis://[:password@]host:port[/db]`).
+    /// Redis URL: `redis://[[user]:password@]host:port[/db]`, or `rediss://...` for TLS.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true, hide_env_values = true)]
     pub redis_url: Redacted<String>,
-    /// Redis Cluster seed nodes, comma-separated (`redis://host:port,...`); when set, every
-    /// connection goes to the cluster and --redis-url is not used.
+    /// Redis Cluster seed nodes, comma-separated (`redis://host:port,...`, or `rediss://` for
+    /// TLS); when set, every connection goes to the cluster and --redis-url is not used.
     #[arg(
         long,
         env = "REDIS_CLUSTER_NODES",
@@ -57,13 +57,54 @@ pub struct RedisArgs {
         hide_env_values = true
     )]
     pub redis_cluster_nodes: Vec<Redacted<String>>,
+    /// Redis Sentinels, comma-separated (`redis://host:26379,...`); with
+    /// --redis-sentinel-master, every connection goes to the primary they name (and to the
+    /// new one after a failover) and --redis-url is not used.
+    #[arg(
+        long,
+        env = "REDIS_SENTINEL_NODES",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true
+    )]
+    pub redis_sentinel_nodes: Vec<Redacted<String>>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
+    #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
+    pub redis_sentinel_master: Option<String>,
+    /// PEM file of the CA that signed Redis's certificate, for `rediss://` with a private CA
+    /// (default: the system's roots).
+    #[arg(long, env = "REDIS_CA_CERT", global = true, value_name = "PEM")]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate, for Redis servers that require one (mutual TLS);
+    /// needs --redis-client-key.
+    #[arg(long, env = "REDIS_CLIENT_CERT", global = true, value_name = "PEM")]
+    pub redis_client_cert: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, env = "REDIS_CLIENT_KEY", global = true, value_name = "PEM")]
+    pub redis_client_key: Option<std::path::PathBuf>,
     /// Key namespace; every key is `{NAMESPACE}:...` (one hash tag, so Lua works on Cluster).
     #[arg(long, env = "HERALD_NAMESPACE", default_value = DEFAULT_NAMESPACE, global = true)]
     pub namespace: String,
 }
 
 impl RedisArgs {
-    /// The cluster when seed nodes are given, else the single server at `--redis-url`.
+    /// The single server at `url` in `namespace`, with no TLS files: what a program that
+    /// builds its settings directly (the demo) passes.
+    pub fn single(url: Redacted<String>, namespace: impl Into<String>) -> RedisArgs {
+        RedisArgs {
+            redis_url: url,
+            redis_cluster_nodes: Vec::new(),
+            redis_sentinel_nodes: Vec::new(),
+            redis_sentinel_master: None,
+            redis_ca_cert: None,
+            redis_client_cert: None,
+            redis_client_key: None,
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The cluster when seed nodes are given, else the primary of the Sentinels when they
+    /// are given, else the single server at `--redis-url`.
     pub fn target(&self) -> crate::redis_pool::Target {
         let nodes: Vec<Redacted<String>> = self
             .redis_cluster_nodes
@@ -71,10 +112,32 @@ impl RedisArgs {
             .filter(|n| !n.expose().trim().is_empty())
             .cloned()
             .collect();
-        if nodes.is_empty() {
-            crate::redis_pool::Target::Single(self.redis_url.clone())
+        let sentinels: Vec<Redacted<String>> = self
+            .redis_sentinel_nodes
+            .iter()
+            .filter(|n| !n.expose().trim().is_empty())
+            .cloned()
+            .collect();
+        let servers = if !nodes.is_empty() {
+            crate::redis_pool::Servers::Cluster(nodes)
+        } else if !sentinels.is_empty() {
+            crate::redis_pool::Servers::Sentinel {
+                nodes: sentinels,
+                master: self.redis_sentinel_master.clone().unwrap_or_default(),
+            }
         } else {
-            crate::redis_pool::Target::Cluster(nodes)
+            crate::redis_pool::Servers::Single(self.redis_url.clone())
+        };
+        // An empty variable (`REDIS_CA_CERT=`) is no file.
+        let file =
+            |path: &Option<std::path::PathBuf>| path.clone().filter(|p| !p.as_os_str().is_empty());
+        crate::redis_pool::Target {
+            servers,
+            tls: crate::redis_pool::TlsFiles {
+                ca_cert: file(&self.redis_ca_cert),
+                client_cert: file(&self.redis_client_cert),
+                client_key: file(&self.redis_client_key),
+            },
         }
     }
 }

@@ -148,6 +148,12 @@ impl Keys {
         self.key("rate:window")
     }
 
+    /// A marker each durable write sets last, so `WAIT` covers every write before it (a
+    /// duplicate enqueue writes nothing else): see [`crate::durability`].
+    pub fn replicated(&self) -> String {
+        self.key("replicated")
+    }
+
     /// The shared cool-down after a 429: every replica waits until it expires.
     pub fn cooldown(&self) -> String {
         self.key("rate:cooldown")

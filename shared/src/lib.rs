@@ -7,7 +7,9 @@
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`config`]: flags and environment variables shared by the binaries.
 //! - [`keys`]: the Redis key layout.
-//! - [`redis_pool`]: connection pools with explicit timeouts.
+//! - [`redis_pool`]: connection pools with explicit timeouts, TLS.
+//! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
+//! - [`memory_policy`]: Redis's `maxmemory-policy`, checked at start-up (`noeviction`).
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`dead_letter`]: what a dead letter holds.
@@ -25,8 +27,10 @@ pub mod compose;
 pub mod config;
 pub mod consumer;
 pub mod dead_letter;
+pub mod durability;
 pub mod job;
 pub mod keys;
+pub mod memory_policy;
 pub mod ops;
 pub mod phone;
 pub mod process;

@@ -10,7 +10,15 @@
 //! outage. Here the timeouts are chosen once: a dead Redis fails a call in seconds instead
 //! of hanging it, replies (a pipeline of a thousand enqueues is one reply) may take
 //! [`RESPONSE_TIMEOUT`], and blocking reads block for at most [`MAX_BLOCK`].
+//!
+//! TLS: a `rediss://` URL (single server or cluster seed nodes) connects with rustls,
+//! verifying the server against the system's roots, or against `REDIS_CA_CERT` when given,
+//! and presenting `REDIS_CLIENT_CERT` + `REDIS_CLIENT_KEY` when the server asks for a client
+//! certificate ([`TlsFiles`]). Certificate files with a `redis://` URL are refused, never
+//! ignored: nothing falls back to plain text. A server certificate that does not verify is a
+//! configuration error naming the variable ([`Target::open`], [`Target::connect`]).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use deadpool::managed;
@@ -18,9 +26,12 @@ use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value,
+    self, AsyncConnectionConfig, ClientTlsConfig, Cmd, Pipeline, RedisError, RedisFuture,
+    TlsCertificates, Value,
 };
 use deadpool_redis::{Manager, PoolError, Runtime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::Redacted;
 use crate::config::ConfigError;
@@ -58,50 +69,313 @@ pub enum RedisFailure {
     Pool(#[from] PoolError),
 }
 
-/// Where Redis is: one server, or the seed nodes of a cluster.
+/// The variable naming the private CA, in messages.
+pub const CA_CERT_VAR: &str = "REDIS_CA_CERT (--redis-ca-cert)";
+/// The variable naming the client certificate, in messages.
+pub const CLIENT_CERT_VAR: &str = "REDIS_CLIENT_CERT (--redis-client-cert)";
+/// The variable naming the client key, in messages.
+pub const CLIENT_KEY_VAR: &str = "REDIS_CLIENT_KEY (--redis-client-key)";
+
+/// Where Redis is (one server, or the seed nodes of a cluster), and the certificates for
+/// `rediss://`.
 #[derive(Clone, Debug)]
-pub enum Target {
+pub struct Target {
+    pub servers: Servers,
+    pub tls: TlsFiles,
+}
+
+/// One server, the seed nodes of a cluster, or the Sentinels that know a primary.
+#[derive(Clone, Debug)]
+pub enum Servers {
     Single(Redacted<String>),
     Cluster(Vec<Redacted<String>>),
+    /// Sentinels (`redis://host:26379`) and the name of the primary they monitor
+    /// (`REDIS_SENTINEL_NODES`, `REDIS_SENTINEL_MASTER`).
+    Sentinel {
+        nodes: Vec<Redacted<String>>,
+        master: String,
+    },
+}
+
+/// PEM files for `rediss://` connections; all optional. Without a CA the system's roots
+/// verify the server; the client certificate and key come together or not at all.
+#[derive(Clone, Debug, Default)]
+pub struct TlsFiles {
+    /// The CA (or CAs) that signed the server's certificate (`REDIS_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
+    /// The client certificate chain for mutual TLS (`REDIS_CLIENT_CERT`).
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (`REDIS_CLIENT_KEY`).
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn is_empty(&self) -> bool {
+        self.ca_cert.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
+
+    /// The variable to name first when files are given but TLS is not used.
+    fn first_var(&self) -> &'static str {
+        if self.ca_cert.is_some() {
+            CA_CERT_VAR
+        } else if self.client_cert.is_some() {
+            CLIENT_CERT_VAR
+        } else {
+            CLIENT_KEY_VAR
+        }
+    }
+
+    /// Reads and checks the files; `None` when none is given. Each problem names its
+    /// variable: unreadable, not PEM, no certificate in it, a certificate without its key.
+    pub fn load(&self) -> Result<Option<TlsCertificates>, ConfigError> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let root_cert = match &self.ca_cert {
+            Some(path) => {
+                let pem = read_pem(CA_CERT_VAR, path)?;
+                check_certificates(CA_CERT_VAR, path, &pem)?;
+                Some(pem)
+            }
+            None => None,
+        };
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    CLIENT_KEY_VAR,
+                    "is required with REDIS_CLIENT_CERT: give the client certificate's private key (PEM)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    CLIENT_CERT_VAR,
+                    "is required with REDIS_CLIENT_KEY: give the client certificate (PEM)",
+                ));
+            }
+            (Some(cert_path), Some(key_path)) => {
+                let client_cert = read_pem(CLIENT_CERT_VAR, cert_path)?;
+                check_certificates(CLIENT_CERT_VAR, cert_path, &client_cert)?;
+                let client_key = read_pem(CLIENT_KEY_VAR, key_path)?;
+                PrivateKeyDer::from_pem_slice(&client_key).map_err(|err| {
+                    ConfigError::new(
+                        CLIENT_KEY_VAR,
+                        format!(
+                            "{} holds no usable private key ({err}); expected a PEM file (BEGIN PRIVATE KEY)",
+                            key_path.display()
+                        ),
+                    )
+                })?;
+                Some(ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                })
+            }
+        };
+        Ok(Some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }))
+    }
+}
+
+fn read_pem(var: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|err| {
+        ConfigError::new(
+            var,
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                without_os_error(&err.to_string())
+            ),
+        )
+    })
+}
+
+fn check_certificates(var: &str, path: &std::path::Path, pem: &[u8]) -> Result<(), ConfigError> {
+    let certs: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|err| {
+            ConfigError::new(
+                var,
+                format!("{} is not a PEM certificate file ({err})", path.display()),
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "{} holds no certificate; expected a PEM file (BEGIN CERTIFICATE)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl Target {
+    /// The single server at `url`, TLS with the system's roots when it is `rediss://`.
+    pub fn single(url: impl Into<String>) -> Target {
+        Target {
+            servers: Servers::Single(Redacted::new(url.into())),
+            tls: TlsFiles::default(),
+        }
+    }
+
     /// The target for messages, credentials masked.
     pub fn describe(&self) -> String {
-        match self {
-            Target::Single(url) => redact_url(url.expose()),
-            Target::Cluster(nodes) => {
+        match &self.servers {
+            Servers::Single(url) => redact_url(url.expose()),
+            Servers::Cluster(nodes) => {
                 let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n.expose())).collect();
                 format!("cluster {}", nodes.join(","))
+            }
+            Servers::Sentinel { nodes, master } => {
+                let nodes: Vec<String> = nodes.iter().map(|n| redact_url(n.expose())).collect();
+                format!("primary {master:?} of sentinels {}", nodes.join(","))
             }
         }
     }
 
-    /// A pool of at most `max_size` connections. Opens no connection yet.
-    pub fn pool(&self, max_size: usize) -> Result<Pool, ConfigError> {
-        match self {
-            Target::Single(url) => create_pool(url.expose(), max_size),
-            Target::Cluster(nodes) => create_cluster_pool(nodes, max_size),
+    /// Whether connections use TLS (`rediss://`).
+    pub fn uses_tls(&self) -> bool {
+        self.urls().iter().any(|url| is_tls_url(url))
+    }
+
+    fn urls(&self) -> Vec<&str> {
+        match &self.servers {
+            Servers::Single(url) => vec![url.expose().as_str()],
+            Servers::Cluster(nodes) | Servers::Sentinel { nodes, .. } => {
+                nodes.iter().map(|n| n.expose().as_str()).collect()
+            }
         }
     }
 
-    /// A pool that has answered PING: what a command-line tool wants at start-up.
+    /// The certificates, checked against the URLs: files given with a `redis://` URL (which
+    /// would silently not use them) are refused, as are mixed `redis://` and `rediss://`
+    /// cluster nodes.
+    fn certificates(&self) -> Result<Option<TlsCertificates>, ConfigError> {
+        let urls = self.urls();
+        let tls = urls.iter().filter(|url| is_tls_url(url)).count();
+        if tls > 0 && tls < urls.len() {
+            return Err(ConfigError::new(
+                "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
+                "mixes redis:// and rediss:// nodes; give every node with rediss:// to use TLS",
+            ));
+        }
+        if tls == 0 && !self.tls.is_empty() {
+            let var = self.tls.first_var();
+            let plain = urls.first().map(|url| redact_url(url)).unwrap_or_default();
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "is set, but {plain} is not a rediss:// URL and would not use TLS: write rediss://"
+                ),
+            ));
+        }
+        self.tls.load()
+    }
+
+    /// A pool of at most `max_size` connections. Opens no connection yet.
+    pub fn pool(&self, max_size: usize) -> Result<Pool, ConfigError> {
+        let certs = self.certificates()?;
+        match &self.servers {
+            Servers::Single(url) => create_pool_with(url.expose(), certs, max_size),
+            Servers::Cluster(nodes) => create_cluster_pool_with(nodes, certs, max_size),
+            Servers::Sentinel { nodes, master } => {
+                create_sentinel_pool(nodes, master, certs, max_size)
+            }
+        }
+    }
+
+    /// A pool that has answered PING: what a command-line tool wants at start-up. A server
+    /// certificate that does not verify is a [`ConnectError::Config`] naming the variable.
+    ///
+    /// Also reads Redis's `maxmemory-policy` and warns unless it is `noeviction`
+    /// ([`crate::memory_policy`]).
     pub async fn connect(&self, max_size: usize) -> Result<Pool, ConnectError> {
         let pool = self.pool(max_size)?;
-        let unreachable = |reason: String| ConnectError::Unreachable {
-            url: self.describe(),
-            reason,
+        self.ping(&pool).await?;
+        crate::memory_policy::check_at_start(&pool).await;
+        Ok(pool)
+    }
+
+    /// A pool for a long-running service (worker, webhook, API): Redis may be down at
+    /// start (the service waits for it), but a TLS set-up that can never work (a server
+    /// certificate that does not verify) is an error naming its variable.
+    ///
+    /// Reads Redis's `maxmemory-policy` as soon as Redis answers and warns unless it is
+    /// `noeviction` ([`crate::memory_policy::watch_at_start`]).
+    pub async fn open(&self, max_size: usize) -> Result<Pool, ConfigError> {
+        let pool = self.pool(max_size)?;
+        match self.ping(&pool).await {
+            Ok(()) | Err(ConnectError::Unreachable { .. }) => {
+                crate::memory_policy::watch_at_start(pool.clone());
+                Ok(pool)
+            }
+            Err(ConnectError::Config(err)) => Err(err),
+        }
+    }
+
+    async fn ping(&self, pool: &Pool) -> Result<(), ConnectError> {
+        let fail = |reason: String| match self.tls_failure(&reason) {
+            Some(err) => ConnectError::Config(err),
+            None => ConnectError::Unreachable {
+                url: self.describe(),
+                reason,
+            },
         };
         let mut conn = pool
             .get()
             .await
-            .map_err(|err| unreachable(pool_error_reason(&err)))?;
+            .map_err(|err| fail(pool_error_reason(&err)))?;
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|err| unreachable(error_reason(&err)))?;
-        Ok(pool)
+            .map_err(|err| fail(error_reason(&err)))
     }
+
+    /// A connection failure that is the TLS set-up's fault, named by its variable.
+    fn tls_failure(&self, reason: &str) -> Option<ConfigError> {
+        if !self.uses_tls() {
+            return None;
+        }
+        let lower = reason.to_ascii_lowercase();
+        if lower.contains("invalid peer certificate") || lower.contains("certificate verify") {
+            let against = match &self.tls.ca_cert {
+                Some(path) => format!("the CA in {}", path.display()),
+                None => "the system's roots (set REDIS_CA_CERT to a private CA's PEM file)".into(),
+            };
+            return Some(ConfigError::new(
+                CA_CERT_VAR,
+                format!(
+                    "the certificate of {} does not verify against {against}: {reason}",
+                    self.describe()
+                ),
+            ));
+        }
+        if lower.contains("alert") && lower.contains("certificate") {
+            let hint = if self.tls.client_cert.is_none() {
+                " (none given: set REDIS_CLIENT_CERT and REDIS_CLIENT_KEY)"
+            } else {
+                ""
+            };
+            return Some(ConfigError::new(
+                CLIENT_CERT_VAR,
+                format!(
+                    "{} refused the client certificate{hint}: {reason}",
+                    self.describe()
+                ),
+            ));
+        }
+        None
+    }
+}
+
+fn is_tls_url(url: &str) -> bool {
+    url.trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
 }
 
 /// A pool of Redis connections, to one server or to a cluster. Cheap to clone: clones share
@@ -110,6 +384,7 @@ impl Target {
 pub enum Pool {
     Single(deadpool_redis::Pool),
     Cluster(managed::Pool<ClusterManager>),
+    Sentinel(managed::Pool<SentinelManager>),
 }
 
 impl std::fmt::Debug for Pool {
@@ -117,6 +392,7 @@ impl std::fmt::Debug for Pool {
         match self {
             Pool::Single(_) => f.write_str("Pool(single)"),
             Pool::Cluster(_) => f.write_str("Pool(cluster)"),
+            Pool::Sentinel(_) => f.write_str("Pool(sentinel)"),
         }
     }
 }
@@ -127,6 +403,7 @@ impl Pool {
         Ok(match self {
             Pool::Single(pool) => Connection(Pooled::Single(pool.get().await?)),
             Pool::Cluster(pool) => Connection(Pooled::Cluster(pool.get().await?)),
+            Pool::Sentinel(pool) => Connection(Pooled::Sentinel(pool.get().await?)),
         })
     }
 }
@@ -138,6 +415,7 @@ pub struct Connection(Pooled);
 enum Pooled {
     Single(deadpool_redis::Connection),
     Cluster(managed::Object<ClusterManager>),
+    Sentinel(managed::Object<SentinelManager>),
 }
 
 impl ConnectionLike for Connection {
@@ -145,6 +423,7 @@ impl ConnectionLike for Connection {
         match &mut self.0 {
             Pooled::Single(conn) => conn.req_packed_command(cmd),
             Pooled::Cluster(conn) => conn.req_packed_command(cmd),
+            Pooled::Sentinel(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -157,6 +436,7 @@ impl ConnectionLike for Connection {
         match &mut self.0 {
             Pooled::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Pooled::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Pooled::Sentinel(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -164,6 +444,7 @@ impl ConnectionLike for Connection {
         match &self.0 {
             Pooled::Single(conn) => conn.get_db(),
             Pooled::Cluster(conn) => conn.get_db(),
+            Pooled::Sentinel(conn) => conn.get_db(),
         }
     }
 }
@@ -192,22 +473,117 @@ impl managed::Manager for ClusterManager {
     }
 }
 
+/// Creates connections to the primary the Sentinels name, and drops any that no longer
+/// reach a primary: after a failover, a connection to the old primary fails (it died) or
+/// answers `ROLE` with `slave` (it came back demoted), and the next one is made to the
+/// primary the Sentinels name now. No restart needed.
+pub struct SentinelManager {
+    /// Asks the Sentinels; behind a lock because asking needs `&mut`.
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    config: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SentinelManager {
+    type Type = redis::aio::MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+        let mut client = self.client.lock().await;
+        client.get_async_connection_with_config(&self.config).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        _: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+        match role.first() {
+            Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
+            _ => Err(managed::RecycleError::message(
+                "no longer the primary (demoted after a failover)",
+            )),
+        }
+    }
+}
+
+fn create_sentinel_pool(
+    nodes: &[Redacted<String>],
+    master: &str,
+    certs: Option<TlsCertificates>,
+    max_size: usize,
+) -> Result<Pool, ConfigError> {
+    const VAR: &str = "REDIS_SENTINEL_NODES (--redis-sentinel-nodes)";
+    if master.trim().is_empty() {
+        return Err(ConfigError::new(
+            "REDIS_SENTINEL_MASTER (--redis-sentinel-master)",
+            "is required with REDIS_SENTINEL_NODES: the name the Sentinels monitor the primary under (sentinel monitor NAME ...)",
+        ));
+    }
+    if certs.is_some() || nodes.iter().any(|n| is_tls_url(n.expose())) {
+        return Err(ConfigError::new(
+            VAR,
+            "TLS to Sentinels and their primary is not supported yet; use redis:// Sentinel nodes",
+        ));
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
+    let client = redis::sentinel::SentinelClient::build(
+        urls,
+        master,
+        None,
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|err| {
+        ConfigError::new(
+            VAR,
+            format!(
+                "is not a list of Sentinel URLs ({}); expected redis://host:26379,redis://host:26379",
+                error_reason(&err)
+            ),
+        )
+    })?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    Ok(Pool::Sentinel(with_timeouts(
+        managed::Pool::builder(SentinelManager {
+            client: tokio::sync::Mutex::new(client),
+            config,
+        }),
+        max_size,
+    )))
+}
+
 /// A pool over a Redis Cluster reached through `nodes` (any subset of its nodes).
 pub fn create_cluster_pool(
     nodes: &[Redacted<String>],
     max_size: usize,
 ) -> Result<Pool, ConfigError> {
+    create_cluster_pool_with(nodes, None, max_size)
+}
+
+fn create_cluster_pool_with(
+    nodes: &[Redacted<String>],
+    certs: Option<TlsCertificates>,
+    max_size: usize,
+) -> Result<Pool, ConfigError> {
     let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
-    let client = ClusterClientBuilder::new(urls)
+    let mut builder = ClusterClientBuilder::new(urls)
         .connection_timeout(CONNECT_TIMEOUT)
-        .response_timeout(RESPONSE_TIMEOUT)
-        .build()
-        .map_err(|err| {
-            ConfigError::new(
-                "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
-                format!("is not a list of Redis URLs ({}); expected redis://host:port,redis://host:port", error_reason(&err)),
-            )
-        })?;
+        .response_timeout(RESPONSE_TIMEOUT);
+    if let Some(certs) = certs {
+        builder = builder.certs(certs);
+    }
+    let client = builder.build().map_err(|err| {
+        ConfigError::new(
+            "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
+            format!(
+                "is not a list of Redis URLs ({}); expected redis://host:port,redis://host:port (or rediss://)",
+                error_reason(&err)
+            ),
+        )
+    })?;
+    install_crypto_provider();
     Ok(Pool::Cluster(with_timeouts(
         managed::Pool::builder(ClusterManager { client }),
         max_size,
@@ -215,25 +591,47 @@ pub fn create_cluster_pool(
 }
 
 /// A pool of at most `max_size` connections to the server at `url`, with the timeouts above.
-/// Opens no connection yet.
+/// Opens no connection yet. A `rediss://` URL verifies the server against the system's roots.
 pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
+    create_pool_with(url, None, max_size)
+}
+
+fn create_pool_with(
+    url: &str,
+    certs: Option<TlsCertificates>,
+    max_size: usize,
+) -> Result<Pool, ConfigError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    let manager = Manager::new_with_config(url, config).map_err(|err| {
+    let unusable = |err: RedisError| {
         ConfigError::new(
             "REDIS_URL (--redis-url)",
             format!(
-                "{} is not a usable Redis URL ({}); expected redis://[:password@]host:port[/db]",
+                "{} is not a usable Redis URL ({}); expected redis://[user:password@]host:port[/db] or rediss://...",
                 redact_url(url),
                 error_reason(&err)
             ),
         )
-    })?;
+    };
+    let client = match certs {
+        Some(certs) => redis::Client::build_with_tls(url, certs),
+        None => redis::Client::open(url),
+    }
+    .map_err(unusable)?;
+    let manager =
+        Manager::new_with_config(client.get_connection_info().clone(), config).map_err(unusable)?;
+    install_crypto_provider();
     Ok(Pool::Single(with_timeouts(
         deadpool_redis::Pool::builder(manager),
         max_size,
     )))
+}
+
+/// rustls needs one process-wide crypto provider; Herald uses aws-lc-rs (as reqwest does).
+/// Installing it explicitly keeps `rediss://` working whatever else the build enables.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Builds a pool of either kind with the same size and pool timeouts.
@@ -254,9 +652,7 @@ where
 
 /// A pool for the server at `url` that has answered PING.
 pub async fn connect(url: &str, max_size: usize) -> Result<Pool, ConnectError> {
-    Target::Single(Redacted::new(url.to_string()))
-        .connect(max_size)
-        .await
+    Target::single(url).connect(max_size).await
 }
 
 /// `url` with any user and password replaced by `***`, safe to print.

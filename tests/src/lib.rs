@@ -3,23 +3,27 @@
 //! - [`RedisServer`]: a real `redis-server` on a free loopback port in its own temporary
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
+//!   [`RedisServer::start_tls`] serves TLS only, with certificates from [`TestCerts`].
 //! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
 //!   `herald-worker webhook` receiver, with its log.
 //! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
 //!   connection, stall, refuse, resume), for the chaos suite.
+//! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
 //!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
+pub mod acl;
 mod bin;
 pub mod proxy;
 mod redis_cluster;
 mod redis_server;
 pub mod scenario;
+pub mod tls;
 mod tools;
 mod wait;
 mod worker_process;
@@ -28,6 +32,7 @@ pub use bin::cargo_bin;
 pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;
 pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
+pub use tls::TestCerts;
 pub use tools::{in_ci, require_tool, require_tool_installed_by};
 pub use wait::wait_until;
 pub use worker_process::{TEST_API_KEY, WorkerProcess};

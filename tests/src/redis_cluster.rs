@@ -24,11 +24,43 @@ impl RedisCluster {
                 ])
             })
             .collect();
+        RedisCluster::create(nodes)
+    }
+
+    /// Three masters that speak TLS only, on the client port and the cluster bus
+    /// (`--tls-cluster yes`), with the server certificate of `certs`.
+    pub fn start_tls(certs: &crate::TestCerts) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_tls(
+                    certs,
+                    false,
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        "5000",
+                        "--tls-cluster",
+                        "yes",
+                    ],
+                )
+            })
+            .collect();
+        RedisCluster::create(nodes)
+    }
+
+    fn create(nodes: Vec<RedisServer>) -> RedisCluster {
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
+        let tls_args: Vec<String> = nodes[0]
+            .cli_args()
+            .into_iter()
+            .skip(2) // -p PORT
+            .collect();
         let created = Command::new("redis-cli")
+            .args(&tls_args)
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -43,7 +75,7 @@ impl RedisCluster {
         );
         let cluster = RedisCluster { nodes };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !cluster.nodes.iter().all(|n| cluster_ok(n.port())) {
+        while !cluster.nodes.iter().all(cluster_ok) {
             assert!(
                 Instant::now() < deadline,
                 "the cluster did not reach cluster_state:ok"
@@ -53,7 +85,8 @@ impl RedisCluster {
         cluster
     }
 
-    /// `redis://127.0.0.1:P1,redis://127.0.0.1:P2,...`: what REDIS_CLUSTER_NODES takes.
+    /// `redis://127.0.0.1:P1,redis://127.0.0.1:P2,...` (`rediss://` for TLS): what
+    /// REDIS_CLUSTER_NODES takes.
     pub fn nodes_env(&self) -> String {
         self.nodes
             .iter()
@@ -63,9 +96,10 @@ impl RedisCluster {
     }
 }
 
-fn cluster_ok(port: u16) -> bool {
+fn cluster_ok(node: &RedisServer) -> bool {
     Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "cluster", "info"])
+        .args(node.cli_args())
+        .args(["cluster", "info"])
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
 }

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,18 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Arguments added to every start (e.g. cluster mode, or no persistence).
     extra_args: Vec<String>,
+    /// TLS only (`--port 0`, the port is `--tls-port`), when set.
+    tls: Option<ServerTls>,
+}
+
+/// What a TLS-only server is started with.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes`: clients must present a certificate signed by `ca`.
+    pub require_client_cert: bool,
 }
 
 /// Why a `redis-server` could not be started.
@@ -66,6 +78,30 @@ impl RedisServer {
     /// Starts a server with `extra_args` added to its command line (later ones win, so
     /// [`NO_PERSISTENCE`] turns AOF off); an error instead of a panic.
     pub fn try_start(extra_args: &[&str]) -> Result<RedisServer, StartError> {
+        RedisServer::try_start_inner(extra_args, None)
+    }
+
+    /// Starts a server that speaks TLS only (no plain-text port), with the server
+    /// certificate of `certs`; with `require_client_cert`, clients must present one signed by
+    /// the test CA. [`url`](RedisServer::url) is then `rediss://127.0.0.1:PORT`.
+    pub fn start_tls(
+        certs: &crate::TestCerts,
+        require_client_cert: bool,
+        extra_args: &[&str],
+    ) -> RedisServer {
+        let tls = ServerTls {
+            cert: certs.server_cert(),
+            key: certs.server_key(),
+            ca: certs.ca(),
+            require_client_cert,
+        };
+        RedisServer::try_start_inner(extra_args, Some(tls)).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn try_start_inner(
+        extra_args: &[&str],
+        tls: Option<ServerTls>,
+    ) -> Result<RedisServer, StartError> {
         let extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         let mut dir = tempfile::Builder::new()
             .prefix("herald-redis-")
@@ -80,6 +116,7 @@ impl RedisServer {
                 dir,
                 child: None,
                 extra_args: extra_args.clone(),
+                tls: tls.clone(),
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -105,9 +142,33 @@ impl RedisServer {
         child.id()
     }
 
-    /// `redis://127.0.0.1:PORT`
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// `redis-cli` arguments reaching this server (`-p PORT`, and the TLS flags with the
+    /// client certificate for a TLS server).
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args = vec!["-p".to_string(), self.port.to_string()];
+        if let Some(tls) = &self.tls {
+            let dir = tls.ca.parent().expect("the certificates' directory");
+            args.push("--tls".into());
+            for (flag, file) in [
+                ("--cacert", tls.ca.clone()),
+                ("--cert", dir.join("client.pem")),
+                ("--key", dir.join("client.key")),
+            ] {
+                args.push(flag.into());
+                args.push(file.display().to_string());
+            }
+        }
+        args
     }
 
     pub fn port(&self) -> u16 {
@@ -175,8 +236,27 @@ impl RedisServer {
     /// stayed silent.
     fn spawn(&mut self) -> Result<(), StartError> {
         let log = self.dir.path().join("redis.log");
+        let port = self.port.to_string();
+        let ports: Vec<String> = match &self.tls {
+            None => vec!["--port".into(), port],
+            Some(tls) => vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port,
+                "--tls-cert-file".into(),
+                tls.cert.display().to_string(),
+                "--tls-key-file".into(),
+                tls.key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                tls.ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                if tls.require_client_cert { "yes" } else { "no" }.into(),
+            ],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&ports)
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args([
@@ -212,7 +292,13 @@ impl RedisServer {
                     self.port
                 )));
             }
-            if ping(self.port) {
+            let ready = match self.tls {
+                None => ping(self.port),
+                // No plain-text PING on a TLS port: the log says when it accepts connections.
+                Some(_) => std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains("Ready to accept connections")),
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }

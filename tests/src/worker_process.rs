@@ -67,6 +67,18 @@ impl WorkerProcess {
         Self::start(command, redis_url, namespace, consumer)
     }
 
+    /// Starts any `herald-worker` or `herald-webhook` command line (`command`, with its
+    /// arguments) the way the constructors above do: `--consumer`, Redis and namespace set,
+    /// stderr to the log.
+    pub fn spawn_command(
+        command: Command,
+        redis_url: &str,
+        namespace: &str,
+        consumer: &str,
+    ) -> WorkerProcess {
+        Self::start(command, redis_url, namespace, consumer)
+    }
+
     fn start(
         mut command: Command,
         redis_url: &str,

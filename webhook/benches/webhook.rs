@@ -90,7 +90,7 @@ async fn main() {
         receiver::PATH
     );
     let settings = WebhookSettings {
-        redis: herald_shared::redis_pool::Target::Single(Redacted::new(redis.url())),
+        redis: herald_shared::redis_pool::Target::single(redis.url()),
         keys: keys.clone(),
         listen: listener.local_addr().unwrap(),
         signatures: webhook::Signatures::Required(Redacted::new(SECRET.to_string())),

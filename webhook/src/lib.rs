@@ -196,7 +196,7 @@ pub async fn serve(
     settings: WebhookSettings,
     shutdown: CancellationToken,
 ) -> Result<(), WebhookError> {
-    let pool = settings.redis.pool(POOL_SIZE)?;
+    let pool = settings.redis.open(POOL_SIZE).await?;
     let addr = listener.local_addr().map_err(WebhookError::Serve)?;
     if settings.signatures.is_unchecked() {
         tracing::warn!(

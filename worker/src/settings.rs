@@ -8,6 +8,7 @@ use herald_shared::config::{
     ConfigError, InteraktArgs, RateArgs, RedisArgs, SmsArgs, parse_duration,
 };
 use herald_shared::consumer::consumer_name;
+use herald_shared::durability::Durability;
 use herald_shared::redis_pool::Target;
 use herald_shared::{Keys, Redacted};
 
@@ -87,6 +88,10 @@ pub struct RunArgs {
     /// (and the rate-limited job retries after at most this, plus a little jitter).
     #[arg(long, env = "HERALD_MAX_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
     pub max_cooldown: Duration,
+    /// Wait until this many replicas have each sent marker (Redis WAIT, 2 s) before moving
+    /// on, so a failover does not make a sent job look unsent; 0: do not wait.
+    #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0)]
+    pub min_replicas: u32,
     /// Serve /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HERALD_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
@@ -114,6 +119,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub http_listen: Option<SocketAddr>,
     pub consumer: String,
+    /// How many replicas must have a sent marker (`--min-replicas`).
+    pub durability: Durability,
 }
 
 impl Settings {
@@ -182,6 +189,7 @@ impl Settings {
             request_timeout: args.request_timeout,
             http_listen: args.http_listen,
             consumer,
+            durability: Durability::replicas(args.min_replicas),
         })
     }
 }

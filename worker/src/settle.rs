@@ -18,6 +18,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_redis::redis::{AsyncCommands, Script};
+use herald_shared::durability::Durability;
 use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys};
@@ -82,6 +83,8 @@ pub struct Settler {
     keys: Keys,
     /// This replica's name in the group: the owner every script checks for.
     consumer: String,
+    /// How many replicas must have a sent marker before the settle returns.
+    durability: Durability,
 }
 
 impl Settler {
@@ -90,7 +93,14 @@ impl Settler {
             pool,
             keys,
             consumer,
+            durability: Durability::default(),
         }
+    }
+
+    /// Waits for `durability.min_replicas` replicas to have each sent marker.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
     }
 
     /// Interakt's message id for a job already sent, if it was.
@@ -126,7 +136,25 @@ impl Settler {
             .arg(&self.consumer)
             .invoke_async(&mut conn)
             .await?;
+        self.confirm_marker(&mut conn, &job_id).await;
         Ok(Settled::from_reply(reply))
+    }
+
+    /// With `--min-replicas`, waits (a few `WAIT`s) until enough replicas have the sent
+    /// marker just written. The settle itself is done either way: a job sent cannot be
+    /// unsent, so a marker still short of replicas is a warning (a failover now could make
+    /// the job look unsent and send it again), never a retry of the send.
+    async fn confirm_marker(&self, conn: &mut herald_shared::redis_pool::Connection, job_id: &str) {
+        let mut last = None;
+        for _ in 0..3 {
+            match self.durability.confirm(conn, &self.keys).await {
+                Ok(()) => return,
+                Err(err) => last = Some(err),
+            }
+        }
+        if let Some(err) = last {
+            tracing::warn!(job = %job_id, error = %err, "the sent marker is not on enough replicas yet");
+        }
     }
 
     /// Acknowledges a redelivered copy of a job that was already sent, without sending it.

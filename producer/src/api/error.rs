@@ -166,6 +166,10 @@ impl From<enqueue::Error> for ApiError {
             enqueue::Error::Redis(_) | enqueue::Error::Pool(_) => {
                 ApiError::new(ErrorCode::Unavailable, err.to_string())
             }
+            // On the primary, not yet on enough replicas: retry with the same key.
+            enqueue::Error::NotReplicated(_) => {
+                ApiError::new(ErrorCode::Unavailable, err.to_string())
+            }
             enqueue::Error::UnexpectedReply(_) => {
                 ApiError::new(ErrorCode::Internal, err.to_string())
             }

@@ -109,7 +109,8 @@ pub enum EnqueueAnswers {
     /// Body too large (over 256 KiB)
     #[response(status = 413)]
     TooLarge(ErrorBody),
-    /// Redis unreachable; retry after the Retry-After seconds
+    /// Redis unreachable, or the enqueue not yet on --min-replicas replicas; retry (with the
+    /// same idempotency key) after the Retry-After seconds
     #[response(status = 503)]
     Unavailable(ErrorBody),
 }
@@ -288,7 +289,7 @@ pub struct BatchRequest(Vec<JobSpec>);
         (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 404, description = "No such job (or its timeline expired after 7 days)", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+        (status = 503, description = "Redis unreachable, or the enqueue not yet on --min-replicas replicas; retry (with the same idempotency key) after the Retry-After seconds", body = ErrorBody),
     )
 )]
 pub async fn job_state(

@@ -51,7 +51,7 @@ impl Harness {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let keys = Keys::new(NAMESPACE).unwrap();
         let settings = WebhookSettings {
-            redis: herald_shared::redis_pool::Target::Single(Redacted::new(redis.url())),
+            redis: herald_shared::redis_pool::Target::single(redis.url()),
             keys: keys.clone(),
             listen: listener.local_addr().unwrap(),
             signatures: secret.map_or(webhook::Signatures::Unchecked, |s| {

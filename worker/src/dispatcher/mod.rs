@@ -93,7 +93,7 @@ struct Context {
 /// Runs one replica until `shutdown` is cancelled, then drains and returns.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
     herald_shared::phone::warm_up();
-    let pool = settings.redis.pool(settings.concurrency + 8)?;
+    let pool = settings.redis.open(settings.concurrency + 8).await?;
     let sender = Sender::new(
         settings.send_url.clone(),
         &settings.api_key,
@@ -116,7 +116,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             pool.clone(),
             settings.keys.clone(),
             settings.consumer.clone(),
-        ),
+        )
+        .with_durability(settings.durability),
         limiter,
         sender,
         pool,

@@ -1,0 +1,40 @@
+//! The minimal ACL user README.md gives (`ACL SETUSER herald ...`), read from the README
+//! itself so that the documentation and the tests cannot drift apart.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The `ACL SETUSER herald ...` line of README.md, split into redis-cli arguments, with
+/// `password` in place of the README's `CHANGE-ME`. Its key pattern is `~{herald}:*`: the
+/// namespace `herald`.
+pub fn readme_acl(password: &str) -> Vec<String> {
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(readme).expect("read README.md");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER herald "))
+        .expect("README.md gives the ACL line (ACL SETUSER herald ...)");
+    assert!(
+        line.contains("~{herald}:*") && line.contains("-@all"),
+        "{line}"
+    );
+    line.split_whitespace()
+        .map(|word| match word {
+            ">CHANGE-ME" => format!(">{password}"),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// Creates the README's user on the server at `port`; its URL is
+/// `redis://herald:PASSWORD@127.0.0.1:PORT`.
+pub fn create_readme_user(port: u16, password: &str) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(readme_acl(password))
+        .output()
+        .expect("run redis-cli");
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(answer, "OK", "ACL SETUSER: {out:?}");
+    format!("redis://herald:{password}@127.0.0.1:{port}")
+}

@@ -1,0 +1,326 @@
+//! Herald under the least Redis access it needs: the ACL user the README gives (read from
+//! README.md itself, so the two cannot drift apart) is created on a real redis-server, and
+//! every binary runs under it: the producer CLI and API, a worker replica through sends,
+//! a retry, jobs held for budget, a dead letter and a SIGTERM, the webhook receiver and its
+//! processor, and the operator's status, track and dlq. A command missing from the list
+//! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use herald_sandbox::SandboxConfig;
+use herald_tests::scenario::{http_request, http_status};
+use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, free_port, wait_until};
+use serde_json::{Value, json};
+
+/// The README's namespace: the ACL's key pattern is `~{herald}:*`.
+const NAMESPACE: &str = "herald";
+const PASSWORD: &str = "s3cret-acl-password";
+const SECRET: &str = "acl-webhook-secret";
+const TOKEN: &str = "acl-api-token";
+const REFUSED: &str = "+919000000001";
+const FLAKY: &str = "+919000000002";
+const OTHER: &str = "+919000000003";
+
+struct Env {
+    url: String,
+}
+
+impl Env {
+    fn run(&self, binary: &str, args: &[&str]) -> Output {
+        Command::new(cargo_bin(binary))
+            .args(args)
+            .env("REDIS_URL", &self.url)
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run a herald binary")
+    }
+
+    /// Runs and requires success and a stderr free of permission errors; returns stdout.
+    fn ok(&self, binary: &str, args: &[&str]) -> String {
+        let out = self.run(binary, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !denied(&stderr),
+            "{binary} {args:?}: {:?}\n{stderr}",
+            out.status
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, binary: &str, args: &[&str]) -> Value {
+        let out = self.ok(binary, args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+}
+
+/// A permission error in `log`, but for the one refusal Herald expects and reports as such
+/// (`CONFIG GET maxmemory-policy`, deliberately not granted).
+fn denied(log: &str) -> bool {
+    log.lines()
+        .filter(|line| !line.contains("maxmemory-policy could not be checked"))
+        .map(str::to_ascii_lowercase)
+        .any(|line| line.contains("noperm") || line.contains("no permissions"))
+}
+
+/// `herald-producer serve`, its stderr in a file; killed on drop.
+struct Api {
+    child: Child,
+    log: tempfile::NamedTempFile,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_binary_runs_under_the_readme_acl_user() {
+    let server = RedisServer::start();
+    let env = Env {
+        url: herald_tests::acl::create_readme_user(server.port(), PASSWORD),
+    };
+    // The user really is limited: another namespace's keys are refused.
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "--user",
+            "herald",
+            "--pass",
+            PASSWORD,
+        ])
+        .args(["SET", "{other}:x", "1"])
+        .output()
+        .unwrap();
+    assert!(denied(&String::from_utf8_lossy(&out.stdout)), "{out:?}");
+
+    let hooks = format!("127.0.0.1:{}", free_port());
+    let mut config = SandboxConfig::new(TEST_API_KEY);
+    config.webhook_url = Some(format!("http://{hooks}/webhooks/interakt"));
+    config.webhook_secret = Some(SECRET.to_string().into());
+    config.script = [format!("{REFUSED}=400"), format!("{FLAKY}=fail:1")]
+        .iter()
+        .map(|rule| rule.parse().unwrap())
+        .collect();
+    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+
+    // The webhook receiver and processor (herald-webhook).
+    let mut webhook = Command::new(cargo_bin("herald-webhook"));
+    webhook
+        .args(["--listen", &hooks])
+        .env("INTERAKT_WEBHOOK_SECRET", SECRET);
+    let receiver = WorkerProcess::spawn_command(webhook, &env.url, NAMESPACE, "acl-hooks");
+    wait_until("the receiver ready", Duration::from_secs(20), || async {
+        http_status(&format!("http://{hooks}/readyz")).await == Some(200)
+    })
+    .await;
+
+    // The producer API.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let api = Api {
+        child: Command::new(cargo_bin("herald-producer"))
+            .args(["serve", "--listen", &listen])
+            .env("REDIS_URL", &env.url)
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("HERALD_API_TOKENS", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+        log,
+    };
+    wait_until("the API ready", Duration::from_secs(20), || async {
+        http_status(&format!("http://{listen}/readyz")).await == Some(200)
+    })
+    .await;
+    let auth = format!("Bearer {TOKEN}");
+    let post = |path: &'static str, body: Value| {
+        let (url, auth) = (format!("http://{listen}{path}"), auth.clone());
+        async move {
+            let (status, body) = http_request(
+                "POST",
+                &url,
+                &[
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/json"),
+                ],
+                &body.to_string(),
+            )
+            .await
+            .expect("the API answers");
+            (
+                status,
+                serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, api_otp) = post(
+        "/v1/jobs/otp",
+        json!({"phone": "+919812345670", "code": "123456", "idempotency_key": "acl:otp:1"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{api_otp}");
+    let (status, batch) = post(
+        "/v1/jobs/batch",
+        json!([
+            {"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2026-11-24", "time": "10:30"},
+            {"kind": "booking", "phone": FLAKY, "booking_id": "B2", "service": "Haircut", "date": "2026-11-24", "time": "11:30"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 202, "{batch}");
+
+    // The producer CLI: single jobs (a duplicate key once), and bulk.
+    let otp_id = env
+        .ok(
+            "herald-producer",
+            &["otp", "--phone", "+919812345672", "--code", "654321"],
+        )
+        .trim()
+        .to_string();
+    let booking = [
+        "booking",
+        "--phone",
+        OTHER,
+        "--booking-id",
+        "B3",
+        "--service",
+        "Haircut",
+        "--date",
+        "2026-11-24",
+        "--time",
+        "12:30",
+        "--idempotency-key",
+        "acl:booking:B3",
+    ];
+    let first = env.ok("herald-producer", &booking);
+    assert_eq!(env.ok("herald-producer", &booking), first, "a duplicate");
+    let bulk = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bulk.path(),
+        [
+            json!({"kind": "otp", "phone": REFUSED, "code": "111111", "valid_for": "10m"}),
+            json!({"kind": "booking", "phone": "+919812345673", "booking_id": "B4", "service": "Haircut", "date": "2026-11-24", "time": "13:30"}),
+        ]
+        .map(|l| l.to_string())
+        .join("\n"),
+    )
+    .unwrap();
+    let summary = env.json(
+        "herald-producer",
+        &["bulk", "--json", bulk.path().to_str().unwrap()],
+    );
+    assert_eq!(
+        summary,
+        json!({"enqueued": 2, "duplicates": 0, "rejected": 0})
+    );
+    let total = 7;
+
+    // A worker replica: sends, a retry after a 503, jobs held for budget, one dead letter.
+    let worker = WorkerProcess::spawn(
+        &env.url,
+        NAMESPACE,
+        &sandbox.base_url(),
+        "acl-worker",
+        // A low rate: jobs wait in hand for their token, are kept alive and checked (XCLAIM)
+        // before their send; a short --claim-idle runs the recovery scan (XAUTOCLAIM) often.
+        &[
+            "--backoff-base",
+            "100ms",
+            "--rate",
+            "2/1s",
+            "--request-timeout",
+            "1s",
+            "--claim-idle",
+            "2s",
+        ],
+    );
+    let status_of = || env.json("herald-worker", &["status", "--json"]);
+    let settled = |s: &Value| s["sent"] == total - 1 && s["dead"] == 1 && s["delayed"] == 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !settled(&status_of()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: {}\nworker log:\n{}",
+            status_of(),
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = status_of();
+    assert_eq!(
+        status["maxmemory_policy"],
+        Value::Null,
+        "CONFIG is not granted: {status}"
+    );
+
+    // Timelines, through the webhook processor's records.
+    let id = api_otp["job_id"].as_str().unwrap().to_string();
+    for job in [&id, &otp_id] {
+        wait_until("delivered and read", Duration::from_secs(30), || {
+            let t = env.json("herald-worker", &["track", job, "--json"]);
+            std::future::ready(t["state"] == "read")
+        })
+        .await;
+    }
+    let timeline = env.json("herald-worker", &["track", &otp_id, "--json"]);
+    let message_id = timeline["message_id"].as_str().unwrap().to_string();
+    let by_message = env.json(
+        "herald-worker",
+        &["track", "--interakt-id", &message_id, "--json"],
+    );
+    assert_eq!(by_message["job_id"], otp_id);
+    let (status, answer) = http_request(
+        "GET",
+        &format!("http://{listen}/v1/jobs/{id}"),
+        &[("Authorization", &auth)],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+
+    // Dead letters: list, show, replay (it fails again: dead again), purge.
+    let dead = env.json("herald-worker", &["dlq", "list", "--json"]);
+    let dead_id = dead[0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{dead}"))
+        .to_string();
+    env.ok("herald-worker", &["dlq", "show", &dead_id]);
+    env.ok("herald-worker", &["dlq", "replay", &dead_id]);
+    wait_until(
+        "the replayed job dead again",
+        Duration::from_secs(30),
+        || {
+            let s = status_of();
+            std::future::ready(s["dead"] == 1 && s["ready"] == 0 && s["pending"] == 0)
+        },
+    )
+    .await;
+    env.ok("herald-worker", &["dlq", "purge", "--all", "--yes"]);
+    assert_eq!(status_of()["dead"], 0);
+
+    // A clean stop: the worker hands nothing back it should not, and exits 0.
+    let mut worker = worker;
+    worker.signal("TERM");
+    let exited = worker.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(exited.and_then(|s| s.code()), Some(0), "{}", worker.log());
+
+    let stats = sandbox.stats();
+    assert!(stats.count(503) >= 1, "{stats:?}");
+    for (name, log) in [
+        ("worker", worker.log()),
+        ("webhook", receiver.log()),
+        ("api", std::fs::read_to_string(api.log.path()).unwrap()),
+    ] {
+        assert!(!denied(&log), "{name} was refused a command:\n{log}");
+    }
+}
