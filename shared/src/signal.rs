@@ -2,50 +2,68 @@
 //! Herald process.
 //!
 //! Servers take [`shutdown_signal`] as their graceful-shutdown future; long-running loops
-//! take a [`CancellationToken`] that [`cancel_on_signal`] cancels. Either way a signal only
+//! take a [`CancellationToken`] that [`shutdown_token`] cancels. Either way a signal only
 //! asks the process to stop; what "stopping" means (hand jobs back, finish in-flight sends)
 //! belongs to the process.
 
 use tokio_util::sync::CancellationToken;
 
-/// Resolves on the first SIGTERM or SIGINT, saying which in the log. When a handler cannot
-/// be installed (no signals in this environment), that signal is simply never awaited.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// SIGTERM and SIGINT, listened for from the moment this is made (the handlers are
+/// installed at once, not when first awaited, so a signal that arrives during start-up is
+/// not lost to its default action).
+pub struct Signals {
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers now (on the current tokio runtime). One that cannot be
+    /// installed (no signals in this environment) is said once and never awaited.
+    pub fn install() -> Signals {
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|err| tracing::warn!(error = %err, "cannot listen for {name}"))
+                .ok()
+        };
+        Signals {
+            terminate: install(SignalKind::terminate(), "SIGTERM"),
+            interrupt: install(SignalKind::interrupt(), "SIGINT"),
+        }
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT, saying which in the log.
+    pub async fn recv(mut self) {
+        async fn next(signal: &mut Option<Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
-    };
-    let interrupt = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+        tokio::select! {
+            () = next(&mut self.terminate) => tracing::info!("SIGTERM received"),
+            () = next(&mut self.interrupt) => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        () = terminate => tracing::info!("SIGTERM received"),
-        () = interrupt => tracing::info!("SIGINT received"),
     }
 }
 
-/// Cancels `shutdown` on the first SIGTERM or SIGINT. Spawn it once per process, before the
-/// work it stops.
-pub async fn cancel_on_signal(shutdown: CancellationToken) {
-    shutdown_signal().await;
-    shutdown.cancel();
+/// Resolves on the first SIGTERM or SIGINT after the call, saying which in the log.
+pub async fn shutdown_signal() {
+    Signals::install().recv().await;
 }
 
-/// A token cancelled on the first SIGTERM or SIGINT (the listener runs on the current tokio
-/// runtime).
+/// A token cancelled on the first SIGTERM or SIGINT. The handlers are installed before it
+/// returns (on the current tokio runtime); call it first thing, before the work it stops.
 pub fn shutdown_token() -> CancellationToken {
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let signals = Signals::install();
+    let cancel = shutdown.clone();
+    tokio::spawn(async move {
+        signals.recv().await;
+        cancel.cancel();
+    });
     shutdown
 }

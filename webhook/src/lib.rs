@@ -167,8 +167,10 @@ pub const EXIT_CODES: &str = "Exit codes:
 /// The whole command, as `herald-webhook` and `herald-worker webhook` run it: validate the
 /// flags, serve until SIGTERM/SIGINT, and return the exit code.
 pub async fn run_command(redis: &RedisArgs, args: &WebhookArgs) -> Result<u8, Failure> {
+    // First, so a SIGTERM during start-up is a clean stop, never the default action.
+    let shutdown = herald_shared::signal::shutdown_token();
     let settings = WebhookSettings::from_args(redis, args).map_err(Failure::usage)?;
-    run(settings, herald_shared::signal::shutdown_token())
+    run(settings, shutdown)
         .await
         .map_err(|err| Failure::new(err.exit_code(), err))?;
     Ok(0)

@@ -72,8 +72,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Run(args) => {
+            // First, so a SIGTERM during start-up is a clean stop, never the default action.
+            let shutdown = herald_shared::signal::shutdown_token();
             let settings = Settings::from_args(&cli.redis, &args).map_err(Failure::usage)?;
-            dispatcher::run(settings, herald_shared::signal::shutdown_token())
+            dispatcher::run(settings, shutdown)
                 .await
                 .map_err(|err| Failure::new(err.exit_code(), err))?;
             Ok(0)

@@ -128,6 +128,16 @@ impl Fleet {
         let running: Vec<usize> = (0..self.replicas.len())
             .filter(|&i| self.replicas[i].state == State::Running)
             .collect();
+        // A replica replaced a moment ago may not have reached `main` yet: a process has no
+        // handler before it starts, and SIGTERM's default action ends it (holding nothing).
+        // The promise is about a running worker: wait until each has said it is starting.
+        for &i in &running {
+            let process = &self.replicas[i].process;
+            herald_tests::wait_until("the replica started", Duration::from_secs(15), || async {
+                process.log().contains("worker starting")
+            })
+            .await;
+        }
         for &i in &running {
             self.replicas[i].process.signal("TERM");
         }
