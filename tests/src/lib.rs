@@ -11,6 +11,7 @@
 //! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
 //!   connection, stall, refuse, resume), for the chaos suite.
 //! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
+//! - [`ApiProcess`]: a real `herald-producer serve` on a free port, ready when returned.
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
 //!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
@@ -18,6 +19,7 @@
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
 pub mod acl;
+mod api_process;
 mod bin;
 pub mod proxy;
 mod redis_cluster;
@@ -28,6 +30,7 @@ mod tools;
 mod wait;
 mod worker_process;
 
+pub use api_process::ApiProcess;
 pub use bin::cargo_bin;
 pub use proxy::TcpProxy;
 pub use redis_cluster::RedisCluster;

@@ -147,16 +147,7 @@ impl Scenario {
 
     /// Puts jobs on their lanes, exactly as the producer does (one `job` field per entry).
     pub async fn enqueue(&mut self, jobs: &[Job]) {
-        let mut pipe = redis::pipe();
-        for job in jobs {
-            pipe.xadd(
-                self.keys.lane(job.lane()),
-                "*",
-                &[(JOB_FIELD, job.to_json())],
-            )
-            .ignore();
-        }
-        let _: () = pipe.query_async(&mut self.conn).await.expect("enqueue");
+        enqueue_jobs(&mut self.conn, &self.keys, jobs).await;
     }
 
     pub async fn enqueue_bookings(&mut self, range: std::ops::Range<usize>) -> Vec<Job> {
@@ -284,6 +275,19 @@ pub async fn http_request(
     let status = buf.split_whitespace().nth(1)?.parse().ok()?;
     let body = buf.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Some((status, body.to_string()))
+}
+
+/// Puts jobs on their lanes of `keys`' namespace exactly as the producer does (one `job`
+/// field per entry), pipelined in chunks: for tests and benchmarks that need a backlog fast.
+pub async fn enqueue_jobs(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, jobs: &[Job]) {
+    for chunk in jobs.chunks(2000) {
+        let mut pipe = redis::pipe();
+        for job in chunk {
+            pipe.xadd(keys.lane(job.lane()), "*", &[(JOB_FIELD, job.to_json())])
+                .ignore();
+        }
+        let _: () = pipe.query_async(conn).await.expect("enqueue");
+    }
 }
 
 /// The i-th test phone number: valid Indian mobiles, distinct per i.

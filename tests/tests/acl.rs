@@ -6,12 +6,14 @@
 //! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use herald_sandbox::SandboxConfig;
 use herald_tests::scenario::{http_request, http_status};
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, free_port, wait_until};
+use herald_tests::{
+    ApiProcess, RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, free_port, wait_until,
+};
 use serde_json::{Value, json};
 
 /// The README's namespace: the ACL's key pattern is `~{herald}:*`.
@@ -65,19 +67,6 @@ fn denied(log: &str) -> bool {
         .any(|line| line.contains("noperm") || line.contains("no permissions"))
 }
 
-/// `herald-producer serve`, its stderr in a file; killed on drop.
-struct Api {
-    child: Child,
-    log: tempfile::NamedTempFile,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_binary_runs_under_the_readme_acl_user() {
     let server = RedisServer::start();
@@ -123,24 +112,8 @@ async fn every_binary_runs_under_the_readme_acl_user() {
     .await;
 
     // The producer API.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let api = Api {
-        child: Command::new(cargo_bin("herald-producer"))
-            .args(["serve", "--listen", &listen])
-            .env("REDIS_URL", &env.url)
-            .env("HERALD_NAMESPACE", NAMESPACE)
-            .env("HERALD_API_TOKENS", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap(),
-        log,
-    };
-    wait_until("the API ready", Duration::from_secs(20), || async {
-        http_status(&format!("http://{listen}/readyz")).await == Some(200)
-    })
-    .await;
+    let api = ApiProcess::start(&env.url, NAMESPACE, TOKEN, &[]).await;
+    let listen = api.listen().to_string();
     let auth = format!("Bearer {TOKEN}");
     let post = |path: &'static str, body: Value| {
         let (url, auth) = (format!("http://{listen}{path}"), auth.clone());
@@ -319,7 +292,7 @@ async fn every_binary_runs_under_the_readme_acl_user() {
     for (name, log) in [
         ("worker", worker.log()),
         ("webhook", receiver.log()),
-        ("api", std::fs::read_to_string(api.log.path()).unwrap()),
+        ("api", api.log()),
     ] {
         assert!(!denied(&log), "{name} was refused a command:\n{log}");
     }

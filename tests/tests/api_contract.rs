@@ -15,11 +15,9 @@
 //! fails instead.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use herald_tests::scenario::http_status;
-use herald_tests::{RedisServer, cargo_bin, free_port, require_tool_installed_by, wait_until};
+use herald_tests::{ApiProcess, RedisServer, require_tool_installed_by};
 
 const TOKEN: &str = "contract-test-token";
 /// Test cases per operation and phase: enough to hit every constraint's edges, few enough
@@ -28,15 +26,6 @@ const EXAMPLES: &str = "50";
 const SEED: &str = "20261130";
 const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance,\
     content_type_conformance,positive_data_acceptance,negative_data_rejection";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {
@@ -51,22 +40,7 @@ async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {
     }
     let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("api-contract");
     let redis = RedisServer::start();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _api = Killed(
-        Command::new(cargo_bin("herald-producer"))
-            .args(["serve", "--listen", &listen])
-            .env("REDIS_URL", redis.url())
-            .env("HERALD_NAMESPACE", "contract")
-            .env("HERALD_API_TOKENS", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start herald-producer serve"),
-    );
-    wait_until("the API to be ready", Duration::from_secs(20), || async {
-        http_status(&format!("http://{listen}/readyz")).await == Some(200)
-    })
-    .await;
+    let api = ApiProcess::start(&redis.url(), "contract", TOKEN, &[]).await;
 
     // Run from a scratch directory: schemathesis and hypothesis keep caches in the working
     // directory, and a replayed failure from an earlier run would make this one unrepeatable.
@@ -78,7 +52,7 @@ async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {
                 .arg("--config-file")
                 .arg(contract.join("schemathesis.toml"))
                 .arg("run")
-                .arg(format!("http://{listen}/openapi.json"))
+                .arg(format!("{}/openapi.json", api.base_url()))
                 .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
                 .args(["--checks", CHECKS])
                 .args(["--max-examples", EXAMPLES, "--seed", SEED])

@@ -4,11 +4,11 @@
 //! 2) and a retry with the same idempotency key, once the replica is back, enqueues nothing
 //! twice. Workers wait for the replica to have each sent marker, and say so when it does not.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use herald_tests::scenario::{http_request, http_status};
-use herald_tests::{RedisServer, WorkerProcess, cargo_bin, free_port, wait_until};
+use herald_tests::scenario::http_request;
+use herald_tests::{ApiProcess, RedisServer, WorkerProcess, cargo_bin, wait_until};
 use serde_json::json;
 
 /// The README's ACL user's namespace: the producer runs as that user (WAIT included).
@@ -66,15 +66,6 @@ fn lane_len(server: &RedisServer) -> String {
     )
 }
 
-struct Api(Child);
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enqueue_is_acknowledged_only_once_a_replica_has_it() {
     let primary = RedisServer::start();
@@ -90,20 +81,8 @@ async fn an_enqueue_is_acknowledged_only_once_a_replica_has_it() {
     assert_eq!(lane_len(&replica), "1");
 
     // The API, with --min-replicas 1, while the replica is up.
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _api = Api(Command::new(cargo_bin("herald-producer"))
-        .args(["serve", "--listen", &listen, "--min-replicas", "1"])
-        .env("REDIS_URL", &url)
-        .env("HERALD_NAMESPACE", NAMESPACE)
-        .env("HERALD_API_TOKENS", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap());
-    wait_until("the API ready", Duration::from_secs(20), || async {
-        http_status(&format!("http://{listen}/readyz")).await == Some(200)
-    })
-    .await;
+    let api = ApiProcess::start(&url, NAMESPACE, TOKEN, &["--min-replicas", "1"]).await;
+    let listen = api.listen().to_string();
     let auth = format!("Bearer {TOKEN}");
     let post = |key: &str| {
         let body = json!({"phone": "+919812345679", "code": "222222", "idempotency_key": key});

@@ -5,24 +5,13 @@
 //! so; with `CI=true` a missing `node` is a failure (`.ci/run` installs `nodejs`).
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use herald_sandbox::SandboxConfig;
-use herald_tests::scenario::{free_port, http_status};
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, require_tool, wait_until};
+use herald_tests::{ApiProcess, RedisServer, TEST_API_KEY, WorkerProcess, require_tool};
 
 const NAMESPACE: &str = "node";
 const TOKEN: &str = "node-test-token";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_example_enqueues_and_sees_its_jobs_sent() {
@@ -36,21 +25,7 @@ async fn the_node_example_enqueues_and_sees_its_jobs_sent() {
     )
     .await
     .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let _api = Killed(
-        Command::new(cargo_bin("herald-producer"))
-            .args(["serve", "--listen", &listen])
-            .env("REDIS_URL", redis.url())
-            .env("HERALD_NAMESPACE", NAMESPACE)
-            .env("HERALD_API_TOKENS", TOKEN)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the API to be ready", Duration::from_secs(20), || async {
-        http_status(&format!("http://{listen}/readyz")).await == Some(200)
-    })
-    .await;
+    let api = ApiProcess::start(&redis.url(), NAMESPACE, TOKEN, &[]).await;
     let _worker = WorkerProcess::spawn(
         &redis.url(),
         NAMESPACE,
@@ -64,7 +39,7 @@ async fn the_node_example_enqueues_and_sees_its_jobs_sent() {
         Command::new("node")
             .arg(script)
             .arg("+919876543210")
-            .env("HERALD_API_URL", format!("http://{listen}"))
+            .env("HERALD_API_URL", api.base_url())
             .env("HERALD_API_TOKEN", TOKEN)
             .output()
             .unwrap()

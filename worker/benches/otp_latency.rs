@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig};
-use herald_shared::keys::JOB_FIELD;
 use herald_shared::{Job, Keys};
 use herald_tests::scenario::booking;
 use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
@@ -141,15 +140,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 async fn enqueue(conn: &mut redis::aio::MultiplexedConnection, jobs: &[Job]) {
-    let keys = Keys::new(NAMESPACE).unwrap();
-    for chunk in jobs.chunks(2000) {
-        let mut pipe = redis::pipe();
-        for job in chunk {
-            pipe.xadd(keys.lane(job.lane()), "*", &[(JOB_FIELD, job.to_json())])
-                .ignore();
-        }
-        let _: () = pipe.query_async(conn).await.expect("enqueue");
-    }
+    herald_tests::scenario::enqueue_jobs(conn, &Keys::new(NAMESPACE).unwrap(), jobs).await;
 }
 
 fn unix_ms(job: &Job) -> u64 {

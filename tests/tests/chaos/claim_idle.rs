@@ -6,15 +6,12 @@
 
 use std::time::Duration;
 
-use herald_sandbox::SandboxConfig;
-use herald_tests::TEST_API_KEY;
-use herald_tests::scenario::Scenario;
 use rand::RngExt;
 
-use crate::bookings;
 use crate::fleet::Fleet;
 use crate::invariants::Run;
 use crate::seed::Seed;
+use crate::{bookings, stand_in};
 
 const RATE: &str = "2/2s";
 
@@ -25,12 +22,7 @@ async fn chaos_live_replicas_hold_jobs_past_claim_idle() {
     let total = rng.random_range(8..=12);
     let second_after = Duration::from_millis(rng.random_range(0..1_500));
 
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        rate: Some(RATE.parse().unwrap()),
-        latency: Duration::from_millis(20),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    let mut s = stand_in(RATE, Duration::from_millis(20)).await;
     let mut run = Run::new(&seed, RATE);
     let jobs = bookings(0..total);
     s.enqueue(&jobs).await;

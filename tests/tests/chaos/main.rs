@@ -25,8 +25,10 @@ mod seed;
 
 use std::time::Duration;
 
+use herald_sandbox::SandboxConfig;
 use herald_shared::Job;
-use herald_tests::scenario::{booking, otp, phone};
+use herald_tests::TEST_API_KEY;
+use herald_tests::scenario::{Scenario, booking, otp, phone};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -53,4 +55,40 @@ pub fn otps(
             )
         })
         .collect()
+}
+
+/// A scenario of its own (no other test running) whose stand-in enforces `rate` strictly
+/// and answers after `latency`.
+pub async fn stand_in(rate: &str, latency: Duration) -> Scenario {
+    Scenario::start_exclusive_with(SandboxConfig {
+        rate: Some(rate.parse().expect("a rate")),
+        latency,
+        ..SandboxConfig::new(TEST_API_KEY)
+    })
+    .await
+}
+
+/// The backlog of the disruption scenarios, enqueued and expected sent: 60 bookings and 10
+/// OTPs valid for 60 to 90 s.
+pub async fn enqueue_backlog(s: &mut Scenario, run: &mut invariants::Run, rng: &mut StdRng) {
+    let jobs = [bookings(0..60), otps(1000..1010, rng, 60_000..90_000)].concat();
+    s.enqueue(&jobs).await;
+    run.expect_sent(&jobs);
+}
+
+/// The replicas' flags in the disruption scenarios: `--claim-idle 3s`, so what a dead or
+/// frozen replica held moves on within the run.
+pub fn disrupted_replica_args(rate: &'static str) -> [&'static str; 10] {
+    [
+        "--rate",
+        rate,
+        "--concurrency",
+        "4",
+        "--claim-idle",
+        "3s",
+        "--request-timeout",
+        "1s",
+        "--shutdown-grace",
+        "5s",
+    ]
 }

@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use herald_sandbox::SandboxConfig;
-use herald_tests::scenario::Scenario;
-use herald_tests::{TEST_API_KEY, TcpProxy, wait_until};
+use herald_tests::{TcpProxy, wait_until};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,7 +15,7 @@ use tokio::time::Instant;
 use crate::fleet::Fleet;
 use crate::invariants::{Run, now_ms};
 use crate::seed::Seed;
-use crate::{bookings, otps};
+use crate::{disrupted_replica_args, enqueue_backlog, stand_in};
 
 const RATE: &str = "10/1s";
 
@@ -61,33 +59,15 @@ async fn chaos_redis_restarted_dropped_stalled_and_refused() {
     let mut rng = seed.rng();
     let steps = plan(&mut rng);
     eprintln!("plan: {steps:?}");
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        rate: Some(RATE.parse().unwrap()),
-        latency: Duration::from_millis(50),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    let mut s = stand_in(RATE, Duration::from_millis(50)).await;
     let mut run = Run::new(&seed, RATE);
-    let jobs = [bookings(0..60), otps(1000..1010, &mut rng, 60_000..90_000)].concat();
-    s.enqueue(&jobs).await;
-    run.expect_sent(&jobs);
+    enqueue_backlog(&mut s, &mut run, &mut rng).await;
 
     let proxies = [
         TcpProxy::for_redis_port(s.redis.port()).await,
         TcpProxy::for_redis_port(s.redis.port()).await,
     ];
-    let args = [
-        "--rate",
-        RATE,
-        "--concurrency",
-        "4",
-        "--claim-idle",
-        "3s",
-        "--request-timeout",
-        "1s",
-        "--shutdown-grace",
-        "5s",
-    ];
+    let args = disrupted_replica_args(RATE);
     let mut fleet = Fleet::new(s.sandbox.base_url(), &args);
     fleet.spawn("via-proxy-0", &proxies[0].redis_url());
     fleet.spawn("via-proxy-1", &proxies[1].redis_url());

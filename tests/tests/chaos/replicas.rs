@@ -7,9 +7,6 @@
 
 use std::time::Duration;
 
-use herald_sandbox::SandboxConfig;
-use herald_tests::TEST_API_KEY;
-use herald_tests::scenario::Scenario;
 use herald_tests::wait_until;
 use rand::RngExt;
 use rand::rngs::StdRng;
@@ -18,7 +15,7 @@ use tokio::time::Instant;
 use crate::fleet::{Fleet, State};
 use crate::invariants::Run;
 use crate::seed::Seed;
-use crate::{bookings, otps};
+use crate::{disrupted_replica_args, enqueue_backlog, stand_in};
 
 const RATE: &str = "10/1s";
 const REPLICAS: usize = 3;
@@ -92,29 +89,11 @@ async fn chaos_replicas_killed_stopped_and_frozen_at_random() {
     let mut rng = seed.rng();
     let steps = plan(&mut rng);
     eprintln!("plan: {steps:?}");
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        rate: Some(RATE.parse().unwrap()),
-        latency: Duration::from_millis(50),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    let mut s = stand_in(RATE, Duration::from_millis(50)).await;
     let mut run = Run::new(&seed, RATE);
-    let jobs = [bookings(0..60), otps(1000..1010, &mut rng, 60_000..90_000)].concat();
-    s.enqueue(&jobs).await;
-    run.expect_sent(&jobs);
+    enqueue_backlog(&mut s, &mut run, &mut rng).await;
 
-    let args = [
-        "--rate",
-        RATE,
-        "--concurrency",
-        "4",
-        "--claim-idle",
-        "3s",
-        "--request-timeout",
-        "1s",
-        "--shutdown-grace",
-        "5s",
-    ];
+    let args = disrupted_replica_args(RATE);
     let mut fleet = Fleet::new(s.sandbox.base_url(), &args);
     let redis_url = s.redis.url();
     let mut slot_of: Vec<usize> = (0..REPLICAS)

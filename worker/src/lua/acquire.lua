@@ -40,18 +40,24 @@ if cooldown > 0 then
 end
 
 -- The effective budget: grown back by `step` for each clean period since the last change.
-local st = redis.call('HMGET', KEYS[3], 'effective', 'changed_at', 'tat')
+local st = redis.call('HMGET', KEYS[3], 'effective', 'changed_at', 'tat', 'configured',
+  'reserve', 'share')
 local eff = math.min(N, tonumber(st[1]) or N)
 local changed = tonumber(st[2]) or now
 local tat = math.max(tonumber(st[3]) or now, now)
+local state_ttl = math.ceil(period / 1000) * 10
 if eff < N and now - changed >= period then
   local periods = math.floor((now - changed) / period)
   eff = math.min(N, eff + step * periods)
   changed = now
 end
-redis.call('HSET', KEYS[3], 'configured', N, 'effective', eff, 'changed_at', int(changed),
-  'reserve', reserve, 'share', share)
-redis.call('PEXPIRE', KEYS[3], math.ceil(period / 1000) * 10)
+-- Written only when something changed (the hot path reads); `status` reads these fields.
+if tonumber(st[1]) ~= eff or tonumber(st[2]) ~= changed or tonumber(st[4]) ~= N
+    or tonumber(st[5]) ~= reserve or tonumber(st[6]) ~= share then
+  redis.call('HSET', KEYS[3], 'configured', N, 'effective', eff, 'changed_at', int(changed),
+    'reserve', reserve, 'share', share)
+  redis.call('PEXPIRE', KEYS[3], state_ttl)
+end
 
 local bookings_waiting = redis.call('EXISTS', KEYS[4]) == 1
 local interval = period / eff
@@ -108,6 +114,7 @@ for i = 1, granted do
   end
 end
 redis.call('HSET', KEYS[3], 'tat', int(tat + granted * interval))
+redis.call('PEXPIRE', KEYS[3], state_ttl)
 local ttl = math.ceil(window / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then

@@ -1,0 +1,69 @@
+//! A real `herald-producer serve` for one test.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::scenario::http_status;
+use crate::{cargo_bin, free_port, wait_until};
+
+/// `herald-producer serve` on a free loopback port, against the Redis and namespace it is
+/// given, accepting one bearer token; its stderr in a temporary file. Dropping it kills the
+/// process.
+pub struct ApiProcess {
+    child: Child,
+    listen: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl ApiProcess {
+    /// Starts the API with `extra_args` after `serve --listen ADDR` and waits until its
+    /// `/readyz` answers 200.
+    pub async fn start(
+        redis_url: &str,
+        namespace: &str,
+        token: &str,
+        extra_args: &[&str],
+    ) -> ApiProcess {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let log = tempfile::NamedTempFile::new().expect("a log file");
+        let child = Command::new(cargo_bin("herald-producer"))
+            .args(["serve", "--listen", &listen])
+            .args(extra_args)
+            .env("REDIS_URL", redis_url)
+            .env("HERALD_NAMESPACE", namespace)
+            .env("HERALD_API_TOKENS", token)
+            .stdout(Stdio::null())
+            .stderr(log.reopen().expect("the log file"))
+            .spawn()
+            .expect("start herald-producer serve");
+        let api = ApiProcess { child, listen, log };
+        let ready = format!("{}/readyz", api.base_url());
+        wait_until("the API ready", Duration::from_secs(20), || async {
+            http_status(&ready).await == Some(200)
+        })
+        .await;
+        api
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn listen(&self) -> &str {
+        &self.listen
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
