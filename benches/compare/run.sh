@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Herald and BullMQ side by side, on the same jobs, the same redis-server and the same HTTP
+# endpoint, one after the other. Not part of `cargo test` or CI: run it by hand.
+#
+#   bash benches/compare/run.sh            # 20,000 OTP jobs, concurrency 50, 3 rounds
+#   JOBS=5000 ROUNDS=1 bash benches/compare/run.sh
+#
+# What it starts (and stops): a redis-server on a free port without persistence, nginx
+# (Debian's package; installed when missing) answering every POST with Interakt's 200 body,
+# then for each round: BullMQ 6.7 (npm, pinned in bullmq/package-lock.json) enqueues the jobs
+# with addBulk and a worker with concurrency 50 posts each one; Herald enqueues the same jobs
+# with `herald-producer bulk` and one `herald-worker run --concurrency 50` sends them.
+# Figures per side: enqueue jobs/s; end to end jobs/s from the worker process's start to the
+# last job sent; the worker's peak RSS; Redis commands per job (INFO commandstats over the
+# worker's run); Redis bytes per queued job (used_memory before and after the enqueue).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+JOBS="${JOBS:-20000}"
+ROUNDS="${ROUNDS:-3}"
+CONCURRENCY="${CONCURRENCY:-50}"
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need redis-server || ! need node; then
+    pkgs=()
+    need nginx || pkgs+=(nginx-light)
+    need redis-server || pkgs+=(redis-server)
+    need node || pkgs+=(nodejs npm)
+    echo "installing ${pkgs[*]} (Debian packages)" >&2
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+echo "building Herald (release) and installing BullMQ (npm ci)..." >&2
+(cd "$root" && cargo build --release --locked -q -p herald-producer -p herald-worker)
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+(cd "$here/bullmq" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# redis-server: one for both sides, flushed between runs.
+rport="$(free_port)"
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+R() { redis-cli -p "$rport" "$@"; }
+until R ping >/dev/null 2>&1; do sleep 0.05; done
+export REDIS_URL="redis://127.0.0.1:$rport"
+
+# nginx: Interakt's answer to a send, for every POST.
+hport="$(free_port)"
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$hport;
+        location / {
+            client_max_body_size 1m;
+            default_type application/json;
+            return 200 '{"result":true,"message":"Message queued successfully","id":"6f1c2a9e-3b7d-4c1e-9a55-0d2f8e7b4c31"}';
+        }
+    }
+}
+EOF
+"$NGINX" -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$hport/v1/public/rcs/message/" 2>/dev/null; do sleep 0.05; done
+
+# The same jobs for both: OTPs to distinct numbers, valid for 10 minutes.
+awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"phone\":\"+91%d\",\"code\":\"%06d\",\"valid_for\":\"10m\"}\n", 9000000000 + i, 100000 + i % 900000 }' >"$work/jobs.jsonl"
+awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"phone\":\"+91%d\",\"code\":\"%06d\",\"valid_for\":\"10m\",\"idempotency_key\":\"otp:%d:1\"}\n", 9000000000 + i, 100000 + i % 900000, i }' >"$work/keyed.jsonl"
+
+used_memory() { R info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
+# Redis commands executed since the last CONFIG RESETSTAT, less the given count of our own polls.
+commands() { R info commandstats | awk -F'[=,:]' -v own="$1" '/^cmdstat_/ { n += $3 } END { print n - own }'; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+now() { date +%s.%N; }
+
+bullmq_round() {
+    R flushall >/dev/null
+    local before after out
+    before="$(used_memory)"
+    out="$(cd "$here/bullmq" && JOBS="$JOBS" node enqueue.mjs)"
+    after="$(used_memory)"
+    bq_enqueue_rate="$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["enqueued"]/d["seconds"]))')"
+    bq_bytes=$(( (after - before) / JOBS ))
+    R config resetstat >/dev/null
+    out="$(cd "$here/bullmq" && JOBS="$JOBS" CONCURRENCY="$CONCURRENCY" \
+        TARGET_URL="http://127.0.0.1:$hport/v1/public/rcs/message/" node worker.mjs)"
+    bq_cmds="$(commands 2)"
+    read -r bq_rate bq_rss < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["completed"]/d["seconds"]), d["max_rss_kib"])')
+}
+
+herald_round() {
+    R flushall >/dev/null
+    local before after t0 t1 pid polls sent
+    # Bytes per queued job with an idempotency key (the production shape), then the same jobs
+    # without keys for the run (BullMQ's jobs carry none either).
+    before="$(used_memory)"
+    "$bin/herald-producer" bulk "$work/keyed.jsonl" --json >/dev/null 2>&1
+    after="$(used_memory)"
+    he_bytes_keyed=$(( (after - before) / JOBS ))
+    R flushall >/dev/null
+    before="$(used_memory)"
+    t0="$(now)"
+    "$bin/herald-producer" bulk "$work/jobs.jsonl" --json >/dev/null 2>&1
+    t1="$(now)"
+    after="$(used_memory)"
+    he_bytes=$(( (after - before) / JOBS ))
+    he_enqueue_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
+    R config resetstat >/dev/null
+    t0="$(now)"
+    INTERAKT_API_KEY=bench INTERAKT_BASE_URL="http://127.0.0.1:$hport/v1/public" \
+        RUST_LOG=warn "$bin/herald-worker" run --rate 100000000/1s --concurrency "$CONCURRENCY" \
+        >"$work/worker.log" 2>&1 &
+    pid=$!
+    pids+=($pid)
+    polls=0
+    while :; do
+        sent="$(R hget '{herald}:stats' sent:otp)"
+        polls=$((polls + 1))
+        [ "${sent:-0}" -ge "$JOBS" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$work/worker.log" >&2; exit 1; }
+        sleep 0.01
+    done
+    t1="$(now)"
+    he_rss="$(peak_rss_kib "$pid")"
+    he_cmds="$(commands "$polls")"
+    kill -TERM "$pid"
+    wait "$pid" || true
+    he_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
+}
+
+echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
+printf '%-6s %-7s %14s %14s %9s %13s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "bytes per job"
+for round in $(seq 1 "$ROUNDS"); do
+    bullmq_round
+    herald_round
+    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
+        "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$bq_bytes"
+    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
+        "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
+    printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
+        "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
+done
