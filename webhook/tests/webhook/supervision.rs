@@ -16,9 +16,13 @@ use crate::support::NAMESPACE;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_that_stops_fails_readiness_and_the_process_exits_1() {
     let herald_webhook = PathBuf::from(env!("CARGO_BIN_EXE_herald-webhook"));
-    for (program, args) in [
-        (herald_webhook, vec![]),
-        (cargo_bin("herald-worker"), vec!["webhook"]),
+    for (program, args, consumer) in [
+        (herald_webhook, vec![], "herald-webhook"),
+        (
+            cargo_bin("herald-worker"),
+            vec!["webhook"],
+            "herald-worker-webhook",
+        ),
     ] {
         let what = format!("{} {args:?}", program.display());
         let redis = RedisServer::start();
@@ -28,8 +32,7 @@ async fn a_processor_that_stops_fails_readiness_and_the_process_exits_1() {
             .args(args)
             .args(["--listen", &listen, "--insecure-no-signature"])
             .env_remove("INTERAKT_WEBHOOK_SECRET");
-        let mut process =
-            WorkerProcess::spawn_command(command, &redis.url(), NAMESPACE, "processor");
+        let mut process = WorkerProcess::spawn_command(command, &redis.url(), NAMESPACE, consumer);
         let ready = format!("http://{listen}/readyz");
         wait_until(
             &format!("{what} ready"),
@@ -51,24 +54,15 @@ async fn a_processor_that_stops_fails_readiness_and_the_process_exits_1() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        wait_until(
-            &format!("{what}: /readyz no longer 200"),
-            Duration::from_secs(10),
-            || async { http_status(&ready).await != Some(200) },
-        )
-        .await;
-        let status = process
-            .wait_exit(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("{what} exits within seconds"));
-        let log = process.log();
-        assert_eq!(status.code(), Some(1), "{what}: {log}");
-        for said in [
-            "WRONGTYPE",
-            "HERALD_NAMESPACE",
-            "webhook processor stopped unexpectedly",
-        ] {
-            assert!(log.contains(said), "{what}: {said:?} in the log:\n{log}");
-        }
+        process
+            .assert_stops_unready(
+                &ready,
+                &[
+                    "WRONGTYPE",
+                    "HERALD_NAMESPACE",
+                    "webhook processor stopped unexpectedly",
+                ],
+            )
+            .await;
     }
 }
