@@ -1,11 +1,15 @@
 //! Backing off while Redis is unreachable, for every long-running task of every Herald
 //! process: exponential waits (100 ms doubling to 5 s, with jitter), one warning when an
-//! outage starts and one line when it ends, never a tight loop and never an exit.
+//! outage starts and one line when it ends, never a tight loop and never an exit. Only a
+//! failure no retry can help ([`RedisFailure::is_fatal`]) ends a task, with
+//! [`ReconnectBackoff::give_up`] saying why.
 
 use std::time::Duration;
 
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::redis_pool::RedisFailure;
 
 const FIRST: Duration = Duration::from_millis(100);
 const MAX: Duration = Duration::from_secs(5);
@@ -46,6 +50,16 @@ impl ReconnectBackoff {
             );
             self.failures = 0;
         }
+    }
+
+    /// Says why the task stops for good on `error`, a [fatal](RedisFailure::is_fatal) one,
+    /// and how to fix it. The task then returns, and its supervisor stops the process.
+    pub fn give_up(&self, error: &RedisFailure) {
+        tracing::error!(
+            task = self.task,
+            error = %error,
+            "a key in Herald's namespace holds another type of value: another application writes into it (HERALD_NAMESPACE), or a key was written by hand; no retry can help, so this task stops and the process with it. Give Herald a namespace of its own, or delete the key"
+        );
     }
 
     /// The wait before the next try: `min(5 s, 100 ms * 2^failures)`, jittered by ±25%.

@@ -60,13 +60,28 @@ pub enum ConnectError {
     Unreachable { url: String, reason: String },
 }
 
-/// A Redis failure while using a pool: callers back off and try again.
+/// A Redis failure while using a pool: callers back off and try again, unless it is
+/// [fatal](RedisFailure::is_fatal).
 #[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
     #[error("{0}")]
     Redis(#[from] RedisError),
     #[error("{0}")]
     Pool(#[from] PoolError),
+}
+
+impl RedisFailure {
+    /// Whether no retry can help: a key Herald uses holds another type of value
+    /// (`WRONGTYPE`), because another application writes into Herald's namespace or a key
+    /// was written by hand. It stays so until someone acts. Everything else (Redis
+    /// unreachable, timeouts, a failover, a lost consumer group) passes and is retried.
+    ///
+    /// A long-running task that meets a fatal failure stops, and its process with it
+    /// (`/readyz` 503, exit 1, the cause logged), rather than retrying forever while its
+    /// health checks answer 200.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, RedisFailure::Redis(err) if err.code() == Some("WRONGTYPE"))
+    }
 }
 
 /// The variable naming the private CA, in messages.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::cargo_bin;
+use crate::scenario::http_status;
+use crate::{cargo_bin, wait_until};
 
 /// A worker process: a replica (`run`) or a webhook receiver (`webhook`). Its stderr goes to
 /// a log file that [`WorkerProcess::log`] reads; dropping it kills the process.
@@ -155,6 +156,24 @@ impl WorkerProcess {
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asserts what supervision promises once part of the process stopped: `ready` (its
+    /// `/readyz` URL) no longer answers 200, the process exits 1 within seconds, and its log
+    /// says each of `says`.
+    pub async fn assert_stops_unready(&mut self, ready: &str, says: &[&str]) {
+        let within = Duration::from_secs(10);
+        wait_until("/readyz no longer 200", within, || async {
+            http_status(ready).await != Some(200)
+        })
+        .await;
+        let status = self.wait_exit(within).await;
+        let log = self.log();
+        let status = status.unwrap_or_else(|| panic!("still running after {within:?}:\n{log}"));
+        assert_eq!(status.code(), Some(1), "{log}");
+        for said in says {
+            assert!(log.contains(said), "{said:?} in the log:\n{log}");
+        }
     }
 }
 

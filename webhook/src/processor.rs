@@ -81,7 +81,9 @@ impl Processor {
         }
     }
 
-    /// Processes events until `shutdown`; Redis failures back off and retry, never exit.
+    /// Processes events until `shutdown`; Redis failures back off and retry. Only a failure
+    /// no retry can help ([`RedisFailure::is_fatal`]: the events stream, say, holds another
+    /// type of value) ends it early, and [`crate::serve`] stops the process with it.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = ReconnectBackoff::new("webhook-processor");
         let mut next_claim = Instant::now();
@@ -103,6 +105,7 @@ impl Processor {
             };
             match step.await {
                 Ok(()) => backoff.succeeded(),
+                Err(err) if err.is_fatal() => return backoff.give_up(&err),
                 Err(err) => {
                     backoff.failed(&err);
                     if backoff.wait(&shutdown).await.is_err() {

@@ -45,6 +45,8 @@ pub async fn promote_due(
 }
 
 /// Runs until `shutdown`: promotes due retries on both lanes, naps until the next is due.
+/// Redis failures back off and retry; one no retry can help ([`RedisFailure::is_fatal`]: a
+/// delayed set or a lane holds another type of value) ends it, and the replica with it.
 pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
     let mut backoff = ReconnectBackoff::new("retry promoter");
     while !shutdown.is_cancelled() {
@@ -62,6 +64,7 @@ pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
                         nap = nap.min(next);
                     }
                 }
+                Err(err) if err.is_fatal() => return backoff.give_up(&err),
                 Err(err) => {
                     failed = true;
                     backoff.failed(&err);

@@ -17,6 +17,9 @@
 //!   *episode* (every 429 within one W) halves E (never below 1) and sets a shared
 //!   **cool-down** (Retry-After, or a doubling pause; at most `--max-cooldown`) during
 //!   which nothing is granted; each clean W gives back a tenth of N, up to N.
+//!
+//! The scripts' `now` is Redis's `TIME`; tests may give them a paused tokio clock instead
+//! ([`Clock`]), to walk the budget through minutes of windows exactly and at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +118,45 @@ pub struct Cooldown {
     pub began_episode: bool,
 }
 
+/// Whose clock the budget's scripts read `now` from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// Redis's `TIME`: one clock for every replica, so hosts' clocks never matter. What
+    /// every worker uses.
+    #[default]
+    Redis,
+    /// For tests: tokio's clock (paused, with `start_paused`), read as `origin_us`
+    /// microseconds since the Unix epoch at `since`. The scripts then never read `TIME`:
+    /// a test advances its clock and the budget's windows, episodes and growth follow
+    /// exactly. (The cool-down's key still expires on Redis's clock.)
+    Tokio {
+        origin_us: u64,
+        since: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// Tokio's clock from now on, starting at `origin_us` microseconds since the epoch.
+    pub fn tokio(origin_us: u64) -> Clock {
+        Clock::Tokio {
+            origin_us,
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The last argument of a budget script (`clock.lua`): nothing for Redis's clock,
+    /// `clock:<microseconds>` for a test's.
+    fn script_arg(&self) -> Option<String> {
+        match self {
+            Clock::Redis => None,
+            Clock::Tokio { origin_us, since } => {
+                let elapsed = since.elapsed().as_micros() as u64;
+                Some(format!("clock:{}", origin_us.saturating_add(elapsed)))
+            }
+        }
+    }
+}
+
 /// The shared limiter of one replica. Built once by the dispatcher; cheap to clone, and
 /// clones share the call counter. The budget itself lives in Redis, so dropping every clone
 /// releases nothing: tokens already granted stay counted in the window.
@@ -141,6 +183,8 @@ pub struct SharedLimiter {
     member_prefix: Arc<str>,
     /// Calls so far, shared by every clone: the counter part of each log member.
     calls: Arc<AtomicU64>,
+    /// Where the scripts' `now` comes from: Redis's `TIME`, but in tests.
+    clock: Clock,
 }
 
 impl SharedLimiter {
@@ -158,7 +202,13 @@ impl SharedLimiter {
             grant_ttl: budget.margin / 2,
             member_prefix: Arc::from(format!("{consumer}:{nonce:016x}")),
             calls: Arc::new(AtomicU64::new(0)),
+            clock: Clock::Redis,
         }
+    }
+
+    /// This limiter with its scripts timed by `clock` (tests; see [`Clock::Tokio`]).
+    pub fn with_clock(self, clock: Clock) -> Self {
+        SharedLimiter { clock, ..self }
     }
 
     pub fn limit(&self) -> RateLimit {
@@ -218,6 +268,7 @@ impl SharedLimiter {
             .arg(budget.rate.period.as_micros() as u64)
             .arg(budget.burst())
             .arg(budget.growth_step())
+            .arg(self.clock.script_arg())
             .invoke_async(&mut conn)
             .await?;
         Ok((granted, wait_us))
@@ -243,6 +294,7 @@ impl SharedLimiter {
             .arg(budget.max_cooldown.as_millis() as u64)
             .arg(budget.rate.period.as_micros() as u64)
             .arg(budget.rate.requests.get())
+            .arg(self.clock.script_arg())
             .invoke_async(&mut conn)
             .await?;
         Ok(Cooldown {
@@ -254,12 +306,12 @@ impl SharedLimiter {
 }
 
 static ACQUIRE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| with_clock(include_str!("lua/acquire.lua")));
+    std::sync::LazyLock::new(|| budget_script(include_str!("lua/acquire.lua")));
 static COOLDOWN: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| with_clock(include_str!("lua/cooldown.lua")));
+    std::sync::LazyLock::new(|| budget_script(include_str!("lua/cooldown.lua")));
 
 /// A budget script with the clock prelude (`now`, `int`) in front.
-fn with_clock(script: &str) -> Script {
+fn budget_script(script: &str) -> Script {
     Script::new(&format!("{}\n{script}", include_str!("lua/clock.lua")))
 }
 

@@ -17,3 +17,4 @@ mod rate_limited;
 mod redis_outage;
 mod secrets;
 mod shutdown;
+mod supervision;

@@ -27,6 +27,8 @@
 mod background;
 mod hand;
 mod send;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -90,39 +92,46 @@ struct Context {
     sender: Sender,
 }
 
+impl Context {
+    /// The replica's shared handles, all over `pool`.
+    fn new(settings: Settings, pool: Pool) -> Result<Context, StartError> {
+        let sender = Sender::new(
+            settings.send_url.clone(),
+            &settings.api_key,
+            settings.request_timeout,
+        )
+        .map_err(StartError::Http)?;
+        let limiter = SharedLimiter::new(
+            pool.clone(),
+            &settings.keys,
+            settings.budget,
+            &settings.consumer,
+        );
+        Ok(Context {
+            reader: LaneReader::new(
+                pool.clone(),
+                settings.keys.clone(),
+                settings.consumer.clone(),
+            ),
+            settler: Settler::new(
+                pool.clone(),
+                settings.keys.clone(),
+                settings.consumer.clone(),
+            )
+            .with_durability(settings.durability),
+            limiter,
+            sender,
+            pool,
+            settings,
+        })
+    }
+}
+
 /// Runs one replica until `shutdown` is cancelled, then drains and returns.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
     herald_shared::phone::warm_up();
     let pool = settings.redis.open(settings.concurrency + 8).await?;
-    let sender = Sender::new(
-        settings.send_url.clone(),
-        &settings.api_key,
-        settings.request_timeout,
-    )
-    .map_err(StartError::Http)?;
-    let limiter = SharedLimiter::new(
-        pool.clone(),
-        &settings.keys,
-        settings.budget,
-        &settings.consumer,
-    );
-    let ctx = Arc::new(Context {
-        reader: LaneReader::new(
-            pool.clone(),
-            settings.keys.clone(),
-            settings.consumer.clone(),
-        ),
-        settler: Settler::new(
-            pool.clone(),
-            settings.keys.clone(),
-            settings.consumer.clone(),
-        )
-        .with_durability(settings.durability),
-        limiter,
-        sender,
-        pool,
-        settings,
-    });
+    let ctx = Arc::new(Context::new(settings, pool)?);
     tracing::info!(
         consumer = %ctx.settings.consumer,
         rate = %ctx.settings.budget.rate,

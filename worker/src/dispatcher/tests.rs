@@ -1,0 +1,194 @@
+//! One send task ([`super::send::process`]) against a real redis-server and the sandbox,
+//! with a grant that went stale before its send: the fresh grant is waited for first, and
+//! the job's deadline and this replica's ownership are checked after that wait, so a wait
+//! that outlasts either never ends in a send.
+//!
+//! The wait is a shared cool-down set in Redis (as a 429 would set it), longer than the
+//! OTP's validity or than another replica needs to take the job over: the order of the
+//! checks decides the outcome, not the timing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_shared::dead_letter::DeadKind;
+use herald_shared::durability::Durability;
+use herald_shared::keys::WORKER_GROUP;
+use herald_shared::redis_pool::Target;
+use herald_shared::{Job, Lane};
+use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp, phone};
+use herald_tests::{TEST_API_KEY, wait_until};
+use redis::AsyncCommands;
+use tokio::time::Instant;
+
+use super::Context;
+use super::send::process;
+use crate::lanes::Delivery;
+use crate::limiter::Budget;
+use crate::retry::RetryPolicy;
+use crate::settings::Settings;
+
+/// The cool-down every replica waits out before its fresh grant.
+const PAUSE: Duration = Duration::from_secs(4);
+
+/// This replica's name in the group.
+const CONSUMER: &str = "stale-holder";
+
+/// A replica's context against `s`, at a plan of 100 per second.
+async fn context(s: &Scenario, claim_idle: Duration) -> Arc<Context> {
+    let settings = Settings {
+        redis: Target::single(s.redis.url()),
+        keys: s.keys.clone(),
+        send_url: s.sandbox.send_url(),
+        api_key: TEST_API_KEY.to_string().into(),
+        budget: Budget::new("100/1s".parse().unwrap()),
+        sms: None,
+        concurrency: 4,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(30),
+        },
+        claim_idle,
+        max_deliveries: 5,
+        shutdown_grace: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(2),
+        http_listen: None,
+        consumer: CONSUMER.into(),
+        durability: Durability::default(),
+    };
+    let pool = settings.redis.pool(8).unwrap();
+    let ctx = Context::new(settings, pool).unwrap();
+    ctx.reader.ensure_groups().await.unwrap();
+    Arc::new(ctx)
+}
+
+/// Enqueues `jobs` (all of one lane) and reads them as this replica.
+async fn deliveries(s: &mut Scenario, ctx: &Context, jobs: &[Job]) -> Vec<Delivery> {
+    s.enqueue(jobs).await;
+    let read = ctx
+        .reader
+        .read_now(jobs[0].lane(), jobs.len())
+        .await
+        .unwrap();
+    assert_eq!(read.len(), jobs.len());
+    read
+}
+
+/// Pauses every replica for [`PAUSE`], as a 429 does.
+async fn cool_down(s: &mut Scenario) {
+    let _: () = s
+        .conn
+        .set_options(
+            s.keys.cooldown(),
+            1,
+            redis::SetOptions::default()
+                .with_expiration(redis::SetExpiry::PX(PAUSE.as_millis() as u64)),
+        )
+        .await
+        .unwrap();
+}
+
+/// A grant older than half the margin: no longer usable, its job waits for a fresh one.
+fn stale_grant(ctx: &Context) -> Instant {
+    Instant::now() - ctx.settings.budget.margin
+}
+
+/// Starts a send task per delivery, each with a stale grant.
+async fn process_all(ctx: &Arc<Context>, deliveries: Vec<Delivery>) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for delivery in deliveries {
+        let ctx = ctx.clone();
+        let granted_at = stale_grant(&ctx);
+        tasks.spawn(async move { process(&ctx, delivery, granted_at).await });
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_whose_deadline_passes_while_its_grant_is_refreshed_is_dead_lettered_never_sent() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    let ctx = context(&s, Duration::from_secs(60)).await;
+    let short = otp(&phone(1), Duration::from_secs(1));
+    let long = otp(&phone(2), Duration::from_secs(60));
+    let read = deliveries(&mut s, &ctx, &[short.clone(), long.clone()]).await;
+    cool_down(&mut s).await;
+    let started = Instant::now();
+    process_all(&ctx, read).await.join_all().await;
+
+    assert!(
+        started.elapsed() >= PAUSE / 2,
+        "the fresh grants waited for the pause: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        s.accepted_phones().into_iter().collect::<Vec<_>>(),
+        [long.phone()],
+        "only the OTP still valid after the wait is sent"
+    );
+    let letters = s.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].job_id, short.id.to_string());
+    assert_eq!(letters[0].kind(), DeadKind::Expired, "{:?}", letters[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_taken_over_while_its_grant_is_refreshed_is_not_sent_from_here() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    // Held longer than a quarter of --claim-idle, a job's ownership is checked before its send.
+    let ctx = context(&s, Duration::from_secs(2)).await;
+    let read = deliveries(&mut s, &ctx, &[booking(1), booking(2)]).await;
+    let taken = read[0].entry_id.clone();
+    cool_down(&mut s).await;
+    let mut tasks = process_all(&ctx, read).await;
+
+    // Meanwhile another replica's recovery takes the first booking over: it has been idle
+    // a second (nothing here keeps it alive: as if this process were paused).
+    let key = s.keys.lane(Lane::Booking);
+    let conn = s.conn.clone();
+    wait_until("another replica takes the job over", PAUSE, || {
+        let (mut conn, key, taken) = (conn.clone(), key.clone(), taken.clone());
+        async move {
+            let claimed: Vec<String> = redis::cmd("XCLAIM")
+                .arg(&key)
+                .arg(WORKER_GROUP)
+                .arg("thief")
+                .arg(1_000)
+                .arg(&taken)
+                .arg("JUSTID")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            !claimed.is_empty()
+        }
+    })
+    .await;
+    assert_eq!(tasks.len(), 2);
+    assert!(
+        tasks.try_join_next().is_none(),
+        "taken over while both send tasks still wait for their fresh grants"
+    );
+    tasks.join_all().await;
+
+    assert_eq!(
+        s.accepted_phones().into_iter().collect::<Vec<_>>(),
+        [phone(2)],
+        "only the booking still held here is sent"
+    );
+    let pending: redis::streams::StreamPendingCountReply = s
+        .conn
+        .xpending_count(&key, WORKER_GROUP, "-", "+", 10)
+        .await
+        .unwrap();
+    let holders: Vec<(&str, &str)> = pending
+        .ids
+        .iter()
+        .map(|p| (p.id.as_str(), p.consumer.as_str()))
+        .collect();
+    assert_eq!(
+        holders,
+        [(taken.as_str(), "thief")],
+        "the job taken over is left to its new holder, untouched"
+    );
+    assert!(s.dead_letters().await.is_empty());
+}

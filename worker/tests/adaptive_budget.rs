@@ -1,0 +1,208 @@
+//! The adaptive budget and the cool-down's escalation on a paused tokio clock. The budget's
+//! scripts run on a real redis-server but read `now` from the test's clock
+//! ([`Clock::Tokio`]), so the real plans' one-minute window is crossed exactly and at once:
+//! a 429 episode halves the budget once, clean windows grow it back by a tenth of N, repeated
+//! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped.
+//!
+//! Paused tokio time jumps to the next timer whenever the runtime is idle, also while a
+//! reply from Redis is on its way: the connections here have no timeouts, so none fires
+//! early. The cool-down's key expires on Redis's own clock, which the test's does not move:
+//! once the test's clock has passed a pause, [`Harness::pause_over`] ends it.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::AsyncConnectionConfig;
+use herald_shared::redis_pool::Pool;
+use herald_shared::{Keys, Lane};
+use herald_tests::RedisServer;
+use herald_worker::limiter::{Budget, Clock, Cooldown, SharedLimiter};
+use redis::AsyncCommands;
+use tokio::time::advance;
+
+/// The plans' window.
+const W: Duration = Duration::from_secs(60);
+/// `--backoff-base`: the first pause of an episode without Retry-After.
+const BASE: Duration = Duration::from_secs(1);
+/// `--max-cooldown`.
+const MAX_COOLDOWN: Duration = Duration::from_secs(8);
+/// 2026-11-23 10:00 UTC, in microseconds: where the test's clock starts.
+const ORIGIN_US: u64 = 1_795_428_000_000_000;
+
+struct Harness {
+    _redis: RedisServer,
+    pool: Pool,
+    keys: Keys,
+}
+
+/// A pool whose connections never time out (see the module's doc).
+fn untimed_pool(url: &str) -> Pool {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None);
+    let manager = deadpool_redis::Manager::new_with_config(url, config).expect("a redis:// URL");
+    let pool = deadpool_redis::Pool::builder(manager)
+        .max_size(2)
+        .build()
+        .expect("a pool without timeouts needs no runtime");
+    Pool::Single(pool)
+}
+
+fn harness() -> Harness {
+    let redis = RedisServer::start();
+    Harness {
+        pool: untimed_pool(&redis.url()),
+        _redis: redis,
+        keys: Keys::new("paused").unwrap(),
+    }
+}
+
+impl Harness {
+    /// A replica's limiter at 100 per minute (a step of 10 per clean window), on the
+    /// test's clock.
+    fn limiter(&self, consumer: &str) -> SharedLimiter {
+        let budget = Budget {
+            max_cooldown: MAX_COOLDOWN,
+            ..Budget::new("100/1m".parse().unwrap())
+        };
+        SharedLimiter::new(self.pool.clone(), &self.keys, budget, consumer)
+            .with_clock(Clock::tokio(ORIGIN_US))
+    }
+
+    async fn effective(&self) -> Option<u32> {
+        let mut conn = self.pool.get().await.unwrap();
+        conn.hget(self.keys.rate_state(), "effective")
+            .await
+            .unwrap()
+    }
+
+    /// The remaining pause on Redis's clock, in ms (negative: none).
+    async fn pause_left_ms(&self) -> i64 {
+        let mut conn = self.pool.get().await.unwrap();
+        conn.pttl(self.keys.cooldown()).await.unwrap()
+    }
+
+    /// Ends the pause in force, as its expiry would once the test's clock has passed it.
+    async fn pause_over(&self) {
+        let mut conn = self.pool.get().await.unwrap();
+        let _: () = conn.del(self.keys.cooldown()).await.unwrap();
+    }
+}
+
+/// A 429 without Retry-After.
+async fn too_many(limiter: &SharedLimiter) -> Cooldown {
+    limiter.cool_down(None, BASE).await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_429_episode_halves_the_budget_once_however_many_429s_it_has() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    let other = h.limiter("w2");
+    // Thirty 429s, one every 2 s, from two replicas: all within the window of the first.
+    let mut began = 0;
+    for i in 0..30 {
+        let replica = if i % 2 == 0 { &limiter } else { &other };
+        let c = too_many(replica).await;
+        assert_eq!(c.effective, 50, "429 {i}: halved once, never again");
+        assert_eq!(c.pause, BASE, "429 {i}: no escalation within one episode");
+        began += u32::from(c.began_episode);
+        advance(Duration::from_secs(2)).await;
+    }
+    assert_eq!(began, 1, "thirty 429s of one window are one episode");
+    assert_eq!(h.effective().await, Some(50));
+
+    // A window after the first, the next 429 is a new episode.
+    h.pause_over().await;
+    let c = too_many(&limiter).await;
+    assert!(c.began_episode, "{c:?}");
+    assert_eq!(c.effective, 25);
+    assert_eq!(c.pause, BASE * 2, "a second episode in a row pauses longer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn clean_windows_grow_the_budget_back_by_a_tenth_of_n_up_to_n() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    // Retry-After: 0 halves the budget without a pause.
+    let c = limiter.cool_down(Some(Duration::ZERO), BASE).await.unwrap();
+    assert_eq!((c.effective, c.pause), (50, Duration::ZERO));
+    let mut seen = Vec::new();
+    for step in [W / 2, W / 2, W, W, W, W, W, 3 * W] {
+        advance(step).await;
+        let (granted, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+        assert_eq!(granted, 1, "no pause is in force");
+        seen.push(h.effective().await.unwrap());
+    }
+    assert_eq!(
+        seen,
+        [50, 60, 70, 80, 90, 100, 100, 100],
+        "half a window gives nothing back; each clean window 10 (a tenth of N), up to N"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeated_episodes_double_the_pause_up_to_max_cooldown_and_a_clean_stretch_forgets_them() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    let mut pauses = Vec::new();
+    let mut budgets = Vec::new();
+    // One 429 at the start of each of seven windows in a row.
+    for _ in 0..7 {
+        let c = too_many(&limiter).await;
+        assert!(c.began_episode, "{c:?}");
+        let left = h.pause_left_ms().await;
+        assert!(
+            left > 0 && left <= c.pause.as_millis() as i64,
+            "the pause is in force for every replica: {left} ms of {:?}",
+            c.pause
+        );
+        pauses.push(c.pause.as_secs());
+        budgets.push(c.effective);
+        advance(W).await;
+        h.pause_over().await;
+    }
+    assert_eq!(
+        pauses,
+        [1, 2, 4, 8, 8, 8, 8],
+        "doubling from --backoff-base, capped by --max-cooldown"
+    );
+    assert_eq!(budgets, [50, 25, 12, 6, 3, 1, 1], "halved, never below 1");
+
+    // More than two windows without a 429: the escalation starts over.
+    advance(2 * W + Duration::from_secs(1)).await;
+    let c = too_many(&limiter).await;
+    assert!(c.began_episode);
+    assert_eq!(
+        c.pause, BASE,
+        "a long clean stretch forgets earlier episodes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_is_clamped_to_max_cooldown() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    let other = h.limiter("w2");
+    // A proxy's hour, a hostile 10^8 s, the largest Duration: one per window, each an episode.
+    for huge in [3_600, 100_000_000, u64::MAX] {
+        let c = limiter
+            .cool_down(Some(Duration::from_secs(huge)), BASE)
+            .await
+            .unwrap();
+        assert!(c.began_episode, "{huge} s: {c:?}");
+        assert_eq!(c.pause, MAX_COOLDOWN, "{huge} s");
+        let left = h.pause_left_ms().await;
+        assert!(
+            left > 0 && left <= MAX_COOLDOWN.as_millis() as i64,
+            "{huge} s: {left} ms"
+        );
+        let (granted, wait_us) = other.try_acquire(Lane::Otp, 1).await.unwrap();
+        assert_eq!(granted, 0, "{huge} s: every replica pauses");
+        assert!(
+            wait_us <= MAX_COOLDOWN.as_micros() as u64,
+            "{huge} s: for at most --max-cooldown, not {wait_us} us"
+        );
+        advance(W).await;
+        h.pause_over().await;
+    }
+}
