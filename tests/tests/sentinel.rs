@@ -1,8 +1,8 @@
 //! Redis Sentinel: one primary, one replica and three `redis-server --sentinel` processes on
 //! loopback. OTPs are enqueued one after another, alternately by the producer CLI and the
 //! producer API, with `--min-replicas 1` (each retried with its idempotency key until
-//! acknowledged), while a worker with a backlog is sending them; the primary is SIGKILLed
-//! mid-run; the Sentinels promote the replica, the old primary comes back as its replica,
+//! acknowledged). The worker starts once the first KILL_AT are in, and the primary is
+//! SIGKILLed while it is sending that backlog and enqueues go on; the Sentinels promote the replica, the old primary comes back as its replica,
 //! and the worker and the API, never restarted, carry on: every acknowledged OTP is sent
 //! exactly once. The run prints how long enqueues and sends paused.
 //!
@@ -17,7 +17,7 @@ use herald_sandbox::SandboxConfig;
 use herald_tests::scenario::http_request;
 use herald_tests::{
     ApiProcess, RedisEnv, RedisSentinel, SentinelOptions, TEST_API_KEY, TestCerts, WorkerProcess,
-    cargo_bin,
+    cargo_bin, wait_until,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -26,9 +26,9 @@ const NAMESPACE: &str = "sentinel";
 const TOKEN: &str = "sentinel-api-token";
 const JOBS: usize = 60;
 const KILL_AT: usize = 24;
-/// Slower than the enqueues, so the worker still has a backlog when the primary dies and its
-/// own pause shows apart from the enqueues'.
-const WORKER_RATE: &str = "10/1s";
+/// Slow enough that the worker still has a backlog when the primary dies and after the
+/// promotion, so its own pause shows apart from the enqueues'.
+const WORKER_RATE: &str = "4/1s";
 
 fn phone(i: usize) -> String {
     format!("+9198{i:08}")
@@ -69,8 +69,9 @@ struct Run {
 }
 
 /// Enqueues JOBS OTPs (even ones by the CLI, odd ones by the API) with `--min-replicas
-/// MIN_REPLICAS`, SIGKILLs the primary after KILL_AT, restarts it (it comes back as the new
-/// primary's replica), and waits for the worker (never restarted) to send what it can.
+/// MIN_REPLICAS`; after KILL_AT starts the worker, and SIGKILLs the primary once it has sent
+/// two; restarts the old primary (it comes back as the new primary's replica), and waits for
+/// the worker (never restarted) to send what it can.
 async fn failover_run(min_replicas: &str) -> Run {
     let mut setup = RedisSentinel::start(SentinelOptions::default()).await;
     let env = setup
@@ -82,15 +83,8 @@ async fn failover_run(min_replicas: &str) -> Run {
     )
     .await
     .unwrap();
-    // REDIS_URL points nowhere: only the Sentinels lead to Redis.
-    let worker = WorkerProcess::spawn_in(
-        &env,
-        NAMESPACE,
-        &sandbox.base_url(),
-        "sentinel-worker",
-        &["--rate", WORKER_RATE],
-    );
     let api = ApiProcess::start_in(&env, NAMESPACE, TOKEN, &[]).await;
+    let mut worker = None;
 
     let mut killed_at = None;
     let mut restarted = false;
@@ -98,6 +92,18 @@ async fn failover_run(min_replicas: &str) -> Run {
     let mut first_ack_after_kill = None;
     for i in 0..JOBS {
         if i == KILL_AT {
+            // REDIS_URL points nowhere: only the Sentinels lead to Redis.
+            worker = Some(WorkerProcess::spawn_in(
+                &env,
+                NAMESPACE,
+                &sandbox.base_url(),
+                "sentinel-worker",
+                &["--rate", WORKER_RATE],
+            ));
+            wait_until("the worker sending", Duration::from_secs(30), || {
+                std::future::ready(sandbox.stats().accepted >= 2)
+            })
+            .await;
             setup.primary.kill();
             killed_at = Some((Instant::now(), OffsetDateTime::now_utc()));
         }
@@ -152,7 +158,7 @@ async fn failover_run(min_replicas: &str) -> Run {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut worker = worker;
+    let mut worker = worker.expect("the worker started");
     assert!(
         worker.try_exit().is_none(),
         "the worker was never restarted:\n{}",
@@ -183,18 +189,27 @@ struct SendPause {
     resumed: Duration,
 }
 
-/// The longest gap between consecutive sends from the last one before `killed` on: the
-/// failover's pause, measured on the sandbox's clock of accepted sends.
+/// The failover's pause in sends, on the sandbox's clock of accepted sends: the first gap of
+/// more than [`PAUSE`] between consecutive sends from the last one before `killed` on. With
+/// a backlog at 4 a second, sends are 250 ms apart until Redis goes away.
 fn send_pause(times: &[OffsetDateTime], killed: OffsetDateTime) -> SendPause {
+    const PAUSE: Duration = Duration::from_secs(1);
     let mut times = times.to_vec();
     times.sort();
     let from = times.iter().rposition(|t| *t < killed).unwrap_or(0);
     let after_kill = |t: OffsetDateTime| Duration::try_from(t - killed).unwrap_or(Duration::ZERO);
     let gap = times[from..]
         .windows(2)
-        .max_by_key(|pair| pair[1] - pair[0])
+        .find(|pair| pair[1] - pair[0] > PAUSE)
         .map(|pair| (pair[0], pair[1]))
         .unwrap_or((killed, killed));
+    eprintln!(
+        "sentinel: sends after the SIGKILL at {:?}",
+        times[from..]
+            .iter()
+            .map(|t| format!("{:.1?}", after_kill(*t)))
+            .collect::<Vec<_>>()
+    );
     SendPause {
         stopped: after_kill(gap.0),
         resumed: after_kill(gap.1),
