@@ -34,16 +34,20 @@ impl RedisCluster {
     pub fn start_with_replicas() -> RedisCluster {
         let cluster = RedisCluster::start_plain(6, 1);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !cluster
-            .topology()
-            .iter()
-            .filter(|n| n.master_id.is_some())
-            .all(|replica| {
-                cluster
-                    .cli(replica.port, &["INFO", "replication"])
-                    .contains("master_link_status:up")
-            })
-        {
+        let in_sync = || {
+            let replicas: Vec<ClusterNode> = cluster
+                .topology()
+                .into_iter()
+                .filter(|n| n.master_id.is_some())
+                .collect();
+            replicas.len() == 3
+                && replicas.iter().all(|replica| {
+                    cluster
+                        .cli(replica.port, &["INFO", "replication"])
+                        .contains("master_link_status:up")
+                })
+        };
+        while !in_sync() {
             assert!(
                 Instant::now() < deadline,
                 "the replicas did not sync with their masters"
