@@ -103,6 +103,62 @@ async fn every_binary_runs_under_the_readme_acl_user() {
     every_binary_runs_as(&env).await;
 }
 
+/// The user and password apart from the URL (REDIS_USERNAME, REDIS_PASSWORD): used when the
+/// URL has none, refused (exit 2, naming the variable, showing neither password) when the
+/// URL has another.
+#[test]
+fn the_user_and_password_may_be_given_apart_from_the_url() {
+    let server = RedisServer::start();
+    herald_tests::acl::create_readme_user(server.port(), PASSWORD);
+    let off = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "ACL",
+            "SETUSER",
+            "default",
+            "off",
+        ])
+        .output()
+        .unwrap();
+    assert!(off.status.success(), "{off:?}");
+    let otp = ["otp", "--phone", "+919812345670", "--code", "123456"];
+    let apart = Env {
+        redis: RedisEnv::url(&server.url())
+            .with("REDIS_USERNAME", "herald")
+            .with("REDIS_PASSWORD", PASSWORD),
+    };
+    apart.ok("herald-producer", &otp);
+    let both = Env {
+        redis: apart.redis.clone().with(
+            "REDIS_URL",
+            format!(
+                "redis://herald:another-password@127.0.0.1:{}",
+                server.port()
+            ),
+        ),
+    };
+    let out = both.run("herald-producer", &otp);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "REDIS_PASSWORD (--redis-password): differs from the password in redis://***@127.0.0.1:"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains("another-password"),
+        "{stderr}"
+    );
+    // Without them the URL alone is Redis's default user, switched off here.
+    let default_user = Env {
+        redis: RedisEnv::url(&server.url()),
+    };
+    let out = default_user.run("herald-producer", &otp);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_binary_runs_under_the_readme_acl_users_behind_tls_sentinels() {
     let certs = TestCerts::generate();
