@@ -26,6 +26,24 @@ pub struct SentinelOptions<'a> {
     pub sentinel_password: Option<&'a str>,
 }
 
+/// The `default` user's password on the data nodes of [`SentinelOptions::secured`].
+pub const DATA_PASSWORD: &str = "data-admin-password";
+/// The `default` user's password on the Sentinels of [`SentinelOptions::secured`].
+pub const SENTINEL_PASSWORD: &str = "sentinel-admin-password";
+
+impl<'a> SentinelOptions<'a> {
+    /// As production runs it: TLS only with client certificates required everywhere, and
+    /// passwords on the data nodes ([`DATA_PASSWORD`]) and on the Sentinels
+    /// ([`SENTINEL_PASSWORD`]).
+    pub fn secured(certs: &'a TestCerts) -> SentinelOptions<'a> {
+        SentinelOptions {
+            tls: Some(certs),
+            data_password: Some(DATA_PASSWORD),
+            sentinel_password: Some(SENTINEL_PASSWORD),
+        }
+    }
+}
+
 /// One `redis-server --sentinel`, killed on drop.
 pub struct Sentinel {
     pub port: u16,

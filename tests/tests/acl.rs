@@ -68,6 +68,14 @@ impl Env {
     }
 }
 
+fn redis_cli(port: u16, args: &[&str]) -> Output {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli")
+}
+
 /// A permission error in `log`, but for the one refusal Herald expects and reports as such
 /// (`CONFIG GET maxmemory-policy`, deliberately not granted).
 fn denied(log: &str) -> bool {
@@ -87,18 +95,18 @@ async fn every_binary_runs_under_the_readme_acl_user() {
         )),
     };
     // The user really is limited: another namespace's keys are refused.
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &server.port().to_string(),
+    let out = redis_cli(
+        server.port(),
+        &[
             "--user",
             "herald",
             "--pass",
             PASSWORD,
-        ])
-        .args(["SET", "{other}:x", "1"])
-        .output()
-        .unwrap();
+            "SET",
+            "{other}:x",
+            "1",
+        ],
+    );
     assert!(denied(&String::from_utf8_lossy(&out.stdout)), "{out:?}");
     every_binary_runs_as(&env).await;
 }
@@ -110,17 +118,7 @@ async fn every_binary_runs_under_the_readme_acl_user() {
 fn the_user_and_password_may_be_given_apart_from_the_url() {
     let server = RedisServer::start();
     herald_tests::acl::create_readme_user(server.port(), PASSWORD);
-    let off = Command::new("redis-cli")
-        .args([
-            "-p",
-            &server.port().to_string(),
-            "ACL",
-            "SETUSER",
-            "default",
-            "off",
-        ])
-        .output()
-        .unwrap();
+    let off = redis_cli(server.port(), &["ACL", "SETUSER", "default", "off"]);
     assert!(off.status.success(), "{off:?}");
     let otp = ["otp", "--phone", "+919812345670", "--code", "123456"];
     let apart = Env {
@@ -162,12 +160,7 @@ fn the_user_and_password_may_be_given_apart_from_the_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_binary_runs_under_the_readme_acl_users_behind_tls_sentinels() {
     let certs = TestCerts::generate();
-    let setup = RedisSentinel::start(SentinelOptions {
-        tls: Some(&certs),
-        data_password: Some("data-admin-password"),
-        sentinel_password: Some("sentinel-admin-password"),
-    })
-    .await;
+    let setup = RedisSentinel::start(SentinelOptions::secured(&certs)).await;
     setup.on_data_nodes(&readme_acl(PASSWORD));
     setup.on_sentinels(&readme_sentinel_acl(SENTINEL_PASSWORD));
     let env = Env {

@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use herald_sandbox::SandboxConfig;
+use herald_tests::redis_sentinel::{DATA_PASSWORD, SENTINEL_PASSWORD};
 use herald_tests::scenario::http_request;
 use herald_tests::{
     ApiProcess, RedisEnv, RedisSentinel, SentinelOptions, TEST_API_KEY, TestCerts, WorkerProcess,
@@ -256,14 +257,9 @@ async fn enqueue_api(api: &ApiProcess, i: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_sentinels_with_passwords_and_clear_errors() {
     let certs = TestCerts::generate();
-    let setup = RedisSentinel::start(SentinelOptions {
-        tls: Some(&certs),
-        data_password: Some("data-password"),
-        sentinel_password: Some("sentinel-password"),
-    })
-    .await;
-    let sentinel_user = Some(("default", "sentinel-password"));
-    let data_user = Some(("default", "data-password"));
+    let setup = RedisSentinel::start(SentinelOptions::secured(&certs)).await;
+    let sentinel_user = Some(("default", SENTINEL_PASSWORD));
+    let data_user = Some(("default", DATA_PASSWORD));
     let env = setup.env(sentinel_user, data_user);
     let run = |env: &RedisEnv, args: &[&str]| {
         let mut command = Command::new(cargo_bin("herald-producer"));
