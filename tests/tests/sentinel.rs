@@ -171,8 +171,13 @@ async fn failover_run(min_replicas: &str) -> Run {
     let backlog = JOBS.min(KILL_AT) - times.iter().filter(|t| **t < killed_wall).count();
     eprintln!(
         "sentinel: --min-replicas {min_replicas}: enqueues (CLI and API) paused {enqueue_pause:.1?} after the SIGKILL ({failed_attempts} failed attempts, retried with their keys); \
-         the worker, with {backlog} OTPs still to send at the kill, sent its last one {:.1?} after the SIGKILL and resumed {:.1?} after it (promotion: {promoted:?}; old primary restarted: {restarted})",
-        pause.stopped, pause.resumed
+         the worker, with {backlog} OTPs still to send at the kill, sent its last one before the pause {} and resumed {:.1?} after it (promotion: {promoted:?}; old primary restarted: {restarted})",
+        if pause.stopped.is_zero() {
+            "before the SIGKILL".to_string()
+        } else {
+            format!("{:.1?} after the SIGKILL", pause.stopped)
+        },
+        pause.resumed
     );
     Run {
         sent: messages.iter().map(|m| m.e164()).collect(),
@@ -184,7 +189,7 @@ async fn failover_run(min_replicas: &str) -> Run {
 /// When sends stopped and resumed around the SIGKILL.
 struct SendPause {
     /// From the SIGKILL to the last send before the pause (sends already under way end
-    /// just after it).
+    /// just after it); zero when that send came before the SIGKILL.
     stopped: Duration,
     /// From the SIGKILL to the first send after the pause.
     resumed: Duration,
