@@ -15,6 +15,12 @@ into a virtualenv first. Nothing here needs a cluster, a Docker engine or the ne
 - Compose: validated against the Compose specification's JSON schema (check-jsonschema's
   bundled copy), then checked for what Herald needs (Redis AOF and noeviction, three
   workers, health checks, a stop grace above the shutdown grace).
+- The TLS and Sentinel variants: deploy/k8s-variants/{tls,sentinel} (kustomize overlays of
+  JSON 6902 patches, applied here as kustomize would, then every check above on the result,
+  KEDA's redis-sentinel-streams trigger and TriggerAuthentication included) and
+  deploy/compose.{tls,sentinel}.yaml (merged onto compose.yaml as Compose merges): rediss://
+  only towards a TLS-only Redis, certificate paths under a mounted volume, Sentinel URLs
+  naming the Sentinel services and the master they monitor.
 - Dockerfile: linted with hadolint, then checked for what the manifests rely on: every
   binary they run is a workspace binary that the image copies to /usr/local/bin, the ports
   they use are exposed, it runs as a non-root user, curl is there for the health checks.
@@ -57,6 +63,8 @@ EXTRA_ENV = {
     "RUST_LOG": "tracing's log filter",
     "REDIS_ADDRESS": "KEDA's redis-streams scaler (addressFromEnv)",
     "REDIS_PASSWORD": "KEDA's redis-streams scaler (passwordFromEnv)",
+    "REDIS_SENTINEL_ADDRESSES": "KEDA's redis-sentinel-streams scaler (addressesFromEnv)",
+    "REDIS_SENTINEL_PASSWORD": "KEDA's redis-sentinel-streams scaler (sentinelPasswordFromEnv)",
 }
 
 # Fields of KEDA's ScaledObject (keda.sh/v1alpha1) and of a redis-streams trigger, from
@@ -97,6 +105,45 @@ REDIS_STREAMS_METADATA = {
     "unsafeSsl",
     "databaseIndex",
 }
+# A redis-sentinel-streams trigger: the same, but Sentinels instead of one address.
+REDIS_SENTINEL_STREAMS_METADATA = (
+    REDIS_STREAMS_METADATA - {"address", "addressFromEnv", "host", "hostFromEnv", "port", "portFromEnv"}
+) | {
+    "addresses",
+    "addressesFromEnv",
+    "hosts",
+    "hostsFromEnv",
+    "ports",
+    "portsFromEnv",
+    "sentinelUsername",
+    "sentinelUsernameFromEnv",
+    "sentinelPasswordFromEnv",
+    "sentinelMaster",
+    "sentinelMasterFromEnv",
+}
+REDIS_TRIGGERS = {"redis-streams": REDIS_STREAMS_METADATA, "redis-sentinel-streams": REDIS_SENTINEL_STREAMS_METADATA}
+# KEDA's TriggerAuthentication (keda.sh/v1alpha1) and the parameters its Redis scalers take.
+TRIGGER_AUTHENTICATION_SPEC = {"secretTargetRef", "env", "configMapTargetRef", "podIdentity", "hashiCorpVault"}
+REDIS_AUTH_PARAMETERS = {
+    "address",
+    "addresses",
+    "host",
+    "hosts",
+    "port",
+    "ports",
+    "username",
+    "password",
+    "sentinelUsername",
+    "sentinelPassword",
+    "sentinelMaster",
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "keyPassword",
+}
+# Herald's certificate files: in a container, each must lie under a mounted volume.
+CERTIFICATE_VARS = ("REDIS_CA_CERT", "REDIS_CLIENT_CERT", "REDIS_CLIENT_KEY")
 # A prometheus trigger's metadata (KEDA 2.12+; metricName and cortexOrgID were removed in
 # 2.12, so they are rejected too).
 PROMETHEUS_METADATA = {
@@ -395,7 +442,10 @@ def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_
         require("healthcheck" in service, f"{name}: no healthcheck")
         test = service["healthcheck"]["test"]
         require(isinstance(test, list) and test[0] == "CMD", f"{name}: healthcheck must be [CMD, ...]")
-        if name == "redis":
+        if str(service.get("image", "")).startswith("redis:"):
+            # Redis's own: a data node must not evict (a Sentinel holds no data).
+            argv = " ".join(str(a) for a in service.get("command", []))
+            require("--sentinel" in argv or "--maxmemory-policy noeviction" in argv, f"{name}: --maxmemory-policy noeviction")
             continue
         argv = service.get("command")
         require(isinstance(argv, list) and argv, f"{name}: command must be an exec-form list")
@@ -405,6 +455,10 @@ def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_
         for var in service.get("environment") or {}:
             require(var in env_names, f"{name}: environment variable {var} is read by no Herald binary")
         check_webhook_signed([str(a) for a in argv], env, name)
+        own_env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        mounts = [str(v).split(":")[1] for v in service.get("volumes", []) if ":" in str(v)]
+        check_certificates_mounted(own_env, mounts, name)
+        check_compose_redis_target(own_env, services, name)
         port = listen_port(argv, env)
         require(port is not None, f"{name}: no --listen/--http-listen port")
         ports.add(port)
@@ -417,6 +471,74 @@ def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_
     return ports
 
 
+def check_certificates_mounted(env: dict[str, str], mounts: list[str], where: str) -> None:
+    """REDIS_CA_CERT and the client certificate name files the container can read: under
+    one of its volumes (the image has none of them)."""
+    for var in CERTIFICATE_VARS:
+        if var in env:
+            path = env[var]
+            require(
+                any(path.startswith(mount.rstrip("/") + "/") for mount in mounts),
+                f"{where}: {var} {path} is under none of its volumes {mounts}",
+            )
+
+
+def check_compose_redis_target(env: dict[str, str], services: dict, where: str) -> None:
+    """A Herald service's Redis is one of the compose file's: rediss:// exactly when that
+    server speaks TLS only; Sentinel URLs name Sentinel services and the master they watch."""
+
+    def command(name: str) -> str:
+        return " ".join(str(a) for a in services.get(name, {}).get("command", []))
+
+    if "REDIS_SENTINEL_NODES" in env:
+        master = env.get("REDIS_SENTINEL_MASTER", "")
+        for url in env["REDIS_SENTINEL_NODES"].split(","):
+            match = re.fullmatch(r"rediss?://(?:[^@/]*@)?([^:/]+):(\d+)", url.strip())
+            require(match is not None, f"{where}: REDIS_SENTINEL_NODES: {url!r} is not redis://host:port")
+            host, port = match.groups()
+            text = command(host)
+            require("--sentinel" in text, f"{where}: REDIS_SENTINEL_NODES names {host}, which is not a Sentinel service")
+            require(f"port {port}" in text, f"{where}: {host} does not listen on {port}")
+            monitored = re.search(r"sentinel monitor (\S+) (\S+) ", text)
+            require(
+                monitored is not None and monitored.group(1) == master,
+                f"{where}: REDIS_SENTINEL_MASTER {master!r} is not the master {host} monitors",
+            )
+            require(monitored.group(2) in services, f"{host}: monitors {monitored.group(2)}, not a service here")
+        return
+    url = env.get("REDIS_URL")
+    if url is None:
+        return
+    match = re.fullmatch(r"(rediss?)://(?:[^@/]*@)?([^:/]+)(?::\d+)?(/\d*)?", url)
+    require(match is not None, f"{where}: REDIS_URL {url!r} is not redis[s]://host:port")
+    scheme, host = match.group(1), match.group(2)
+    require(host in services, f"{where}: REDIS_URL names {host}, not a service here")
+    tls_only = "--tls-port" in command(host) and re.search(r"--port 0\b", command(host)) is not None
+    require(
+        (scheme == "rediss") == tls_only,
+        f"{where}: REDIS_URL is {scheme}:// but {host} " + ("speaks TLS only" if tls_only else "does not speak TLS only"),
+    )
+
+
+def merge_compose(base: dict, override: dict) -> dict:
+    """`docker compose -f base -f override`: mappings merge, a service's volumes and ports
+    add up (by their target), other sequences (command, healthcheck test) are replaced."""
+
+    def merge(a, b, key=""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = merge(a[k], v, k) if k in a else copy.deepcopy(v)
+            return out
+        if isinstance(a, list) and isinstance(b, list) and key in ("volumes", "ports"):
+            target = lambda v: str(v).split(":")[1] if ":" in str(v) else str(v)  # noqa: E731
+            replaced = {target(v) for v in b}
+            return [v for v in a if target(v) not in replaced] + copy.deepcopy(b)
+        return copy.deepcopy(b)
+
+    return merge(base, override)
+
+
 def check_env_example(env_example: dict[str, str], env_names: set[str]) -> None:
     for var in env_example:
         require(var in env_names, f"herald.env.example sets {var}, read by no Herald binary")
@@ -426,13 +548,31 @@ def check_env_example(env_example: dict[str, str], env_names: set[str]) -> None:
 # ---------------------------------------------------------------------------- Kubernetes
 
 
+class StrictLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error: safe_load keeps the last
+    silently, where kubectl refuses the file."""
+
+
+def _mapping_without_duplicates(loader: StrictLoader, node, deep: bool = False):
+    merge = "tag:yaml.org,2002:merge"  # `<<: *anchor`, which construct_mapping resolves
+    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value if key.tag != merge]
+    twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if twice:
+        raise yaml.constructor.ConstructorError(None, None, f"key(s) {twice} given twice", node.start_mark)
+    return loader.construct_mapping(node, deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def load_yaml_all(path: Path) -> list:
     """Every document of a YAML file; a syntax error (say, an unquoted `{herald}:lane:otp`,
-    which YAML reads as a flow mapping) is a finding, not a crash."""
+    which YAML reads as a flow mapping, or a key given twice) is a finding, not a crash."""
     try:
-        return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        return [d for d in yaml.load_all(path.read_text(), Loader=StrictLoader) if d is not None]
     except yaml.YAMLError as err:
-        raise Failed(f"{path.relative_to(ROOT)}: not valid YAML: {err}") from None
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        raise Failed(f"{shown}: not valid YAML: {err}") from None
 
 
 def load_k8s() -> dict[str, list[dict]]:
@@ -440,7 +580,7 @@ def load_k8s() -> dict[str, list[dict]]:
 
 
 def builtin(doc: dict) -> bool:
-    return doc.get("kind") not in ("ScaledObject", "Kustomization")
+    return doc.get("kind") not in ("ScaledObject", "TriggerAuthentication", "Kustomization")
 
 
 def validate_builtin(doc: dict, where: str) -> None:
@@ -479,14 +619,16 @@ def check_kustomization(docs: dict[str, list[dict]]) -> None:
                 require(c["image"].split(":")[0] in images, f"{name}: image {c['image']} not set by kustomization images")
 
 
-def check_rendered(kubectl: str, docs: dict[str, list[dict]]) -> None:
+def check_rendered(kubectl: str, path: Path, docs: dict[str, list[dict]] | None) -> None:
     """`kubectl kustomize` (kustomize built into kubectl, no cluster needed) renders what
-    `kubectl apply -k` would send: every object valid, in namespace herald, labelled."""
-    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True)
+    `kubectl apply -k` would send: every object valid, in namespace herald, labelled (and,
+    for the base, as many objects as its files hold)."""
+    result = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True)
     require(result.returncode == 0, (result.stdout + result.stderr).strip())
     rendered = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
-    expected = sum(len(docs[name]) for name in docs["kustomization.yaml"][0]["resources"])
-    require(len(rendered) == expected, f"rendered {len(rendered)} objects, expected {expected}")
+    if docs is not None:
+        expected = sum(len(docs[name]) for name in docs["kustomization.yaml"][0]["resources"])
+        require(len(rendered) == expected, f"rendered {len(rendered)} objects, expected {expected}")
     for doc in rendered:
         where = f"rendered {doc['kind']} {doc['metadata']['name']}"
         if builtin(doc):
@@ -543,6 +685,7 @@ def check_k8s_objects(docs: dict[str, list[dict]], bins: dict[str, str], env_nam
             for var in c.get("env", []):
                 require(var["name"] in env_names, f"{name}: env {var['name']} is read by no Herald binary")
             check_webhook_signed(argv, env, name)
+            check_certificates_mounted(env, [m["mountPath"] for m in c.get("volumeMounts", [])], name)
             port = listen_port(argv, env)
             require(port is not None, f"{name}: no --listen / HERALD_HTTP_LISTEN")
             ports.add(port)
@@ -657,6 +800,7 @@ def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str
     env = container_env(worker, container, docs)
     namespace = env.get("HERALD_NAMESPACE", "herald")
     wanted = {lane_stream(namespace, lane) for lane in lanes}
+    authentications = {d["metadata"]["name"] for ds in docs.values() for d in ds if d.get("kind") == "TriggerAuthentication"}
     seen = set()
     prometheus = 0
     for i, trigger in enumerate(spec.get("triggers", [])):
@@ -669,8 +813,9 @@ def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str
             check_prometheus_trigger(trigger, metrics, where)
             prometheus += 1
             continue
-        require(trigger.get("type") == "redis-streams", f"{where}: type {trigger.get('type')} (redis-streams or prometheus)")
-        unknown(meta, REDIS_STREAMS_METADATA, f"{where}.metadata")
+        kind = trigger.get("type")
+        require(kind in REDIS_TRIGGERS, f"{where}: type {kind} ({', '.join(sorted(REDIS_TRIGGERS))} or prometheus)")
+        unknown(meta, REDIS_TRIGGERS[kind], f"{where}.metadata")
         stream = meta.get("stream")
         require(stream in wanted, f"{where}: stream {stream!r} is none of {sorted(wanted)}")
         seen.add(stream)
@@ -680,15 +825,124 @@ def check_scaled_object(docs: dict[str, list[dict]], group: str, lanes: list[str
         require(meta[counts[0]].isdigit() and int(meta[counts[0]]) > 0, f"{where}: {counts[0]} must be a positive integer")
         if "lagCount" in meta:
             require(meta.get("activationLagCount", "").isdigit(), f"{where}: lagCount needs activationLagCount")
-        require("addressFromEnv" in meta or "address" in meta, f"{where}: no Redis address")
-        for key in ("addressFromEnv", "passwordFromEnv"):
-            if key in meta:
-                require(meta[key] in env, f"{where}: {key} {meta[key]} is not in {target}'s environment")
+        if kind == "redis-sentinel-streams":
+            require({"addresses", "addressesFromEnv", "hosts", "hostsFromEnv"} & set(meta), f"{where}: no Sentinel addresses")
+            require({"sentinelMaster", "sentinelMasterFromEnv"} & set(meta), f"{where}: no sentinelMaster")
+        else:
+            require("addressFromEnv" in meta or "address" in meta, f"{where}: no Redis address")
+        for key, value in meta.items():
+            if key.endswith("FromEnv"):
+                require(value in env, f"{where}: {key} {value} is not in {target}'s environment")
+        if "authenticationRef" in trigger:
+            ref = trigger["authenticationRef"]
+            unknown(ref, {"name", "kind"}, f"{where}.authenticationRef")
+            require(ref.get("name") in authentications, f"{where}: TriggerAuthentication {ref.get('name')!r} is not defined")
     require(
         prometheus == 1,
         f"expected one prometheus trigger (slot saturation drives the replica count; the backlog cannot), found {prometheus}",
     )
     require(seen == wanted, f"lanes without a trigger: {sorted(wanted - seen)}")
+
+
+def check_trigger_authentications(docs: dict[str, list[dict]]) -> None:
+    """KEDA's TriggerAuthentication, field by field: Secret references that name a
+    parameter KEDA's Redis scalers take."""
+    for doc in (d for ds in docs.values() for d in ds if d.get("kind") == "TriggerAuthentication"):
+        where = f"TriggerAuthentication {doc['metadata']['name']}"
+        require(doc.get("apiVersion") == "keda.sh/v1alpha1", f"{where}: apiVersion {doc.get('apiVersion')}")
+        unknown(doc, {"apiVersion", "kind", "metadata", "spec"}, where)
+        unknown(doc["spec"], TRIGGER_AUTHENTICATION_SPEC, f"{where}.spec")
+        for ref in doc["spec"].get("secretTargetRef", []):
+            require(set(ref) == {"parameter", "name", "key"}, f"{where}: secretTargetRef {ref} needs parameter, name, key")
+            require(ref["parameter"] in REDIS_AUTH_PARAMETERS, f"{where}: {ref['parameter']!r} is no parameter of KEDA's Redis scalers")
+
+
+# --------------------------------------------------------------------------- the variants
+
+
+VARIANTS = DEPLOY / "k8s-variants"
+
+
+def apply_json6902(doc: dict, ops: list, where: str) -> None:
+    """RFC 6902 add, remove, replace and test, as kustomize applies a JSON patch."""
+    require(isinstance(ops, list), f"{where}: a JSON 6902 patch is a list of operations")
+    for op in ops:
+        unknown(op, {"op", "path", "value"}, where)
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].lstrip("/").split("/")]
+        parent = doc
+        for part in parts[:-1]:
+            try:
+                parent = parent[int(part)] if isinstance(parent, list) else parent[part]
+            except (KeyError, IndexError, ValueError):
+                raise Failed(f"{where}: {op['op']} {op['path']}: no such path") from None
+        last = parts[-1]
+        index = (len(parent) if last == "-" else int(last)) if isinstance(parent, list) else last
+        exists = index < len(parent) if isinstance(parent, list) else last in parent
+        kind = op["op"]
+        require(kind in ("add", "remove", "replace", "test"), f"{where}: op {kind!r}")
+        require(kind == "add" or exists, f"{where}: {kind} {op['path']}: no such path")
+        if kind == "test":
+            require(parent[index] == op["value"], f"{where}: test {op['path']}: {parent[index]!r} is not {op['value']!r}")
+        elif kind == "remove":
+            del parent[index]
+        elif kind == "add" and isinstance(parent, list):
+            parent.insert(index, copy.deepcopy(op["value"]))
+        else:
+            parent[index] = copy.deepcopy(op["value"])
+
+
+def render_variant(docs: dict[str, list[dict]], variant: Path) -> dict[str, list[dict]]:
+    """The objects `kubectl apply -k deploy/k8s-variants/NAME` would send (with the base's
+    Secret example alongside, as for the base): the overlay's resources added, its patches
+    applied to their targets."""
+    [k] = load_yaml_all(variant / "kustomization.yaml")
+    where = f"k8s-variants/{variant.name}/kustomization.yaml"
+    require(k.get("kind") == "Kustomization", f"{where}: kind")
+    unknown(k, KUSTOMIZATION, where)
+    resources = k.get("resources", [])
+    require(resources[:1] == ["../../k8s"], f"{where}: the first resource must be the base, ../../k8s")
+    rendered = copy.deepcopy(docs)
+    used = {"kustomization.yaml"}
+    for resource in resources[1:]:
+        require((variant / resource).is_file(), f"{where}: {resource} does not exist")
+        rendered[f"k8s-variants/{variant.name}/{resource}"] = load_yaml_all(variant / resource)
+        used.add(resource)
+    for patch in k.get("patches", []):
+        unknown(patch, {"path", "target"}, f"{where}: patch")
+        target = patch.get("target", {})
+        unknown(target, {"kind", "name"}, f"{where}: patch target")
+        require((variant / patch["path"]).is_file(), f"{where}: {patch['path']} does not exist")
+        used.add(patch["path"])
+        [ops] = load_yaml_all(variant / patch["path"])
+        targets = [
+            d
+            for ds in rendered.values()
+            for d in ds
+            if d.get("kind") == target.get("kind") and target.get("name", d["metadata"]["name"]) == d["metadata"]["name"]
+        ]
+        require(targets, f"{where}: {patch['path']} targets nothing ({target})")
+        for doc in targets:
+            apply_json6902(doc, ops, f"k8s-variants/{variant.name}/{patch['path']} on {doc['kind']} {doc['metadata']['name']}")
+    stray = sorted(p.name for p in variant.glob("*.yaml") if p.name not in used)
+    require(not stray, f"{where}: files it does not use: {stray}")
+    return rendered
+
+
+def check_variant(docs, variant: Path, bins, env_names, group, lanes, metrics) -> None:
+    """Every check of the base, on the variant's objects."""
+    rendered = render_variant(docs, variant)
+    for name, objects in rendered.items():
+        for doc in objects:
+            if builtin(doc) and doc.get("kind") != "TriggerAuthentication":
+                validate_builtin(doc, f"{variant.name}: {name}: {doc['kind']} {doc['metadata']['name']}")
+    check_scaled_object(rendered, group, lanes, metrics)
+    check_trigger_authentications(rendered)
+    check_k8s_objects(rendered, bins, env_names, 10001)
+
+
+def check_compose_variant(compose: dict, path: Path, bins, env_names, env_example) -> None:
+    [override] = load_yaml_all(path)
+    check_compose(merge_compose(compose, override), bins, env_names, env_example)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -788,6 +1042,47 @@ def self_test(report: Report, args, bins, env_names, docs, compose, env_example,
         bad_df.write_text("FROM debian:bookworm-slim\nRUN apt-get install curl\n")
         rejects("a careless Dockerfile (hadolint)", run_hadolint, args.hadolint, bad_df)
 
+    with tempfile.TemporaryDirectory() as tmp:
+        twice = Path(tmp) / "twice.yaml"
+        twice.write_text("apiVersion: v1\nkind: ConfigMap\napiVersion: v2\n")
+        rejects("a YAML key given twice", load_yaml_all, twice)
+
+    # The variants.
+    reordered = copy.deepcopy(docs)
+    [so] = [d for ds in reordered.values() for d in ds if d.get("kind") == "ScaledObject"]
+    so["spec"]["triggers"][1:3] = so["spec"]["triggers"][2:0:-1]
+    rejects("an overlay patching triggers that moved (its test op)", render_variant, reordered, VARIANTS / "tls")
+    sentinel = render_variant(docs, VARIANTS / "sentinel")
+    [so] = [d for ds in sentinel.values() for d in ds if d.get("kind") == "ScaledObject"]
+    del so["spec"]["triggers"][1]["metadata"]["sentinelMasterFromEnv"]
+    rejects("a redis-sentinel-streams trigger without its master", check_scaled_object, sentinel, group, lanes, metrics)
+    rejects(
+        "a trigger reading a variable the worker lacks (passwordFromEnv)",
+        check_scaled_object,
+        broken_trigger("redis-streams", set_meta("passwordFromEnv", "REDIS_PASWORD")),
+        group,
+        lanes,
+        metrics,
+    )
+    broken_compose = copy.deepcopy(compose)
+    broken_compose["services"]["worker"]["environment"]["REDIS_URL"] = "rediss://redis:6379"
+    rejects("rediss:// towards a Redis that does not speak TLS", check_compose, broken_compose, bins, env_names, env_example)
+    [tls] = load_yaml_all(DEPLOY / "compose.tls.yaml")
+    tls["services"]["api"] = copy.deepcopy(tls["services"]["api"])
+    tls["services"]["api"]["environment"]["REDIS_CA_CERT"] = "/etc/herald/ca.pem"
+    rejects("a CA file outside every volume", check_compose, merge_compose(compose, tls), bins, env_names, env_example)
+    [sentinel_compose] = load_yaml_all(DEPLOY / "compose.sentinel.yaml")
+    sentinel_compose["services"]["webhook"] = copy.deepcopy(sentinel_compose["services"]["webhook"])
+    sentinel_compose["services"]["webhook"]["environment"]["REDIS_SENTINEL_MASTER"] = "mymaster"
+    rejects(
+        "REDIS_SENTINEL_MASTER other than the monitored master",
+        check_compose,
+        merge_compose(compose, sentinel_compose),
+        bins,
+        env_names,
+        env_example,
+    )
+
     text = (DEPLOY / "Dockerfile").read_text().replace("/out/herald-sandbox ", "")
     rejects("an image that does not copy a binary", check_dockerfile, Dockerfile(text), bins, set())
 
@@ -821,7 +1116,7 @@ def main() -> int:
                 report.check(f"k8s schema (strict) {where}", validate_builtin, doc, where)
     report.check("k8s kustomization.yaml", check_kustomization, docs)
     if args.kubectl:
-        report.check("k8s kubectl kustomize: the rendered objects (strict)", check_rendered, args.kubectl, docs)
+        report.check("k8s kubectl kustomize: the rendered objects (strict)", check_rendered, args.kubectl, K8S, docs)
     else:
         print("skip k8s kubectl kustomize: kubectl not found (kustomization.yaml is still checked above)")
     report.check(
@@ -834,6 +1129,20 @@ def main() -> int:
     )
     k8s_ports: set[int] = set()
     report.check("k8s Herald requirements", lambda: k8s_ports.update(check_k8s_objects(docs, bins, env_names, 10001)))
+    for variant in sorted(p for p in VARIANTS.iterdir() if p.is_dir()):
+        report.check(
+            f"k8s variant {variant.name} (overlay applied: schemas, ScaledObject, TriggerAuthentication, Herald requirements)",
+            check_variant,
+            docs,
+            variant,
+            bins,
+            env_names,
+            group,
+            lanes,
+            metrics,
+        )
+        if args.kubectl:
+            report.check(f"k8s variant {variant.name}: kubectl kustomize", check_rendered, args.kubectl, variant, None)
 
     compose_path = DEPLOY / "compose.yaml"
     env_example = env_file_vars(DEPLOY / "herald.env.example")
@@ -844,6 +1153,17 @@ def main() -> int:
         lambda: compose_ports.update(check_compose(compose, bins, env_names, env_example)),
     )
     report.check("herald.env.example variables", check_env_example, env_example, env_names)
+    for path in sorted(DEPLOY.glob("compose.*.yaml")):
+        report.check(f"{path.name} schema (compose-spec)", run_compose_schema, args.check_jsonschema, path)
+        report.check(
+            f"{path.name} merged onto compose.yaml: Herald requirements",
+            check_compose_variant,
+            compose,
+            path,
+            bins,
+            env_names,
+            env_example,
+        )
 
     dockerfile = DEPLOY / "Dockerfile"
     report.check("Dockerfile hadolint", run_hadolint, args.hadolint, dockerfile)

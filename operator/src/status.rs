@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use deadpool_redis::redis::streams::StreamPendingReply;
 use deadpool_redis::redis::{AsyncCommands, RedisError};
 use herald_shared::keys::{Stat, WORKER_GROUP};
-use herald_shared::memory_policy::MemoryPolicy;
+use herald_shared::memory_policy::MemoryPolicies;
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Keys, Lane};
 use serde::Serialize;
@@ -138,7 +138,7 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         })
         .collect();
     let budget = budget(&mut conn, keys).await?;
-    let policy = MemoryPolicy::read(&mut conn).await?;
+    let policy = MemoryPolicies::read(&mut conn).await?;
     Ok(Status {
         total,
         lanes,

@@ -57,9 +57,10 @@ pub struct RedisArgs {
         hide_env_values = true
     )]
     pub redis_cluster_nodes: Vec<Redacted<String>>,
-    /// Redis Sentinels, comma-separated (`redis://host:26379,...`); with
-    /// --redis-sentinel-master, every connection goes to the primary they name (and to the
-    /// new one after a failover) and --redis-url is not used.
+    /// Redis Sentinels, comma-separated (`redis://[user:password@]host:26379,...`, or
+    /// `rediss://` for TLS to the Sentinels and the primary; the user and password are the
+    /// Sentinels'); with --redis-sentinel-master, every connection goes to the primary they
+    /// name (and to the new one after a failover) and --redis-url is not used.
     #[arg(
         long,
         env = "REDIS_SENTINEL_NODES",
@@ -71,6 +72,14 @@ pub struct RedisArgs {
     /// The name the Sentinels monitor the primary under (`sentinel monitor NAME ...`).
     #[arg(long, env = "REDIS_SENTINEL_MASTER", global = true)]
     pub redis_sentinel_master: Option<String>,
+    /// The ACL user on Redis's data nodes when the URLs name none: the primary found through
+    /// the Sentinels (whose URLs carry the Sentinels' own user), or the server/cluster.
+    #[arg(long, env = "REDIS_USERNAME", global = true)]
+    pub redis_username: Option<String>,
+    /// The password on Redis's data nodes when the URLs carry none (as --redis-username);
+    /// given in both places, the two must agree.
+    #[arg(long, env = "REDIS_PASSWORD", global = true, hide_env_values = true)]
+    pub redis_password: Option<Redacted<String>>,
     /// PEM file of the CA that signed Redis's certificate, for `rediss://` with a private CA
     /// (default: the system's roots).
     #[arg(long, env = "REDIS_CA_CERT", global = true, value_name = "PEM")]
@@ -96,6 +105,8 @@ impl RedisArgs {
             redis_cluster_nodes: Vec::new(),
             redis_sentinel_nodes: Vec::new(),
             redis_sentinel_master: None,
+            redis_username: None,
+            redis_password: None,
             redis_ca_cert: None,
             redis_client_cert: None,
             redis_client_key: None,
@@ -137,6 +148,14 @@ impl RedisArgs {
                 ca_cert: file(&self.redis_ca_cert),
                 client_cert: file(&self.redis_client_cert),
                 client_key: file(&self.redis_client_key),
+            },
+            // An empty variable is none, as for the files.
+            auth: crate::redis_pool::Credentials {
+                username: self.redis_username.clone().filter(|u| !u.is_empty()),
+                password: self
+                    .redis_password
+                    .clone()
+                    .filter(|p| !p.expose().is_empty()),
             },
         }
     }

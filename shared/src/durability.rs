@@ -13,6 +13,12 @@
 //! nothing, so without the marker it would not wait for the first, maybe unreplicated, write.
 //! Never a guarantee against every failure (Redis has no synchronous replication), but an
 //! acknowledged write is then on `min_replicas` + 1 servers.
+//!
+//! On a Redis Cluster `WAIT` is per node: it counts the replicas of the master it runs on.
+//! Sent alone, redis-rs would run it on every master and keep the smallest answer (one
+//! master's missing replica would fail every write); in one pipeline behind the marker, whose
+//! key carries the namespace's hash tag, it runs on the master that holds Herald's keys and
+//! took the write, and counts that master's replicas only (`tests/tests/cluster.rs`).
 
 use std::time::Duration;
 

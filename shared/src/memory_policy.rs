@@ -6,15 +6,20 @@
 //! [`watch_at_start`] for services, which may start before Redis) and warns loudly when it is
 //! anything else; `status` shows it. Managed Redis and ACL users often refuse `CONFIG GET`:
 //! then the policy is [`MemoryPolicy::Unchecked`], said once, never an error.
+//!
+//! On a Redis Cluster it is read from every master ([`MemoryPolicies`]): Herald's keys live on
+//! one, but a resharding or a failover can move them to any other, and `CONFIG GET` alone
+//! would reach one random node, maybe a replica. The worst answer is the one shown, with the
+//! master it came from.
 
-use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::redis::{self, FromRedisValue, RedisError, Value};
 
 use crate::redis_pool::{Connection, Pool};
 
 /// The only policy under which Redis never drops a queued job.
 pub const REQUIRED: &str = "noeviction";
 
-/// What Redis said its `maxmemory-policy` is.
+/// What one Redis server said its `maxmemory-policy` is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MemoryPolicy {
     /// The policy's name (`noeviction`, `allkeys-lru`, ...).
@@ -24,27 +29,27 @@ pub enum MemoryPolicy {
 }
 
 impl MemoryPolicy {
-    /// Reads the policy. A refusal (an ACL user without `CONFIG`, a managed Redis that
-    /// renames it) is `Unchecked`; an error only when Redis could not be reached.
+    /// Reads the policy of every primary and keeps the worst ([`MemoryPolicies::read`]).
     pub async fn read(conn: &mut Connection) -> Result<MemoryPolicy, RedisError> {
-        let reply: Result<Vec<String>, RedisError> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .query_async(conn)
-            .await;
-        match reply {
-            Ok(pair) => Ok(match pair.get(1) {
+        Ok(MemoryPolicies::read(conn).await?.worst().1.clone())
+    }
+
+    /// One server's answer to `CONFIG GET maxmemory-policy`. A refusal (an ACL user without
+    /// `CONFIG`, a managed Redis that renames it) is `Unchecked`.
+    fn from_reply(reply: Result<Value, RedisError>) -> MemoryPolicy {
+        let pair =
+            reply.and_then(|value| Vec::<String>::from_redis_value(value).map_err(Into::into));
+        match pair {
+            Ok(pair) => match pair.get(1) {
                 Some(policy) => MemoryPolicy::Policy(policy.clone()),
                 None => {
                     MemoryPolicy::Unchecked("CONFIG GET maxmemory-policy answered nothing".into())
                 }
-            }),
-            // Redis answered with an error (NOPERM, ERR unknown command): a refusal.
-            Err(err) if err.code().is_some() => Ok(MemoryPolicy::Unchecked(format!(
+            },
+            Err(err) => MemoryPolicy::Unchecked(format!(
                 "CONFIG GET was refused: {}",
                 crate::redis_pool::error_reason(&err)
-            ))),
-            Err(err) => Err(err),
+            )),
         }
     }
 
@@ -61,35 +66,93 @@ impl MemoryPolicy {
         self.policy().is_some_and(|p| p != REQUIRED)
     }
 
-    /// One line for people: `noeviction`, a warning, or why it is unknown.
-    pub fn describe(&self) -> String {
+    /// How bad it is, for picking the one to show: evicting, then unknown, then fine.
+    fn severity(&self) -> u8 {
         match self {
-            MemoryPolicy::Policy(policy) if policy == REQUIRED => policy.clone(),
-            MemoryPolicy::Policy(policy) => format!(
-                "{policy}: Redis may EVICT Herald's keys when memory is full (queued jobs lost, sent ones sent again); set maxmemory-policy noeviction"
-            ),
-            MemoryPolicy::Unchecked(reason) => {
-                format!("could not be checked ({reason}); make sure it is noeviction")
-            }
+            MemoryPolicy::Policy(_) if self.evicts() => 2,
+            MemoryPolicy::Unchecked(_) => 1,
+            MemoryPolicy::Policy(_) => 0,
         }
     }
 
-    /// Logs the policy once: a warning when it evicts; when it could not be checked, a
+    /// One line for people: `noeviction`, a warning, or why it is unknown.
+    pub fn describe(&self) -> String {
+        self.describe_on(None)
+    }
+
+    /// [`describe`](MemoryPolicy::describe), naming the server when it is one of several.
+    fn describe_on(&self, node: Option<&str>) -> String {
+        let on = node.map(|n| format!(" on {n}")).unwrap_or_default();
+        match self {
+            MemoryPolicy::Policy(policy) if policy == REQUIRED => policy.clone(),
+            MemoryPolicy::Policy(policy) => format!(
+                "{policy}{on}: Redis may EVICT Herald's keys when memory is full (queued jobs lost, sent ones sent again); set maxmemory-policy noeviction"
+            ),
+            MemoryPolicy::Unchecked(reason) => {
+                format!("could not be checked{on} ({reason}); make sure it is noeviction")
+            }
+        }
+    }
+}
+
+/// The `maxmemory-policy` of every primary: one for a single server or Sentinel's primary,
+/// one per master of a cluster, each with its address (`None` for a single server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPolicies(Vec<(Option<String>, MemoryPolicy)>);
+
+impl MemoryPolicies {
+    /// Reads every primary's policy; an error only when Redis could not be reached.
+    pub async fn read(conn: &mut Connection) -> Result<MemoryPolicies, RedisError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg("maxmemory-policy");
+        let answers = conn.on_every_primary(&cmd).await?;
+        Ok(MemoryPolicies(
+            answers
+                .into_iter()
+                .map(|(node, reply)| (node, MemoryPolicy::from_reply(reply)))
+                .collect(),
+        ))
+    }
+
+    /// The answer that matters most (evicting, then unknown, then `noeviction`) and the
+    /// master that gave it.
+    pub fn worst(&self) -> (Option<&str>, &MemoryPolicy) {
+        const NONE: &MemoryPolicy = &MemoryPolicy::Unchecked(String::new());
+        self.0
+            .iter()
+            .max_by_key(|(_, policy)| policy.severity())
+            .map_or((None, NONE), |(node, policy)| (node.as_deref(), policy))
+    }
+
+    /// The worst policy's name, `None` when it could not be checked.
+    pub fn policy(&self) -> Option<&str> {
+        self.worst().1.policy()
+    }
+
+    /// One line for people, naming the master when a cluster's is not `noeviction`.
+    pub fn describe(&self) -> String {
+        let (node, policy) = self.worst();
+        policy.describe_on(node)
+    }
+
+    /// Logs the worst policy once: a warning when it evicts; when it could not be checked, a
     /// warning from a service and an info line from a command-line tool (which runs often).
     pub fn log(&self, service: bool) {
-        match self {
+        let (node, policy) = self.worst();
+        let on = node.map(|n| format!(" on {n}")).unwrap_or_default();
+        match policy {
             MemoryPolicy::Policy(policy) if policy == REQUIRED => {
                 tracing::debug!("Redis maxmemory-policy is noeviction");
             }
             MemoryPolicy::Policy(policy) => tracing::warn!(
                 maxmemory_policy = %policy,
-                "Redis's maxmemory-policy is {policy}, not noeviction: when Redis fills up it EVICTS keys, and an evicted lane, retry, sent marker or idempotency key loses a job or sends it twice, silently. Set maxmemory-policy noeviction"
+                "Redis's maxmemory-policy{on} is {policy}, not noeviction: when Redis fills up it EVICTS keys, and an evicted lane, retry, sent marker or idempotency key loses a job or sends it twice, silently. Set maxmemory-policy noeviction"
             ),
             MemoryPolicy::Unchecked(reason) if service => tracing::warn!(
-                "Redis's maxmemory-policy could not be checked ({reason}); make sure it is noeviction"
+                "Redis's maxmemory-policy could not be checked{on} ({reason}); make sure it is noeviction"
             ),
             MemoryPolicy::Unchecked(reason) => tracing::info!(
-                "Redis's maxmemory-policy could not be checked ({reason}); make sure it is noeviction"
+                "Redis's maxmemory-policy could not be checked{on} ({reason}); make sure it is noeviction"
             ),
         }
     }
@@ -99,9 +162,9 @@ impl MemoryPolicy {
 /// Redis cannot be reached (the tool's own command reports that).
 pub async fn check_at_start(pool: &Pool) {
     if let Ok(mut conn) = pool.get().await
-        && let Ok(policy) = MemoryPolicy::read(&mut conn).await
+        && let Ok(policies) = MemoryPolicies::read(&mut conn).await
     {
-        policy.log(false);
+        policies.log(false);
     }
 }
 
@@ -112,9 +175,9 @@ pub fn watch_at_start(pool: Pool) {
     tokio::spawn(async move {
         loop {
             if let Ok(mut conn) = pool.get().await
-                && let Ok(policy) = MemoryPolicy::read(&mut conn).await
+                && let Ok(policies) = MemoryPolicies::read(&mut conn).await
             {
-                policy.log(true);
+                policies.log(true);
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
@@ -125,6 +188,42 @@ pub fn watch_at_start(pool: Pool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_shows_its_worst_master() {
+        let of = |answers: &[(&str, MemoryPolicy)]| {
+            MemoryPolicies(
+                answers
+                    .iter()
+                    .map(|(node, policy)| (Some(node.to_string()), policy.clone()))
+                    .collect(),
+            )
+        };
+        let fine = MemoryPolicy::Policy(REQUIRED.into());
+        let lru = MemoryPolicy::Policy("allkeys-lru".into());
+        let refused = MemoryPolicy::Unchecked("NOPERM".into());
+        let all_fine = of(&[("a:1", fine.clone()), ("b:2", fine.clone())]);
+        assert_eq!(all_fine.policy(), Some(REQUIRED));
+        assert_eq!(all_fine.describe(), "noeviction");
+        let one_evicts = of(&[
+            ("a:1", fine.clone()),
+            ("b:2", lru),
+            ("c:3", refused.clone()),
+        ]);
+        assert_eq!(one_evicts.policy(), Some("allkeys-lru"));
+        assert!(
+            one_evicts.describe().starts_with("allkeys-lru on b:2: "),
+            "{}",
+            one_evicts.describe()
+        );
+        let one_unknown = of(&[("a:1", fine), ("c:3", refused)]);
+        assert_eq!(one_unknown.policy(), None);
+        assert!(
+            one_unknown
+                .describe()
+                .starts_with("could not be checked on c:3")
+        );
+    }
 
     #[test]
     fn only_noeviction_is_safe() {

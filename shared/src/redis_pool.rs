@@ -17,6 +17,16 @@
 //! certificate ([`TlsFiles`]). Certificate files with a `redis://` URL are refused, never
 //! ignored: nothing falls back to plain text. A server certificate that does not verify is a
 //! configuration error naming the variable ([`Target::open`], [`Target::connect`]).
+//!
+//! Credentials: in the URL (`redis://herald:PASSWORD@host`) or apart from it
+//! ([`Credentials`]: `REDIS_USERNAME`, `REDIS_PASSWORD`), which Sentinel mode needs
+//! ([`sentinel`]: a Sentinel URL's own credentials are the Sentinels').
+
+mod credentials;
+pub mod sentinel;
+
+pub use credentials::{Credentials, PASSWORD_VAR, USERNAME_VAR};
+pub use sentinel::SentinelManager;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,8 +36,8 @@ use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, ClientTlsConfig, Cmd, Pipeline, RedisError, RedisFuture,
-    TlsCertificates, Value,
+    self, AsyncConnectionConfig, ClientTlsConfig, Cmd, ConnectionInfo, IntoConnectionInfo,
+    Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
 };
 use deadpool_redis::{Manager, PoolError, Runtime};
 use rustls::pki_types::pem::PemObject;
@@ -91,12 +101,13 @@ pub const CLIENT_CERT_VAR: &str = "REDIS_CLIENT_CERT (--redis-client-cert)";
 /// The variable naming the client key, in messages.
 pub const CLIENT_KEY_VAR: &str = "REDIS_CLIENT_KEY (--redis-client-key)";
 
-/// Where Redis is (one server, or the seed nodes of a cluster), and the certificates for
-/// `rediss://`.
+/// Where Redis is (one server, the seed nodes of a cluster, or the Sentinels), the
+/// certificates for `rediss://`, and the data nodes' user and password when not in the URLs.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub servers: Servers,
     pub tls: TlsFiles,
+    pub auth: Credentials,
 }
 
 /// One server, the seed nodes of a cluster, or the Sentinels that know a primary.
@@ -104,8 +115,8 @@ pub struct Target {
 pub enum Servers {
     Single(Redacted<String>),
     Cluster(Vec<Redacted<String>>),
-    /// Sentinels (`redis://host:26379`) and the name of the primary they monitor
-    /// (`REDIS_SENTINEL_NODES`, `REDIS_SENTINEL_MASTER`).
+    /// Sentinels (`redis://[user:password@]host:26379`, or `rediss://`) and the name of the
+    /// primary they monitor (`REDIS_SENTINEL_NODES`, `REDIS_SENTINEL_MASTER`).
     Sentinel {
         nodes: Vec<Redacted<String>>,
         master: String,
@@ -234,6 +245,7 @@ impl Target {
         Target {
             servers: Servers::Single(Redacted::new(url.into())),
             tls: TlsFiles::default(),
+            auth: Credentials::default(),
         }
     }
 
@@ -266,15 +278,24 @@ impl Target {
         }
     }
 
+    /// The variable the URLs come from, in messages.
+    fn urls_var(&self) -> &'static str {
+        match &self.servers {
+            Servers::Single(_) => "REDIS_URL (--redis-url)",
+            Servers::Cluster(_) => CLUSTER_NODES_VAR,
+            Servers::Sentinel { .. } => sentinel::NODES_VAR,
+        }
+    }
+
     /// The certificates, checked against the URLs: files given with a `redis://` URL (which
     /// would silently not use them) are refused, as are mixed `redis://` and `rediss://`
-    /// cluster nodes.
+    /// cluster or Sentinel nodes.
     fn certificates(&self) -> Result<Option<TlsCertificates>, ConfigError> {
         let urls = self.urls();
         let tls = urls.iter().filter(|url| is_tls_url(url)).count();
         if tls > 0 && tls < urls.len() {
             return Err(ConfigError::new(
-                "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
+                self.urls_var(),
                 "mixes redis:// and rediss:// nodes; give every node with rediss:// to use TLS",
             ));
         }
@@ -295,10 +316,10 @@ impl Target {
     pub fn pool(&self, max_size: usize) -> Result<Pool, ConfigError> {
         let certs = self.certificates()?;
         match &self.servers {
-            Servers::Single(url) => create_pool_with(url.expose(), certs, max_size),
-            Servers::Cluster(nodes) => create_cluster_pool_with(nodes, certs, max_size),
+            Servers::Single(url) => create_pool_with(url.expose(), certs, &self.auth, max_size),
+            Servers::Cluster(nodes) => create_cluster_pool_with(nodes, certs, &self.auth, max_size),
             Servers::Sentinel { nodes, master } => {
-                create_sentinel_pool(nodes, master, certs, max_size)
+                sentinel::create_pool(nodes, master, certs, &self.auth, max_size)
             }
         }
     }
@@ -433,6 +454,57 @@ enum Pooled {
     Sentinel(managed::Object<SentinelManager>),
 }
 
+/// One node's answer to [`Connection::on_every_primary`]: its address (`None` for a single
+/// server or Sentinel's primary) and its reply or error reply.
+pub type NodeReply = (Option<String>, Result<Value, RedisError>);
+
+impl Connection {
+    /// Runs `cmd` on every primary, whatever the command's usual routing: the one server
+    /// (or Sentinel's primary), or each master of a cluster (where redis-rs would send a
+    /// keyless command such as `CONFIG GET` to one random node, maybe a replica). An error
+    /// reply (`NOPERM`) is that node's answer; only failing to reach Redis is an `Err`.
+    pub async fn on_every_primary(&mut self, cmd: &Cmd) -> Result<Vec<NodeReply>, RedisError> {
+        let conn = match &mut self.0 {
+            Pooled::Cluster(conn) => conn,
+            _ => {
+                return match cmd.query_async::<Value>(self).await {
+                    Ok(value) => Ok(vec![(None, Ok(value))]),
+                    Err(err) if err.code().is_some() => Ok(vec![(None, Err(err))]),
+                    Err(err) => Err(err),
+                };
+            }
+        };
+        let routing = redis::cluster_routing::RoutingInfo::MultiNode((
+            redis::cluster_routing::MultipleNodeRoutingInfo::AllMasters,
+            None,
+        ));
+        let answers = match conn.route_command(cmd.clone(), routing).await? {
+            Value::Map(answers) => answers,
+            other => {
+                return Err(RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "expected one answer per primary",
+                    format!("{other:?}"),
+                )));
+            }
+        };
+        Ok(answers
+            .into_iter()
+            .map(|(node, answer)| {
+                let node = match node {
+                    Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    other => format!("{other:?}"),
+                };
+                let answer = match answer {
+                    Value::ServerError(err) => Err(err.into()),
+                    value => Ok(value),
+                };
+                (Some(node), answer)
+            })
+            .collect())
+    }
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
@@ -488,102 +560,41 @@ impl managed::Manager for ClusterManager {
     }
 }
 
-/// Creates connections to the primary the Sentinels name, and drops any that no longer
-/// reach a primary: after a failover, a connection to the old primary fails (it died) or
-/// answers `ROLE` with `slave` (it came back demoted), and the next one is made to the
-/// primary the Sentinels name now. No restart needed.
-pub struct SentinelManager {
-    /// Asks the Sentinels; behind a lock because asking needs `&mut`.
-    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
-    config: AsyncConnectionConfig,
-}
-
-impl managed::Manager for SentinelManager {
-    type Type = redis::aio::MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn create(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
-        let mut client = self.client.lock().await;
-        client.get_async_connection_with_config(&self.config).await
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        _: &managed::Metrics,
-    ) -> managed::RecycleResult<RedisError> {
-        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
-        match role.first() {
-            Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
-            _ => Err(managed::RecycleError::message(
-                "no longer the primary (demoted after a failover)",
-            )),
-        }
-    }
-}
-
-fn create_sentinel_pool(
-    nodes: &[Redacted<String>],
-    master: &str,
-    certs: Option<TlsCertificates>,
-    max_size: usize,
-) -> Result<Pool, ConfigError> {
-    const VAR: &str = "REDIS_SENTINEL_NODES (--redis-sentinel-nodes)";
-    if master.trim().is_empty() {
-        return Err(ConfigError::new(
-            "REDIS_SENTINEL_MASTER (--redis-sentinel-master)",
-            "is required with REDIS_SENTINEL_NODES: the name the Sentinels monitor the primary under (sentinel monitor NAME ...)",
-        ));
-    }
-    if certs.is_some() || nodes.iter().any(|n| is_tls_url(n.expose())) {
-        return Err(ConfigError::new(
-            VAR,
-            "TLS to Sentinels and their primary is not supported yet; use redis:// Sentinel nodes",
-        ));
-    }
-    let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
-    let client = redis::sentinel::SentinelClient::build(
-        urls,
-        master,
-        None,
-        redis::sentinel::SentinelServerType::Master,
-    )
-    .map_err(|err| {
-        ConfigError::new(
-            VAR,
-            format!(
-                "is not a list of Sentinel URLs ({}); expected redis://host:26379,redis://host:26379",
-                error_reason(&err)
-            ),
-        )
-    })?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    Ok(Pool::Sentinel(with_timeouts(
-        managed::Pool::builder(SentinelManager {
-            client: tokio::sync::Mutex::new(client),
-            config,
-        }),
-        max_size,
-    )))
-}
-
 /// A pool over a Redis Cluster reached through `nodes` (any subset of its nodes).
 pub fn create_cluster_pool(
     nodes: &[Redacted<String>],
     max_size: usize,
 ) -> Result<Pool, ConfigError> {
-    create_cluster_pool_with(nodes, None, max_size)
+    create_cluster_pool_with(nodes, None, &Credentials::default(), max_size)
 }
+
+/// The variable naming the cluster's seed nodes, in messages.
+const CLUSTER_NODES_VAR: &str = "REDIS_CLUSTER_NODES (--redis-cluster-nodes)";
 
 fn create_cluster_pool_with(
     nodes: &[Redacted<String>],
     certs: Option<TlsCertificates>,
+    auth: &Credentials,
     max_size: usize,
 ) -> Result<Pool, ConfigError> {
-    let urls: Vec<String> = nodes.iter().map(|n| n.expose().clone()).collect();
-    let mut builder = ClusterClientBuilder::new(urls)
+    let infos = nodes
+        .iter()
+        .map(|node| {
+            let url = node.expose().as_str();
+            let info = url.into_connection_info().map_err(|err| {
+                ConfigError::new(
+                    CLUSTER_NODES_VAR,
+                    format!(
+                        "{} is not a Redis URL ({}); expected redis://host:port,redis://host:port (or rediss://)",
+                        redact_url(url),
+                        error_reason(&err)
+                    ),
+                )
+            })?;
+            auth.apply(info, &redact_url(url))
+        })
+        .collect::<Result<Vec<ConnectionInfo>, ConfigError>>()?;
+    let mut builder = ClusterClientBuilder::new(infos)
         .connection_timeout(CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT);
     if let Some(certs) = certs {
@@ -591,7 +602,7 @@ fn create_cluster_pool_with(
     }
     let client = builder.build().map_err(|err| {
         ConfigError::new(
-            "REDIS_CLUSTER_NODES (--redis-cluster-nodes)",
+            CLUSTER_NODES_VAR,
             format!(
                 "is not a list of Redis URLs ({}); expected redis://host:port,redis://host:port (or rediss://)",
                 error_reason(&err)
@@ -608,12 +619,13 @@ fn create_cluster_pool_with(
 /// A pool of at most `max_size` connections to the server at `url`, with the timeouts above.
 /// Opens no connection yet. A `rediss://` URL verifies the server against the system's roots.
 pub fn create_pool(url: &str, max_size: usize) -> Result<Pool, ConfigError> {
-    create_pool_with(url, None, max_size)
+    create_pool_with(url, None, &Credentials::default(), max_size)
 }
 
 fn create_pool_with(
     url: &str,
     certs: Option<TlsCertificates>,
+    auth: &Credentials,
     max_size: usize,
 ) -> Result<Pool, ConfigError> {
     let config = AsyncConnectionConfig::new()
@@ -629,9 +641,13 @@ fn create_pool_with(
             ),
         )
     };
+    let info = auth.apply(
+        url.into_connection_info().map_err(unusable)?,
+        &redact_url(url),
+    )?;
     let client = match certs {
-        Some(certs) => redis::Client::build_with_tls(url, certs),
-        None => redis::Client::open(url),
+        Some(certs) => redis::Client::build_with_tls(info, certs),
+        None => redis::Client::open(info),
     }
     .map_err(unusable)?;
     let manager =

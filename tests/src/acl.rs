@@ -1,5 +1,6 @@
-//! The minimal ACL user README.md gives (`ACL SETUSER herald ...`), read from the README
-//! itself so that the documentation and the tests cannot drift apart.
+//! The minimal ACL users README.md gives (`ACL SETUSER herald ...` for the data nodes,
+//! `ACL SETUSER herald-sentinel ...` for the Sentinels), read from the README itself so that
+//! the documentation and the tests cannot drift apart.
 
 use std::path::Path;
 use std::process::Command;
@@ -8,16 +9,29 @@ use std::process::Command;
 /// `password` in place of the README's `CHANGE-ME`. Its key pattern is `~{herald}:*`: the
 /// namespace `herald`.
 pub fn readme_acl(password: &str) -> Vec<String> {
+    let line = readme_line("ACL SETUSER herald ", password);
+    assert!(
+        line.iter().any(|w| w == "~{herald}:*") && line.iter().any(|w| w == "-@all"),
+        "{line:?}"
+    );
+    line
+}
+
+/// The `ACL SETUSER herald-sentinel ...` line of README.md (the user Herald asks the
+/// Sentinels as), split into redis-cli arguments, with `password` for `CHANGE-ME`.
+pub fn readme_sentinel_acl(password: &str) -> Vec<String> {
+    let line = readme_line("ACL SETUSER herald-sentinel ", password);
+    assert!(line.iter().any(|w| w == "-@all"), "{line:?}");
+    line
+}
+
+fn readme_line(prefix: &str, password: &str) -> Vec<String> {
     let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let text = std::fs::read_to_string(readme).expect("read README.md");
     let line = text
         .lines()
-        .find(|l| l.starts_with("ACL SETUSER herald "))
-        .expect("README.md gives the ACL line (ACL SETUSER herald ...)");
-    assert!(
-        line.contains("~{herald}:*") && line.contains("-@all"),
-        "{line}"
-    );
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("README.md gives the ACL line ({prefix}...)"));
     line.split_whitespace()
         .map(|word| match word {
             ">CHANGE-ME" => format!(">{password}"),

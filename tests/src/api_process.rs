@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::scenario::http_status;
-use crate::{cargo_bin, free_port, wait_until};
+use crate::{RedisEnv, cargo_bin, free_port, wait_until};
 
 /// `herald-producer serve` on a free loopback port, against the Redis and namespace it is
 /// given, accepting one bearer token; its stderr in a temporary file. Dropping it kills the
@@ -24,12 +24,24 @@ impl ApiProcess {
         token: &str,
         extra_args: &[&str],
     ) -> ApiProcess {
+        ApiProcess::start_in(&RedisEnv::url(redis_url), namespace, token, extra_args).await
+    }
+
+    /// [`start`](ApiProcess::start) against the Redis that `redis` points at (Sentinels, a
+    /// user and password, certificates).
+    pub async fn start_in(
+        redis: &RedisEnv,
+        namespace: &str,
+        token: &str,
+        extra_args: &[&str],
+    ) -> ApiProcess {
         let listen = format!("127.0.0.1:{}", free_port());
         let log = tempfile::NamedTempFile::new().expect("a log file");
-        let child = Command::new(cargo_bin("herald-producer"))
+        let mut command = Command::new(cargo_bin("herald-producer"));
+        redis.apply(&mut command);
+        let child = command
             .args(["serve", "--listen", &listen])
             .args(extra_args)
-            .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
             .env("HERALD_API_TOKENS", token)
             .stdout(Stdio::null())

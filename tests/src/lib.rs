@@ -5,6 +5,9 @@
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
 //!   [`RedisServer::start_tls`] serves TLS only, with certificates from [`TestCerts`].
 //! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
+//! - [`RedisSentinel`]: a primary, a replica and three Sentinels, optionally TLS only with
+//!   passwords everywhere, as production runs them.
+//! - [`RedisEnv`]: the environment that points a Herald binary at one of these.
 //! - [`cargo_bin`]: the path of a workspace binary, for tests that run real processes.
 //! - [`WorkerProcess`]: a real `herald-worker run` process against a sandbox, or a
 //!   `herald-worker webhook` receiver, with its log.
@@ -23,6 +26,8 @@ mod api_process;
 mod bin;
 pub mod proxy;
 mod redis_cluster;
+mod redis_env;
+pub mod redis_sentinel;
 mod redis_server;
 pub mod scenario;
 pub mod tls;
@@ -33,7 +38,9 @@ mod worker_process;
 pub use api_process::ApiProcess;
 pub use bin::cargo_bin;
 pub use proxy::TcpProxy;
-pub use redis_cluster::RedisCluster;
+pub use redis_cluster::{ClusterNode, RedisCluster};
+pub use redis_env::RedisEnv;
+pub use redis_sentinel::{RedisSentinel, SentinelOptions};
 pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
 pub use tls::TestCerts;
 pub use tools::{in_ci, require_tool, require_tool_installed_by};

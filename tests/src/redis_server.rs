@@ -328,7 +328,8 @@ pub fn free_port() -> u16 {
         .expect("bind a free loopback port")
 }
 
-/// True when a server on `port` answers PING with PONG (and is done loading its AOF).
+/// True when a server on `port` answers PING with PONG, or asks for a password first (and
+/// is done loading its AOF).
 fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -338,7 +339,7 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut buf = [0u8; 64];
-    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
 }
 
 #[cfg(test)]

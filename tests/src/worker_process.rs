@@ -5,7 +5,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use crate::scenario::http_status;
-use crate::{cargo_bin, wait_until};
+use crate::{RedisEnv, cargo_bin, wait_until};
 
 /// A worker process: a replica (`run`) or a webhook receiver (`webhook`). Its stderr goes to
 /// a log file that [`WorkerProcess::log`] reads; dropping it kills the process.
@@ -29,13 +29,32 @@ impl WorkerProcess {
         consumer: &str,
         args: &[&str],
     ) -> WorkerProcess {
+        Self::spawn_in(
+            &RedisEnv::url(redis_url),
+            namespace,
+            base_url,
+            consumer,
+            args,
+        )
+    }
+
+    /// [`spawn`](WorkerProcess::spawn) against the Redis that `redis` points at (Sentinels, a
+    /// user and password, certificates).
+    pub fn spawn_in(
+        redis: &RedisEnv,
+        namespace: &str,
+        base_url: &str,
+        consumer: &str,
+        args: &[&str],
+    ) -> WorkerProcess {
         let mut command = Command::new(cargo_bin("herald-worker"));
+        redis.apply(&mut command);
         command
             .arg("run")
             .args(args)
             .env("INTERAKT_API_KEY", TEST_API_KEY)
             .env("INTERAKT_BASE_URL", base_url);
-        Self::start(command, redis_url, namespace, consumer)
+        Self::start(command, redis.redis_url(), namespace, consumer)
     }
 
     /// Starts `herald-worker webhook --listen LISTEN`, checking signatures with `secret`.

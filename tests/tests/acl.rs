@@ -4,21 +4,30 @@
 //! a retry, jobs held for budget, a dead letter and a SIGTERM, the webhook receiver and its
 //! processor, and the operator's status, track and dlq. A command missing from the list
 //! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
+//!
+//! The same run again behind Sentinel, as production runs it: TLS only everywhere with client
+//! certificates, the README's Sentinel user (`rediss://herald-sentinel:PASSWORD@...`) toward
+//! the Sentinels, the README's data user (`REDIS_USERNAME`, `REDIS_PASSWORD`) toward the
+//! primary they name, and `HERALD_MIN_REPLICAS=1`, so the commands that finding the primary
+//! (`ROLE`, `SENTINEL MASTERS`) and waiting for the replica (`WAIT`) need are checked too.
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use herald_sandbox::SandboxConfig;
+use herald_tests::acl::{readme_acl, readme_sentinel_acl};
 use herald_tests::scenario::{http_request, http_status};
 use herald_tests::{
-    ApiProcess, RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, free_port, wait_until,
+    ApiProcess, RedisEnv, RedisSentinel, RedisServer, SentinelOptions, TEST_API_KEY, TestCerts,
+    WorkerProcess, cargo_bin, free_port, wait_until,
 };
 use serde_json::{Value, json};
 
 /// The README's namespace: the ACL's key pattern is `~{herald}:*`.
 const NAMESPACE: &str = "herald";
 const PASSWORD: &str = "s3cret-acl-password";
+const SENTINEL_PASSWORD: &str = "s3cret-sentinel-acl-password";
 const SECRET: &str = "acl-webhook-secret";
 const TOKEN: &str = "acl-api-token";
 const REFUSED: &str = "+919000000001";
@@ -26,14 +35,15 @@ const FLAKY: &str = "+919000000002";
 const OTHER: &str = "+919000000003";
 
 struct Env {
-    url: String,
+    redis: RedisEnv,
 }
 
 impl Env {
     fn run(&self, binary: &str, args: &[&str]) -> Output {
-        Command::new(cargo_bin(binary))
+        let mut command = Command::new(cargo_bin(binary));
+        self.redis.apply(&mut command);
+        command
             .args(args)
-            .env("REDIS_URL", &self.url)
             .env("HERALD_NAMESPACE", NAMESPACE)
             .env_remove("RUST_LOG")
             .output()
@@ -58,6 +68,14 @@ impl Env {
     }
 }
 
+fn redis_cli(port: u16, args: &[&str]) -> Output {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli")
+}
+
 /// A permission error in `log`, but for the one refusal Herald expects and reports as such
 /// (`CONFIG GET maxmemory-policy`, deliberately not granted).
 fn denied(log: &str) -> bool {
@@ -71,23 +89,115 @@ fn denied(log: &str) -> bool {
 async fn every_binary_runs_under_the_readme_acl_user() {
     let server = RedisServer::start();
     let env = Env {
-        url: herald_tests::acl::create_readme_user(server.port(), PASSWORD),
+        redis: RedisEnv::url(&herald_tests::acl::create_readme_user(
+            server.port(),
+            PASSWORD,
+        )),
     };
     // The user really is limited: another namespace's keys are refused.
-    let out = Command::new("redis-cli")
-        .args([
-            "-p",
-            &server.port().to_string(),
+    let out = redis_cli(
+        server.port(),
+        &[
             "--user",
             "herald",
             "--pass",
             PASSWORD,
-        ])
-        .args(["SET", "{other}:x", "1"])
-        .output()
-        .unwrap();
+            "SET",
+            "{other}:x",
+            "1",
+        ],
+    );
     assert!(denied(&String::from_utf8_lossy(&out.stdout)), "{out:?}");
+    every_binary_runs_as(&env).await;
+}
 
+/// The user and password apart from the URL (REDIS_USERNAME, REDIS_PASSWORD): used when the
+/// URL has none, refused (exit 2, naming the variable, showing neither password) when the
+/// URL has another.
+#[test]
+fn the_user_and_password_may_be_given_apart_from_the_url() {
+    let server = RedisServer::start();
+    herald_tests::acl::create_readme_user(server.port(), PASSWORD);
+    let off = redis_cli(server.port(), &["ACL", "SETUSER", "default", "off"]);
+    assert!(off.status.success(), "{off:?}");
+    let otp = ["otp", "--phone", "+919812345670", "--code", "123456"];
+    let apart = Env {
+        redis: RedisEnv::url(&server.url())
+            .with("REDIS_USERNAME", "herald")
+            .with("REDIS_PASSWORD", PASSWORD),
+    };
+    apart.ok("herald-producer", &otp);
+    let both = Env {
+        redis: apart.redis.clone().with(
+            "REDIS_URL",
+            format!(
+                "redis://herald:another-password@127.0.0.1:{}",
+                server.port()
+            ),
+        ),
+    };
+    let out = both.run("herald-producer", &otp);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "REDIS_PASSWORD (--redis-password): differs from the password in redis://***@127.0.0.1:"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD) && !stderr.contains("another-password"),
+        "{stderr}"
+    );
+    // Without them the URL alone is Redis's default user, switched off here.
+    let default_user = Env {
+        redis: RedisEnv::url(&server.url()),
+    };
+    let out = default_user.run("herald-producer", &otp);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_binary_runs_under_the_readme_acl_users_behind_tls_sentinels() {
+    let certs = TestCerts::generate();
+    let setup = RedisSentinel::start(SentinelOptions::secured(&certs)).await;
+    setup.on_data_nodes(&readme_acl(PASSWORD));
+    setup.on_sentinels(&readme_sentinel_acl(SENTINEL_PASSWORD));
+    let env = Env {
+        redis: setup
+            .env(
+                Some(("herald-sentinel", SENTINEL_PASSWORD)),
+                Some(("herald", PASSWORD)),
+            )
+            .with("HERALD_MIN_REPLICAS", "1"),
+    };
+    let nodes = setup.nodes_env(Some(("herald-sentinel", SENTINEL_PASSWORD)));
+    assert!(nodes.starts_with("rediss://herald-sentinel:"), "{nodes}");
+    every_binary_runs_as(&env).await;
+    // Nothing was refused on the way but the one expected refusal (CONFIG GET).
+    for i in 0..setup.sentinels.len() {
+        let refused = refused_commands(&setup.sentinel_cli(i, &["ACL", "LOG"]));
+        assert!(refused.is_empty(), "sentinel {i} refused: {refused:?}");
+    }
+    let refused = refused_commands(&setup.data_cli(&setup.primary, &["ACL", "LOG"]));
+    assert!(
+        refused.iter().all(|c| c == "config|get"),
+        "the primary refused: {refused:?}"
+    );
+}
+
+/// The commands an `ACL LOG` reply (redis-cli's plain output, one field a line) lists.
+fn refused_commands(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[0] == "object")
+        .map(|pair| pair[1].to_string())
+        .collect()
+}
+
+/// Every binary, under the Redis that `env` points at: the assertions of the module doc.
+async fn every_binary_runs_as(env: &Env) {
     let hooks = format!("127.0.0.1:{}", free_port());
     let mut config = SandboxConfig::new(TEST_API_KEY);
     config.webhook_url = Some(format!("http://{hooks}/webhooks/interakt"));
@@ -105,14 +215,16 @@ async fn every_binary_runs_under_the_readme_acl_user() {
     webhook
         .args(["--listen", &hooks])
         .env("INTERAKT_WEBHOOK_SECRET", SECRET);
-    let receiver = WorkerProcess::spawn_command(webhook, &env.url, NAMESPACE, "acl-hooks");
+    env.redis.apply(&mut webhook);
+    let receiver =
+        WorkerProcess::spawn_command(webhook, env.redis.redis_url(), NAMESPACE, "acl-hooks");
     wait_until("the receiver ready", Duration::from_secs(20), || async {
         http_status(&format!("http://{hooks}/readyz")).await == Some(200)
     })
     .await;
 
     // The producer API.
-    let api = ApiProcess::start(&env.url, NAMESPACE, TOKEN, &[]).await;
+    let api = ApiProcess::start_in(&env.redis, NAMESPACE, TOKEN, &[]).await;
     let listen = api.listen().to_string();
     let auth = format!("Bearer {TOKEN}");
     let post = |path: &'static str, body: Value| {
@@ -198,8 +310,8 @@ async fn every_binary_runs_under_the_readme_acl_user() {
     let total = 7;
 
     // A worker replica: sends, a retry after a 503, jobs held for budget, one dead letter.
-    let worker = WorkerProcess::spawn(
-        &env.url,
+    let worker = WorkerProcess::spawn_in(
+        &env.redis,
         NAMESPACE,
         &sandbox.base_url(),
         "acl-worker",

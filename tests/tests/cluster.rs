@@ -1,6 +1,10 @@
 //! Herald unchanged on Redis Cluster: a real 3-master cluster on loopback, the producer CLI
 //! and two worker replicas pointed at it with REDIS_CLUSTER_NODES, the sandbox as Interakt.
 //! The shared budget holds in every window and every job is sent exactly once.
+//!
+//! And a cluster with a replica per master: `--min-replicas` waits for the replicas of the
+//! master that holds Herald's keys (`WAIT` is per node), and `maxmemory-policy` is read from
+//! every master, not from one random node.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -8,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use herald_sandbox::SandboxConfig;
-use herald_tests::{RedisCluster, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
+use herald_tests::{ClusterNode, RedisCluster, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "cluster";
@@ -111,6 +115,113 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
         (phones.len(), sandbox.messages().len()),
         (121, 121),
         "every job sent exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_replicas_waits_for_the_replica_of_the_keys_master_and_every_master_policy_is_read() {
+    let mut cluster = RedisCluster::start_with_replicas();
+    let nodes = cluster.nodes_env();
+    let (keys_master, keys_replicas) = cluster.master_of(&format!("{{{NAMESPACE}}}"));
+    let [keys_replica]: [ClusterNode; 1] = keys_replicas.try_into().expect("one replica");
+    let topology = cluster.topology();
+    let other = topology
+        .iter()
+        .find(|n| n.master_id.is_none() && n.id != keys_master.id)
+        .expect("another master")
+        .clone();
+    let other_replica = topology
+        .iter()
+        .find(|n| n.master_id.as_deref() == Some(other.id.as_str()))
+        .expect("its replica")
+        .clone();
+
+    // A master that does not hold Herald's keys may evict: said, naming it, by every binary.
+    let answer = cluster.cli(
+        other.port,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    assert_eq!(answer, "OK");
+    let otp = |i: u32, min_replicas: &str| {
+        let mut command = Command::new(cargo_bin("herald-producer"));
+        command
+            .args([
+                "otp",
+                "--phone",
+                &format!("+91980000{i:04}"),
+                "--code",
+                "123456",
+            ])
+            .env("REDIS_CLUSTER_NODES", &nodes)
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("HERALD_MIN_REPLICAS", min_replicas)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    };
+    let out = otp(1, "1");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    let other_address = format!("127.0.0.1:{}", other.port);
+    assert!(
+        stderr.contains("allkeys-lru") && stderr.contains(&other_address),
+        "the producer names the evicting master: {stderr}"
+    );
+    let status = worker_json(&nodes, &["status", "--json"]);
+    assert_eq!(status["maxmemory_policy"], "allkeys-lru", "{status}");
+    let note = status["maxmemory_policy_note"].as_str().unwrap();
+    assert!(note.contains(&other_address), "{note}");
+
+    // Acknowledged with --min-replicas 1: the keys' master's replica has it.
+    let lane = format!("{{{NAMESPACE}}}:lane:otp");
+    let on_replica = |port: u16| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("READONLY\nXLEN {lane}\n").as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(on_replica(keys_replica.port), "1");
+
+    // Another master's replica gone: nothing of Herald's waits for it.
+    cluster.node_mut(other_replica.port).kill();
+    let out = otp(2, "1");
+    assert!(
+        out.status.success(),
+        "WAIT went to the keys' master only: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(on_replica(keys_replica.port), "2");
+
+    // The keys' master's replica gone: not acknowledged (exit 2, the documented line) with
+    // --min-replicas 1, acknowledged at once with 0.
+    cluster.node_mut(keys_replica.port).kill();
+    let out = otp(3, "1");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("only 0 of the 1 replicas required by HERALD_MIN_REPLICAS"),
+        "{stderr}"
+    );
+    let out = otp(4, "0");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
