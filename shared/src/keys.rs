@@ -121,6 +121,29 @@ impl Keys {
         self.key(&format!("delayed:{}", lane.as_str()))
     }
 
+    /// A lane's jobs scheduled to go out later (`send_at`): sorted set of job ids scored by
+    /// when each is due (ms, Unix). The bodies are in [`Keys::scheduled_jobs`], once.
+    pub fn scheduled(&self, lane: Lane) -> String {
+        self.key(&format!("scheduled:{}", lane.as_str()))
+    }
+
+    /// The bodies of scheduled jobs: hash of job id to job JSON.
+    pub fn scheduled_jobs(&self) -> String {
+        self.key("scheduled:jobs")
+    }
+
+    /// A replace key's current job (string: the id of the last job enqueued under it), so a
+    /// newer job cancels it while it is unsent.
+    pub fn replace(&self, key: &str) -> String {
+        self.key(&format!("replace:{key}"))
+    }
+
+    /// The prefix of [`Keys::job_status`], for scripts that name a job's record by its id
+    /// (the job a replace key names; the job a begin-send is about).
+    pub fn job_status_prefix(&self) -> String {
+        self.key("job:")
+    }
+
     /// Hash of dead letters by job id.
     pub fn dead(&self) -> String {
         self.key("dead")
@@ -187,9 +210,13 @@ impl Keys {
         self.key("consumers")
     }
 
-    /// A job's timeline (hash of RFC 3339 timestamps and details: enqueued, attempts, sent,
-    /// delivered, read, revoked, dead), for `track`. Written by the settle scripts and the
-    /// webhook processor; expires [`TIMELINE_TTL_SECS`] after its last settle.
+    /// A job's record: its state (`state`: scheduled, queued, sending, cancelled, ... the
+    /// one place a cancel and the send path's last check meet) and timeline (RFC 3339
+    /// timestamps and details: enqueued, attempts, sent, delivered, read, revoked, dead,
+    /// cancelled), for `track`. Written by the enqueue script, the cancel script, the
+    /// begin-send script, the settle scripts and the webhook processor; expires
+    /// [`TIMELINE_TTL_SECS`] after its last write (a scheduled job's, that long after it is
+    /// due).
     pub fn job_status(&self, job_id: &str) -> String {
         self.key(&format!("job:{job_id}"))
     }
@@ -271,6 +298,10 @@ mod tests {
             keys.lane(Lane::Booking),
             keys.idempotency("booking:B1:confirmation"),
             keys.delayed(Lane::Otp),
+            keys.scheduled(Lane::Booking),
+            keys.scheduled_jobs(),
+            keys.replace("otp:+919812345678"),
+            keys.job_status_prefix(),
             keys.dead(),
             keys.dead_codes(),
             keys.dead_index(Lane::Booking),

@@ -36,6 +36,7 @@ impl Modify for Contract {
         for (kind, spec, job) in [
             ("otp", "OtpSpec", "OtpJob"),
             ("booking", "BookingSpec", "BookingJob"),
+            ("reminder", "ReminderSpec", "ReminderJob"),
             ("raw", "RawSpec", "RawJob"),
         ] {
             let Some(schema) = schemas.get(spec) else {
@@ -154,7 +155,7 @@ mod tests {
                     let schema = &response["content"]["application/json"]["schema"]["$ref"];
                     let body = schema.as_str().unwrap_or_default();
                     let expected: &[&str] = if status.starts_with('2') {
-                        &["Accepted", "BatchAccepted", "JobTimeline"]
+                        &["Accepted", "BatchAccepted", "JobTimeline", "Cancelled"]
                     } else {
                         &["ErrorBody", "BatchRejected"]
                     };
