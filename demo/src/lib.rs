@@ -382,7 +382,7 @@ fn demo_jobs() -> Vec<Job> {
             phone: phone.to_string(),
             booking_id: id,
             service: "Haircut".into(),
-            date: "2026-11-24".into(),
+            date: "2030-11-24".into(),
             time: format!("{:02}:{:02}", 9 + n % 9, (n % 4) * 15),
             image_url: None,
         })

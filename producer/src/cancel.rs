@@ -45,6 +45,7 @@ impl Producer {
             .key(keys.scheduled_jobs())
             .key(keys.dead())
             .key(keys.sent(&id))
+            .key(keys.stats())
             .arg(&id)
             .arg(WORKER_GROUP)
             .arg(timeline::format_time(time::OffsetDateTime::now_utc()))

@@ -361,6 +361,7 @@ impl Producer {
                 .key(self.keys.scheduled(Lane::Booking))
                 .key(self.keys.scheduled_jobs())
                 .key(self.keys.scheduled(job.lane()))
+                .key(self.keys.stats())
                 .arg(&job_id)
                 .arg(self.idempotency_window_ms)
                 .arg(job.to_json())

@@ -35,10 +35,12 @@ pub enum Stat {
     Revoked,
     /// Sent messages Interakt tried to withdraw and could not.
     RevokeFailed,
+    /// Jobs cancelled (or superseded) before their send began (the cancel scripts).
+    Cancelled,
 }
 
 impl Stat {
-    pub const ALL: [Stat; 8] = [
+    pub const ALL: [Stat; 9] = [
         Stat::Sent,
         Stat::Retried,
         Stat::RateLimited,
@@ -47,6 +49,7 @@ impl Stat {
         Stat::Read,
         Stat::Revoked,
         Stat::RevokeFailed,
+        Stat::Cancelled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Stat {
             Stat::Read => "read",
             Stat::Revoked => "revoked",
             Stat::RevokeFailed => "revoke_failed",
+            Stat::Cancelled => "cancelled",
         }
     }
 
@@ -285,7 +289,8 @@ mod tests {
                 "delivered:otp",
                 "read:otp",
                 "revoked:otp",
-                "revoke_failed:otp"
+                "revoke_failed:otp",
+                "cancelled:otp"
             ]
         );
     }

@@ -26,7 +26,7 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
 
     // 100 bookings and 20 OTPs with idempotency keys, 5 of them sent twice.
     let mut lines: Vec<Value> = (0..100)
-        .map(|i| json!({"kind": "booking", "phone": format!("+9198{i:08}"), "booking_id": format!("B{i}"), "service": "Haircut", "date": "2026-11-24", "time": "10:30"}))
+        .map(|i| json!({"kind": "booking", "phone": format!("+9198{i:08}"), "booking_id": format!("B{i}"), "service": "Haircut", "date": "2030-11-24", "time": "10:30"}))
         .collect();
     let otps: Vec<Value> = (0..20)
         .map(|i| json!({"kind": "otp", "phone": format!("+9197{i:08}"), "code": "123456", "idempotency_key": format!("otp:{i}")}))

@@ -55,7 +55,7 @@ pub struct ApiState {
 #[openapi(
     info(title = "Herald producer API", description = "Enqueue OTPs, booking confirmations and raw Interakt RCS requests for Herald's workers."),
     modifiers(&BearerSecurity),
-    components(schemas(handlers::Accepted)),
+    components(schemas(handlers::Accepted, handlers::Cancelled)),
     security(("bearer" = [])),
     tags((name = "jobs", description = "Enqueue jobs and read their state"))
 )]

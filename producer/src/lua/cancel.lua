@@ -7,7 +7,7 @@
 -- cancel(record, id, where, group, at, ttl, by)
 --   record: the job's record key; id: the job's id;
 --   where: {lanes = {otp = stream, booking = stream}, scheduled = {otp = zset, booking = zset},
---           bodies = the scheduled jobs' bodies (hash)};
+--           bodies = the scheduled jobs' bodies (hash), stats = the stats hash};
 --   group: the workers' consumer group; at: the cancel's time (RFC 3339);
 --   ttl: how long the record is kept (s); by: the superseding job's id, or false.
 -- Returns true when cancelled now; else the recorded state that stops it ('sending', 'sent',
@@ -44,5 +44,8 @@ local function cancel(record, id, where, group, at, ttl, by)
     redis.call('HSET', record, 'superseded_by', by)
   end
   redis.call('EXPIRE', record, ttl)
+  if lane then
+    redis.call('HINCRBY', where.stats, 'cancelled:' .. lane, 1)
+  end
   return true
 end

@@ -14,7 +14,8 @@
 -- KEYS[1] the idempotency claim (KEYS[3] when the job has no key), KEYS[2] the job's lane,
 -- KEYS[3] the job's record, KEYS[4] the replace key's record (KEYS[3] when none),
 -- KEYS[5] otp lane, KEYS[6] booking lane, KEYS[7] otp scheduled set, KEYS[8] booking
--- scheduled set, KEYS[9] scheduled bodies, KEYS[10] the job lane's scheduled set
+-- scheduled set, KEYS[9] scheduled bodies, KEYS[10] the job lane's scheduled set,
+-- KEYS[11] stats
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
@@ -47,6 +48,7 @@ if ARGV[7] == '1' then
       lanes = {otp = KEYS[5], booking = KEYS[6]},
       scheduled = {otp = KEYS[7], booking = KEYS[8]},
       bodies = KEYS[9],
+      stats = KEYS[11],
     }
     if cancel(ARGV[13] .. older, older, where, ARGV[11], ARGV[12], ARGV[14], ARGV[1]) == true then
       superseded = older
