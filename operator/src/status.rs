@@ -116,9 +116,9 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             Stat::Revoked,
             Stat::Cancelled,
         ]
-            .iter()
-            .map(|stat| stat.field(lane))
-            .collect();
+        .iter()
+        .map(|stat| stat.field(lane))
+        .collect();
         let stats: Vec<Option<u64>> = deadpool_redis::redis::cmd("HMGET")
             .arg(keys.stats())
             .arg(&fields)

@@ -18,12 +18,12 @@ use herald_shared::wire::{self, SendRequest};
 use herald_shared::{Job, Keys, Redacted};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::CancelOutcome;
 use crate::bulk::{self, BulkError, Observer, Rejected, Summary};
 use crate::enqueue::{self, Producer};
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec, SpecError, Timing};
-use crate::CancelOutcome;
-use herald_shared::schedule::Zone;
 use herald_shared::redis_pool::{self, ConnectError};
+use herald_shared::schedule::Zone;
 
 /// Prefix of every line written to stderr.
 pub const NAME: &str = "herald-producer";
@@ -535,7 +535,10 @@ async fn run_cancel(args: &CancelArgs, producer: Producer) -> Result<Outcome, Cl
         }
         CancelOutcome::TooLate { job_id, state } => {
             let _ = writeln!(out, "{}", state.as_str());
-            eprintln!("{NAME}: job {job_id} is {}: too late to cancel", state.as_str());
+            eprintln!(
+                "{NAME}: job {job_id} is {}: too late to cancel",
+                state.as_str()
+            );
             Ok(Outcome::TooLate)
         }
         CancelOutcome::Unknown => Err(CliError::Cancel(match &args.job_id {

@@ -40,8 +40,8 @@ use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
 use herald_shared::durability::{Durability, NotReplicated, WaitError};
 use herald_shared::job::{Booking, Job};
 use herald_shared::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
-use herald_shared::timeline::{self, Recorded};
 use herald_shared::redis_pool::Pool;
+use herald_shared::timeline::{self, Recorded};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_shared::{Keys, Lane};
@@ -55,7 +55,8 @@ pub const PIPELINE_CHUNK: usize = 1_000;
 
 /// Claims an idempotency key, supersedes, records and adds the job in one step
 /// (`src/lua/enqueue.lua`, with the cancel and timeline preludes in front).
-static IDEMPOTENT_ADD: LazyLock<Script> = LazyLock::new(|| with_cancel(include_str!("lua/enqueue.lua")));
+static IDEMPOTENT_ADD: LazyLock<Script> =
+    LazyLock::new(|| with_cancel(include_str!("lua/enqueue.lua")));
 
 /// `script` with the preludes it calls: `record` (the worker's timeline.lua: the same field
 /// writes as every settle) and `cancel` (cancel.lua).
@@ -341,7 +342,9 @@ impl Producer {
         };
         // A scheduled job's record lives until it is due, then as long as any other's.
         let ttl = TIMELINE_TTL_SECS
-            + due.map_or(0, |due| u64::try_from((due - now).whole_seconds()).unwrap_or(0));
+            + due.map_or(0, |due| {
+                u64::try_from((due - now).whole_seconds()).unwrap_or(0)
+            });
         let flag = |on: bool| if on { "1" } else { "" };
         pipe.invoke_script(
             IDEMPOTENT_ADD
@@ -371,7 +374,9 @@ impl Producer {
                 .arg(flag(job.replace_key.is_some()))
                 .arg(timeline::enqueued_fields(job, state))
                 .arg(ttl)
-                .arg(due.map_or(String::new(), |due| herald_shared::schedule::unix_ms(due).to_string()))
+                .arg(due.map_or(String::new(), |due| {
+                    herald_shared::schedule::unix_ms(due).to_string()
+                }))
                 .arg(WORKER_GROUP)
                 .arg(timeline::format_time(now))
                 .arg(self.keys.job_status_prefix())
@@ -413,7 +418,8 @@ impl Claim {
 /// Reads the reply of `job`'s script: `{claim, id, superseded}`.
 fn parse_reply(job: &Job, reply: Value) -> Result<BatchResult, Error> {
     let unexpected = |reply: &Value| Error::UnexpectedReply(format!("{reply:?}"));
-    let items: Vec<Value> = redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
+    let items: Vec<Value> =
+        redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
     let text = |i: usize| -> Result<String, Error> {
         match items.get(i) {
             Some(v) => redis::from_redis_value(v.clone()).map_err(|_| unexpected(&reply)),

@@ -78,7 +78,11 @@ pub struct OtpSpec {
     #[schema(ignore)]
     pub send_at: Option<String>,
     /// As `send_at`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "human_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "human_duration"
+    )]
     #[schema(ignore)]
     pub send_in: Option<Duration>,
 }
@@ -125,17 +129,29 @@ pub struct BookingSpec {
     /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
     /// Not with `send_in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T08:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
     pub send_at: Option<String>,
     /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
     /// zero and at most 365 days. Not with `send_at`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "2h")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T10:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
     pub not_after: Option<String>,
     /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,24 +208,40 @@ pub struct ReminderSpec {
     pub tz: Option<String>,
     /// Send this long before the appointment (`2h`); a time already past means now. Not
     /// with `send_at` or `send_in`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "2h")]
     pub before: Option<Duration>,
     /// Send at this time rather than now: RFC 3339 with its offset
     /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
     /// Not with `send_in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T08:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
     pub send_at: Option<String>,
     /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
     /// zero and at most 365 days. Not with `send_at`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "2h")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T10:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
     pub not_after: Option<String>,
     /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,11 +249,7 @@ pub struct ReminderSpec {
     pub replace_key: Option<String>,
     /// As in [`OtpSpec`]: 1 to 200 characters, equal to the `Idempotency-Key` header if both are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        example = "booking:B123:reminder"
-    )]
+    #[schema(min_length = 1, max_length = 200, example = "booking:B123:reminder")]
     pub idempotency_key: Option<String>,
 }
 
@@ -240,21 +268,37 @@ pub struct RawSpec {
     /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
     /// Not with `send_in`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T08:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
     pub send_at: Option<String>,
     /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
     /// zero and at most 365 days. Not with `send_at`.
-    #[serde(default, with = "human_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "2h")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(format = "herald-send-at", pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$", example = "2026-11-24T10:30:00+05:30")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
     pub not_after: Option<String>,
     /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 200, example = "campaign:42:+919999999999")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "campaign:42:+919999999999"
+    )]
     pub replace_key: Option<String>,
 }
 
@@ -353,7 +397,9 @@ impl JobSpec {
                     send_in: otp.send_in,
                     ..Timing::default()
                 };
-                timing.apply(job, zone)?.with_idempotency_key(otp.idempotency_key)?
+                timing
+                    .apply(job, zone)?
+                    .with_idempotency_key(otp.idempotency_key)?
                     .with_replace_key(otp.replace_key)
             }
             JobSpec::Booking(b) => {
@@ -445,16 +491,28 @@ impl Timing<'_> {
                     .appointment(zone)
                     .and_then(|at| at.checked_sub(time::Duration::try_from(before).ok()?))
                     .ok_or_else(|| {
-                        ValidationError::single("before", "goes back before the year 1; is it right?")
+                        ValidationError::single(
+                            "before",
+                            "goes back before the year 1; is it right?",
+                        )
                     })?;
                 let due = schedule::due_time(Some(due), None, now).map_err(|err| {
-                    ValidationError::single("before", format!("puts the reminder {}", err.violations[0].reason))
+                    ValidationError::single(
+                        "before",
+                        format!("puts the reminder {}", err.violations[0].reason),
+                    )
                 })?;
                 ("before", due)
             }
             None => {
-                let field = if send_at.is_some() { "send_at" } else { "send_in" };
-                if job.kind() == herald_shared::JobKind::Otp && (send_at.is_some() || self.send_in.is_some()) {
+                let field = if send_at.is_some() {
+                    "send_at"
+                } else {
+                    "send_in"
+                };
+                if job.kind() == herald_shared::JobKind::Otp
+                    && (send_at.is_some() || self.send_in.is_some())
+                {
                     return job.scheduled(field, Some(now));
                 }
                 (field, schedule::due_time(send_at, self.send_in, now)?)

@@ -136,8 +136,11 @@ pub fn reminder_request(
         time,
         ..
     } = booking;
-    let day = time::Date::parse(date, time::macros::format_description!("[year]-[month]-[day]"))
-        .ok();
+    let day = time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok();
     let when = match (day, today) {
         (Some(day), Some(today)) if day == today => format!("today at {time}"),
         (Some(day), Some(today)) if today.next_day() == Some(day) => {
@@ -293,15 +296,28 @@ mod tests {
         };
         let job = Job::reminder(booking, &crate::schedule::Zone::default()).unwrap();
         // 08:30 in India on the day of the appointment.
-        let request = render_at(&job, Some(&sms()), time::macros::datetime!(2026-11-24 03:00 UTC));
+        let request = render_at(
+            &job,
+            Some(&sms()),
+            time::macros::datetime!(2026-11-24 03:00 UTC),
+        );
         validate_request(&request).unwrap();
         let json = serde_json::to_value(&request).unwrap();
         let card = &json["message"]["richCardDetails"]["standalone"]["content"];
         assert_eq!(card["cardTitle"], "Reminder: your Haircut today at 10:30");
         assert_eq!(card["suggestions"][0]["reply"]["plainText"], "View booking");
-        assert_eq!(card["suggestions"][0]["reply"]["postBack"]["data"], "booking_B123");
-        assert_eq!(card["suggestions"][1]["reply"]["postBack"]["data"], "cancel_B123");
-        assert_eq!(json["fallback"][0]["content"]["dlt_te_id"], "1107174012164676174");
+        assert_eq!(
+            card["suggestions"][0]["reply"]["postBack"]["data"],
+            "booking_B123"
+        );
+        assert_eq!(
+            card["suggestions"][1]["reply"]["postBack"]["data"],
+            "cancel_B123"
+        );
+        assert_eq!(
+            json["fallback"][0]["content"]["dlt_te_id"],
+            "1107174012164676174"
+        );
         assert_eq!(
             json["fallback"][0]["content"]["variables"],
             serde_json::json!(["Haircut", "2026-11-24", "10:30", "B123"])
@@ -318,9 +334,13 @@ mod tests {
             ..sms()
         };
         assert!(
-            render_at(&job, Some(&without), time::macros::datetime!(2026-11-24 03:00 UTC))
-                .fallback
-                .is_none(),
+            render_at(
+                &job,
+                Some(&without),
+                time::macros::datetime!(2026-11-24 03:00 UTC)
+            )
+            .fallback
+            .is_none(),
             "no reminder template: no SMS fallback"
         );
     }

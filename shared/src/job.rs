@@ -425,58 +425,58 @@ impl Job {
 /// A booking's or reminder's fields, checked (each fills a card and a DLT SMS variable, so
 /// each respects the SMS variable limit) and the phone normalized.
 fn checked_booking(booking: Booking) -> Result<Booking, ValidationError> {
-        let phone = parse_phone("phone", &booking.phone)?;
-        let mut violations = Vec::new();
-        let mut check = |field: &str, value: &str| {
-            let len = value.chars().count();
-            if value.chars().all(is_json_whitespace) {
-                violations.push(validate::Violation {
-                    path: field.into(),
-                    reason: "must not be empty".into(),
-                });
-            } else if len > limits::DLT_VARIABLE_CHARS {
-                violations.push(validate::Violation {
-                    path: field.into(),
-                    reason: format!(
-                        "is {len} characters; the limit is {} (a DLT SMS variable)",
-                        limits::DLT_VARIABLE_CHARS
-                    ),
-                });
-            }
-        };
-        check("booking_id", &booking.booking_id);
-        check("service", &booking.service);
-        check("date", &booking.date);
-        check("time", &booking.time);
-        if time::Date::parse(
-            &booking.date,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .is_err()
-        {
+    let phone = parse_phone("phone", &booking.phone)?;
+    let mut violations = Vec::new();
+    let mut check = |field: &str, value: &str| {
+        let len = value.chars().count();
+        if value.chars().all(is_json_whitespace) {
             violations.push(validate::Violation {
-                path: "date".into(),
-                reason: format!("is {:?}; expected YYYY-MM-DD", booking.date),
+                path: field.into(),
+                reason: "must not be empty".into(),
+            });
+        } else if len > limits::DLT_VARIABLE_CHARS {
+            violations.push(validate::Violation {
+                path: field.into(),
+                reason: format!(
+                    "is {len} characters; the limit is {} (a DLT SMS variable)",
+                    limits::DLT_VARIABLE_CHARS
+                ),
             });
         }
-        if time::Time::parse(
-            &booking.time,
-            time::macros::format_description!("[hour]:[minute]"),
-        )
-        .is_err()
-        {
-            violations.push(validate::Violation {
-                path: "time".into(),
-                reason: format!("is {:?}; expected HH:MM (24-hour)", booking.time),
-            });
-        }
-        if !violations.is_empty() {
-            return Err(ValidationError { violations });
-        }
-        Ok(Booking {
-            phone: phone.e164(),
-            ..booking
-        })
+    };
+    check("booking_id", &booking.booking_id);
+    check("service", &booking.service);
+    check("date", &booking.date);
+    check("time", &booking.time);
+    if time::Date::parse(
+        &booking.date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .is_err()
+    {
+        violations.push(validate::Violation {
+            path: "date".into(),
+            reason: format!("is {:?}; expected YYYY-MM-DD", booking.date),
+        });
+    }
+    if time::Time::parse(
+        &booking.time,
+        time::macros::format_description!("[hour]:[minute]"),
+    )
+    .is_err()
+    {
+        violations.push(validate::Violation {
+            path: "time".into(),
+            reason: format!("is {:?}; expected HH:MM (24-hour)", booking.time),
+        });
+    }
+    if !violations.is_empty() {
+        return Err(ValidationError { violations });
+    }
+    Ok(Booking {
+        phone: phone.e164(),
+        ..booking
+    })
 }
 
 impl Job {
@@ -506,7 +506,11 @@ impl Job {
     /// (`send_at`, `send_in`, `before`), for the error: an OTP cannot be scheduled (a code
     /// is wanted now, and is only valid for minutes), and a job is not scheduled past its
     /// `not_after`.
-    pub fn scheduled(mut self, field: &str, due: Option<OffsetDateTime>) -> Result<Job, ValidationError> {
+    pub fn scheduled(
+        mut self,
+        field: &str,
+        due: Option<OffsetDateTime>,
+    ) -> Result<Job, ValidationError> {
         let Some(due) = due else {
             self.send_at = None;
             return Ok(self);
@@ -523,7 +527,10 @@ impl Job {
 
     /// Sets the deadline past which the job is dead-lettered as `expired` instead of sent.
     /// An OTP's deadline is its `valid_for`.
-    pub fn with_not_after(mut self, not_after: Option<OffsetDateTime>) -> Result<Job, ValidationError> {
+    pub fn with_not_after(
+        mut self,
+        not_after: Option<OffsetDateTime>,
+    ) -> Result<Job, ValidationError> {
         let Some(not_after) = not_after else {
             return Ok(self);
         };
@@ -628,9 +635,12 @@ pub fn is_json_whitespace(c: char) -> bool {
 /// names `field`.
 pub fn check_key(field: &str, key: Option<&str>) -> Result<(), ValidationError> {
     match key {
-        Some(key) if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS => Err(
-            ValidationError::single(field, format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters")),
-        ),
+        Some(key) if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS => {
+            Err(ValidationError::single(
+                field,
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -690,7 +700,10 @@ mod tests {
         );
         let london = Zone::named("Europe/London").unwrap();
         let job = Job::booking_in(booking(), &london).unwrap();
-        assert_eq!(job.not_after, Some(time::macros::datetime!(2026-11-24 10:30 UTC)));
+        assert_eq!(
+            job.not_after,
+            Some(time::macros::datetime!(2026-11-24 10:30 UTC))
+        );
     }
 
     #[test]
@@ -711,7 +724,10 @@ mod tests {
         let otp = Job::otp("+919999999999", "1234", DEFAULT_OTP_VALIDITY).unwrap();
         let err = otp.clone().scheduled("send_in", Some(due)).unwrap_err();
         assert_eq!(err.violations[0].path, "send_in");
-        assert!(err.to_string().contains("an OTP cannot be scheduled"), "{err}");
+        assert!(
+            err.to_string().contains("an OTP cannot be scheduled"),
+            "{err}"
+        );
         let err = otp.clone().with_not_after(Some(due)).unwrap_err();
         assert_eq!(err.violations[0].path, "not_after");
         assert!(otp.with_replace_key(Some(String::new())).is_err());

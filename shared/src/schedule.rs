@@ -77,8 +77,12 @@ impl Zone {
         let stamp = jiff::Timestamp::from_second(at.unix_timestamp()).ok()?;
         let date = stamp.to_zoned_datetime(self.tz.clone()).date();
         let month = time::Month::try_from(u8::try_from(date.month()).ok()?).ok()?;
-        time::Date::from_calendar_date(i32::from(date.year()), month, u8::try_from(date.day()).ok()?)
-            .ok()
+        time::Date::from_calendar_date(
+            i32::from(date.year()),
+            month,
+            u8::try_from(date.day()).ok()?,
+        )
+        .ok()
     }
 }
 
@@ -199,7 +203,10 @@ mod tests {
             Some(datetime!(2026-11-24 05:00 UTC))
         );
         let err = Zone::named("Mars/Olympus").unwrap_err();
-        assert!(err.contains("Mars/Olympus") && err.contains("IANA"), "{err}");
+        assert!(
+            err.contains("Mars/Olympus") && err.contains("IANA"),
+            "{err}"
+        );
         assert_eq!(
             kolkata.local_date(datetime!(2026-11-23 19:00 UTC)),
             Some(date!(2026 - 11 - 24)),
@@ -231,7 +238,10 @@ mod tests {
             Ok(Some(datetime!(2026-11-30 10:00 UTC)))
         );
         let at = parse_instant("send_at", "2026-11-30T15:30:00+05:30").unwrap();
-        assert_eq!(due_time(Some(at), None, now), Ok(Some(datetime!(2026-11-30 10:00 UTC))));
+        assert_eq!(
+            due_time(Some(at), None, now),
+            Ok(Some(datetime!(2026-11-30 10:00 UTC)))
+        );
         assert_eq!(
             due_time(Some(datetime!(2026-11-30 07:00 UTC)), None, now),
             Ok(None),

@@ -890,16 +890,29 @@ mod tests {
         assert!(render(&timeline).contains("due: 2026-11-23 11:00:00.000 UTC"));
         let cancelled = with(
             scheduled.clone(),
-            &[("state", "cancelled"), ("cancelled_at", "2026-11-23T10:05:00Z")],
+            &[
+                ("state", "cancelled"),
+                ("cancelled_at", "2026-11-23T10:05:00Z"),
+            ],
         );
         let timeline = build("j", &cancelled);
         assert_eq!(timeline.state, JobState::Cancelled);
         assert_eq!(timeline.send_at, None);
-        assert_eq!(kinds(&timeline), [EventKind::Enqueued, EventKind::Cancelled]);
-        assert!(render(&timeline).contains("  cancelled\n"), "{}", render(&timeline));
+        assert_eq!(
+            kinds(&timeline),
+            [EventKind::Enqueued, EventKind::Cancelled]
+        );
+        assert!(
+            render(&timeline).contains("  cancelled\n"),
+            "{}",
+            render(&timeline)
+        );
         let superseded = with(cancelled, &[("superseded_by", "0193-new")]);
         let timeline = build("j", &superseded);
-        assert_eq!(timeline.events[1].reason.as_deref(), Some("superseded by 0193-new"));
+        assert_eq!(
+            timeline.events[1].reason.as_deref(),
+            Some("superseded by 0193-new")
+        );
         assert!(render(&timeline).contains("superseded by 0193-new"));
         let json = serde_json::to_value(&timeline).unwrap();
         assert_eq!(json["state"], "cancelled");
@@ -909,7 +922,15 @@ mod tests {
             &[("state", "sending")],
         );
         assert_eq!(build("j", &sending).state, JobState::Sending);
-        for recorded in ["scheduled", "queued", "sending", "retrying", "sent", "dead", "cancelled"] {
+        for recorded in [
+            "scheduled",
+            "queued",
+            "sending",
+            "retrying",
+            "sent",
+            "dead",
+            "cancelled",
+        ] {
             assert_eq!(Recorded::parse(recorded).unwrap().as_str(), recorded);
         }
     }

@@ -80,9 +80,9 @@ pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         let mut nap = MAX_NAP;
         let mut failed = false;
-        let moves = Lane::ALL.into_iter().flat_map(|lane| {
-            [(lane, Waiting::Retry), (lane, Waiting::Scheduled)]
-        });
+        let moves = Lane::ALL
+            .into_iter()
+            .flat_map(|lane| [(lane, Waiting::Retry), (lane, Waiting::Scheduled)]);
         for (lane, waiting) in moves {
             let moved = match waiting {
                 Waiting::Retry => promote_due(&pool, &keys, lane).await,

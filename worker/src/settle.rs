@@ -136,9 +136,9 @@ impl Settler {
         job: &Job,
     ) -> Result<BeginSend, RedisFailure> {
         let job_id = job.id.to_string();
-        let deadline = job
-            .not_after
-            .map_or(String::new(), |at| herald_shared::schedule::unix_ms(at).to_string());
+        let deadline = job.not_after.map_or(String::new(), |at| {
+            herald_shared::schedule::unix_ms(at).to_string()
+        });
         let mut conn = self.pool.get().await?;
         let (code, detail): (i64, String) = BEGIN_SEND
             .key(self.keys.lane(delivery.lane))

@@ -107,10 +107,7 @@ impl ApiError {
     pub fn too_late(job_id: Uuid, state: herald_shared::timeline::JobState) -> ApiError {
         let mut err = ApiError::new(
             ErrorCode::TooLate,
-            format!(
-                "job {job_id} is {}: too late to cancel",
-                state.as_str()
-            ),
+            format!("job {job_id} is {}: too late to cancel", state.as_str()),
         );
         err.body.job_id = Some(job_id);
         err.body.state = Some(state);

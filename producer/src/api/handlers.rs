@@ -396,17 +396,26 @@ pub struct CancelQuery {
 
 /// Cancel the job enqueued under an idempotency key, before its send begins.
 #[utoipa::path(
-    delete, path = "/v1/jobs", tag = "jobs",
+    delete,
+    path = "/v1/jobs",
+    tag = "jobs",
     params(CancelQuery),
     responses(CancelAnswers)
 )]
 pub async fn cancel_by_key(
     State(state): State<ApiState>,
-    query: Result<Query<std::collections::HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    query: Result<
+        Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|err| ApiError::invalid_field("idempotency_key", err.body_text()))?;
+    let Query(query) =
+        query.map_err(|err| ApiError::invalid_field("idempotency_key", err.body_text()))?;
     let key = query.get("idempotency_key").ok_or_else(|| {
-        ApiError::invalid_field("idempotency_key", "is missing: DELETE /v1/jobs?idempotency_key=KEY")
+        ApiError::invalid_field(
+            "idempotency_key",
+            "is missing: DELETE /v1/jobs?idempotency_key=KEY",
+        )
     })?;
     herald_shared::job::check_key("idempotency_key", Some(key))?;
     cancelled(state.producer.cancel_by_idempotency_key(key).await?)

@@ -27,15 +27,25 @@ async fn cancel_a_scheduled_job_is_never_sent_and_a_sent_one_is_too_late() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "cancelled");
     let again = s.run_producer(&["cancel", &cancelled]);
-    assert_eq!(again.status.code(), Some(0), "cancelling twice is still cancelled: {}", text(&again));
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "cancelling twice is still cancelled: {}",
+        text(&again)
+    );
     let waiting: u64 = s.conn.zcard(s.keys.scheduled(Lane::Booking)).await.unwrap();
     assert_eq!(waiting, 1, "taken out of the scheduled set");
 
-    wait_until("the booking scheduled after it sent", Duration::from_secs(20), || async {
-        !s.accepted().is_empty()
-    })
+    wait_until(
+        "the booking scheduled after it sent",
+        Duration::from_secs(20),
+        || async { !s.accepted().is_empty() },
+    )
     .await;
-    assert_eq!(s.accepted_phones().into_iter().collect::<Vec<_>>(), [p2.clone()]);
+    assert_eq!(
+        s.accepted_phones().into_iter().collect::<Vec<_>>(),
+        [p2.clone()]
+    );
 
     let track = s.run_worker_command(&["track", &cancelled]);
     let shown = String::from_utf8_lossy(&track.stdout);
@@ -57,26 +67,38 @@ async fn cancel_a_scheduled_job_is_never_sent_and_a_sent_one_is_too_late() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_a_replica_holds_the_job_waiting_for_a_token() {
     let mut s = Scenario::start(SandboxSetup::default()).await;
-    let api = ApiProcess::start(&s.redis.url(), herald_tests::scenario::NAMESPACE, TOKEN, &[]).await;
+    let api = ApiProcess::start(
+        &s.redis.url(),
+        herald_tests::scenario::NAMESPACE,
+        TOKEN,
+        &[],
+    )
+    .await;
     let (p1, p2, p3) = (phone(1), phone(2), phone(3));
     enqueue(&s, &booking(&p1, "B1", &[]));
     let held = enqueue(&s, &booking(&p2, "B2", &[]));
     let w = s.worker("holder", &["--rate", "1/4s", "--concurrency", "4"]);
-    wait_until("the first booking sent", Duration::from_secs(20), || async {
-        s.accepted().len() == 1
-    })
+    wait_until(
+        "the first booking sent",
+        Duration::from_secs(20),
+        || async { s.accepted().len() == 1 },
+    )
     .await;
     // The second is in the replica's hand: delivered to it, pending, waiting for a token.
     let lane = s.keys.lane(Lane::Booking);
-    wait_until("the second booking held by the replica", Duration::from_secs(10), || {
-        let mut conn = s.conn.clone();
-        let lane = lane.clone();
-        async move {
-            let pending: redis::streams::StreamPendingReply =
-                conn.xpending(&lane, WORKER_GROUP).await.unwrap();
-            pending.count() == 1
-        }
-    })
+    wait_until(
+        "the second booking held by the replica",
+        Duration::from_secs(10),
+        || {
+            let mut conn = s.conn.clone();
+            let lane = lane.clone();
+            async move {
+                let pending: redis::streams::StreamPendingReply =
+                    conn.xpending(&lane, WORKER_GROUP).await.unwrap();
+                pending.count() == 1
+            }
+        },
+    )
     .await;
     assert_eq!(s.recorded_state(&held).await.as_deref(), Some("queued"));
     let auth = format!("Bearer {TOKEN}");
@@ -94,12 +116,18 @@ async fn cancel_while_a_replica_holds_the_job_waiting_for_a_token() {
     assert_eq!(answer["state"], "cancelled");
     // A later booking goes out with the next token; the cancelled one never does.
     enqueue(&s, &booking(&p3, "B3", &[]));
-    wait_until("the third booking sent", Duration::from_secs(30), || async {
-        s.accepted_phones().contains(&p3)
-    })
+    wait_until(
+        "the third booking sent",
+        Duration::from_secs(30),
+        || async { s.accepted_phones().contains(&p3) },
+    )
     .await;
     s.wait_drained(Duration::from_secs(20)).await;
-    assert!(!s.accepted_phones().contains(&p2), "the cancelled booking was sent:\n{}", w.log());
+    assert!(
+        !s.accepted_phones().contains(&p2),
+        "the cancelled booking was sent:\n{}",
+        w.log()
+    );
     assert_eq!(s.accepted().len(), 2);
     assert!(s.dead_letters().await.is_empty());
 
@@ -119,16 +147,33 @@ async fn cancel_while_a_replica_holds_the_job_waiting_for_a_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_cancels_200_409_404_and_by_idempotency_key() {
     let s = Scenario::start(SandboxSetup::default()).await;
-    let api = ApiProcess::start(&s.redis.url(), herald_tests::scenario::NAMESPACE, TOKEN, &[]).await;
+    let api = ApiProcess::start(
+        &s.redis.url(),
+        herald_tests::scenario::NAMESPACE,
+        TOKEN,
+        &[],
+    )
+    .await;
     let auth = format!("Bearer {TOKEN}");
     let call = |method: &'static str, path: String, body: String| {
         let url = format!("{}{path}", api.base_url());
         let auth = auth.clone();
         async move {
-            let (status, body) = http_request(method, &url, &[("Authorization", &auth), ("Content-Type", "application/json")], &body)
-                .await
-                .unwrap();
-            (status, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+            let (status, body) = http_request(
+                method,
+                &url,
+                &[
+                    ("Authorization", &auth),
+                    ("Content-Type", "application/json"),
+                ],
+                &body,
+            )
+            .await
+            .unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+            )
         }
     };
     let (status, body) = call(
@@ -139,12 +184,27 @@ async fn the_api_answers_cancels_200_409_404_and_by_idempotency_key() {
     .await;
     assert_eq!(status, 202, "{body}");
     assert!(body["send_at"].is_string(), "{body}");
-    let (status, body) = call("DELETE", "/v1/jobs?idempotency_key=booking:B1:confirmation".into(), String::new()).await;
+    let (status, body) = call(
+        "DELETE",
+        "/v1/jobs?idempotency_key=booking:B1:confirmation".into(),
+        String::new(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "cancelled");
-    let (status, body) = call("DELETE", "/v1/jobs?idempotency_key=nobody".into(), String::new()).await;
+    let (status, body) = call(
+        "DELETE",
+        "/v1/jobs?idempotency_key=nobody".into(),
+        String::new(),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = call("DELETE", "/v1/jobs/0193a1b2-0000-7000-8000-000000000000".into(), String::new()).await;
+    let (status, body) = call(
+        "DELETE",
+        "/v1/jobs/0193a1b2-0000-7000-8000-000000000000".into(),
+        String::new(),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     let (status, body) = call("DELETE", "/v1/jobs/not-a-uuid".into(), String::new()).await;
     assert_eq!(status, 400, "{body}");
@@ -169,7 +229,10 @@ async fn the_api_answers_cancels_200_409_404_and_by_idempotency_key() {
     assert_eq!(status, 202, "{body}");
     let id = body["job_id"].as_str().unwrap().to_string();
     let _w = s.worker("api", &["--rate", "50/1s"]);
-    wait_until("the OTP sent", Duration::from_secs(20), || async { !s.accepted().is_empty() }).await;
+    wait_until("the OTP sent", Duration::from_secs(20), || async {
+        !s.accepted().is_empty()
+    })
+    .await;
     let (status, body) = call("DELETE", format!("/v1/jobs/{id}"), String::new()).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "too_late");

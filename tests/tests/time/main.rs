@@ -24,7 +24,11 @@ pub const FUTURE_DATE: &str = "2030-11-24";
 /// Runs `herald-producer ARGS`, asserts it succeeded, and returns the job id it printed.
 pub fn enqueue(s: &Scenario, args: &[&str]) -> String {
     let out = s.run_producer(args);
-    assert!(out.status.success(), "herald-producer {args:?}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "herald-producer {args:?}: {}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 

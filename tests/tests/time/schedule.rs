@@ -24,14 +24,24 @@ async fn send_later_a_scheduled_booking_waits_then_goes_out_within_a_second_of_i
     let waiting: u64 = s.conn.zcard(s.keys.scheduled(Lane::Booking)).await.unwrap();
     assert_eq!(waiting, 1, "in the scheduled set");
     assert_eq!(s.status().await.total.scheduled, 1);
-    assert!(s.lane_jobs(Lane::Booking).await.is_empty(), "not on the lane yet");
-    let due: String = s.conn.hget(s.keys.job_status(&job), "send_at").await.unwrap();
-    let due = time::OffsetDateTime::parse(&due, &time::format_description::well_known::Rfc3339).unwrap();
+    assert!(
+        s.lane_jobs(Lane::Booking).await.is_empty(),
+        "not on the lane yet"
+    );
+    let due: String = s
+        .conn
+        .hget(s.keys.job_status(&job), "send_at")
+        .await
+        .unwrap();
+    let due =
+        time::OffsetDateTime::parse(&due, &time::format_description::well_known::Rfc3339).unwrap();
     let due_ms = (due.unix_timestamp_nanos() / 1_000_000) as u64;
 
-    wait_until("the scheduled booking sent", Duration::from_secs(20), || async {
-        !s.accepted().is_empty()
-    })
+    wait_until(
+        "the scheduled booking sent",
+        Duration::from_secs(20),
+        || async { !s.accepted().is_empty() },
+    )
     .await;
     let sent = &s.accepted()[0];
     assert_eq!(sent.e164(), p);
@@ -86,17 +96,39 @@ async fn reminders_go_out_before_their_appointment_with_their_own_card() {
     let zone = herald_shared::schedule::Zone::default();
     let start = time::OffsetDateTime::now_utc() + Duration::from_secs(2 * 3600 + 63);
     let local = start.to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
-    let date = format!("{:04}-{:02}-{:02}", local.year(), u8::from(local.month()), local.day());
+    let date = format!(
+        "{:04}-{:02}-{:02}",
+        local.year(),
+        u8::from(local.month()),
+        local.day()
+    );
     let at = format!("{:02}:{:02}", local.hour(), local.minute());
     assert_eq!(zone.name(), "Asia/Kolkata");
     let p = phone(7);
     let args = [
-        "reminder", "--phone", &p, "--booking-id", "B7", "--service", "Haircut", "--date", &date,
-        "--time", &at, "--before", "2h", "--tz", "Asia/Kolkata",
+        "reminder",
+        "--phone",
+        &p,
+        "--booking-id",
+        "B7",
+        "--service",
+        "Haircut",
+        "--date",
+        &date,
+        "--time",
+        &at,
+        "--before",
+        "2h",
+        "--tz",
+        "Asia/Kolkata",
     ];
     let out = s.run_producer(&args);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("scheduled for"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scheduled for"),
+        "{}",
+        text(&out)
+    );
     wait_until("the reminder sent", Duration::from_secs(90), || async {
         !s.accepted().is_empty()
     })
@@ -106,13 +138,24 @@ async fn reminders_go_out_before_their_appointment_with_their_own_card() {
     assert!(title.starts_with("Reminder: your Haircut "), "{title}");
     assert!(title.ends_with(&format!("at {at}")), "{title}");
     assert_eq!(card["suggestions"][0]["reply"]["plainText"], "View booking");
-    assert_eq!(card["suggestions"][1]["reply"]["postBack"]["data"], "cancel_B7");
+    assert_eq!(
+        card["suggestions"][1]["reply"]["postBack"]["data"],
+        "cancel_B7"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otps_cannot_be_scheduled_and_stale_jobs_are_never_sent() {
     let mut s = Scenario::start(SandboxSetup::default()).await;
-    let out = s.run_producer(&["otp", "--phone", "+919999999999", "--code", "1234", "--in", "5m"]);
+    let out = s.run_producer(&[
+        "otp",
+        "--phone",
+        "+919999999999",
+        "--code",
+        "1234",
+        "--in",
+        "5m",
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("send_in: an OTP cannot be scheduled"), "{err}");
@@ -128,15 +171,22 @@ async fn otps_cannot_be_scheduled_and_stale_jobs_are_never_sent() {
     let p3 = phone(3);
     enqueue(&s, &booking(&p3, "B3", &[]));
     let _w = s.worker("stale", &["--rate", "50/1s"]);
-    wait_until("the fresh booking sent and two dead letters", Duration::from_secs(20), || async {
-        let st = s.status().await;
-        st.total.sent >= 1 && st.total.dead >= 2
-    })
+    wait_until(
+        "the fresh booking sent and two dead letters",
+        Duration::from_secs(20),
+        || async {
+            let st = s.status().await;
+            st.total.sent >= 1 && st.total.dead >= 2
+        },
+    )
     .await;
     assert_eq!(s.accepted_phones().into_iter().collect::<Vec<_>>(), [p3]);
     let dead = s.dead_letters().await;
     for id in [&stale, &stale_too] {
-        let letter = dead.iter().find(|l| &l.job_id == id).expect("dead-lettered");
+        let letter = dead
+            .iter()
+            .find(|l| &l.job_id == id)
+            .expect("dead-lettered");
         assert!(letter.reason.starts_with("expired"), "{}", letter.reason);
     }
 }
