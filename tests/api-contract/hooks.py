@@ -129,6 +129,8 @@ def filter_case(context, case):
 def map_case(context, case):
     if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
         return case
+    for item in case.body if isinstance(case.body, list) else [case.body]:
+        _one_time(item)
     if case.operation.path == "/v1/jobs/raw" and isinstance(case.body, dict):
         case.body["request"] = _valid_request(case.body)
     elif case.operation.path == "/v1/jobs/reminder" and isinstance(case.body, dict):
@@ -140,6 +142,14 @@ def map_case(context, case):
             elif isinstance(item, dict) and item.get("kind") == "reminder":
                 _near_appointment(item)
     return case
+
+
+def _one_time(body):
+    # At most one of send_at, send_in and before (the document's `not`): keep the first.
+    if isinstance(body, dict):
+        given = [k for k in ("send_at", "send_in", "before") if k in body]
+        for k in given[1:]:
+            del body[k]
 
 
 def _near_appointment(body):
