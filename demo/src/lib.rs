@@ -205,6 +205,9 @@ pub struct Summary {
     pub rate_limited: u64,
     pub dead: u64,
     pub dead_reasons: Vec<ReasonCount>,
+    /// Cancelled or superseded before their send began: the demo cancels one booking and
+    /// resends one OTP.
+    pub cancelled: u64,
     /// What Interakt's webhooks reported, as the receiver recorded it (`herald-worker
     /// status`): sent messages delivered, read, and revoked (not delivered in time; SMS
     /// fallback would take over), each counted once; and entries on the inbound stream
@@ -288,12 +291,12 @@ async fn run_with(
     let otp = jobs
         .iter()
         .filter(|j| j.lane() == herald_shared::Lane::Otp)
-        .count();
-    let enqueued = jobs.len();
+        .count()
+        + 1;
     let expiring_deadline = jobs.iter().filter_map(|j| j.not_after).min();
-    producer::Producer::new(redis.pool.clone(), redis.keys.clone())
-        .enqueue_batch(jobs)
-        .await?;
+    let producer = producer::Producer::new(redis.pool.clone(), redis.keys.clone());
+    let enqueued = jobs.len() + time_and_change(&producer).await?;
+    producer.enqueue_batch(jobs).await?;
     // The workers start once the expiring OTP's millisecond is over, so it always expires.
     if let Some(wait) = expiring_deadline.map(|deadline| deadline - time::OffsetDateTime::now_utc())
         && wait.is_positive()
@@ -352,6 +355,7 @@ async fn run_with(
         retried: counters.get(Stat::Retried),
         rate_limited: counters.get(Stat::RateLimited),
         dead: counters.get(Stat::Dead),
+        cancelled: counters.get(Stat::Cancelled),
         dead_reasons: reasons,
         delivered: delivery.delivered,
         read: delivery.read,
@@ -372,6 +376,40 @@ async fn run_with(
     })
 }
 
+/// Time and change: a reminder due in two seconds, a booking scheduled for later and then
+/// cancelled, and an OTP resent under its replace key (the first is superseded, never sent).
+/// Returns how many of these jobs will be sent (the reminder and the newer OTP).
+async fn time_and_change(producer: &producer::Producer) -> Result<usize, DemoError> {
+    let zone = herald_shared::schedule::Zone::default();
+    let appointment = |id: &str| Booking {
+        phone: "+919600000001".into(),
+        booking_id: id.into(),
+        service: "Haircut".into(),
+        date: "2030-11-24".into(),
+        time: "10:30".into(),
+        image_url: None,
+    };
+    let soon = time::OffsetDateTime::now_utc() + Duration::from_secs(2);
+    let later = time::OffsetDateTime::now_utc() + Duration::from_secs(3600);
+    let reminder = Job::reminder(appointment("DEMO-R1"), &zone)
+        .and_then(|job| job.scheduled("send_in", Some(soon)))
+        .expect("a valid reminder");
+    producer.enqueue(reminder).await?;
+    let cancelled = Job::booking_in(appointment("DEMO-C1"), &zone)
+        .and_then(|job| job.scheduled("send_in", Some(later)))
+        .expect("a valid booking");
+    let cancelled = producer.enqueue(cancelled).await?;
+    producer.cancel(cancelled.job_id).await?;
+    let key = Some("otp:+919600000002".to_string());
+    for code in ["111111", "222222"] {
+        let otp = Job::otp("+919600000002", code, Duration::from_secs(600))
+            .and_then(|job| job.with_replace_key(key.clone()))
+            .expect("a valid OTP");
+        producer.enqueue(otp).await?;
+    }
+    Ok(2)
+}
+
 /// The jobs: plain OTPs and bookings, the scripted ones, and an OTP valid for a millisecond
 /// (the earliest deadline of all; no worker starts before it has passed).
 fn demo_jobs() -> Vec<Job> {
@@ -382,7 +420,7 @@ fn demo_jobs() -> Vec<Job> {
             phone: phone.to_string(),
             booking_id: id,
             service: "Haircut".into(),
-            date: "2026-11-24".into(),
+            date: "2030-11-24".into(),
             time: format!("{:02}:{:02}", 9 + n % 9, (n % 4) * 15),
             image_url: None,
         })
@@ -843,6 +881,11 @@ pub fn render(summary: &Summary) -> String {
         "rate-limited",
         s.rate_limited,
         "answered 429: every worker paused, then sent again",
+    ));
+    out.push_str(&row(
+        "cancelled",
+        s.cancelled,
+        "cancelled or superseded (a resent OTP) before sending: never sent",
     ));
     out.push_str(&row("dead-lettered", s.dead, "given up on, with a reason:"));
     for reason in &s.dead_reasons {

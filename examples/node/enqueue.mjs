@@ -43,7 +43,7 @@ const booking = await call("POST", "/v1/jobs/booking", {
   phone,
   booking_id: "B123",
   service: "Haircut",
-  date: "2026-11-24",
+  date: "2030-11-24",
   time: "10:30",
   idempotency_key: "booking:B123:confirmation",
 });

@@ -2,9 +2,11 @@
 //!
 //! - `ready`: on the lane, not yet delivered to a worker;
 //! - `pending`: delivered, not yet settled (being sent, or held by a dead replica);
+//! - `scheduled`: waiting for its `send_at`;
 //! - `delayed`: waiting for a retry;
 //! - `dead`: dead-lettered;
 //! - `sent`: sent since the namespace was created;
+//! - `cancelled`: cancelled or superseded before their send began, since then;
 //! - `delivered`, `read`, `revoked`: sent messages Interakt reported so, as the webhook
 //!   processor recorded them (each message counted once per milestone).
 //!
@@ -29,9 +31,11 @@ use herald_shared::redis_pool::RedisFailure;
 pub struct Counts {
     pub ready: u64,
     pub pending: u64,
+    pub scheduled: u64,
     pub delayed: u64,
     pub dead: u64,
     pub sent: u64,
+    pub cancelled: u64,
     pub delivered: u64,
     pub read: u64,
     pub revoked: u64,
@@ -42,6 +46,8 @@ impl Counts {
         self.ready += other.ready;
         self.pending += other.pending;
         self.delayed += other.delayed;
+        self.scheduled += other.scheduled;
+        self.cancelled += other.cancelled;
         self.dead += other.dead;
         self.sent += other.sent;
         self.delivered += other.delivered;
@@ -103,10 +109,16 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             Err(err) if err.code() == Some("NOGROUP") => 0,
             Err(err) => return Err(err.into()),
         };
-        let fields: Vec<String> = [Stat::Sent, Stat::Delivered, Stat::Read, Stat::Revoked]
-            .iter()
-            .map(|stat| stat.field(lane))
-            .collect();
+        let fields: Vec<String> = [
+            Stat::Sent,
+            Stat::Delivered,
+            Stat::Read,
+            Stat::Revoked,
+            Stat::Cancelled,
+        ]
+        .iter()
+        .map(|stat| stat.field(lane))
+        .collect();
         let stats: Vec<Option<u64>> = deadpool_redis::redis::cmd("HMGET")
             .arg(keys.stats())
             .arg(&fields)
@@ -116,12 +128,14 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         let counts = Counts {
             ready: len.saturating_sub(pending),
             pending,
+            scheduled: conn.zcard(keys.scheduled(lane)).await?,
             delayed: conn.zcard(keys.delayed(lane)).await?,
             dead: conn.zcard(keys.dead_index(lane)).await?,
             sent: stat(0),
             delivered: stat(1),
             read: stat(2),
             revoked: stat(3),
+            cancelled: stat(4),
         };
         total.add(&counts);
         lanes.insert(lane.to_string(), counts);
@@ -182,13 +196,32 @@ async fn budget(
 /// The human-readable table.
 pub fn render(status: &Status) -> String {
     let mut out = format!(
-        "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
-        "lane", "ready", "pending", "delayed", "dead", "sent", "delivered", "read", "revoked"
+        "{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+        "lane",
+        "ready",
+        "pending",
+        "scheduled",
+        "delayed",
+        "dead",
+        "sent",
+        "delivered",
+        "read",
+        "revoked",
+        "cancelled"
     );
     let row = |name: &str, c: &Counts| {
         format!(
-            "{name:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
-            c.ready, c.pending, c.delayed, c.dead, c.sent, c.delivered, c.read, c.revoked
+            "{name:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n",
+            c.ready,
+            c.pending,
+            c.scheduled,
+            c.delayed,
+            c.dead,
+            c.sent,
+            c.delivered,
+            c.read,
+            c.revoked,
+            c.cancelled
         )
     };
     for (lane, counts) in &status.lanes {

@@ -37,6 +37,7 @@ fn main() {
         let state = ApiState {
             producer: Producer::new(pool, Keys::new("bench").unwrap()),
             tokens: Arc::new(Tokens::parse(&Redacted::new("bench-token".to_string())).unwrap()),
+            zone: herald_shared::schedule::Zone::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/v1/jobs/otp", listener.local_addr().unwrap());

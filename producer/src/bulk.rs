@@ -18,7 +18,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::enqueue::{self, PIPELINE_CHUNK, Producer};
-use crate::spec::JobSpec;
+use crate::spec::{JobSpec, SpecError};
+use herald_shared::schedule::Zone;
 
 /// Lines decoded before their jobs are sent as one batch.
 pub const BATCH_LINES: usize = PIPELINE_CHUNK;
@@ -94,11 +95,25 @@ struct Batch {
     bytes_read: u64,
 }
 
-/// Reads JSON Lines from `input` to its end, enqueueing every valid line with `producer`.
+/// Reads JSON Lines from `input` to its end, enqueueing every valid line with `producer`
+/// (appointments in the default time zone).
 pub async fn enqueue_lines<R>(
     producer: &Producer,
     input: R,
     observer: &mut dyn Observer,
+) -> Result<Summary, BulkError>
+where
+    R: BufRead + Send + 'static,
+{
+    enqueue_lines_in(producer, input, observer, Zone::default()).await
+}
+
+/// [`enqueue_lines`] with appointments that name no `tz` in `zone`.
+pub async fn enqueue_lines_in<R>(
+    producer: &Producer,
+    input: R,
+    observer: &mut dyn Observer,
+    zone: Zone,
 ) -> Result<Summary, BulkError>
 where
     R: BufRead + Send + 'static,
@@ -109,7 +124,7 @@ where
     // runtime's shutdown when the run stops early. It ends when `rx` is dropped.
     std::thread::Builder::new()
         .name("bulk-reader".into())
-        .spawn(move || read_batches(input, tx))
+        .spawn(move || read_batches(input, tx, &zone))
         .expect("spawn the bulk reader thread");
 
     let mut summary = Summary::default();
@@ -164,7 +179,7 @@ type BatchResult = Result<Batch, (u64, io::Error)>;
 
 /// The reader thread: decodes lines into batches until the input ends, a read fails, or
 /// the receiver is gone.
-fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>) {
+fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>, zone: &Zone) {
     let mut line_no = 0u64;
     let mut bytes_read = 0u64;
     let mut buf = Vec::new();
@@ -192,7 +207,10 @@ fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>) {
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match JobSpec::parse(&buf) {
+        let parsed = JobSpec::from_json(&buf)
+            .map_err(SpecError::from)
+            .and_then(|spec| Ok(spec.into_job_in(zone)?));
+        match parsed {
             Ok(job) => {
                 batch.jobs.push(job);
                 batch.job_lines.push(line_no);

@@ -18,17 +18,20 @@ use herald_shared::wire::{self, SendRequest};
 use herald_shared::{Job, Keys, Redacted};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::CancelOutcome;
 use crate::bulk::{self, BulkError, Observer, Rejected, Summary};
 use crate::enqueue::{self, Producer};
-use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, SpecError};
+use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec, SpecError, Timing};
 use herald_shared::redis_pool::{self, ConnectError};
+use herald_shared::schedule::Zone;
 
 /// Prefix of every line written to stderr.
 pub const NAME: &str = "herald-producer";
 
 /// Every job was enqueued (a repeated idempotency key counts: its first job's id is printed).
 pub const EXIT_OK: u8 = 0;
-/// `bulk` only: some lines were rejected; every other line was enqueued.
+/// `bulk` only: some lines were rejected; every other line was enqueued. `cancel`: too late
+/// (the job is already sending, sent or dead; its state is printed).
 pub const EXIT_REJECTED: u8 = 1;
 /// Bad usage, invalid input, an idempotency key that already holds other content (nothing
 /// enqueued; for `bulk`, every line rejected), or Redis unreachable or failing.
@@ -39,7 +42,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  done: every job enqueued (a repeated idempotency key prints the first job's id); serve:
      stopped cleanly on SIGTERM/SIGINT; openapi: printed
-  1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued
+  1  bulk: some lines were rejected (each reported with its line number); the rest were enqueued;
+     cancel: too late (already sending, sent or dead; the state is printed)
   2  bad usage, invalid input, or an idempotency key that already holds other content
      (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing,
      or not on --min-replicas replicas in time (retry with the same idempotency key)
@@ -53,6 +57,12 @@ Exit codes:
   2  bad usage, invalid input, or an idempotency key that already holds other content
      (nothing enqueued), or Redis unreachable or failing, or not on --min-replicas
      replicas in time (retry with the same idempotency key)";
+
+const CANCEL_EXIT_CODES: &str = "\
+Exit codes:
+  0  cancelled (now, or already before): the job will never be sent; prints `cancelled`
+  1  too late: the job is already sending, sent or dead; prints its state
+  2  bad usage, no such job (or idempotency key), or Redis unreachable or failing";
 
 const BULK_EXIT_CODES: &str = "\
 Exit codes:
@@ -96,6 +106,10 @@ pub struct Cli {
     /// idempotency key. 0: as soon as the primary has it.
     #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0, global = true)]
     pub min_replicas: u32,
+    /// The time zone of booking and reminder appointments (an IANA name), unless a job
+    /// names its own (`tz`); their start is the default not_after.
+    #[arg(long, env = "HERALD_TIMEZONE", default_value = herald_shared::schedule::DEFAULT_TIMEZONE, global = true)]
+    pub tz: Zone,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -108,6 +122,12 @@ pub enum Command {
     /// Enqueue a booking confirmation card; prints the job id.
     #[command(after_help = SINGLE_EXIT_CODES)]
     Booking(BookingArgs),
+    /// Enqueue a reminder of a booking (e.g. --before 2h); prints the job id.
+    #[command(after_help = SINGLE_EXIT_CODES)]
+    Reminder(ReminderArgs),
+    /// Cancel a job before its send begins: by JOB_ID, or --idempotency-key KEY.
+    #[command(after_help = CANCEL_EXIT_CODES)]
+    Cancel(CancelArgs),
     /// Enqueue a complete Interakt request body (standalone or Template); prints the job id.
     #[command(after_help = SINGLE_EXIT_CODES)]
     Send(SendArgs),
@@ -140,6 +160,56 @@ pub struct IdempotencyArgs {
     pub idempotency_key: Option<String>,
 }
 
+/// When a job goes out and until when (`booking`, `reminder`, `send`; `otp` refuses them).
+#[derive(Args)]
+pub struct TimingArgs {
+    /// Send at this time rather than now: RFC 3339 with its offset
+    /// (2026-11-24T08:30:00+05:30); at most 365 days ahead.
+    #[arg(long = "at", value_name = "TIME")]
+    pub send_at: Option<String>,
+    /// Send this long from now rather than now (e.g. 2h, 1day).
+    #[arg(long = "in", value_name = "DURATION", value_parser = parse_duration)]
+    pub send_in: Option<Duration>,
+    /// Never send after this time (RFC 3339 with its offset); bookings and reminders default
+    /// to the appointment's start.
+    #[arg(long, value_name = "TIME")]
+    pub not_after: Option<String>,
+    /// At most one unsent job per key: cancels the older unsent job enqueued under it
+    /// (e.g. otp:+919812345678).
+    #[arg(long, value_name = "KEY")]
+    pub replace_key: Option<String>,
+}
+
+impl TimingArgs {
+    fn timing(&self, before: Option<Duration>) -> Timing<'_> {
+        Timing {
+            send_at: self.send_at.as_deref(),
+            send_in: self.send_in,
+            not_after: self.not_after.as_deref(),
+            before,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ReminderArgs {
+    #[command(flatten)]
+    pub booking: BookingArgs,
+    /// Send it this long before the appointment (e.g. 2h), in --tz.
+    #[arg(long, value_parser = parse_duration)]
+    pub before: Option<Duration>,
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["job_id", "idempotency_key"]))]
+pub struct CancelArgs {
+    /// The job id an enqueue printed.
+    pub job_id: Option<String>,
+    /// The idempotency key the job was enqueued under.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+}
+
 #[derive(Args)]
 pub struct OtpArgs {
     /// Recipient in E.164 form (+919999999999).
@@ -153,6 +223,8 @@ pub struct OtpArgs {
     pub valid_for: Duration,
     #[command(flatten)]
     pub idempotency: IdempotencyArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 #[derive(Args)]
@@ -176,6 +248,8 @@ pub struct BookingArgs {
     pub image_url: Option<String>,
     #[command(flatten)]
     pub idempotency: IdempotencyArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 #[derive(Args)]
@@ -185,6 +259,8 @@ pub struct SendArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub idempotency: IdempotencyArgs,
+    #[command(flatten)]
+    pub timing: TimingArgs,
 }
 
 #[derive(Args)]
@@ -200,8 +276,10 @@ pub struct BulkArgs {
 /// How a run that did not fail ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every job (line) was enqueued or was a duplicate of an earlier one.
+    /// Every job (line) was enqueued or was a duplicate of an earlier one; `cancel`: cancelled.
     Enqueued,
+    /// `cancel`: too late (the job is sending, sent or dead).
+    TooLate,
     /// `bulk`: some lines were rejected, the others enqueued.
     SomeRejected,
     /// `bulk`: every line was rejected; nothing was enqueued.
@@ -212,6 +290,7 @@ impl Outcome {
     pub fn exit_code(self) -> ExitCode {
         ExitCode::from(match self {
             Outcome::Enqueued => EXIT_OK,
+            Outcome::TooLate => EXIT_REJECTED,
             Outcome::SomeRejected => EXIT_REJECTED,
             Outcome::NothingValid => EXIT_FAILED,
         })
@@ -233,6 +312,8 @@ pub enum CliError {
     Enqueue(#[from] enqueue::Error),
     #[error(transparent)]
     Bulk(#[from] BulkError),
+    #[error("{0}")]
+    Cancel(String),
 }
 
 impl Cli {
@@ -274,6 +355,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 keys.clone(),
                 cli.idempotency_window,
                 durability,
+                cli.tz.clone(),
             )
             .await;
         }
@@ -281,14 +363,35 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
             let _ = writeln!(io::stdout().lock(), "{}", crate::api::openapi_json());
             return Ok(Outcome::Enqueued);
         }
-        Command::Bulk(args) => return run_bulk(&args, connect().await?).await,
-        Command::Otp(args) => single_job("OTP", args.into_spec()),
-        Command::Booking(args) => single_job("booking", args.into_spec()),
-        Command::Send(args) => send_job(args),
+        Command::Bulk(args) => return run_bulk(&args, connect().await?, cli.tz.clone()).await,
+        Command::Cancel(args) => return run_cancel(&args, connect().await?).await,
+        Command::Otp(args) => {
+            let timing = args.timing.timing(None);
+            single_job("OTP", args.to_spec(), timing, &cli.tz)
+        }
+        Command::Booking(args) => {
+            let timing = args.timing.timing(None);
+            single_job("booking", args.to_spec(), timing, &cli.tz)
+        }
+        Command::Reminder(args) => {
+            let timing = args.booking.timing.timing(args.before);
+            let spec = args.booking.to_reminder_spec();
+            single_job("reminder", spec, timing, &cli.tz)
+        }
+        Command::Send(args) => send_job(args, &cli.tz),
     }?;
     let enqueued = connect().await?.enqueue(job).await?;
     if enqueued.duplicate {
         tracing::info!(job_id = %enqueued.job_id, "idempotency key already used; nothing enqueued");
+    }
+    if let Some(older) = enqueued.superseded {
+        eprintln!("{NAME}: superseded job {older} (same replace key; it will not be sent)");
+    }
+    if let Some(due) = enqueued.send_at {
+        eprintln!(
+            "{NAME}: scheduled for {}",
+            herald_shared::timeline::format_time(due)
+        );
     }
     // The job is enqueued whether or not stdout still listens.
     let _ = writeln!(io::stdout().lock(), "{}", enqueued.job_id);
@@ -303,6 +406,7 @@ async fn serve(
     keys: Keys,
     window: Duration,
     durability: Durability,
+    zone: Zone,
 ) -> Result<Outcome, CliError> {
     let tokens = args
         .tokens
@@ -320,6 +424,7 @@ async fn serve(
             .with_idempotency_window(window)
             .with_durability(durability),
         tokens: std::sync::Arc::new(tokens),
+        zone,
     };
     let listen_error = |source| CliError::Read {
         path: format!("--listen {}", args.listen),
@@ -340,39 +445,111 @@ async fn shutdown_signal() {
 }
 
 impl OtpArgs {
-    fn into_spec(self) -> JobSpec {
+    /// The spec without its timing (applied by [`single_job`]).
+    fn to_spec(&self) -> JobSpec {
         JobSpec::Otp(OtpSpec {
-            phone: self.phone,
-            code: self.code,
+            phone: self.phone.clone(),
+            code: self.code.clone(),
             valid_for: Some(self.valid_for),
-            idempotency_key: self.idempotency.idempotency_key,
+            idempotency_key: self.idempotency.idempotency_key.clone(),
+            replace_key: self.timing.replace_key.clone(),
+            send_at: None,
+            send_in: None,
         })
     }
 }
 
 impl BookingArgs {
-    fn into_spec(self) -> JobSpec {
+    /// The spec without its timing (applied by [`single_job`]).
+    fn to_spec(&self) -> JobSpec {
         JobSpec::Booking(BookingSpec {
-            phone: self.phone,
-            booking_id: self.booking_id,
-            service: self.service,
-            date: self.date,
-            time: self.time,
-            image_url: self.image_url,
-            idempotency_key: self.idempotency.idempotency_key,
+            phone: self.phone.clone(),
+            booking_id: self.booking_id.clone(),
+            service: self.service.clone(),
+            date: self.date.clone(),
+            time: self.time.clone(),
+            image_url: self.image_url.clone(),
+            tz: None,
+            send_at: None,
+            send_in: None,
+            not_after: None,
+            replace_key: self.timing.replace_key.clone(),
+            idempotency_key: self.idempotency.idempotency_key.clone(),
+        })
+    }
+
+    fn to_reminder_spec(&self) -> JobSpec {
+        JobSpec::Reminder(ReminderSpec {
+            phone: self.phone.clone(),
+            booking_id: self.booking_id.clone(),
+            service: self.service.clone(),
+            date: self.date.clone(),
+            time: self.time.clone(),
+            image_url: self.image_url.clone(),
+            tz: None,
+            before: None,
+            send_at: None,
+            send_in: None,
+            not_after: None,
+            replace_key: self.timing.replace_key.clone(),
+            idempotency_key: self.idempotency.idempotency_key.clone(),
         })
     }
 }
 
-fn single_job(what: &str, spec: JobSpec) -> Result<Job, CliError> {
-    spec.into_job().map_err(|err| CliError::Invalid {
+/// Builds and validates one job from `spec` (appointments in `zone`) and the command
+/// line's `timing`.
+fn single_job(what: &str, spec: JobSpec, timing: Timing<'_>, zone: &Zone) -> Result<Job, CliError> {
+    let invalid = |err: herald_shared::validate::ValidationError| CliError::Invalid {
         what: what.into(),
         source: err.into(),
-    })
+    };
+    let job = spec.into_job_in(zone).map_err(invalid)?;
+    timing.apply(job, zone).map_err(invalid)
+}
+
+/// `cancel`: prints `cancelled` (exit 0) or the state that made it too late (exit 1).
+async fn run_cancel(args: &CancelArgs, producer: Producer) -> Result<Outcome, CliError> {
+    let outcome = match (&args.job_id, &args.idempotency_key) {
+        (Some(id), _) => {
+            let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                CliError::Cancel(format!(
+                    "JOB_ID: {id:?} is not a job id (a UUID, as an enqueue prints it)"
+                ))
+            })?;
+            producer.cancel(id).await?
+        }
+        (None, Some(key)) => producer.cancel_by_idempotency_key(key).await?,
+        (None, None) => {
+            return Err(CliError::Cancel(
+                "give a JOB_ID or --idempotency-key KEY".into(),
+            ));
+        }
+    };
+    let mut out = io::stdout().lock();
+    match outcome {
+        CancelOutcome::Cancelled { job_id } => {
+            let _ = writeln!(out, "cancelled");
+            tracing::info!(%job_id, "cancelled");
+            Ok(Outcome::Enqueued)
+        }
+        CancelOutcome::TooLate { job_id, state } => {
+            let _ = writeln!(out, "{}", state.as_str());
+            eprintln!(
+                "{NAME}: job {job_id} is {}: too late to cancel",
+                state.as_str()
+            );
+            Ok(Outcome::TooLate)
+        }
+        CancelOutcome::Unknown => Err(CliError::Cancel(match &args.job_id {
+            Some(id) => format!("no job {id} (never enqueued, or its record expired)"),
+            None => "no job under that idempotency key (never used, or its window passed)".into(),
+        })),
+    }
 }
 
 /// Reads and validates `send`'s request body.
-fn send_job(args: SendArgs) -> Result<Job, CliError> {
+fn send_job(args: SendArgs, zone: &Zone) -> Result<Job, CliError> {
     let name = input_name(&args.file);
     let mut body = Vec::new();
     let read = if is_stdin(&args.file) {
@@ -391,12 +568,20 @@ fn send_job(args: SendArgs) -> Result<Job, CliError> {
     let request: SendRequest = wire::decode(&body).map_err(|err| invalid(err.into()))?;
     let spec = JobSpec::Raw(RawSpec {
         request: Box::new(request),
-        idempotency_key: args.idempotency.idempotency_key,
+        idempotency_key: args.idempotency.idempotency_key.clone(),
+        send_at: None,
+        send_in: None,
+        not_after: None,
+        replace_key: args.timing.replace_key.clone(),
     });
-    spec.into_job().map_err(|err| invalid(err.into()))
+    let job = spec.into_job_in(zone).map_err(|err| invalid(err.into()))?;
+    args.timing
+        .timing(None)
+        .apply(job, zone)
+        .map_err(|err| invalid(err.into()))
 }
 
-async fn run_bulk(args: &BulkArgs, producer: Producer) -> Result<Outcome, CliError> {
+async fn run_bulk(args: &BulkArgs, producer: Producer, zone: Zone) -> Result<Outcome, CliError> {
     let name = input_name(&args.file);
     let (input, len): (Box<dyn BufRead + Send>, Option<u64>) = if is_stdin(&args.file) {
         (
@@ -412,7 +597,7 @@ async fn run_bulk(args: &BulkArgs, producer: Producer) -> Result<Outcome, CliErr
         (Box::new(BufReader::with_capacity(1 << 16, file)), len)
     };
     let mut report = Report::new(len);
-    let result = bulk::enqueue_lines(&producer, input, &mut report).await;
+    let result = bulk::enqueue_lines_in(&producer, input, &mut report, zone).await;
     report.finish();
     let summary = result?;
     let outcome = if summary.rejected == 0 {
@@ -556,6 +741,6 @@ mod tests {
         let Command::Otp(args) = cli.command else {
             panic!("not otp")
         };
-        assert!(!format!("{:?}", args.into_spec()).contains("246810"));
+        assert!(!format!("{:?}", args.to_spec()).contains("246810"));
     }
 }

@@ -5,13 +5,21 @@
 //! never trimmed: `MAXLEN` would delete jobs nobody has sent yet. Workers create their
 //! consumer groups themselves; this module never does.
 //!
-//! A job with an idempotency key goes through one Lua script that checks the key's claim
-//! and adds the entry atomically, so two producers racing with the same key enqueue once and
-//! both get the first job's id. The claim holds the first job's id and its content
-//! [`Fingerprint`](herald_shared::job::Fingerprint): a later job under the key with the same
-//! content is a duplicate (the first id, nothing added), one with other content an
-//! [`IdempotencyConflict`] (nothing added either). Claims written before fingerprints (the
-//! id alone) count as the same content. Jobs without a key are a plain `XADD`.
+//! Every job goes through one Lua script (`src/lua/enqueue.lua`) that does, atomically:
+//!
+//! - the idempotency key: two producers racing with the same key enqueue once and both get
+//!   the first job's id. The claim holds the first job's id and its content
+//!   [`Fingerprint`](herald_shared::job::Fingerprint): a later job under the key with the
+//!   same content is a duplicate (the first id, nothing added), one with other content an
+//!   [`IdempotencyConflict`] (nothing added either). Claims written before fingerprints (the
+//!   id alone) count as the same content;
+//! - the replace key: the older unsent job under it is cancelled ([`Enqueued::superseded`]
+//!   names it; its timeline says `superseded by <id>`); one already sending or sent stands;
+//! - the job's record ([`Keys::job_status`]: its state, where a cancel and the worker's last
+//!   check before a send meet, and the start of its timeline);
+//! - the job itself: on its lane, or, with a `send_at` in the future, in its lane's
+//!   scheduled set (ids scored by due time, bodies stored once) for the workers to move
+//!   onto the lane when due.
 //!
 //! Every enqueue is a pipeline, one command per job, sent in chunks of
 //! [`PIPELINE_CHUNK`]. The script is loaded once per producer; if Redis has lost it (a
@@ -31,8 +39,9 @@ use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
 use herald_shared::durability::{Durability, NotReplicated, WaitError};
 use herald_shared::job::{Booking, Job};
-use herald_shared::keys::JOB_FIELD;
+use herald_shared::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
+use herald_shared::timeline::{self, Recorded};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_shared::{Keys, Lane};
@@ -44,9 +53,20 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 6
 /// Jobs per pipeline round trip.
 pub const PIPELINE_CHUNK: usize = 1_000;
 
-/// Claims an idempotency key and appends the job in one step (`src/lua/enqueue.lua`).
+/// Claims an idempotency key, supersedes, records and adds the job in one step
+/// (`src/lua/enqueue.lua`, with the cancel and timeline preludes in front).
 static IDEMPOTENT_ADD: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
+    LazyLock::new(|| with_cancel(include_str!("lua/enqueue.lua")));
+
+/// `script` with the preludes it calls: `record` (the worker's timeline.lua: the same field
+/// writes as every settle) and `cancel` (cancel.lua).
+pub(crate) fn with_cancel(script: &str) -> Script {
+    Script::new(&format!(
+        "{}\n{}\n{script}",
+        include_str!("../../worker/src/lua/timeline.lua"),
+        include_str!("lua/cancel.lua")
+    ))
+}
 
 /// The result of one enqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +75,22 @@ pub struct Enqueued {
     pub job_id: Uuid,
     /// True when the idempotency key was already claimed and nothing was added.
     pub duplicate: bool,
+    /// The older unsent job of the same replace key that this one cancelled.
+    pub superseded: Option<Uuid>,
+    /// When the job is due, when it was scheduled for later.
+    pub send_at: Option<time::OffsetDateTime>,
+}
+
+impl Enqueued {
+    /// A new job, neither a duplicate nor superseding anything.
+    pub fn new(job_id: Uuid) -> Enqueued {
+        Enqueued {
+            job_id,
+            duplicate: false,
+            superseded: None,
+            send_at: None,
+        }
+    }
 }
 
 /// The idempotency key already holds a job with other content (another code, another
@@ -254,8 +290,7 @@ impl Producer {
         for _attempt in 0..2 {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
-            let load = !self.script_loaded.load(Ordering::Relaxed)
-                && pending.iter().any(|&i| jobs[i].idempotency_key.is_some());
+            let load = !self.script_loaded.load(Ordering::Relaxed);
             if load {
                 pipe.load_script(&IDEMPOTENT_ADD).ignore();
             }
@@ -296,29 +331,63 @@ impl Producer {
             Lane::Otp => &*self.otp_lane,
             Lane::Booking => &*self.booking_lane,
         };
-        let json = job.to_json();
-        match &job.idempotency_key {
-            Some(key) => {
-                pipe.invoke_script(
-                    IDEMPOTENT_ADD
-                        .key(self.keys.idempotency(key))
-                        .key(lane)
-                        .arg(job.id.to_string())
-                        .arg(self.idempotency_window_ms)
-                        .arg(json)
-                        .arg(JOB_FIELD)
-                        .arg(job.fingerprint().as_str()),
-                );
-            }
-            None => {
-                pipe.cmd("XADD").arg(lane).arg("*").arg(JOB_FIELD).arg(json);
-            }
-        }
+        let job_id = job.id.to_string();
+        let record = self.keys.job_status(&job_id);
+        let now = time::OffsetDateTime::now_utc();
+        let due = job.send_at.filter(|due| *due > now);
+        let state = if due.is_some() {
+            Recorded::Scheduled
+        } else {
+            Recorded::Queued
+        };
+        // A scheduled job's record lives until it is due, then as long as any other's.
+        let ttl = TIMELINE_TTL_SECS
+            + due.map_or(0, |due| {
+                u64::try_from((due - now).whole_seconds()).unwrap_or(0)
+            });
+        let flag = |on: bool| if on { "1" } else { "" };
+        pipe.invoke_script(
+            IDEMPOTENT_ADD
+                .key(match &job.idempotency_key {
+                    Some(key) => self.keys.idempotency(key),
+                    None => record.clone(),
+                })
+                .key(lane)
+                .key(&record)
+                .key(match &job.replace_key {
+                    Some(key) => self.keys.replace(key),
+                    None => record.clone(),
+                })
+                .key(&*self.otp_lane)
+                .key(&*self.booking_lane)
+                .key(self.keys.scheduled(Lane::Otp))
+                .key(self.keys.scheduled(Lane::Booking))
+                .key(self.keys.scheduled_jobs())
+                .key(self.keys.scheduled(job.lane()))
+                .key(self.keys.stats())
+                .arg(&job_id)
+                .arg(self.idempotency_window_ms)
+                .arg(job.to_json())
+                .arg(JOB_FIELD)
+                .arg(job.fingerprint().as_str())
+                .arg(flag(job.idempotency_key.is_some()))
+                .arg(flag(job.replace_key.is_some()))
+                .arg(timeline::enqueued_fields(job, state))
+                .arg(ttl)
+                .arg(due.map_or(String::new(), |due| {
+                    herald_shared::schedule::unix_ms(due).to_string()
+                }))
+                .arg(WORKER_GROUP)
+                .arg(timeline::format_time(now))
+                .arg(self.keys.job_status_prefix())
+                .arg(TIMELINE_TTL_SECS),
+        );
         tracing::debug!(
             job_id = %job.id,
             kind = %job.kind(),
             lane = %job.lane(),
             phone = %herald_shared::phone::mask(&job.phone()),
+            scheduled = due.is_some(),
             "enqueueing"
         );
     }
@@ -327,7 +396,7 @@ impl Producer {
 /// What the enqueue script found under the key (its reply's first element).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Claim {
-    /// The key was free: claimed, and the job added.
+    /// The key was free (or there was none): the job added.
     Added,
     /// The key holds this content (or an old-format claim): nothing added.
     Duplicate,
@@ -346,34 +415,42 @@ impl Claim {
     }
 }
 
-/// Reads the reply of `job`'s command: a stream entry id (plain XADD) or the script's
-/// `{claim, id}`.
+/// Reads the reply of `job`'s script: `{claim, id, superseded}`.
 fn parse_reply(job: &Job, reply: Value) -> Result<BatchResult, Error> {
     let unexpected = |reply: &Value| Error::UnexpectedReply(format!("{reply:?}"));
-    let Some(key) = &job.idempotency_key else {
-        return match reply {
-            Value::BulkString(_) | Value::SimpleString(_) => Ok(Ok(Enqueued {
-                job_id: job.id,
-                duplicate: false,
-            })),
-            other => Err(unexpected(&other)),
-        };
-    };
-    let (flag, id): (i64, String) =
+    let items: Vec<Value> =
         redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
+    let text = |i: usize| -> Result<String, Error> {
+        match items.get(i) {
+            Some(v) => redis::from_redis_value(v.clone()).map_err(|_| unexpected(&reply)),
+            None => Ok(String::new()),
+        }
+    };
+    let flag: i64 = items
+        .first()
+        .and_then(|v| redis::from_redis_value(v.clone()).ok())
+        .ok_or_else(|| unexpected(&reply))?;
+    let id = text(1)?;
     let first = || id.parse::<Uuid>().map_err(|_| unexpected(&reply));
     Ok(
         match Claim::from_flag(flag).ok_or_else(|| unexpected(&reply))? {
-            Claim::Added => Ok(Enqueued {
-                job_id: job.id,
-                duplicate: false,
-            }),
+            Claim::Added => {
+                let superseded = text(2)?;
+                Ok(Enqueued {
+                    superseded: (!superseded.is_empty())
+                        .then(|| superseded.parse::<Uuid>())
+                        .transpose()
+                        .map_err(|_| unexpected(&reply))?,
+                    send_at: job.send_at.filter(|_| id.is_empty()),
+                    ..Enqueued::new(job.id)
+                })
+            }
             Claim::Duplicate => Ok(Enqueued {
-                job_id: first()?,
                 duplicate: true,
+                ..Enqueued::new(first()?)
             }),
             Claim::Conflict => Err(IdempotencyConflict {
-                key: key.clone(),
+                key: job.idempotency_key.clone().unwrap_or_default(),
                 job_id: first()?,
             }),
         },

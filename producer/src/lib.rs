@@ -4,6 +4,7 @@
 //! - [`enqueue`]: the [`Producer`], which puts validated jobs on their lanes (OTPs on their
 //!   own, so workers serve them first), once per idempotency key (the same key with other
 //!   content is an [`IdempotencyConflict`]).
+//! - [`cancel`]: cancelling a job before its send begins (by id or idempotency key).
 //! - [`spec`]: [`JobSpec`], a job as JSON (a bulk line, an API body), decoded with errors
 //!   that name the field.
 //! - [`bulk`]: JSON Lines in, pipelined batches out, bad lines reported by number.
@@ -12,10 +13,12 @@
 
 pub mod api;
 pub mod bulk;
+pub mod cancel;
 pub mod cli;
 pub mod enqueue;
 pub mod spec;
 
+pub use cancel::CancelOutcome;
 pub use enqueue::{
     BatchResult, DEFAULT_IDEMPOTENCY_WINDOW, Enqueued, Error, IdempotencyConflict, Producer,
 };

@@ -4,17 +4,25 @@
 //! ```json
 //! {"kind":"otp","phone":"+919999999999","code":"123456","valid_for":"10m","idempotency_key":"login:42"}
 //! {"kind":"booking","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"2026-11-24","time":"10:30","image_url":"https://..."}
+//! {"kind":"reminder","phone":"+919999999999","booking_id":"B1","service":"Haircut","date":"2026-11-24","time":"10:30","before":"2h","tz":"Asia/Kolkata"}
 //! {"kind":"raw","request":{"countryCode":"+91","phoneNumber":"9999999999","type":"STANDALONE_CAROUSEL","message":{...}}}
 //! ```
 //!
+//! Every kind may carry a `replace_key`; every kind but OTPs may carry `send_at` (RFC 3339
+//! with an offset) or `send_in` (`2h`), and `not_after`; a reminder may say `before` (`2h`
+//! before its appointment). Bookings and reminders name their appointment's time zone with
+//! `tz` (default: `HERALD_TIMEZONE`, else Asia/Kolkata), which also gives their default
+//! `not_after`: the appointment's start.
+//!
 //! This module owns the format and its decoding, with errors that name the field; turning a
-//! spec into a [`Job`] is the shared model's validation ([`JobSpec::into_job`]). It never
+//! spec into a [`Job`] is the shared model's validation ([`JobSpec::into_job_in`]). It never
 //! talks to Redis.
 
 use std::time::Duration;
 
 use herald_shared::Redacted;
 use herald_shared::job::{Booking, DEFAULT_OTP_VALIDITY, Job};
+use herald_shared::schedule::{self, Zone};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::{self, DecodeError, SendRequest};
 use serde::{Deserialize, Serialize};
@@ -25,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub enum JobSpec {
     Otp(OtpSpec),
     Booking(BookingSpec),
+    Reminder(ReminderSpec),
     Raw(RawSpec),
 }
 
@@ -57,6 +66,25 @@ pub struct OtpSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "login:42")]
     pub idempotency_key: Option<String>,
+    /// At most one unsent job per replace key: this job cancels the older one enqueued under
+    /// it, unless that one is already being sent or sent (then both stand). 1 to 200
+    /// characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "otp:+919999999999")]
+    pub replace_key: Option<String>,
+    /// Not part of the document: an OTP cannot be scheduled. Read only to say so (400 naming
+    /// the field) rather than "unknown field".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub send_at: Option<String>,
+    /// As `send_at`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "human_duration"
+    )]
+    #[schema(ignore)]
+    pub send_in: Option<Duration>,
 }
 
 /// `{"kind":"booking", ...}`
@@ -92,6 +120,43 @@ pub struct BookingSpec {
         example = "https://example.com/haircut.jpg"
     )]
     pub image_url: Option<String>,
+    /// The appointment's time zone, an IANA name (`Asia/Kolkata`); the server's
+    /// `HERALD_TIMEZONE` when absent. Its start is the default `not_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "herald-timezone", example = "Asia/Kolkata")]
+    pub tz: Option<String>,
+    /// Send at this time rather than now: RFC 3339 with its offset
+    /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
+    /// Not with `send_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
+    pub send_at: Option<String>,
+    /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
+    /// zero and at most 365 days. Not with `send_at`.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    pub send_in: Option<Duration>,
+    /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
+    /// instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
+    pub not_after: Option<String>,
+    /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "booking:B123")]
+    pub replace_key: Option<String>,
     /// As in [`OtpSpec`]: 1 to 200 characters, equal to the `Idempotency-Key` header if both are sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
@@ -99,6 +164,92 @@ pub struct BookingSpec {
         max_length = 200,
         example = "booking:B123:confirmation"
     )]
+    pub idempotency_key: Option<String>,
+}
+
+/// `{"kind":"reminder", ...}`: a reminder of a booking, with its own card and SMS template;
+/// usually scheduled (`before`, `send_at` or `send_in`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReminderSpec {
+    /// E.164 (`+919999999999`), valid for its country code (libphonenumber's metadata).
+    #[schema(
+        format = "e164",
+        pattern = r"^\+[1-9][0-9]{1,14}$",
+        example = "+919999999999"
+    )]
+    pub phone: String,
+    /// Not blank; at most 30 characters (a DLT SMS variable).
+    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "B123")]
+    pub booking_id: String,
+    /// Not blank; at most 30 characters (a DLT SMS variable).
+    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "Haircut")]
+    pub service: String,
+    /// A calendar date, `YYYY-MM-DD`.
+    #[schema(format = Date, example = "2026-11-24")]
+    pub date: String,
+    /// `HH:MM`, 24-hour.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:30")]
+    pub time: String,
+    /// The card's picture: an `http://` or `https://` URL with a host, no whitespace, at
+    /// most 2,000 characters. (Whitespace is Unicode's White_Space, spelled out: regex
+    /// engines disagree on what `\s` means.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+        max_length = 2000,
+        example = "https://example.com/haircut.jpg"
+    )]
+    pub image_url: Option<String>,
+    /// The appointment's time zone, an IANA name (`Asia/Kolkata`); the server's
+    /// `HERALD_TIMEZONE` when absent. Its start is the default `not_after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "herald-timezone", example = "Asia/Kolkata")]
+    pub tz: Option<String>,
+    /// Send this long before the appointment (`2h`); a time already past means now. Not
+    /// with `send_at` or `send_in`.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    pub before: Option<Duration>,
+    /// Send at this time rather than now: RFC 3339 with its offset
+    /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
+    /// Not with `send_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
+    pub send_at: Option<String>,
+    /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
+    /// zero and at most 365 days. Not with `send_at`.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    pub send_in: Option<Duration>,
+    /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
+    /// instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
+    pub not_after: Option<String>,
+    /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "booking:B123")]
+    pub replace_key: Option<String>,
+    /// As in [`OtpSpec`]: 1 to 200 characters, equal to the `Idempotency-Key` header if both are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200, example = "booking:B123:reminder")]
     pub idempotency_key: Option<String>,
 }
 
@@ -113,6 +264,42 @@ pub struct RawSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
+    /// Send at this time rather than now: RFC 3339 with its offset
+    /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
+    /// Not with `send_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T08:30:00+05:30"
+    )]
+    pub send_at: Option<String>,
+    /// Send this long from now rather than now: a duration (`2h`, `1day`), longer than
+    /// zero and at most 365 days. Not with `send_at`.
+    #[serde(
+        default,
+        with = "human_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    pub send_in: Option<Duration>,
+    /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
+    /// instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        format = "herald-send-at",
+        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+        example = "2026-11-24T10:30:00+05:30"
+    )]
+    pub not_after: Option<String>,
+    /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "campaign:42:+919999999999"
+    )]
+    pub replace_key: Option<String>,
 }
 
 /// Why a spec did not become a job.
@@ -133,7 +320,7 @@ impl From<DecodeError> for SpecError {
     }
 }
 
-const KINDS: &str = "expected \"otp\", \"booking\" or \"raw\"";
+const KINDS: &str = "expected \"otp\", \"booking\", \"reminder\" or \"raw\"";
 
 impl JobSpec {
     /// Decodes one spec, naming the field path of whatever does not fit
@@ -172,46 +359,178 @@ impl JobSpec {
         match kind.as_str() {
             "otp" => wire::decode_value(rest).map(JobSpec::Otp),
             "booking" => wire::decode_value(rest).map(JobSpec::Booking),
+            "reminder" => wire::decode_value(rest).map(JobSpec::Reminder),
             "raw" => wire::decode_value(rest).map(JobSpec::Raw),
             other => Err(malformed("kind", format!("is {other:?}; {KINDS}"))),
         }
     }
 
-    /// Decodes and validates: the job this JSON describes.
+    /// Decodes and validates: the job this JSON describes (appointments in the default
+    /// time zone).
     pub fn parse(json: &[u8]) -> Result<Job, SpecError> {
         Ok(JobSpec::from_json(json)?.into_job()?)
     }
 
-    /// Validates the spec with the shared model and builds its job.
+    /// [`JobSpec::into_job_in`] with appointments in [`schedule::DEFAULT_TIMEZONE`].
     pub fn into_job(self) -> Result<Job, ValidationError> {
-        if let JobSpec::Otp(OtpSpec { phone, .. }) | JobSpec::Booking(BookingSpec { phone, .. }) =
-            &self
+        self.into_job_in(&Zone::default())
+    }
+
+    /// Validates the spec with the shared model and builds its job; a booking's or
+    /// reminder's appointment is in its `tz`, else in `zone`.
+    pub fn into_job_in(self, zone: &Zone) -> Result<Job, ValidationError> {
+        if let JobSpec::Otp(OtpSpec { phone, .. })
+        | JobSpec::Booking(BookingSpec { phone, .. })
+        | JobSpec::Reminder(ReminderSpec { phone, .. }) = &self
         {
             check_e164(phone)?;
         }
-        let (job, key) = match self {
-            JobSpec::Otp(otp) => (
-                Job::otp(
+        match self {
+            JobSpec::Otp(otp) => {
+                let job = Job::otp(
                     &otp.phone,
                     otp.code.expose(),
                     otp.valid_for.unwrap_or(DEFAULT_OTP_VALIDITY),
-                )?,
-                otp.idempotency_key,
-            ),
-            JobSpec::Booking(booking) => (
-                Job::booking(Booking {
-                    phone: booking.phone,
-                    booking_id: booking.booking_id,
-                    service: booking.service,
-                    date: booking.date,
-                    time: booking.time,
-                    image_url: booking.image_url,
-                })?,
-                booking.idempotency_key,
-            ),
-            JobSpec::Raw(raw) => (Job::raw(*raw.request)?, raw.idempotency_key),
+                )?;
+                let timing = Timing {
+                    send_at: otp.send_at.as_deref(),
+                    send_in: otp.send_in,
+                    ..Timing::default()
+                };
+                timing
+                    .apply(job, zone)?
+                    .with_idempotency_key(otp.idempotency_key)?
+                    .with_replace_key(otp.replace_key)
+            }
+            JobSpec::Booking(b) => {
+                let zone = spec_zone(b.tz.as_deref(), zone)?;
+                let booking = Booking {
+                    phone: b.phone,
+                    booking_id: b.booking_id,
+                    service: b.service,
+                    date: b.date,
+                    time: b.time,
+                    image_url: b.image_url,
+                };
+                let timing = Timing {
+                    send_at: b.send_at.as_deref(),
+                    send_in: b.send_in,
+                    not_after: b.not_after.as_deref(),
+                    before: None,
+                };
+                timing
+                    .apply(Job::booking_in(booking, &zone)?, &zone)?
+                    .with_idempotency_key(b.idempotency_key)?
+                    .with_replace_key(b.replace_key)
+            }
+            JobSpec::Reminder(r) => {
+                let zone = spec_zone(r.tz.as_deref(), zone)?;
+                let booking = Booking {
+                    phone: r.phone,
+                    booking_id: r.booking_id,
+                    service: r.service,
+                    date: r.date,
+                    time: r.time,
+                    image_url: r.image_url,
+                };
+                let timing = Timing {
+                    send_at: r.send_at.as_deref(),
+                    send_in: r.send_in,
+                    not_after: r.not_after.as_deref(),
+                    before: r.before,
+                };
+                timing
+                    .apply(Job::reminder(booking, &zone)?, &zone)?
+                    .with_idempotency_key(r.idempotency_key)?
+                    .with_replace_key(r.replace_key)
+            }
+            JobSpec::Raw(raw) => {
+                let timing = Timing {
+                    send_at: raw.send_at.as_deref(),
+                    send_in: raw.send_in,
+                    not_after: raw.not_after.as_deref(),
+                    before: None,
+                };
+                timing
+                    .apply(Job::raw(*raw.request)?, zone)?
+                    .with_idempotency_key(raw.idempotency_key)?
+                    .with_replace_key(raw.replace_key)
+            }
+        }
+    }
+}
+
+/// When a job goes out and until when, as a spec (or the command line) gives it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timing<'a> {
+    pub send_at: Option<&'a str>,
+    pub send_in: Option<Duration>,
+    pub not_after: Option<&'a str>,
+    /// A reminder's lead time before its appointment.
+    pub before: Option<Duration>,
+}
+
+impl Timing<'_> {
+    /// `job`, scheduled and bounded as this says. Each error names its field: `send_at` and
+    /// `send_in` together, an OTP asked to wait, an unreadable time, a time too far ahead.
+    pub fn apply(self, job: Job, zone: &Zone) -> Result<Job, ValidationError> {
+        let now = job.created_at;
+        let send_at = self
+            .send_at
+            .map(|text| schedule::parse_instant("send_at", text))
+            .transpose()?;
+        let (field, due) = match self.before {
+            Some(_) if send_at.is_some() || self.send_in.is_some() => {
+                return Err(ValidationError::single(
+                    "before",
+                    "is given with send_at or send_in; give one of them",
+                ));
+            }
+            Some(before) => {
+                let due = job
+                    .appointment(zone)
+                    .and_then(|at| at.checked_sub(time::Duration::try_from(before).ok()?))
+                    .ok_or_else(|| {
+                        ValidationError::single(
+                            "before",
+                            "goes back before the year 1; is it right?",
+                        )
+                    })?;
+                let due = schedule::due_time(Some(due), None, now).map_err(|err| {
+                    ValidationError::single(
+                        "before",
+                        format!("puts the reminder {}", err.violations[0].reason),
+                    )
+                })?;
+                ("before", due)
+            }
+            None => {
+                let field = if send_at.is_some() {
+                    "send_at"
+                } else {
+                    "send_in"
+                };
+                if job.kind() == herald_shared::JobKind::Otp
+                    && (send_at.is_some() || self.send_in.is_some())
+                {
+                    return job.scheduled(field, Some(now));
+                }
+                (field, schedule::due_time(send_at, self.send_in, now)?)
+            }
         };
-        job.with_idempotency_key(key)
+        let not_after = self
+            .not_after
+            .map(|text| schedule::parse_instant("not_after", text))
+            .transpose()?;
+        job.with_not_after(not_after)?.scheduled(field, due)
+    }
+}
+
+/// The spec's own `tz`, else the caller's default.
+fn spec_zone(tz: Option<&str>, default: &Zone) -> Result<Zone, ValidationError> {
+    match tz {
+        Some(name) => Zone::named(name).map_err(|reason| ValidationError::single("tz", reason)),
+        None => Ok(default.clone()),
     }
 }
 

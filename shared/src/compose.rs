@@ -1,12 +1,12 @@
-//! Renders OTP and booking jobs into Interakt requests: the rich card and, when DLT
-//! settings are configured, the SMS fallback.
+//! Renders OTP, booking and reminder jobs into Interakt requests: the rich card and, when
+//! DLT settings are configured, the SMS fallback.
 //!
 //! The SMS texts must match the DLT-registered templates character for character, so they
 //! come from configuration ([`SmsSettings`]); only the card wording lives here.
 
 use std::time::Duration;
 
-use crate::job::{Booking, Job, Otp, Payload};
+use crate::job::{Booking, Job, Otp, Payload, Reminder};
 use crate::phone::Phone;
 use crate::wire::{
     CardContent, CardMedia, CardOrientation, ContentInfo, Extra, MediaHeight, MessageType,
@@ -21,6 +21,10 @@ pub const DEFAULT_OTP_SMS_TEXT: &str =
 pub const DEFAULT_BOOKING_SMS_TEXT: &str =
     "Your booking for {{1}} on {{2}} at {{3}} is confirmed. Booking ID: {{4}}";
 
+/// Default DLT text of the reminder SMS; service, date, time, booking id.
+pub const DEFAULT_REMINDER_SMS_TEXT: &str =
+    "Reminder: your booking for {{1}} on {{2}} at {{3}}. Booking ID: {{4}}";
+
 /// The SMS fallback as DLT registered it: one sender, one entity, a template per message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SmsSettings {
@@ -31,18 +35,34 @@ pub struct SmsSettings {
     pub booking_template_id: String,
     pub otp_text: String,
     pub booking_text: String,
+    /// The reminder's template (`DLT_REMINDER_TEMPLATE_ID`): optional, so deployments from
+    /// before reminders keep working; without it reminders go without SMS fallback.
+    pub reminder_template_id: Option<String>,
+    pub reminder_text: String,
 }
 
-/// The request a job sends. `sms` is `None` when no DLT fallback is configured.
-pub fn render(job: &Job, sms: Option<&SmsSettings>) -> SendRequest {
+/// The request a job sends, as of `now` (a reminder says "today" or "tomorrow" where its
+/// customer is). `sms` is `None` when no DLT fallback is configured.
+pub fn render_at(job: &Job, sms: Option<&SmsSettings>, now: time::OffsetDateTime) -> SendRequest {
     match &job.payload {
         Payload::Otp(otp) => {
             let valid_for = job.not_after.map(|deadline| deadline - job.created_at);
             otp_request(otp, valid_for.and_then(|d| d.try_into().ok()), sms)
         }
         Payload::Booking(booking) => booking_request(booking, sms),
+        Payload::Reminder(reminder) => {
+            let today = crate::schedule::Zone::named(&reminder.tz)
+                .ok()
+                .and_then(|zone| zone.local_date(now));
+            reminder_request(reminder, today, sms)
+        }
         Payload::Raw { request } => (**request).clone(),
     }
+}
+
+/// The request a job sends now: [`render_at`] with the clock.
+pub fn render(job: &Job, sms: Option<&SmsSettings>) -> SendRequest {
+    render_at(job, sms, time::OffsetDateTime::now_utc())
 }
 
 /// An OTP card. The code appears in the card text and the SMS, never in postBack data.
@@ -79,6 +99,87 @@ pub fn booking_request(booking: &Booking, sms: Option<&SmsSettings>) -> SendRequ
         time,
         ..
     } = booking;
+    let card = booking_card(
+        booking,
+        format!("Booking confirmed: {service}"),
+        format!(
+            "Your booking for {service} on {date} at {time} is confirmed. Booking ID: {booking_id}"
+        ),
+        "View details",
+    );
+    let fallback = sms.map(|s| {
+        sms_fallback(
+            s,
+            &s.booking_template_id,
+            &s.booking_text,
+            booking_variables(booking),
+        )
+    });
+    standalone(&booking.phone, card, fallback)
+}
+
+/// A reminder card ("Reminder: your Haircut today at 10:30") with "View booking" and
+/// "Cancel booking" replies whose postBack data names the booking (`booking_B123`,
+/// `cancel_B123`). `today` is the date where the customer is when it goes out (`None`:
+/// unknown, the date is written out). The SMS fallback needs the reminder's own template:
+/// without `DLT_REMINDER_TEMPLATE_ID` the reminder has none.
+pub fn reminder_request(
+    reminder: &Reminder,
+    today: Option<time::Date>,
+    sms: Option<&SmsSettings>,
+) -> SendRequest {
+    let booking = &reminder.booking;
+    let Booking {
+        booking_id,
+        service,
+        date,
+        time,
+        ..
+    } = booking;
+    let day = time::Date::parse(
+        date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok();
+    let when = match (day, today) {
+        (Some(day), Some(today)) if day == today => format!("today at {time}"),
+        (Some(day), Some(today)) if today.next_day() == Some(day) => {
+            format!("tomorrow at {time}")
+        }
+        _ => format!("on {date} at {time}"),
+    };
+    let card = booking_card(
+        booking,
+        format!("Reminder: your {service} {when}"),
+        format!("Your booking for {service} on {date} at {time}. Booking ID: {booking_id}"),
+        "View booking",
+    );
+    let fallback = sms.and_then(|s| {
+        let template = s.reminder_template_id.as_ref()?;
+        Some(sms_fallback(
+            s,
+            template,
+            &s.reminder_text,
+            booking_variables(booking),
+        ))
+    });
+    standalone(&booking.phone, card, fallback)
+}
+
+/// The DLT variables of a booking's and a reminder's SMS: service, date, time, booking id.
+fn booking_variables(booking: &Booking) -> Vec<String> {
+    vec![
+        booking.service.clone(),
+        booking.date.clone(),
+        booking.time.clone(),
+        booking.booking_id.clone(),
+    ]
+}
+
+/// A booking's card: `title`, `description`, its picture, and two replies, `view` and
+/// "Cancel booking", whose postBack data names the booking.
+fn booking_card(booking: &Booking, title: String, description: String, view: &str) -> CardContent {
+    let booking_id = &booking.booking_id;
     let reply = |text: &str, data: String| Suggestion {
         reply: Some(SuggestionBody {
             plain_text: text.into(),
@@ -91,11 +192,9 @@ pub fn booking_request(booking: &Booking, sms: Option<&SmsSettings>) -> SendRequ
         action: None,
         extra: Extra::new(),
     };
-    let card = CardContent {
-        card_title: Some(format!("Booking confirmed: {service}")),
-        card_description: Some(format!(
-            "Your booking for {service} on {date} at {time} is confirmed. Booking ID: {booking_id}"
-        )),
+    CardContent {
+        card_title: Some(title),
+        card_description: Some(description),
         card_media: booking.image_url.as_ref().map(|url| CardMedia {
             media_height: Some(MediaHeight::Medium),
             content_info: ContentInfo {
@@ -106,21 +205,11 @@ pub fn booking_request(booking: &Booking, sms: Option<&SmsSettings>) -> SendRequ
             extra: Extra::new(),
         }),
         suggestions: Some(vec![
-            reply("View details", format!("booking_{booking_id}")),
+            reply(view, format!("booking_{booking_id}")),
             reply("Cancel booking", format!("cancel_{booking_id}")),
         ]),
         extra: Extra::new(),
-    };
-    let fallback = sms.map(|s| {
-        let variables = vec![
-            service.clone(),
-            date.clone(),
-            time.clone(),
-            booking_id.clone(),
-        ];
-        sms_fallback(s, &s.booking_template_id, &s.booking_text, variables)
-    });
-    standalone(&booking.phone, card, fallback)
+    }
 }
 
 fn standalone(phone: &str, content: CardContent, fallback: Option<SmsFallback>) -> SendRequest {
@@ -190,7 +279,70 @@ mod tests {
             booking_template_id: "1107174012164676173".into(),
             otp_text: DEFAULT_OTP_SMS_TEXT.into(),
             booking_text: DEFAULT_BOOKING_SMS_TEXT.into(),
+            reminder_template_id: Some("1107174012164676174".into()),
+            reminder_text: DEFAULT_REMINDER_SMS_TEXT.into(),
         }
+    }
+
+    #[test]
+    fn a_reminder_says_today_where_its_customer_is_and_names_the_booking() {
+        let booking = Booking {
+            phone: "+919999999999".into(),
+            booking_id: "B123".into(),
+            service: "Haircut".into(),
+            date: "2026-11-24".into(),
+            time: "10:30".into(),
+            image_url: None,
+        };
+        let job = Job::reminder(booking, &crate::schedule::Zone::default()).unwrap();
+        // 08:30 in India on the day of the appointment.
+        let request = render_at(
+            &job,
+            Some(&sms()),
+            time::macros::datetime!(2026-11-24 03:00 UTC),
+        );
+        validate_request(&request).unwrap();
+        let json = serde_json::to_value(&request).unwrap();
+        let card = &json["message"]["richCardDetails"]["standalone"]["content"];
+        assert_eq!(card["cardTitle"], "Reminder: your Haircut today at 10:30");
+        assert_eq!(card["suggestions"][0]["reply"]["plainText"], "View booking");
+        assert_eq!(
+            card["suggestions"][0]["reply"]["postBack"]["data"],
+            "booking_B123"
+        );
+        assert_eq!(
+            card["suggestions"][1]["reply"]["postBack"]["data"],
+            "cancel_B123"
+        );
+        assert_eq!(
+            json["fallback"][0]["content"]["dlt_te_id"],
+            "1107174012164676174"
+        );
+        assert_eq!(
+            json["fallback"][0]["content"]["variables"],
+            serde_json::json!(["Haircut", "2026-11-24", "10:30", "B123"])
+        );
+        // 23:00 UTC on the 23rd is 04:30 on the 24th in India: still today there.
+        let early = render_at(&job, None, time::macros::datetime!(2026-11-23 23:00 UTC));
+        let title = serde_json::to_value(&early).unwrap()["message"]["richCardDetails"]["standalone"]["content"]["cardTitle"].clone();
+        assert_eq!(title, "Reminder: your Haircut today at 10:30");
+        let before = render_at(&job, None, time::macros::datetime!(2026-11-23 10:00 UTC));
+        let title = serde_json::to_value(&before).unwrap()["message"]["richCardDetails"]["standalone"]["content"]["cardTitle"].clone();
+        assert_eq!(title, "Reminder: your Haircut tomorrow at 10:30");
+        let without = SmsSettings {
+            reminder_template_id: None,
+            ..sms()
+        };
+        assert!(
+            render_at(
+                &job,
+                Some(&without),
+                time::macros::datetime!(2026-11-24 03:00 UTC)
+            )
+            .fallback
+            .is_none(),
+            "no reminder template: no SMS fallback"
+        );
     }
 
     #[test]

@@ -319,6 +319,13 @@ pub struct SmsArgs {
     /// The booking SMS text exactly as registered; `{{1}}`..`{{4}}` are service, date, time, id.
     #[arg(long, env = "SMS_BOOKING_TEXT", default_value = compose::DEFAULT_BOOKING_SMS_TEXT)]
     pub sms_booking_text: String,
+    /// DLT template id of the reminder SMS. Optional: without it reminders go without SMS
+    /// fallback (the worker says so at start-up).
+    #[arg(long, env = "DLT_REMINDER_TEMPLATE_ID")]
+    pub dlt_reminder_template_id: Option<String>,
+    /// The reminder SMS text exactly as registered; `{{1}}`..`{{4}}` are service, date, time, id.
+    #[arg(long, env = "SMS_REMINDER_TEXT", default_value = compose::DEFAULT_REMINDER_SMS_TEXT)]
+    pub sms_reminder_text: String,
 }
 
 impl SmsArgs {
@@ -354,6 +361,13 @@ impl SmsArgs {
             booking_template_id: get(&self.dlt_template_id),
             otp_text: self.sms_otp_text.clone(),
             booking_text: self.sms_booking_text.clone(),
+            reminder_template_id: self
+                .dlt_reminder_template_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string),
+            reminder_text: self.sms_reminder_text.clone(),
         };
         check_sms_settings(&settings)?;
         Ok(Some(settings))
@@ -374,6 +388,10 @@ fn check_sms_settings(settings: &SmsSettings) -> Result<(), ConfigError> {
         time: "10:00".into(),
         image_url: None,
     };
+    let reminder = crate::job::Reminder {
+        booking: booking.clone(),
+        tz: crate::schedule::DEFAULT_TIMEZONE.into(),
+    };
     let samples = [
         (
             "SMS_OTP_TEXT",
@@ -384,6 +402,11 @@ fn check_sms_settings(settings: &SmsSettings) -> Result<(), ConfigError> {
             "SMS_BOOKING_TEXT",
             "DLT_TEMPLATE_ID",
             compose::booking_request(&booking, Some(settings)),
+        ),
+        (
+            "SMS_REMINDER_TEXT",
+            "DLT_REMINDER_TEMPLATE_ID",
+            compose::reminder_request(&reminder, None, Some(settings)),
         ),
     ];
     for (text_var, template_var, request) in samples {
@@ -473,7 +496,35 @@ mod tests {
             sms_provider_name: "default".into(),
             sms_otp_text: compose::DEFAULT_OTP_SMS_TEXT.into(),
             sms_booking_text: compose::DEFAULT_BOOKING_SMS_TEXT.into(),
+            dlt_reminder_template_id: Some("1107174012164676174".into()),
+            sms_reminder_text: compose::DEFAULT_REMINDER_SMS_TEXT.into(),
         }
+    }
+
+    #[test]
+    fn the_reminder_template_is_optional_and_checked_when_given() {
+        let settings = SmsArgs {
+            dlt_reminder_template_id: None,
+            ..sms_args()
+        }
+        .resolve()
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.reminder_template_id, None, "optional");
+        let err = SmsArgs {
+            sms_reminder_text: "Reminder: {{1}} on {{2}}".into(),
+            ..sms_args()
+        }
+        .resolve()
+        .unwrap_err();
+        assert_eq!(err.name, "SMS_REMINDER_TEXT");
+        let err = SmsArgs {
+            dlt_reminder_template_id: Some("12".into()),
+            ..sms_args()
+        }
+        .resolve()
+        .unwrap_err();
+        assert_eq!(err.name, "DLT_REMINDER_TEMPLATE_ID");
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The job envelope: what a producer puts on a lane and a worker takes off it.
 //!
 //! A job is self-describing JSON in one stream field. It carries what to send (an OTP, a
-//! booking confirmation, or a complete raw Interakt request), when it stops being worth
-//! sending (`not_after`), the idempotency key it was enqueued under, and every attempt made
-//! so far, which dead letters keep.
+//! booking confirmation, a reminder, or a complete raw Interakt request), when it is due
+//! (`send_at`, for a job scheduled to go out later), when it stops being worth sending
+//! (`not_after`: an OTP's validity, a booking's or reminder's appointment), the idempotency
+//! key it was enqueued under, the replace key that lets a newer job supersede it, and every
+//! attempt made so far, which dead letters keep.
 //!
 //! OTP and booking jobs hold facts, not a rendered request: the worker renders them
 //! ([`crate::compose`]) with its SMS fallback configuration, so a DLT change needs no
@@ -22,6 +24,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::phone::Phone;
+use crate::schedule::{self, Zone};
 use crate::secret::Redacted;
 use crate::validate::{self, ValidationError, limits};
 use crate::wire::SendRequest;
@@ -102,6 +105,18 @@ pub struct Job {
     pub not_after: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// When a job scheduled to go out later is due; it waits in the scheduled set until
+    /// then. `None`: due at once.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub send_at: Option<OffsetDateTime>,
+    /// At most one unsent job per replace key: enqueuing this job cancelled the older unsent
+    /// one under the same key (`otp:+919812345678`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_key: Option<String>,
     pub payload: Payload,
     /// Every send attempt so far, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,15 +129,17 @@ pub struct Job {
 pub enum Payload {
     Otp(Otp),
     Booking(Booking),
+    Reminder(Reminder),
     Raw { request: Box<SendRequest> },
 }
 
-/// The three kinds of job, as named on the CLI and in bulk files.
+/// The kinds of job, as named on the CLI and in bulk files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Otp,
     Booking,
+    Reminder,
     Raw,
 }
 
@@ -131,6 +148,7 @@ impl JobKind {
         match self {
             JobKind::Otp => "otp",
             JobKind::Booking => "booking",
+            JobKind::Reminder => "reminder",
             JobKind::Raw => "raw",
         }
     }
@@ -147,7 +165,7 @@ impl fmt::Display for JobKind {
 #[serde(rename_all = "snake_case")]
 pub enum Lane {
     Otp,
-    /// Booking confirmations and raw requests.
+    /// Booking confirmations, reminders and raw requests.
     Booking,
 }
 
@@ -206,6 +224,17 @@ pub struct Booking {
     pub time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_url: Option<String>,
+}
+
+/// A reminder of a booking: its own card ("Reminder: your Haircut today at 10:30") and SMS
+/// template. `tz` is the appointment's time zone, which says whether "today" is true where
+/// the customer is when the reminder goes out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reminder {
+    #[serde(flatten)]
+    pub booking: Booking,
+    /// IANA name (`Asia/Kolkata`).
+    pub tz: String,
 }
 
 /// What one attempt came to. Stored by name in the job's history (`"outcome":
@@ -298,6 +327,8 @@ impl Job {
             created_at: OffsetDateTime::now_utc(),
             not_after: None,
             idempotency_key: None,
+            send_at: None,
+            replace_key: None,
             payload,
             attempts: Vec::new(),
         }
@@ -344,66 +375,111 @@ impl Job {
         Ok(job)
     }
 
-    /// A booking confirmation job. The fields fill both the card and the DLT SMS variables,
-    /// so each respects the SMS variable limit.
+    /// A booking confirmation job, its appointment in the default time zone
+    /// ([`schedule::DEFAULT_TIMEZONE`]): see [`Job::booking_in`].
     pub fn booking(booking: Booking) -> Result<Job, ValidationError> {
-        let phone = parse_phone("phone", &booking.phone)?;
-        let mut violations = Vec::new();
-        let mut check = |field: &str, value: &str| {
-            let len = value.chars().count();
-            if value.chars().all(is_json_whitespace) {
-                violations.push(validate::Violation {
-                    path: field.into(),
-                    reason: "must not be empty".into(),
-                });
-            } else if len > limits::DLT_VARIABLE_CHARS {
-                violations.push(validate::Violation {
-                    path: field.into(),
-                    reason: format!(
-                        "is {len} characters; the limit is {} (a DLT SMS variable)",
-                        limits::DLT_VARIABLE_CHARS
-                    ),
-                });
-            }
-        };
-        check("booking_id", &booking.booking_id);
-        check("service", &booking.service);
-        check("date", &booking.date);
-        check("time", &booking.time);
-        if time::Date::parse(
-            &booking.date,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .is_err()
-        {
-            violations.push(validate::Violation {
-                path: "date".into(),
-                reason: format!("is {:?}; expected YYYY-MM-DD", booking.date),
-            });
-        }
-        if time::Time::parse(
-            &booking.time,
-            time::macros::format_description!("[hour]:[minute]"),
-        )
-        .is_err()
-        {
-            violations.push(validate::Violation {
-                path: "time".into(),
-                reason: format!("is {:?}; expected HH:MM (24-hour)", booking.time),
-            });
-        }
-        if !violations.is_empty() {
-            return Err(ValidationError { violations });
-        }
-        let booking = Booking {
-            phone: phone.e164(),
-            ..booking
-        };
-        // Rendering the card checks what the fields alone cannot: title length, media URL.
-        validate::validate_request(&crate::compose::booking_request(&booking, None))?;
-        Ok(Job::new(Payload::Booking(booking)))
+        Job::booking_in(booking, &Zone::default())
     }
 
+    /// A booking confirmation job whose appointment is in `zone`; it is not sent after the
+    /// appointment has started (`not_after`, which [`Job::with_not_after`] may change).
+    pub fn booking_in(booking: Booking, zone: &Zone) -> Result<Job, ValidationError> {
+        let booking = checked_booking(booking)?;
+        // Rendering the card checks what the fields alone cannot: title length, media URL.
+        validate::validate_request(&crate::compose::booking_request(&booking, None))?;
+        let not_after = schedule::appointment(zone, &booking.date, &booking.time);
+        let mut job = Job::new(Payload::Booking(booking));
+        job.not_after = not_after;
+        Ok(job)
+    }
+
+    /// A reminder of a booking whose appointment is in `zone`; not sent after the
+    /// appointment has started. [`Job::scheduled`] says when it goes out (e.g. two hours
+    /// before: [`Job::appointment`] minus the lead time).
+    pub fn reminder(booking: Booking, zone: &Zone) -> Result<Job, ValidationError> {
+        let reminder = Reminder {
+            booking: checked_booking(booking)?,
+            tz: zone.name().to_string(),
+        };
+        validate::validate_request(&crate::compose::reminder_request(&reminder, None, None))?;
+        let not_after = schedule::appointment(zone, &reminder.booking.date, &reminder.booking.time);
+        let mut job = Job::new(Payload::Reminder(reminder));
+        job.not_after = not_after;
+        Ok(job)
+    }
+
+    /// The start of the appointment a booking or reminder is about, in its time zone
+    /// (`zone` for a booking, which does not keep one); `None` for OTPs and raw requests.
+    pub fn appointment(&self, zone: &Zone) -> Option<OffsetDateTime> {
+        match &self.payload {
+            Payload::Booking(b) => schedule::appointment(zone, &b.date, &b.time),
+            Payload::Reminder(r) => {
+                let zone = Zone::named(&r.tz).ok()?;
+                schedule::appointment(&zone, &r.booking.date, &r.booking.time)
+            }
+            Payload::Otp(_) | Payload::Raw { .. } => None,
+        }
+    }
+}
+
+/// A booking's or reminder's fields, checked (each fills a card and a DLT SMS variable, so
+/// each respects the SMS variable limit) and the phone normalized.
+fn checked_booking(booking: Booking) -> Result<Booking, ValidationError> {
+    let phone = parse_phone("phone", &booking.phone)?;
+    let mut violations = Vec::new();
+    let mut check = |field: &str, value: &str| {
+        let len = value.chars().count();
+        if value.chars().all(is_json_whitespace) {
+            violations.push(validate::Violation {
+                path: field.into(),
+                reason: "must not be empty".into(),
+            });
+        } else if len > limits::DLT_VARIABLE_CHARS {
+            violations.push(validate::Violation {
+                path: field.into(),
+                reason: format!(
+                    "is {len} characters; the limit is {} (a DLT SMS variable)",
+                    limits::DLT_VARIABLE_CHARS
+                ),
+            });
+        }
+    };
+    check("booking_id", &booking.booking_id);
+    check("service", &booking.service);
+    check("date", &booking.date);
+    check("time", &booking.time);
+    if time::Date::parse(
+        &booking.date,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .is_err()
+    {
+        violations.push(validate::Violation {
+            path: "date".into(),
+            reason: format!("is {:?}; expected YYYY-MM-DD", booking.date),
+        });
+    }
+    if time::Time::parse(
+        &booking.time,
+        time::macros::format_description!("[hour]:[minute]"),
+    )
+    .is_err()
+    {
+        violations.push(validate::Violation {
+            path: "time".into(),
+            reason: format!("is {:?}; expected HH:MM (24-hour)", booking.time),
+        });
+    }
+    if !violations.is_empty() {
+        return Err(ValidationError { violations });
+    }
+    Ok(Booking {
+        phone: phone.e164(),
+        ..booking
+    })
+}
+
+impl Job {
     /// A complete Interakt request, validated as it is.
     pub fn raw(request: SendRequest) -> Result<Job, ValidationError> {
         validate::validate_request(&request)?;
@@ -413,22 +489,71 @@ impl Job {
     }
 
     pub fn with_idempotency_key(mut self, key: Option<String>) -> Result<Job, ValidationError> {
-        if let Some(key) = &key
-            && (key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS)
-        {
-            return Err(ValidationError::single(
-                "idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
-            ));
-        }
+        check_key("idempotency_key", key.as_deref())?;
         self.idempotency_key = key;
         Ok(self)
+    }
+
+    /// The job cancels the older unsent job enqueued under `key` (and a newer one cancels
+    /// it): at most one unsent job per replace key.
+    pub fn with_replace_key(mut self, key: Option<String>) -> Result<Job, ValidationError> {
+        check_key("replace_key", key.as_deref())?;
+        self.replace_key = key;
+        Ok(self)
+    }
+
+    /// Schedules the job for `due` (`None`: send now). `field` is what the caller gave
+    /// (`send_at`, `send_in`, `before`), for the error: an OTP cannot be scheduled (a code
+    /// is wanted now, and is only valid for minutes), and a job is not scheduled past its
+    /// `not_after`.
+    pub fn scheduled(
+        mut self,
+        field: &str,
+        due: Option<OffsetDateTime>,
+    ) -> Result<Job, ValidationError> {
+        let Some(due) = due else {
+            self.send_at = None;
+            return Ok(self);
+        };
+        if self.kind() == JobKind::Otp {
+            return Err(ValidationError::single(
+                field,
+                "an OTP cannot be scheduled: a code is wanted the moment it is asked for; enqueue it then",
+            ));
+        }
+        self.send_at = Some(due);
+        Ok(self)
+    }
+
+    /// Sets the deadline past which the job is dead-lettered as `expired` instead of sent.
+    /// An OTP's deadline is its `valid_for`.
+    pub fn with_not_after(
+        mut self,
+        not_after: Option<OffsetDateTime>,
+    ) -> Result<Job, ValidationError> {
+        let Some(not_after) = not_after else {
+            return Ok(self);
+        };
+        if self.kind() == JobKind::Otp {
+            return Err(ValidationError::single(
+                "not_after",
+                "an OTP's deadline is its valid_for; give that instead",
+            ));
+        }
+        self.not_after = Some(not_after);
+        Ok(self)
+    }
+
+    /// True while the job is scheduled for later than `now`.
+    pub fn is_scheduled(&self, now: OffsetDateTime) -> bool {
+        self.send_at.is_some_and(|due| due > now)
     }
 
     pub fn kind(&self) -> JobKind {
         match self.payload {
             Payload::Otp(_) => JobKind::Otp,
             Payload::Booking(_) => JobKind::Booking,
+            Payload::Reminder(_) => JobKind::Reminder,
             Payload::Raw { .. } => JobKind::Raw,
         }
     }
@@ -436,7 +561,7 @@ impl Job {
     pub fn lane(&self) -> Lane {
         match self.kind() {
             JobKind::Otp => Lane::Otp,
-            JobKind::Booking | JobKind::Raw => Lane::Booking,
+            JobKind::Booking | JobKind::Reminder | JobKind::Raw => Lane::Booking,
         }
     }
 
@@ -445,6 +570,7 @@ impl Job {
         match &self.payload {
             Payload::Otp(otp) => otp.phone.clone(),
             Payload::Booking(booking) => booking.phone.clone(),
+            Payload::Reminder(reminder) => reminder.booking.phone.clone(),
             Payload::Raw { request } => format!("{}{}", request.country_code, request.phone_number),
         }
     }
@@ -505,6 +631,20 @@ pub fn is_json_whitespace(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
+/// An idempotency or replace key: 1 to [`MAX_IDEMPOTENCY_KEY_CHARS`] characters; the error
+/// names `field`.
+pub fn check_key(field: &str, key: Option<&str>) -> Result<(), ValidationError> {
+    match key {
+        Some(key) if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY_CHARS => {
+            Err(ValidationError::single(
+                field,
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn parse_phone(field: &str, phone: &str) -> Result<Phone, ValidationError> {
     Phone::parse_e164(phone).map_err(|err| ValidationError::single(field, err.to_string()))
 }
@@ -553,7 +693,44 @@ mod tests {
     fn booking_goes_to_the_booking_lane() {
         let job = Job::booking(booking()).unwrap();
         assert_eq!(job.lane(), Lane::Booking);
-        assert!(job.not_after.is_none());
+        assert_eq!(
+            job.not_after,
+            Some(time::macros::datetime!(2026-11-24 05:00 UTC)),
+            "the appointment's start, in India"
+        );
+        let london = Zone::named("Europe/London").unwrap();
+        let job = Job::booking_in(booking(), &london).unwrap();
+        assert_eq!(
+            job.not_after,
+            Some(time::macros::datetime!(2026-11-24 10:30 UTC))
+        );
+    }
+
+    #[test]
+    fn reminders_keep_their_zone_and_otps_cannot_be_scheduled() {
+        let zone = Zone::default();
+        let job = Job::reminder(booking(), &zone).unwrap();
+        assert_eq!(job.kind(), JobKind::Reminder);
+        assert_eq!(job.lane(), Lane::Booking);
+        assert_eq!(job.appointment(&zone), job.not_after);
+        let due = time::macros::datetime!(2026-11-24 03:00 UTC);
+        let job = job.scheduled("before", Some(due)).unwrap();
+        assert_eq!(job.send_at, Some(due));
+        let back = Job::from_json(job.to_json().as_bytes()).unwrap();
+        assert_eq!(back, job);
+        assert!(job.to_json().contains(r#""kind":"reminder""#));
+        assert!(job.to_json().contains(r#""tz":"Asia/Kolkata""#));
+
+        let otp = Job::otp("+919999999999", "1234", DEFAULT_OTP_VALIDITY).unwrap();
+        let err = otp.clone().scheduled("send_in", Some(due)).unwrap_err();
+        assert_eq!(err.violations[0].path, "send_in");
+        assert!(
+            err.to_string().contains("an OTP cannot be scheduled"),
+            "{err}"
+        );
+        let err = otp.clone().with_not_after(Some(due)).unwrap_err();
+        assert_eq!(err.violations[0].path, "not_after");
+        assert!(otp.with_replace_key(Some(String::new())).is_err());
     }
 
     #[test]

@@ -35,10 +35,12 @@ pub enum Stat {
     Revoked,
     /// Sent messages Interakt tried to withdraw and could not.
     RevokeFailed,
+    /// Jobs cancelled (or superseded) before their send began (the cancel scripts).
+    Cancelled,
 }
 
 impl Stat {
-    pub const ALL: [Stat; 8] = [
+    pub const ALL: [Stat; 9] = [
         Stat::Sent,
         Stat::Retried,
         Stat::RateLimited,
@@ -47,6 +49,7 @@ impl Stat {
         Stat::Read,
         Stat::Revoked,
         Stat::RevokeFailed,
+        Stat::Cancelled,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Stat {
             Stat::Read => "read",
             Stat::Revoked => "revoked",
             Stat::RevokeFailed => "revoke_failed",
+            Stat::Cancelled => "cancelled",
         }
     }
 
@@ -119,6 +123,29 @@ impl Keys {
     /// (ms, Redis clock).
     pub fn delayed(&self, lane: Lane) -> String {
         self.key(&format!("delayed:{}", lane.as_str()))
+    }
+
+    /// A lane's jobs scheduled to go out later (`send_at`): sorted set of job ids scored by
+    /// when each is due (ms, Unix). The bodies are in [`Keys::scheduled_jobs`], once.
+    pub fn scheduled(&self, lane: Lane) -> String {
+        self.key(&format!("scheduled:{}", lane.as_str()))
+    }
+
+    /// The bodies of scheduled jobs: hash of job id to job JSON.
+    pub fn scheduled_jobs(&self) -> String {
+        self.key("scheduled:jobs")
+    }
+
+    /// A replace key's current job (string: the id of the last job enqueued under it), so a
+    /// newer job cancels it while it is unsent.
+    pub fn replace(&self, key: &str) -> String {
+        self.key(&format!("replace:{key}"))
+    }
+
+    /// The prefix of [`Keys::job_status`], for scripts that name a job's record by its id
+    /// (the job a replace key names; the job a begin-send is about).
+    pub fn job_status_prefix(&self) -> String {
+        self.key("job:")
     }
 
     /// Hash of dead letters by job id.
@@ -187,9 +214,13 @@ impl Keys {
         self.key("consumers")
     }
 
-    /// A job's timeline (hash of RFC 3339 timestamps and details: enqueued, attempts, sent,
-    /// delivered, read, revoked, dead), for `track`. Written by the settle scripts and the
-    /// webhook processor; expires [`TIMELINE_TTL_SECS`] after its last settle.
+    /// A job's record: its state (`state`: scheduled, queued, sending, cancelled, ... the
+    /// one place a cancel and the send path's last check meet) and timeline (RFC 3339
+    /// timestamps and details: enqueued, attempts, sent, delivered, read, revoked, dead,
+    /// cancelled), for `track`. Written by the enqueue script, the cancel script, the
+    /// begin-send script, the settle scripts and the webhook processor; expires
+    /// [`TIMELINE_TTL_SECS`] after its last write (a scheduled job's, that long after it is
+    /// due).
     pub fn job_status(&self, job_id: &str) -> String {
         self.key(&format!("job:{job_id}"))
     }
@@ -258,7 +289,8 @@ mod tests {
                 "delivered:otp",
                 "read:otp",
                 "revoked:otp",
-                "revoke_failed:otp"
+                "revoke_failed:otp",
+                "cancelled:otp"
             ]
         );
     }
@@ -271,6 +303,10 @@ mod tests {
             keys.lane(Lane::Booking),
             keys.idempotency("booking:B1:confirmation"),
             keys.delayed(Lane::Otp),
+            keys.scheduled(Lane::Booking),
+            keys.scheduled_jobs(),
+            keys.replace("otp:+919812345678"),
+            keys.job_status_prefix(),
             keys.dead(),
             keys.dead_codes(),
             keys.dead_index(Lane::Booking),

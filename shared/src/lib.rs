@@ -4,6 +4,8 @@
 //! - [`validate`]: RCS and DLT limits, with errors that name the field path and the limit.
 //! - [`phone`]: E.164 parsing into Interakt's `countryCode` + `phoneNumber`, and masking.
 //! - [`job`]: the job envelope that travels through the lanes.
+//! - [`schedule`]: when a job goes out and when it stops being worth sending: `send_at` /
+//!   `send_in`, appointments in their time zone, `--before`.
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`config`]: flags and environment variables shared by the binaries.
 //! - [`keys`]: the Redis key layout.
@@ -35,6 +37,7 @@ pub mod ops;
 pub mod phone;
 pub mod process;
 pub mod redis_pool;
+pub mod schedule;
 pub mod secret;
 pub mod signal;
 pub mod signature;

@@ -1,10 +1,14 @@
-//! A job's timeline: enqueued, each attempt, sent (with Interakt's message id), delivered,
-//! read, revoked, dead-lettered. This module owns the layout of the timeline hash
-//! ([`Keys::job_status`]) and of the message index ([`Keys::message`]), on both sides:
+//! A job's timeline: enqueued (and scheduled), each attempt, sent (with Interakt's message
+//! id), delivered, read, revoked, dead-lettered, cancelled (or superseded). This module owns
+//! the layout of the job's record ([`Keys::job_status`]) and of the message index
+//! ([`Keys::message`]), on both sides:
 //!
-//! - **write**: the field sets the settle scripts ([`crate::settle`]) store atomically with
-//!   each settle ([`sent_fields`], [`retry_fields`], [`dead_fields`], [`message_fields`]), and
-//!   the [`Milestone`]s the webhook processor adds;
+//! - **write**: the fields the enqueue script stores with the job ([`enqueued_fields`]),
+//!   the field sets the settle scripts store atomically with each settle ([`sent_fields`],
+//!   [`retry_fields`], [`dead_fields`], [`message_fields`]), and the [`Milestone`]s the
+//!   webhook processor adds. The record's `state` field ([`Recorded`]) is where a cancel and
+//!   the send path's last check meet: the scripts that write it are the only ones that
+//!   decide whether a job may still be sent;
 //! - **read**: [`find`] and [`find_by_message_id`] return a [`JobTimeline`], a serde struct
 //!   for `herald-worker track --json` and any later HTTP API. A job with no timeline yet is
 //!   looked up in the dead letters, then on its lane (queued or being sent).
@@ -46,6 +50,15 @@ pub mod field {
     pub const MESSAGE_ID: &str = "message_id";
     pub const DEAD_AT: &str = "dead_at";
     pub const DEAD_REASON: &str = "dead_reason";
+    /// Where the job is, as the scripts record it ([`super::Recorded`]).
+    pub const STATE: &str = "state";
+    /// When a scheduled job is due.
+    pub const SEND_AT: &str = "send_at";
+    /// The stream entry id of the job on its lane (while it is queued there).
+    pub const ENTRY: &str = "entry";
+    pub const CANCELLED_AT: &str = "cancelled_at";
+    /// The job whose enqueue cancelled this one (same replace key).
+    pub const SUPERSEDED_BY: &str = "superseded_by";
     /// Of the message index hash: the job it was sent for.
     pub const JOB_ID: &str = "job_id";
 }
@@ -105,10 +118,60 @@ impl Milestone {
     }
 }
 
+/// The `state` field of a job's record: what the scripts record, and what decides whether
+/// the job may still be sent or cancelled. The stored names are read by Lua
+/// (`producer/src/lua/cancel.lua`, `worker/src/lua/begin_send.lua`): a rename here must be
+/// made there too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Recorded {
+    /// Waiting in the scheduled set for its `send_at`.
+    Scheduled,
+    /// On its lane (or in a replica's hand, before its send began).
+    Queued,
+    /// Its send began (the begin-send script): too late to cancel.
+    Sending,
+    /// Parked for a retry.
+    Retrying,
+    Sent,
+    Dead,
+    /// Cancelled (or superseded) before its send began: never sent.
+    Cancelled,
+}
+
+impl Recorded {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Recorded::Scheduled => "scheduled",
+            Recorded::Queued => "queued",
+            Recorded::Sending => "sending",
+            Recorded::Retrying => "retrying",
+            Recorded::Sent => "sent",
+            Recorded::Dead => "dead",
+            Recorded::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Recorded> {
+        [
+            Recorded::Scheduled,
+            Recorded::Queued,
+            Recorded::Sending,
+            Recorded::Retrying,
+            Recorded::Sent,
+            Recorded::Dead,
+            Recorded::Cancelled,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == text)
+    }
+}
+
 /// Where a job is, as `track` and a status API report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for its `send_at`.
+    Scheduled,
     /// On its lane, not yet taken by a worker.
     Queued,
     /// Taken by a worker, first attempt under way.
@@ -122,11 +185,16 @@ pub enum JobState {
     /// Withdrawn by Interakt after its TTL: not delivered.
     Revoked,
     Dead,
+    /// Cancelled (or superseded by a newer job with its replace key) before its send began:
+    /// never sent.
+    Cancelled,
 }
 
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Cancelled => "cancelled",
             JobState::Queued => "queued",
             JobState::Sending => "sending",
             JobState::Retrying => "retrying",
@@ -148,6 +216,8 @@ pub enum EventKind {
     Enqueued,
     Attempt,
     Dead,
+    /// Cancelled, or superseded (`reason`: `superseded by <id>`).
+    Cancelled,
     Sent,
     Revoked,
     RevokeFailed,
@@ -160,7 +230,7 @@ impl EventKind {
     fn rank(self) -> u8 {
         match self {
             EventKind::Enqueued => 0,
-            EventKind::Attempt | EventKind::Dead => 1,
+            EventKind::Attempt | EventKind::Dead | EventKind::Cancelled => 1,
             EventKind::Sent => 2,
             EventKind::Revoked | EventKind::RevokeFailed | EventKind::Delivered => 3,
             EventKind::Read => 4,
@@ -187,7 +257,7 @@ pub struct TimelineEvent {
     /// Sent: Interakt's message id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// Dead: why.
+    /// Dead: why. Cancelled: `cancelled`, or `superseded by <id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -229,6 +299,14 @@ pub struct JobTimeline {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub retry_at: Option<OffsetDateTime>,
+    /// When a scheduled job is due.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub send_at: Option<OffsetDateTime>,
     pub events: Vec<TimelineEvent>,
 }
 
@@ -279,9 +357,22 @@ fn to_json(fields: Map<String, Value>) -> String {
     Value::Object(fields).to_string()
 }
 
+/// The record the enqueue script writes with the job: what it is, when it was enqueued,
+/// and `state` ([`Recorded::Scheduled`] with its `send_at`, or [`Recorded::Queued`]).
+pub fn enqueued_fields(job: &Job, state: Recorded) -> String {
+    let mut fields = job_fields(job);
+    fields.remove(field::ATTEMPTS);
+    fields.insert(field::STATE.into(), state.as_str().into());
+    if let Some(due) = job.send_at.filter(|_| state == Recorded::Scheduled) {
+        fields.insert(field::SEND_AT.into(), format_time(due).into());
+    }
+    to_json(fields)
+}
+
 /// The timeline fields of a send Interakt accepted (`message_id` may be `unknown`).
 pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String {
     let mut fields = job_fields(job);
+    fields.insert(field::STATE.into(), Recorded::Sent.as_str().into());
     fields.insert(field::SENT_AT.into(), format_time(at).into());
     fields.insert(field::MESSAGE_ID.into(), message_id.into());
     to_json(fields)
@@ -304,6 +395,7 @@ pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String
 /// The timeline fields of a job parked for a retry due at `due`.
 pub fn retry_fields(job: &Job, due: OffsetDateTime) -> String {
     let mut fields = job_fields(job);
+    fields.insert(field::STATE.into(), Recorded::Retrying.as_str().into());
     fields.insert(field::RETRY_AT.into(), format_time(due).into());
     to_json(fields)
 }
@@ -318,6 +410,7 @@ pub fn dead_fields(letter: &DeadLetter) -> String {
             fields
         }
     };
+    fields.insert(field::STATE.into(), Recorded::Dead.as_str().into());
     fields.insert(field::DEAD_AT.into(), format_time(letter.dead_at).into());
     fields.insert(field::DEAD_REASON.into(), letter.reason.clone().into());
     to_json(fields)
@@ -361,6 +454,17 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
             ..TimelineEvent::new(EventKind::Dead, at)
         });
     }
+    let recorded = get(field::STATE).as_deref().and_then(Recorded::parse);
+    if let Some(at) = time_of(field::CANCELLED_AT) {
+        let reason = match get(field::SUPERSEDED_BY) {
+            Some(by) => format!("superseded by {by}"),
+            None => "cancelled".to_string(),
+        };
+        events.push(TimelineEvent {
+            reason: Some(reason),
+            ..TimelineEvent::new(EventKind::Cancelled, at)
+        });
+    }
     let mut reached = Vec::new();
     for milestone in Milestone::ALL {
         if let Some(at) = time_of(&milestone.field()) {
@@ -382,9 +486,14 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
         match (sent_at, dead_at) {
             (Some(sent), Some(dead)) if dead > sent => JobState::Dead,
             (Some(_), _) => JobState::Sent,
+            (None, _) if recorded == Some(Recorded::Cancelled) => JobState::Cancelled,
             (None, Some(_)) => JobState::Dead,
             (None, None) if retry_at.is_some() => JobState::Retrying,
-            (None, None) => JobState::Queued,
+            (None, None) => match recorded {
+                Some(Recorded::Scheduled) => JobState::Scheduled,
+                Some(Recorded::Sending) => JobState::Sending,
+                _ => JobState::Queued,
+            },
         }
     };
     JobTimeline {
@@ -395,6 +504,9 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
         phone: get(field::PHONE),
         message_id,
         retry_at: (state == JobState::Retrying).then_some(retry_at).flatten(),
+        send_at: (state == JobState::Scheduled)
+            .then(|| time_of(field::SEND_AT))
+            .flatten(),
         events,
     }
 }
@@ -562,6 +674,11 @@ pub fn render(timeline: &JobTimeline) -> String {
             .retry_at
             .map(|at| format!("next attempt: {}", display_time(at))),
     );
+    about.extend(
+        timeline
+            .send_at
+            .map(|at| format!("due: {}", display_time(at))),
+    );
     out.push_str(&format!("  {}\n", about.join(", ")));
     let mut attempt = 0;
     for event in &timeline.events {
@@ -588,6 +705,7 @@ pub fn render(timeline: &JobTimeline) -> String {
                 "dead-lettered: {}",
                 event.reason.as_deref().unwrap_or("no reason recorded")
             ),
+            EventKind::Cancelled => event.reason.clone().unwrap_or_else(|| "cancelled".into()),
             other => serde_json::to_value(other)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
@@ -758,6 +876,63 @@ mod tests {
             [EventKind::Enqueued, EventKind::Attempt, EventKind::Dead]
         );
         assert!(render(&timeline).contains("dead-lettered: permanent: HTTP 400"));
+    }
+
+    #[test]
+    fn scheduled_cancelled_and_superseded_jobs() {
+        let mut job = job();
+        job.send_at = Some(job.created_at + Duration::from_secs(3600));
+        let scheduled = fields_of(&enqueued_fields(&job, Recorded::Scheduled));
+        let timeline = build("j", &scheduled);
+        assert_eq!(timeline.state, JobState::Scheduled);
+        assert_eq!(timeline.send_at, job.send_at);
+        assert!(render(&timeline).contains("state: scheduled"));
+        assert!(render(&timeline).contains("due: 2026-11-23 11:00:00.000 UTC"));
+        let cancelled = with(
+            scheduled.clone(),
+            &[
+                ("state", "cancelled"),
+                ("cancelled_at", "2026-11-23T10:05:00Z"),
+            ],
+        );
+        let timeline = build("j", &cancelled);
+        assert_eq!(timeline.state, JobState::Cancelled);
+        assert_eq!(timeline.send_at, None);
+        assert_eq!(
+            kinds(&timeline),
+            [EventKind::Enqueued, EventKind::Cancelled]
+        );
+        assert!(
+            render(&timeline).contains("  cancelled\n"),
+            "{}",
+            render(&timeline)
+        );
+        let superseded = with(cancelled, &[("superseded_by", "0193-new")]);
+        let timeline = build("j", &superseded);
+        assert_eq!(
+            timeline.events[1].reason.as_deref(),
+            Some("superseded by 0193-new")
+        );
+        assert!(render(&timeline).contains("superseded by 0193-new"));
+        let json = serde_json::to_value(&timeline).unwrap();
+        assert_eq!(json["state"], "cancelled");
+        assert_eq!(json["events"][1]["event"], "cancelled");
+        let sending = with(
+            fields_of(&enqueued_fields(&job, Recorded::Queued)),
+            &[("state", "sending")],
+        );
+        assert_eq!(build("j", &sending).state, JobState::Sending);
+        for recorded in [
+            "scheduled",
+            "queued",
+            "sending",
+            "retrying",
+            "sent",
+            "dead",
+            "cancelled",
+        ] {
+            assert_eq!(Recorded::parse(recorded).unwrap().as_str(), recorded);
+        }
     }
 
     #[test]

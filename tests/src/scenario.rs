@@ -137,6 +137,33 @@ impl Scenario {
         cmd
     }
 
+    /// `herald-producer` with this scenario's Redis and namespace, ready for arguments.
+    pub fn herald_producer(&self) -> Command {
+        let mut cmd = Command::new(cargo_bin("herald-producer"));
+        cmd.env("REDIS_URL", self.redis.url())
+            .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("NO_COLOR", "1")
+            .env_remove("HERALD_TIMEZONE")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs `herald-producer ARGS` to completion.
+    pub fn run_producer(&self, args: &[&str]) -> Output {
+        self.herald_producer()
+            .args(args)
+            .output()
+            .expect("run herald-producer")
+    }
+
+    /// The `state` field of job `job_id`'s record (`scheduled`, `queued`, `sending`, ...).
+    pub async fn recorded_state(&mut self, job_id: &str) -> Option<String> {
+        self.conn
+            .hget(self.keys.job_status(job_id), "state")
+            .await
+            .expect("read the job's record")
+    }
+
     /// Runs `herald-worker ARGS` to completion.
     pub fn run_worker_command(&self, args: &[&str]) -> Output {
         self.herald_worker()
@@ -301,7 +328,7 @@ pub fn booking(i: usize) -> Job {
         phone: phone(i),
         booking_id: format!("B{i}"),
         service: "Haircut".into(),
-        date: "2026-11-24".into(),
+        date: "2030-11-24".into(),
         time: "10:30".into(),
         image_url: None,
     })

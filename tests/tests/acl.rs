@@ -256,8 +256,8 @@ async fn every_binary_runs_as(env: &Env) {
     let (status, batch) = post(
         "/v1/jobs/batch",
         json!([
-            {"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2026-11-24", "time": "10:30"},
-            {"kind": "booking", "phone": FLAKY, "booking_id": "B2", "service": "Haircut", "date": "2026-11-24", "time": "11:30"},
+            {"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2030-11-24", "time": "10:30"},
+            {"kind": "booking", "phone": FLAKY, "booking_id": "B2", "service": "Haircut", "date": "2030-11-24", "time": "11:30"},
         ]),
     )
     .await;
@@ -280,7 +280,7 @@ async fn every_binary_runs_as(env: &Env) {
         "--service",
         "Haircut",
         "--date",
-        "2026-11-24",
+        "2030-11-24",
         "--time",
         "12:30",
         "--idempotency-key",
@@ -293,7 +293,7 @@ async fn every_binary_runs_as(env: &Env) {
         bulk.path(),
         [
             json!({"kind": "otp", "phone": REFUSED, "code": "111111", "valid_for": "10m"}),
-            json!({"kind": "booking", "phone": "+919812345673", "booking_id": "B4", "service": "Haircut", "date": "2026-11-24", "time": "13:30"}),
+            json!({"kind": "booking", "phone": "+919812345673", "booking_id": "B4", "service": "Haircut", "date": "2030-11-24", "time": "13:30"}),
         ]
         .map(|l| l.to_string())
         .join("\n"),

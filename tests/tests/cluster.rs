@@ -30,7 +30,7 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
 
     // 100 bookings and 20 OTPs with idempotency keys, 5 of them sent twice.
     let mut lines: Vec<Value> = (0..100)
-        .map(|i| json!({"kind": "booking", "phone": format!("+9198{i:08}"), "booking_id": format!("B{i}"), "service": "Haircut", "date": "2026-11-24", "time": "10:30"}))
+        .map(|i| json!({"kind": "booking", "phone": format!("+9198{i:08}"), "booking_id": format!("B{i}"), "service": "Haircut", "date": "2030-11-24", "time": "10:30"}))
         .collect();
     let otps: Vec<Value> = (0..20)
         .map(|i| json!({"kind": "otp", "phone": format!("+9197{i:08}"), "code": "123456", "idempotency_key": format!("otp:{i}")}))
@@ -254,4 +254,110 @@ async fn wait_status(nodes: &str, done: impl Fn(&Value) -> bool) -> Value {
     })
     .await;
     read()
+}
+
+/// Time and change on Redis Cluster: a scheduled booking moved when due, a scheduled one
+/// cancelled, a resent OTP superseding the unsent one. Every script touches one hash slot
+/// (the records a script names by id share the namespace's tag).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_cancelled_and_superseded_jobs_work_on_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let nodes = cluster.nodes_env();
+    let sandbox = herald_sandbox::start(
+        SandboxConfig::new(TEST_API_KEY),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .unwrap();
+    let enqueue = |args: &[&str]| {
+        let out = on_cluster("herald-producer", &nodes, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let booking = |phone: &'static str, id: &'static str, when: &'static str| {
+        vec![
+            "booking",
+            "--phone",
+            phone,
+            "--booking-id",
+            id,
+            "--service",
+            "Haircut",
+            "--date",
+            "2030-11-24",
+            "--time",
+            "10:30",
+            "--in",
+            when,
+        ]
+    };
+    let scheduled = enqueue(&booking("+919800000001", "C1", "2s"));
+    let cancelled = enqueue(&booking("+919800000002", "C2", "2s"));
+    let out = on_cluster("herald-producer", &nodes, &["cancel", &cancelled]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let otp = |code: &'static str| {
+        vec![
+            "otp",
+            "--phone",
+            "+919800000003",
+            "--code",
+            code,
+            "--replace-key",
+            "otp:+919800000003",
+        ]
+    };
+    let older = enqueue(&otp("111111"));
+    let out = on_cluster("herald-producer", &nodes, &otp("222222"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("superseded job {older}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _w = WorkerProcess::spawn(
+        "redis://127.0.0.1:1",
+        NAMESPACE,
+        &sandbox.base_url(),
+        "cluster-time",
+        &["--redis-cluster-nodes", &nodes, "--rate", "20/1s"],
+    );
+    wait_until(
+        "the scheduled booking and the newer OTP sent",
+        Duration::from_secs(30),
+        || async { sandbox.stats().accepted >= 2 },
+    )
+    .await;
+    let status = wait_status(&nodes, |s| {
+        s["ready"] == 0 && s["pending"] == 0 && s["scheduled"] == 0
+    })
+    .await;
+    assert_eq!(status["cancelled"], 2, "{status}");
+    let phones: Vec<String> = sandbox.messages().iter().map(|m| m.e164()).collect();
+    assert_eq!(phones.len(), 2, "{phones:?}");
+    assert!(
+        phones.contains(&"+919800000001".to_string())
+            && phones.contains(&"+919800000003".to_string())
+    );
+    assert_eq!(
+        worker_json(&nodes, &["track", &scheduled, "--json"])["state"],
+        "sent"
+    );
+    assert_eq!(
+        worker_json(&nodes, &["track", &cancelled, "--json"])["state"],
+        "cancelled"
+    );
+    let superseded = worker_json(&nodes, &["track", &older, "--json"]);
+    assert_eq!(superseded["state"], "cancelled");
+    assert!(
+        superseded.to_string().contains("superseded by"),
+        "{superseded}"
+    );
 }

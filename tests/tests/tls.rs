@@ -87,8 +87,8 @@ async fn every_binary_works_over_tls(client_cert: bool) {
     .to_string();
     let bulk = tempfile::NamedTempFile::new().unwrap();
     let lines = [
-        json!({"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2026-11-24", "time": "10:30"}),
-        json!({"kind": "booking", "phone": REFUSED_PHONE, "booking_id": "B7", "service": "Haircut", "date": "2026-11-24", "time": "11:30"}),
+        json!({"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2030-11-24", "time": "10:30"}),
+        json!({"kind": "booking", "phone": REFUSED_PHONE, "booking_id": "B7", "service": "Haircut", "date": "2030-11-24", "time": "11:30"}),
     ];
     let text: Vec<String> = lines.iter().map(Value::to_string).collect();
     std::fs::write(bulk.path(), text.join("\n")).unwrap();

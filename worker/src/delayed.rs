@@ -1,8 +1,12 @@
-//! Moving retries back onto their lanes when they are due.
+//! Moving jobs onto their lanes when they are due: retries back from their lane's delayed
+//! set, and scheduled jobs (`send_at`) from their lane's scheduled set.
 //!
-//! A waiting retry never blocks anything: it sits in its lane's delayed set (scored by when
-//! it is due, Redis clock) and this task moves due ones back to the lane with one atomic
-//! script per batch. Every replica runs it; the script makes concurrent runs harmless.
+//! A waiting job never blocks anything: it sits in a sorted set scored by when it is due and
+//! this task moves due ones to the lane with one atomic script per batch
+//! (`lua/promote.lua`, `lua/schedule.lua`). Every replica runs it; a job is taken off its
+//! set in the same script that adds it to the lane, so whichever replica gets there first
+//! moves it and no other moves it again. A scheduled job's body is stored once (a hash by
+//! id); its set holds ids only, so a move is O(log n) whatever the backlog.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -17,11 +21,13 @@ use crate::lanes::RedisFailure;
 use herald_shared::backoff::ReconnectBackoff;
 
 static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
+static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
 
 /// The longest the task sleeps between looks, so retries added by other replicas (which may
 /// be due sooner than anything it saw) are not missed for long.
 const MAX_NAP: Duration = Duration::from_millis(250);
-const BATCH: usize = 500;
+/// Jobs moved per script run, at most: a short script, so Redis stays responsive.
+pub const BATCH: usize = 500;
 
 /// Moves due jobs of `lane` back to the lane; returns how many moved and how long until the
 /// next one is due.
@@ -44,19 +50,50 @@ pub async fn promote_due(
     ))
 }
 
-/// Runs until `shutdown`: promotes due retries on both lanes, naps until the next is due.
+/// Moves due scheduled jobs of `lane` onto the lane; returns how many moved and how long
+/// until the next one is due.
+pub async fn promote_scheduled(
+    pool: &Pool,
+    keys: &Keys,
+    lane: Lane,
+) -> Result<(usize, Option<Duration>), RedisFailure> {
+    let mut conn = pool.get().await?;
+    let (moved, next_ms): (usize, i64) = SCHEDULE
+        .key(keys.scheduled(lane))
+        .key(keys.scheduled_jobs())
+        .key(keys.lane(lane))
+        .arg(BATCH)
+        .arg(JOB_FIELD)
+        .arg(keys.job_status_prefix())
+        .invoke_async(&mut conn)
+        .await?;
+    Ok((
+        moved,
+        (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
+    ))
+}
+
+/// Runs until `shutdown`: moves due retries and due scheduled jobs on both lanes, naps
+/// until the next is due (at most [`MAX_NAP`], so a due job waits well under a second).
 /// Redis failures back off and retry; one no retry can help ([`RedisFailure::is_fatal`]: a
-/// delayed set or a lane holds another type of value) ends it, and the replica with it.
+/// waiting set or a lane holds another type of value) ends it, and the replica with it.
 pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
     let mut backoff = ReconnectBackoff::new("retry promoter");
     while !shutdown.is_cancelled() {
         let mut nap = MAX_NAP;
         let mut failed = false;
-        for lane in Lane::ALL {
-            match promote_due(&pool, &keys, lane).await {
+        let moves = Lane::ALL
+            .into_iter()
+            .flat_map(|lane| [(lane, Waiting::Retry), (lane, Waiting::Scheduled)]);
+        for (lane, waiting) in moves {
+            let moved = match waiting {
+                Waiting::Retry => promote_due(&pool, &keys, lane).await,
+                Waiting::Scheduled => promote_scheduled(&pool, &keys, lane).await,
+            };
+            match moved {
                 Ok((moved, next)) => {
                     if moved > 0 {
-                        tracing::debug!(lane = %lane, moved, "retries due, back on the lane");
+                        tracing::debug!(lane = %lane, moved, what = waiting.as_str(), "due, onto the lane");
                     }
                     if moved >= BATCH {
                         nap = Duration::ZERO;
@@ -81,6 +118,22 @@ pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
         tokio::select! {
             _ = tokio::time::sleep(nap) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// The two sets jobs wait in before their lane.
+#[derive(Clone, Copy, Debug)]
+enum Waiting {
+    Retry,
+    Scheduled,
+}
+
+impl Waiting {
+    fn as_str(self) -> &'static str {
+        match self {
+            Waiting::Retry => "retries",
+            Waiting::Scheduled => "scheduled jobs",
         }
     }
 }

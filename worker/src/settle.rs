@@ -3,6 +3,8 @@
 //! Each one also records the job's [`crate::timeline`] in the same script, so the timeline
 //! never disagrees with where the job is.
 //!
+//! - [`Settler::begin_send`]: the last check before a send (ownership, already sent,
+//!   cancelled, expired), where a cancel and the send path meet; marks the job `sending`.
 //! - [`Settler::sent`]: record it as sent, then acknowledge and delete the entry.
 //! - [`Settler::retry`]: park it in the lane's delayed set with its new attempt.
 //! - [`Settler::dead`]: store the dead letter, then acknowledge and delete the entry.
@@ -35,6 +37,22 @@ static DEAD: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua
 static HAND_BACK: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/hand_back.lua")));
 static DROP_DUPLICATE: LazyLock<Script> =
     LazyLock::new(|| owning(include_str!("lua/drop_duplicate.lua")));
+static BEGIN_SEND: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/begin_send.lua")));
+
+/// What the last check before a send found ([`Settler::begin_send`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginSend {
+    /// The job's record says `sending` now: send it.
+    Send,
+    /// Already sent (a redelivered copy): Interakt's message id. Nothing changed.
+    AlreadySent(String),
+    /// Cancelled (or superseded) before its send began: acknowledged and deleted.
+    Cancelled,
+    /// Another replica owns the entry now: nothing changed.
+    NotOurs,
+    /// Past its deadline: to be dead-lettered as expired. Nothing changed.
+    Expired,
+}
 
 pub use herald_shared::timeline::UNKNOWN_MESSAGE_ID;
 
@@ -107,6 +125,38 @@ impl Settler {
     pub async fn already_sent(&self, job_id: &str) -> Result<Option<String>, RedisFailure> {
         let mut conn = self.pool.get().await?;
         Ok(conn.get(self.keys.sent(job_id)).await?)
+    }
+
+    /// The last check before `job` is sent, one script (`lua/begin_send.lua`) and one round
+    /// trip: still this replica's, not already sent, not cancelled, not past its deadline;
+    /// then its record says `sending`, and a cancel from now on is too late.
+    pub async fn begin_send(
+        &self,
+        delivery: &Delivery,
+        job: &Job,
+    ) -> Result<BeginSend, RedisFailure> {
+        let job_id = job.id.to_string();
+        let deadline = job.not_after.map_or(String::new(), |at| {
+            herald_shared::schedule::unix_ms(at).to_string()
+        });
+        let mut conn = self.pool.get().await?;
+        let (code, detail): (i64, String) = BEGIN_SEND
+            .key(self.keys.lane(delivery.lane))
+            .key(self.keys.job_status(&job_id))
+            .key(self.keys.sent(&job_id))
+            .arg(WORKER_GROUP)
+            .arg(&delivery.entry_id)
+            .arg(&self.consumer)
+            .arg(deadline)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match code {
+            0 => BeginSend::Send,
+            1 => BeginSend::AlreadySent(detail),
+            2 => BeginSend::Cancelled,
+            4 => BeginSend::Expired,
+            _ => BeginSend::NotOurs,
+        })
     }
 
     /// Records `job` as sent as Interakt's `message_id` (its timeline and the message index

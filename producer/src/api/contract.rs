@@ -12,6 +12,11 @@
 //! - `herald-duration-24h`: a duration longer than zero and at most 24h;
 //! - the `Idempotency-Key` header and the body's `idempotency_key`, when both are sent, are
 //!   equal;
+//! - `herald-send-at`: an RFC 3339 time with its offset at most 365 days ahead;
+//!   `herald-duration-365d`: a duration longer than zero and at most 365 days;
+//!   `herald-timezone`: an IANA time zone; a reminder's send time (its appointment minus
+//!   `before`) at most 365 days ahead. At most one of `send_at`, `send_in` and `before`
+//!   is stated in the schema (`not`);
 //! - a raw request passes RCS Business Messaging's and DLT's limits
 //!   ([`herald_shared::validate`]): pairs of fields, counts across cards, the 250 KB total.
 
@@ -32,10 +37,19 @@ impl Modify for Contract {
             value["properties"]["request"] = send_request();
             *raw = from_value(value);
         }
+        // At most one of send_at, send_in and (reminders) before.
+        for spec in ["BookingSpec", "ReminderSpec", "RawSpec"] {
+            if let Some(schema) = schemas.get_mut(spec) {
+                let mut value = serde_json::to_value(&*schema).expect("a schema serializes");
+                value["not"] = one_time_at_most();
+                *schema = from_value(value);
+            }
+        }
         let mut variants = Vec::new();
         for (kind, spec, job) in [
             ("otp", "OtpSpec", "OtpJob"),
             ("booking", "BookingSpec", "BookingJob"),
+            ("reminder", "ReminderSpec", "ReminderJob"),
             ("raw", "RawSpec", "RawJob"),
         ] {
             let Some(schema) = schemas.get(spec) else {
@@ -59,6 +73,15 @@ impl Modify for Contract {
             })),
         );
     }
+}
+
+/// `send_at`, `send_in` and `before`: at most one of them.
+fn one_time_at_most() -> Value {
+    json!({"anyOf": [
+        {"required": ["send_at", "send_in"]},
+        {"required": ["send_at", "before"]},
+        {"required": ["send_in", "before"]},
+    ]})
 }
 
 /// The Interakt guide's first example: a standalone card with an SMS fallback.
@@ -154,7 +177,7 @@ mod tests {
                     let schema = &response["content"]["application/json"]["schema"]["$ref"];
                     let body = schema.as_str().unwrap_or_default();
                     let expected: &[&str] = if status.starts_with('2') {
-                        &["Accepted", "BatchAccepted", "JobTimeline"]
+                        &["Accepted", "BatchAccepted", "JobTimeline", "Cancelled"]
                     } else {
                         &["ErrorBody", "BatchRejected"]
                     };

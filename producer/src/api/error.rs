@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the idempotency key already holds a job with other content; `job_id` is that job.
     IdempotencyConflict,
+    /// 409: too late to cancel: the job is already `sending`, `sent` or `dead` (`state`).
+    TooLate,
     /// 413: the body is too large.
     TooLarge,
     /// 500: Redis answered something Herald never writes.
@@ -54,9 +56,12 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
-    /// `idempotency_conflict` only: the job first enqueued under the key.
+    /// `idempotency_conflict`: the job first enqueued under the key; `too_late`: the job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<Uuid>,
+    /// `too_late` only: where the job is (`sending`, `sent` or `dead`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<herald_shared::timeline::JobState>,
 }
 
 /// An error answer.
@@ -73,7 +78,7 @@ impl ApiError {
             ErrorCode::Invalid => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+            ErrorCode::IdempotencyConflict | ErrorCode::TooLate => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +90,7 @@ impl ApiError {
                 message: message.into(),
                 violations: Vec::new(),
                 job_id: None,
+                state: None,
             },
         }
     }
@@ -95,6 +101,17 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorCode::NotFound, message)
+    }
+
+    /// 409: too late to cancel job `job_id`, which is `state`.
+    pub fn too_late(job_id: Uuid, state: herald_shared::timeline::JobState) -> ApiError {
+        let mut err = ApiError::new(
+            ErrorCode::TooLate,
+            format!("job {job_id} is {}: too late to cancel", state.as_str()),
+        );
+        err.body.job_id = Some(job_id);
+        err.body.state = Some(state);
+        err
     }
 
     /// 503: Redis is unreachable; the caller should retry.
@@ -129,6 +146,7 @@ impl From<ValidationError> for ApiError {
                 message,
                 violations,
                 job_id: None,
+                state: None,
             },
         }
     }

@@ -4,30 +4,37 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use herald_shared::Job;
-use herald_shared::timeline::{self, JobTimeline};
+use herald_shared::timeline::{self, JobState, JobTimeline};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ErrorBody, ErrorCode, Violation};
 use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
-use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec};
-use crate::{BatchResult, Enqueued};
+use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec};
+use crate::{BatchResult, CancelOutcome, Enqueued};
 
 /// The header that carries an idempotency key (the body field `idempotency_key` also does).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
-/// 202: the job is on its lane (or was already, under this idempotency key).
+/// 202: the job is on its lane or scheduled (or was already, under this idempotency key).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub job_id: Uuid,
     /// True when the idempotency key was already used: `job_id` is the first job's.
     pub duplicate: bool,
+    /// The older unsent job of the same `replace_key` that this one cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Uuid>,
+    /// When the job is due, when it was scheduled for later (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub send_at: Option<String>,
 }
 
 impl From<Enqueued> for Accepted {
@@ -35,8 +42,18 @@ impl From<Enqueued> for Accepted {
         Accepted {
             job_id: e.job_id,
             duplicate: e.duplicate,
+            superseded: e.superseded,
+            send_at: e.send_at.map(timeline::format_time),
         }
     }
+}
+
+/// 200: the job was cancelled (now or earlier) and will never be sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cancelled {
+    pub job_id: Uuid,
+    /// Always `cancelled`.
+    pub state: JobState,
 }
 
 /// One item of a batch answer: accepted, or why not.
@@ -48,6 +65,9 @@ pub struct BatchItem {
     pub job_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<bool>,
+    /// The older unsent job of the same `replace_key` that this item cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
 }
@@ -147,6 +167,23 @@ pub async fn enqueue_booking(
     enqueue_one(&state, JobSpec::Booking(spec)).await
 }
 
+/// Enqueue a reminder of a booking (its own card and SMS template), usually scheduled:
+/// `before` the appointment, or at `send_at` / in `send_in`.
+#[utoipa::path(
+    post, path = "/v1/jobs/reminder", tag = "jobs", request_body = ReminderSpec,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
+    responses(EnqueueAnswers)
+)]
+pub async fn enqueue_reminder(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: ReminderSpec = decode(body).await?;
+    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
+    enqueue_one(&state, JobSpec::Reminder(spec)).await
+}
+
 /// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
 #[utoipa::path(
     post, path = "/v1/jobs/raw", tag = "jobs", request_body = RawSpec,
@@ -204,7 +241,7 @@ pub async fn enqueue_batch(
     for (index, item) in items.into_iter().enumerate() {
         let parsed = JobSpec::from_value(item)
             .map_err(ApiError::from)
-            .and_then(|spec| Ok(spec.into_job()?));
+            .and_then(|spec| Ok(spec.into_job_in(&state.zone)?));
         match parsed {
             Ok(job) => {
                 job_items.push(index);
@@ -213,6 +250,7 @@ pub async fn enqueue_batch(
                     index,
                     job_id: None,
                     duplicate: None,
+                    superseded: None,
                     error: None,
                 });
             }
@@ -220,6 +258,7 @@ pub async fn enqueue_batch(
                 index,
                 job_id: None,
                 duplicate: None,
+                superseded: None,
                 error: Some(err.body),
             }),
         }
@@ -235,6 +274,7 @@ pub async fn enqueue_batch(
             Ok(result) => {
                 answers[index].job_id = Some(result.job_id);
                 answers[index].duplicate = Some(result.duplicate);
+                answers[index].superseded = result.superseded;
                 enqueued.push(result);
             }
             Err(conflict) => answers[index].error = Some(ApiError::from(conflict).body),
@@ -296,8 +336,7 @@ pub async fn job_state(
     State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<JobTimeline>, ApiError> {
-    let id = Uuid::parse_str(&id)
-        .map_err(|_| ApiError::invalid_field("id", format!("{id:?} is not a job id (a UUID)")))?;
+    let id = parse_job_id(&id)?;
     let producer = &state.producer;
     match timeline::find(producer.pool(), producer.keys(), &id.to_string()).await {
         Ok(Some(found)) => Ok(Json(found)),
@@ -306,8 +345,104 @@ pub async fn job_state(
     }
 }
 
+/// How the cancel routes answer (for the OpenAPI document; handlers build the bodies).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CancelAnswers {
+    /// Cancelled (now, or already before): it will never be sent
+    #[response(status = 200)]
+    Cancelled(Cancelled),
+    /// Not a job id, or no idempotency key given
+    #[response(status = 400)]
+    Invalid(ErrorBody),
+    /// Missing or unknown bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No such job (never enqueued, an unknown idempotency key, or its record expired)
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Too late (`too_late`): the job is already `sending`, `sent` or `dead`; `state` says
+    /// which and `job_id` names it
+    #[response(status = 409)]
+    TooLate(ErrorBody),
+    /// Redis unreachable; retry after the Retry-After seconds
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
+}
+
+/// Cancel a job before its send begins, wherever it waits (scheduled, on its lane, in a
+/// worker's hand waiting for budget, parked for a retry).
+#[utoipa::path(
+    delete, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "The job id an enqueue answered with")),
+    responses(CancelAnswers)
+)]
+pub async fn cancel_job(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_job_id(&id)?;
+    cancelled(state.producer.cancel(id).await?)
+}
+
+/// The query of `DELETE /v1/jobs`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CancelQuery {
+    /// The idempotency key the job was enqueued under (within the idempotency window).
+    #[param(min_length = 1, max_length = 200, example = "booking:B123:reminder")]
+    pub idempotency_key: String,
+}
+
+/// Cancel the job enqueued under an idempotency key, before its send begins.
+#[utoipa::path(
+    delete,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(CancelQuery),
+    responses(CancelAnswers)
+)]
+pub async fn cancel_by_key(
+    State(state): State<ApiState>,
+    query: Result<
+        Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|err| ApiError::invalid_field("idempotency_key", err.body_text()))?;
+    let key = query.get("idempotency_key").ok_or_else(|| {
+        ApiError::invalid_field(
+            "idempotency_key",
+            "is missing: DELETE /v1/jobs?idempotency_key=KEY",
+        )
+    })?;
+    herald_shared::job::check_key("idempotency_key", Some(key))?;
+    cancelled(state.producer.cancel_by_idempotency_key(key).await?)
+}
+
+fn cancelled(outcome: CancelOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        CancelOutcome::Cancelled { job_id } => Ok((
+            StatusCode::OK,
+            Json(Cancelled {
+                job_id,
+                state: JobState::Cancelled,
+            }),
+        )
+            .into_response()),
+        CancelOutcome::TooLate { job_id, state } => Err(ApiError::too_late(job_id, state)),
+        CancelOutcome::Unknown => Err(ApiError::not_found("no such job to cancel")),
+    }
+}
+
+fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::invalid_field("id", format!("{id:?} is not a job id (a UUID)")))
+}
+
 async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {
-    let job = spec.into_job()?;
+    let job = spec.into_job_in(&state.zone)?;
     let enqueued = state.producer.enqueue(job).await?;
     record_enqueued(std::slice::from_ref(&enqueued));
     Ok((StatusCode::ACCEPTED, Json(Accepted::from(enqueued))).into_response())

@@ -4,7 +4,10 @@
 //! - `POST /v1/jobs/otp`, `/v1/jobs/booking`, `/v1/jobs/raw`: one job, the bulk line's fields
 //!   without `kind`; `POST /v1/jobs/batch`: up to [`MAX_BATCH`] jobs with `kind`, answered
 //!   per item. `Idempotency-Key` header or body field.
+//! - `POST /v1/jobs/reminder`: a booking's reminder, usually scheduled (`before`).
 //! - `GET /v1/jobs/{id}`: the job's state and timeline, as `herald-worker track` shows it.
+//! - `DELETE /v1/jobs/{id}`, `DELETE /v1/jobs?idempotency_key=K`: cancel a job before its
+//!   send begins (200 cancelled, 409 too late with its state, 404 unknown).
 //! - `GET /openapi.json`: this API's OpenAPI document, generated from the handlers' types.
 //! - `/metrics`, `/healthz`, `/readyz`: as every Herald server ([`herald_shared::ops`]).
 //!
@@ -44,13 +47,15 @@ pub const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub struct ApiState {
     pub producer: Producer,
     pub tokens: Arc<Tokens>,
+    /// Appointments' time zone when a job names none (`HERALD_TIMEZONE`).
+    pub zone: herald_shared::schedule::Zone,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Herald producer API", description = "Enqueue OTPs, booking confirmations and raw Interakt RCS requests for Herald's workers."),
     modifiers(&BearerSecurity),
-    components(schemas(handlers::Accepted)),
+    components(schemas(handlers::Accepted, handlers::Cancelled)),
     security(("bearer" = [])),
     tags((name = "jobs", description = "Enqueue jobs and read their state"))
 )]
@@ -62,9 +67,11 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     let (jobs, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::enqueue_otp))
         .routes(routes!(handlers::enqueue_booking))
+        .routes(routes!(handlers::enqueue_reminder))
         .routes(routes!(handlers::enqueue_raw))
         .routes(routes!(handlers::enqueue_batch))
-        .routes(routes!(handlers::job_state))
+        .routes(routes!(handlers::job_state, handlers::cancel_job))
+        .routes(routes!(handlers::cancel_by_key))
         .route_layer(middleware::from_fn_with_state(
             state.tokens.clone(),
             auth::require_bearer,
@@ -95,6 +102,7 @@ pub fn openapi_json() -> String {
     let state = ApiState {
         producer: Producer::new(pool, keys),
         tokens: Arc::new(Tokens::default()),
+        zone: herald_shared::schedule::Zone::default(),
     };
     router(state)
         .1

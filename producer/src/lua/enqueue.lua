@@ -1,25 +1,67 @@
--- Enqueue one job under an idempotency key, atomically: the key is claimed and the job
--- appended to its lane together, or (when the key is already claimed) nothing is written.
--- The claim holds "<first job id>:<content fingerprint>", so a later job under the same key
--- is told apart: the same content is a duplicate, other content a conflict. A claim in the
--- old format (the first job's id alone, no ':') has no fingerprint and counts as the same
--- content: a duplicate, as it always was.
--- KEYS[1] the idempotency key's claim, KEYS[2] the lane stream
+-- Enqueue one job, atomically: claim its idempotency key, supersede the older unsent job of
+-- its replace key, write its record, and put it on its lane (or, scheduled, in its lane's
+-- scheduled set with its body stored once) -- all of it, or (a duplicate or conflicting
+-- idempotency key) nothing.
+--
+-- The idempotency claim holds "<first job id>:<content fingerprint>", so a later job under
+-- the same key is told apart: the same content is a duplicate, other content a conflict. A
+-- claim in the old format (the first job's id alone, no ':') has no fingerprint and counts
+-- as the same content: a duplicate, as it always was.
+--
+-- A replace key's record holds the id of the last job enqueued under it; that job is
+-- cancelled (cancel.lua) if it has not begun sending, and its record says by whom.
+--
+-- KEYS[1] the idempotency claim (KEYS[3] when the job has no key), KEYS[2] the job's lane,
+-- KEYS[3] the job's record, KEYS[4] the replace key's record (KEYS[3] when none),
+-- KEYS[5] otp lane, KEYS[6] booking lane, KEYS[7] otp scheduled set, KEYS[8] booking
+-- scheduled set, KEYS[9] scheduled bodies, KEYS[10] the job lane's scheduled set,
+-- KEYS[11] stats
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
--- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex)
--- Returns {0, stream entry id} for a new entry, {1, first job id} for a duplicate,
--- {2, first job id} for a conflict (the key holds other content; nothing written).
-local held = redis.call('GET', KEYS[1])
-if held then
-  local sep = string.find(held, ':', 1, true)
-  if not sep then
-    return {1, held}
+-- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
+-- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
+-- ARGV[8] the record's fields (JSON), ARGV[9] the record's ttl (s), ARGV[10] when it is due
+-- (ms, Unix) or '' to send now, ARGV[11] the workers' group, ARGV[12] now (RFC 3339),
+-- ARGV[13] the prefix of job records (+ id = a record key), ARGV[14] a cancelled record's ttl
+-- Returns {0, stream entry id ('' when scheduled), superseded job id or ''} for a new job,
+-- {1, first job id} for a duplicate, {2, first job id} for a conflict (nothing written).
+-- (`record` comes from timeline.lua and `cancel` from cancel.lua, in front.)
+if ARGV[6] == '1' then
+  local held = redis.call('GET', KEYS[1])
+  if held then
+    local sep = string.find(held, ':', 1, true)
+    if not sep then
+      return {1, held}
+    end
+    local first = string.sub(held, 1, sep - 1)
+    if string.sub(held, sep + 1) == ARGV[5] then
+      return {1, first}
+    end
+    return {2, first}
   end
-  local first = string.sub(held, 1, sep - 1)
-  if string.sub(held, sep + 1) == ARGV[5] then
-    return {1, first}
-  end
-  return {2, first}
+  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[2])
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[2])
-return {0, redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])}
+local superseded = ''
+if ARGV[7] == '1' then
+  local older = redis.call('GET', KEYS[4])
+  if older and older ~= ARGV[1] then
+    local where = {
+      lanes = {otp = KEYS[5], booking = KEYS[6]},
+      scheduled = {otp = KEYS[7], booking = KEYS[8]},
+      bodies = KEYS[9],
+      stats = KEYS[11],
+    }
+    if cancel(ARGV[13] .. older, older, where, ARGV[11], ARGV[12], ARGV[14], ARGV[1]) == true then
+      superseded = older
+    end
+  end
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[9])
+end
+record(KEYS[3], ARGV[8], ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('ZADD', KEYS[10], ARGV[10], ARGV[1])
+  redis.call('HSET', KEYS[9], ARGV[1], ARGV[3])
+  return {0, '', superseded}
+end
+local entry = redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])
+redis.call('HSET', KEYS[3], 'entry', entry)
+return {0, entry, superseded}

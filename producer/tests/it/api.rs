@@ -28,6 +28,7 @@ impl Api {
         let state = ApiState {
             producer: support::producer(&redis).await,
             tokens: Arc::new(Tokens::parse(&Redacted::new(format!("{TOKEN},token-2"))).unwrap()),
+            zone: herald_shared::schedule::Zone::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -438,6 +439,7 @@ async fn the_openapi_document_agrees_with_the_routes_and_the_repository() {
     let state = ApiState {
         producer: support::producer(&api.redis).await,
         tokens: Arc::new(Tokens::default()),
+        zone: herald_shared::schedule::Zone::default(),
     };
     let (_, doc) = router(state);
     let documented: Vec<&String> = doc.paths.paths.keys().collect();

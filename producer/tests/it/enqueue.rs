@@ -73,7 +73,11 @@ async fn bookings_and_raw_requests_go_to_the_booking_lane() {
             request: Box::new(support::request("request-curl-example-1.json"))
         }
     );
-    assert!(jobs.iter().all(|j| j.not_after.is_none()));
+    assert!(
+        jobs[0].not_after.is_some(),
+        "a booking is not sent after its appointment starts"
+    );
+    assert!(jobs[1..].iter().all(|j| j.not_after.is_none()));
     assert!(lane_jobs(&server, Lane::Otp).is_empty());
 }
 

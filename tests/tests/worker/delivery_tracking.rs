@@ -24,7 +24,7 @@ fn booking_for(phone: &str, id: &str) -> Job {
         phone: phone.into(),
         booking_id: id.into(),
         service: "Haircut".into(),
-        date: "2026-11-24".into(),
+        date: "2030-11-24".into(),
         time: "10:30".into(),
         image_url: None,
     })

@@ -143,6 +143,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         sms_fallback = ctx.settings.sms.is_some(),
         "worker starting"
     );
+    if let Some(sms) = &ctx.settings.sms
+        && sms.reminder_template_id.is_none()
+    {
+        tracing::info!(
+            "reminders go without SMS fallback: DLT_REMINDER_TEMPLATE_ID is not set (bookings and OTPs keep theirs)"
+        );
+    }
 
     // `stop` ends the dispatcher and every background task: on SIGTERM (`shutdown`), or
     // when the supervisor sees a background task stop on its own.

@@ -18,10 +18,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
-use super::hand::recovery_interval;
 use crate::lanes::{Delivery, RedisFailure};
 use crate::retry::{SendOutcome, Verdict, decide};
-use crate::settle::Settled;
+use crate::settle::{BeginSend, Settled};
 use crate::telemetry;
 
 /// Why `job` is dead-lettered as expired; `before_retry` when a retry would come too late.
@@ -60,30 +59,39 @@ pub(super) async fn process(ctx: &Context, delivery: Delivery, granted_at: Insta
     settle(ctx, delivery, job, &outcome, verdict).await;
 }
 
-/// The checks right before a send, after every wait (for a token, a slot, a fresh grant):
-/// a redelivered job that was already sent is acknowledged without sending; an expired or
-/// invalid one is dead-lettered; one held long enough to have been taken over while this
-/// process was paused is sent only if this replica still owns it. The request to send, or
-/// `None` when the job was settled (or given up) here.
+/// The checks right before a send, after every wait (for a token, a slot, a fresh grant),
+/// in one script and one round trip ([`crate::settle::Settler::begin_send`]): a job another
+/// replica took over while this process was paused is left to it; a redelivered job that
+/// was already sent is acknowledged without sending; a cancelled (or superseded) job is
+/// dropped, never sent; an expired one is dead-lettered. Then the job's record says
+/// `sending` (a cancel from now on is too late) and an invalid request is dead-lettered.
+/// The request to send, or `None` when the job was settled (or given up) here.
 async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRequest> {
     let job_id = job.id.to_string();
-    if delivery.taken_at.elapsed() > recovery_interval(ctx.settings.claim_idle)
-        && !settle_until_done(|| ctx.reader.still_mine(delivery)).await?
-    {
-        tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
-        metrics::counter!("herald_jobs_taken_over_total", "lane" => delivery.lane.as_str())
-            .increment(1);
-        return None;
-    }
-    if let Some(message_id) = settle_until_done(|| ctx.settler.already_sent(&job_id)).await? {
-        tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
-        let settled = settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
-        left_to_owner(settled, &job_id);
-        return None;
-    }
-    if job.is_expired(OffsetDateTime::now_utc()) {
-        dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
-        return None;
+    match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
+        BeginSend::Send => {}
+        BeginSend::NotOurs => {
+            tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
+            metrics::counter!("herald_jobs_taken_over_total", "lane" => delivery.lane.as_str())
+                .increment(1);
+            return None;
+        }
+        BeginSend::AlreadySent(message_id) => {
+            tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
+            let settled = settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
+            left_to_owner(settled, &job_id);
+            return None;
+        }
+        BeginSend::Cancelled => {
+            tracing::info!(job = %job_id, lane = %delivery.lane, "cancelled before its send began; dropped, not sent");
+            metrics::counter!("herald_jobs_cancelled_total", "lane" => delivery.lane.as_str())
+                .increment(1);
+            return None;
+        }
+        BeginSend::Expired => {
+            dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
+            return None;
+        }
     }
     let request = compose::render(job, ctx.settings.sms.as_ref());
     if let Err(err) = validate_request(&request) {
