@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(replayed.not_after, appointment);
         let after = appointment.unwrap() + Duration::from_secs(60);
         assert!(
-            matches!(plan(&letter(Some(job)), extend(60), after), Plan::Skip(NotReplayed::Expired { .. })),
+            matches!(
+                plan(&letter(Some(job)), extend(60), after),
+                Plan::Skip(NotReplayed::Expired { .. })
+            ),
             "a booking whose appointment has started is not replayed"
         );
     }
