@@ -167,7 +167,11 @@ pub fn plan(letter: &DeadLetter, extend: Option<Extension>, now: OffsetDateTime)
     let mut job = job.clone();
     let mut extended = false;
     if let Some(deadline) = job.not_after {
-        let new_deadline = extend.and_then(|extra| deadline_after(now, extra.duration()));
+        // Only an OTP's deadline is a validity to extend; a booking's or reminder's is its
+        // appointment, which a replay cannot move.
+        let new_deadline = extend
+            .filter(|_| job.kind() == herald_shared::JobKind::Otp)
+            .and_then(|extra| deadline_after(now, extra.duration()));
         match new_deadline {
             Some(new_deadline) if new_deadline > deadline => {
                 job.not_after = Some(new_deadline);
@@ -271,15 +275,24 @@ mod tests {
             phone: "+919000000001".into(),
             booking_id: "B1".into(),
             service: "Haircut".into(),
-            date: "2026-11-24".into(),
+            date: "2030-11-24".into(),
             time: "10:30".into(),
             image_url: None,
         })
         .unwrap();
+        let appointment = job.not_after;
         let far = job.created_at + Duration::from_secs(86_400 * 30);
-        let (replayed, extended) = moved(plan(&letter(Some(job)), extend(60), far));
-        assert!(!extended);
-        assert_eq!(replayed.not_after, None);
+        let (replayed, extended) = moved(plan(&letter(Some(job.clone())), extend(60), far));
+        assert!(!extended, "an appointment is not a validity to extend");
+        assert_eq!(replayed.not_after, appointment);
+        let after = appointment.unwrap() + Duration::from_secs(60);
+        assert!(
+            matches!(
+                plan(&letter(Some(job)), extend(60), after),
+                Plan::Skip(NotReplayed::Expired { .. })
+            ),
+            "a booking whose appointment has started is not replayed"
+        );
     }
 
     #[test]

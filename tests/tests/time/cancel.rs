@@ -42,10 +42,7 @@ async fn cancel_a_scheduled_job_is_never_sent_and_a_sent_one_is_too_late() {
         || async { !s.accepted().is_empty() },
     )
     .await;
-    assert_eq!(
-        s.accepted_phones().into_iter().collect::<Vec<_>>(),
-        [p2.clone()]
-    );
+    assert_eq!(s.accepted_phones().into_iter().collect::<Vec<_>>(), [p2]);
 
     let track = s.run_worker_command(&["track", &cancelled]);
     let shown = String::from_utf8_lossy(&track.stdout);
