@@ -24,22 +24,24 @@
 
 mod credentials;
 pub mod sentinel;
+mod tracked;
 
 pub use credentials::{Credentials, PASSWORD_VAR, USERNAME_VAR};
 pub use sentinel::SentinelManager;
+pub use tracked::{RECHECK_IDLE, Tracked};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use deadpool::managed;
-use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{
     self, AsyncConnectionConfig, ClientTlsConfig, Cmd, ConnectionInfo, IntoConnectionInfo,
     Pipeline, RedisError, RedisFuture, TlsCertificates, Value,
 };
-use deadpool_redis::{Manager, PoolError, Runtime};
+use deadpool_redis::{PoolError, Runtime};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -418,7 +420,7 @@ fn is_tls_url(url: &str) -> bool {
 /// the connections.
 #[derive(Clone)]
 pub enum Pool {
-    Single(deadpool_redis::Pool),
+    Single(managed::Pool<SingleManager>),
     Cluster(managed::Pool<ClusterManager>),
     Sentinel(managed::Pool<SentinelManager>),
 }
@@ -449,7 +451,7 @@ impl Pool {
 pub struct Connection(Pooled);
 
 enum Pooled {
-    Single(deadpool_redis::Connection),
+    Single(managed::Object<SingleManager>),
     Cluster(managed::Object<ClusterManager>),
     Sentinel(managed::Object<SentinelManager>),
 }
@@ -465,7 +467,7 @@ impl Connection {
     /// reply (`NOPERM`) is that node's answer; only failing to reach Redis is an `Err`.
     pub async fn on_every_primary(&mut self, cmd: &Cmd) -> Result<Vec<NodeReply>, RedisError> {
         let conn = match &mut self.0 {
-            Pooled::Cluster(conn) => conn,
+            Pooled::Cluster(conn) => conn.inner(),
             _ => {
                 return match cmd.query_async::<Value>(self).await {
                     Ok(value) => Ok(vec![(None, Ok(value))]),
@@ -543,20 +545,46 @@ pub struct ClusterManager {
 }
 
 impl managed::Manager for ClusterManager {
-    type Type = ClusterConnection;
+    type Type = Tracked<ClusterConnection>;
     type Error = RedisError;
 
-    async fn create(&self) -> Result<ClusterConnection, RedisError> {
-        self.client.get_async_connection().await
+    async fn create(&self) -> Result<Tracked<ClusterConnection>, RedisError> {
+        self.client.get_async_connection().await.map(Tracked::new)
     }
 
     async fn recycle(
         &self,
-        conn: &mut ClusterConnection,
-        _: &managed::Metrics,
+        conn: &mut Tracked<ClusterConnection>,
+        metrics: &managed::Metrics,
     ) -> managed::RecycleResult<RedisError> {
-        redis::cmd("PING").query_async::<String>(conn).await?;
-        Ok(())
+        tracked::recycle(conn, metrics, tracked::ping).await
+    }
+}
+
+/// Creates connections to one server with Herald's timeouts, and recycles them without a
+/// round trip ([`tracked`]).
+pub struct SingleManager {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+}
+
+impl managed::Manager for SingleManager {
+    type Type = Tracked<MultiplexedConnection>;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Tracked<MultiplexedConnection>, RedisError> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+            .map(Tracked::new)
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut Tracked<MultiplexedConnection>,
+        metrics: &managed::Metrics,
+    ) -> managed::RecycleResult<RedisError> {
+        tracked::recycle(conn, metrics, tracked::ping).await
     }
 }
 
@@ -650,13 +678,27 @@ fn create_pool_with(
         None => redis::Client::open(info),
     }
     .map_err(unusable)?;
-    let manager =
-        Manager::new_with_config(client.get_connection_info().clone(), config).map_err(unusable)?;
     install_crypto_provider();
     Ok(Pool::Single(with_timeouts(
-        deadpool_redis::Pool::builder(manager),
+        managed::Pool::builder(SingleManager { client, config }),
         max_size,
     )))
+}
+
+/// A pool of at most `max_size` connections to `url` made with `config` and no pool
+/// timeouts: for tests on tokio's paused clock, where any armed timer would fire while a
+/// reply is awaited. Workers use [`Target::open`].
+pub fn untimed_pool(
+    url: &str,
+    config: AsyncConnectionConfig,
+    max_size: usize,
+) -> Result<Pool, RedisError> {
+    let client = redis::Client::open(url)?;
+    let pool = managed::Pool::builder(SingleManager { client, config })
+        .max_size(max_size)
+        .build()
+        .expect("a pool without timeouts needs no runtime");
+    Ok(Pool::Single(pool))
 }
 
 /// rustls needs one process-wide crypto provider; Herald uses aws-lc-rs (as reqwest does).

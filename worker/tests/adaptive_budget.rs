@@ -39,12 +39,7 @@ fn untimed_pool(url: &str) -> Pool {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(None)
         .set_response_timeout(None);
-    let manager = deadpool_redis::Manager::new_with_config(url, config).expect("a redis:// URL");
-    let pool = deadpool_redis::Pool::builder(manager)
-        .max_size(2)
-        .build()
-        .expect("a pool without timeouts needs no runtime");
-    Pool::Single(pool)
+    herald_shared::redis_pool::untimed_pool(url, config, 2).expect("a redis:// URL")
 }
 
 fn harness() -> Harness {

@@ -21,6 +21,7 @@ use deadpool_redis::redis::{
 };
 
 use super::credentials::Credentials;
+use super::tracked::{self, Tracked};
 use super::{
     CONNECT_TIMEOUT, Pool, RESPONSE_TIMEOUT, error_reason, install_crypto_provider, redact_url,
     with_timeouts,
@@ -44,26 +45,35 @@ pub struct SentinelManager {
 }
 
 impl managed::Manager for SentinelManager {
-    type Type = redis::aio::MultiplexedConnection;
+    type Type = Tracked<redis::aio::MultiplexedConnection>;
     type Error = RedisError;
 
-    async fn create(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+    async fn create(&self) -> Result<Tracked<redis::aio::MultiplexedConnection>, RedisError> {
         let mut client = self.client.lock().await;
-        client.get_async_connection_with_config(&self.config).await
+        client
+            .get_async_connection_with_config(&self.config)
+            .await
+            .map(Tracked::new)
     }
 
+    /// A connection whose command failed, or that answered `READONLY` (its server was
+    /// demoted), is discarded; one idle for [`super::RECHECK_IDLE`] must answer `ROLE` with
+    /// `master` first.
     async fn recycle(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-        _: &managed::Metrics,
+        conn: &mut Tracked<redis::aio::MultiplexedConnection>,
+        metrics: &managed::Metrics,
     ) -> managed::RecycleResult<RedisError> {
-        let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
-        match role.first() {
-            Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
-            _ => Err(managed::RecycleError::message(
-                "no longer the primary (demoted after a failover)",
-            )),
-        }
+        tracked::recycle(conn, metrics, async |conn| {
+            let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+            match role.first() {
+                Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
+                _ => Err(managed::RecycleError::message(
+                    "no longer the primary (demoted after a failover)",
+                )),
+            }
+        })
+        .await
     }
 }
 
