@@ -28,9 +28,12 @@ async fn main() {
     let keys = Keys::new(NAMESPACE).unwrap();
     let pool = herald_shared::redis_pool::create_pool(&redis.url(), 4).unwrap();
     let producer = producer::Producer::new(pool.clone(), keys.clone());
+    // No response timeout: re-scoring a million members takes a while.
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(None),
+        )
         .await
         .unwrap();
     let before = used_memory(&mut conn).await;

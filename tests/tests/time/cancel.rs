@@ -16,6 +16,21 @@ use super::{booking, enqueue, text};
 
 const TOKEN: &str = "cancel-test-token";
 
+/// Whether job `id`'s record says `state` (the sandbox accepts a message a moment before the
+/// worker records it sent).
+fn recorded(
+    s: &Scenario,
+    id: &str,
+    state: &'static str,
+) -> impl std::future::Future<Output = bool> {
+    let mut conn = s.conn.clone();
+    let record = s.keys.job_status(id);
+    async move {
+        let found: Option<String> = conn.hget(record, "state").await.unwrap();
+        found.as_deref() == Some(state)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_a_scheduled_job_is_never_sent_and_a_sent_one_is_too_late() {
     let mut s = Scenario::start(SandboxSetup::default()).await;
@@ -50,6 +65,12 @@ async fn cancel_a_scheduled_job_is_never_sent_and_a_sent_one_is_too_late() {
     let status = s.status().await;
     assert_eq!(status.total.cancelled, 1);
 
+    wait_until(
+        "the booking recorded as sent",
+        Duration::from_secs(10),
+        || recorded(&s, &marker, "sent"),
+    )
+    .await;
     let late = s.run_producer(&["cancel", &marker]);
     assert_eq!(late.status.code(), Some(1), "{}", text(&late));
     assert_eq!(String::from_utf8_lossy(&late.stdout).trim(), "sent");
@@ -226,8 +247,8 @@ async fn the_api_answers_cancels_200_409_404_and_by_idempotency_key() {
     assert_eq!(status, 202, "{body}");
     let id = body["job_id"].as_str().unwrap().to_string();
     let _w = s.worker("api", &["--rate", "50/1s"]);
-    wait_until("the OTP sent", Duration::from_secs(20), || async {
-        !s.accepted().is_empty()
+    wait_until("the OTP recorded as sent", Duration::from_secs(20), || {
+        recorded(&s, &id, "sent")
     })
     .await;
     let (status, body) = call("DELETE", format!("/v1/jobs/{id}"), String::new()).await;
