@@ -31,7 +31,7 @@ use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
 use herald_shared::durability::{Durability, NotReplicated, WaitError};
 use herald_shared::job::{Booking, Job};
-use herald_shared::keys::JOB_FIELD;
+use herald_shared::keys::{JOB_FIELD, TIMELINE_TTL_SECS};
 use herald_shared::redis_pool::Pool;
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
@@ -297,20 +297,29 @@ impl Producer {
             Lane::Booking => &*self.booking_lane,
         };
         let json = job.to_json();
+        // A booking's jobs are indexed by its id, so an operator finds them (the dashboard).
+        let booking_index = job.booking_id().map(|id| self.keys.booking(id));
         match &job.idempotency_key {
             Some(key) => {
-                pipe.invoke_script(
-                    IDEMPOTENT_ADD
-                        .key(self.keys.idempotency(key))
-                        .key(lane)
-                        .arg(job.id.to_string())
-                        .arg(self.idempotency_window_ms)
-                        .arg(json)
-                        .arg(JOB_FIELD)
-                        .arg(job.fingerprint().as_str()),
-                );
+                let mut call = IDEMPOTENT_ADD.key(self.keys.idempotency(key));
+                call.key(lane);
+                if let Some(index) = &booking_index {
+                    call.key(index);
+                }
+                call.arg(job.id.to_string())
+                    .arg(self.idempotency_window_ms)
+                    .arg(json)
+                    .arg(JOB_FIELD)
+                    .arg(job.fingerprint().as_str())
+                    .arg(TIMELINE_TTL_SECS);
+                pipe.invoke_script(&call);
             }
             None => {
+                // The index first: it may name a job whose XADD failed, never miss one.
+                if let Some(index) = &booking_index {
+                    pipe.sadd(index, job.id.to_string()).ignore();
+                    pipe.expire(index, TIMELINE_TTL_SECS as i64).ignore();
+                }
                 pipe.cmd("XADD").arg(lane).arg("*").arg(JOB_FIELD).arg(json);
             }
         }
