@@ -27,6 +27,8 @@ pub mod view;
 pub use server::serve;
 pub use settings::{DashboardArgs, EXIT_CODES, Settings};
 
+use std::net::SocketAddr;
+
 use herald_shared::config::RedisArgs;
 use herald_shared::process::Failure;
 
@@ -34,6 +36,15 @@ use herald_shared::process::Failure;
 /// without tokens or with an address that cannot be bound), serves until SIGTERM/SIGINT
 /// (exit 0).
 pub async fn run_command(redis: &RedisArgs, args: &DashboardArgs) -> Result<u8, Failure> {
+    run_until_signal(redis, args, |_| {}).await
+}
+
+/// [`run_command`], calling `ready` with the address once it listens (the demo prints it).
+pub async fn run_until_signal(
+    redis: &RedisArgs,
+    args: &DashboardArgs,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<u8, Failure> {
     let shutdown = herald_shared::signal::shutdown_token();
     let settings = Settings::from_args(redis, args).map_err(Failure::usage)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -56,6 +67,7 @@ pub async fn run_command(redis: &RedisArgs, args: &DashboardArgs) -> Result<u8, 
         redis = %settings.redis.describe(),
         "dashboard listening"
     );
+    ready(addr);
     serve(listener, settings, pool, shutdown)
         .await
         .map_err(|err| Failure::new(1, format!("the dashboard stopped: {err}")))?;
