@@ -6,6 +6,7 @@
 //! ([`crate::require_tool`]), where `.ci/run` installs them. Dropping it ends the session's
 //! process: chromedriver is killed, and its Chromium with it.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// A headless Chromium session. `client` drives it.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    /// Held for its drop.
+    _driver: Driver,
 }
 
 impl Browser {
@@ -33,18 +35,26 @@ impl Browser {
             return None;
         }
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        // Its own process group: the Chromium it starts goes with it when the group is killed.
+        let driver = Driver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .process_group(0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let url = format!("http://127.0.0.1:{port}");
-        wait_until("chromedriver to listen", Duration::from_secs(20), || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
+        wait_until(
+            "chromedriver to listen",
+            Duration::from_secs(20),
+            || async {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            },
+        )
         .await;
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
@@ -65,7 +75,10 @@ impl Browser {
             .connect(&url)
             .await
             .expect("a WebDriver session in headless Chromium");
-        Some(Browser { client, driver })
+        Some(Browser {
+            client,
+            _driver: driver,
+        })
     }
 
     /// The first element `css` selects, waiting for it (a page still loading) up to 10 s.
@@ -80,11 +93,7 @@ impl Browser {
 
     /// The text of the first element `css` selects.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css)
-            .await
-            .text()
-            .await
-            .expect("its text")
+        self.find(css).await.text().await.expect("its text")
     }
 
     /// How many elements `css` selects.
@@ -129,9 +138,15 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
+/// chromedriver's process; dropping it kills its process group (chromedriver and its
+/// Chromium), also when a test fails before its session starts.
+struct Driver(Child);
+
+impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
     }
 }

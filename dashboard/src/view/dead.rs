@@ -119,7 +119,7 @@ fn row(frame: &Frame, letter: &DeadLetter) -> Markup {
                     (attempt_table(&attempts))
                 }
             }
-            td { (at(row.dead_at)) }
+            td.when { (at(row.dead_at)) }
             td.reason { (dlq::render_reason(&row.reason)) }
             @if !frame.read_only {
                 td { @if let Some(csrf) = &frame.csrf { (replay_one(csrf, &row.id)) } }
@@ -150,7 +150,7 @@ fn attempt_table(attempts: &[&Attempt]) -> Markup {
                 tbody {
                     @for a in attempts {
                         tr {
-                            td { (at(a.at)) }
+                            td.when { (at(a.at)) }
                             td { (a.outcome.as_str()) }
                             td { @if let Some(status) = a.status { (status) } }
                             td { (a.error.as_deref().map(dlq::render_reason).unwrap_or_default()) }
