@@ -151,30 +151,24 @@ impl App {
     }
 
     /// The session of an action's request when its CSRF token is right and actions are
-    /// allowed; otherwise the 403 to answer.
+    /// allowed; otherwise why it is refused (answered 403).
     fn authorize_action(
         &self,
         headers: &HeaderMap,
         form: &ActionForm,
-    ) -> Result<Session, Response> {
-        let refuse = |text: &str| {
-            html(
-                StatusCode::FORBIDDEN,
-                view::message(&self.frame(None), "Forbidden", text),
-            )
-        };
-        let Some(session) = self.session(headers) else {
-            return Err(refuse("Log in first: this action needs a session."));
-        };
+    ) -> Result<Session, &'static str> {
+        let session = self
+            .session(headers)
+            .ok_or("Log in first: this action needs a session.")?;
         if !self.sessions.csrf_ok(&session, form.csrf.as_deref()) {
-            return Err(refuse(
+            return Err(
                 "The form's CSRF token is missing or wrong: nothing was changed. Reload the page and try again.",
-            ));
+            );
         }
         if self.settings.read_only {
-            return Err(refuse(
+            return Err(
                 "This dashboard is read-only (--read-only): it shows everything and changes nothing.",
-            ));
+            );
         }
         Ok(session)
     }
@@ -328,7 +322,12 @@ async fn act(
 ) -> Response {
     let session = match app.authorize_action(headers, &form) {
         Ok(session) => session,
-        Err(refused) => return refused,
+        Err(why) => {
+            return html(
+                StatusCode::FORBIDDEN,
+                view::message(&app.frame(None), "Forbidden", why),
+            );
+        }
     };
     let frame = app.frame(Some(&session));
     let action = match parse(&form) {
