@@ -71,8 +71,44 @@ async fn settled_scenario() -> (Scenario, String, Vec<String>) {
         t.sent == 1 && t.dead == 2
     })
     .await;
+    // The worker's chart history: three requests, two dead letters, one sent (flushed
+    // within a second or two).
+    let mut conn = s.conn.clone();
+    wait_until("the chart history written", Duration::from_secs(10), || {
+        let mut conn = conn.clone();
+        let keys = s.keys.clone();
+        async move { history_total(&mut conn, &keys, "req").await == 3 }
+    })
+    .await;
+    assert_eq!(history_total(&mut conn, &s.keys, "dead").await, 2);
+    assert_eq!(history_total(&mut conn, &s.keys, "sent").await, 1);
     drop(worker);
     (s, sent, dead)
+}
+
+/// The sum of one series over this hour's and the last hour's 10 s buckets.
+async fn history_total(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &herald_shared::Keys,
+    series: &str,
+) -> u64 {
+    let hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600;
+    let suffix = format!(":{series}");
+    let mut total = 0;
+    for key in [keys.history_fine(hour - 1), keys.history_fine(hour)] {
+        let fields: std::collections::HashMap<String, u64> =
+            redis::AsyncCommands::hgetall(conn, key).await.unwrap();
+        total += fields
+            .iter()
+            .filter(|(field, _)| field.ends_with(&suffix))
+            .map(|(_, n)| n)
+            .sum::<u64>();
+    }
+    total
 }
 
 async fn log_in(browser: &Browser, base: &str) {
@@ -125,6 +161,13 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
             .text("tr[data-lane=total] td[data-count=dead]")
             .await,
         status["dead"].to_string()
+    );
+    // The charts draw the worker's history: three requests in the last hour.
+    let caption = browser.text("figure.chart figcaption").await;
+    assert!(
+        caption.contains("requests 3"),
+        "{caption}: {}",
+        browser.client.source().await.unwrap()
     );
 
     // Find a job by its booking id.
