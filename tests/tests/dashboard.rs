@@ -376,7 +376,7 @@ async fn screenshots_of_the_demo() {
     let out = demo.wait_with_output().expect("the demo ends");
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("its summary");
     browser.client.goto(&format!("{url}/dead")).await.unwrap();
-    browser.client.set_window_size(1280, 900).await.unwrap();
+    browser.client.set_window_size(1500, 900).await.unwrap();
     // One letter's attempt history open.
     browser
         .click("table#dead > tbody > tr:nth-child(2) details summary")
