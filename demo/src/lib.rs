@@ -15,7 +15,9 @@
 //!    producer library, plus the scripted ones and an OTP that expires before it can be sent.
 //! 5. Workers: [`WORKERS`] replicas as tasks ([`herald_worker::dispatcher::run`]), at the same rate,
 //!    sharing the budget through Redis as separate processes would.
-//! 6. Progress until every job is sent or dead, then until every sent message is reported
+//! 6. The operator dashboard ([`dashboard`]) over the demo's data, its address printed at
+//!    the start; left running with `keep`.
+//! 7. Progress until every job is sent or dead, then until every sent message is reported
 //!    delivered and read, or revoked, and the tap is on the inbound stream (at most
 //!    [`DELIVERY_WAIT`]); then a [`Summary`] from Herald's own counters
 //!    ([`herald_operator::status::collect`]) and the sandbox's record of what reached it.
@@ -23,6 +25,8 @@
 //! It owns orchestration and cleanup only: what it started is stopped and removed at the end
 //! (the Redis and its data are left running with `keep`). Sending, retrying, dead-lettering
 //! and processing webhooks are the worker's and the receiver's, unchanged.
+
+pub mod dashboard;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -44,6 +48,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use dashboard::DemoDashboard;
 use herald_operator::dlq::{DeadLetters, ListFilter};
 use herald_webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
 use herald_worker::dispatcher::{self, StartError as WorkerStartError};
@@ -166,6 +171,8 @@ pub enum DemoError {
     TimedOut { settled: u64, total: usize },
     #[error("interrupted")]
     Interrupted,
+    #[error("could not start the demo's dashboard: {0}")]
+    DashboardStart(String),
 }
 
 impl DemoError {
@@ -180,6 +187,7 @@ impl DemoError {
                 | DemoError::Config(_)
                 | DemoError::Sandbox(_)
                 | DemoError::WebhookStart(_)
+                | DemoError::DashboardStart(_)
         )
     }
 }
@@ -232,17 +240,51 @@ pub struct Summary {
     pub kept: bool,
     /// The pid of the demo's own `redis-server`, when it was left running.
     pub redis_pid: Option<u32>,
+    /// The operator dashboard over the demo's data, the run's made-up login token, and its
+    /// pid when `keep` left it running.
+    pub dashboard_url: String,
+    pub dashboard_token: String,
+    pub dashboard_pid: Option<u32>,
 }
 
 /// Runs the demo; stops early when `shutdown` is cancelled. Cleans up in every case.
 pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<Summary, DemoError> {
     let started = Instant::now();
     let redis = DemoRedis::start(&options).await?;
+    let dashboard = {
+        let (url, namespace) = (redis.url.expose().clone(), redis.namespace.clone());
+        tokio::task::spawn_blocking(move || DemoDashboard::start(&url, &namespace, DEMO_RATE))
+            .await
+            .map_err(|err| DemoError::DashboardStart(err.to_string()))?
+    };
+    let dashboard = match dashboard {
+        Ok(dashboard) => dashboard,
+        Err(err) => {
+            redis.finish(false).await;
+            return Err(err);
+        }
+    };
+    if options.progress != ProgressMode::Off {
+        eprintln!(
+            "herald demo: dashboard at {} (log in with the token {})",
+            dashboard.url, dashboard.token
+        );
+    }
     let result = run_on(&redis, &options, &shutdown, started).await;
+    let (url, token) = (dashboard.url.clone(), dashboard.token.clone());
+    let dashboard_pid = if options.keep {
+        dashboard.leave_running()
+    } else {
+        dashboard.stop();
+        None
+    };
     let pid = redis.finish(options.keep).await;
     result.map(|summary| Summary {
         kept: options.keep,
         redis_pid: pid,
+        dashboard_url: url,
+        dashboard_token: token,
+        dashboard_pid,
         ..summary
     })
 }
@@ -373,6 +415,9 @@ async fn run_with(
         namespace: redis.namespace.clone(),
         kept: false,
         redis_pid: None,
+        dashboard_url: String::new(),
+        dashboard_token: String::new(),
+        dashboard_pid: None,
     })
 }
 
@@ -953,10 +998,19 @@ fn next_commands(s: &Summary) -> String {
     for command in commands {
         out.push_str(&format!("  {command}\n"));
     }
+    if s.kept {
+        out.push_str(&format!(
+            "The dashboard is still running: open {} and log in with the token {}\n",
+            s.dashboard_url, s.dashboard_token
+        ));
+    }
     if let Some(pid) = s.redis_pid {
         out.push_str(&format!(
             "Replayed jobs wait on their lanes for `herald-worker run`. Stop the demo's Redis with: kill {pid}\n"
         ));
+    }
+    if let Some(pid) = s.dashboard_pid {
+        out.push_str(&format!("Stop the dashboard with: kill {pid}\n"));
     }
     out
 }

@@ -35,6 +35,10 @@ struct Cli {
     /// Log format (the demo logs only errors unless RUST_LOG says otherwise).
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Internal: serve the demo's dashboard (the demo starts itself so, as a process it can
+    /// leave running with --keep), configured by the environment it sets.
+    #[arg(long, hide = true)]
+    serve_dashboard: bool,
 }
 
 #[tokio::main]
@@ -49,6 +53,12 @@ async fn main() -> ExitCode {
         Cli::from_arg_matches(&matches).unwrap_or_else(|err| usage_error("herald-demo", &err));
     // The workers would log every send: the demo shows progress and a summary instead.
     init_tracing(cli.log_format, "error");
+    if cli.serve_dashboard {
+        return exit(
+            "herald-demo",
+            herald_demo::dashboard::serve_from_env().await,
+        );
+    }
     let options = DemoOptions {
         redis_url: redis_named.then(|| cli.redis.redis_url.clone()),
         namespace: cli.redis.namespace.clone(),

@@ -2,6 +2,8 @@
 //!
 //! - [`status`]: where every job is, per lane and in total, and the live consumers.
 //! - [`track`]: one job's timeline, by job id or Interakt message id.
+//! - [`find`]: jobs by job id, Interakt message id, idempotency key or booking id (the
+//!   dashboard's search).
 //! - [`dlq`]: dead letters: list, show, replay onto their lanes, purge
 //!   (split into [`dlq::DeadLetters`] for Redis, [`dlq::plan()`] for the decisions, and
 //!   `render` for the text).
@@ -13,5 +15,6 @@
 
 pub mod cli;
 pub mod dlq;
+pub mod find;
 pub mod status;
 pub mod track;

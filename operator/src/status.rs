@@ -61,6 +61,11 @@ pub struct Consumer {
     pub name: String,
     /// Milliseconds since its last heartbeat.
     pub last_seen_ms: u64,
+    /// Entries delivered to it and not yet settled, over both lanes (in its hand or being
+    /// sent).
+    pub in_hand: u64,
+    /// Jobs it sent since it started (as of its last heartbeat).
+    pub sent: u64,
 }
 
 /// The shared budget as the workers last left it (`null` before any worker asked for a
@@ -86,7 +91,7 @@ pub struct Status {
     #[serde(flatten)]
     pub total: Counts,
     pub lanes: BTreeMap<String, Counts>,
-    /// Consumers that sent a heartbeat in the last 15 s.
+    /// Consumers that sent a heartbeat in the last 15 s, with what they hold and sent.
     pub consumers: Vec<Consumer>,
     pub budget: Option<Budget>,
     /// Redis's `maxmemory-policy` (`null` when Redis refused to say).
@@ -99,12 +104,19 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
     let mut conn = pool.get().await?;
     let mut total = Counts::default();
     let mut lanes = BTreeMap::new();
+    let mut in_hand: BTreeMap<String, u64> = BTreeMap::new();
     for lane in Lane::ALL {
         let stream = keys.lane(lane);
         let len: u64 = conn.xlen(&stream).await?;
         let pending: Result<StreamPendingReply, RedisError> =
             conn.xpending(&stream, WORKER_GROUP).await;
         let pending = match pending {
+            Ok(StreamPendingReply::Data(data)) => {
+                for consumer in &data.consumers {
+                    *in_hand.entry(consumer.name.clone()).or_default() += consumer.pending as u64;
+                }
+                data.count as u64
+            }
             Ok(reply) => reply.count() as u64,
             Err(err) if err.code() == Some("NOGROUP") => 0,
             Err(err) => return Err(err.into()),
@@ -144,11 +156,23 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
     let beats: Vec<(String, i64)> = conn
         .zrangebyscore_withscores(keys.consumers(), now_ms - 15_000, "+inf")
         .await?;
+    let sends: Vec<Option<u64>> = if beats.is_empty() {
+        Vec::new()
+    } else {
+        deadpool_redis::redis::cmd("HMGET")
+            .arg(keys.consumer_sends())
+            .arg(beats.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .query_async(&mut conn)
+            .await?
+    };
     let consumers = beats
         .into_iter()
-        .map(|(name, at)| Consumer {
-            name,
+        .zip(sends.into_iter().chain(std::iter::repeat(None)))
+        .map(|((name, at), sent)| Consumer {
+            in_hand: in_hand.get(&name).copied().unwrap_or(0),
+            sent: sent.unwrap_or(0),
             last_seen_ms: now_ms.saturating_sub(at).max(0) as u64,
+            name,
         })
         .collect();
     let budget = budget(&mut conn, keys).await?;
@@ -254,8 +278,8 @@ pub fn render(status: &Status) -> String {
     out.push_str(&format!("\nconsumers alive: {}\n", status.consumers.len()));
     for consumer in &status.consumers {
         out.push_str(&format!(
-            "  {} (seen {} ms ago)\n",
-            consumer.name, consumer.last_seen_ms
+            "  {} (seen {} ms ago, {} in hand, {} sent)\n",
+            consumer.name, consumer.last_seen_ms, consumer.in_hand, consumer.sent
         ));
     }
     out

@@ -365,6 +365,12 @@ impl Producer {
                 .key(self.keys.scheduled_jobs())
                 .key(self.keys.scheduled(job.lane()))
                 .key(self.keys.stats())
+                // A booking's jobs are indexed by its id, so an operator finds them (the
+                // dashboard); the record's key stands in when the job has no booking.
+                .key(match job.booking_id() {
+                    Some(id) => self.keys.booking(id),
+                    None => record.clone(),
+                })
                 .arg(&job_id)
                 .arg(self.idempotency_window_ms)
                 .arg(job.to_json())
@@ -380,7 +386,8 @@ impl Producer {
                 .arg(WORKER_GROUP)
                 .arg(timeline::format_time(now))
                 .arg(self.keys.job_status_prefix())
-                .arg(TIMELINE_TTL_SECS),
+                .arg(TIMELINE_TTL_SECS)
+                .arg(flag(job.booking_id().is_some())),
         );
         tracing::debug!(
             job_id = %job.id,

@@ -575,6 +575,15 @@ impl Job {
         }
     }
 
+    /// The booking's id, for a booking confirmation (what the booking index is keyed by).
+    pub fn booking_id(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Booking(booking) => Some(&booking.booking_id),
+            Payload::Reminder(reminder) => Some(&reminder.booking.booking_id),
+            Payload::Otp(_) | Payload::Raw { .. } => None,
+        }
+    }
+
     /// The attempts since the job was last replayed from the dead letters (all of them if it
     /// never was): the ones that count against its retry budget.
     pub fn attempts_since_replay(&self) -> &[Attempt] {

@@ -253,6 +253,33 @@ impl Keys {
     pub fn inbound(&self) -> String {
         self.key("inbound")
     }
+
+    /// The jobs enqueued for one booking (set of job ids), so an operator finds them by the
+    /// booking id; expires [`TIMELINE_TTL_SECS`] after the booking's last enqueue.
+    pub fn booking(&self, booking_id: &str) -> String {
+        self.key(&format!("booking:{booking_id}"))
+    }
+
+    /// Sends per live consumer since it started (hash: consumer name -> count), written by
+    /// each replica's heartbeat; a consumer's field goes with its heartbeat.
+    pub fn consumer_sends(&self) -> String {
+        self.key("consumers:sends")
+    }
+
+    /// Chart history in 10 s buckets for one Unix hour (see [`crate::history`]).
+    pub fn history_fine(&self, hour: u64) -> String {
+        self.key(&format!("history:10s:{hour}"))
+    }
+
+    /// Chart history in 5-minute buckets for one Unix day (see [`crate::history`]).
+    pub fn history_coarse(&self, day: u64) -> String {
+        self.key(&format!("history:5m:{day}"))
+    }
+
+    /// OTP latency histograms per minute for one Unix hour (see [`crate::history`]).
+    pub fn history_latency(&self, hour: u64) -> String {
+        self.key(&format!("history:otp:{hour}"))
+    }
 }
 
 /// How long a job's timeline and its message index entry are kept after the last write.
@@ -324,6 +351,11 @@ mod tests {
             keys.webhook_seen("event:1"),
             keys.webhook_unhandled(),
             keys.inbound(),
+            keys.booking("B123"),
+            keys.consumer_sends(),
+            keys.history_fine(1),
+            keys.history_coarse(1),
+            keys.history_latency(1),
         ] {
             assert!(key.starts_with("{herald}:"), "{key}");
         }

@@ -17,6 +17,8 @@
 //! - [`dead_letter`]: what a dead letter holds.
 //! - [`timeline`]: a job's story (enqueued, attempts, sent, delivered, read, dead), as
 //!   `track` and the producer API show it.
+//! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
+//! - [`tokens`]: access tokens, kept and compared as SHA-256 digests.
 //! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 //! - [`backoff`]: riding out a Redis outage (every long-running task).
 //! - [`consumer`]: unique consumer names for consumer groups.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod durability;
+pub mod history;
 pub mod job;
 pub mod keys;
 pub mod memory_policy;
@@ -42,6 +45,7 @@ pub mod secret;
 pub mod signal;
 pub mod signature;
 pub mod timeline;
+pub mod tokens;
 pub mod validate;
 pub mod wire;
 

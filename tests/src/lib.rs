@@ -15,6 +15,8 @@
 //!   connection, stall, refuse, resume), for the chaos suite.
 //! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
 //! - [`ApiProcess`]: a real `herald-producer serve` on a free port, ready when returned.
+//! - [`DashboardProcess`]: a real `herald-dashboard` on a free port, ready when returned.
+//! - [`Browser`]: headless Chromium over WebDriver (chromedriver, fantoccini).
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
 //!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
@@ -24,6 +26,8 @@
 pub mod acl;
 mod api_process;
 mod bin;
+mod browser;
+mod dashboard_process;
 pub mod proxy;
 mod redis_cluster;
 mod redis_env;
@@ -37,6 +41,8 @@ mod worker_process;
 
 pub use api_process::ApiProcess;
 pub use bin::cargo_bin;
+pub use browser::Browser;
+pub use dashboard_process::DashboardProcess;
 pub use proxy::TcpProxy;
 pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_env::RedisEnv;

@@ -99,6 +99,7 @@ fn every_commands_help_lists_its_exit_codes() {
         "herald-producer",
         "herald-sandbox",
         "herald-demo",
+        "herald-dashboard",
     ] {
         assert!(binaries.contains(expected), "{expected} in {binaries:?}");
     }
@@ -115,6 +116,7 @@ fn every_commands_help_lists_its_exit_codes() {
         "herald-worker run",
         "herald-worker dlq replay",
         "herald-worker demo",
+        "herald-worker dashboard",
         "herald-producer serve",
         "herald-producer bulk",
     ] {

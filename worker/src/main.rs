@@ -1,7 +1,8 @@
 //! `herald-worker`: parse the command line, set up logging, call the library, map the
 //! result to an exit code. `run` is the pipeline ([`herald_worker::dispatcher`]); the
-//! operator's commands come from `herald-operator`, `webhook` from `herald-webhook`, and
-//! `demo` hands over to the `herald-demo` binary (this one links no test stand-in).
+//! operator's commands come from `herald-operator`, `webhook` from `herald-webhook`,
+//! `dashboard` hands over to the `herald-dashboard` binary and `demo` to `herald-demo` (this
+//! one links no test stand-in).
 
 use std::process::ExitCode;
 
@@ -20,6 +21,11 @@ const EXIT_CODES: &str = "Exit codes:
      an entry with no job), not found (track), or failed while running (webhook, demo)
   2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
      wait for it)";
+
+const DASHBOARD_EXIT_CODES: &str =
+    "Exit codes: those of herald-dashboard (0 stopped on SIGTERM/SIGINT, 1 failed while
+running, 2 bad configuration: no HERALD_DASHBOARD_TOKENS, --listen cannot be bound), or 2
+when the herald-dashboard binary is not next to this one.";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not
@@ -48,6 +54,17 @@ enum Command {
     /// timelines and the inbound stream, until SIGTERM/SIGINT (the same as `herald-webhook`).
     #[command(after_help = herald_webhook::EXIT_CODES)]
     Webhook(Box<WebhookArgs>),
+    /// Serve the operator dashboard (runs `herald-dashboard` with these arguments: `--listen`,
+    /// `--read-only`; see `herald-dashboard --help`). Needs HERALD_DASHBOARD_TOKENS.
+    #[command(after_help = DASHBOARD_EXIT_CODES, disable_help_flag = true)]
+    Dashboard {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// See the whole system work on this machine (runs `herald-demo` with these arguments:
     /// `--json`, `--keep`; see `herald-demo --help`).
     #[command(after_help = DEMO_EXIT_CODES, disable_help_flag = true)]
@@ -82,13 +99,21 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Operator(command) => herald_operator::cli::run(&cli.redis, command).await,
         Command::Webhook(args) => herald_webhook::run_command(&cli.redis, &args).await,
-        Command::Demo { args } => {
-            // The Redis flags given here reach the demo as its environment.
-            let mut env = vec![("HERALD_NAMESPACE", cli.redis.namespace.clone())];
-            if std::env::args().any(|a| a.starts_with("--redis-url")) {
-                env.push(("REDIS_URL", cli.redis.redis_url.expose().clone()));
-            }
-            Err(exec_sibling("herald-demo", &args, &env))
-        }
+        Command::Dashboard { args } => Err(exec_sibling(
+            "herald-dashboard",
+            &args,
+            &sibling_env(&cli.redis),
+        )),
+        Command::Demo { args } => Err(exec_sibling("herald-demo", &args, &sibling_env(&cli.redis))),
     }
+}
+
+/// The Redis flags given to `herald-worker`, as the environment of a sibling binary it hands
+/// over to (`demo`, `dashboard`).
+fn sibling_env(redis: &RedisArgs) -> Vec<(&'static str, String)> {
+    let mut env = vec![("HERALD_NAMESPACE", redis.namespace.clone())];
+    if std::env::args().any(|a| a.starts_with("--redis-url")) {
+        env.push(("REDIS_URL", redis.redis_url.expose().clone()));
+    }
+    env
 }

@@ -5,12 +5,13 @@
 //! Labels are low-cardinality on purpose: lane, outcome ([`herald_shared::job::Outcome`]) and
 //! a dead letter's kind ([`DeadKind`]), each from a fixed list.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use herald_shared::dead_letter::DeadKind;
+use herald_shared::history::{Recorder, Series};
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Keys, Lane};
+use herald_shared::{Job, Keys, Lane};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -83,29 +84,42 @@ pub fn describe() {
     );
 }
 
-pub fn record_send(lane: Lane, outcome: &SendOutcome, took: Duration) {
-    let lane = lane.as_str();
+/// One request to Interakt: its metrics, and the history the dashboard charts (requests,
+/// 429s, retries, sends, and an OTP's wait from its creation to Interakt's 200).
+pub fn record_send(history: &Recorder, job: &Job, outcome: &SendOutcome, took: Duration) {
+    let lane = job.lane().as_str();
     let label = outcome.label();
+    let now = SystemTime::now();
     metrics::histogram!("herald_send_duration_seconds", "lane" => lane, "outcome" => label)
         .record(took.as_secs_f64());
+    history.count(Series::Requests, now);
     match outcome {
         SendOutcome::Sent { .. } => {
-            metrics::counter!("herald_jobs_sent_total", "lane" => lane).increment(1)
+            metrics::counter!("herald_jobs_sent_total", "lane" => lane).increment(1);
+            history.count(Series::Sent, now);
+            if job.lane() == Lane::Otp {
+                let created: SystemTime = job.created_at.into();
+                history.otp_latency(now.duration_since(created).unwrap_or_default(), now);
+            }
         }
         SendOutcome::RateLimited { .. } => {
-            metrics::counter!("herald_jobs_rate_limited_total", "lane" => lane).increment(1)
+            metrics::counter!("herald_jobs_rate_limited_total", "lane" => lane).increment(1);
+            history.count(Series::RateLimited, now);
         }
         SendOutcome::Transient { .. } => {
-            metrics::counter!("herald_jobs_retried_total", "lane" => lane).increment(1)
+            metrics::counter!("herald_jobs_retried_total", "lane" => lane).increment(1);
+            history.count(Series::Retried, now);
         }
         SendOutcome::Permanent { .. } => {}
     }
 }
 
-/// A job dead-lettered, labelled by its kind (a fixed list: [`DeadKind`]).
-pub fn record_dead(lane: Lane, kind: DeadKind) {
+/// A job dead-lettered, labelled by its kind (a fixed list: [`DeadKind`]), and counted in
+/// the dashboard's history.
+pub fn record_dead(history: &Recorder, lane: Lane, kind: DeadKind) {
     metrics::counter!("herald_jobs_dead_total", "lane" => lane.as_str(), "reason" => kind.as_str())
         .increment(1);
+    history.count(Series::Dead, SystemTime::now());
 }
 
 /// Time jobs waited in hand because every concurrency slot was busy: what another replica

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::RedisError;
-use herald_shared::Lane;
 use herald_shared::redis_pool::{error_reason, pool_error_reason};
+use herald_shared::{Lane, dead_letter};
 
 pub use plan::{
     Extension, ExtensionError, LaneCounts, NotReplayed, Plan, PurgeReport, ReplayReport, plan,
@@ -70,6 +70,63 @@ pub struct ListFilter {
     /// A case-insensitive substring of the reason.
     pub reason: Option<String>,
     pub limit: Option<usize>,
+}
+
+/// One page of dead letters, newest first, for a browser: bounded work per request however
+/// many letters there are ([`DeadLetters::page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    pub lane: Option<Lane>,
+    /// A case-insensitive substring of the reason; pages then scan at most
+    /// [`PAGE_SCAN_LIMIT`] letters each.
+    pub reason: Option<String>,
+    /// Only letters dead for at least this long.
+    pub older_than: Option<Duration>,
+    /// Only letters dead for at most this long.
+    pub newer_than: Option<Duration>,
+    /// Where the page starts (the previous page's [`Page::next`]).
+    pub cursor: PageCursor,
+    /// Letters per page (at least 1).
+    pub size: usize,
+}
+
+/// How far into each lane's index (newest first, within the age range) a listing is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageCursor {
+    pub otp: usize,
+    pub booking: usize,
+}
+
+impl PageCursor {
+    pub fn get(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Otp => self.otp,
+            Lane::Booking => self.booking,
+        }
+    }
+
+    fn set(&mut self, lane: Lane, offset: usize) {
+        match lane {
+            Lane::Otp => self.otp = offset,
+            Lane::Booking => self.booking = offset,
+        }
+    }
+}
+
+/// The most letters one page with a reason filter reads; past it the page ends early and
+/// says where to go on.
+pub const PAGE_SCAN_LIMIT: usize = 2_000;
+
+/// A page of dead letters.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub letters: Vec<dead_letter::DeadLetter>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<PageCursor>,
+    /// Letters read to make it (more than shown with a reason filter).
+    pub scanned: usize,
+    /// Letters in the selected lanes and age range, whatever their reason.
+    pub in_range: u64,
 }
 
 /// Which dead letters a replay takes.

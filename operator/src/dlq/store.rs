@@ -2,6 +2,7 @@
 //! ([`Keys::dead_index`]) read in chunks, and the two moves out of them: the replay script
 //! (`src/lua/replay.lua`, one atomic compare-and-move per letter) and the purge.
 
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 use deadpool_redis::redis::{self, AsyncCommands, Script};
@@ -12,7 +13,10 @@ use herald_shared::{Keys, Lane};
 use time::OffsetDateTime;
 
 use super::plan::{NotReplayed, Plan, PurgeReport, ReplayReport, dedup, plan, reason_matches};
-use super::{DlqError, ListFilter, PurgeSelection, ReplayOptions, Selection};
+use super::{
+    DlqError, ListFilter, PAGE_SCAN_LIMIT, Page, PageCursor, PageQuery, PurgeSelection,
+    ReplayOptions, Selection,
+};
 
 static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
 
@@ -90,6 +94,136 @@ impl DeadLetters {
         Ok(out)
     }
 
+    /// One page of dead letters, newest first, lanes merged. Reads each lane's index by
+    /// rank from the cursor (never the whole index) and the letters of the page; with a
+    /// reason filter it reads on in chunks until the page is full or it has read
+    /// [`PAGE_SCAN_LIMIT`] letters. A letter that dies meanwhile shifts the ranks: the next
+    /// page may repeat one, as any offset listing does.
+    pub async fn page(&self, query: &PageQuery) -> Result<Page, DlqError> {
+        let mut conn = self.pool.get().await?;
+        let (min, max) = self.age_range(&mut conn, query).await?;
+        let lanes = query.lane.map_or(Lane::ALL.to_vec(), |lane| vec![lane]);
+        let size = query.size.max(1);
+        let batch = if query.reason.is_some() { CHUNK } else { size };
+        let mut page = Page::default();
+        let mut cursors = Vec::new();
+        for lane in lanes {
+            let key = self.keys.dead_index(lane);
+            page.in_range += conn.zcount::<_, _, _, u64>(&key, &min, &max).await?;
+            let at = query.cursor.get(lane);
+            cursors.push(LaneCursor {
+                lane,
+                key,
+                consumed: at,
+                fetched: at,
+                buffer: VecDeque::new(),
+                done: false,
+            });
+        }
+        loop {
+            // The next `batch` ids in merged order (newest first, ties by id).
+            let mut chunk: Vec<(usize, String)> = Vec::new();
+            while chunk.len() < batch {
+                for c in cursors
+                    .iter_mut()
+                    .filter(|c| c.buffer.is_empty() && !c.done)
+                {
+                    let ids: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                        .arg(&c.key)
+                        .arg(&max)
+                        .arg(&min)
+                        .arg("BYSCORE")
+                        .arg("REV")
+                        .arg("LIMIT")
+                        .arg(c.fetched)
+                        .arg(batch)
+                        .arg("WITHSCORES")
+                        .query_async(&mut conn)
+                        .await?;
+                    c.done = ids.len() < batch;
+                    c.fetched += ids.len();
+                    c.buffer.extend(
+                        ids.into_iter()
+                            .map(|(id, dead_at_ms)| Indexed { id, dead_at_ms }),
+                    );
+                }
+                let newest = cursors
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| c.buffer.front().map(|head| (i, head)))
+                    .max_by(|(_, a), (_, b)| {
+                        a.dead_at_ms
+                            .total_cmp(&b.dead_at_ms)
+                            .then_with(|| a.id.cmp(&b.id))
+                    })
+                    .map(|(i, _)| i);
+                let Some(i) = newest else { break };
+                let head = cursors[i].buffer.pop_front().expect("a head was just seen");
+                chunk.push((i, head.id));
+            }
+            if chunk.is_empty() {
+                return Ok(page);
+            }
+            let stored = self
+                .fetch(&mut conn, chunk.iter().map(|(_, id)| id))
+                .await?;
+            let mut entries = chunk.iter().zip(stored).peekable();
+            while let Some(((i, _), stored)) = entries.next() {
+                cursors[*i].consumed += 1;
+                page.scanned += 1;
+                let letter = stored
+                    .as_ref()
+                    .map(parse)
+                    .and_then(|parsed| parsed.map_err(|err| tracing::warn!("{err}")).ok());
+                if let Some(letter) = letter
+                    && query
+                        .reason
+                        .as_deref()
+                        .is_none_or(|text| reason_matches(&letter.reason, text))
+                {
+                    page.letters.push(letter);
+                }
+                let more = || {
+                    cursors
+                        .iter()
+                        .any(|c| !c.buffer.is_empty() || !c.done || c.consumed < c.fetched)
+                };
+                let full = page.letters.len() >= size;
+                if full || (page.scanned >= PAGE_SCAN_LIMIT && entries.peek().is_none()) {
+                    page.next = (entries.peek().is_some() || more()).then(|| {
+                        let mut next = PageCursor::default();
+                        for c in &cursors {
+                            next.set(c.lane, c.consumed);
+                        }
+                        next
+                    });
+                    return Ok(page);
+                }
+            }
+        }
+    }
+
+    /// The `ZRANGE ... BYSCORE` bounds (ms, Redis clock) of the query's age filters.
+    async fn age_range(
+        &self,
+        conn: &mut Connection,
+        query: &PageQuery,
+    ) -> Result<(String, String), DlqError> {
+        if query.older_than.is_none() && query.newer_than.is_none() {
+            return Ok(("-inf".into(), "+inf".into()));
+        }
+        let now_ms = redis_now_ms(conn).await?;
+        let before = |age: std::time::Duration| {
+            now_ms
+                .saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+                .to_string()
+        };
+        Ok((
+            query.newer_than.map_or("-inf".into(), before),
+            query.older_than.map_or("+inf".into(), before),
+        ))
+    }
+
     /// One dead letter, or `None` when no dead letter has this id.
     pub async fn get(&self, id: &str) -> Result<Option<DeadLetter>, DlqError> {
         let mut conn = self.pool.get().await?;
@@ -109,7 +243,7 @@ impl DeadLetters {
         &self,
         selection: &Selection,
         options: ReplayOptions,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<ReplayReport, DlqError> {
         let mut conn = self.pool.get().await?;
         let ids: Vec<String> = match selection {
@@ -287,8 +421,7 @@ impl DeadLetters {
                 dedup(&ids)
             }
             PurgeSelection::OlderThan(age) => {
-                let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
-                let now_ms = secs.saturating_mul(1000).saturating_add(micros / 1000);
+                let now_ms = redis_now_ms(&mut conn).await?;
                 // Checked: any --older-than, however long, is a cutoff before every letter.
                 let cutoff =
                     now_ms.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
@@ -380,6 +513,25 @@ impl DeadLetters {
             })
             .collect())
     }
+}
+
+/// A lane's place in a [`DeadLetters::page`] listing.
+struct LaneCursor {
+    lane: Lane,
+    key: String,
+    /// Ids taken into the page (or read past): where the next page starts.
+    consumed: usize,
+    /// Ids read from the index so far (`consumed` + the buffer + the chunk in hand).
+    fetched: usize,
+    buffer: VecDeque<Indexed>,
+    /// The index has nothing past `fetched`.
+    done: bool,
+}
+
+/// Redis's clock, in ms: what the dead indexes are scored by.
+async fn redis_now_ms(conn: &mut Connection) -> Result<i64, DlqError> {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
 }
 
 fn parse(stored: &Stored) -> Result<DeadLetter, DlqError> {

@@ -1,8 +1,7 @@
 //! Bearer-token authentication of the job routes.
 //!
-//! Tokens come from `HERALD_API_TOKENS` (comma-separated). A presented token is hashed and
-//! its SHA-256 digest compared with each configured token's digest in constant time, so
-//! neither a token's content nor its length leaks through timing.
+//! Tokens come from `HERALD_API_TOKENS` (comma-separated), kept and compared as digests
+//! ([`Tokens`], shared with the dashboard).
 
 use std::sync::Arc;
 
@@ -10,53 +9,12 @@ use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use herald_shared::Redacted;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::ApiError;
 
-/// The accepted tokens, kept only as digests.
-#[derive(Default)]
-pub struct Tokens {
-    digests: Vec<[u8; 32]>,
-}
-
-impl std::fmt::Debug for Tokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokens({} configured)", self.digests.len())
-    }
-}
-
-impl Tokens {
-    /// Parses `HERALD_API_TOKENS`: comma-separated, blanks ignored. `None` when there is none.
-    pub fn parse(list: &Redacted<String>) -> Option<Tokens> {
-        let digests: Vec<[u8; 32]> = list
-            .expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(digest)
-            .collect();
-        (!digests.is_empty()).then_some(Tokens { digests })
-    }
-
-    /// True when `token` is one of the configured tokens.
-    pub fn accepts(&self, token: &str) -> bool {
-        let presented = digest(token);
-        // Compare against every token, without stopping early.
-        self.digests
-            .iter()
-            .fold(0u8, |found, d| found | d.ct_eq(&presented).unwrap_u8())
-            == 1
-    }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
+pub use herald_shared::tokens::Tokens;
 
 /// Middleware: 401 unless `Authorization: Bearer <token>` carries a configured token.
 pub async fn require_bearer(
@@ -91,19 +49,5 @@ impl Modify for BearerSecurity {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_matched_exactly_and_never_shown() {
-        let tokens = Tokens::parse(&Redacted::new("alpha, beta,,".to_string())).unwrap();
-        assert!(tokens.accepts("alpha") && tokens.accepts("beta"));
-        assert!(!tokens.accepts("alph") && !tokens.accepts("alpha ") && !tokens.accepts(""));
-        assert_eq!(format!("{tokens:?}"), "Tokens(2 configured)");
-        assert!(Tokens::parse(&Redacted::new(" , ".to_string())).is_none());
     }
 }

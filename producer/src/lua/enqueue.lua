@@ -15,13 +15,14 @@
 -- KEYS[3] the job's record, KEYS[4] the replace key's record (KEYS[3] when none),
 -- KEYS[5] otp lane, KEYS[6] booking lane, KEYS[7] otp scheduled set, KEYS[8] booking
 -- scheduled set, KEYS[9] scheduled bodies, KEYS[10] the job lane's scheduled set,
--- KEYS[11] stats
+-- KEYS[11] stats, KEYS[12] the booking's index of job ids (KEYS[3] when none)
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
 -- ARGV[8] the record's fields (JSON), ARGV[9] the record's ttl (s), ARGV[10] when it is due
 -- (ms, Unix) or '' to send now, ARGV[11] the workers' group, ARGV[12] now (RFC 3339),
--- ARGV[13] the prefix of job records (+ id = a record key), ARGV[14] a cancelled record's ttl
+-- ARGV[13] the prefix of job records (+ id = a record key), ARGV[14] a cancelled record's ttl,
+-- ARGV[15] '1' when the job belongs to a booking (indexed by its id, as long as its record)
 -- Returns {0, stream entry id ('' when scheduled), superseded job id or ''} for a new job,
 -- {1, first job id} for a duplicate, {2, first job id} for a conflict (nothing written).
 -- (`record` comes from timeline.lua and `cancel` from cancel.lua, in front.)
@@ -57,6 +58,10 @@ if ARGV[7] == '1' then
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[9])
 end
 record(KEYS[3], ARGV[8], ARGV[9])
+if ARGV[15] == '1' then
+  redis.call('SADD', KEYS[12], ARGV[1])
+  redis.call('EXPIRE', KEYS[12], ARGV[9])
+end
 if ARGV[10] ~= '' then
   redis.call('ZADD', KEYS[10], ARGV[10], ARGV[1])
   redis.call('HSET', KEYS[9], ARGV[1], ARGV[3])

@@ -116,6 +116,38 @@ async fn the_same_key_twice_returns_the_first_id_and_adds_one_entry() {
     assert!((day - 60_000..=day).contains(&ttl), "{ttl}");
 }
 
+#[tokio::test]
+async fn a_bookings_jobs_are_indexed_by_its_id_once_each_for_a_week() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    let key = Some("booking:B123:confirmation".to_string());
+    let keyed = producer
+        .enqueue_booking(booking(), key.clone())
+        .await
+        .unwrap();
+    let duplicate = producer.enqueue_booking(booking(), key).await.unwrap();
+    assert!(duplicate.duplicate);
+    let unkeyed = producer.enqueue_booking(booking(), None).await.unwrap();
+    producer
+        .enqueue_otp("+919999999999", "123456", Duration::from_secs(60), None)
+        .await
+        .unwrap();
+
+    let mut conn = support::conn(&server);
+    let index = keys().booking("B123");
+    let (mut ids, ttl): (Vec<String>, i64) = redis::pipe()
+        .smembers(&index)
+        .ttl(&index)
+        .query(&mut conn)
+        .unwrap();
+    ids.sort();
+    let mut expected = vec![keyed.job_id.to_string(), unkeyed.job_id.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected, "each job once, the duplicate not added");
+    let week = herald_shared::keys::TIMELINE_TTL_SECS as i64;
+    assert!((week - 60..=week).contains(&ttl), "{ttl}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_producers_with_one_key_enqueue_once() {
     let server = RedisServer::start();

@@ -1,5 +1,6 @@
 //! The tasks that run beside the dispatcher loop, and their supervisor: the heartbeat (this
-//! consumer is alive, gauges refreshed), the keep-alive of held jobs, and the [`Background`]
+//! consumer is alive, its sends, gauges refreshed), the history flusher (the dashboard's
+//! chart counts, once a second), the keep-alive of held jobs, and the [`Background`]
 //! set that watches them with the retry promoter, the code eraser and the metrics server:
 //! none of them may stop while the replica runs.
 
@@ -89,18 +90,36 @@ pub(super) async fn keep_alive(ctx: Arc<Context>, stop: CancellationToken) {
     }
 }
 
-/// Records every few seconds that this consumer is alive, for `status`.
+/// How often a replica sends its chart counts to Redis (one pipeline, only when it did
+/// something): the send path never waits on Redis for them.
+const HISTORY_FLUSH: Duration = Duration::from_secs(1);
+
+/// Records every few seconds that this consumer is alive, and how many jobs it sent, for
+/// `status` and the dashboard; forgets consumers silent for ten beats.
 pub(super) async fn heartbeat(ctx: Arc<Context>, shutdown: CancellationToken) {
     loop {
         let beat = async {
             let mut conn = ctx.pool.get().await.map_err(RedisFailure::from)?;
             let now_ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-            let key = ctx.settings.keys.consumers();
-            let _: () = conn
-                .zadd(&key, &ctx.settings.consumer, now_ms as i64)
-                .await?;
+            let keys = &ctx.settings.keys;
+            let key = keys.consumers();
             let stale = (now_ms - 10 * HEARTBEAT.as_millis() as i128) as i64;
-            let _: () = conn.zrembyscore(&key, "-inf", stale).await?;
+            let gone: Vec<String> = conn.zrangebyscore(&key, "-inf", stale).await?;
+            let mut pipe = deadpool_redis::redis::pipe();
+            pipe.zadd(&key, &ctx.settings.consumer, now_ms as i64)
+                .ignore()
+                .hset(
+                    keys.consumer_sends(),
+                    &ctx.settings.consumer,
+                    ctx.history.sent_total(),
+                )
+                .ignore()
+                .zrembyscore(&key, "-inf", stale)
+                .ignore();
+            if !gone.is_empty() {
+                pipe.hdel(keys.consumer_sends(), &gone).ignore();
+            }
+            let _: () = pipe.query_async(&mut conn).await?;
             let effective: Option<u32> = conn
                 .hget(ctx.settings.keys.rate_state(), "effective")
                 .await?;
@@ -120,10 +139,33 @@ pub(super) async fn heartbeat(ctx: Arc<Context>, shutdown: CancellationToken) {
 
 pub(super) async fn remove_heartbeat(ctx: &Context) -> Result<(), RedisFailure> {
     let mut conn = ctx.pool.get().await?;
-    let _: () = conn
+    let _: () = deadpool_redis::redis::pipe()
         .zrem(ctx.settings.keys.consumers(), &ctx.settings.consumer)
+        .ignore()
+        .hdel(ctx.settings.keys.consumer_sends(), &ctx.settings.consumer)
+        .ignore()
+        .query_async(&mut conn)
         .await?;
     Ok(())
+}
+
+/// Sends the chart counts to Redis every [`HISTORY_FLUSH`] until `stop`. A failed flush
+/// keeps its counts for the next one.
+pub(super) async fn flush_history(ctx: Arc<Context>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HISTORY_FLUSH) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(err) = flush_history_once(&ctx).await {
+            tracing::debug!(error = %err, "could not record the chart history; kept for the next flush");
+        }
+    }
+}
+
+pub(super) async fn flush_history_once(ctx: &Context) -> Result<(), RedisFailure> {
+    let mut conn = ctx.pool.get().await?;
+    ctx.history.flush(&mut conn, &ctx.settings.keys).await
 }
 
 #[cfg(test)]

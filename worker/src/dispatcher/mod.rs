@@ -21,8 +21,9 @@
 //! - this file: [`run`]: start-up, the shared [`Context`], shutdown;
 //! - `hand`: the dispatcher loop: the jobs in hand, which lane asks for tokens, recovery;
 //! - `send`: one send task: check, send, record, decide, settle;
-//! - `background`: the tasks beside the loop (heartbeat, keep-alive, code eraser, retry
-//!   promoter, metrics) and the supervisor that stops the replica when one stops.
+//! - `background`: the tasks beside the loop (heartbeat, history flusher, keep-alive, code
+//!   eraser, retry promoter, metrics) and the supervisor that stops the replica when one
+//!   stops.
 
 mod background;
 mod hand;
@@ -34,6 +35,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::history::Recorder;
 use herald_shared::redis_pool::Pool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +47,9 @@ use crate::settings::Settings;
 use crate::settle::{Settled, Settler};
 use crate::telemetry;
 
-use background::{Background, heartbeat, keep_alive, remove_heartbeat};
+use background::{
+    Background, flush_history, flush_history_once, heartbeat, keep_alive, remove_heartbeat,
+};
 use hand::dispatch;
 use send::left_to_owner;
 
@@ -90,6 +94,9 @@ struct Context {
     limiter: SharedLimiter,
     /// The HTTP client to Interakt (the send tasks).
     sender: Sender,
+    /// What this replica did, counted for the dashboard's charts (the send tasks count; the
+    /// history flusher empties it into Redis once a second).
+    history: Recorder,
 }
 
 impl Context {
@@ -121,6 +128,7 @@ impl Context {
             .with_durability(settings.durability),
             limiter,
             sender,
+            history: Recorder::default(),
             pool,
             settings,
         })
@@ -174,6 +182,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         crate::delayed::run_promoter(pool, keys, stop.clone()),
     );
     background.spawn("heartbeat", heartbeat(ctx.clone(), stop.clone()));
+    background.spawn("history flusher", flush_history(ctx.clone(), stop.clone()));
     let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
     background.spawn(
         "code eraser",
@@ -206,6 +215,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     }
     stop.cancel();
     let failed = supervisor.await.ok().flatten();
+    // The last second's counts, sends finished during the grace included.
+    let _ = flush_history_once(&ctx).await;
     let _ = remove_heartbeat(&ctx).await;
     tracing::info!("worker stopped");
     match failed {

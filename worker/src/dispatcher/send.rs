@@ -48,7 +48,7 @@ pub(super) async fn process(ctx: &Context, delivery: Delivery, granted_at: Insta
     let Some(request) = prepare(ctx, &delivery, &job).await else {
         return;
     };
-    let outcome = send(ctx, delivery.lane, &request).await;
+    let outcome = send(ctx, &job, &request).await;
     let job = record_attempt(ctx, job, &outcome);
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
         cool_down(ctx, &job, *retry_after).await;
@@ -104,11 +104,11 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRe
     Some(request)
 }
 
-/// One HTTP call to Interakt, timed and counted.
-async fn send(ctx: &Context, lane: Lane, request: &SendRequest) -> SendOutcome {
+/// One HTTP call to Interakt, timed and counted (metrics, and the dashboard's history).
+async fn send(ctx: &Context, job: &Job, request: &SendRequest) -> SendOutcome {
     let started = Instant::now();
     let outcome = ctx.sender.send(request).await;
-    telemetry::record_send(lane, &outcome, started.elapsed());
+    telemetry::record_send(&ctx.history, job, &outcome, started.elapsed());
     outcome
 }
 
@@ -280,7 +280,7 @@ async fn store_dead_letter(
         .map(|j| herald_shared::phone::mask(&j.phone()))
         .unwrap_or_default();
     tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
-    telemetry::record_dead(delivery.lane, reason.kind());
+    telemetry::record_dead(&ctx.history, delivery.lane, reason.kind());
     let settled = settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
     left_to_owner(settled, &letter.job_id);
 }

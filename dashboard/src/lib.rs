@@ -1,0 +1,75 @@
+//! Herald's operator dashboard (`herald-dashboard`, also `herald-worker dashboard`): the
+//! queue, the budget and the dead letters in a browser, and the operator's actions (replay,
+//! purge) behind a login, each a POST with a CSRF token.
+//!
+//! It reads and moves what the pipeline wrote through the operator library
+//! ([`herald_operator`]: status, find, dlq), and the chart history the workers record
+//! ([`herald_shared::history`]); it never sends a message and keeps no state of its own, so
+//! any number of replicas show the same picture and a restart loses nothing.
+//!
+//! - [`settings`]: flags and environment (`--listen`, `HERALD_DASHBOARD_TOKENS`,
+//!   `--read-only`), validated once.
+//! - [`session`]: the login, the session cookie and the CSRF tokens (HMAC, stateless).
+//! - [`server`]: the routes, authentication, security headers, and each page's handler.
+//! - [`actions`]: replay and purge, previewed (the plan `dlq ... --dry-run` prints), then
+//!   done; the place for cancel (issue 12).
+//! - [`view`]: the pages, compiled templates (maud), and the server-drawn SVG charts.
+//!
+//! Pages are complete without JavaScript; one small script (`static/live.js`) refreshes the
+//! overview every few seconds by fetching its server-rendered fragment.
+
+pub mod actions;
+pub mod server;
+pub mod session;
+pub mod settings;
+pub mod view;
+
+pub use server::serve;
+pub use settings::{DashboardArgs, EXIT_CODES, Settings};
+
+use std::net::SocketAddr;
+
+use herald_shared::config::RedisArgs;
+use herald_shared::process::Failure;
+
+/// Runs the dashboard as the `dashboard` command does: validates the settings (exit 2
+/// without tokens or with an address that cannot be bound), serves until SIGTERM/SIGINT
+/// (exit 0).
+pub async fn run_command(redis: &RedisArgs, args: &DashboardArgs) -> Result<u8, Failure> {
+    run_until_signal(redis, args, |_| {}).await
+}
+
+/// [`run_command`], calling `ready` with the address once it listens (the demo prints it).
+pub async fn run_until_signal(
+    redis: &RedisArgs,
+    args: &DashboardArgs,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<u8, Failure> {
+    let shutdown = herald_shared::signal::shutdown_token();
+    let settings = Settings::from_args(redis, args).map_err(Failure::usage)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|err| {
+            Failure::usage(format!(
+                "HERALD_DASHBOARD_LISTEN (--listen): cannot listen on {}: {err}",
+                settings.listen
+            ))
+        })?;
+    let pool = settings
+        .redis
+        .open(settings::POOL_SIZE)
+        .await
+        .map_err(Failure::usage)?;
+    let addr = listener.local_addr().map_err(Failure::usage)?;
+    tracing::info!(
+        %addr,
+        read_only = settings.read_only,
+        redis = %settings.redis.describe(),
+        "dashboard listening"
+    );
+    ready(addr);
+    serve(listener, settings, pool, shutdown)
+        .await
+        .map_err(|err| Failure::new(1, format!("the dashboard stopped: {err}")))?;
+    Ok(0)
+}

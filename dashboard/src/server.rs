@@ -1,0 +1,491 @@
+//! The HTTP side: routes, the session check in front of every page, the CSRF and read-only
+//! checks in front of every action, security headers, and one handler per page that gathers
+//! its data and hands it to [`crate::view`].
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /login`, `POST /login`, `POST /logout` | exchange a token for a session cookie; end it |
+//! | `GET /` | the overview; `GET /live/overview` its refreshed fragment |
+//! | `GET /dead` | dead letters: filters (`lane`, `reason`, `older_than`, `newer_than`), pages (`otp`, `booking` offsets) |
+//! | `GET /dead/{id}` | one dead letter, attempts and stored JSON (redacted) |
+//! | `POST /actions/replay`, `POST /actions/purge` | preview, then with `confirm=yes` do |
+//! | `GET /jobs?q=&by=` | find a job and show its timeline |
+//! | `GET /static/...`, `/healthz`, `/readyz`, `/metrics` | assets; as every Herald server |
+//!
+//! Without a valid session a page redirects to the login (303) and a fragment answers 401;
+//! an action answers 403 without a valid session and CSRF token, and in read-only mode
+//! always, and changes nothing. A Redis failure is a 503 page.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::{Request, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use herald_operator::dlq::{DeadLetters, PageCursor, PageQuery};
+use herald_operator::find::{self, Lookup};
+use herald_operator::status;
+use herald_shared::config::parse_duration;
+use herald_shared::history;
+use herald_shared::redis_pool::Pool;
+use maud::Markup;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::{Action, ActionForm, FormError};
+use crate::session::{self, Session, Sessions};
+use crate::settings::{SESSION_TTL, Settings};
+use crate::view::dead::DeadQuery;
+use crate::view::jobs::JobQuery;
+use crate::view::overview::Overview;
+use crate::view::{self, Frame};
+
+/// Dead letters per page.
+pub const PAGE_SIZE: usize = 50;
+
+/// What every handler shares; built once by [`serve`], one `Arc` per request.
+struct App {
+    settings: Settings,
+    /// The dashboard's Redis connections (every page borrows one at a time).
+    pool: Pool,
+    sessions: Sessions,
+    dead: DeadLetters,
+}
+
+/// Serves the dashboard on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    pool: Pool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(settings, pool))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// Every route, for [`serve`] or a test.
+pub fn router(settings: Settings, pool: Pool) -> Router {
+    let app = Arc::new(App {
+        sessions: Sessions::new(&settings.namespace, &settings.tokens, SESSION_TTL),
+        dead: DeadLetters::new(pool.clone(), settings.keys.clone()),
+        pool: pool.clone(),
+        settings,
+    });
+    Router::new()
+        .route("/", get(overview))
+        .route("/live/overview", get(overview_fragment))
+        .route("/dead", get(dead_list))
+        .route("/dead/{id}", get(dead_letter))
+        .route("/actions/replay", post(replay))
+        .route("/actions/purge", post(purge))
+        .route("/jobs", get(jobs))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/static/style.css", get(style))
+        .route("/static/live.js", get(script))
+        .with_state(app)
+        .merge(herald_shared::ops::routes(pool))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Headers on every answer: a strict Content-Security-Policy (own scripts and styles only,
+/// no framing), no sniffing, no referrer, no caching of pages that show the queue.
+async fn security_headers(request: Request<axum::body::Body>, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page's answer: the markup with a status.
+fn html(status: StatusCode, markup: Markup) -> Response {
+    (status, markup).into_response()
+}
+
+impl App {
+    /// The request's session, if its cookie holds a valid one.
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let cookies = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let value = session::cookie_from(cookies)?;
+        self.sessions.check(value, SystemTime::now())
+    }
+
+    fn frame(&self, session: Option<&Session>) -> Frame {
+        Frame {
+            csrf: session.map(|s| self.sessions.csrf(s)),
+            read_only: self.settings.read_only,
+            namespace: self.settings.namespace.clone(),
+        }
+    }
+
+    /// A 503 page for a Redis failure.
+    fn unavailable(&self, session: &Session, err: impl std::fmt::Display) -> Response {
+        html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            view::message(
+                &self.frame(Some(session)),
+                "Redis is not answering",
+                &format!("{err}. The page will work again once Redis answers."),
+            ),
+        )
+    }
+
+    /// The session of an action's request when its CSRF token is right and actions are
+    /// allowed; otherwise why it is refused (answered 403).
+    fn authorize_action(
+        &self,
+        headers: &HeaderMap,
+        form: &ActionForm,
+    ) -> Result<Session, &'static str> {
+        let session = self
+            .session(headers)
+            .ok_or("Log in first: this action needs a session.")?;
+        if !self.sessions.csrf_ok(&session, form.csrf.as_deref()) {
+            return Err(
+                "The form's CSRF token is missing or wrong: nothing was changed. Reload the page and try again.",
+            );
+        }
+        if self.settings.read_only {
+            return Err(
+                "This dashboard is read-only (--read-only): it shows everything and changes nothing.",
+            );
+        }
+        Ok(session)
+    }
+
+    async fn overview(&self) -> Result<Overview, herald_shared::redis_pool::RedisFailure> {
+        let status = status::collect(&self.pool, &self.settings.keys).await?;
+        let mut conn = self.pool.get().await?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let charts = history::read(&mut conn, &self.settings.keys, now).await?;
+        Ok(Overview {
+            status,
+            charts,
+            rate: self.settings.rate,
+        })
+    }
+}
+
+/// Redirects to the login page (pages without a session).
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+async fn overview(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(session) = app.session(&headers) else {
+        return to_login();
+    };
+    match app.overview().await {
+        Ok(data) => html(
+            StatusCode::OK,
+            view::overview::page(&app.frame(Some(&session)), &data),
+        ),
+        Err(err) => app.unavailable(&session, err),
+    }
+}
+
+async fn overview_fragment(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if app.session(&headers).is_none() {
+        return (StatusCode::UNAUTHORIZED, "log in again\n").into_response();
+    }
+    match app.overview().await {
+        Ok(data) => html(StatusCode::OK, view::overview::live(&data)),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
+}
+
+async fn dead_list(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<DeadQuery>,
+) -> Response {
+    let Some(session) = app.session(&headers) else {
+        return to_login();
+    };
+    let frame = app.frame(Some(&session));
+    let page_query = match page_query(&query) {
+        Ok(q) => q,
+        Err(err) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message(&frame, "Bad filter", &err.to_string()),
+            );
+        }
+    };
+    match app.dead.page(&page_query).await {
+        Ok(page) => html(StatusCode::OK, view::dead::list(&frame, &query, &page)),
+        Err(err) => app.unavailable(&session, err),
+    }
+}
+
+/// The list's query string as a [`PageQuery`]; a bad value is named.
+fn page_query(query: &DeadQuery) -> Result<PageQuery, FormError> {
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let duration = |field: &'static str, v: &Option<String>| {
+        text(v)
+            .map(|v| parse_duration(&v))
+            .transpose()
+            .map_err(|reason| FormError { field, reason })
+    };
+    Ok(PageQuery {
+        lane: text(&query.lane)
+            .map(|l| l.parse())
+            .transpose()
+            .map_err(|reason| FormError {
+                field: "lane",
+                reason,
+            })?,
+        reason: text(&query.reason),
+        older_than: duration("older_than", &query.older_than)?,
+        newer_than: duration("newer_than", &query.newer_than)?,
+        cursor: PageCursor {
+            otp: query.otp.unwrap_or(0),
+            booking: query.booking.unwrap_or(0),
+        },
+        size: PAGE_SIZE,
+    })
+}
+
+async fn dead_letter(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(session) = app.session(&headers) else {
+        return to_login();
+    };
+    let frame = app.frame(Some(&session));
+    match app.dead.get(&id).await {
+        Ok(Some(letter)) => html(StatusCode::OK, view::dead::letter(&frame, &letter)),
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            view::message(
+                &frame,
+                "Not found",
+                &format!("No dead letter has id {id:?}: replayed, purged, or never dead."),
+            ),
+        ),
+        Err(err) => app.unavailable(&session, err),
+    }
+}
+
+async fn replay(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    act(&app, &headers, form, "/actions/replay", Action::replay).await
+}
+
+async fn purge(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    act(&app, &headers, form, "/actions/purge", Action::purge).await
+}
+
+/// Both steps of an action: checked (session, CSRF, read-only), parsed, previewed or done.
+async fn act(
+    app: &App,
+    headers: &HeaderMap,
+    form: ActionForm,
+    path: &str,
+    parse: fn(&ActionForm) -> Result<Action, FormError>,
+) -> Response {
+    let session = match app.authorize_action(headers, &form) {
+        Ok(session) => session,
+        Err(why) => {
+            return html(
+                StatusCode::FORBIDDEN,
+                view::message(&app.frame(None), "Forbidden", why),
+            );
+        }
+    };
+    let frame = app.frame(Some(&session));
+    let action = match parse(&form) {
+        Ok(action) => action,
+        Err(err) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message(&frame, "Bad request", &err.to_string()),
+            );
+        }
+    };
+    let confirmed = form.confirm.as_deref() == Some("yes");
+    match action.run(&app.dead, confirmed).await {
+        Ok(outcome) => {
+            if confirmed {
+                tracing::info!(action = %action.describe(), "dashboard action done");
+            }
+            html(
+                StatusCode::OK,
+                view::dead::action(&frame, &action.describe(), path, &form, &outcome),
+            )
+        }
+        Err(err) => app.unavailable(&session, err),
+    }
+}
+
+async fn jobs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<JobQuery>,
+) -> Response {
+    let Some(session) = app.session(&headers) else {
+        return to_login();
+    };
+    let frame = app.frame(Some(&session));
+    let text = query.q.as_deref().map(str::trim).unwrap_or_default();
+    if text.is_empty() {
+        return html(StatusCode::OK, view::jobs::search(&frame, &query, None));
+    }
+    let by = match query.by.as_deref().filter(|b| !b.is_empty()) {
+        None => None,
+        Some(by) => match by.parse::<Lookup>() {
+            Ok(by) => Some(by),
+            Err(reason) => {
+                return html(
+                    StatusCode::BAD_REQUEST,
+                    view::message(&frame, "Bad request", &format!("by: {reason}")),
+                );
+            }
+        },
+    };
+    match find::find(&app.pool, &app.settings.keys, by, text).await {
+        Ok(found) => html(
+            StatusCode::OK,
+            view::jobs::search(&frame, &query, Some(&found)),
+        ),
+        Err(err) => app.unavailable(&session, err),
+    }
+}
+
+async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if app.session(&headers).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    html(StatusCode::OK, view::jobs::login(&app.frame(None), None))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: Option<String>,
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let token = form.token.unwrap_or_default();
+    if !app.settings.tokens.accepts(token.trim()) {
+        tracing::info!("dashboard login refused");
+        return html(
+            StatusCode::UNAUTHORIZED,
+            view::jobs::login(
+                &app.frame(None),
+                Some("That token is not one of HERALD_DASHBOARD_TOKENS."),
+            ),
+        );
+    }
+    let session = app.sessions.start(SystemTime::now());
+    let cookie = session::set_cookie(
+        Some(&session),
+        app.sessions.ttl(),
+        secure(&app.settings, &headers),
+    );
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Some(session) = app.session(&headers) else {
+        return to_login();
+    };
+    if !app.sessions.csrf_ok(&session, form.csrf.as_deref()) {
+        return html(
+            StatusCode::FORBIDDEN,
+            view::message(
+                &app.frame(None),
+                "Forbidden",
+                "The form's CSRF token is missing or wrong.",
+            ),
+        );
+    }
+    let cookie = session::set_cookie(None, SESSION_TTL, secure(&app.settings, &headers));
+    let mut response = Redirect::to("/login").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// Secure cookies when configured, or when the TLS-terminating proxy says the request
+/// came over HTTPS.
+fn secure(settings: &Settings, headers: &HeaderMap) -> bool {
+    settings.secure_cookie
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+async fn style() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../static/style.css"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../static/live.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
