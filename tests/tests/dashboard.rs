@@ -145,7 +145,7 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
     // The overview's counts are `status --json`'s.
     let status = status_json(&s);
     for lane in ["otp", "booking"] {
-        for count in ["ready", "pending", "delayed", "dead", "sent"] {
+        for count in ["ready", "pending", "delayed", "scheduled", "cancelled", "dead", "sent"] {
             let shown = browser
                 .text(&format!("tr[data-lane={lane}] td[data-count={count}]"))
                 .await;

@@ -68,7 +68,7 @@ pub fn live(o: &Overview) -> Markup {
         section {
             h2 { "Lanes" }
             table #lanes {
-                thead { tr { th { "lane" } th { "ready" } th { "in hand" } th { "delayed" } th { "scheduled" } th { "dead" } th { "sent" } th { "delivered" } th { "read" } } }
+                thead { tr { th { "lane" } th { "ready" } th { "in hand" } th { "delayed" } th { "scheduled" } th { "cancelled" } th { "dead" } th { "sent" } th { "delivered" } th { "read" } } }
                 tbody {
                     @for (lane, c) in &s.lanes {
                         tr data-lane=(lane) {
@@ -76,7 +76,8 @@ pub fn live(o: &Overview) -> Markup {
                             td data-count="ready" { (c.ready) }
                             td data-count="pending" { (c.pending) }
                             td data-count="delayed" { (c.delayed) }
-                            td data-count="scheduled" title="scheduling is not part of this version" { "–" }
+                            td data-count="scheduled" { (c.scheduled) }
+                            td data-count="cancelled" { (c.cancelled) }
                             td data-count="dead" { a href=(format!("/dead?lane={lane}")) { (c.dead) } }
                             td data-count="sent" { (c.sent) }
                             td data-count="delivered" { (c.delivered) }
@@ -88,7 +89,8 @@ pub fn live(o: &Overview) -> Markup {
                         td data-count="ready" { (s.total.ready) }
                         td data-count="pending" { (s.total.pending) }
                         td data-count="delayed" { (s.total.delayed) }
-                        td { "–" }
+                        td data-count="scheduled" { (s.total.scheduled) }
+                        td data-count="cancelled" { (s.total.cancelled) }
                         td data-count="dead" { a href="/dead" { (s.total.dead) } }
                         td data-count="sent" { (s.total.sent) }
                         td data-count="delivered" { (s.total.delivered) }
