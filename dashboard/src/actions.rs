@@ -4,10 +4,10 @@
 //! result. Both steps are POSTs with the session's CSRF token ([`crate::server`] checks it and
 //! read-only mode before anything here runs).
 //!
-//! The actions are the operator library's ([`DeadLetters::replay`], [`DeadLetters::purge`]):
-//! atomic per letter, safe to repeat. Cancelling a queued job is issue 12's: it becomes an
-//! [`Action`] variant here, parsed from its own form, with its preview and result rendered
-//! like these.
+//! The actions are the libraries' own: the operator's ([`DeadLetters::replay`],
+//! [`DeadLetters::purge`]: atomic per letter, safe to repeat) and the producer's
+//! ([`Producer::cancel`]: one script that meets the workers' last check before a send, so a
+//! job cancelled before its send began is never sent; safe to repeat).
 
 use std::time::Duration;
 
@@ -15,15 +15,18 @@ use herald_operator::dlq::{
     self, DeadLetters, DlqError, Extension, PurgeSelection, ReplayOptions, Selection,
 };
 use herald_shared::config::parse_duration;
+use producer::{CancelOutcome, Producer};
 use serde::Deserialize;
+use uuid::Uuid;
 
-/// A replay or purge form as posted.
+/// A replay, purge or cancel form as posted.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ActionForm {
     /// The session's CSRF token.
     pub csrf: Option<String>,
     /// Replay: `one` (with `id`), `reason` (with `reason`), `all`.
     pub scope: Option<String>,
+    /// Replay one: the dead letter's job id; cancel: the job's id.
     pub id: Option<String>,
     pub reason: Option<String>,
     /// Replay: a new deadline for expired OTPs (`10m`, at most 24h).
@@ -49,6 +52,15 @@ fn bad(field: &'static str, reason: impl Into<String>) -> FormError {
     }
 }
 
+/// A field's text, trimmed; `None` when absent or blank.
+fn text(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// An action, parsed from its form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -59,8 +71,26 @@ pub enum Action {
     Purge {
         older_than: Duration,
     },
-    // Cancel (issue 12) goes here: a queued or scheduled job by id, previewed with what it
-    // would withdraw.
+    /// Cancel a job whose send has not begun (queued, scheduled, waiting for a retry).
+    Cancel {
+        job_id: Uuid,
+    },
+}
+
+/// What the actions act on: the dead letters and the producer's cancel. Borrowed from the
+/// dashboard's state for one request.
+pub struct Operations<'a> {
+    pub dead: &'a DeadLetters,
+    pub producer: &'a Producer,
+}
+
+/// Why an action could not run (Redis did not answer, or answered what it should not).
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Dlq(#[from] DlqError),
+    #[error("{0}")]
+    Cancel(#[from] producer::Error),
 }
 
 /// What the operator sees after either step.
@@ -76,13 +106,6 @@ pub struct Outcome {
 
 impl Action {
     pub fn replay(form: &ActionForm) -> Result<Action, FormError> {
-        let text = |value: &Option<String>| {
-            value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
         let selection = match form.scope.as_deref().unwrap_or("one") {
             "one" => Selection::Ids(vec![
                 text(&form.id).ok_or_else(|| bad("id", "is required to replay one letter"))?,
@@ -119,6 +142,17 @@ impl Action {
         Ok(Action::Purge { older_than })
     }
 
+    pub fn cancel(form: &ActionForm) -> Result<Action, FormError> {
+        let id = text(&form.id).ok_or_else(|| bad("id", "is required: the job's id"))?;
+        let job_id = Uuid::parse_str(&id).map_err(|_| {
+            bad(
+                "id",
+                format!("{id:?} is not a job id (a UUID such as 0192f0c4-...)"),
+            )
+        })?;
+        Ok(Action::Cancel { job_id })
+    }
+
     /// A title for the pages.
     pub fn describe(&self) -> String {
         match self {
@@ -139,11 +173,13 @@ impl Action {
                 "Purge dead letters dead for longer than {}",
                 herald_shared::job::human(*older_than)
             ),
+            Action::Cancel { job_id } => format!("Cancel job {job_id}"),
         }
     }
 
     /// Previews (`confirmed` false: nothing changes) or does the action.
-    pub async fn run(&self, dead: &DeadLetters, confirmed: bool) -> Result<Outcome, DlqError> {
+    pub async fn run(&self, ops: &Operations<'_>, confirmed: bool) -> Result<Outcome, ActionError> {
+        let dead = ops.dead;
         match self {
             Action::Replay { selection, extend } => {
                 let options = ReplayOptions {
@@ -175,6 +211,34 @@ impl Action {
                     report: text,
                 })
             }
+            Action::Cancel { job_id } if !confirmed => Ok(Outcome {
+                done: false,
+                actionable: true,
+                report: format!(
+                    "job {job_id} will be cancelled if its send has not begun: taken off its \
+                     lane, the scheduled jobs or the retries, and never sent.\n\
+                     A job already sending, sent or dead is left as it is."
+                ),
+            }),
+            Action::Cancel { job_id } => {
+                let report = match ops.producer.cancel(*job_id).await? {
+                    CancelOutcome::Cancelled { job_id } => {
+                        format!("job {job_id} cancelled: it will never be sent")
+                    }
+                    CancelOutcome::TooLate { job_id, state } => format!(
+                        "too late: job {job_id} is {}; nothing changed",
+                        state.as_str()
+                    ),
+                    CancelOutcome::Unknown => format!(
+                        "no job {job_id}: never enqueued, or its record expired; nothing changed"
+                    ),
+                };
+                Ok(Outcome {
+                    done: true,
+                    actionable: false,
+                    report,
+                })
+            }
         }
     }
 }
@@ -196,6 +260,21 @@ mod tests {
                 .collect(),
         ))
         .unwrap_or_else(|err| panic!("{query}: {err}"))
+    }
+
+    #[test]
+    fn cancel_forms_name_a_job_by_its_uuid() {
+        let id = "0192f0c4-7b1e-7cc0-9a55-0d2f8e7b4c31";
+        assert_eq!(
+            Action::cancel(&form(&[("id", id)])),
+            Ok(Action::Cancel {
+                job_id: Uuid::parse_str(id).unwrap()
+            })
+        );
+        assert_eq!(Action::cancel(&form(&[])).unwrap_err().field, "id");
+        let err = Action::cancel(&form(&[("id", "B123")])).unwrap_err();
+        assert_eq!(err.field, "id");
+        assert!(err.reason.contains("\"B123\" is not a job id"), "{err}");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //!   `--read-only`), validated once.
 //! - [`session`]: the login, the session cookie and the CSRF tokens (HMAC, stateless).
 //! - [`server`]: the routes, authentication, security headers, and each page's handler.
-//! - [`actions`]: replay and purge, previewed (the plan `dlq ... --dry-run` prints), then
-//!   done; the place for cancel (issue 12).
+//! - [`actions`]: replay, purge and cancel, previewed (the plan `dlq ... --dry-run` prints),
+//!   then done.
 //! - [`view`]: the pages, compiled templates (maud), and the server-drawn SVG charts.
 //!
 //! Pages are complete without JavaScript; one small script (`static/live.js`) refreshes the

@@ -8,7 +8,7 @@
 //! | `GET /` | the overview; `GET /live/overview` its refreshed fragment |
 //! | `GET /dead` | dead letters: filters (`lane`, `reason`, `older_than`, `newer_than`), pages (`otp`, `booking` offsets) |
 //! | `GET /dead/{id}` | one dead letter, attempts and stored JSON (redacted) |
-//! | `POST /actions/replay`, `POST /actions/purge` | preview, then with `confirm=yes` do |
+//! | `POST /actions/replay`, `POST /actions/purge`, `POST /actions/cancel` | preview, then with `confirm=yes` do |
 //! | `GET /jobs?q=&by=` | find a job and show its timeline |
 //! | `GET /static/...`, `/healthz`, `/readyz`, `/metrics` | assets; as every Herald server |
 //!
@@ -35,7 +35,7 @@ use herald_shared::redis_pool::Pool;
 use maud::Markup;
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::{Action, ActionForm, FormError};
+use crate::actions::{Action, ActionForm, FormError, Operations};
 use crate::session::{self, Session, Sessions};
 use crate::settings::{SESSION_TTL, Settings};
 use crate::view::dead::DeadQuery;
@@ -53,6 +53,8 @@ struct App {
     pool: Pool,
     sessions: Sessions,
     dead: DeadLetters,
+    /// Cancels jobs (the producer library's cancel).
+    producer: producer::Producer,
 }
 
 /// Serves the dashboard on `listener` until `shutdown`.
@@ -72,6 +74,7 @@ pub fn router(settings: Settings, pool: Pool) -> Router {
     let app = Arc::new(App {
         sessions: Sessions::new(&settings.namespace, &settings.tokens, SESSION_TTL),
         dead: DeadLetters::new(pool.clone(), settings.keys.clone()),
+        producer: producer::Producer::new(pool.clone(), settings.keys.clone()),
         pool: pool.clone(),
         settings,
     });
@@ -82,6 +85,7 @@ pub fn router(settings: Settings, pool: Pool) -> Router {
         .route("/dead/{id}", get(dead_letter))
         .route("/actions/replay", post(replay))
         .route("/actions/purge", post(purge))
+        .route("/actions/cancel", post(cancel))
         .route("/jobs", get(jobs))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -312,6 +316,14 @@ async fn purge(
     act(&app, &headers, form, "/actions/purge", Action::purge).await
 }
 
+async fn cancel(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    act(&app, &headers, form, "/actions/cancel", Action::cancel).await
+}
+
 /// Both steps of an action: checked (session, CSRF, read-only), parsed, previewed or done.
 async fn act(
     app: &App,
@@ -340,7 +352,11 @@ async fn act(
         }
     };
     let confirmed = form.confirm.as_deref() == Some("yes");
-    match action.run(&app.dead, confirmed).await {
+    let ops = Operations {
+        dead: &app.dead,
+        producer: &app.producer,
+    };
+    match action.run(&ops, confirmed).await {
         Ok(outcome) => {
             if confirmed {
                 tracing::info!(action = %action.describe(), "dashboard action done");

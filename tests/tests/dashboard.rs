@@ -4,7 +4,8 @@
 //!
 //! - `an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_letter`: the
 //!   login, the overview's counts against `status --json`, finding a job by booking id, a
-//!   dead letter replayed with clicks (preview, confirm) and back on its lane, and a forged
+//!   dead letter replayed with clicks (preview, confirm) and back on its lane, a queued job
+//!   cancelled with clicks, and a forged
 //!   POST without the CSRF token answered 403, changing nothing.
 //! - `a_read_only_dashboard_shows_no_action_and_refuses_one`: `--read-only`.
 //! - `screenshots_of_the_demo` (ignored; run by hand): the README's screenshots, from a
@@ -34,7 +35,7 @@ fn enqueue_booking(s: &Scenario, phone: &str, booking_id: &str) -> String {
             "--service",
             "Haircut",
             "--date",
-            "2026-11-24",
+            "2030-11-24",
             "--time",
             "10:30",
         ])
@@ -145,7 +146,15 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
     // The overview's counts are `status --json`'s.
     let status = status_json(&s);
     for lane in ["otp", "booking"] {
-        for count in ["ready", "pending", "delayed", "scheduled", "cancelled", "dead", "sent"] {
+        for count in [
+            "ready",
+            "pending",
+            "delayed",
+            "scheduled",
+            "cancelled",
+            "dead",
+            "sent",
+        ] {
             let shown = browser
                 .text(&format!("tr[data-lane={lane}] td[data-count={count}]"))
                 .await;
@@ -253,6 +262,37 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
             .await,
         "1"
     );
+
+    // Cancel a queued job with clicks: found by its id, previewed, then cancelled for good.
+    let queued = enqueue_booking(&s, "+919000000011", "B-LATER");
+    browser.click("nav a[href='/jobs']").await;
+    browser.fill("form#find input[name=q]", &queued).await;
+    browser.click("form#find button").await;
+    browser
+        .click(&format!(
+            "section.timeline[data-job='{queued}'] form.cancel button"
+        ))
+        .await;
+    assert!(
+        browser
+            .text("#preview")
+            .await
+            .contains("Nothing has changed yet")
+    );
+    assert_eq!(
+        status_json(&s)["lanes"]["booking"]["ready"],
+        2,
+        "a preview changes nothing"
+    );
+    browser.click("form#confirm button").await;
+    let result = browser.text("pre.report").await;
+    assert!(
+        result.contains("cancelled: it will never be sent"),
+        "{result}"
+    );
+    let status = status_json(&s);
+    assert_eq!(status["lanes"]["booking"]["ready"], 1, "{status}");
+    assert_eq!(status["lanes"]["booking"]["cancelled"], 1, "{status}");
     assert!(
         !dashboard.log().contains(TOKEN),
         "the token is never logged: {}",

@@ -248,7 +248,11 @@ pub fn action(
                     }
                 }
             }
-            p { a href="/dead" { "Back to the dead letters" } }
+            @if path == "/actions/cancel" {
+                p { a href="/jobs" { "Back to finding a job" } }
+            } @else {
+                p { a href="/dead" { "Back to the dead letters" } }
+            }
         },
     )
 }

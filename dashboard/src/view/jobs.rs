@@ -2,10 +2,10 @@
 //! timeline as `track` shows it; and the login page.
 
 use herald_operator::find::{Found, Lookup};
-use herald_shared::timeline::{EventKind, JobTimeline};
+use herald_shared::timeline::{EventKind, JobState, JobTimeline};
 use maud::{Markup, html};
 
-use super::{Frame, Nav, at, layout};
+use super::{Frame, Nav, at, csrf_field, layout};
 
 /// The search form's fields.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -39,15 +39,20 @@ pub fn search(frame: &Frame, query: &JobQuery, found: Option<&[Found]>) -> Marku
                     p #not-found { "No job found. Timelines are kept 7 days; a job still queued behind a long backlog may be out of the search's reach." }
                 }
                 @for f in found {
-                    (timeline(f))
+                    (timeline(frame, f))
                 }
             }
         },
     )
 }
 
-fn timeline(found: &Found) -> Markup {
+fn timeline(frame: &Frame, found: &Found) -> Markup {
     let t: &JobTimeline = &found.timeline;
+    // A job whose send has not begun can be cancelled (not in a read-only session: no CSRF).
+    let cancellable = matches!(
+        t.state,
+        JobState::Scheduled | JobState::Queued | JobState::Retrying
+    );
     html! {
         section.timeline data-job=(t.job_id) {
             h2 { "Job " code { (t.job_id) } }
@@ -58,6 +63,15 @@ fn timeline(found: &Found) -> Markup {
                 @if let Some(phone) = &t.phone { " · " (phone) }
                 @if let Some(id) = &t.message_id { " · Interakt id " code { (id) } }
                 @if let Some(retry) = t.retry_at { " · next attempt " (at(retry)) }
+            }
+            @if cancellable {
+                @if let Some(csrf) = &frame.csrf {
+                    form method="post" action="/actions/cancel" .cancel {
+                        (csrf_field(csrf))
+                        input type="hidden" name="id" value=(t.job_id);
+                        button.danger type="submit" { "Cancel this job…" }
+                    }
+                }
             }
             ol.events {
                 @for e in &t.events {
