@@ -16,9 +16,8 @@ use herald_shared::history::Series;
 use herald_shared::job::{Attempt, Outcome};
 use herald_shared::keys::WORKER_GROUP;
 use herald_shared::{Job, Keys, Lane, Redacted};
-use herald_tests::scenario::{booking, enqueue_jobs, otp};
+use herald_tests::scenario::{booking, otp};
 use herald_tests::{NO_PERSISTENCE, RedisServer};
-use redis::AsyncCommands;
 use time::OffsetDateTime;
 
 const TOKEN: &str = "bench-token";
@@ -41,7 +40,11 @@ async fn main() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
 
     let started = Instant::now();
-    let (queued_id, booking_id) = seed_lanes(&mut conn, &keys, queued).await;
+    let producer = producer::Producer::new(
+        herald_shared::redis_pool::create_pool(&redis.url(), 4).unwrap(),
+        keys.clone(),
+    );
+    let (queued_id, booking_id) = seed_lanes(&mut conn, &producer, &keys, queued).await;
     let dead_id = seed_dead(&mut conn, &keys, dead).await;
     let history_bytes = seed_history(&mut conn, &keys, &redis.url()).await;
     println!(
@@ -162,10 +165,12 @@ async fn main() {
     stop.cancel();
 }
 
-/// `n` jobs on the lanes (one in ten an OTP), some delivered to a consumer (in hand); returns
-/// the id of a job in the middle of the booking lane and a booking id with an index.
+/// `n` jobs on the lanes (one in ten an OTP), enqueued as producers do (each with its record,
+/// bookings indexed by their id), some delivered to a consumer (in hand); returns the id of a
+/// job in the middle of the booking lane and a booking id with three jobs.
 async fn seed_lanes(
     conn: &mut redis::aio::MultiplexedConnection,
+    producer: &producer::Producer,
     keys: &Keys,
     n: usize,
 ) -> (String, String) {
@@ -183,7 +188,7 @@ async fn seed_lanes(
         if start <= n / 2 && n / 2 < start + 20_000 {
             middle = jobs[(n / 2 - start).min(jobs.len() - 1)].id.to_string();
         }
-        enqueue_jobs(conn, keys, &jobs).await;
+        enqueue(producer, jobs).await;
     }
     for lane in Lane::ALL {
         let _: () = redis::cmd("XGROUP")
@@ -215,13 +220,15 @@ async fn seed_lanes(
         if let herald_shared::job::Payload::Booking(b) = &mut job.payload {
             b.booking_id = booking_id.into();
         }
-        enqueue_jobs(conn, keys, std::slice::from_ref(&job)).await;
-        let _: () = conn
-            .sadd(keys.booking(booking_id), job.id.to_string())
-            .await
-            .unwrap();
+        enqueue(producer, vec![job]).await;
     }
     (middle, booking_id.to_string())
+}
+
+async fn enqueue(producer: &producer::Producer, jobs: Vec<Job>) {
+    for result in producer.enqueue_batch(jobs).await.expect("enqueue") {
+        result.expect("enqueued");
+    }
 }
 
 /// `n` dead letters over both lanes and the last day, each with three attempts (one in a
