@@ -133,7 +133,7 @@ async fn main() {
         ),
         ("find a dead job by id", format!("/jobs?q={dead_id}")),
         (
-            "find a queued job by id (lane search)",
+            "find a queued job by id (its record)",
             format!("/jobs?q={queued_id}"),
         ),
     ] {
