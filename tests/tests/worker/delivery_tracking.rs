@@ -60,11 +60,25 @@ fn state(timeline: &Option<Value>) -> Option<&str> {
 }
 
 async fn wait_state(s: &Scenario, job: &Job, want: &str) -> Value {
+    wait_timeline(s, job, want, &[]).await
+}
+
+/// Waits until the job's timeline shows state `want` and has every event in `events`: a
+/// status event that arrives before the worker recorded the send is linked on a retry
+/// (`RETRY_IDLE` later), so `delivered` may be stamped after `read`.
+async fn wait_timeline(s: &Scenario, job: &Job, want: &str, events_wanted: &[&str]) -> Value {
     let id = job.id.to_string();
     wait_until(
-        &format!("track {id} to show {want}"),
+        &format!("track {id} to show {want} with {events_wanted:?}"),
         Duration::from_secs(30),
-        || async { state(&track(s, &[&id])) == Some(want) },
+        || async {
+            let timeline = track(s, &[&id]);
+            state(&timeline) == Some(want)
+                && timeline.as_ref().is_some_and(|t| {
+                    let seen = events(t);
+                    events_wanted.iter().all(|e| seen.contains(e))
+                })
+        },
     )
     .await;
     track(s, &[&id]).unwrap()
@@ -116,7 +130,7 @@ async fn webhooks_track_jobs_through_sent_delivered_read_revoked_tapped_and_dead
     assert_eq!(track(&s, &["01890a5d-ac96-774b-bcce-b302099a8057"]), None);
 
     let _worker = s.worker("tracked", &[]);
-    let timeline = wait_state(&s, &read, "read").await;
+    let timeline = wait_timeline(&s, &read, "read", &["delivered"]).await;
     assert_eq!(
         events(&timeline),
         ["enqueued", "attempt", "sent", "delivered", "read"]
