@@ -49,6 +49,44 @@ impl DashboardProcess {
         format!("http://{}", self.listen)
     }
 
+    /// Logs in over plain HTTP (no browser) and returns the `Cookie` header value that carries
+    /// the session, for [`crate::scenario::http_request`].
+    pub async fn log_in(&self, token: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = format!("token={token}");
+        let mut stream = tokio::net::TcpStream::connect(&self.listen)
+            .await
+            .expect("the dashboard listens");
+        let request = format!(
+            "POST /login HTTP/1.0\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.listen,
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the login");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("the login's answer");
+        answer
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie").then(|| {
+                    value
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+            .unwrap_or_else(|| panic!("the login set no cookie: {answer}"))
+    }
+
     /// What it wrote on stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()

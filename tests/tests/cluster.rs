@@ -1,6 +1,7 @@
 //! Herald unchanged on Redis Cluster: a real 3-master cluster on loopback, the producer CLI
 //! and two worker replicas pointed at it with REDIS_CLUSTER_NODES, the sandbox as Interakt.
-//! The shared budget holds in every window and every job is sent exactly once.
+//! The shared budget holds in every window and every job is sent exactly once, and the
+//! dashboard reads the counts, the workers' chart history and a job's timeline there.
 //!
 //! And a cluster with a replica per master: `--min-replicas` waits for the replicas of the
 //! master that holds Herald's keys (`WAIT` is per node), and `maxmemory-policy` is read from
@@ -12,7 +13,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use herald_sandbox::SandboxConfig;
-use herald_tests::{ClusterNode, RedisCluster, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
+use herald_tests::scenario::http_request;
+use herald_tests::{
+    ClusterNode, DashboardProcess, RedisCluster, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until,
+};
 use serde_json::{Value, json};
 
 const NAMESPACE: &str = "cluster";
@@ -115,6 +119,54 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
         (phones.len(), sandbox.messages().len()),
         (121, 121),
         "every job sent exactly once"
+    );
+
+    // The dashboard on the cluster: the overview's counts, the workers' chart history (its
+    // requests per 10 s), and a job found by its id.
+    let dashboard = DashboardProcess::start(
+        "redis://127.0.0.1:1",
+        NAMESPACE,
+        "cluster-token",
+        &["--redis-cluster-nodes", &nodes],
+    )
+    .await;
+    let cookie = dashboard.log_in("cluster-token").await;
+    let page = |path: String| {
+        let (base, cookie) = (dashboard.base_url(), cookie.clone());
+        async move {
+            let (code, body) =
+                http_request("GET", &format!("{base}{path}"), &[("Cookie", &cookie)], "")
+                    .await
+                    .expect("the dashboard answers");
+            assert_eq!(code, 200, "{path}: {body}");
+            body
+        }
+    };
+    let overview = page("/".into()).await;
+    assert!(
+        overview.contains(&format!(r#"data-count="sent">{total}<"#)),
+        "the overview counts every send: {overview}"
+    );
+    let mut titles = Vec::new();
+    for _ in 0..50 {
+        titles = page("/".into())
+            .await
+            .split("<title>")
+            .filter_map(|t| t.split_once("</title>").map(|(t, _)| t.to_string()))
+            .collect();
+        if titles.iter().any(|t| *t == format!("requests: {total}")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        titles.iter().any(|t| *t == format!("requests: {total}")),
+        "the charts count every request, from the workers' history on the cluster: {titles:?}"
+    );
+    let found = page(format!("/jobs?q={tracked_id}")).await;
+    assert!(
+        found.contains(r#"<strong class="state">sent</strong>"#),
+        "{found}"
     );
 }
 
