@@ -203,6 +203,12 @@ impl Keys {
         self.key("rate:bookings-waiting")
     }
 
+    /// The replicas whose OTPs found the shared log full (sorted set, scored by when each
+    /// claim lapses): they go first for the next tokens that free, before any booking.
+    pub fn otp_first(&self) -> String {
+        self.key("rate:otp-first")
+    }
+
     /// Counters by lane ([`Stat`]): sent, retried, rate-limited, dead, delivered, read,
     /// revoked.
     pub fn stats(&self) -> String {
@@ -343,6 +349,7 @@ mod tests {
             keys.rate_window_otp(),
             keys.rate_state(),
             keys.bookings_waiting(),
+            keys.otp_first(),
             keys.stats(),
             keys.consumers(),
             keys.job_status("x"),

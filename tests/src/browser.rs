@@ -104,13 +104,27 @@ impl Browser {
             .map_or(0, |found| found.len())
     }
 
-    /// Clicks the first element `css` selects.
+    /// Clicks the first element `css` selects (a link or a submit button) and waits for the
+    /// page it loads: until the old page's root element is gone, so what is read next comes
+    /// from the new page, never from the one being left (a preview and its result share
+    /// selectors).
     pub async fn click(&self, css: &str) {
+        let old_page = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("the current page's root element");
         self.find(css)
             .await
             .click()
             .await
             .unwrap_or_else(|err| panic!("click {css}: {err}"));
+        wait_until(
+            &format!("the page {css} loads"),
+            Duration::from_secs(10),
+            || async { old_page.tag_name().await.is_err() },
+        )
+        .await;
     }
 
     /// Types `text` into the field `css` selects.

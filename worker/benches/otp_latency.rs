@@ -17,8 +17,9 @@
 //! Shapes: the compressed window `30/6s` (a token every 200 ms, ten windows: a minute per
 //! replica count) by default; `BENCH_GROWTH=1` adds Growth's `300/1m` (two windows: about
 //! two minutes per replica count), `BENCH_GROWTH=only` runs it alone. Other knobs:
-//! `BENCH_REPLICAS=1,3,6`, `BENCH_OTPS=50` (per run), `BENCH_LATENCY=0ms` (the sandbox's
-//! answer time), `BENCH_SEED`.
+//! `BENCH_REPLICAS=1,3,6`, `BENCH_OTPS=50` (per run), `BENCH_WINDOWS` (per run, every
+//! shape: with `BENCH_OTPS`, how dense the OTPs are against the reserve),
+//! `BENCH_LATENCY=0ms` (the sandbox's answer time), `BENCH_SEED`.
 //!
 //! The targets it reports against (the issue's): p99 OTP wait within one token interval
 //! (W/N) plus 100 ms; budget used at least 98%; never more than N in any window; no 429.
@@ -316,11 +317,19 @@ async fn main() {
                 .expect("BENCH_REPLICAS is a list such as 1,3,6")
         })
         .collect();
-    let shapes = match std::env::var("BENCH_GROWTH").as_deref() {
+    let mut shapes = match std::env::var("BENCH_GROWTH").as_deref() {
         Ok("only") => vec![Shape::GROWTH],
         Ok(_) => vec![Shape::COMPRESSED, Shape::GROWTH],
         Err(_) => vec![Shape::COMPRESSED],
     };
+    if let Ok(windows) = std::env::var("BENCH_WINDOWS") {
+        let windows: u32 = windows
+            .parse()
+            .expect("BENCH_WINDOWS is a number of windows such as 25");
+        for shape in &mut shapes {
+            shape.windows = windows.max(1);
+        }
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "OTP latency behind a booking backlog: seed {seed} (BENCH_SEED={seed} replays the OTP moments), {otps} OTPs per run, sandbox latency {latency:?}, {cores} cores shared by Redis, the sandbox, the load and the workers"
@@ -330,6 +339,13 @@ async fn main() {
         "| rate | replicas | OTPs | OTP wait p50 | p99 | max | budget used (min..max per window) | most in any window | 429s | targets |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for shape in shapes {
+        let reserve = herald_worker::limiter::percent_of(shape.n as u32, 5);
+        println!(
+            "{}: {} windows, {:.1} OTPs per window against the default OTP reserve of {reserve}",
+            shape.rate,
+            shape.windows,
+            otps as f64 / f64::from(shape.windows)
+        );
         for &replicas in &replica_counts {
             let m = run(shape, replicas, otps, latency, &mut rng).await;
             println!(

@@ -20,6 +20,8 @@ use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Keys, Lane};
 use tokio::time::Instant;
 
+use crate::limiter::Token;
+
 /// A Redis failure while reading or settling: the caller backs off and tries again.
 pub use herald_shared::redis_pool::RedisFailure;
 
@@ -42,6 +44,9 @@ pub struct Delivery {
     /// the delivery is dropped (settled, handed back, or given up). `None` for deliveries
     /// made by hand ([`Delivery::of_job`]).
     pub hold: Option<Hold>,
+    /// The budget token its send goes out under, once granted: the settle after the send
+    /// charges the request's answer to it ([`crate::limiter::Token`]).
+    pub token: Option<Token>,
 }
 
 /// The entries this replica holds (in hand, or being sent), by lane and id: what the
@@ -110,6 +115,7 @@ impl Delivery {
             deliveries: 1,
             taken_at: Instant::now(),
             hold: None,
+            token: None,
         }
     }
 }
@@ -365,6 +371,7 @@ fn delivery(lane: Lane, entry: &StreamId, deliveries: u64) -> Delivery {
         deliveries,
         taken_at: Instant::now(),
         hold: None,
+        token: None,
     }
 }
 

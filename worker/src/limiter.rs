@@ -4,15 +4,20 @@
 //!
 //! Everything is decided in one atomic script (`lua/acquire.lua`) on hash-tagged keys,
 //! timed by Redis `TIME` so hosts' clocks never matter:
-//! - **The sliding log**: at most E requests in any window of `W + margin`; the margin
-//!   absorbs the jitter between the grant and the request's arrival at Interakt. A token
-//!   bucket would admit its burst on top of N (see domain-facts: `Quota::per_minute(300)`
-//!   admits about 600 in one sliding minute); the log counts every request inside N.
+//! - **The sliding log**: at most E requests in any sliding W. Each request counts from a
+//!   time it cannot have reached Interakt after: its grant plus a margin while it is in
+//!   flight, then its answer (the settle re-scores its entry: [`Token`]), so the window is
+//!   exact whatever the network's jitter and costs no more than the request's latency. A
+//!   token bucket would admit its burst on top of N (see domain-facts:
+//!   `Quota::per_minute(300)` admits about 600 in one sliding minute); the log counts every
+//!   request inside N.
 //! - **Global pacing** (GCRA): one token every W/E for all replicas together, a small
 //!   burst allowed, so R replicas never spend a window in W/R and then all wait.
 //! - **The OTP reserve and the bookings' share**: bookings never take the last
-//!   `--otp-reserve` tokens of a window; while bookings wait, OTPs never take more than
-//!   E minus `--booking-share`.
+//!   `--otp-reserve` tokens of a window (their own requests stay at most E minus the
+//!   reserve; OTPs spend it on top), and an OTP that finds the window full goes first for
+//!   the next token that frees; while bookings wait, OTPs never take more than E minus
+//!   `--booking-share`.
 //! - **The adaptive budget**: the same API key is often spent by other services, so a 429
 //!   *episode* (every 429 within one W) halves E (never below 1) and sets a shared
 //!   **cool-down** (Retry-After, or a doubling pause; at most `--max-cooldown`) during
@@ -45,8 +50,9 @@ pub enum AcquireError {
     Pool(#[from] deadpool_redis::PoolError),
 }
 
-/// The margin added to the window for the jitter between a grant and the request's arrival
-/// at Interakt: 2% of W, at least 250 ms and at most 1 s (a W of one minute gets 1 s).
+/// How late after its grant a request may reach Interakt: 2% of W, at least 250 ms and at
+/// most 1 s (a W of one minute gets 1 s). A request in flight counts in the log from its
+/// grant plus this margin; once answered, from its answer (see [`Token`]).
 ///
 /// A grant that waits longer than half the margin before its request starts is not used
 /// ([`SharedLimiter::is_fresh`]): the sender asks for a new one, so a stalled task (CPU
@@ -62,7 +68,7 @@ pub fn default_margin(window: Duration) -> Duration {
 pub struct Budget {
     /// The plan's N per W.
     pub rate: RateLimit,
-    /// Added to W for the log (see [`default_margin`]).
+    /// How late a request in flight may reach Interakt (see [`default_margin`]).
     pub margin: Duration,
     /// Tokens of each window bookings never take (`--otp-reserve`); below N.
     pub otp_reserve: u32,
@@ -105,6 +111,65 @@ pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(30);
 pub fn percent_of(n: u32, percent: u32) -> u32 {
     let share = ((u64::from(n) * u64::from(percent) + 50) / 100) as u32;
     share.clamp(1, n.saturating_sub(1).max(1))
+}
+
+/// The tokens one call of the shared script granted (maybe none). Each becomes a [`Token`].
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    /// The call's unique prefix: token `i` (1-based) is the log member `{call}:{i}`.
+    call: Arc<str>,
+    count: u32,
+    granted_at: tokio::time::Instant,
+}
+
+impl Tokens {
+    /// No token.
+    pub fn none() -> Tokens {
+        Tokens {
+            call: Arc::from(""),
+            count: 0,
+            granted_at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// How many were granted.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The tokens, one per request to send.
+    pub fn iter(&self) -> impl Iterator<Item = Token> + '_ {
+        (1..=self.count).map(|i| Token {
+            member: format!("{}:{i}", self.call),
+            granted_at: self.granted_at,
+        })
+    }
+}
+
+/// One request's place in the shared log, carried by its send to the settle. Granted, its
+/// entry is scored at the grant plus the margin (the latest the request may reach Interakt);
+/// the settle after its answer re-scores it to the answer's time (`lua/charge.lua`), so the
+/// request counts exactly as long as Interakt may count it, and no longer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The entry in the log (and in the OTPs' log when granted to an OTP).
+    member: String,
+    granted_at: tokio::time::Instant,
+}
+
+impl Token {
+    /// The log member.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// A token granted at `granted_at` with no entry in the log (tests: a grant gone stale).
+    pub fn unlogged(granted_at: tokio::time::Instant) -> Token {
+        Token {
+            member: String::new(),
+            granted_at,
+        }
+    }
 }
 
 /// What a 429 did to the shared budget.
@@ -173,9 +238,11 @@ pub struct SharedLimiter {
     state_key: String,
     /// Set while bookings ask for tokens.
     bookings_waiting_key: String,
+    /// The replicas whose OTPs found the log full: they go first.
+    otp_first_key: String,
     budget: Budget,
-    /// The log's window: the plan's W plus the jitter margin, in microseconds.
-    log_window_us: u64,
+    /// The margin, in microseconds: how far ahead of its grant an entry in flight is scored.
+    margin_us: u64,
     /// How long a grant stays usable: half the margin.
     grant_ttl: Duration,
     /// Unique per process (consumer name and a random nonce), so a restarted replica with a
@@ -197,8 +264,9 @@ impl SharedLimiter {
             cooldown_key: keys.cooldown(),
             state_key: keys.rate_state(),
             bookings_waiting_key: keys.bookings_waiting(),
+            otp_first_key: keys.otp_first(),
             budget,
-            log_window_us: (budget.rate.period + budget.margin).as_micros() as u64,
+            margin_us: budget.margin.as_micros() as u64,
             grant_ttl: budget.margin / 2,
             member_prefix: Arc::from(format!("{consumer}:{nonce:016x}")),
             calls: Arc::new(AtomicU64::new(0)),
@@ -219,12 +287,12 @@ impl SharedLimiter {
         &self.budget
     }
 
-    /// Whether a grant received at `granted_at` may still be used for a request.
-    pub fn is_fresh(&self, granted_at: tokio::time::Instant) -> bool {
-        granted_at.elapsed() <= self.grant_ttl
+    /// Whether `token` may still be used for a request.
+    pub fn is_fresh(&self, token: &Token) -> bool {
+        token.granted_at.elapsed() <= self.grant_ttl
     }
 
-    /// Waits until at least one request of `lane` may be sent and returns how many (1 to
+    /// Waits until at least one request of `lane` may be sent and returns the tokens (1 to
     /// `want`). Every returned token must be used for a request (an OTP may use a booking's
     /// token, never the reverse), or the budget is spent for nothing.
     pub async fn acquire(
@@ -232,11 +300,11 @@ impl SharedLimiter {
         lane: Lane,
         want: u32,
         cancel: &CancellationToken,
-    ) -> Result<u32, AcquireError> {
+    ) -> Result<Tokens, AcquireError> {
         let want = want.clamp(1, MAX_GRANT);
         loop {
             let (granted, wait_us) = self.try_acquire(lane, want).await?;
-            if granted > 0 {
+            if granted.count() > 0 {
                 return Ok(granted);
             }
             let wait = Duration::from_micros(wait_us.max(1000));
@@ -247,9 +315,11 @@ impl SharedLimiter {
         }
     }
 
-    /// One call of the shared script: `(granted, wait_us)`.
-    pub async fn try_acquire(&self, lane: Lane, want: u32) -> Result<(u32, u64), AcquireError> {
+    /// One call of the shared script: the tokens granted (maybe none), and how long to wait
+    /// before asking again can help.
+    pub async fn try_acquire(&self, lane: Lane, want: u32) -> Result<(Tokens, u64), AcquireError> {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let call: Arc<str> = Arc::from(format!("{}:{call}", self.member_prefix));
         let budget = &self.budget;
         let mut conn = self.pool.get().await?;
         let (granted, wait_us): (u32, u64) = ACQUIRE
@@ -258,20 +328,27 @@ impl SharedLimiter {
             .key(&self.state_key)
             .key(&self.bookings_waiting_key)
             .key(&self.otp_window_key)
+            .key(&self.otp_first_key)
             .arg(budget.rate.requests.get())
-            .arg(self.log_window_us)
+            .arg(self.margin_us)
             .arg(want)
-            .arg(format!("{}:{call}", self.member_prefix))
+            .arg(&*call)
             .arg(lane.as_str())
             .arg(budget.otp_reserve)
             .arg(budget.booking_share)
             .arg(budget.rate.period.as_micros() as u64)
             .arg(budget.burst())
             .arg(budget.growth_step())
+            .arg(&*self.member_prefix)
             .arg(self.clock.script_arg())
             .invoke_async(&mut conn)
             .await?;
-        Ok((granted, wait_us))
+        let tokens = Tokens {
+            call,
+            count: granted,
+            granted_at: tokio::time::Instant::now(),
+        };
+        Ok((tokens, wait_us))
     }
 
     /// After a 429: pauses every replica (for `Retry-After`, clamped to `--max-cooldown`, or

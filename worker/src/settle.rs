@@ -19,7 +19,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis::{AsyncCommands, Script};
+use deadpool_redis::redis::{AsyncCommands, Script, ScriptInvocation};
 use herald_shared::durability::Durability;
 use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
@@ -30,10 +30,9 @@ use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, RedisFailure};
 use crate::timeline;
 
-static COMPLETE: LazyLock<Script> =
-    LazyLock::new(|| with_timeline(include_str!("lua/complete.lua")));
-static RETRY: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/retry.lua")));
-static DEAD: LazyLock<Script> = LazyLock::new(|| with_timeline(include_str!("lua/dead.lua")));
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/complete.lua")));
+static RETRY: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/retry.lua")));
+static DEAD: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/dead.lua")));
 static HAND_BACK: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/hand_back.lua")));
 static DROP_DUPLICATE: LazyLock<Script> =
     LazyLock::new(|| owning(include_str!("lua/drop_duplicate.lua")));
@@ -62,11 +61,13 @@ pub(crate) fn owning(script: &str) -> Script {
     Script::new(&format!("{}\n{script}", include_str!("lua/owned.lua")))
 }
 
-/// A settle script with the ownership check and the timeline prelude
-/// (`record(key, json, ttl)`) in front.
-fn with_timeline(script: &str) -> Script {
+/// A settle script that may follow a send: the request's charge to the shared log
+/// (`lua/charge.lua`, see [`Settler::charge`]), then the ownership check and the timeline
+/// prelude (`record(key, json, ttl)`), in front.
+fn after_send(script: &str) -> Script {
     Script::new(&format!(
-        "{}\n{}\n{script}",
+        "{}\n{}\n{}\n{script}",
+        include_str!("lua/charge.lua"),
         include_str!("lua/owned.lua"),
         include_str!("lua/timeline.lua")
     ))
@@ -170,9 +171,8 @@ impl Settler {
         let job_id = job.id.to_string();
         let now = OffsetDateTime::now_utc();
         let mut conn = self.pool.get().await?;
-        let reply: i64 = COMPLETE
-            .key(self.keys.lane(delivery.lane))
-            .key(self.keys.sent(&job_id))
+        let mut call = COMPLETE.key(self.keys.lane(delivery.lane));
+        call.key(self.keys.sent(&job_id))
             .key(self.keys.stats())
             .key(self.keys.job_status(&job_id))
             .key(self.keys.message(message_id))
@@ -183,7 +183,9 @@ impl Settler {
             .arg(Stat::Sent.field(delivery.lane))
             .arg(timeline::sent_fields(job, message_id, now))
             .arg(timeline::message_fields(job, message_id, now))
-            .arg(&self.consumer)
+            .arg(&self.consumer);
+        let reply: i64 = self
+            .charge(&mut call, delivery)
             .invoke_async(&mut conn)
             .await?;
         self.confirm_marker(&mut conn, &job_id).await;
@@ -232,9 +234,8 @@ impl Settler {
             .checked_add(time::Duration::try_from(delay).unwrap_or(time::Duration::MAX))
             .unwrap_or(OffsetDateTime::now_utc());
         let mut conn = self.pool.get().await?;
-        let reply: i64 = RETRY
-            .key(self.keys.lane(delivery.lane))
-            .key(self.keys.delayed(delivery.lane))
+        let mut call = RETRY.key(self.keys.lane(delivery.lane));
+        call.key(self.keys.delayed(delivery.lane))
             .key(self.keys.stats())
             .key(self.keys.job_status(&job.id.to_string()))
             .arg(WORKER_GROUP)
@@ -244,7 +245,9 @@ impl Settler {
             .arg(stat.field(delivery.lane))
             .arg(timeline::retry_fields(job, due))
             .arg(TIMELINE_TTL_SECS)
-            .arg(&self.consumer)
+            .arg(&self.consumer);
+        let reply: i64 = self
+            .charge(&mut call, delivery)
             .invoke_async(&mut conn)
             .await?;
         Ok(Settled::from_reply(reply))
@@ -257,9 +260,8 @@ impl Settler {
     ) -> Result<Settled, RedisFailure> {
         let mut conn = self.pool.get().await?;
         let json = serde_json::to_string(letter).expect("a dead letter serializes");
-        let reply: i64 = DEAD
-            .key(self.keys.lane(delivery.lane))
-            .key(self.keys.dead())
+        let mut call = DEAD.key(self.keys.lane(delivery.lane));
+        call.key(self.keys.dead())
             .key(self.keys.dead_index(delivery.lane))
             .key(self.keys.stats())
             .key(self.keys.job_status(&letter.job_id))
@@ -272,10 +274,28 @@ impl Settler {
             .arg(timeline::dead_fields(letter))
             .arg(TIMELINE_TTL_SECS)
             .arg(&self.consumer)
-            .arg(code_kept_until(letter))
+            .arg(code_kept_until(letter));
+        let reply: i64 = self
+            .charge(&mut call, delivery)
             .invoke_async(&mut conn)
             .await?;
         Ok(Settled::from_reply(reply))
+    }
+
+    /// Adds the charge of `delivery`'s token, if it has one, to a settle script's call (last
+    /// keys and argument, read by `lua/charge.lua`): its entry in the shared log is
+    /// re-scored to now, after the answer, so it leaves the window W after it.
+    fn charge<'a>(
+        &self,
+        call: &'a mut ScriptInvocation<'static>,
+        delivery: &Delivery,
+    ) -> &'a mut ScriptInvocation<'static> {
+        if let Some(token) = &delivery.token {
+            call.key(self.keys.rate_window())
+                .key(self.keys.rate_window_otp())
+                .arg(format!("charge:{}", token.member()));
+        }
+        call
     }
 
     pub async fn hand_back(

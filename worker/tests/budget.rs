@@ -1,14 +1,17 @@
 //! The shared budget against a real redis-server: the scripts' rules (sliding log, global
 //! pacing, OTP reserve, bookings' share, 429 episodes, the cool-down cap, distinct log
-//! members), each with its own server. Times are Redis's, so windows are short and real.
+//! members, a request charged from its answer), each with its own server. Times are Redis's, so windows are short and real.
 
 use std::time::Duration;
 
 use herald_shared::config::RateLimit;
+use herald_shared::keys::Stat;
 use herald_shared::redis_pool::{Pool, connect};
-use herald_shared::{Keys, Lane};
+use herald_shared::{Job, Keys, Lane};
 use herald_tests::RedisServer;
-use herald_worker::limiter::{Budget, SharedLimiter};
+use herald_worker::lanes::Delivery;
+use herald_worker::limiter::{Budget, SharedLimiter, Token};
+use herald_worker::settle::Settler;
 use redis::AsyncCommands;
 
 struct Harness {
@@ -84,10 +87,19 @@ async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
     };
     let limiter = h.limiter(b, "w1");
     h.prefill(94, false).await;
-    assert_eq!(limiter.try_acquire(Lane::Booking, 1).await.unwrap().0, 1);
+    assert_eq!(
+        limiter
+            .try_acquire(Lane::Booking, 1)
+            .await
+            .unwrap()
+            .0
+            .count(),
+        1
+    );
     assert_eq!(h.log_len().await, 95);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (granted, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    let granted = granted.count();
     assert_eq!(
         granted, 0,
         "the pacing would allow one; the reserve does not"
@@ -97,6 +109,7 @@ async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
         "it waits for the window to slide: {wait_us} us"
     );
     let (otp, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    let otp = otp.count();
     assert_eq!(otp, 1, "an OTP finds a reserved token at once");
 }
 
@@ -110,7 +123,12 @@ async fn requests_from_all_replicas_together_are_paced_at_the_plans_rate() {
     let mut granted = 0;
     while started.elapsed() < Duration::from_millis(1_000) {
         for limiter in &replicas {
-            granted += limiter.try_acquire(Lane::Booking, 64).await.unwrap().0;
+            granted += limiter
+                .try_acquire(Lane::Booking, 64)
+                .await
+                .unwrap()
+                .0
+                .count();
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -165,10 +183,12 @@ async fn a_huge_retry_after_pauses_every_replica_for_at_most_max_cooldown() {
         );
     }
     let (granted, wait_us) = other.try_acquire(Lane::Otp, 1).await.unwrap();
+    let granted = granted.count();
     assert_eq!(granted, 0, "every replica pauses");
     assert!(wait_us <= 300_000, "for at most the cap: {wait_us} us");
     tokio::time::sleep(Duration::from_millis(350)).await;
     let (granted, _) = other.try_acquire(Lane::Otp, 1).await.unwrap();
+    let granted = granted.count();
     assert_eq!(granted, 1, "and then goes on");
 }
 
@@ -206,8 +226,13 @@ async fn a_restarted_replica_with_the_same_name_never_overwrites_live_log_entrie
     let after = h.limiter(b, "fixed");
     let mut granted = 0;
     for _ in 0..5 {
-        granted += before.try_acquire(Lane::Booking, 1).await.unwrap().0;
-        granted += after.try_acquire(Lane::Booking, 1).await.unwrap().0;
+        granted += before
+            .try_acquire(Lane::Booking, 1)
+            .await
+            .unwrap()
+            .0
+            .count();
+        granted += after.try_acquire(Lane::Booking, 1).await.unwrap().0.count();
         tokio::time::sleep(Duration::from_millis(70)).await;
     }
     assert_eq!(
@@ -229,20 +254,156 @@ async fn while_bookings_wait_otps_leave_them_their_share() {
     let limiter = h.limiter(b, "w1");
     h.prefill(358, true).await;
     assert_eq!(
-        limiter.try_acquire(Lane::Booking, 1).await.unwrap().0,
+        limiter
+            .try_acquire(Lane::Booking, 1)
+            .await
+            .unwrap()
+            .0
+            .count(),
         1,
         "a booking asks: bookings are waiting from now on"
     );
     tokio::time::sleep(Duration::from_millis(60)).await;
     let mut otps = 0;
     for _ in 0..10 {
-        otps += limiter.try_acquire(Lane::Otp, 64).await.unwrap().0;
+        otps += limiter.try_acquire(Lane::Otp, 64).await.unwrap().0.count();
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert_eq!(otps, 2, "OTPs stop at 400 - 40 = 360 of their own");
     assert_eq!(
-        limiter.try_acquire(Lane::Booking, 1).await.unwrap().0,
+        limiter
+            .try_acquire(Lane::Booking, 1)
+            .await
+            .unwrap()
+            .0
+            .count(),
         1,
         "the booking gets its token"
     );
+}
+
+/// The Redis clock now, in microseconds.
+async fn redis_now(conn: &mut herald_shared::redis_pool::Connection) -> f64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
+    (secs * 1_000_000 + micros) as f64
+}
+
+#[tokio::test]
+async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_from_its_answer() {
+    let h = harness().await;
+    let margin = Duration::from_secs(5);
+    let limiter = h.limiter(
+        Budget {
+            margin,
+            ..budget("10/10s")
+        },
+        "w1",
+    );
+    let settler = Settler::new(h.pool.clone(), h.keys.clone(), "w1".into());
+    let mut conn = h.pool.get().await.unwrap();
+    let job = Job::otp("+919812345678", "123456", Duration::from_secs(60)).unwrap();
+
+    let before = redis_now(&mut conn).await;
+    let (tokens, _) = limiter.try_acquire(Lane::Otp, 2).await.unwrap();
+    let tokens: Vec<Token> = tokens.iter().collect();
+    assert_eq!(tokens.len(), 2);
+    for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
+        let score: f64 = conn.zscore(&log, tokens[0].member()).await.unwrap();
+        assert!(
+            score >= before + margin.as_micros() as f64,
+            "in flight, {log} counts it from its grant plus the margin"
+        );
+    }
+
+    // Answered: the settle that follows the send re-scores both entries to its own time,
+    // whoever owns the stream entry (here nobody: the charge does not depend on it).
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(h.keys.lane(Lane::Otp))
+        .arg(herald_shared::keys::WORKER_GROUP)
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut delivery = Delivery::of_job(&job, "1-1");
+    delivery.token = Some(tokens[0].clone());
+    settler.sent(&delivery, &job, "msg-1").await.unwrap();
+    let after = redis_now(&mut conn).await;
+    for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
+        let score: f64 = conn.zscore(&log, tokens[0].member()).await.unwrap();
+        assert!(
+            (before..=after).contains(&score),
+            "answered, {log} counts it from the answer: {score} not in {before}..={after}"
+        );
+        let other: f64 = conn.zscore(&log, tokens[1].member()).await.unwrap();
+        assert!(
+            other >= before + margin.as_micros() as f64,
+            "the other token, still in flight, is untouched"
+        );
+    }
+
+    // An entry already gone from the log is not brought back by a late settle.
+    let _: () = conn
+        .zrem(h.keys.rate_window(), tokens[1].member())
+        .await
+        .unwrap();
+    delivery.token = Some(tokens[1].clone());
+    settler
+        .retry(&delivery, &job, Duration::from_secs(1), Stat::Retried)
+        .await
+        .unwrap();
+    let gone: Option<f64> = conn
+        .zscore(h.keys.rate_window(), tokens[1].member())
+        .await
+        .unwrap();
+    assert_eq!(gone, None);
+}
+
+#[tokio::test]
+async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_window_full_goes_first()
+{
+    let h = harness().await;
+    // 20 per 2 s (a token every 100 ms), the reserve 1: bookings' own requests stop at 19.
+    let b = Budget {
+        otp_reserve: 1,
+        ..budget("20/2s")
+    };
+    let limiter = h.limiter(b, "w1");
+    let mut conn = h.pool.get().await.unwrap();
+    let now = redis_now(&mut conn).await;
+    // A backlog's 19 requests: the oldest leaves the window in 300 ms, the others in 2 s.
+    for i in 0..19 {
+        let at = if i == 0 { now - 1_700_000.0 } else { now };
+        let _: () = conn
+            .zadd(h.keys.rate_window(), format!("booking:{i}"), at)
+            .await
+            .unwrap();
+    }
+    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(booking.0.count(), 0, "bookings never take the reserve");
+    let otp = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp.0.count(), 1, "an OTP spends it on top of the backlog");
+    assert_eq!(h.log_len().await, 20, "the whole window is used");
+
+    // The window is full: the next OTP waits for the oldest request to leave, and goes first.
+    let (otp, wait_us) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp.count(), 0);
+    assert!(
+        (100_000..=400_000).contains(&wait_us),
+        "it waits for the oldest request to leave: {wait_us} us"
+    );
+    let first: u64 = conn.zcard(h.keys.otp_first()).await.unwrap();
+    assert_eq!(first, 1, "it said it goes first");
+    tokio::time::sleep(Duration::from_micros(wait_us)).await;
+    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(
+        booking.0.count(),
+        0,
+        "a token freed and bookings are under their cap, but the waiting OTP goes first"
+    );
+    let otp = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp.0.count(), 1, "the OTP takes the freed token");
+    let first: u64 = conn.zcard(h.keys.otp_first()).await.unwrap();
+    assert_eq!(first, 0, "and no OTP waits any more");
 }

@@ -21,7 +21,7 @@ use herald_shared::backoff::ReconnectBackoff;
 use super::Context;
 use super::send::{dead_letter, expired, process};
 use crate::lanes::{Delivery, RedisFailure};
-use crate::limiter::AcquireError;
+use crate::limiter::{AcquireError, Tokens};
 use crate::telemetry;
 
 /// A booking about to be sent looks for a newer OTP at most this often.
@@ -137,18 +137,18 @@ impl Dispatcher<'_> {
         }
 
         let grant = self.acquire(shutdown, sends).await?;
-        let granted_at = Instant::now();
         if grant.lane == Lane::Booking && !grant.bookings_turn {
             // OTPs that arrived meanwhile take the tokens (an OTP may use a booking's token).
-            self.peek_otps(grant.tokens as usize).await?;
+            self.peek_otps(grant.tokens.count() as usize).await?;
         }
-        self.mix.record(grant.lane, grant.tokens);
+        self.mix.record(grant.lane, grant.tokens.count());
 
         let mut permit = Some(permit);
-        for _ in 0..grant.tokens {
-            let Some(delivery) = self.take(grant) else {
+        for token in grant.tokens.iter() {
+            let Some(mut delivery) = self.take(&grant) else {
                 break;
             };
+            delivery.token = Some(token);
             let permit = match permit.take() {
                 Some(p) => p,
                 None => self
@@ -159,7 +159,7 @@ impl Dispatcher<'_> {
             };
             let ctx = ctx.clone();
             sends.spawn(async move {
-                process(&ctx, delivery, granted_at).await;
+                process(&ctx, delivery).await;
                 drop(permit);
             });
         }
@@ -181,7 +181,7 @@ impl Dispatcher<'_> {
             let Some(head) = self.hand.front().map(|d| d.lane) else {
                 return Ok(Grant {
                     lane: Lane::Otp,
-                    tokens: 0,
+                    tokens: Tokens::none(),
                     bookings_turn: false,
                 });
             };
@@ -198,8 +198,8 @@ impl Dispatcher<'_> {
                 .count()
                 .min(self.slots.available_permits() + 1) as u32;
             let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
-            tracing::trace!(lane = %lane, want, granted, wait_us, in_hand = self.hand.len(), "asked for tokens");
-            if granted > 0 {
+            tracing::trace!(lane = %lane, want, granted = granted.count(), wait_us, in_hand = self.hand.len(), "asked for tokens");
+            if granted.count() > 0 {
                 return Ok(Grant {
                     lane,
                     tokens: granted,
@@ -233,7 +233,7 @@ impl Dispatcher<'_> {
 
     /// The next delivery `grant`'s token is spent on: an OTP first (it may use any token),
     /// unless it is the bookings' turn to catch up with their share; else a job of its lane.
-    fn take(&mut self, grant: Grant) -> Option<Delivery> {
+    fn take(&mut self, grant: &Grant) -> Option<Delivery> {
         let otp_first = grant.lane == Lane::Booking && !grant.bookings_turn;
         let index = otp_first
             .then(|| self.hand.iter().position(|d| d.lane == Lane::Otp))
@@ -341,10 +341,10 @@ impl Dispatcher<'_> {
 }
 
 /// Tokens granted for one lane.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Grant {
     lane: Lane,
-    tokens: u32,
+    tokens: Tokens,
     /// Asked for bookings that fell behind their share while OTPs held the head of the hand:
     /// the tokens go to bookings.
     bookings_turn: bool,

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use crate::lanes::{Delivery, RedisFailure};
+use crate::limiter::Token;
 use crate::retry::{SendOutcome, Verdict, decide};
 use crate::settle::{BeginSend, Settled};
 use crate::telemetry;
@@ -34,7 +35,7 @@ pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
 /// Sends one job and settles it, in the order of the flow: check what must not be sent,
 /// make sure the token is still good, send, record the attempt, cool everyone down on a
 /// 429, decide, settle. Never panics on a bad job: it dead-letters it.
-pub(super) async fn process(ctx: &Context, delivery: Delivery, granted_at: Instant) {
+pub(super) async fn process(ctx: &Context, mut delivery: Delivery) {
     let job = match &delivery.job {
         Ok(job) => job.clone(),
         Err(bad) => {
@@ -42,8 +43,12 @@ pub(super) async fn process(ctx: &Context, delivery: Delivery, granted_at: Insta
             return dead_letter(ctx, delivery, reason).await;
         }
     };
-    if !ctx.limiter.is_fresh(granted_at) {
-        refresh_grant(ctx, delivery.lane, &job.id.to_string()).await;
+    if !delivery
+        .token
+        .as_ref()
+        .is_some_and(|token| ctx.limiter.is_fresh(token))
+    {
+        delivery.token = Some(refresh_grant(ctx, delivery.lane, &job.id.to_string()).await);
     }
     let Some(request) = prepare(ctx, &delivery, &job).await else {
         return;
@@ -195,14 +200,19 @@ async fn settle(
 
 /// Replaces a grant that went stale before its request could start (see
 /// [`crate::limiter::default_margin`]) with a fresh one.
-async fn refresh_grant(ctx: &Context, lane: Lane, job_id: &str) {
+async fn refresh_grant(ctx: &Context, lane: Lane, job_id: &str) -> Token {
     tracing::debug!(job = %job_id, "grant went stale before sending; asking for a fresh one");
     metrics::counter!("herald_rate_stale_grants_total").increment(1);
     let never = CancellationToken::new();
     let mut backoff = ReconnectBackoff::new("rate limiter");
     loop {
         match ctx.limiter.acquire(lane, 1, &never).await {
-            Ok(_) => return backoff.succeeded(),
+            Ok(tokens) => {
+                backoff.succeeded();
+                if let Some(token) = tokens.iter().next() {
+                    return token;
+                }
+            }
             Err(err) => {
                 backoff.failed(&err);
                 let _ = backoff.wait(&never).await;

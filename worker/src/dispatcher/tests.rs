@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::Context;
 use super::send::process;
 use crate::lanes::Delivery;
-use crate::limiter::Budget;
+use crate::limiter::{Budget, Token};
 use crate::retry::RetryPolicy;
 use crate::settings::Settings;
 
@@ -90,17 +90,17 @@ async fn cool_down(s: &mut Scenario) {
 }
 
 /// A grant older than half the margin: no longer usable, its job waits for a fresh one.
-fn stale_grant(ctx: &Context) -> Instant {
-    Instant::now() - ctx.settings.budget.margin
+fn stale_grant(ctx: &Context) -> Token {
+    Token::unlogged(Instant::now() - ctx.settings.budget.margin)
 }
 
 /// Starts a send task per delivery, each with a stale grant.
 async fn process_all(ctx: &Arc<Context>, deliveries: Vec<Delivery>) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
-    for delivery in deliveries {
+    for mut delivery in deliveries {
         let ctx = ctx.clone();
-        let granted_at = stale_grant(&ctx);
-        tasks.spawn(async move { process(&ctx, delivery, granted_at).await });
+        delivery.token = Some(stale_grant(&ctx));
+        tasks.spawn(async move { process(&ctx, delivery).await });
     }
     tasks
 }

@@ -1,12 +1,16 @@
 -- The shared budget: every replica's requests go through here.
 --
 -- Three rules, all decided on Redis's clock (TIME), so hosts' clocks never matter:
--- 1. The sliding log: at most E requests in any window of `log window` (W plus a margin),
---    where E is the effective budget (the configured N, halved per 429 episode, grown
---    back by `step` per clean period; see cooldown.lua). Bookings never take the last
---    `reserve` entries of the log, so an OTP finds a token even behind a backlog; while
---    bookings are waiting (KEYS[4] lives), OTPs never take more than E - `share` of it,
---    and bookings may always use their `share`, reserve or not.
+-- 1. The sliding log: at most E requests in any sliding W, each counted from a time it
+--    cannot have reached Interakt after: its grant plus `margin` while in flight, then its
+--    answer (the settle re-scores the entry: charge.lua). E is the effective budget (the
+--    configured N, halved per 429 episode, grown back by `step` per clean period; see
+--    cooldown.lua). Bookings never take the last `reserve` tokens of a window: their own
+--    entries stay at most E - reserve, so an OTP finds a token even behind a backlog, and
+--    OTPs spend the reserve on top of it. An OTP that finds the log full goes first for the
+--    next token that frees (KEYS[6]). While bookings are waiting (KEYS[4] lives), OTPs never
+--    take more than E - `share` of it, and bookings may always use their `share`, reserve
+--    or OTPs waiting.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
 --    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
 --    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
@@ -18,19 +22,23 @@
 -- KEYS[3] the budget's state (hash: configured, effective, changed_at, tat, ...)
 -- KEYS[4] "bookings are waiting" (a key with a short TTL)
 -- KEYS[5] the OTPs' own log (sorted set, like KEYS[1] but OTPs only)
--- ARGV[1] configured N, ARGV[2] log window (us), ARGV[3] tokens wanted,
+-- KEYS[6] the OTPs going first (sorted set: a replica whose OTP found the log full, scored
+--         by when its claim lapses)
+-- ARGV[1] configured N, ARGV[2] margin (us), ARGV[3] tokens wanted,
 -- ARGV[4] unique member prefix for this call, ARGV[5] lane ('otp' or 'booking'),
 -- ARGV[6] OTP reserve (tokens), ARGV[7] bookings' share (tokens), ARGV[8] W (us),
--- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens)
+-- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens),
+-- ARGV[11] the asking replica (its claim in KEYS[6])
 -- Returns {granted, wait_us}: granted > 0, or 0 and how long until asking again can help.
 -- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+local margin = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local otp = ARGV[5] == 'otp'
 local reserve = tonumber(ARGV[6])
 local share = tonumber(ARGV[7])
 local period = tonumber(ARGV[8])
+local window = period
 local burst = tonumber(ARGV[9])
 local step = tonumber(ARGV[10])
 
@@ -65,34 +73,59 @@ if not otp then
   redis.call('SET', KEYS[4], 1, 'PX', math.max(1000, math.ceil(interval * 4 / 1000)))
 end
 
--- 1. The log. `cap` is how full this lane may make it.
+-- 1. The log: at most E entries in all. Bookings' own entries (all but the OTPs') stay at
+-- most E - reserve, so the reserve's tokens of every window are left to OTPs, which may
+-- spend them on top of a full backlog.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(now - window))
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now - window))
 local used = redis.call('ZCARD', KEYS[1])
 local otp_used = redis.call('ZCARD', KEYS[5])
-local cap = eff
-if not otp then
-  cap = eff - math.min(reserve, eff - 1)
-end
-local free = cap - used
+local bookings_used = used - otp_used
+local room = eff - used
+local free = room
+local index = math.max(0, used - eff)
+local log = KEYS[1]
 if otp and bookings_waiting then
-  free = math.min(free, (eff - math.min(share, eff - 1)) - otp_used)
-elseif not otp then
-  free = math.max(free, math.min(share - (used - otp_used), eff - used))
-end
-if free <= 0 then
-  -- Wait for the entry whose leaving brings this lane under its cap.
-  local log = KEYS[1]
-  local index = math.max(0, used - cap)
-  if otp and bookings_waiting and used < cap then
+  local otp_cap = eff - math.min(share, eff - 1)
+  if otp_cap - otp_used < free then
+    free = otp_cap - otp_used
     log = KEYS[5]
+    index = math.max(0, otp_used - otp_cap)
+  end
+elseif not otp then
+  local own_cap = eff - math.min(reserve, eff - 1)
+  if own_cap - bookings_used < free then
+    free = own_cap - bookings_used
     index = 0
   end
-  local oldest = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
-  if #oldest == 0 then
-    return {0, 1000}
+  -- OTPs waiting for the next token to free up go first.
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now))
+  local first = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+  if #first > 0 and free > 0 then
+    free = 0
   end
-  return {0, math.max(1000, tonumber(oldest[2]) + window - now + 1)}
+  -- Bookings may always use their share, reserve or OTPs waiting.
+  free = math.max(free, math.min(share - bookings_used, room))
+  if free <= 0 and #first > 0 then
+    return {0, math.max(1000, math.min(interval, tonumber(first[2]) - now))}
+  end
+end
+if free <= 0 then
+  -- Wait for the entry whose leaving brings this lane under its cap (for bookings under
+  -- their own cap, the oldest entry: an estimate, asked again then).
+  local oldest = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
+  local wait = 1000
+  if #oldest > 0 then
+    wait = math.max(1000, tonumber(oldest[2]) + window - now + 1)
+  end
+  if otp and room <= 0 and log == KEYS[1] then
+    -- The window is full: this replica's OTP takes the next token that frees up, before any
+    -- booking, until its claim lapses (it asks again by then).
+    local lapses = now + wait + interval + 50000
+    redis.call('ZADD', KEYS[6], int(lapses), ARGV[11])
+    redis.call('PEXPIRE', KEYS[6], math.ceil((lapses - now) / 1000) + 1000)
+  end
+  return {0, wait}
 end
 
 -- 2. Pacing: how far ahead of the schedule this lane may run.
@@ -107,15 +140,18 @@ if early > tolerance then
 end
 local paced = math.floor((tolerance - early) / interval) + 1
 local granted = math.min(want, free, paced)
+if otp then
+  redis.call('ZREM', KEYS[6], ARGV[11])
+end
 for i = 1, granted do
-  redis.call('ZADD', KEYS[1], int(now), ARGV[4] .. ':' .. i)
+  redis.call('ZADD', KEYS[1], int(now + margin), ARGV[4] .. ':' .. i)
   if otp then
-    redis.call('ZADD', KEYS[5], int(now), ARGV[4] .. ':' .. i)
+    redis.call('ZADD', KEYS[5], int(now + margin), ARGV[4] .. ':' .. i)
   end
 end
 redis.call('HSET', KEYS[3], 'tat', int(tat + granted * interval))
 redis.call('PEXPIRE', KEYS[3], state_ttl)
-local ttl = math.ceil(window / 1000) + 1000
+local ttl = math.ceil((window + margin) / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then
   redis.call('PEXPIRE', KEYS[5], ttl)
