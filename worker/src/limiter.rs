@@ -98,6 +98,13 @@ impl Budget {
         (self.rate.requests.get() / 100).clamp(1, MAX_GRANT)
     }
 
+    /// Tokens bookings leave free beyond what OTPs use once OTPs have spent the reserve, so
+    /// the next OTP behind a full backlog finds one at once: 1% of N, rounded down (none
+    /// below N = 100, where one token would cost more than 1% of the budget).
+    pub fn spare(&self) -> u32 {
+        self.rate.requests.get() / 100
+    }
+
     /// Tokens the effective budget grows back by per clean window: a tenth of N, at least 1.
     pub fn growth_step(&self) -> u32 {
         percent_of(self.rate.requests.get(), 10)
@@ -340,6 +347,7 @@ impl SharedLimiter {
             .arg(budget.burst())
             .arg(budget.growth_step())
             .arg(&*self.member_prefix)
+            .arg(budget.spare())
             .arg(self.clock.script_arg())
             .invoke_async(&mut conn)
             .await?;
@@ -408,6 +416,8 @@ mod tests {
         assert_eq!((budget.otp_reserve, budget.booking_share), (15, 30));
         assert_eq!(budget.burst(), 3);
         assert_eq!(budget.growth_step(), 30);
+        assert_eq!(budget.spare(), 3);
+        assert_eq!(Budget::new("30/6s".parse().unwrap()).spare(), 0);
         assert_eq!(budget.max_cooldown, Duration::from_secs(30));
     }
 

@@ -407,3 +407,32 @@ async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_windo
     let first: u64 = conn.zcard(h.keys.otp_first()).await.unwrap();
     assert_eq!(first, 0, "and no OTP waits any more");
 }
+
+#[tokio::test]
+async fn once_otps_have_spent_the_reserve_bookings_leave_a_spare_token_for_the_next_otp() {
+    let h = harness().await;
+    // 200 per 2 s: the reserve 10, the spare 2 (1% of N).
+    let limiter = h.limiter(budget("200/2s"), "w1");
+    assert_eq!(limiter.budget().spare(), 2);
+    let mut conn = h.pool.get().await.unwrap();
+    let now = redis_now(&mut conn).await;
+    // 12 OTPs (more than the reserve) and 186 bookings in the window: 198 of 200.
+    for i in 0..198 {
+        let member = format!("earlier:{i}");
+        let _: () = conn.zadd(h.keys.rate_window(), &member, now).await.unwrap();
+        if i < 12 {
+            let _: () = conn
+                .zadd(h.keys.rate_window_otp(), &member, now)
+                .await
+                .unwrap();
+        }
+    }
+    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(
+        booking.0.count(),
+        0,
+        "bookings hold back what OTPs use plus the spare, though 2 tokens are free"
+    );
+    let otp = limiter.try_acquire(Lane::Otp, 2).await.unwrap();
+    assert_eq!(otp.0.count(), 2, "the next OTPs find the spare at once");
+}

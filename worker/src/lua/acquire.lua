@@ -7,7 +7,9 @@
 --    configured N, halved per 429 episode, grown back by `step` per clean period; see
 --    cooldown.lua). Bookings never take the last `reserve` tokens of a window: their own
 --    entries stay at most E - reserve, so an OTP finds a token even behind a backlog, and
---    OTPs spend the reserve on top of it. An OTP that finds the log full goes first for the
+--    OTPs spend the reserve on top of it; once they have, bookings also leave `spare`
+--    tokens free beyond what OTPs use (1% of N: none below N = 100), so the next OTP
+--    still finds one at once. An OTP that finds the log full goes first for the
 --    next token that frees (KEYS[6]). While bookings are waiting (KEYS[4] lives), OTPs never
 --    take more than E - `share` of it, and bookings may always use their `share`, reserve
 --    or OTPs waiting.
@@ -28,7 +30,8 @@
 -- ARGV[4] unique member prefix for this call, ARGV[5] lane ('otp' or 'booking'),
 -- ARGV[6] OTP reserve (tokens), ARGV[7] bookings' share (tokens), ARGV[8] W (us),
 -- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens),
--- ARGV[11] the asking replica (its claim in KEYS[6])
+-- ARGV[11] the asking replica (its claim in KEYS[6]), ARGV[12] spare tokens kept free
+-- beyond the OTPs' use
 -- Returns {granted, wait_us}: granted > 0, or 0 and how long until asking again can help.
 -- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
@@ -41,6 +44,7 @@ local period = tonumber(ARGV[8])
 local window = period
 local burst = tonumber(ARGV[9])
 local step = tonumber(ARGV[10])
+local spare = tonumber(ARGV[12])
 
 local cooldown = redis.call('PTTL', KEYS[2])
 if cooldown > 0 then
@@ -93,7 +97,10 @@ if otp and bookings_waiting then
     index = math.max(0, otp_used - otp_cap)
   end
 elseif not otp then
-  local own_cap = eff - math.min(reserve, eff - 1)
+  -- Held from bookings: the reserve, or what OTPs use plus `spare` tokens kept free for the
+  -- next OTP, whichever is more.
+  local held = math.max(math.min(reserve, eff - 1), otp_used + spare)
+  local own_cap = eff - math.min(held, eff - 1)
   if own_cap - bookings_used < free then
     free = own_cap - bookings_used
     index = 0
