@@ -61,8 +61,9 @@ pub struct RunArgs {
     /// Timeout of one request to Interakt.
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// Extra length of the shared window, absorbing the jitter between a grant and the
-    /// request's arrival (default: 2% of the window, 250 ms to 1 s).
+    /// How late after its grant a request may reach Interakt: a request in flight counts in
+    /// the shared window from its grant plus this margin, then from its answer (default: 2%
+    /// of the window, 250 ms to 1 s).
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
     /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
