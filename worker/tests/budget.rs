@@ -51,21 +51,25 @@ impl Harness {
     /// `n` entries in the log now, as earlier grants would have left them (`otp`: OTPs'
     /// grants, in their own log too).
     async fn prefill(&self, n: usize, otp: bool) {
-        let mut conn = self.pool.get().await.unwrap();
-        let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
-        let now = secs * 1_000_000 + micros;
+        let now = redis_now(&mut self.pool.get().await.unwrap()).await;
         for i in 0..n {
-            let member = format!("earlier:{i}");
+            self.log_entry(&format!("earlier:{i}"), now, otp).await;
+        }
+    }
+
+    /// An earlier grant's entry `member`, scored `at` (us, Redis clock) in the log, and in
+    /// the OTPs' own too when `otp`.
+    async fn log_entry(&self, member: &str, at: f64, otp: bool) {
+        let mut conn = self.pool.get().await.unwrap();
+        let _: () = conn
+            .zadd(self.keys.rate_window(), member, at)
+            .await
+            .unwrap();
+        if otp {
             let _: () = conn
-                .zadd(self.keys.rate_window(), &member, now)
+                .zadd(self.keys.rate_window_otp(), member, at)
                 .await
                 .unwrap();
-            if otp {
-                let _: () = conn
-                    .zadd(self.keys.rate_window_otp(), &member, now)
-                    .await
-                    .unwrap();
-            }
         }
     }
 
@@ -375,10 +379,7 @@ async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_windo
     // A backlog's 19 requests: the oldest leaves the window in 300 ms, the others in 2 s.
     for i in 0..19 {
         let at = if i == 0 { now - 1_700_000.0 } else { now };
-        let _: () = conn
-            .zadd(h.keys.rate_window(), format!("booking:{i}"), at)
-            .await
-            .unwrap();
+        h.log_entry(&format!("booking:{i}"), at, false).await;
     }
     let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
     assert_eq!(booking.0.count(), 0, "bookings never take the reserve");
@@ -414,18 +415,10 @@ async fn once_otps_have_spent_the_reserve_bookings_leave_a_spare_token_for_the_n
     // 200 per 2 s: the reserve 10, the spare 2 (1% of N).
     let limiter = h.limiter(budget("200/2s"), "w1");
     assert_eq!(limiter.budget().spare(), 2);
-    let mut conn = h.pool.get().await.unwrap();
-    let now = redis_now(&mut conn).await;
+    let now = redis_now(&mut h.pool.get().await.unwrap()).await;
     // 12 OTPs (more than the reserve) and 186 bookings in the window: 198 of 200.
     for i in 0..198 {
-        let member = format!("earlier:{i}");
-        let _: () = conn.zadd(h.keys.rate_window(), &member, now).await.unwrap();
-        if i < 12 {
-            let _: () = conn
-                .zadd(h.keys.rate_window_otp(), &member, now)
-                .await
-                .unwrap();
-        }
+        h.log_entry(&format!("earlier:{i}"), now, i < 12).await;
     }
     let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
     assert_eq!(
