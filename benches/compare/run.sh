@@ -12,7 +12,8 @@
 # with `herald-producer bulk` and one `herald-worker run --concurrency 50` sends them.
 # Figures per side: enqueue jobs/s; end to end jobs/s from the worker process's start to the
 # last job sent; the worker's peak RSS; Redis commands per job (INFO commandstats over the
-# worker's run); Redis bytes per queued job (used_memory before and after the enqueue).
+# worker's run); Redis round trips per job (`total_reads_processed`: a pipeline Redis reads
+# at once counts one); Redis bytes per queued job (used_memory before and after the enqueue).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -95,6 +96,9 @@ awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"ph
 used_memory() { R info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
 # Redis commands executed since the last CONFIG RESETSTAT, less the given count of our own polls.
 commands() { R info commandstats | awk -F'[=,:]' -v own="$1" '/^cmdstat_/ { n += $3 } END { print n - own }'; }
+# Round trips since the last CONFIG RESETSTAT: the reads Redis did from its clients (a
+# pipeline read at once counts one), less the given count of our own.
+round_trips() { R info stats | awk -F: -v own="$1" '/^total_reads_processed:/ { print $2 - own }'; }
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
@@ -110,6 +114,7 @@ bullmq_round() {
     out="$(cd "$here/bullmq" && JOBS="$JOBS" CONCURRENCY="$CONCURRENCY" \
         TARGET_URL="http://127.0.0.1:$hport/v1/public/rcs/message/" node worker.mjs)"
     bq_cmds="$(commands 2)"
+    bq_trips="$(round_trips 3)"
     read -r bq_rate bq_rss < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["completed"]/d["seconds"]), d["max_rss_kib"])')
 }
 
@@ -148,20 +153,21 @@ herald_round() {
     t1="$(now)"
     he_rss="$(peak_rss_kib "$pid")"
     he_cmds="$(commands "$polls")"
+    he_trips="$(round_trips $((polls + 3)))"
     kill -TERM "$pid"
     wait "$pid" || true
     he_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
 }
 
 echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
-printf '%-6s %-7s %14s %14s %9s %13s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "bytes per job"
+printf '%-6s %-7s %14s %14s %9s %13s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "bytes per job"
 for round in $(seq 1 "$ROUNDS"); do
     bullmq_round
     herald_round
-    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
-        "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$bq_bytes"
-    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
-        "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
+    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
+        "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" "$bq_bytes"
+    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
+        "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
     printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
         "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
 done

@@ -4,6 +4,7 @@
 //! The guide's `phoneNumber.substring(0, 3)` is wrong for +1, +7, +971 and many more; the
 //! country code's length comes from the metadata, never from a fixed offset.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,14 @@ pub enum PhoneError {
     Invalid,
 }
 
+thread_local! {
+    /// The last number this thread found valid, and its split form. A worker parses each
+    /// job's number twice back to back (rendering the request, then validating it) and
+    /// libphonenumber's check is the costliest step of a send: the second parse is free.
+    /// Only valid numbers are kept, so a refusal is always worked out afresh.
+    static LAST_VALID: RefCell<Option<(String, Phone)>> = const { RefCell::new(None) };
+}
+
 impl Phone {
     /// Parses `+919999999999`, tolerating spaces, dashes, dots and parentheses.
     pub fn parse_e164(input: &str) -> Result<Self, PhoneError> {
@@ -35,15 +44,25 @@ impl Phone {
         if !trimmed.starts_with('+') {
             return Err(PhoneError::MissingPlus);
         }
+        let cached = LAST_VALID.with_borrow(|last| {
+            last.as_ref()
+                .filter(|(number, _)| number == trimmed)
+                .map(|(_, phone)| phone.clone())
+        });
+        if let Some(phone) = cached {
+            return Ok(phone);
+        }
         let parsed = phonenumber::parse(None, trimmed)
             .map_err(|err| PhoneError::Unparsable(err.to_string()))?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
-        Ok(Phone {
+        let phone = Phone {
             country_code: format!("+{}", parsed.code().value()),
             national_number: parsed.national().value().to_string(),
-        })
+        };
+        LAST_VALID.set(Some((trimmed.to_string(), phone.clone())));
+        Ok(phone)
     }
 
     /// Parses Interakt's split form (`"+91"`, `"9999999999"`), as raw requests carry it.
@@ -149,6 +168,35 @@ mod tests {
         assert!(Phone::parse_split("+91", "9999999999").is_ok());
         assert!(Phone::parse_split("+1", "4155552671").is_ok());
         assert!(Phone::parse_split("+9", "19999999999").is_err());
+    }
+
+    #[test]
+    fn a_number_parsed_again_gets_the_same_answer_as_the_first_time() {
+        for input in [
+            "+919999999999",
+            "+14155552671",
+            "+91 12345",
+            "+abc",
+            "+14155552671",
+        ] {
+            let first = Phone::parse_e164(input);
+            assert_eq!(Phone::parse_e164(input), first, "{input}");
+        }
+        Phone::parse_e164("+919999999999").unwrap();
+        assert!(
+            Phone::parse_split("+9", "19999999999").is_err(),
+            "the split form is still checked against the remembered number"
+        );
+        assert_eq!(
+            Phone::parse_e164(" +919999999999 ")
+                .unwrap()
+                .national_number,
+            "9999999999"
+        );
+        assert_eq!(
+            Phone::parse_e164("+919999999999").unwrap().country_code,
+            "+91"
+        );
     }
 
     #[test]

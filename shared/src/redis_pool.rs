@@ -24,13 +24,16 @@
 
 mod credentials;
 pub mod sentinel;
+mod shared;
 mod tracked;
 
 pub use credentials::{Credentials, PASSWORD_VAR, USERNAME_VAR};
 pub use sentinel::SentinelManager;
+pub use shared::SharedConnection;
 pub use tracked::{RECHECK_IDLE, Tracked};
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed;
@@ -416,33 +419,82 @@ fn is_tls_url(url: &str) -> bool {
         .starts_with("rediss://")
 }
 
-/// A pool of Redis connections, to one server or to a cluster. Cheap to clone: clones share
-/// the connections.
+/// A pool of Redis connections, to one server or to a cluster, and one connection shared by
+/// every task that asks for it ([`Pool::shared`]). Cheap to clone: clones share the
+/// connections.
 #[derive(Clone)]
-pub enum Pool {
+pub struct Pool {
+    kind: Kind,
+    shared: Arc<shared::Slot>,
+}
+
+#[derive(Clone)]
+enum Kind {
     Single(managed::Pool<SingleManager>),
     Cluster(managed::Pool<ClusterManager>),
     Sentinel(managed::Pool<SentinelManager>),
 }
 
+impl From<Kind> for Pool {
+    fn from(kind: Kind) -> Pool {
+        Pool {
+            kind,
+            shared: Arc::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Pool::Single(_) => f.write_str("Pool(single)"),
-            Pool::Cluster(_) => f.write_str("Pool(cluster)"),
-            Pool::Sentinel(_) => f.write_str("Pool(sentinel)"),
+        match self.kind {
+            Kind::Single(_) => f.write_str("Pool(single)"),
+            Kind::Cluster(_) => f.write_str("Pool(cluster)"),
+            Kind::Sentinel(_) => f.write_str("Pool(sentinel)"),
         }
     }
 }
 
 impl Pool {
+    fn from_sentinel(pool: managed::Pool<SentinelManager>) -> Pool {
+        Kind::Sentinel(pool).into()
+    }
+
     /// A connection for this task alone (blocking reads included), returned on drop.
     pub async fn get(&self) -> Result<Connection, PoolError> {
-        Ok(match self {
-            Pool::Single(pool) => Connection(Pooled::Single(pool.get().await?)),
-            Pool::Cluster(pool) => Connection(Pooled::Cluster(pool.get().await?)),
-            Pool::Sentinel(pool) => Connection(Pooled::Sentinel(pool.get().await?)),
+        Ok(match &self.kind {
+            Kind::Single(pool) => Connection(Pooled::Single(pool.get().await?)),
+            Kind::Cluster(pool) => Connection(Pooled::Cluster(pool.get().await?)),
+            Kind::Sentinel(pool) => Connection(Pooled::Sentinel(pool.get().await?)),
         })
+    }
+
+    /// The connection every caller shares: commands of tasks running at once go out and
+    /// come back together ([`shared`]), so a burst of short commands (the send path's
+    /// checks and settles) costs a few round trips instead of one each. Never for a
+    /// blocking command: use [`Pool::get`].
+    pub async fn shared(&self) -> Result<SharedConnection, PoolError> {
+        use managed::Manager as _;
+        use shared::Multiplexed;
+        let open = async || {
+            Ok(match &self.kind {
+                Kind::Single(pool) => {
+                    Multiplexed::Server(pool.manager().create().await?.into_inner())
+                }
+                Kind::Cluster(pool) => {
+                    Multiplexed::Cluster(pool.manager().create().await?.into_inner())
+                }
+                Kind::Sentinel(pool) => {
+                    Multiplexed::Server(pool.manager().create().await?.into_inner())
+                }
+            })
+        };
+        self.shared.get(open).await.map_err(PoolError::Backend)
+    }
+
+    /// How many shared connections this pool has opened: one, plus one after each that a
+    /// failure spoiled.
+    pub fn shared_opened(&self) -> u64 {
+        self.shared.opened()
     }
 }
 
@@ -638,10 +690,11 @@ fn create_cluster_pool_with(
         )
     })?;
     install_crypto_provider();
-    Ok(Pool::Cluster(with_timeouts(
+    Ok(Kind::Cluster(with_timeouts(
         managed::Pool::builder(ClusterManager { client }),
         max_size,
-    )))
+    ))
+    .into())
 }
 
 /// A pool of at most `max_size` connections to the server at `url`, with the timeouts above.
@@ -679,10 +732,11 @@ fn create_pool_with(
     }
     .map_err(unusable)?;
     install_crypto_provider();
-    Ok(Pool::Single(with_timeouts(
+    Ok(Kind::Single(with_timeouts(
         managed::Pool::builder(SingleManager { client, config }),
         max_size,
-    )))
+    ))
+    .into())
 }
 
 /// A pool of at most `max_size` connections to `url` made with `config` and no pool
@@ -698,7 +752,7 @@ pub fn untimed_pool(
         .max_size(max_size)
         .build()
         .expect("a pool without timeouts needs no runtime");
-    Ok(Pool::Single(pool))
+    Ok(Kind::Single(pool).into())
 }
 
 /// rustls needs one process-wide crypto provider; Herald uses aws-lc-rs (as reqwest does).

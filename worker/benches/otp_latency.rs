@@ -16,7 +16,9 @@
 //!
 //! Shapes: the compressed window `30/6s` (a token every 200 ms, ten windows: a minute per
 //! replica count) by default; `BENCH_GROWTH=1` adds Growth's `300/1m` (two windows: about
-//! two minutes per replica count), `BENCH_GROWTH=only` runs it alone. Other knobs:
+//! two minutes per replica count), `BENCH_GROWTH=only` runs it alone. `BENCH_RATES` picks
+//! any of `30/6s`, `300/6s` (Growth's N in a tenth of the window: a token every 20 ms, two
+//! windows) and `300/1m`, e.g. `BENCH_RATES=300/6s,300/1m`. Other knobs:
 //! `BENCH_REPLICAS=1,3,6`, `BENCH_OTPS=50` (per run), `BENCH_WINDOWS` (per run, every
 //! shape: with `BENCH_OTPS`, how dense the OTPs are against the reserve),
 //! `BENCH_LATENCY=0ms` (the sandbox's answer time), `BENCH_SEED`.
@@ -54,12 +56,39 @@ impl Shape {
         window: Duration::from_secs(6),
         windows: 10,
     };
+    /// Growth's N in a window ten times shorter: a token every 20 ms, two windows, the
+    /// same OTP density against the reserve as `GROWTH` in a tenth of the time.
+    const COMPRESSED_300: Shape = Shape {
+        rate: "300/6s",
+        n: 300,
+        window: Duration::from_secs(6),
+        windows: 2,
+    };
     const GROWTH: Shape = Shape {
         rate: "300/1m",
         n: 300,
         window: Duration::from_secs(60),
         windows: 2,
     };
+
+    const ALL: [Shape; 3] = [Shape::COMPRESSED, Shape::COMPRESSED_300, Shape::GROWTH];
+
+    /// The shapes `BENCH_RATES` names (`30/6s,300/6s,300/1m`); an unknown one stops the
+    /// benchmark, listing the known ones.
+    fn named(list: &str) -> Vec<Shape> {
+        list.split(',')
+            .map(|rate| {
+                let rate = rate.trim();
+                *Shape::ALL
+                    .iter()
+                    .find(|s| s.rate == rate)
+                    .unwrap_or_else(|| {
+                        let known: Vec<_> = Shape::ALL.iter().map(|s| s.rate).collect();
+                        panic!("BENCH_RATES: {rate:?} is not one of {known:?}")
+                    })
+            })
+            .collect()
+    }
 
     /// One token's worth of time, W/N.
     fn interval(&self) -> Duration {
@@ -317,10 +346,14 @@ async fn main() {
                 .expect("BENCH_REPLICAS is a list such as 1,3,6")
         })
         .collect();
-    let mut shapes = match std::env::var("BENCH_GROWTH").as_deref() {
-        Ok("only") => vec![Shape::GROWTH],
-        Ok(_) => vec![Shape::COMPRESSED, Shape::GROWTH],
-        Err(_) => vec![Shape::COMPRESSED],
+    let mut shapes = match (
+        std::env::var("BENCH_RATES").as_deref(),
+        std::env::var("BENCH_GROWTH").as_deref(),
+    ) {
+        (Ok(rates), _) => Shape::named(rates),
+        (Err(_), Ok("only")) => vec![Shape::GROWTH],
+        (Err(_), Ok(_)) => vec![Shape::COMPRESSED, Shape::GROWTH],
+        (Err(_), Err(_)) => vec![Shape::COMPRESSED],
     };
     if let Ok(windows) = std::env::var("BENCH_WINDOWS") {
         let windows: u32 = windows

@@ -14,7 +14,8 @@ use crate::retry::{Refusal, SendOutcome, trim_body};
 #[derive(Clone)]
 pub struct Sender {
     http: reqwest::Client,
-    url: String,
+    /// Parsed once: every send posts to the same URL.
+    url: reqwest::Url,
     authorization: HeaderValue,
 }
 
@@ -30,6 +31,7 @@ impl Sender {
                 "INTERAKT_API_KEY contains characters not allowed in a header".to_string()
             })?;
         authorization.set_sensitive(true);
+        let url = reqwest::Url::parse(&url).map_err(|err| format!("{url:?}: {err}"))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -47,7 +49,7 @@ impl Sender {
     pub async fn send(&self, request: &SendRequest) -> SendOutcome {
         let response = self
             .http
-            .post(&self.url)
+            .post(self.url.clone())
             .header(AUTHORIZATION, self.authorization.clone())
             .json(request)
             .send()

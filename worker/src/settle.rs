@@ -97,7 +97,9 @@ impl Settled {
 /// unsettled entry stays pending for recovery).
 #[derive(Clone)]
 pub struct Settler {
-    /// The replica's Redis pool (shared with the reader and the limiter).
+    /// The replica's Redis pool (shared with the reader and the limiter). The checks and
+    /// settles of the send path use its shared connection ([`Pool::shared`]): those of
+    /// tasks that finish together go out and come back together, in a few round trips.
     pool: Pool,
     keys: Keys,
     /// This replica's name in the group: the owner every script checks for.
@@ -140,7 +142,7 @@ impl Settler {
         let deadline = job.not_after.map_or(String::new(), |at| {
             herald_shared::schedule::unix_ms(at).to_string()
         });
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.shared().await?;
         let (code, detail): (i64, String) = BEGIN_SEND
             .key(self.keys.lane(delivery.lane))
             .key(self.keys.job_status(&job_id))
@@ -170,7 +172,6 @@ impl Settler {
     ) -> Result<Settled, RedisFailure> {
         let job_id = job.id.to_string();
         let now = OffsetDateTime::now_utc();
-        let mut conn = self.pool.get().await?;
         let mut call = COMPLETE.key(self.keys.lane(delivery.lane));
         call.key(self.keys.sent(&job_id))
             .key(self.keys.stats())
@@ -184,11 +185,16 @@ impl Settler {
             .arg(timeline::sent_fields(job, message_id, now))
             .arg(timeline::message_fields(job, message_id, now))
             .arg(&self.consumer);
-        let reply: i64 = self
-            .charge(&mut call, delivery)
-            .invoke_async(&mut conn)
-            .await?;
-        self.confirm_marker(&mut conn, &job_id).await;
+        let call = self.charge(&mut call, delivery);
+        let reply: i64 = if self.durability.is_on() {
+            // `WAIT` counts this connection's writes and blocks it: a connection of its own.
+            let mut conn = self.pool.get().await?;
+            let reply = call.invoke_async(&mut conn).await?;
+            self.confirm_marker(&mut conn, &job_id).await;
+            reply
+        } else {
+            call.invoke_async(&mut self.pool.shared().await?).await?
+        };
         Ok(Settled::from_reply(reply))
     }
 
@@ -211,7 +217,7 @@ impl Settler {
 
     /// Acknowledges a redelivered copy of a job that was already sent, without sending it.
     pub async fn drop_duplicate(&self, delivery: &Delivery) -> Result<Settled, RedisFailure> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.shared().await?;
         let reply: i64 = DROP_DUPLICATE
             .key(self.keys.lane(delivery.lane))
             .arg(WORKER_GROUP)
@@ -233,7 +239,7 @@ impl Settler {
         let due = OffsetDateTime::now_utc()
             .checked_add(time::Duration::try_from(delay).unwrap_or(time::Duration::MAX))
             .unwrap_or(OffsetDateTime::now_utc());
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.shared().await?;
         let mut call = RETRY.key(self.keys.lane(delivery.lane));
         call.key(self.keys.delayed(delivery.lane))
             .key(self.keys.stats())
@@ -258,7 +264,7 @@ impl Settler {
         delivery: &Delivery,
         letter: &DeadLetter,
     ) -> Result<Settled, RedisFailure> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.pool.shared().await?;
         let json = serde_json::to_string(letter).expect("a dead letter serializes");
         let mut call = DEAD.key(self.keys.lane(delivery.lane));
         call.key(self.keys.dead())

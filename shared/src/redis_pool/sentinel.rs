@@ -90,7 +90,7 @@ pub(super) fn create_pool(
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    Ok(Pool::Sentinel(with_timeouts(
+    Ok(Pool::from_sentinel(with_timeouts(
         managed::Pool::builder(SentinelManager {
             client: tokio::sync::Mutex::new(client),
             config,

@@ -43,11 +43,16 @@ impl<C> Tracked<C> {
     pub fn inner(&mut self) -> &mut C {
         &mut self.conn
     }
+
+    /// The connection, out of its tracking (for [`super::shared`], which tracks its own).
+    pub fn into_inner(self) -> C {
+        self.conn
+    }
 }
 
 /// Whether `err` means the connection it came from should not be used again. An error
 /// reply (`WRONGTYPE`, `NOSCRIPT`, a script's own error) leaves the connection good.
-fn spoils(err: &RedisError) -> bool {
+pub(super) fn spoils(err: &RedisError) -> bool {
     err.is_io_error()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
