@@ -68,6 +68,9 @@ struct Dispatcher<'a> {
     last_booking_peek: Instant,
     /// This replica's recent grants by lane, for the bookings' share.
     mix: LaneMix,
+    /// Whether the last ask for tokens got all it asked for: then the budget is not what
+    /// limits this replica, and [`Dispatcher::fill`] reads ahead.
+    unthrottled: bool,
 }
 
 /// Runs the dispatcher until shutdown; returns the jobs still in hand.
@@ -84,6 +87,7 @@ pub(super) async fn dispatch(
         last_otp_peek: Instant::now(),
         last_booking_peek: Instant::now(),
         mix: LaneMix::new(ctx.settings.budget.rate.period),
+        unthrottled: false,
     };
     let mut backoff = ReconnectBackoff::new("dispatcher");
     loop {
@@ -198,6 +202,7 @@ impl Dispatcher<'_> {
                 .count()
                 .min(self.slots.available_permits() + 1) as u32;
             let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
+            self.unthrottled = granted.count() == want;
             tracing::trace!(lane = %lane, want, granted = granted.count(), wait_us, in_hand = self.hand.len(), "asked for tokens");
             if granted.count() > 0 {
                 return Ok(Grant {
@@ -267,10 +272,19 @@ impl Dispatcher<'_> {
     }
 
     /// Reads new jobs: OTPs first, then bookings (always room for one, so bookings can ask
-    /// for their share behind a flood of OTPs); blocks briefly on both when idle.
+    /// for their share behind a flood of OTPs); blocks briefly on both when idle. As many as
+    /// there are free slots while the budget is what limits this replica; up to the
+    /// concurrency while it is not ([`Dispatcher::unthrottled`]).
     async fn fill(&mut self, shutdown: &CancellationToken) -> Result<(), StepError> {
         let reader = &self.ctx.reader;
-        let want = self.slots.available_permits() + 1;
+        let free = self.slots.available_permits() + 1;
+        // With tokens to spare, read ahead up to the concurrency: reading only as many as
+        // there are free slots would make the reads, one round trip a step, what paces sends.
+        let want = if self.unthrottled {
+            free.max(self.ctx.settings.concurrency)
+        } else {
+            free
+        };
         let mut got = reader
             .read_now(Lane::Otp, want.saturating_sub(1).max(1))
             .await?;
