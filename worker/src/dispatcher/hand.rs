@@ -79,16 +79,7 @@ pub(super) async fn dispatch(
     shutdown: &CancellationToken,
     sends: &mut JoinSet<()>,
 ) -> VecDeque<Delivery> {
-    let mut d = Dispatcher {
-        ctx,
-        slots: Arc::new(Semaphore::new(ctx.settings.concurrency)),
-        hand: VecDeque::new(),
-        next_claim: Instant::now(),
-        last_otp_peek: Instant::now(),
-        last_booking_peek: Instant::now(),
-        mix: LaneMix::new(ctx.settings.budget.rate.period),
-        unthrottled: false,
-    };
+    let mut d = Dispatcher::new(ctx);
     let mut backoff = ReconnectBackoff::new("dispatcher");
     loop {
         while let Some(finished) = sends.try_join_next() {
@@ -121,7 +112,21 @@ pub(super) async fn dispatch(
     d.hand
 }
 
-impl Dispatcher<'_> {
+impl<'a> Dispatcher<'a> {
+    /// Nothing in hand, every slot free.
+    fn new(ctx: &'a Arc<Context>) -> Dispatcher<'a> {
+        Dispatcher {
+            ctx,
+            slots: Arc::new(Semaphore::new(ctx.settings.concurrency)),
+            hand: VecDeque::new(),
+            next_claim: Instant::now(),
+            last_otp_peek: Instant::now(),
+            last_booking_peek: Instant::now(),
+            mix: LaneMix::new(ctx.settings.budget.rate.period),
+            unthrottled: false,
+        }
+    }
+
     async fn step(
         &mut self,
         permit: OwnedSemaphorePermit,
@@ -415,6 +420,37 @@ impl LaneMix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_tests::scenario::{SandboxSetup, Scenario, booking};
+
+    /// Every slot busy (three sending, one held by the step itself): while tokens are not
+    /// known to be plentiful the dispatcher reads one job, for the step's own slot; once an
+    /// ask for tokens got all it asked for, it reads ahead up to the concurrency.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_replica_reads_ahead_only_while_its_asks_for_tokens_are_met() {
+        let mut s = Scenario::start(SandboxSetup::default()).await;
+        let ctx = super::super::tests::context(&s, Duration::from_secs(60)).await;
+        assert_eq!(ctx.settings.concurrency, 4);
+        s.enqueue(&(0..20).map(booking).collect::<Vec<_>>()).await;
+        let mut d = Dispatcher::new(&ctx);
+        let _busy = d.slots.clone().try_acquire_many_owned(4).unwrap();
+        let shutdown = CancellationToken::new();
+
+        assert!(d.fill(&shutdown).await.is_ok());
+        assert_eq!(
+            d.hand.len(),
+            1,
+            "not known to be unthrottled: free slots + 1"
+        );
+
+        let mut sends = JoinSet::new();
+        let grant = d.acquire(&shutdown, &mut sends).await.ok().unwrap();
+        assert_eq!(grant.tokens.count(), 1, "100/1s has room for one");
+        assert!(d.unthrottled, "the ask got all it asked for");
+
+        d.hand.clear();
+        assert!(d.fill(&shutdown).await.is_ok());
+        assert_eq!(d.hand.len(), 4, "reads ahead up to the concurrency");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn bookings_fall_behind_their_share_only_within_the_window() {

@@ -34,7 +34,7 @@ const PAUSE: Duration = Duration::from_secs(4);
 const CONSUMER: &str = "stale-holder";
 
 /// A replica's context against `s`, at a plan of 100 per second.
-async fn context(s: &Scenario, claim_idle: Duration) -> Arc<Context> {
+pub(super) async fn context(s: &Scenario, claim_idle: Duration) -> Arc<Context> {
     let settings = Settings {
         redis: Target::single(s.redis.url()),
         keys: s.keys.clone(),
