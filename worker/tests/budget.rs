@@ -91,15 +91,7 @@ async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
     };
     let limiter = h.limiter(b, "w1");
     h.prefill(94, false).await;
-    assert_eq!(
-        limiter
-            .try_acquire(Lane::Booking, 1)
-            .await
-            .unwrap()
-            .0
-            .count(),
-        1
-    );
+    assert_eq!(granted(&limiter, Lane::Booking, 1).await, 1);
     assert_eq!(h.log_len().await, 95);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (granted, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
@@ -124,22 +116,17 @@ async fn requests_from_all_replicas_together_are_paced_at_the_plans_rate() {
     let b = budget("20/2s");
     let replicas: Vec<SharedLimiter> = (0..3).map(|i| h.limiter(b, &format!("w{i}"))).collect();
     let started = tokio::time::Instant::now();
-    let mut granted = 0;
+    let mut total = 0;
     while started.elapsed() < Duration::from_millis(1_000) {
         for limiter in &replicas {
-            granted += limiter
-                .try_acquire(Lane::Booking, 64)
-                .await
-                .unwrap()
-                .0
-                .count();
+            total += granted(limiter, Lane::Booking, 64).await;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Three replicas asking flat out for 1 s get about 10 tokens, not a window's 19.
     assert!(
-        (9..=12).contains(&granted),
-        "{granted} tokens in 1 s at 20/2s for three replicas together"
+        (9..=12).contains(&total),
+        "{total} tokens in 1 s at 20/2s for three replicas together"
     );
 }
 
@@ -228,20 +215,15 @@ async fn a_restarted_replica_with_the_same_name_never_overwrites_live_log_entrie
     // Two processes named the same (a fixed HERALD_CONSUMER, before and after a restart).
     let before = h.limiter(b, "fixed");
     let after = h.limiter(b, "fixed");
-    let mut granted = 0;
+    let mut total = 0;
     for _ in 0..5 {
-        granted += before
-            .try_acquire(Lane::Booking, 1)
-            .await
-            .unwrap()
-            .0
-            .count();
-        granted += after.try_acquire(Lane::Booking, 1).await.unwrap().0.count();
+        total += granted(&before, Lane::Booking, 1).await;
+        total += granted(&after, Lane::Booking, 1).await;
         tokio::time::sleep(Duration::from_millis(70)).await;
     }
     assert_eq!(
         h.log_len().await,
-        u64::from(granted),
+        u64::from(total),
         "every grant is its own entry in the log"
     );
 }
@@ -258,32 +240,27 @@ async fn while_bookings_wait_otps_leave_them_their_share() {
     let limiter = h.limiter(b, "w1");
     h.prefill(358, true).await;
     assert_eq!(
-        limiter
-            .try_acquire(Lane::Booking, 1)
-            .await
-            .unwrap()
-            .0
-            .count(),
+        granted(&limiter, Lane::Booking, 1).await,
         1,
         "a booking asks: bookings are waiting from now on"
     );
     tokio::time::sleep(Duration::from_millis(60)).await;
     let mut otps = 0;
     for _ in 0..10 {
-        otps += limiter.try_acquire(Lane::Otp, 64).await.unwrap().0.count();
+        otps += granted(&limiter, Lane::Otp, 64).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     assert_eq!(otps, 2, "OTPs stop at 400 - 40 = 360 of their own");
     assert_eq!(
-        limiter
-            .try_acquire(Lane::Booking, 1)
-            .await
-            .unwrap()
-            .0
-            .count(),
+        granted(&limiter, Lane::Booking, 1).await,
         1,
         "the booking gets its token"
     );
+}
+
+/// How many of `want` tokens `limiter` grants `lane` right now.
+async fn granted(limiter: &SharedLimiter, lane: Lane, want: u32) -> u32 {
+    limiter.try_acquire(lane, want).await.unwrap().0.count()
 }
 
 /// The Redis clock now, in microseconds.
@@ -381,10 +358,16 @@ async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_windo
         let at = if i == 0 { now - 1_700_000.0 } else { now };
         h.log_entry(&format!("booking:{i}"), at, false).await;
     }
-    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
-    assert_eq!(booking.0.count(), 0, "bookings never take the reserve");
-    let otp = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
-    assert_eq!(otp.0.count(), 1, "an OTP spends it on top of the backlog");
+    assert_eq!(
+        granted(&limiter, Lane::Booking, 1).await,
+        0,
+        "bookings never take the reserve"
+    );
+    assert_eq!(
+        granted(&limiter, Lane::Otp, 1).await,
+        1,
+        "an OTP spends it on top of the backlog"
+    );
     assert_eq!(h.log_len().await, 20, "the whole window is used");
 
     // The window is full: the next OTP waits for the oldest request to leave, and goes first.
@@ -397,14 +380,16 @@ async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_windo
     let first: u64 = conn.zcard(h.keys.otp_first()).await.unwrap();
     assert_eq!(first, 1, "it said it goes first");
     tokio::time::sleep(Duration::from_micros(wait_us)).await;
-    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
     assert_eq!(
-        booking.0.count(),
+        granted(&limiter, Lane::Booking, 1).await,
         0,
         "a token freed and bookings are under their cap, but the waiting OTP goes first"
     );
-    let otp = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
-    assert_eq!(otp.0.count(), 1, "the OTP takes the freed token");
+    assert_eq!(
+        granted(&limiter, Lane::Otp, 1).await,
+        1,
+        "the OTP takes the freed token"
+    );
     let first: u64 = conn.zcard(h.keys.otp_first()).await.unwrap();
     assert_eq!(first, 0, "and no OTP waits any more");
 }
@@ -420,12 +405,14 @@ async fn once_otps_have_spent_the_reserve_bookings_leave_a_spare_token_for_the_n
     for i in 0..198 {
         h.log_entry(&format!("earlier:{i}"), now, i < 12).await;
     }
-    let booking = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
     assert_eq!(
-        booking.0.count(),
+        granted(&limiter, Lane::Booking, 1).await,
         0,
         "bookings hold back what OTPs use plus the spare, though 2 tokens are free"
     );
-    let otp = limiter.try_acquire(Lane::Otp, 2).await.unwrap();
-    assert_eq!(otp.0.count(), 2, "the next OTPs find the spare at once");
+    assert_eq!(
+        granted(&limiter, Lane::Otp, 2).await,
+        2,
+        "the next OTPs find the spare at once"
+    );
 }
