@@ -132,3 +132,70 @@ async fn guarantee_5_a_poison_job_is_dead_lettered() {
     assert_eq!(left, 0, "the entry is off the lane");
     let _ = JOB_FIELD;
 }
+
+/// A replica with tokens to spare reads ahead of its free slots
+/// ([`herald_worker::dispatcher`]'s read-ahead), then is SIGSTOPped while it holds those
+/// jobs. The survivor takes them over after `--claim-idle`; once resumed, the paused
+/// replica finds them taken over and sends none of them. Only requests already in flight
+/// at the pause may reach Interakt twice: at most one per concurrency slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replica_never_sends_the_jobs_it_read_ahead_once_they_were_taken_over() {
+    let mut s = Scenario::start(SandboxSetup {
+        latency: Duration::from_millis(200),
+        // A few slower answers, so that slots free up one at a time (with one latency for
+        // all, the sends finish in waves and every slot is free when the replica reads).
+        script: vec![
+            "+919800000000=slow:300ms",
+            "+919800000003=slow:500ms",
+            "+919800000011=slow:700ms",
+        ],
+        ..Default::default()
+    })
+    .await;
+    let total = 200;
+    s.enqueue_bookings(0..total).await;
+    let args = [&CLAIM[..], &["--rate", "1000000/1s", "--concurrency", "8"]].concat();
+    let paused = s.worker("paused", &args);
+    let lane = s.keys.lane(herald_shared::Lane::Booking);
+    let conn = s.conn.clone();
+    wait_until(
+        "the replica to hold more jobs than it has slots",
+        Duration::from_secs(20),
+        || async {
+            let mut conn = conn.clone();
+            // NOGROUP until the worker has made its group: nothing held yet.
+            let held: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XPENDING")
+                .arg(&lane)
+                .arg(WORKER_GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(1000)
+                .arg("paused")
+                .query_async(&mut conn)
+                .await;
+            held.is_ok_and(|held| held.len() > 8)
+        },
+    )
+    .await;
+    paused.signal("STOP");
+    let survivor = s.worker("survivor", &args);
+
+    wait_until("every booking sent", Duration::from_secs(60), || async {
+        s.accepted_phones().len() == total
+    })
+    .await;
+    paused.signal("CONT");
+    wait_until(
+        "the resumed replica to find its jobs taken over",
+        Duration::from_secs(20),
+        || async { paused.log().contains("another replica took this job over") },
+    )
+    .await;
+    s.wait_drained(Duration::from_secs(20)).await;
+    assert!(survivor.log().contains("took over jobs left pending"));
+    let duplicates = s.accepted().len() - total;
+    assert!(
+        duplicates <= 8,
+        "{duplicates} duplicates: more than the requests in flight at the pause"
+    );
+}
