@@ -74,3 +74,50 @@ pub async fn erase_due(pool: &Pool, keys: &Keys) -> Result<usize, RedisFailure> 
     }
     Ok(erased)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deadpool_redis::redis::AsyncCommands;
+    use herald_shared::Lane;
+    use herald_shared::dead_letter::DeadReason;
+    use herald_tests::scenario::{SandboxSetup, Scenario, otp};
+
+    /// Observed in a chaos run: two replicas' erasers found the same due letter, and the
+    /// second read it after the first had erased it. With nothing left to erase it wrote an
+    /// empty string over the letter. A letter with nothing to erase must stay whole; only
+    /// its index entry goes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_eraser_leaves_a_letter_already_erased_whole() {
+        let mut s = Scenario::start(SandboxSetup::default()).await;
+        let mut job = otp("+919000000003", Duration::from_secs(1));
+        assert!(job.erase_code(), "the first eraser's work");
+        let id = job.id.to_string();
+        let reason = DeadReason::Expired {
+            deadline: job.not_after,
+            before_retry: true,
+        };
+        let letter = DeadLetter {
+            job: Some(job),
+            ..DeadLetter::new(
+                id.clone(),
+                Lane::Otp,
+                &reason,
+                "w".into(),
+                OffsetDateTime::now_utc(),
+            )
+        };
+        let json = serde_json::to_string(&letter).unwrap();
+        let _: () = s.conn.hset(s.keys.dead(), &id, &json).await.unwrap();
+        // Still on the index, and due: what the second eraser sees.
+        let _: () = s.conn.zadd(s.keys.dead_codes(), &id, 0).await.unwrap();
+
+        let pool = herald_shared::redis_pool::create_pool(&s.redis.url(), 2).unwrap();
+        let erased = erase_due(&pool, &s.keys).await.unwrap();
+        assert_eq!(erased, 0, "nothing was left to erase");
+        let stored: String = s.conn.hget(s.keys.dead(), &id).await.unwrap();
+        assert_eq!(stored, json, "the letter is whole");
+        let indexed: u64 = s.conn.zcard(s.keys.dead_codes()).await.unwrap();
+        assert_eq!(indexed, 0, "and off the index");
+    }
+}
