@@ -4,6 +4,8 @@
 #
 #   bash benches/compare/run.sh            # 20,000 OTP jobs, concurrency 50, 3 rounds
 #   JOBS=5000 ROUNDS=1 bash benches/compare/run.sh
+#   SIDES=herald COMMANDSTATS=1 bash benches/compare/run.sh   # Herald only, with Redis's
+#                                          # per-command counts and CPU per job after each round
 #
 # What it starts (and stops): a redis-server on a free port without persistence, nginx
 # (Debian's package; installed when missing) answering every POST with Interakt's 200 body,
@@ -20,6 +22,8 @@ root="$(cd "$here/../.." && pwd)"
 JOBS="${JOBS:-20000}"
 ROUNDS="${ROUNDS:-3}"
 CONCURRENCY="${CONCURRENCY:-50}"
+SIDES="${SIDES:-bullmq herald}"
+COMMANDSTATS="${COMMANDSTATS:-}"
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need redis-server || ! need node; then
@@ -53,7 +57,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 rport="$(free_port)"
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --dir "$work" >"$work/redis.log" 2>&1 &
-pids+=($!)
+rpid=$!
+pids+=($rpid)
 R() { redis-cli -p "$rport" "$@"; }
 until R ping >/dev/null 2>&1; do sleep 0.05; done
 export REDIS_URL="redis://127.0.0.1:$rport"
@@ -86,8 +91,10 @@ http {
 }
 EOF
 "$NGINX" -c "$work/nginx/nginx.conf" -p "$work/nginx" &
-pids+=($!)
+npid=$!
+pids+=($npid)
 until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$hport/v1/public/rcs/message/" 2>/dev/null; do sleep 0.05; done
+npid="$(pgrep -P "$npid" | head -1)" # the worker process, which answers
 
 # The same jobs for both: OTPs to distinct numbers, valid for 10 minutes.
 awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"phone\":\"+91%d\",\"code\":\"%06d\",\"valid_for\":\"10m\"}\n", 9000000000 + i, 100000 + i % 900000 }' >"$work/jobs.jsonl"
@@ -99,6 +106,15 @@ commands() { R info commandstats | awk -F'[=,:]' -v own="$1" '/^cmdstat_/ { n +=
 # Round trips since the last CONFIG RESETSTAT: the reads Redis did from its clients (a
 # pipeline read at once counts one), less the given count of our own.
 round_trips() { R info stats | awk -F: -v own="$1" '/^total_reads_processed:/ { print $2 - own }'; }
+# Each command's calls and Redis CPU per job, heaviest first (COMMANDSTATS=1).
+command_table() {
+    R info commandstats | awk -F'[=,:]' -v jobs="$JOBS" '/^cmdstat_/ {
+        printf "  %-28s %8.2f calls/job %8.2f us/job\n", substr($1, 9), $3 / jobs, $5 / jobs }' | sort -k4 -rn >&2
+    R info cpu | awk -F: -v jobs="$JOBS" '/^used_cpu_(sys|user):/ { t += $2 } END { printf "  redis cpu since start: %.1f s\n", t }' >&2
+}
+# CPU time (user + system, in clock ticks) a process has used, and that since a mark, per job.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_us_per_job() { python3 -c "import os; print(round(($(cpu_ticks "$1") - $2) * 1e6 / os.sysconf('SC_CLK_TCK') / $JOBS))"; }
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 now() { date +%s.%N; }
 
@@ -136,6 +152,9 @@ herald_round() {
     he_bytes=$(( (after - before) / JOBS ))
     he_enqueue_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
     R config resetstat >/dev/null
+    redis_cpu0="$(cpu_ticks "$rpid")"
+    nginx_cpu0="$(cpu_ticks "$npid")"
+    he_cpu0=0
     t0="$(now)"
     INTERAKT_API_KEY=bench INTERAKT_BASE_URL="http://127.0.0.1:$hport/v1/public" \
         RUST_LOG=warn "$bin/herald-worker" run --rate 100000000/1s --concurrency "$CONCURRENCY" \
@@ -154,6 +173,11 @@ herald_round() {
     he_rss="$(peak_rss_kib "$pid")"
     he_cmds="$(commands "$polls")"
     he_trips="$(round_trips $((polls + 3)))"
+    if [ -n "$COMMANDSTATS" ]; then
+        command_table
+        awk '/^(Rss|Anonymous|Pss_File):/ { printf "  worker at the end: %s %.1f MiB\n", $1, $2 / 1024 }' "/proc/$pid/smaps_rollup" >&2
+        echo "  cpu per job (us): worker $(cpu_us_per_job "$pid" "$he_cpu0"), redis $(cpu_us_per_job "$rpid" "$redis_cpu0"), nginx $(cpu_us_per_job "$npid" "$nginx_cpu0")" >&2
+    fi
     kill -TERM "$pid"
     wait "$pid" || true
     he_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
@@ -161,13 +185,20 @@ herald_round() {
 
 echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
 printf '%-6s %-7s %14s %14s %9s %13s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "bytes per job"
+has() { [[ " $SIDES " == *" $1 "* ]]; }
 for round in $(seq 1 "$ROUNDS"); do
-    bullmq_round
-    herald_round
-    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
-        "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" "$bq_bytes"
-    printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
-        "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
-    printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
-        "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
+    if has bullmq; then
+        bullmq_round
+        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
+            "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" "$bq_bytes"
+    fi
+    if has herald; then
+        herald_round
+        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
+            "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
+    fi
+    if has bullmq && has herald; then
+        printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
+            "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
+    fi
 done

@@ -213,9 +213,10 @@ fn booking_card(booking: &Booking, title: String, description: String, view: &st
 }
 
 fn standalone(phone: &str, content: CardContent, fallback: Option<SmsFallback>) -> SendRequest {
-    // Jobs hold numbers validated at enqueue; a failure here means a corrupted job, which
-    // validation of the rendered request then reports against countryCode+phoneNumber.
-    let (country_code, phone_number) = match Phone::parse_e164(phone) {
+    // Jobs hold numbers validated at enqueue, in E.164: splitting needs no more checking
+    // (`Phone::split_e164`). A failure here means a corrupted job, which validation of the
+    // rendered request then reports against countryCode+phoneNumber.
+    let (country_code, phone_number) = match Phone::split_e164(phone) {
         Ok(p) => (p.country_code, p.national_number),
         Err(_) => (String::new(), phone.to_string()),
     };

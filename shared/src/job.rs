@@ -321,7 +321,7 @@ impl Attempt {
 }
 
 impl Job {
-    fn new(payload: Payload) -> Job {
+    pub(crate) fn new(payload: Payload) -> Job {
         Job {
             id: Uuid::now_v7(),
             created_at: OffsetDateTime::now_utc(),

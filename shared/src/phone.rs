@@ -3,6 +3,17 @@
 //!
 //! The guide's `phoneNumber.substring(0, 3)` is wrong for +1, +7, +971 and many more; the
 //! country code's length comes from the metadata, never from a fixed offset.
+//!
+//! Two depths of checking:
+//! - [`Phone::parse_e164`] / [`Phone::parse_split`]: valid for its country's numbering plan,
+//!   by libphonenumber. What producers check at enqueue (the library, the CLI, the HTTP API),
+//!   so every job holds a valid number in canonical E.164 form.
+//! - [`Phone::split_e164`] / [`Phone::split_parts`]: E.164 shape and a known country calling
+//!   code ([`CALLING_CODES`], libphonenumber's own list; a test keeps them equal). What the
+//!   worker checks before each send: it splits numbers producers already validated, and
+//!   never loads libphonenumber's metadata (about 7 MB of heap and a tenth of a send's CPU).
+//!   A number that is E.164 but not valid for its country (an entry written to the stream by
+//!   hand) is then refused by Interakt, and dead-lettered with Interakt's reason.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -27,12 +38,69 @@ pub enum PhoneError {
     Unparsable(String),
     #[error("is not a valid number for its country code")]
     Invalid,
+    #[error("does not start with a known country calling code")]
+    UnknownCallingCode,
+    #[error("must have {min} to {max} digits in all (E.164), not {digits}")]
+    Length {
+        digits: usize,
+        min: usize,
+        max: usize,
+    },
+}
+
+/// Every country calling code libphonenumber's metadata knows, ascending (the test
+/// `the_calling_codes_are_libphonenumbers_own` keeps the two equal). No code is a prefix of
+/// another, so the first digits of an E.164 number name exactly one.
+pub const CALLING_CODES: [u16; 215] = [
+    1, 7, 20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54,
+    55, 56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98, 211,
+    212, 213, 216, 218, 220, 221, 222, 223, 224, 225, 226, 227, 228, 229, 230, 231, 232, 233, 234,
+    235, 236, 237, 238, 239, 240, 241, 242, 243, 244, 245, 246, 247, 248, 249, 250, 251, 252, 253,
+    254, 255, 256, 257, 258, 260, 261, 262, 263, 264, 265, 266, 267, 268, 269, 290, 291, 297, 298,
+    299, 350, 351, 352, 353, 354, 355, 356, 357, 358, 359, 370, 371, 372, 373, 374, 375, 376, 377,
+    378, 380, 381, 382, 383, 385, 386, 387, 389, 420, 421, 423, 500, 501, 502, 503, 504, 505, 506,
+    507, 508, 509, 590, 591, 592, 593, 594, 595, 596, 597, 598, 599, 670, 672, 673, 674, 675, 676,
+    677, 678, 679, 680, 681, 682, 683, 685, 686, 687, 688, 689, 690, 691, 692, 800, 808, 850, 852,
+    853, 855, 856, 870, 878, 880, 881, 882, 883, 886, 888, 960, 961, 962, 963, 964, 965, 966, 967,
+    968, 970, 971, 972, 973, 974, 975, 976, 977, 979, 992, 993, 994, 995, 996, 998,
+];
+
+/// E.164: at most 15 digits, country code included.
+const MAX_DIGITS: usize = 15;
+/// The shortest national numbers in use have 4 digits (Niue, +683).
+const MIN_NATIONAL_DIGITS: usize = 4;
+
+/// The country calling code that `digits` (an E.164 number without its `+`) starts with.
+fn calling_code(digits: &str) -> Option<usize> {
+    if digits.starts_with('0') {
+        return None; // no code starts with 0 (and "091" must not read as 91)
+    }
+    (1..=3).find(|&len| {
+        digits
+            .get(..len)
+            .and_then(|code| code.parse::<u16>().ok())
+            .is_some_and(|code| CALLING_CODES.binary_search(&code).is_ok())
+    })
+}
+
+/// The digits of `text`, with the separators people write between them (spaces, dashes,
+/// dots, parentheses) dropped; `None` when anything else is there.
+fn digits_of(text: &str) -> Option<String> {
+    let mut digits = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return None,
+        }
+    }
+    Some(digits)
 }
 
 thread_local! {
-    /// The last number this thread found valid, and its split form. A worker parses each
-    /// job's number twice back to back (rendering the request, then validating it) and
-    /// libphonenumber's check is the costliest step of a send: the second parse is free.
+    /// The last number this thread found valid, and its split form. A producer checks a
+    /// booking's number twice back to back (its fields, then the card rendered from them),
+    /// and libphonenumber's check is the costliest step of an enqueue: the second is free.
     /// Only valid numbers are kept, so a refusal is always worked out afresh.
     static LAST_VALID: RefCell<Option<(String, Phone)>> = const { RefCell::new(None) };
 }
@@ -68,12 +136,39 @@ impl Phone {
     /// Parses Interakt's split form (`"+91"`, `"9999999999"`), as raw requests carry it.
     pub fn parse_split(country_code: &str, national_number: &str) -> Result<Self, PhoneError> {
         let phone = Self::parse_e164(&format!("{country_code}{national_number}"))?;
-        if phone.country_code != country_code.trim() {
-            return Err(PhoneError::Unparsable(format!(
-                "country code {country_code:?} does not match the number"
-            )));
+        check_same_split(phone, country_code)
+    }
+
+    /// Splits `+919999999999` by its country calling code, tolerating spaces, dashes, dots
+    /// and parentheses: E.164 shape and a known calling code, not validity for the country
+    /// (see the module's doc). Cheap: no metadata is loaded.
+    pub fn split_e164(input: &str) -> Result<Self, PhoneError> {
+        let number = input
+            .trim()
+            .strip_prefix('+')
+            .ok_or(PhoneError::MissingPlus)?;
+        let digits = digits_of(number)
+            .filter(|digits| !digits.is_empty())
+            .ok_or_else(|| PhoneError::Unparsable("has characters other than digits".into()))?;
+        let code = calling_code(&digits).ok_or(PhoneError::UnknownCallingCode)?;
+        let (min, max) = (code + MIN_NATIONAL_DIGITS, MAX_DIGITS);
+        if !(min..=max).contains(&digits.len()) {
+            return Err(PhoneError::Length {
+                digits: digits.len(),
+                min,
+                max,
+            });
         }
-        Ok(phone)
+        Ok(Phone {
+            country_code: format!("+{}", &digits[..code]),
+            national_number: digits[code..].to_string(),
+        })
+    }
+
+    /// [`Phone::split_e164`] of Interakt's split form, which must split back the same way.
+    pub fn split_parts(country_code: &str, national_number: &str) -> Result<Self, PhoneError> {
+        let phone = Self::split_e164(&format!("{country_code}{national_number}"))?;
+        check_same_split(phone, country_code)
     }
 
     /// `+919999999999`
@@ -85,6 +180,16 @@ impl Phone {
     pub fn masked(&self) -> String {
         mask(&self.e164())
     }
+}
+
+/// `phone`, when its country code is the `country_code` it was given with.
+fn check_same_split(phone: Phone, country_code: &str) -> Result<Phone, PhoneError> {
+    if phone.country_code != country_code.trim() {
+        return Err(PhoneError::Unparsable(format!(
+            "country code {country_code:?} does not match the number"
+        )));
+    }
+    Ok(phone)
 }
 
 /// Masks any phone-number-like string for logs: keeps a leading `+` and up to three
@@ -161,6 +266,111 @@ mod tests {
         assert_eq!(Phone::parse_e164("+91 12345"), Err(PhoneError::Invalid));
         assert!(Phone::parse_e164("+1 000 000 0000").is_err());
         assert_eq!(Phone::parse_e164("+44 12"), Err(PhoneError::Invalid));
+    }
+
+    #[test]
+    fn the_calling_codes_are_libphonenumbers_own() {
+        let db = &*phonenumber::metadata::DATABASE;
+        let known: Vec<u16> = (1..=999)
+            .filter(|code| db.by_code(code).is_some())
+            .collect();
+        assert_eq!(
+            known, CALLING_CODES,
+            "update CALLING_CODES from the metadata"
+        );
+        for a in CALLING_CODES {
+            for b in CALLING_CODES {
+                let (a, b) = (a.to_string(), b.to_string());
+                assert!(a == b || !b.starts_with(&a), "{a} is a prefix of {b}");
+            }
+        }
+    }
+
+    /// Every number libphonenumber accepts splits the same way without it, in the canonical
+    /// form producers store and in the forms people type.
+    #[test]
+    fn a_valid_number_splits_as_libphonenumber_splits_it() {
+        for input in [
+            "+919999999999",
+            "+91 99999-99999",
+            "+1 (415) 555-2671",
+            "+447911123456",
+            "+971501234567",
+            "+7 912 345-67-89",
+            "+5491123456789",
+            "+8613800138000",
+            "+6837012",
+            "+35312345678",
+            "+2348031234567",
+        ] {
+            let valid = Phone::parse_e164(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(Phone::split_e164(input), Ok(valid.clone()), "{input}");
+            assert_eq!(
+                Phone::split_e164(&valid.e164()),
+                Ok(valid.clone()),
+                "{input}"
+            );
+            assert_eq!(
+                Phone::split_parts(&valid.country_code, &valid.national_number),
+                Ok(valid),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_split_refuses_what_is_not_e164_with_the_reason() {
+        assert_eq!(
+            Phone::split_e164("919999999999"),
+            Err(PhoneError::MissingPlus)
+        );
+        assert!(matches!(
+            Phone::split_e164("+"),
+            Err(PhoneError::Unparsable(_))
+        ));
+        assert!(matches!(
+            Phone::split_e164("+91abc"),
+            Err(PhoneError::Unparsable(_))
+        ));
+        assert_eq!(
+            Phone::split_e164("+0999999"),
+            Err(PhoneError::UnknownCallingCode)
+        );
+        assert_eq!(
+            Phone::split_e164("+2199999999"),
+            Err(PhoneError::UnknownCallingCode)
+        );
+        assert_eq!(
+            Phone::split_e164("+0919999999999"),
+            Err(PhoneError::UnknownCallingCode)
+        );
+        assert_eq!(
+            Phone::split_e164("+91999"),
+            Err(PhoneError::Length {
+                digits: 5,
+                min: 6,
+                max: 15
+            })
+        );
+        assert_eq!(
+            Phone::split_e164("+9199999999999999"),
+            Err(PhoneError::Length {
+                digits: 16,
+                min: 6,
+                max: 15
+            })
+        );
+        assert!(Phone::split_parts("+9", "19999999999").is_err());
+        assert!(Phone::split_parts("+91", "9999999999").is_ok());
+        assert_eq!(
+            PhoneError::Length {
+                digits: 5,
+                min: 6,
+                max: 15
+            }
+            .to_string(),
+            "must have 6 to 15 digits in all (E.164), not 5"
+        );
     }
 
     #[test]

@@ -112,10 +112,31 @@ impl Checker {
     }
 }
 
-/// Validates a whole send request.
+/// How deep the phone number of a request is checked (see [`crate::phone`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhoneCheck {
+    /// Valid for its country's numbering plan (libphonenumber): at enqueue.
+    Valid,
+    /// E.164 shape and a known calling code: at send, for numbers checked at enqueue.
+    Split,
+}
+
+/// Validates a whole send request, its phone number for its country's numbering plan.
 pub fn validate_request(request: &SendRequest) -> Result<(), ValidationError> {
+    validate_request_with(request, PhoneCheck::Valid)
+}
+
+/// Validates a whole send request, its phone number as deep as `phone` says.
+pub fn validate_request_with(
+    request: &SendRequest,
+    phone: PhoneCheck,
+) -> Result<(), ValidationError> {
     let mut c = Checker::default();
-    if let Err(err) = Phone::parse_split(&request.country_code, &request.phone_number) {
+    let split = match phone {
+        PhoneCheck::Valid => Phone::parse_split,
+        PhoneCheck::Split => Phone::split_parts,
+    };
+    if let Err(err) = split(&request.country_code, &request.phone_number) {
         c.fail("countryCode+phoneNumber", err.to_string());
     }
     match request.message_type {

@@ -95,3 +95,62 @@ async fn guarantee_9_bad_entries_are_dead_lettered_and_the_worker_keeps_going() 
     assert_eq!(s.accepted().len(), 1, "the good job after them was sent");
     assert!(w.log().contains("dead-lettered"));
 }
+
+/// A worker checks an OTP's number only as deep as a send needs (E.164, a known calling
+/// code: `Phone::split_e164`); the check for the country's numbering plan is the producers'
+/// (at enqueue) and Interakt's. Entries written by hand with numbers that passed neither:
+/// one that does not split is dead-lettered as invalid without a request, one that splits
+/// but its country's plan refuses is sent once and dead-lettered with Interakt's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otp_number_that_bypassed_the_producer_is_refused_by_the_worker_or_by_interakt() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    let with_phone = |phone: &str| {
+        let mut job = herald_tests::scenario::otp("+919999999999", Duration::from_secs(600));
+        if let Payload::Otp(otp) = &mut job.payload {
+            otp.phone = phone.into();
+        }
+        job
+    };
+    let unsplittable = with_phone("+0919999999999");
+    let not_in_plan = with_phone("+915555555555");
+    assert!(herald_shared::phone::Phone::parse_e164("+915555555555").is_err());
+    s.enqueue(&[unsplittable.clone(), not_in_plan.clone()])
+        .await;
+
+    let _w = s.worker("bad-numbers", &[]);
+    wait_until("two dead letters", Duration::from_secs(20), || async {
+        s.status().await.total.dead == 2
+    })
+    .await;
+
+    let letters = s.dead_letters().await;
+    let letter = |id: uuid::Uuid| {
+        letters
+            .iter()
+            .find(|d| d.job_id == id.to_string())
+            .unwrap_or_else(|| panic!("a letter for {id}: {letters:?}"))
+    };
+    let refused = letter(unsplittable.id);
+    assert_eq!(
+        refused.reason,
+        "invalid: countryCode+phoneNumber: does not start with a known country calling code"
+    );
+    assert!(
+        refused.job.as_ref().unwrap().attempts.is_empty(),
+        "never sent"
+    );
+    let rejected = letter(not_in_plan.id);
+    assert!(
+        rejected
+            .reason
+            .contains("is not a valid number for its country code"),
+        "Interakt's reason is kept: {}",
+        rejected.reason
+    );
+    assert_eq!(
+        rejected.job.as_ref().unwrap().attempts.len(),
+        1,
+        "one request, no retry"
+    );
+    assert!(s.accepted().is_empty());
+}

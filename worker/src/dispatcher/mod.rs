@@ -137,7 +137,6 @@ impl Context {
 
 /// Runs one replica until `shutdown` is cancelled, then drains and returns.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), StartError> {
-    herald_shared::phone::warm_up();
     let pool = settings.redis.open(settings.concurrency + 8).await?;
     let ctx = Arc::new(Context::new(settings, pool)?);
     tracing::info!(

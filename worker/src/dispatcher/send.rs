@@ -9,7 +9,7 @@ use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::dead_letter::{DeadLetter, DeadReason};
 use herald_shared::job::{Attempt, Outcome};
 use herald_shared::keys::Stat;
-use herald_shared::validate::validate_request;
+use herald_shared::validate::{PhoneCheck, validate_request_with};
 use herald_shared::wire::SendRequest;
 use herald_shared::{Job, Lane, compose};
 use rand::RngExt;
@@ -40,7 +40,7 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery) {
         Ok(job) => job.clone(),
         Err(bad) => {
             let reason = bad.reason();
-            return dead_letter(ctx, delivery, reason).await;
+            return Box::pin(dead_letter(ctx, delivery, reason)).await;
         }
     };
     if !delivery
@@ -48,20 +48,21 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery) {
         .as_ref()
         .is_some_and(|token| ctx.limiter.is_fresh(token))
     {
-        delivery.token = Some(refresh_grant(ctx, delivery.lane, &job.id.to_string()).await);
+        delivery.token =
+            Some(Box::pin(refresh_grant(ctx, delivery.lane, &job.id.to_string())).await);
     }
-    let Some(request) = prepare(ctx, &delivery, &job).await else {
+    let Some(request) = Box::pin(prepare(ctx, &delivery, &job)).await else {
         return;
     };
-    let outcome = send(ctx, &job, &request).await;
+    let outcome = Box::pin(send(ctx, &job, &request)).await;
     let job = record_attempt(ctx, job, &outcome);
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
-        cool_down(ctx, &job, *retry_after).await;
+        Box::pin(cool_down(ctx, &job, *retry_after)).await;
     }
     let (failures, rate_limits) = budget_used(&job);
     let jitter = rand::rng().random_range(0.0..1.0);
     let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);
-    settle(ctx, delivery, job, &outcome, verdict).await;
+    Box::pin(settle(ctx, delivery, job, &outcome, verdict)).await;
 }
 
 /// The checks right before a send, after every wait (for a token, a slot, a fresh grant),
@@ -99,7 +100,8 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRe
         }
     }
     let request = compose::render(job, ctx.settings.sms.as_ref());
-    if let Err(err) = validate_request(&request) {
+    // The number was checked for its country at enqueue: only its split is checked here.
+    if let Err(err) = validate_request_with(&request, PhoneCheck::Split) {
         let reason = DeadReason::Invalid {
             detail: err.to_string(),
         };
