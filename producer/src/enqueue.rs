@@ -378,7 +378,6 @@ impl Producer {
                 .arg(job.fingerprint().as_str())
                 .arg(flag(job.idempotency_key.is_some()))
                 .arg(flag(job.replace_key.is_some()))
-                .arg(timeline::enqueued_fields(job, state))
                 .arg(ttl)
                 .arg(due.map_or(String::new(), |due| {
                     herald_shared::schedule::unix_ms(due).to_string()
@@ -387,7 +386,8 @@ impl Producer {
                 .arg(timeline::format_time(now))
                 .arg(self.keys.job_status_prefix())
                 .arg(TIMELINE_TTL_SECS)
-                .arg(flag(job.booking_id().is_some())),
+                .arg(flag(job.booking_id().is_some()))
+                .arg(timeline::enqueued_fields(job, state)),
         );
         tracing::debug!(
             job_id = %job.id,

@@ -26,7 +26,7 @@ use crate::{Job, Keys, Lane};
 use deadpool_redis::redis::AsyncCommands;
 use deadpool_redis::redis::streams::StreamRangeReply;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -334,86 +334,133 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
+/// The fields a settle stores on a job's timeline (or a message index entry): names and
+/// string values, in order. The settle scripts take them as arguments (their count, then
+/// each name and value: `record` in `worker/src/lua/timeline.lua`), so Lua decodes no JSON
+/// on the send path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(&'static str, String)>);
+
+impl Fields {
+    fn set(&mut self, name: &'static str, value: impl Into<String>) {
+        let value = value.into();
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(field) => field.1 = value,
+            None => self.0.push((name, value)),
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| *n != name);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As one JSON object of strings.
+    pub fn to_json(&self) -> String {
+        let map: Map<String, Value> = self
+            .0
+            .iter()
+            .map(|(name, value)| (name.to_string(), Value::from(value.as_str())))
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    /// As the hash the scripts write.
+    pub fn to_map(&self) -> HashMap<String, String> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect()
+    }
+}
+
+impl redis::ToRedisArgs for Fields {
+    /// Their count, then each name and value.
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg_fmt(self.0.len());
+        for (name, value) in &self.0 {
+            out.write_arg(name.as_bytes());
+            out.write_arg(value.as_bytes());
+        }
+    }
+}
+
 /// What the job is and every attempt so far: written by every settle.
-fn job_fields(job: &Job) -> Map<String, Value> {
-    let mut fields = Map::new();
-    fields.insert(field::KIND.into(), job.kind().as_str().into());
-    fields.insert(field::LANE.into(), job.lane().as_str().into());
-    fields.insert(field::PHONE.into(), crate::phone::mask(&job.phone()).into());
-    fields.insert(
-        field::ENQUEUED_AT.into(),
-        format_time(job.created_at).into(),
-    );
-    fields.insert(
-        field::ATTEMPTS.into(),
-        serde_json::to_string(&job.attempts)
-            .expect("attempts serialize")
-            .into(),
+fn job_fields(job: &Job) -> Fields {
+    let mut fields = Fields::default();
+    fields.set(field::KIND, job.kind().as_str());
+    fields.set(field::LANE, job.lane().as_str());
+    fields.set(field::PHONE, crate::phone::mask(&job.phone()));
+    fields.set(field::ENQUEUED_AT, format_time(job.created_at));
+    fields.set(
+        field::ATTEMPTS,
+        serde_json::to_string(&job.attempts).expect("attempts serialize"),
     );
     fields
 }
 
-fn to_json(fields: Map<String, Value>) -> String {
-    Value::Object(fields).to_string()
-}
-
 /// The record the enqueue script writes with the job: what it is, when it was enqueued,
 /// and `state` ([`Recorded::Scheduled`] with its `send_at`, or [`Recorded::Queued`]).
-pub fn enqueued_fields(job: &Job, state: Recorded) -> String {
+pub fn enqueued_fields(job: &Job, state: Recorded) -> Fields {
     let mut fields = job_fields(job);
     fields.remove(field::ATTEMPTS);
-    fields.insert(field::STATE.into(), state.as_str().into());
+    fields.set(field::STATE, state.as_str());
     if let Some(due) = job.send_at.filter(|_| state == Recorded::Scheduled) {
-        fields.insert(field::SEND_AT.into(), format_time(due).into());
+        fields.set(field::SEND_AT, format_time(due));
     }
-    to_json(fields)
+    fields
 }
 
 /// The timeline fields of a send Interakt accepted (`message_id` may be `unknown`).
-pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String {
+pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
     let mut fields = job_fields(job);
-    fields.insert(field::STATE.into(), Recorded::Sent.as_str().into());
-    fields.insert(field::SENT_AT.into(), format_time(at).into());
-    fields.insert(field::MESSAGE_ID.into(), message_id.into());
-    to_json(fields)
+    fields.set(field::STATE, Recorded::Sent.as_str());
+    fields.set(field::SENT_AT, format_time(at));
+    fields.set(field::MESSAGE_ID, message_id);
+    fields
 }
 
-/// The message index entry of a send: empty (`{}`) when Interakt gave no id to index by.
-pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> String {
+/// The message index entry of a send: none when Interakt gave no id to index by.
+pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
+    let mut fields = Fields::default();
     if message_id.is_empty() || message_id == UNKNOWN_MESSAGE_ID {
-        return "{}".into();
+        return fields;
     }
-    json!({
-        field::JOB_ID: job.id.to_string(),
-        field::LANE: job.lane().as_str(),
-        field::PHONE: crate::phone::mask(&job.phone()),
-        field::SENT_AT: format_time(at),
-    })
-    .to_string()
+    fields.set(field::JOB_ID, job.id.to_string());
+    fields.set(field::LANE, job.lane().as_str());
+    fields.set(field::PHONE, crate::phone::mask(&job.phone()));
+    fields.set(field::SENT_AT, format_time(at));
+    fields
 }
 
 /// The timeline fields of a job parked for a retry due at `due`.
-pub fn retry_fields(job: &Job, due: OffsetDateTime) -> String {
+pub fn retry_fields(job: &Job, due: OffsetDateTime) -> Fields {
     let mut fields = job_fields(job);
-    fields.insert(field::STATE.into(), Recorded::Retrying.as_str().into());
-    fields.insert(field::RETRY_AT.into(), format_time(due).into());
-    to_json(fields)
+    fields.set(field::STATE, Recorded::Retrying.as_str());
+    fields.set(field::RETRY_AT, format_time(due));
+    fields
 }
 
 /// The timeline fields of a dead letter.
-pub fn dead_fields(letter: &DeadLetter) -> String {
+pub fn dead_fields(letter: &DeadLetter) -> Fields {
     let mut fields = match &letter.job {
         Some(job) => job_fields(job),
         None => {
-            let mut fields = Map::new();
-            fields.insert(field::LANE.into(), letter.lane.as_str().into());
+            let mut fields = Fields::default();
+            fields.set(field::LANE, letter.lane.as_str());
             fields
         }
     };
-    fields.insert(field::STATE.into(), Recorded::Dead.as_str().into());
-    fields.insert(field::DEAD_AT.into(), format_time(letter.dead_at).into());
-    fields.insert(field::DEAD_REASON.into(), letter.reason.clone().into());
-    to_json(fields)
+    fields.set(field::STATE, Recorded::Dead.as_str());
+    fields.set(field::DEAD_AT, format_time(letter.dead_at));
+    fields.set(field::DEAD_REASON, letter.reason.clone());
+    fields
 }
 
 // ---------------------------------------------------------------------------------------
@@ -514,26 +561,16 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
 /// The timeline of a dead letter written before timelines existed (or whose timeline
 /// expired): the same fields the dead-letter script writes.
 pub fn from_dead_letter(letter: &DeadLetter) -> JobTimeline {
-    build(&letter.job_id, &fields_of(&dead_fields(letter)))
+    build(&letter.job_id, &dead_fields(letter).to_map())
 }
 
 /// A job found on its lane: queued, or being sent when a worker holds it.
 pub fn from_lane(job: &Job, being_sent: bool) -> JobTimeline {
-    let mut timeline = build(&job.id.to_string(), &fields_of(&to_json(job_fields(job))));
+    let mut timeline = build(&job.id.to_string(), &job_fields(job).to_map());
     if being_sent && timeline.state == JobState::Queued {
         timeline.state = JobState::Sending;
     }
     timeline
-}
-
-fn fields_of(json: &str) -> HashMap<String, String> {
-    let map: Map<String, Value> = serde_json::from_str(json).expect("fields are a JSON object");
-    map.into_iter()
-        .map(|(k, v)| match v {
-            Value::String(s) => (k, s),
-            other => (k, other.to_string()),
-        })
-        .collect()
 }
 
 /// The timeline of `job_id`: its timeline hash, else its dead letter, else its lane entry.
@@ -774,7 +811,7 @@ mod tests {
             attempt(t0 + Duration::from_secs(3), "sent", 200),
         ];
         let sent_at = t0 + Duration::from_millis(3010);
-        let fields = fields_of(&sent_fields(&job, "m-1", sent_at));
+        let fields = sent_fields(&job, "m-1", sent_at).to_map();
         // Interakt's clock says delivered a few ms before the worker recorded the send.
         let fields = with(
             fields,
@@ -820,7 +857,7 @@ mod tests {
     #[test]
     fn states_follow_the_furthest_milestone() {
         let job = job();
-        let sent = fields_of(&sent_fields(&job, "m", job.created_at));
+        let sent = sent_fields(&job, "m", job.created_at).to_map();
         let state = |extra: &[(&str, &str)]| build("j", &with(sent.clone(), extra)).state;
         assert_eq!(state(&[]), JobState::Sent);
         assert_eq!(
@@ -854,7 +891,7 @@ mod tests {
         let mut job = job();
         job.attempts = vec![attempt(job.created_at, "transient", 503)];
         let due = job.created_at + Duration::from_secs(2);
-        let timeline = build("j", &fields_of(&retry_fields(&job, due)));
+        let timeline = build("j", &retry_fields(&job, due).to_map());
         assert_eq!(timeline.state, JobState::Retrying);
         assert_eq!(timeline.retry_at, Some(due));
 
@@ -882,7 +919,7 @@ mod tests {
     fn scheduled_cancelled_and_superseded_jobs() {
         let mut job = job();
         job.send_at = Some(job.created_at + Duration::from_secs(3600));
-        let scheduled = fields_of(&enqueued_fields(&job, Recorded::Scheduled));
+        let scheduled = enqueued_fields(&job, Recorded::Scheduled).to_map();
         let timeline = build("j", &scheduled);
         assert_eq!(timeline.state, JobState::Scheduled);
         assert_eq!(timeline.send_at, job.send_at);
@@ -918,7 +955,7 @@ mod tests {
         assert_eq!(json["state"], "cancelled");
         assert_eq!(json["events"][1]["event"], "cancelled");
         let sending = with(
-            fields_of(&enqueued_fields(&job, Recorded::Queued)),
+            enqueued_fields(&job, Recorded::Queued).to_map(),
             &[("state", "sending")],
         );
         assert_eq!(build("j", &sending).state, JobState::Sending);
@@ -946,9 +983,9 @@ mod tests {
     #[test]
     fn unknown_message_ids_are_not_indexed_and_bad_fields_are_skipped() {
         let job = job();
-        assert_eq!(message_fields(&job, "unknown", job.created_at), "{}");
+        assert!(message_fields(&job, "unknown", job.created_at).is_empty());
         let index: Value =
-            serde_json::from_str(&message_fields(&job, "m", job.created_at)).unwrap();
+            serde_json::from_str(&message_fields(&job, "m", job.created_at).to_json()).unwrap();
         assert_eq!(index["job_id"], job.id.to_string());
         assert_eq!(index["lane"], "booking");
         let fields = with(

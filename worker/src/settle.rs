@@ -182,9 +182,9 @@ impl Settler {
             .arg(message_id)
             .arg(SENT_MARKER_TTL_SECS)
             .arg(Stat::Sent.field(delivery.lane))
+            .arg(&self.consumer)
             .arg(timeline::sent_fields(job, message_id, now))
-            .arg(timeline::message_fields(job, message_id, now))
-            .arg(&self.consumer);
+            .arg(timeline::message_fields(job, message_id, now));
         let call = self.charge(&mut call, delivery);
         let reply: i64 = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.
@@ -249,9 +249,9 @@ impl Settler {
             .arg(delay.as_millis() as u64)
             .arg(job.to_json())
             .arg(stat.field(delivery.lane))
-            .arg(timeline::retry_fields(job, due))
             .arg(TIMELINE_TTL_SECS)
-            .arg(&self.consumer);
+            .arg(&self.consumer)
+            .arg(timeline::retry_fields(job, due));
         let reply: i64 = self
             .charge(&mut call, delivery)
             .invoke_async(&mut conn)
@@ -277,10 +277,10 @@ impl Settler {
             .arg(&letter.job_id)
             .arg(json)
             .arg(Stat::Dead.field(delivery.lane))
-            .arg(timeline::dead_fields(letter))
             .arg(TIMELINE_TTL_SECS)
             .arg(&self.consumer)
-            .arg(code_kept_until(letter));
+            .arg(code_kept_until(letter))
+            .arg(timeline::dead_fields(letter));
         let reply: i64 = self
             .charge(&mut call, delivery)
             .invoke_async(&mut conn)
@@ -288,20 +288,22 @@ impl Settler {
         Ok(Settled::from_reply(reply))
     }
 
-    /// Adds the charge of `delivery`'s token, if it has one, to a settle script's call (last
-    /// keys and argument, read by `lua/charge.lua`): its entry in the shared log is
-    /// re-scored to now, after the answer, so it leaves the window W after it.
+    /// Adds the charge of `delivery`'s token to a settle script's call (its last argument,
+    /// and last keys, read by `lua/charge.lua`): its entry in the shared log is re-scored to
+    /// now, after the answer, so it leaves the window W after it. Without a token the last
+    /// argument is empty (nothing to charge), so it is never a field of the call's own.
     fn charge<'a>(
         &self,
         call: &'a mut ScriptInvocation<'static>,
         delivery: &Delivery,
     ) -> &'a mut ScriptInvocation<'static> {
-        if let Some(token) = &delivery.token {
-            call.key(self.keys.rate_window())
+        match &delivery.token {
+            Some(token) => call
+                .key(self.keys.rate_window())
                 .key(self.keys.rate_window_otp())
-                .arg(format!("charge:{}", token.member()));
+                .arg(format!("charge:{}", token.member())),
+            None => call.arg(""),
         }
-        call
     }
 
     pub async fn hand_back(

@@ -19,10 +19,11 @@
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
--- ARGV[8] the record's fields (JSON), ARGV[9] the record's ttl (s), ARGV[10] when it is due
--- (ms, Unix) or '' to send now, ARGV[11] the workers' group, ARGV[12] now (RFC 3339),
--- ARGV[13] the prefix of job records (+ id = a record key), ARGV[14] a cancelled record's ttl,
--- ARGV[15] '1' when the job belongs to a booking (indexed by its id, as long as its record)
+-- ARGV[8] the record's ttl (s), ARGV[9] when it is due (ms, Unix) or '' to send now,
+-- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the prefix of job records
+-- (+ id = a record key), ARGV[13] a cancelled record's ttl, ARGV[14] '1' when the job
+-- belongs to a booking (indexed by its id, as long as its record), from ARGV[15] the
+-- record's fields (count, names and values: see timeline.lua)
 -- Returns {0, stream entry id ('' when scheduled), superseded job id or ''} for a new job,
 -- {1, first job id} for a duplicate, {2, first job id} for a conflict (nothing written).
 -- (`record` comes from timeline.lua and `cancel` from cancel.lua, in front.)
@@ -51,19 +52,19 @@ if ARGV[7] == '1' then
       bodies = KEYS[9],
       stats = KEYS[11],
     }
-    if cancel(ARGV[13] .. older, older, where, ARGV[11], ARGV[12], ARGV[14], ARGV[1]) == true then
+    if cancel(ARGV[12] .. older, older, where, ARGV[10], ARGV[11], ARGV[13], ARGV[1]) == true then
       superseded = older
     end
   end
-  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[9])
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[8])
 end
-record(KEYS[3], ARGV[8], ARGV[9])
-if ARGV[15] == '1' then
+record(KEYS[3], 15, ARGV[8])
+if ARGV[14] == '1' then
   redis.call('SADD', KEYS[12], ARGV[1])
-  redis.call('EXPIRE', KEYS[12], ARGV[9])
+  redis.call('EXPIRE', KEYS[12], ARGV[8])
 end
-if ARGV[10] ~= '' then
-  redis.call('ZADD', KEYS[10], ARGV[10], ARGV[1])
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[10], ARGV[9], ARGV[1])
   redis.call('HSET', KEYS[9], ARGV[1], ARGV[3])
   return {0, '', superseded}
 end

@@ -2,9 +2,10 @@
 -- just answered is charged to the shared budget's log from now, a time it cannot have
 -- reached Interakt after (see acquire.lua: in flight, its entry was scored at its grant plus
 -- the margin). It then leaves the window exactly W after its answer.
--- Given as the script's last argument `charge:<member>`, with the log and the OTPs' log as
--- its last two keys, so the script's own keys and arguments keep their places. `XX`: an
--- entry already gone (long expired) is not brought back.
+-- The script's last argument is always the charge: `charge:<member>`, with the log and the
+-- OTPs' log as its last two keys, or empty when the delivery holds no token (then no keys
+-- are added), so the script's own keys and arguments keep their places. `XX`: an entry
+-- already gone (long expired) is not brought back.
 local charged = ARGV[#ARGV] and string.match(ARGV[#ARGV], '^charge:(.+)$')
 if charged then
   local t = redis.call('TIME')

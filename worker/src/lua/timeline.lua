@@ -1,14 +1,12 @@
 -- Prelude of the settle scripts: record fields on a job's timeline (or a message index
--- entry) and keep it for ttl seconds. `json` is an object of string fields; `{}` records
--- nothing.
-local function record(key, json, ttl)
-  local fields = {}
-  for name, value in pairs(cjson.decode(json)) do
-    fields[#fields + 1] = name
-    fields[#fields + 1] = value
-  end
-  if #fields > 0 then
-    redis.call('HSET', key, unpack(fields))
+-- entry) and keep it for ttl seconds. The fields are the script's arguments from ARGV[at]:
+-- their count, then each name and value (`Fields` in shared/src/timeline.rs); a count of 0
+-- records nothing. Returns the index of the argument after them.
+local function record(key, at, ttl)
+  local n = tonumber(ARGV[at])
+  if n > 0 then
+    redis.call('HSET', key, unpack(ARGV, at + 1, at + 2 * n))
     redis.call('EXPIRE', key, ttl)
   end
+  return at + 2 * n + 1
 end
