@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use herald_shared::backoff::ReconnectBackoff;
 
 use super::Context;
+use super::hold::Hold;
 use super::send::{dead_letter, expired, process};
 use crate::lanes::{Delivery, RedisFailure};
 use crate::limiter::{AcquireError, Tokens};
@@ -53,9 +54,11 @@ impl From<AcquireError> for StepError {
 /// after the jobs still in hand were taken out to be handed back.
 struct Dispatcher<'a> {
     ctx: &'a Arc<Context>,
-    /// Concurrency slots: the dispatcher takes one per send; each send task holds its permit
-    /// until it has settled, and dropping it frees the slot.
+    /// Request slots (`--concurrency`): the dispatcher takes one per send; each send task
+    /// holds it until Interakt has answered ([`Hold`]), and dropping it frees the slot.
     slots: Arc<Semaphore>,
+    /// Settle slots, as many: what an answered send task holds until it is settled.
+    settles: Arc<Semaphore>,
     /// Delivered to this replica, not yet started. OTPs in front.
     hand: VecDeque<Delivery>,
     /// When to look for jobs dead replicas left pending next.
@@ -118,6 +121,7 @@ impl<'a> Dispatcher<'a> {
         Dispatcher {
             ctx,
             slots: Arc::new(Semaphore::new(ctx.settings.concurrency)),
+            settles: Arc::new(Semaphore::new(ctx.settings.concurrency)),
             hand: VecDeque::new(),
             next_claim: Instant::now(),
             last_otp_peek: Instant::now(),
@@ -167,10 +171,8 @@ impl<'a> Dispatcher<'a> {
                     .expect("only the dispatcher takes slots"),
             };
             let ctx = ctx.clone();
-            sends.spawn(async move {
-                process(&ctx, delivery).await;
-                drop(permit);
-            });
+            let hold = Hold::new(permit, self.settles.clone());
+            sends.spawn(async move { process(&ctx, delivery, hold).await });
         }
         Ok(())
     }

@@ -20,6 +20,7 @@
 //!
 //! - this file: [`run`]: start-up, the shared [`Context`], shutdown;
 //! - `hand`: the dispatcher loop: the jobs in hand, which lane asks for tokens, recovery;
+//! - `hold`: a send task's request slot, then settle slot;
 //! - `send`: one send task: check, send, record, decide, settle;
 //! - `background`: the tasks beside the loop (heartbeat, history flusher, keep-alive, code
 //!   eraser, retry promoter, metrics) and the supervisor that stops the replica when one
@@ -27,6 +28,7 @@
 
 mod background;
 mod hand;
+mod hold;
 mod send;
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Context;
+use super::hold::Hold;
 use crate::lanes::{Delivery, RedisFailure};
 use crate::limiter::Token;
 use crate::retry::{SendOutcome, Verdict, decide};
@@ -34,8 +35,10 @@ pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
 
 /// Sends one job and settles it, in the order of the flow: check what must not be sent,
 /// make sure the token is still good, send, record the attempt, cool everyone down on a
-/// 429, decide, settle. Never panics on a bad job: it dead-letters it.
-pub(super) async fn process(ctx: &Context, mut delivery: Delivery) {
+/// 429, decide, settle. Never panics on a bad job: it dead-letters it. `hold` is the task's
+/// request slot, traded for a settle slot once Interakt has answered (and, on a 429, once
+/// every replica is cooling down).
+pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hold) {
     let job = match &delivery.job {
         Ok(job) => job.clone(),
         Err(bad) => {
@@ -59,6 +62,7 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery) {
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
         Box::pin(cool_down(ctx, &job, *retry_after)).await;
     }
+    hold.answered().await;
     let (failures, rate_limits) = budget_used(&job);
     let jitter = rand::rng().random_range(0.0..1.0);
     let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);

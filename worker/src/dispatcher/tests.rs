@@ -18,9 +18,11 @@ use herald_shared::{Job, Lane};
 use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp, phone};
 use herald_tests::{TEST_API_KEY, wait_until};
 use redis::AsyncCommands;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::Context;
+use super::hold::Hold;
 use super::send::process;
 use crate::lanes::Delivery;
 use crate::limiter::{Budget, Token};
@@ -94,13 +96,15 @@ fn stale_grant(ctx: &Context) -> Token {
     Token::unlogged(Instant::now() - ctx.settings.budget.margin)
 }
 
-/// Starts a send task per delivery, each with a stale grant.
+/// Starts a send task per delivery, each with a stale grant and slots of its own.
 async fn process_all(ctx: &Arc<Context>, deliveries: Vec<Delivery>) -> tokio::task::JoinSet<()> {
     let mut tasks = tokio::task::JoinSet::new();
+    let slots = Arc::new(Semaphore::new(deliveries.len()));
     for mut delivery in deliveries {
         let ctx = ctx.clone();
         delivery.token = Some(stale_grant(&ctx));
-        tasks.spawn(async move { process(&ctx, delivery).await });
+        let hold = Hold::new(slots.clone().try_acquire_owned().unwrap(), slots.clone());
+        tasks.spawn(async move { process(&ctx, delivery, hold).await });
     }
     tasks
 }
