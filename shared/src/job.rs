@@ -49,6 +49,15 @@ pub fn deadline_after(start: OffsetDateTime, duration: Duration) -> Option<Offse
     start.checked_add(duration)
 }
 
+/// Now, to the millisecond (as precise as the job's UUIDv7 id): every copy of a job's times
+/// (its stream entry, its record, its timeline) is stored 6 bytes shorter than to the
+/// nanosecond.
+fn now_to_the_millisecond() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_millisecond(now.millisecond())
+        .expect("a millisecond of a valid time is valid")
+}
+
 /// A duration as flags and JSON spell them (`10m`, `1day 1h`), for messages.
 pub fn human(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
@@ -324,7 +333,7 @@ impl Job {
     pub(crate) fn new(payload: Payload) -> Job {
         Job {
             id: Uuid::now_v7(),
-            created_at: OffsetDateTime::now_utc(),
+            created_at: now_to_the_millisecond(),
             not_after: None,
             idempotency_key: None,
             send_at: None,
@@ -675,6 +684,22 @@ mod tests {
         assert!(!format!("{job:?}").contains("123456"));
         let back = Job::from_json(job.to_json().as_bytes()).unwrap();
         assert_eq!(back, job);
+    }
+
+    /// Stored to the millisecond: 6 bytes less for each time in the entry and the record.
+    #[test]
+    fn a_new_jobs_times_are_to_the_millisecond() {
+        let job = Job::otp("+919999999999", "123456", Duration::from_secs(600)).unwrap();
+        for at in [job.created_at, job.not_after.unwrap()] {
+            assert_eq!(at.nanosecond() % 1_000_000, 0, "{at}");
+        }
+        let json = job.to_json();
+        let created = json.split("\"created_at\":\"").nth(1).unwrap();
+        let fraction = created
+            .split('.')
+            .nth(1)
+            .map_or("", |f| f.split('Z').next().unwrap());
+        assert!(fraction.len() <= 3, "{json}");
     }
 
     #[test]
