@@ -131,6 +131,26 @@ pub fn validate_request_with(
     request: &SendRequest,
     phone: PhoneCheck,
 ) -> Result<(), ValidationError> {
+    let size = serde_json::to_vec(request).map_or(0, |body| body.len());
+    validate_sized(request, size, phone)
+}
+
+/// Validates a whole send request already serialized as `body` (what a worker sends), so
+/// it is serialized once.
+pub fn validate_serialized(
+    request: &SendRequest,
+    body: &[u8],
+    phone: PhoneCheck,
+) -> Result<(), ValidationError> {
+    validate_sized(request, body.len(), phone)
+}
+
+/// Validates a send request whose JSON is `size` bytes.
+fn validate_sized(
+    request: &SendRequest,
+    size: usize,
+    phone: PhoneCheck,
+) -> Result<(), ValidationError> {
     let mut c = Checker::default();
     let split = match phone {
         PhoneCheck::Valid => Phone::parse_split,
@@ -148,16 +168,14 @@ pub fn validate_request_with(
             check_fallback(&mut c, &format!("fallback[{i}]"), fallback);
         }
     }
-    match serde_json::to_vec(request) {
-        Ok(bytes) if bytes.len() > limits::MESSAGE_BYTES => c.fail(
+    if size > limits::MESSAGE_BYTES {
+        c.fail(
             ".",
             format!(
-                "is {} bytes; the limit is {} bytes",
-                bytes.len(),
+                "is {size} bytes; the limit is {} bytes",
                 limits::MESSAGE_BYTES
             ),
-        ),
-        _ => {}
+        );
     }
     c.finish()
 }

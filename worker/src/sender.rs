@@ -5,10 +5,12 @@
 use std::time::Duration;
 
 use herald_shared::Redacted;
-use herald_shared::wire::SendRequest;
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
 use crate::retry::{Refusal, SendOutcome, trim_body};
+
+/// The content type of every request: what `reqwest`'s `.json()` would set.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A client for `POST {base}/rcs/message/`. Cheap to clone (reqwest's pool is shared).
 #[derive(Clone)]
@@ -46,12 +48,14 @@ impl Sender {
         })
     }
 
-    pub async fn send(&self, request: &SendRequest) -> SendOutcome {
+    /// Posts `body`, a [`herald_shared::wire::SendRequest`] serialized as JSON.
+    pub async fn send(&self, body: Vec<u8>) -> SendOutcome {
         let response = self
             .http
             .post(self.url.clone())
             .header(AUTHORIZATION, self.authorization.clone())
-            .json(request)
+            .header(CONTENT_TYPE, JSON)
+            .body(body)
             .send()
             .await;
         let response = match response {

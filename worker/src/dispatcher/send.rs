@@ -9,8 +9,7 @@ use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::dead_letter::{DeadLetter, DeadReason};
 use herald_shared::job::{Attempt, Outcome};
 use herald_shared::keys::Stat;
-use herald_shared::validate::{PhoneCheck, validate_request_with};
-use herald_shared::wire::SendRequest;
+use herald_shared::validate::{PhoneCheck, validate_serialized};
 use herald_shared::{Job, Lane, compose};
 use rand::RngExt;
 use time::OffsetDateTime;
@@ -54,10 +53,10 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hol
         delivery.token =
             Some(Box::pin(refresh_grant(ctx, delivery.lane, &job.id.to_string())).await);
     }
-    let Some(request) = Box::pin(prepare(ctx, &delivery, &job)).await else {
+    let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
         return;
     };
-    let outcome = Box::pin(send(ctx, &job, &request)).await;
+    let outcome = Box::pin(send(ctx, &job, body)).await;
     let job = record_attempt(ctx, job, &outcome);
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
         Box::pin(cool_down(ctx, &job, *retry_after)).await;
@@ -75,8 +74,8 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hol
 /// was already sent is acknowledged without sending; a cancelled (or superseded) job is
 /// dropped, never sent; an expired one is dead-lettered. Then the job's record says
 /// `sending` (a cancel from now on is too late) and an invalid request is dead-lettered.
-/// The request to send, or `None` when the job was settled (or given up) here.
-async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRequest> {
+/// The request to send, as JSON, or `None` when the job was settled (or given up) here.
+async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8>> {
     let job_id = job.id.to_string();
     match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
         BeginSend::Send => {}
@@ -104,21 +103,23 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<SendRe
         }
     }
     let request = compose::render(job, ctx.settings.sms.as_ref());
+    // Serialized once: validated (its size) and sent as these bytes.
+    let body = serde_json::to_vec(&request).expect("a send request serializes");
     // The number was checked for its country at enqueue: only its split is checked here.
-    if let Err(err) = validate_request_with(&request, PhoneCheck::Split) {
+    if let Err(err) = validate_serialized(&request, &body, PhoneCheck::Split) {
         let reason = DeadReason::Invalid {
             detail: err.to_string(),
         };
         dead_letter_job(ctx, delivery, job.clone(), reason).await;
         return None;
     }
-    Some(request)
+    Some(body)
 }
 
 /// One HTTP call to Interakt, timed and counted (metrics, and the dashboard's history).
-async fn send(ctx: &Context, job: &Job, request: &SendRequest) -> SendOutcome {
+async fn send(ctx: &Context, job: &Job, body: Vec<u8>) -> SendOutcome {
     let started = Instant::now();
-    let outcome = ctx.sender.send(request).await;
+    let outcome = ctx.sender.send(body).await;
     telemetry::record_send(&ctx.history, job, &outcome, started.elapsed());
     outcome
 }
