@@ -380,15 +380,10 @@ impl SmsArgs {
 /// (libphonenumber's metadata stays unloaded in a worker: see [`crate::phone`]).
 fn check_sms_settings(settings: &SmsSettings) -> Result<(), ConfigError> {
     use crate::validate::PhoneCheck;
-    let mut otp = crate::job::Job::new(crate::job::Payload::Otp(crate::job::Otp {
+    let otp = crate::job::Otp {
         phone: "+919999999999".into(),
         code: "123456".to_string().into(),
-    }));
-    otp.not_after = otp.created_at.checked_add(
-        crate::job::DEFAULT_OTP_VALIDITY
-            .try_into()
-            .unwrap_or_default(),
-    );
+    };
     let booking = crate::job::Booking {
         phone: "+919999999999".into(),
         booking_id: "B1".into(),
@@ -405,7 +400,7 @@ fn check_sms_settings(settings: &SmsSettings) -> Result<(), ConfigError> {
         (
             "SMS_OTP_TEXT",
             "DLT_OTP_TEMPLATE_ID",
-            compose::render(&otp, Some(settings)),
+            compose::otp_request(&otp, Some(crate::job::DEFAULT_OTP_VALIDITY), Some(settings)),
         ),
         (
             "SMS_BOOKING_TEXT",

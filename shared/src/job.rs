@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::phone::Phone;
 use crate::schedule::{self, Zone};
 use crate::secret::Redacted;
-use crate::validate::{self, ValidationError, limits};
+use crate::validate::{self, PhoneCheck, ValidationError, limits};
 use crate::wire::SendRequest;
 
 /// Default validity of an OTP: the worker will not send it after this.
@@ -330,7 +330,7 @@ impl Attempt {
 }
 
 impl Job {
-    pub(crate) fn new(payload: Payload) -> Job {
+    fn new(payload: Payload) -> Job {
         Job {
             id: Uuid::now_v7(),
             created_at: now_to_the_millisecond(),
@@ -395,7 +395,11 @@ impl Job {
     pub fn booking_in(booking: Booking, zone: &Zone) -> Result<Job, ValidationError> {
         let booking = checked_booking(booking)?;
         // Rendering the card checks what the fields alone cannot: title length, media URL.
-        validate::validate_request(&crate::compose::booking_request(&booking, None))?;
+        // (The number was checked for its country above; the card's is only split again.)
+        validate::validate_request_with(
+            &crate::compose::booking_request(&booking, None),
+            PhoneCheck::Split,
+        )?;
         let not_after = schedule::appointment(zone, &booking.date, &booking.time);
         let mut job = Job::new(Payload::Booking(booking));
         job.not_after = not_after;
@@ -410,7 +414,10 @@ impl Job {
             booking: checked_booking(booking)?,
             tz: zone.name().to_string(),
         };
-        validate::validate_request(&crate::compose::reminder_request(&reminder, None, None))?;
+        validate::validate_request_with(
+            &crate::compose::reminder_request(&reminder, None, None),
+            PhoneCheck::Split,
+        )?;
         let not_after = schedule::appointment(zone, &reminder.booking.date, &reminder.booking.time);
         let mut job = Job::new(Payload::Reminder(reminder));
         job.not_after = not_after;

@@ -15,7 +15,6 @@
 //!   A number that is E.164 but not valid for its country (an entry written to the stream by
 //!   hand) is then refused by Interakt, and dead-lettered with Interakt's reason.
 
-use std::cell::RefCell;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -97,14 +96,6 @@ fn digits_of(text: &str) -> Option<String> {
     Some(digits)
 }
 
-thread_local! {
-    /// The last number this thread found valid, and its split form. A producer checks a
-    /// booking's number twice back to back (its fields, then the card rendered from them),
-    /// and libphonenumber's check is the costliest step of an enqueue: the second is free.
-    /// Only valid numbers are kept, so a refusal is always worked out afresh.
-    static LAST_VALID: RefCell<Option<(String, Phone)>> = const { RefCell::new(None) };
-}
-
 impl Phone {
     /// Parses `+919999999999`, tolerating spaces, dashes, dots and parentheses.
     pub fn parse_e164(input: &str) -> Result<Self, PhoneError> {
@@ -112,25 +103,15 @@ impl Phone {
         if !trimmed.starts_with('+') {
             return Err(PhoneError::MissingPlus);
         }
-        let cached = LAST_VALID.with_borrow(|last| {
-            last.as_ref()
-                .filter(|(number, _)| number == trimmed)
-                .map(|(_, phone)| phone.clone())
-        });
-        if let Some(phone) = cached {
-            return Ok(phone);
-        }
         let parsed = phonenumber::parse(None, trimmed)
             .map_err(|err| PhoneError::Unparsable(err.to_string()))?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
-        let phone = Phone {
+        Ok(Phone {
             country_code: format!("+{}", parsed.code().value()),
             national_number: parsed.national().value().to_string(),
-        };
-        LAST_VALID.set(Some((trimmed.to_string(), phone.clone())));
-        Ok(phone)
+        })
     }
 
     /// Parses Interakt's split form (`"+91"`, `"9999999999"`), as raw requests carry it.
