@@ -2,7 +2,7 @@
 # Herald and BullMQ side by side, on the same jobs, the same redis-server and the same HTTP
 # endpoint, one after the other. Not part of `cargo test` or CI: run it by hand.
 #
-#   bash benches/compare/run.sh            # 20,000 OTP jobs, concurrency 50, 3 rounds
+#   bash benches/compare/run.sh            # 20,000 OTP jobs, concurrency 50, 5 rounds
 #   JOBS=5000 ROUNDS=1 bash benches/compare/run.sh
 #   SIDES=herald COMMANDSTATS=1 bash benches/compare/run.sh   # Herald only, with Redis's
 #                                          # per-command counts and CPU per job after each round
@@ -20,7 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 JOBS="${JOBS:-20000}"
-ROUNDS="${ROUNDS:-3}"
+ROUNDS="${ROUNDS:-5}"
 CONCURRENCY="${CONCURRENCY:-50}"
 SIDES="${SIDES:-bullmq herald}"
 COMMANDSTATS="${COMMANDSTATS:-}"
@@ -161,14 +161,19 @@ herald_round() {
         >"$work/worker.log" 2>&1 &
     pid=$!
     pids+=($pid)
+    # Done when the stats say every job was sent. One redis-cli asks every 10 ms: a new
+    # redis-cli for each look (as this script once did) forks a hundred processes a second,
+    # whose CPU the run being measured loses (BullMQ's worker counts its own completions).
     polls=0
-    while :; do
-        sent="$(R hget '{herald}:stats' sent:otp)"
+    exec {poll}< <(redis-cli -p "$rport" -r -1 -i 0.01 hget '{herald}:stats' sent:otp)
+    poller=$!
+    while read -r sent <&"$poll"; do
         polls=$((polls + 1))
         [ "${sent:-0}" -ge "$JOBS" ] && break
         kill -0 "$pid" 2>/dev/null || { cat "$work/worker.log" >&2; exit 1; }
-        sleep 0.01
     done
+    kill "$poller" 2>/dev/null || true
+    exec {poll}<&-
     t1="$(now)"
     he_rss="$(peak_rss_kib "$pid")"
     he_cmds="$(commands "$polls")"
@@ -186,6 +191,8 @@ herald_round() {
 echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
 printf '%-6s %-7s %14s %14s %9s %13s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "bytes per job"
 has() { [[ " $SIDES " == *" $1 "* ]]; }
+ratios=()
+enqueue_ratios=()
 for round in $(seq 1 "$ROUNDS"); do
     if has bullmq; then
         bullmq_round
@@ -200,5 +207,14 @@ for round in $(seq 1 "$ROUNDS"); do
     if has bullmq && has herald; then
         printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
             "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
+        ratios+=("$(echo "$he_rate / $bq_rate" | bc -l)")
+        enqueue_ratios+=("$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)")
     fi
 done
+# The machine's speed drifts between rounds (each side's rounds are seconds apart), so the
+# summary is the median of the rounds' ratios.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+if [ "${#ratios[@]}" -gt 0 ]; then
+    printf '%-6s ratio   %14.2f %14.2f   (median of %d rounds; lowest %.2f)\n' median "$(median "${ratios[@]}")" \
+        "$(median "${enqueue_ratios[@]}")" "${#ratios[@]}" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)"
+fi

@@ -104,120 +104,129 @@ impl Keys {
         })
     }
 
-    fn key(&self, rest: &str) -> String {
-        format!("{}:{rest}", self.prefix)
+    /// `{prefix}:` then `parts`, in one allocation of the exact size: every job's settle
+    /// builds a few of these, so no `format!` (which grows its buffer as it goes).
+    fn key(&self, parts: &[&str]) -> String {
+        let len = self.prefix.len() + 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(len);
+        key.push_str(&self.prefix);
+        key.push(':');
+        for part in parts {
+            key.push_str(part);
+        }
+        key
     }
 
     /// Stream of jobs waiting on a lane.
     pub fn lane(&self, lane: Lane) -> String {
-        self.key(&format!("lane:{}", lane.as_str()))
+        self.key(&["lane:", lane.as_str()])
     }
 
     /// An idempotency key's claim: holds `<first job id>:<content fingerprint>` (the id alone
     /// when written before fingerprints) for the key's window.
     pub fn idempotency(&self, key: &str) -> String {
-        self.key(&format!("idem:{key}"))
+        self.key(&["idem:", key])
     }
 
     /// A lane's jobs waiting for a retry: sorted set of job JSON scored by when each is due
     /// (ms, Redis clock).
     pub fn delayed(&self, lane: Lane) -> String {
-        self.key(&format!("delayed:{}", lane.as_str()))
+        self.key(&["delayed:", lane.as_str()])
     }
 
     /// A lane's jobs scheduled to go out later (`send_at`): sorted set of job ids scored by
     /// when each is due (ms, Unix). The bodies are in [`Keys::scheduled_jobs`], once.
     pub fn scheduled(&self, lane: Lane) -> String {
-        self.key(&format!("scheduled:{}", lane.as_str()))
+        self.key(&["scheduled:", lane.as_str()])
     }
 
     /// The bodies of scheduled jobs: hash of job id to job JSON.
     pub fn scheduled_jobs(&self) -> String {
-        self.key("scheduled:jobs")
+        self.key(&["scheduled:jobs"])
     }
 
     /// A replace key's current job (string: the id of the last job enqueued under it), so a
     /// newer job cancels it while it is unsent.
     pub fn replace(&self, key: &str) -> String {
-        self.key(&format!("replace:{key}"))
+        self.key(&["replace:", key])
     }
 
     /// The prefix of [`Keys::job_status`], for scripts that name a job's record by its id
     /// (the job a replace key names; the job a begin-send is about).
     pub fn job_status_prefix(&self) -> String {
-        self.key("job:")
+        self.key(&["job:"])
     }
 
     /// Hash of dead letters by job id.
     pub fn dead(&self) -> String {
-        self.key("dead")
+        self.key(&["dead"])
     }
 
     /// Dead OTP letters whose code is still kept, scored by their deadline (ms, Unix): the
     /// code is erased once it passes.
     pub fn dead_codes(&self) -> String {
-        self.key("dead:codes")
+        self.key(&["dead:codes"])
     }
 
     /// A lane's dead letter ids, scored by when they died (ms): newest-first listing.
     pub fn dead_index(&self, lane: Lane) -> String {
-        self.key(&format!("dead:index:{}", lane.as_str()))
+        self.key(&["dead:index:", lane.as_str()])
     }
 
     /// Marker that a job was sent (value: Interakt's message id), checked before a send so a
     /// redelivered job is not sent twice. Expires after [`SENT_MARKER_TTL_SECS`].
     pub fn sent(&self, job_id: &str) -> String {
-        self.key(&format!("sent:{job_id}"))
+        self.key(&["sent:", job_id])
     }
 
     /// The shared rate-limit window (sorted set of admitted request times).
     pub fn rate_window(&self) -> String {
-        self.key("rate:window")
+        self.key(&["rate:window"])
     }
 
     /// A marker each durable write sets last, so `WAIT` covers every write before it (a
     /// duplicate enqueue writes nothing else): see [`crate::durability`].
     pub fn replicated(&self) -> String {
-        self.key("replicated")
+        self.key(&["replicated"])
     }
 
     /// The shared cool-down after a 429: every replica waits until it expires.
     pub fn cooldown(&self) -> String {
-        self.key("rate:cooldown")
+        self.key(&["rate:cooldown"])
     }
 
     /// The OTPs' own sliding log (their share of [`Keys::rate_window`]).
     pub fn rate_window_otp(&self) -> String {
-        self.key("rate:window:otp")
+        self.key(&["rate:window:otp"])
     }
 
     /// The shared budget's state (hash): `configured` N, `effective` N after 429 episodes,
     /// `tat` (the pacing's next token, us, Redis clock), `episode_until`, `streak`.
     pub fn rate_state(&self) -> String {
-        self.key("rate:state")
+        self.key(&["rate:state"])
     }
 
     /// Set (with a short TTL) while bookings are asking for tokens: OTPs then leave them
     /// their share.
     pub fn bookings_waiting(&self) -> String {
-        self.key("rate:bookings-waiting")
+        self.key(&["rate:bookings-waiting"])
     }
 
     /// The replicas whose OTPs found the shared log full (sorted set, scored by when each
     /// claim lapses): they go first for the next tokens that free, before any booking.
     pub fn otp_first(&self) -> String {
-        self.key("rate:otp-first")
+        self.key(&["rate:otp-first"])
     }
 
     /// Counters by lane ([`Stat`]): sent, retried, rate-limited, dead, delivered, read,
     /// revoked.
     pub fn stats(&self) -> String {
-        self.key("stats")
+        self.key(&["stats"])
     }
 
     /// Live consumers' heartbeats (sorted set scored by last beat, ms).
     pub fn consumers(&self) -> String {
-        self.key("consumers")
+        self.key(&["consumers"])
     }
 
     /// A job's record: its state (`state`: scheduled, queued, sending, cancelled, ... the
@@ -228,63 +237,63 @@ impl Keys {
     /// [`TIMELINE_TTL_SECS`] after its last write (a scheduled job's, that long after it is
     /// due).
     pub fn job_status(&self, job_id: &str) -> String {
-        self.key(&format!("job:{job_id}"))
+        self.key(&["job:", job_id])
     }
 
     /// What Herald knows of one message Interakt accepted (hash: job id, lane, masked phone,
     /// sent time), keyed by Interakt's message id, which webhook events name. Expires with the
     /// job's timeline.
     pub fn message(&self, message_id: &str) -> String {
-        self.key(&format!("msg:{message_id}"))
+        self.key(&["msg:", message_id])
     }
 
     /// Webhook events as received and not yet processed (stream, one `event` field of raw
     /// JSON). Entries are deleted once processed, never trimmed.
     pub fn webhook_events(&self) -> String {
-        self.key("webhook:events")
+        self.key(&["webhook:events"])
     }
 
     /// A webhook event's de-duplication marker; expires after [`WEBHOOK_DEDUP_TTL_SECS`].
     pub fn webhook_seen(&self, dedup_key: &str) -> String {
-        self.key(&format!("webhook:seen:{dedup_key}"))
+        self.key(&["webhook:seen:", dedup_key])
     }
 
     /// Webhook events Herald does not act on (unknown entity or event types, and objects that
     /// are not events), kept for people to look at; capped at [`UNHANDLED_MAX_LEN`] entries.
     pub fn webhook_unhandled(&self) -> String {
-        self.key("webhook:unhandled")
+        self.key(&["webhook:unhandled"])
     }
 
     /// User replies and suggestion taps, for backend services' own consumer groups.
     pub fn inbound(&self) -> String {
-        self.key("inbound")
+        self.key(&["inbound"])
     }
 
     /// The jobs enqueued for one booking (set of job ids), so an operator finds them by the
     /// booking id; expires [`TIMELINE_TTL_SECS`] after the booking's last enqueue.
     pub fn booking(&self, booking_id: &str) -> String {
-        self.key(&format!("booking:{booking_id}"))
+        self.key(&["booking:", booking_id])
     }
 
     /// Sends per live consumer since it started (hash: consumer name -> count), written by
     /// each replica's heartbeat; a consumer's field goes with its heartbeat.
     pub fn consumer_sends(&self) -> String {
-        self.key("consumers:sends")
+        self.key(&["consumers:sends"])
     }
 
     /// Chart history in 10 s buckets for one Unix hour (see [`crate::history`]).
     pub fn history_fine(&self, hour: u64) -> String {
-        self.key(&format!("history:10s:{hour}"))
+        self.key(&["history:10s:", &hour.to_string()])
     }
 
     /// Chart history in 5-minute buckets for one Unix day (see [`crate::history`]).
     pub fn history_coarse(&self, day: u64) -> String {
-        self.key(&format!("history:5m:{day}"))
+        self.key(&["history:5m:", &day.to_string()])
     }
 
     /// OTP latency histograms per minute for one Unix hour (see [`crate::history`]).
     pub fn history_latency(&self, hour: u64) -> String {
-        self.key(&format!("history:otp:{hour}"))
+        self.key(&["history:otp:", &hour.to_string()])
     }
 }
 

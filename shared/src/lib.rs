@@ -41,6 +41,7 @@ pub mod phone;
 pub mod process;
 pub mod redis_pool;
 pub mod schedule;
+pub mod script;
 pub mod secret;
 pub mod signal;
 pub mod signature;

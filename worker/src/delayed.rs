@@ -14,6 +14,7 @@ use std::time::Duration;
 use deadpool_redis::redis::Script;
 use herald_shared::keys::JOB_FIELD;
 use herald_shared::redis_pool::Pool;
+use herald_shared::script::ScriptCall;
 use herald_shared::{Keys, Lane};
 use tokio_util::sync::CancellationToken;
 
@@ -36,14 +37,9 @@ pub async fn promote_due(
     keys: &Keys,
     lane: Lane,
 ) -> Result<(usize, Option<Duration>), RedisFailure> {
-    let mut conn = pool.get().await?;
-    let (moved, next_ms): (usize, i64) = PROMOTE
-        .key(keys.delayed(lane))
-        .key(keys.lane(lane))
-        .arg(BATCH)
-        .arg(JOB_FIELD)
-        .invoke_async(&mut conn)
-        .await?;
+    let mut promote = ScriptCall::new(&PROMOTE, [&*keys.delayed(lane), &keys.lane(lane)]);
+    promote.arg(BATCH).arg(JOB_FIELD);
+    let (moved, next_ms): (usize, i64) = promote.invoke(&mut pool.get().await?).await?;
     Ok((
         moved,
         (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
@@ -57,16 +53,17 @@ pub async fn promote_scheduled(
     keys: &Keys,
     lane: Lane,
 ) -> Result<(usize, Option<Duration>), RedisFailure> {
-    let mut conn = pool.get().await?;
-    let (moved, next_ms): (usize, i64) = SCHEDULE
-        .key(keys.scheduled(lane))
-        .key(keys.scheduled_jobs())
-        .key(keys.lane(lane))
+    let schedule_keys = [
+        &*keys.scheduled(lane),
+        &keys.scheduled_jobs(),
+        &keys.lane(lane),
+    ];
+    let mut schedule = ScriptCall::new(&SCHEDULE, schedule_keys);
+    schedule
         .arg(BATCH)
         .arg(JOB_FIELD)
-        .arg(keys.job_status_prefix())
-        .invoke_async(&mut conn)
-        .await?;
+        .arg(keys.job_status_prefix());
+    let (moved, next_ms): (usize, i64) = schedule.invoke(&mut pool.get().await?).await?;
     Ok((
         moved,
         (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),

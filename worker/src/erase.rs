@@ -14,6 +14,7 @@ use herald_shared::Keys;
 use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::dead_letter::DeadLetter;
 use herald_shared::redis_pool::{Pool, RedisFailure};
+use herald_shared::script::ScriptCall;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -62,14 +63,12 @@ pub async fn erase_due(pool: &Pool, keys: &Keys) -> Result<usize, RedisFailure> 
             letter.job.as_mut()?.erase_code().then_some(())?;
             serde_json::to_string(&letter).ok()
         });
-        let replaced: i64 = ERASE
-            .key(keys.dead())
-            .key(keys.dead_codes())
+        let mut erase = ScriptCall::new(&ERASE, [&*keys.dead(), &keys.dead_codes()]);
+        erase
             .arg(&id)
             .arg(stored.unwrap_or_default())
-            .arg(erased_json.unwrap_or_default())
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(erased_json.unwrap_or_default());
+        let replaced: i64 = erase.invoke(&mut conn).await?;
         erased += replaced as usize;
     }
     Ok(erased)

@@ -17,6 +17,7 @@ use deadpool_redis::redis::{AsyncCommands, RedisError, Script, Value};
 use herald_shared::dead_letter::{DeadReason, redact_raw};
 use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
+use herald_shared::script::ScriptCall;
 use herald_shared::{Job, Keys, Lane};
 use tokio::time::Instant;
 
@@ -191,13 +192,12 @@ impl LaneReader {
     }
 
     async fn touch(&self, lane: Lane, ids: &[String]) -> Result<Vec<String>, RedisFailure> {
-        let mut conn = self.pool.get().await?;
-        let mut invocation = TOUCH.key(self.keys.lane(lane));
-        invocation.arg(WORKER_GROUP).arg(&self.consumer);
+        let mut touch = ScriptCall::new(&TOUCH, [&*self.keys.lane(lane)]);
+        touch.arg(WORKER_GROUP).arg(&self.consumer);
         for id in ids {
-            invocation.arg(id);
+            touch.arg(id);
         }
-        Ok(invocation.invoke_async(&mut conn).await?)
+        Ok(touch.invoke(&mut self.pool.get().await?).await?)
     }
 
     /// Deliveries with a hold each; an entry already held (a second copy) is left out.

@@ -33,6 +33,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{RedisError, Script};
 use herald_shared::config::RateLimit;
 use herald_shared::redis_pool::Pool;
+use herald_shared::script::ScriptCall;
 use herald_shared::{Keys, Lane};
 use tokio_util::sync::CancellationToken;
 
@@ -328,14 +329,16 @@ impl SharedLimiter {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let call: Arc<str> = Arc::from(format!("{}:{call}", self.member_prefix));
         let budget = &self.budget;
-        let mut conn = self.pool.get().await?;
-        let (granted, wait_us): (u32, u64) = ACQUIRE
-            .key(&self.window_key)
-            .key(&self.cooldown_key)
-            .key(&self.state_key)
-            .key(&self.bookings_waiting_key)
-            .key(&self.otp_window_key)
-            .key(&self.otp_first_key)
+        let keys = [
+            &*self.window_key,
+            &self.cooldown_key,
+            &self.state_key,
+            &self.bookings_waiting_key,
+            &self.otp_window_key,
+            &self.otp_first_key,
+        ];
+        let mut acquire = ScriptCall::new(&ACQUIRE, keys);
+        acquire
             .arg(budget.rate.requests.get())
             .arg(self.margin_us)
             .arg(want)
@@ -348,9 +351,8 @@ impl SharedLimiter {
             .arg(budget.growth_step())
             .arg(&*self.member_prefix)
             .arg(budget.spare())
-            .arg(self.clock.script_arg())
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(self.clock.script_arg());
+        let (granted, wait_us): (u32, u64) = acquire.invoke(&mut self.pool.get().await?).await?;
         let tokens = Tokens {
             call,
             count: granted,
@@ -370,18 +372,16 @@ impl SharedLimiter {
         let budget = &self.budget;
         let retry_after_ms =
             retry_after.map_or(-1, |d| d.min(budget.max_cooldown).as_millis() as i64);
-        let mut conn = self.pool.get().await?;
-        let (pause_ms, effective, began): (u64, u32, u8) = COOLDOWN
-            .key(&self.cooldown_key)
-            .key(&self.state_key)
+        let mut cool_down = ScriptCall::new(&COOLDOWN, [&*self.cooldown_key, &self.state_key]);
+        cool_down
             .arg(retry_after_ms)
             .arg(base.as_millis() as u64)
             .arg(budget.max_cooldown.as_millis() as u64)
             .arg(budget.rate.period.as_micros() as u64)
             .arg(budget.rate.requests.get())
-            .arg(self.clock.script_arg())
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(self.clock.script_arg());
+        let (pause_ms, effective, began): (u64, u32, u8) =
+            cool_down.invoke(&mut self.pool.get().await?).await?;
         Ok(Cooldown {
             pause: Duration::from_millis(pause_ms),
             effective,

@@ -19,11 +19,12 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis::{AsyncCommands, Script, ScriptInvocation};
+use deadpool_redis::redis::{AsyncCommands, Script};
 use herald_shared::durability::Durability;
 use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Job, Keys};
+use herald_shared::script::{Concat, ScriptCall};
+use herald_shared::{Job, Keys, Lane};
 use time::OffsetDateTime;
 
 use crate::dead_letter::DeadLetter;
@@ -102,6 +103,8 @@ pub struct Settler {
     /// tasks that finish together go out and come back together, in a few round trips.
     pool: Pool,
     keys: Keys,
+    /// The key names every settle uses, made once.
+    fixed: FixedKeys,
     /// This replica's name in the group: the owner every script checks for.
     consumer: String,
     /// How many replicas must have a sent marker before the settle returns.
@@ -112,6 +115,7 @@ impl Settler {
     pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
         Settler {
             pool,
+            fixed: FixedKeys::new(&keys),
             keys,
             consumer,
             durability: Durability::default(),
@@ -142,17 +146,17 @@ impl Settler {
         let deadline = job.not_after.map_or(String::new(), |at| {
             herald_shared::schedule::unix_ms(at).to_string()
         });
-        let mut conn = self.pool.shared().await?;
-        let (code, detail): (i64, String) = BEGIN_SEND
-            .key(self.keys.lane(delivery.lane))
-            .key(self.keys.job_status(&job_id))
-            .key(self.keys.sent(&job_id))
-            .arg(WORKER_GROUP)
+        let (status, sent) = (self.keys.job_status(&job_id), self.keys.sent(&job_id));
+        let mut call = ScriptCall::new(
+            &BEGIN_SEND,
+            [self.fixed.lane(delivery.lane), &status, &sent],
+        );
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(&self.consumer)
-            .arg(deadline)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(deadline);
+        let mut conn = self.pool.shared().await?;
+        let (code, detail): (i64, String) = call.invoke(&mut conn).await?;
         Ok(match code {
             0 => BeginSend::Send,
             1 => BeginSend::AlreadySent(detail),
@@ -172,12 +176,15 @@ impl Settler {
     ) -> Result<Settled, RedisFailure> {
         let job_id = job.id.to_string();
         let now = OffsetDateTime::now_utc();
-        let mut call = COMPLETE.key(self.keys.lane(delivery.lane));
-        call.key(self.keys.sent(&job_id))
-            .key(self.keys.stats())
-            .key(self.keys.job_status(&job_id))
-            .key(self.keys.message(message_id))
-            .arg(WORKER_GROUP)
+        let keys = [
+            self.fixed.lane(delivery.lane),
+            &self.keys.sent(&job_id),
+            &self.fixed.stats,
+            &self.keys.job_status(&job_id),
+            &self.keys.message(message_id),
+        ];
+        let mut call = self.after_send(&COMPLETE, &keys, delivery);
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(message_id)
             .arg(SENT_MARKER_TTL_SECS)
@@ -185,15 +192,15 @@ impl Settler {
             .arg(&self.consumer)
             .arg(timeline::sent_fields(job, message_id, now))
             .arg(timeline::message_fields(job, message_id, now));
-        let call = self.charge(&mut call, delivery);
+        charge(&mut call, delivery);
         let reply: i64 = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.
             let mut conn = self.pool.get().await?;
-            let reply = call.invoke_async(&mut conn).await?;
+            let reply = call.invoke(&mut conn).await?;
             self.confirm_marker(&mut conn, &job_id).await;
             reply
         } else {
-            call.invoke_async(&mut self.pool.shared().await?).await?
+            call.invoke(&mut self.pool.shared().await?).await?
         };
         Ok(Settled::from_reply(reply))
     }
@@ -217,14 +224,11 @@ impl Settler {
 
     /// Acknowledges a redelivered copy of a job that was already sent, without sending it.
     pub async fn drop_duplicate(&self, delivery: &Delivery) -> Result<Settled, RedisFailure> {
-        let mut conn = self.pool.shared().await?;
-        let reply: i64 = DROP_DUPLICATE
-            .key(self.keys.lane(delivery.lane))
-            .arg(WORKER_GROUP)
+        let mut call = ScriptCall::new(&DROP_DUPLICATE, [self.fixed.lane(delivery.lane)]);
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
-            .arg(&self.consumer)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(&self.consumer);
+        let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
         Ok(Settled::from_reply(reply))
     }
 
@@ -239,12 +243,14 @@ impl Settler {
         let due = OffsetDateTime::now_utc()
             .checked_add(time::Duration::try_from(delay).unwrap_or(time::Duration::MAX))
             .unwrap_or(OffsetDateTime::now_utc());
-        let mut conn = self.pool.shared().await?;
-        let mut call = RETRY.key(self.keys.lane(delivery.lane));
-        call.key(self.keys.delayed(delivery.lane))
-            .key(self.keys.stats())
-            .key(self.keys.job_status(&job.id.to_string()))
-            .arg(WORKER_GROUP)
+        let keys = [
+            self.fixed.lane(delivery.lane),
+            &self.keys.delayed(delivery.lane),
+            &self.fixed.stats,
+            &self.keys.job_status(&job.id.to_string()),
+        ];
+        let mut call = self.after_send(&RETRY, &keys, delivery);
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(delay.as_millis() as u64)
             .arg(job.to_json())
@@ -252,10 +258,8 @@ impl Settler {
             .arg(TIMELINE_TTL_SECS)
             .arg(&self.consumer)
             .arg(timeline::retry_fields(job, due));
-        let reply: i64 = self
-            .charge(&mut call, delivery)
-            .invoke_async(&mut conn)
-            .await?;
+        charge(&mut call, delivery);
+        let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
         Ok(Settled::from_reply(reply))
     }
 
@@ -264,15 +268,17 @@ impl Settler {
         delivery: &Delivery,
         letter: &DeadLetter,
     ) -> Result<Settled, RedisFailure> {
-        let mut conn = self.pool.shared().await?;
         let json = serde_json::to_string(letter).expect("a dead letter serializes");
-        let mut call = DEAD.key(self.keys.lane(delivery.lane));
-        call.key(self.keys.dead())
-            .key(self.keys.dead_index(delivery.lane))
-            .key(self.keys.stats())
-            .key(self.keys.job_status(&letter.job_id))
-            .key(self.keys.dead_codes())
-            .arg(WORKER_GROUP)
+        let keys = [
+            self.fixed.lane(delivery.lane),
+            &self.keys.dead(),
+            &self.keys.dead_index(delivery.lane),
+            &self.fixed.stats,
+            &self.keys.job_status(&letter.job_id),
+            &self.keys.dead_codes(),
+        ];
+        let mut call = self.after_send(&DEAD, &keys, delivery);
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(&letter.job_id)
             .arg(json)
@@ -281,29 +287,27 @@ impl Settler {
             .arg(&self.consumer)
             .arg(code_kept_until(letter))
             .arg(timeline::dead_fields(letter));
-        let reply: i64 = self
-            .charge(&mut call, delivery)
-            .invoke_async(&mut conn)
-            .await?;
+        charge(&mut call, delivery);
+        let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
         Ok(Settled::from_reply(reply))
     }
 
-    /// Adds the charge of `delivery`'s token to a settle script's call (its last argument,
-    /// and last keys, read by `lua/charge.lua`): its entry in the shared log is re-scored to
-    /// now, after the answer, so it leaves the window W after it. Without a token the last
-    /// argument is empty (nothing to charge), so it is never a field of the call's own.
-    fn charge<'a>(
+    /// A call of a settle script that may follow a send: `keys`, then, when `delivery`
+    /// holds a token, the shared log and the OTPs' log as its last two keys, read by
+    /// `lua/charge.lua` with the charge ([`charge`], the call's last argument).
+    fn after_send(
         &self,
-        call: &'a mut ScriptInvocation<'static>,
+        script: &'static Script,
+        keys: &[&str],
         delivery: &Delivery,
-    ) -> &'a mut ScriptInvocation<'static> {
-        match &delivery.token {
-            Some(token) => call
-                .key(self.keys.rate_window())
-                .key(self.keys.rate_window_otp())
-                .arg(format!("charge:{}", token.member())),
-            None => call.arg(""),
-        }
+    ) -> ScriptCall<'static> {
+        let logs = [self.fixed.window.as_str(), self.fixed.window_otp.as_str()];
+        let charged = if delivery.token.is_some() {
+            &logs[..]
+        } else {
+            &[]
+        };
+        ScriptCall::new(script, keys.iter().chain(charged).copied())
     }
 
     pub async fn hand_back(
@@ -311,17 +315,55 @@ impl Settler {
         delivery: &Delivery,
         job_json: &str,
     ) -> Result<Settled, RedisFailure> {
-        let mut conn = self.pool.get().await?;
-        let reply: i64 = HAND_BACK
-            .key(self.keys.lane(delivery.lane))
-            .arg(WORKER_GROUP)
+        let mut call = ScriptCall::new(&HAND_BACK, [self.fixed.lane(delivery.lane)]);
+        call.arg(WORKER_GROUP)
             .arg(&delivery.entry_id)
             .arg(job_json)
             .arg(JOB_FIELD)
-            .arg(&self.consumer)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(&self.consumer);
+        let reply: i64 = call.invoke(&mut self.pool.get().await?).await?;
         Ok(Settled::from_reply(reply))
+    }
+}
+
+/// Adds the charge of `delivery`'s token as a settle's last argument, read by
+/// `lua/charge.lua`: its entry in the shared log is re-scored to now, after the answer, so it
+/// leaves the window W after it. Without a token the last argument is empty (nothing to
+/// charge), so it is never a field of the call's own.
+fn charge(call: &mut ScriptCall, delivery: &Delivery) {
+    match &delivery.token {
+        Some(token) => call.arg(Concat(&["charge:", token.member()])),
+        None => call.arg(""),
+    };
+}
+
+/// The key names every settle uses, made once per replica.
+#[derive(Clone)]
+struct FixedKeys {
+    otp_lane: String,
+    booking_lane: String,
+    stats: String,
+    /// The shared log and the OTPs' log, charged after a send.
+    window: String,
+    window_otp: String,
+}
+
+impl FixedKeys {
+    fn new(keys: &Keys) -> FixedKeys {
+        FixedKeys {
+            otp_lane: keys.lane(Lane::Otp),
+            booking_lane: keys.lane(Lane::Booking),
+            stats: keys.stats(),
+            window: keys.rate_window(),
+            window_otp: keys.rate_window_otp(),
+        }
+    }
+
+    fn lane(&self, lane: Lane) -> &str {
+        match lane {
+            Lane::Otp => &self.otp_lane,
+            Lane::Booking => &self.booking_lane,
+        }
     }
 }
 
