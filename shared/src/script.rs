@@ -5,8 +5,9 @@
 //! send, on the path every job takes. A [`ScriptCall`] writes its keys and arguments into
 //! the command's one buffer as they come, and sends that. Like `ScriptInvocation`, it loads
 //! the script and sends again when Redis does not know it yet (`NOSCRIPT`: after a restart,
-//! a failover or `SCRIPT FLUSH`). The worker calls its scripts this way; the producer sends
-//! its enqueues in pipelines of redis-rs invocations, one allocation per batch mattering less.
+//! a failover or `SCRIPT FLUSH`). The worker calls its scripts this way. The producer
+//! enqueues through redis-rs's invocations in pipelines (`pipe.invoke_script`), which take
+//! nothing else, and its cancel is one call an operator makes.
 
 use redis::ToRedisArgs;
 use redis::aio::ConnectionLike;
