@@ -183,16 +183,16 @@ impl Settler {
             &self.keys.job_status(&job_id),
             &self.keys.message(message_id),
         ];
-        let mut call = self.after_send(&COMPLETE, &keys, delivery);
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(message_id)
-            .arg(SENT_MARKER_TTL_SECS)
-            .arg(Stat::Sent.field(delivery.lane))
-            .arg(&self.consumer)
-            .arg(timeline::sent_fields(job, message_id, now))
-            .arg(timeline::message_fields(job, message_id, now));
-        charge(&mut call, delivery);
+        let call = self.after_send(&COMPLETE, &keys, delivery, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(&delivery.entry_id)
+                .arg(message_id)
+                .arg(SENT_MARKER_TTL_SECS)
+                .arg(Stat::Sent.field(delivery.lane))
+                .arg(&self.consumer)
+                .arg(timeline::sent_fields(job, message_id, now))
+                .arg(timeline::message_fields(job, message_id, now));
+        });
         let reply: i64 = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.
             let mut conn = self.pool.get().await?;
@@ -249,16 +249,16 @@ impl Settler {
             &self.fixed.stats,
             &self.keys.job_status(&job.id.to_string()),
         ];
-        let mut call = self.after_send(&RETRY, &keys, delivery);
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(delay.as_millis() as u64)
-            .arg(job.to_json())
-            .arg(stat.field(delivery.lane))
-            .arg(TIMELINE_TTL_SECS)
-            .arg(&self.consumer)
-            .arg(timeline::retry_fields(job, due));
-        charge(&mut call, delivery);
+        let call = self.after_send(&RETRY, &keys, delivery, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(&delivery.entry_id)
+                .arg(delay.as_millis() as u64)
+                .arg(job.to_json())
+                .arg(stat.field(delivery.lane))
+                .arg(TIMELINE_TTL_SECS)
+                .arg(&self.consumer)
+                .arg(timeline::retry_fields(job, due));
+        });
         let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
         Ok(Settled::from_reply(reply))
     }
@@ -277,29 +277,33 @@ impl Settler {
             &self.keys.job_status(&letter.job_id),
             &self.keys.dead_codes(),
         ];
-        let mut call = self.after_send(&DEAD, &keys, delivery);
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(&letter.job_id)
-            .arg(json)
-            .arg(Stat::Dead.field(delivery.lane))
-            .arg(TIMELINE_TTL_SECS)
-            .arg(&self.consumer)
-            .arg(code_kept_until(letter))
-            .arg(timeline::dead_fields(letter));
-        charge(&mut call, delivery);
+        let call = self.after_send(&DEAD, &keys, delivery, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(&delivery.entry_id)
+                .arg(&letter.job_id)
+                .arg(json)
+                .arg(Stat::Dead.field(delivery.lane))
+                .arg(TIMELINE_TTL_SECS)
+                .arg(&self.consumer)
+                .arg(code_kept_until(letter))
+                .arg(timeline::dead_fields(letter));
+        });
         let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
         Ok(Settled::from_reply(reply))
     }
 
-    /// A call of a settle script that may follow a send: `keys`, then, when `delivery`
-    /// holds a token, the shared log and the OTPs' log as its last two keys, read by
-    /// `lua/charge.lua` with the charge ([`charge`], the call's last argument).
+    /// A call of a settle script that may follow a send, in the order `lua/charge.lua`
+    /// reads it: `keys`, then the shared log and the OTPs' log when `delivery` holds a token;
+    /// the script's own arguments (`args`), then the charge, always last: `charge:<member>`,
+    /// or empty without a token (nothing to charge), so it is never a field of the call's
+    /// own. The charge re-scores the token's entry in the log to now, after the answer, so it
+    /// leaves the window W after it.
     fn after_send(
         &self,
         script: &'static Script,
         keys: &[&str],
         delivery: &Delivery,
+        args: impl FnOnce(&mut ScriptCall),
     ) -> ScriptCall<'static> {
         let logs = [self.fixed.window.as_str(), self.fixed.window_otp.as_str()];
         let charged = if delivery.token.is_some() {
@@ -307,7 +311,13 @@ impl Settler {
         } else {
             &[]
         };
-        ScriptCall::new(script, keys.iter().chain(charged).copied())
+        let mut call = ScriptCall::new(script, keys.iter().chain(charged).copied());
+        args(&mut call);
+        match &delivery.token {
+            Some(token) => call.arg(Concat(&["charge:", token.member()])),
+            None => call.arg(""),
+        };
+        call
     }
 
     pub async fn hand_back(
@@ -324,17 +334,6 @@ impl Settler {
         let reply: i64 = call.invoke(&mut self.pool.get().await?).await?;
         Ok(Settled::from_reply(reply))
     }
-}
-
-/// Adds the charge of `delivery`'s token as a settle's last argument, read by
-/// `lua/charge.lua`: its entry in the shared log is re-scored to now, after the answer, so it
-/// leaves the window W after it. Without a token the last argument is empty (nothing to
-/// charge), so it is never a field of the call's own.
-fn charge(call: &mut ScriptCall, delivery: &Delivery) {
-    match &delivery.token {
-        Some(token) => call.arg(Concat(&["charge:", token.member()])),
-        None => call.arg(""),
-    };
 }
 
 /// The key names every settle uses, made once per replica.
@@ -376,4 +375,86 @@ fn code_kept_until(letter: &DeadLetter) -> String {
         .and_then(|job| job.not_after)
         .map(|deadline| (deadline.unix_timestamp_nanos() / 1_000_000).to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use herald_shared::redis_pool::Target;
+    use herald_tests::scenario::{SandboxSetup, Scenario, otp, phone};
+    use redis::AsyncCommands;
+
+    use super::*;
+    use crate::lanes::LaneReader;
+    use crate::limiter::{Budget, SharedLimiter};
+
+    /// A settle after a send charges its own token, always its call's last argument: the
+    /// token's entries in the shared log and the OTPs' log move from its grant plus the
+    /// margin back to the answer. A settle without a token charges nothing, even with a
+    /// message id that reads like another token's charge.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_settle_charges_its_own_token_and_nothing_else() {
+        let mut s = Scenario::start(SandboxSetup::default()).await;
+        let pool = Target::single(s.redis.url()).pool(4).unwrap();
+        let consumer = "charger".to_string();
+        let reader = LaneReader::new(pool.clone(), s.keys.clone(), consumer.clone());
+        reader.ensure_groups().await.unwrap();
+        let budget = Budget::new("100/1s".parse().unwrap());
+        let limiter = SharedLimiter::new(pool.clone(), &s.keys, budget, &consumer);
+        let settler = Settler::new(pool, s.keys.clone(), consumer);
+
+        let jobs = [
+            otp(&phone(1), Duration::from_secs(600)),
+            otp(&phone(2), Duration::from_secs(600)),
+        ];
+        s.enqueue(&jobs).await;
+        let mut read = reader.read_now(Lane::Otp, 2).await.unwrap();
+        assert_eq!(read.len(), 2);
+        let (tokens, _) = limiter.try_acquire(Lane::Otp, 2).await.unwrap();
+        let mut granted = tokens.iter();
+        let (mine, other) = (granted.next().unwrap(), granted.next().unwrap());
+        let mut scores = async |member: &str| -> [f64; 2] {
+            let main: f64 = s.conn.zscore(s.keys.rate_window(), member).await.unwrap();
+            let otps: f64 = s
+                .conn
+                .zscore(s.keys.rate_window_otp(), member)
+                .await
+                .unwrap();
+            [main, otps]
+        };
+        let (mine_granted, other_granted) =
+            (scores(mine.member()).await, scores(other.member()).await);
+
+        let mut charged = read.remove(0);
+        charged.token = Some(mine.clone());
+        let job = charged.job.clone().unwrap();
+        assert_eq!(
+            settler.sent(&charged, &job, "m-1").await.unwrap(),
+            Settled::Done
+        );
+        let mine_now = scores(mine.member()).await;
+        for (now, granted) in mine_now.iter().zip(mine_granted) {
+            let moved_back_us = granted - now;
+            assert!(
+                moved_back_us > 100_000.0,
+                "charged at the answer, not the grant plus the 250 ms margin: moved back {moved_back_us} µs"
+            );
+        }
+
+        let uncharged = read.remove(0);
+        assert!(uncharged.token.is_none());
+        let job = uncharged.job.clone().unwrap();
+        let lookalike = format!("charge:{}", other.member());
+        assert_eq!(
+            settler.sent(&uncharged, &job, &lookalike).await.unwrap(),
+            Settled::Done
+        );
+        assert_eq!(
+            scores(other.member()).await,
+            other_granted,
+            "nothing charged"
+        );
+        assert_eq!(scores(mine.member()).await, mine_now, "nor charged again");
+    }
 }
