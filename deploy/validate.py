@@ -247,7 +247,7 @@ def herald_keys() -> tuple[str, list[str]]:
     keys_rs = (ROOT / "shared/src/keys.rs").read_text()
     group = re.search(r'pub const WORKER_GROUP: &str = "([^"]+)"', keys_rs)
     require(group is not None, "WORKER_GROUP not found in shared/src/keys.rs")
-    require('format!("lane:{}", lane.as_str())' in keys_rs, "lane key format changed in keys.rs")
+    require('self.key(&["lane:", lane.as_str()])' in keys_rs, "lane key format changed in keys.rs")
     job_rs = (ROOT / "shared/src/job.rs").read_text()
     lanes = re.findall(r'Lane::\w+ => "([a-z]+)"', job_rs)
     require(sorted(set(lanes)) == ["booking", "otp"], f"unexpected lanes in job.rs: {lanes}")
