@@ -183,7 +183,7 @@ impl Settler {
             &self.keys.job_status(&job_id),
             &self.keys.message(message_id),
         ];
-        let call = self.after_send(&COMPLETE, &keys, delivery, |call| {
+        let call = self.charged_call(&COMPLETE, &keys, delivery, |call| {
             call.arg(WORKER_GROUP)
                 .arg(&delivery.entry_id)
                 .arg(message_id)
@@ -249,7 +249,7 @@ impl Settler {
             &self.fixed.stats,
             &self.keys.job_status(&job.id.to_string()),
         ];
-        let call = self.after_send(&RETRY, &keys, delivery, |call| {
+        let call = self.charged_call(&RETRY, &keys, delivery, |call| {
             call.arg(WORKER_GROUP)
                 .arg(&delivery.entry_id)
                 .arg(delay.as_millis() as u64)
@@ -277,7 +277,7 @@ impl Settler {
             &self.keys.job_status(&letter.job_id),
             &self.keys.dead_codes(),
         ];
-        let call = self.after_send(&DEAD, &keys, delivery, |call| {
+        let call = self.charged_call(&DEAD, &keys, delivery, |call| {
             call.arg(WORKER_GROUP)
                 .arg(&delivery.entry_id)
                 .arg(&letter.job_id)
@@ -292,13 +292,14 @@ impl Settler {
         Ok(Settled::from_reply(reply))
     }
 
-    /// A call of a settle script that may follow a send, in the order `lua/charge.lua`
+    /// A call of a settle script that may follow a send (built by [`after_send`]), in the
+    /// order `lua/charge.lua`
     /// reads it: `keys`, then the shared log and the OTPs' log when `delivery` holds a token;
     /// the script's own arguments (`args`), then the charge, always last: `charge:<member>`,
     /// or empty without a token (nothing to charge), so it is never a field of the call's
     /// own. The charge re-scores the token's entry in the log to now, after the answer, so it
     /// leaves the window W after it.
-    fn after_send(
+    fn charged_call(
         &self,
         script: &'static Script,
         keys: &[&str],
@@ -456,5 +457,43 @@ mod tests {
             "nothing charged"
         );
         assert_eq!(scores(mine.member()).await, mine_now, "nor charged again");
+    }
+
+    /// Redis forgets its scripts on a restart, a failover or `SCRIPT FLUSH`: the next call
+    /// of each loads it again and runs (`ScriptCall::invoke`), never failing the settle.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_script_redis_forgot_is_loaded_again() {
+        let mut s = Scenario::start(SandboxSetup::default()).await;
+        let pool = Target::single(s.redis.url()).pool(4).unwrap();
+        let consumer = "forgetful".to_string();
+        let reader = LaneReader::new(pool.clone(), s.keys.clone(), consumer.clone());
+        reader.ensure_groups().await.unwrap();
+        let settler = Settler::new(pool, s.keys.clone(), consumer);
+        let jobs = [
+            otp(&phone(1), Duration::from_secs(600)),
+            otp(&phone(2), Duration::from_secs(600)),
+        ];
+        s.enqueue(&jobs).await;
+        for delivery in reader.read_now(Lane::Otp, 2).await.unwrap() {
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut s.conn)
+                .await
+                .unwrap();
+            let job = delivery.job.clone().unwrap();
+            assert_eq!(
+                settler.begin_send(&delivery, &job).await.unwrap(),
+                BeginSend::Send
+            );
+            let () = redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query_async(&mut s.conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                settler.sent(&delivery, &job, "m").await.unwrap(),
+                Settled::Done
+            );
+        }
     }
 }
