@@ -36,8 +36,7 @@ async fn main() {
     let rounds = env_usize("BENCH_ROUNDS", 50);
     let redis = RedisServer::start_with(&NO_PERSISTENCE);
     let keys = Keys::new("herald").unwrap();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
 
     let started = Instant::now();
     let producer = producer::Producer::new(

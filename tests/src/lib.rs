@@ -4,6 +4,7 @@
 //!   directory, one per test, that a test can stop, kill and restart (AOF on) to check
 //!   durability. Never a mock: the Lua scripts and stream semantics under test are Redis's.
 //!   [`RedisServer::start_tls`] serves TLS only, with certificates from [`TestCerts`].
+//!   [`connect`] opens a test's own connection to it, as patient as Herald's.
 //! - [`RedisCluster`]: three cluster-mode servers forming a real Redis Cluster.
 //! - [`RedisSentinel`]: a primary, a replica and three Sentinels, optionally TLS only with
 //!   passwords everywhere, as production runs them.
@@ -47,7 +48,7 @@ pub use proxy::TcpProxy;
 pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_env::RedisEnv;
 pub use redis_sentinel::{RedisSentinel, SentinelOptions};
-pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, free_port};
+pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, connect, free_port};
 pub use tls::TestCerts;
 pub use tools::{in_ci, require_tool, require_tool_installed_by};
 pub use wait::wait_until;

@@ -328,6 +328,27 @@ pub fn free_port() -> u16 {
         .expect("bind a free loopback port")
 }
 
+/// A test's own connection to the plain (not TLS) server at `url`, for seeding and
+/// observing Redis beside the processes under test.
+///
+/// It waits as long for a reply as Herald itself does ([`RESPONSE_TIMEOUT`], 10 s), not
+/// redis-rs's default of 500 ms: these servers fsync every write and share two CI cores with
+/// several worker processes, where a reply past 500 ms is late, not lost. (A churn test's
+/// lane sampler once failed with `timed out` on exactly that, in CI.) A connection that
+/// cannot be made within [`CONNECT_TIMEOUT`] fails, so a stopped server is an error, not a
+/// hang.
+///
+/// [`RESPONSE_TIMEOUT`]: herald_shared::redis_pool::RESPONSE_TIMEOUT
+/// [`CONNECT_TIMEOUT`]: herald_shared::redis_pool::CONNECT_TIMEOUT
+pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(herald_shared::redis_pool::CONNECT_TIMEOUT))
+        .set_response_timeout(Some(herald_shared::redis_pool::RESPONSE_TIMEOUT));
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// True when a server on `port` answers PING with PONG, or asks for a password first (and
 /// is done loading its AOF).
 fn ping(port: u16) -> bool {
@@ -358,5 +379,30 @@ mod tests {
         assert!(ping(port));
         server.restart();
         assert!(ping(port));
+    }
+
+    #[tokio::test]
+    async fn a_test_connection_waits_out_a_reply_slower_than_half_a_second() {
+        let server = RedisServer::start();
+        let mut conn = connect(&server.url()).await.unwrap();
+        let mut other = connect(&server.url()).await.unwrap();
+        // CLIENT PAUSE holds every client's commands, as a slow fsync on a loaded runner does.
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(1_200)
+            .arg("ALL")
+            .query_async(&mut other)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .expect("a late reply is still a reply");
+        assert_eq!(pong, "PONG");
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "the pause held it"
+        );
     }
 }

@@ -102,9 +102,7 @@ impl Scenario {
         let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("start the sandbox");
-        let conn = redis::Client::open(redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
+        let conn = crate::connect(&redis.url())
             .await
             .expect("connect to the test redis");
         Scenario {

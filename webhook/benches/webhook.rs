@@ -147,11 +147,7 @@ async fn main() {
     let took = started.elapsed();
     latencies.sort();
 
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let left: u64 = conn.xlen(keys.webhook_events()).await.unwrap();

@@ -35,11 +35,7 @@ async fn setup(rate: Option<&str>) -> Setup {
     let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
-    let conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let conn = herald_tests::connect(&redis.url()).await.unwrap();
     Setup {
         redis,
         sandbox,

@@ -211,11 +211,7 @@ async fn run(
     let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .unwrap();
-    let mut conn = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
 
     // More bookings than the run can send: the backlog never runs out.
     let bookings = shape.n as usize * (shape.windows as usize + 3);

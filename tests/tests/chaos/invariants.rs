@@ -628,17 +628,13 @@ fn describe_death(letter: &DeadLetter) -> String {
 }
 
 pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(url)?;
-    tokio::time::timeout(
-        Duration::from_secs(2),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(redis::RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        )))
-    })
+    tokio::time::timeout(Duration::from_secs(2), herald_tests::connect(url))
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })
 }
 
 /// The wall clock in Unix milliseconds, as the stand-in stamps `received_ms`.

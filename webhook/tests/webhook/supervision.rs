@@ -42,11 +42,7 @@ async fn a_processor_that_stops_fails_readiness_and_the_process_exits_1() {
         .await;
 
         let keys = herald_shared::Keys::new(NAMESPACE).unwrap();
-        let mut conn = redis::Client::open(redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
         let _: () = redis::pipe()
             .atomic()
             .del(keys.webhook_events())

@@ -62,11 +62,7 @@ impl Harness {
         };
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(webhook::serve(listener, settings, shutdown.clone()));
-        let conn = redis::Client::open(redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let conn = herald_tests::connect(&redis.url()).await.unwrap();
         let pool = herald_shared::redis_pool::create_pool(&redis.url(), 4).unwrap();
         Harness {
             redis,
