@@ -32,8 +32,9 @@ pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
     }
 }
 
-/// Sends one job and settles it, in the order of the flow: check what must not be sent,
-/// make sure the token is still good, send, record the attempt, cool everyone down on a
+/// Sends one job and settles it, in the order of the flow: make sure the token is still
+/// good, check what must not be sent, make sure the token is still good after that check,
+/// send, record the attempt, cool everyone down on a
 /// 429, decide, settle. Never panics on a bad job: it dead-letters it. `hold` is the task's
 /// request slot, traded for a settle slot once Interakt has answered (and, on a 429, once
 /// every replica is cooling down).
@@ -45,16 +46,27 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hol
             return Box::pin(dead_letter(ctx, delivery, reason)).await;
         }
     };
-    if !delivery
-        .token
-        .as_ref()
-        .is_some_and(|token| ctx.limiter.is_fresh(token))
-    {
-        delivery.token =
-            Some(Box::pin(refresh_grant(ctx, delivery.lane, &job.id.to_string())).await);
-    }
-    let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
-        return;
+    let fresh = |delivery: &Delivery| {
+        delivery
+            .token
+            .as_ref()
+            .is_some_and(|token| ctx.limiter.is_fresh(token))
+    };
+    let body = loop {
+        if !fresh(&delivery) {
+            delivery.token =
+                Some(Box::pin(refresh_grant(ctx, delivery.lane, &job.id.to_string())).await);
+        }
+        let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
+            return;
+        };
+        // The check is a round trip to Redis, retried through an outage: it can outlast the
+        // grant. A request sent on such a grant could reach Interakt after its log entry
+        // left the window (one request too many there), so it gets a fresh grant and the
+        // check runs again (for the owner of a job marked `sending`, it changes nothing).
+        if fresh(&delivery) {
+            break body;
+        }
     };
     let outcome = Box::pin(send(ctx, &job, body)).await;
     let job = record_attempt(ctx, job, &outcome);

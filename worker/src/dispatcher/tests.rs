@@ -196,3 +196,37 @@ async fn a_job_taken_over_while_its_grant_is_refreshed_is_not_sent_from_here() {
     );
     assert!(s.dead_letters().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_that_goes_stale_during_the_pre_send_check_is_replaced_before_the_send() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    let ctx = context(&s, Duration::from_secs(60)).await;
+    let mut delivery = deliveries(&mut s, &ctx, &[booking(1)]).await.remove(0);
+    // Redis holds every command longer than a grant lives, as a restart or a stall does:
+    // the pre-send check starts with a fresh grant and answers after it went stale.
+    let stall = ctx.settings.budget.margin * 2;
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(stall.as_millis() as u64)
+        .arg("ALL")
+        .query_async(&mut s.conn)
+        .await
+        .unwrap();
+    delivery.token = Some(Token::unlogged(Instant::now()));
+    let requests = Arc::new(Semaphore::new(1));
+    let hold = Hold::new(
+        requests.try_acquire_owned().unwrap(),
+        Arc::new(Semaphore::new(1)),
+    );
+    process(&ctx, delivery, hold).await;
+
+    assert_eq!(
+        s.accepted_phones().into_iter().collect::<Vec<_>>(),
+        [phone(1)]
+    );
+    // It went out on a grant the shared log holds, taken after the stall; not on the one it
+    // started with, whose entry could already have left the window (the chaos suite once saw
+    // 11 requests in a window of 10 after a Redis restart, from exactly that).
+    let logged: usize = s.conn.zcard(s.keys.rate_window()).await.unwrap();
+    assert_eq!(logged, 1, "the request's grant is in the log");
+}
