@@ -1,28 +1,54 @@
 //! One HTTP call to Interakt's send endpoint, turned into a [`SendOutcome`].
 //!
 //! It never decides what happens next ([`crate::retry`] does) and never touches Redis.
+//!
+//! The client is hyper's own (`hyper_util`'s pooled client over `hyper_rustls`, the
+//! connector reqwest builds on), used directly: reqwest's layers around it (a redirect
+//! follower that parses the URL again on every response, a boxed body, its timeouts) cost
+//! about as much CPU per request as the request itself, and the worker sends one request
+//! per job to one URL and never follows a redirect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use herald_shared::Redacted;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_platform_verifier::BuilderVerifierExt;
+use tokio::time::Instant;
 
 use crate::retry::{Refusal, SendOutcome, trim_body};
 
-/// The content type of every request: what `reqwest`'s `.json()` would set.
+/// The content type of every request.
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// Who is calling, in every request.
+const AGENT: HeaderValue = HeaderValue::from_static(concat!("herald/", env!("CARGO_PKG_VERSION")));
+/// Connections kept open to Interakt between sends; more than any `--concurrency` in use.
+const MAX_IDLE: usize = 256;
+/// An idle connection is closed after this long (reqwest's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A client for `POST {base}/rcs/message/`. Cheap to clone (reqwest's pool is shared).
+/// A client for `POST {base}/rcs/message/`. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
 pub struct Sender {
-    http: reqwest::Client,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Parsed once: every send posts to the same URL.
-    url: reqwest::Url,
+    url: Uri,
     authorization: HeaderValue,
+    /// Bounds the whole request, the answer's body included.
+    timeout: Duration,
 }
 
 impl Sender {
-    /// `timeout` bounds the whole request; a timeout is a transient failure.
+    /// `timeout` bounds the whole request; a timeout is a transient failure. HTTPS is
+    /// verified against the system's roots (as reqwest does), HTTP/2 is used when the
+    /// server offers it.
     pub fn new(
         url: String,
         api_key: &Redacted<String>,
@@ -33,34 +59,53 @@ impl Sender {
                 "INTERAKT_API_KEY contains characters not allowed in a header".to_string()
             })?;
         authorization.set_sensitive(true);
-        let url = reqwest::Url::parse(&url).map_err(|err| format!("{url:?}: {err}"))?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(256)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| format!("HTTP client: {err}"))?;
+        let parsed: Uri = url.parse().map_err(|err| format!("{url:?}: {err}"))?;
+        if parsed.host().is_none() || !matches!(parsed.scheme_str(), Some("http" | "https")) {
+            return Err(format!("{url:?}: expected an http(s) URL with a host"));
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| builder.with_platform_verifier())
+            .map_err(|err| format!("HTTPS client: {err}"))?
+            .with_no_client_auth();
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(MAX_IDLE)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
         Ok(Sender {
             http,
-            url,
+            url: parsed,
             authorization,
+            timeout,
         })
     }
 
     /// Posts `body`, a [`herald_shared::wire::SendRequest`] serialized as JSON.
     pub async fn send(&self, body: Vec<u8>) -> SendOutcome {
-        let response = self
-            .http
-            .post(self.url.clone())
-            .header(AUTHORIZATION, self.authorization.clone())
-            .header(CONTENT_TYPE, JSON)
-            .body(body)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(err) => return transport_failure(&err),
+        let deadline = Instant::now() + self.timeout;
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.url.clone();
+        let headers = request.headers_mut();
+        headers.insert(AUTHORIZATION, self.authorization.clone());
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(USER_AGENT, AGENT);
+        let response = match tokio::time::timeout_at(deadline, self.http.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => return self.transport_failure(&err),
+            Err(_) => return self.timed_out(),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -68,35 +113,73 @@ impl Sender {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        match response.text().await {
-            Ok(body) => SendOutcome::from_response(status, retry_after, &body),
-            // The status arrived but the body did not: for a 2xx the message may be queued.
-            Err(err) if (200..300).contains(&status) => SendOutcome::Permanent {
-                status,
-                refusal: Refusal::BodyLost {
-                    error: err.to_string(),
-                },
-                body: String::new(),
-            },
-            Err(err) => transport_failure(&err),
+        let lost = |error: String| {
+            if (200..300).contains(&status) {
+                // The status arrived but the body did not: the message may be queued.
+                SendOutcome::Permanent {
+                    status,
+                    refusal: Refusal::BodyLost { error },
+                    body: String::new(),
+                }
+            } else {
+                SendOutcome::Transient {
+                    status: None,
+                    error,
+                    body: trim_body(""),
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, response.into_body().collect()).await {
+            Ok(Ok(body)) => {
+                let body = body.to_bytes();
+                SendOutcome::from_response(status, retry_after, &String::from_utf8_lossy(&body))
+            }
+            Ok(Err(err)) => lost(format!("request failed: {}: {}", self.url, chain(&err))),
+            Err(_) => lost(self.timeout_error()),
         }
+    }
+
+    fn transport_failure(&self, err: &hyper_util::client::legacy::Error) -> SendOutcome {
+        let kind = if err.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        // The URL and the error chain, never headers: the API key stays out.
+        SendOutcome::Transient {
+            status: None,
+            error: format!("{kind}: {}: {}", self.url, chain(err)),
+            body: trim_body(""),
+        }
+    }
+
+    fn timed_out(&self) -> SendOutcome {
+        SendOutcome::Transient {
+            status: None,
+            error: self.timeout_error(),
+            body: trim_body(""),
+        }
+    }
+
+    fn timeout_error(&self) -> String {
+        format!(
+            "timeout: {}: no complete answer within {:?} (--request-timeout)",
+            self.url, self.timeout
+        )
     }
 }
 
-fn transport_failure(err: &reqwest::Error) -> SendOutcome {
-    let kind = if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display names the URL, never headers: the API key stays out.
-    SendOutcome::Transient {
-        status: None,
-        error: format!("{kind}: {err}"),
-        body: trim_body(""),
+/// An error and its sources, `: `-separated (hyper's own message alone says only
+/// "client error (Connect)").
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }
 
 /// `Retry-After` as seconds (`120`); the HTTP-date form is rare for APIs and ignored.
@@ -107,11 +190,258 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
     #[test]
     fn retry_after_seconds() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after(" 10 "), Some(Duration::from_secs(10)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    const KEY: &str = "c2VjcmV0LWtleQ==";
+
+    fn sender(addr: std::net::SocketAddr, timeout: Duration) -> Sender {
+        let key = Redacted::new(KEY.to_string());
+        Sender::new(
+            format!("http://{addr}/v1/public/rcs/message/"),
+            &key,
+            timeout,
+        )
+        .unwrap()
+    }
+
+    /// A server on loopback that reads one request (head and body) and writes `answer`
+    /// (then keeps the connection open until the client goes); the request it read.
+    async fn serve_once(
+        answer: &'static [u8],
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                assert!(n > 0, "the client closed before its request was complete");
+            }
+            socket.write_all(answer).await.unwrap();
+            let _ = socket.read(&mut buf).await;
+            String::from_utf8_lossy(&request).to_string()
+        });
+        (addr, served)
+    }
+
+    #[tokio::test]
+    async fn a_send_posts_the_body_with_its_headers_and_reads_interakts_answer() {
+        let (addr, served) = serve_once(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 42\r\n\r\n{\"result\":true,\"id\":\"m-1\",\"message\":\"ok\"}\n",
+        )
+        .await;
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(br#"{"phoneNumber":"9000000001"}"#.to_vec())
+            .await;
+        assert_eq!(
+            outcome,
+            SendOutcome::Sent {
+                message_id: Some("m-1".into())
+            }
+        );
+        let request = served.await.unwrap();
+        assert!(
+            request.starts_with("POST /v1/public/rcs/message/ HTTP/1.1\r\n"),
+            "{request}"
+        );
+        for header in [
+            format!("host: {addr}"),
+            format!("authorization: Basic {KEY}"),
+            "content-type: application/json".into(),
+            concat!("user-agent: herald/", env!("CARGO_PKG_VERSION")).into(),
+        ] {
+            assert!(
+                request.contains(&header),
+                "{header:?} missing from {request}"
+            );
+        }
+        assert!(
+            request.ends_with(r#"{"phoneNumber":"9000000001"}"#),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429s_retry_after_is_read() {
+        let (addr, _served) = serve_once(
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}",
+        )
+        .await;
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(b"{}".to_vec())
+            .await;
+        assert!(
+            matches!(outcome, SendOutcome::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_a_transient_connection_failure_that_names_the_url_not_the_key() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(b"{}".to_vec())
+            .await;
+        let SendOutcome::Transient {
+            status: None,
+            error,
+            ..
+        } = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(error.starts_with("connection failed: http://"), "{error}");
+        assert!(error.contains(&addr.to_string()), "{error}");
+        assert!(!error.contains(KEY), "{error}");
+        assert!(!format!("{outcome:?}").contains(KEY));
+    }
+
+    /// No answer at all, then a status whose body never comes: both bounded by the one
+    /// timeout; the first is retried, the second (a 200, so maybe queued) is not.
+    #[tokio::test]
+    async fn the_timeout_bounds_the_answer_and_its_body() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (socket, _) = listener.accept().await.unwrap();
+                held.push(socket);
+            }
+        });
+        let started = Instant::now();
+        let outcome = sender(addr, Duration::from_millis(300))
+            .send(b"{}".to_vec())
+            .await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let SendOutcome::Transient {
+            status: None,
+            error,
+            ..
+        } = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(error.starts_with("timeout: "), "{error}");
+
+        let (addr, _served) =
+            serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"result\":").await;
+        let outcome = sender(addr, Duration::from_millis(300))
+            .send(b"{}".to_vec())
+            .await;
+        assert!(
+            matches!(&outcome, SendOutcome::Permanent { status: 200, refusal: Refusal::BodyLost { error }, .. } if error.starts_with("timeout: ")),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_after_a_200_is_lost_not_retried() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await.unwrap();
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"result\":")
+                .await
+                .unwrap();
+            // Dropped: the connection closes 90 bytes short.
+        });
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(b"{}".to_vec())
+            .await;
+        assert!(
+            matches!(&outcome, SendOutcome::Permanent { status: 200, refusal: Refusal::BodyLost { error }, .. } if error.starts_with("request failed: ")),
+            "{outcome:?}"
+        );
+    }
+
+    /// The server's certificate is signed by a CA no system trusts: the handshake fails, so
+    /// nothing is sent, and the failure says why.
+    #[tokio::test]
+    async fn https_refuses_a_server_whose_certificate_no_trusted_root_signed() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = herald_tests::tls::TestCerts::generate();
+        let chain = CertificateDer::pem_file_iter(certs.server_cert())
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(certs.server_key()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handshake = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            acceptor.accept(socket).await.map(|_| ())
+        });
+        let key = Redacted::new(KEY.to_string());
+        let url = format!("https://localhost:{}/v1/public/rcs/message/", addr.port());
+        let outcome = Sender::new(url, &key, Duration::from_secs(5))
+            .unwrap()
+            .send(b"{}".to_vec())
+            .await;
+        let SendOutcome::Transient {
+            status: None,
+            error,
+            ..
+        } = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
+        assert!(
+            error.starts_with("connection failed: https://localhost:"),
+            "{error}"
+        );
+        assert!(error.contains("certificate"), "{error}");
+        assert!(
+            handshake.await.unwrap().is_err(),
+            "the client refused the handshake"
+        );
+    }
+
+    #[test]
+    fn a_url_without_a_host_is_refused() {
+        let key = Redacted::new(KEY.to_string());
+        let err = Sender::new("/rcs/message/".into(), &key, Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert!(err.contains("\"/rcs/message/\""), "{err}");
     }
 }
