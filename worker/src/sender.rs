@@ -212,10 +212,19 @@ mod tests {
         .unwrap()
     }
 
-    /// A server on loopback that reads one request (head and body) and writes `answer`
-    /// (then keeps the connection open until the client goes); the request it read.
+    /// What the loopback server does once it has written its answer.
+    enum Then {
+        /// Keeps the connection open until the client closes it.
+        HoldOpen,
+        /// Closes it at once (a body shorter than its length is then cut short).
+        Close,
+    }
+
+    /// A server on loopback that reads one request (head and body), writes `answer`, then
+    /// does `then`; the request it read.
     async fn serve_once(
         answer: &'static [u8],
+        then: Then,
     ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -240,7 +249,9 @@ mod tests {
                 assert!(n > 0, "the client closed before its request was complete");
             }
             socket.write_all(answer).await.unwrap();
-            let _ = socket.read(&mut buf).await;
+            if let Then::HoldOpen = then {
+                let _ = socket.read(&mut buf).await;
+            }
             String::from_utf8_lossy(&request).to_string()
         });
         (addr, served)
@@ -250,6 +261,7 @@ mod tests {
     async fn a_send_posts_the_body_with_its_headers_and_reads_interakts_answer() {
         let (addr, served) = serve_once(
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 42\r\n\r\n{\"result\":true,\"id\":\"m-1\",\"message\":\"ok\"}\n",
+            Then::HoldOpen,
         )
         .await;
         let outcome = sender(addr, Duration::from_secs(5))
@@ -287,6 +299,7 @@ mod tests {
     async fn a_429s_retry_after_is_read() {
         let (addr, _served) = serve_once(
             b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 2\r\n\r\n{}",
+            Then::HoldOpen,
         )
         .await;
         let outcome = sender(addr, Duration::from_secs(5))
@@ -308,14 +321,7 @@ mod tests {
         let outcome = sender(addr, Duration::from_secs(5))
             .send(b"{}".to_vec())
             .await;
-        let SendOutcome::Transient {
-            status: None,
-            error,
-            ..
-        } = &outcome
-        else {
-            panic!("{outcome:?}");
-        };
+        let error = transient_error(&outcome);
         assert!(error.starts_with("connection failed: http://"), "{error}");
         assert!(error.contains(&addr.to_string()), "{error}");
         assert!(!error.contains(KEY), "{error}");
@@ -340,48 +346,53 @@ mod tests {
             .send(b"{}".to_vec())
             .await;
         assert!(started.elapsed() >= Duration::from_millis(300));
-        let SendOutcome::Transient {
-            status: None,
-            error,
-            ..
-        } = &outcome
-        else {
-            panic!("{outcome:?}");
-        };
+        let error = transient_error(&outcome);
         assert!(error.starts_with("timeout: "), "{error}");
 
-        let (addr, _served) =
-            serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"result\":").await;
+        let (addr, _served) = serve_once(CUT_SHORT, Then::HoldOpen).await;
         let outcome = sender(addr, Duration::from_millis(300))
             .send(b"{}".to_vec())
             .await;
-        assert!(
-            matches!(&outcome, SendOutcome::Permanent { status: 200, refusal: Refusal::BodyLost { error }, .. } if error.starts_with("timeout: ")),
-            "{outcome:?}"
-        );
+        assert!(body_lost(&outcome).starts_with("timeout: "), "{outcome:?}");
     }
 
     #[tokio::test]
     async fn a_body_cut_short_after_a_200_is_lost_not_retried() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = socket.read(&mut buf).await.unwrap();
-            socket
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"result\":")
-                .await
-                .unwrap();
-            // Dropped: the connection closes 90 bytes short.
-        });
+        let (addr, _served) = serve_once(CUT_SHORT, Then::Close).await;
         let outcome = sender(addr, Duration::from_secs(5))
             .send(b"{}".to_vec())
             .await;
         assert!(
-            matches!(&outcome, SendOutcome::Permanent { status: 200, refusal: Refusal::BodyLost { error }, .. } if error.starts_with("request failed: ")),
+            body_lost(&outcome).starts_with("request failed: "),
             "{outcome:?}"
         );
+    }
+
+    /// A 200 whose body stops 90 bytes short of its length.
+    const CUT_SHORT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"result\":";
+
+    /// The error of a send that failed before any status arrived (retried).
+    fn transient_error(outcome: &SendOutcome) -> &str {
+        match outcome {
+            SendOutcome::Transient {
+                status: None,
+                error,
+                ..
+            } => error,
+            other => panic!("expected a transient failure without a status, got {other:?}"),
+        }
+    }
+
+    /// The error of a 200 whose body was lost (never retried: the message may be queued).
+    fn body_lost(outcome: &SendOutcome) -> &str {
+        match outcome {
+            SendOutcome::Permanent {
+                status: 200,
+                refusal: Refusal::BodyLost { error },
+                ..
+            } => error,
+            other => panic!("expected a lost body, got {other:?}"),
+        }
     }
 
     /// The server's certificate is signed by a CA no system trusts: the handshake fails, so
@@ -417,14 +428,7 @@ mod tests {
             .unwrap()
             .send(b"{}".to_vec())
             .await;
-        let SendOutcome::Transient {
-            status: None,
-            error,
-            ..
-        } = &outcome
-        else {
-            panic!("{outcome:?}");
-        };
+        let error = transient_error(&outcome);
         assert!(
             error.starts_with("connection failed: https://localhost:"),
             "{error}"
