@@ -94,7 +94,9 @@ impl Sender {
 
     /// Posts `body`, a [`herald_shared::wire::SendRequest`] serialized as JSON.
     pub async fn send(&self, body: Vec<u8>) -> SendOutcome {
-        let deadline = Instant::now() + self.timeout;
+        // Not a deadline (`now + timeout`, which a timeout of billions of years overflows):
+        // tokio's `timeout` takes any duration, and the body gets what the answer left.
+        let started = Instant::now();
         let mut request = Request::new(Full::new(Bytes::from(body)));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.url.clone();
@@ -102,7 +104,7 @@ impl Sender {
         headers.insert(AUTHORIZATION, self.authorization.clone());
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(USER_AGENT, AGENT);
-        let response = match tokio::time::timeout_at(deadline, self.http.request(request)).await {
+        let response = match tokio::time::timeout(self.timeout, self.http.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => return self.transport_failure(&err),
             Err(_) => return self.timed_out(),
@@ -129,7 +131,8 @@ impl Sender {
                 }
             }
         };
-        match tokio::time::timeout_at(deadline, response.into_body().collect()).await {
+        let left = self.timeout.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, response.into_body().collect()).await {
             Ok(Ok(body)) => {
                 let body = body.to_bytes();
                 SendOutcome::from_response(status, retry_after, &String::from_utf8_lossy(&body))
@@ -393,6 +396,19 @@ mod tests {
             } => error,
             other => panic!("expected a lost body, got {other:?}"),
         }
+    }
+
+    /// A timeout no clock can add (`--request-timeout` of billions of years) is no bound at
+    /// all, never a panic in every send.
+    #[tokio::test]
+    async fn a_timeout_too_far_to_reach_does_not_panic_the_send() {
+        let (addr, _served) = serve_once(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"result\":true}",
+            Then::HoldOpen,
+        )
+        .await;
+        let outcome = sender(addr, Duration::MAX).send(b"{}".to_vec()).await;
+        assert_eq!(outcome, SendOutcome::Sent { message_id: None });
     }
 
     /// The server's certificate is signed by a CA no system trusts: the handshake fails, so

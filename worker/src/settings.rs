@@ -134,7 +134,11 @@ impl Settings {
             ));
         }
         // A job is only taken over once it has been idle longer than any send can take.
-        if args.claim_idle < args.request_timeout * 2 {
+        let covered = args
+            .request_timeout
+            .checked_mul(2)
+            .is_some_and(|twice| args.claim_idle >= twice);
+        if !covered {
             return Err(ConfigError::new(
                 "HERALD_CLAIM_IDLE (--claim-idle)",
                 format!(
@@ -238,6 +242,32 @@ impl Portion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(flags: &[&str]) -> Result<Settings, ConfigError> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            redis: RedisArgs,
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let args = ["herald-worker", "--api-key", "k"].iter().chain(flags);
+        let cli = <Cli as clap::Parser>::try_parse_from(args).expect("flags parse");
+        Settings::from_args(&cli.redis, &cli.run)
+    }
+
+    /// An extreme `--request-timeout` is refused by name, as a short `--claim-idle` is:
+    /// no overflow, no panic.
+    #[test]
+    fn a_request_timeout_no_claim_idle_can_cover_is_refused_by_name() {
+        for timeout in ["10000000000000000000s", "40s"] {
+            let err = settings(&["--request-timeout", timeout, "--claim-idle", "60s"])
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains("HERALD_CLAIM_IDLE (--claim-idle)"), "{err}");
+        }
+        assert!(settings(&["--request-timeout", "30s", "--claim-idle", "60s"]).is_ok());
+    }
 
     #[test]
     fn portions_parse_as_counts_or_percentages_and_leave_the_other_lane_a_token() {
