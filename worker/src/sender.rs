@@ -107,7 +107,7 @@ impl Sender {
         let response = match tokio::time::timeout(self.timeout, self.http.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => return self.transport_failure(&err),
-            Err(_) => return self.timed_out(),
+            Err(_) => return unanswered(self.timeout_error()),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -124,11 +124,7 @@ impl Sender {
                     body: String::new(),
                 }
             } else {
-                SendOutcome::Transient {
-                    status: None,
-                    error,
-                    body: trim_body(""),
-                }
+                unanswered(error)
             }
         };
         let left = self.timeout.saturating_sub(started.elapsed());
@@ -149,19 +145,7 @@ impl Sender {
             "request failed"
         };
         // The URL and the error chain, never headers: the API key stays out.
-        SendOutcome::Transient {
-            status: None,
-            error: format!("{kind}: {}: {}", self.url, chain(err)),
-            body: trim_body(""),
-        }
-    }
-
-    fn timed_out(&self) -> SendOutcome {
-        SendOutcome::Transient {
-            status: None,
-            error: self.timeout_error(),
-            body: trim_body(""),
-        }
+        unanswered(format!("{kind}: {}: {}", self.url, chain(err)))
     }
 
     fn timeout_error(&self) -> String {
@@ -169,6 +153,15 @@ impl Sender {
             "timeout: {}: no complete answer within {:?} (--request-timeout)",
             self.url, self.timeout
         )
+    }
+}
+
+/// A send that got no complete answer to classify: transient, retried.
+fn unanswered(error: String) -> SendOutcome {
+    SendOutcome::Transient {
+        status: None,
+        error,
+        body: trim_body(""),
     }
 }
 

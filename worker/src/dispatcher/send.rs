@@ -34,9 +34,9 @@ pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
 
 /// Sends one job and settles it, in the order of the flow: make sure the token is still
 /// good, check what must not be sent, make sure the token is still good after that check,
-/// send, record the attempt, cool everyone down on a 429, decide, settle. Never panics on a bad job: it dead-letters it. `hold` is the task's
-/// request slot, traded for a settle slot once Interakt has answered (and, on a 429, once
-/// every replica is cooling down).
+/// send, record the attempt, cool everyone down on a 429, decide, settle. Never panics on a
+/// bad job: it dead-letters it. `hold` is the task's request slot, traded for a settle slot
+/// once Interakt has answered (and, on a 429, once every replica is cooling down).
 pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hold) {
     let job = match &delivery.job {
         Ok(job) => job.clone(),
