@@ -244,9 +244,9 @@ def known_env() -> set[str]:
 
 def herald_keys() -> tuple[str, list[str]]:
     """(consumer group, lane names), read from the sources that define them."""
-    keys_rs = (ROOT / "shared/src/keys.rs").read_text()
+    keys_rs = (ROOT / "store/src/keys.rs").read_text()
     group = re.search(r'pub const WORKER_GROUP: &str = "([^"]+)"', keys_rs)
-    require(group is not None, "WORKER_GROUP not found in shared/src/keys.rs")
+    require(group is not None, "WORKER_GROUP not found in store/src/keys.rs")
     require('self.key(&["lane:", lane.as_str()])' in keys_rs, "lane key format changed in keys.rs")
     job_rs = (ROOT / "shared/src/job.rs").read_text()
     lanes = re.findall(r'Lane::\w+ => "([a-z]+)"', job_rs)

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use herald_dashboard::{DashboardArgs, Settings};
 use herald_shared::config::{RateArgs, RedisArgs};
-use herald_shared::dead_letter::{DeadLetter, DeadReason};
-use herald_shared::history::Series;
 use herald_shared::job::{Attempt, Outcome};
-use herald_shared::keys::WORKER_GROUP;
-use herald_shared::{Job, Keys, Lane, Redacted};
+use herald_shared::{Job, Lane, Redacted};
+use herald_store::Keys;
+use herald_store::dead_letter::{DeadLetter, DeadReason};
+use herald_store::history::Series;
+use herald_store::keys::WORKER_GROUP;
 use herald_tests::scenario::{booking, otp};
 use herald_tests::{NO_PERSISTENCE, RedisServer};
 use time::OffsetDateTime;
@@ -280,7 +281,7 @@ async fn seed_dead(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, n:
 /// the workers write them; returns the bytes the keys of this hour and day and the previous
 /// ones take (`MEMORY USAGE`): what a steady state holds, give or take the keys expiring.
 async fn seed_history(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, url: &str) -> u64 {
-    let recorder = herald_shared::history::Recorder::default();
+    let recorder = herald_store::history::Recorder::default();
     let now = SystemTime::now();
     for back in (0..86_400u64).step_by(10) {
         let at = now - Duration::from_secs(back);
@@ -289,9 +290,9 @@ async fn seed_history(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys,
         }
     }
     for back in (0..3600u64).step_by(60) {
-        for bin in 0..=herald_shared::history::MAX_BIN {
+        for bin in 0..=herald_store::history::MAX_BIN {
             let latency =
-                Duration::from_secs_f64(herald_shared::history::bin_upper_ms(bin) / 1000.0 * 0.99);
+                Duration::from_secs_f64(herald_store::history::bin_upper_ms(bin) / 1000.0 * 0.99);
             recorder.otp_latency(latency, now - Duration::from_secs(back));
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! It reads and moves what the pipeline wrote through the operator library
 //! ([`herald_operator`]: status, find, dlq), and the chart history the workers record
-//! ([`herald_shared::history`]); it never sends a message and keeps no state of its own, so
+//! ([`herald_store::history`]); it never sends a message and keeps no state of its own, so
 //! any number of replicas show the same picture and a restart loses nothing.
 //!
 //! - [`settings`]: flags and environment (`--listen`, `HERALD_DASHBOARD_TOKENS`,

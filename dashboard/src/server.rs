@@ -30,8 +30,8 @@ use herald_operator::dlq::{DeadLetters, PageCursor, PageQuery};
 use herald_operator::find::{self, Lookup};
 use herald_operator::status;
 use herald_shared::config::parse_duration;
-use herald_shared::history;
 use herald_shared::redis_pool::Pool;
+use herald_store::history;
 use maud::Markup;
 use tokio_util::sync::CancellationToken;
 

@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use herald_shared::Keys;
 use herald_shared::Redacted;
 use herald_shared::config::{ConfigError, RateArgs, RateLimit, RedisArgs};
 use herald_shared::redis_pool::Target;
 use herald_shared::tokens::Tokens;
+use herald_store::Keys;
 
 /// Redis connections of one dashboard: a page uses one at a time.
 pub const POOL_SIZE: usize = 8;

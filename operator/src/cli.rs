@@ -9,9 +9,10 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use herald_shared::Lane;
 use herald_shared::config::{RedisArgs, parse_duration};
 use herald_shared::process::{Failure, done_if, print_out};
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dlq::{self, DeadLetters, ListFilter, PurgeSelection, ReplayOptions, Selection};

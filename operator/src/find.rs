@@ -7,9 +7,9 @@
 use std::str::FromStr;
 
 use deadpool_redis::redis::AsyncCommands;
-use herald_shared::Keys;
 use herald_shared::redis_pool::{Pool, RedisFailure};
-use herald_shared::timeline::{self, JobTimeline};
+use herald_store::Keys;
+use herald_store::timeline::{self, JobTimeline};
 
 /// The most jobs of one booking shown (its confirmation, reminders, replays: a handful).
 pub const MAX_PER_BOOKING: usize = 20;

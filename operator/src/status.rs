@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 
 use deadpool_redis::redis::streams::StreamPendingReply;
 use deadpool_redis::redis::{AsyncCommands, RedisError};
-use herald_shared::keys::{Stat, WORKER_GROUP};
+use herald_shared::Lane;
 use herald_shared::memory_policy::MemoryPolicies;
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
+use herald_store::keys::{Stat, WORKER_GROUP};
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -2,12 +2,12 @@
 //! id, printed as text or JSON. The lookup itself is [`timeline::find`]; this module
 //! owns the flags, the output and the exit codes (0 found, 1 not found, 2 usage or Redis).
 
-use herald_shared::Keys;
 use herald_shared::config::{ConfigError, RedisArgs};
 use herald_shared::redis_pool::ConnectError;
+use herald_store::Keys;
 
 use herald_shared::redis_pool::RedisFailure;
-use herald_shared::timeline::{self, JobTimeline};
+use herald_store::timeline::{self, JobTimeline};
 
 /// Flags of `herald-worker track`.
 #[derive(clap::Args, Debug, Clone)]

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_shared::{Keys, Redacted};
+use herald_shared::Redacted;
+use herald_store::Keys;
 use herald_tests::RedisServer;
 use producer::Producer;
 use producer::api::ApiState;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
 use herald_shared::job::DEFAULT_OTP_VALIDITY;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
 use herald_tests::RedisServer;
 use producer::Producer;
 use producer::bulk::{self, Observer, Rejected};

@@ -1,23 +1,21 @@
 //! Cancelling a job before its send begins: [`Producer::cancel`] and
 //! [`Producer::cancel_by_idempotency_key`].
 //!
-//! One Lua script (`src/lua/cancel_job.lua`, with `cancel.lua` in front) reads and writes the
+//! One Lua script (`store/src/lua/cancel_job.lua`, with `cancel.lua` in front) reads and writes the
 //! job's record atomically, and the worker's begin-send script does the same right before
 //! every send: whichever runs first wins. A cancel that wins takes the job out of wherever it
 //! waits (scheduled set, lane) and the send never happens; a job already `sending`, `sent` or
 //! `dead` is left alone and its state is the answer.
 
-use std::sync::LazyLock;
-
-use deadpool_redis::redis::{AsyncCommands, Script};
+use deadpool_redis::redis::AsyncCommands;
 use herald_shared::Lane;
-use herald_shared::keys::{TIMELINE_TTL_SECS, WORKER_GROUP};
-use herald_shared::timeline::{self, JobState};
+use herald_store::keys::{TIMELINE_TTL_SECS, WORKER_GROUP};
+use herald_store::timeline::{self, JobState};
 use uuid::Uuid;
 
-use crate::enqueue::{Error, Producer, with_cancel};
+use crate::enqueue::{Error, Producer};
 
-static CANCEL: LazyLock<Script> = LazyLock::new(|| with_cancel(include_str!("lua/cancel_job.lua")));
+use herald_store::scripts::CANCEL;
 
 /// What a cancel came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use herald_shared::config::{ConfigError, RedisArgs, parse_duration};
-use herald_shared::durability::Durability;
 use herald_shared::wire::{self, SendRequest};
-use herald_shared::{Job, Keys, Redacted};
+use herald_shared::{Job, Redacted};
+use herald_store::Keys;
+use herald_store::durability::Durability;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::CancelOutcome;
@@ -390,7 +391,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     if let Some(due) = enqueued.send_at {
         eprintln!(
             "{NAME}: scheduled for {}",
-            herald_shared::timeline::format_time(due)
+            herald_store::timeline::format_time(due)
         );
     }
     // The job is enqueued whether or not stdout still listens.

@@ -5,7 +5,7 @@
 //! never trimmed: `MAXLEN` would delete jobs nobody has sent yet. Workers create their
 //! consumer groups themselves; this module never does.
 //!
-//! Every job goes through one Lua script (`src/lua/enqueue.lua`) that does, atomically:
+//! Every job goes through one Lua script (`store/src/lua/enqueue.lua`) that does, atomically:
 //!
 //! - the idempotency key: two producers racing with the same key enqueue once and both get
 //!   the first job's id. The claim holds the first job's id and its content
@@ -31,20 +31,20 @@
 //! arguments first and touch Redis only when they pass.
 
 use std::sync::Arc;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::PoolError;
-use deadpool_redis::redis::{self, RedisError, Script, ServerErrorKind, Value};
-use herald_shared::durability::{Durability, NotReplicated, WaitError};
+use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
+use herald_shared::Lane;
 use herald_shared::job::{Booking, Job};
-use herald_shared::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
-use herald_shared::timeline::{self, Recorded};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
+use herald_store::durability::{Durability, NotReplicated, WaitError};
+use herald_store::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
+use herald_store::timeline::{self, Recorded};
 use uuid::Uuid;
 
 /// How long an idempotency key holds its first job's id unless configured otherwise.
@@ -53,20 +53,7 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 6
 /// Jobs per pipeline round trip.
 pub const PIPELINE_CHUNK: usize = 1_000;
 
-/// Claims an idempotency key, supersedes, records and adds the job in one step
-/// (`src/lua/enqueue.lua`, with the cancel and timeline preludes in front).
-static IDEMPOTENT_ADD: LazyLock<Script> =
-    LazyLock::new(|| with_cancel(include_str!("lua/enqueue.lua")));
-
-/// `script` with the preludes it calls: `record` (the worker's timeline.lua: the same field
-/// writes as every settle) and `cancel` (cancel.lua).
-pub(crate) fn with_cancel(script: &str) -> Script {
-    Script::new(&format!(
-        "{}\n{}\n{script}",
-        include_str!("../../worker/src/lua/timeline.lua"),
-        include_str!("lua/cancel.lua")
-    ))
-}
+use herald_store::scripts::ENQUEUE as IDEMPOTENT_ADD;
 
 /// The result of one enqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +176,7 @@ impl Producer {
     }
 
     /// Acknowledges an enqueue only once `durability.min_replicas` replicas have it (`WAIT`),
-    /// else fails with [`Error::NotReplicated`]: see [`herald_shared::durability`].
+    /// else fails with [`Error::NotReplicated`]: see [`herald_store::durability`].
     pub fn with_durability(mut self, durability: Durability) -> Producer {
         self.durability = durability;
         self

@@ -8,16 +8,10 @@
 //!   `send_in`, appointments in their time zone, `--before`.
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`config`]: flags and environment variables shared by the binaries.
-//! - [`keys`]: the Redis key layout.
 //! - [`redis_pool`]: connection pools with explicit timeouts, TLS.
-//! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
 //! - [`memory_policy`]: Redis's `maxmemory-policy`, checked at start-up (`noeviction`).
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
-//! - [`dead_letter`]: what a dead letter holds.
-//! - [`timeline`]: a job's story (enqueued, attempts, sent, delivered, read, dead), as
-//!   `track` and the producer API show it.
-//! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
 //! - [`tokens`]: access tokens, kept and compared as SHA-256 digests.
 //! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 //! - [`backoff`]: riding out a Redis outage (every long-running task).
@@ -30,27 +24,20 @@ pub mod backoff;
 pub mod compose;
 pub mod config;
 pub mod consumer;
-pub mod dead_letter;
-pub mod durability;
-pub mod history;
 pub mod job;
-pub mod keys;
 pub mod memory_policy;
 pub mod ops;
 pub mod phone;
 pub mod process;
 pub mod redis_pool;
 pub mod schedule;
-pub mod script;
 pub mod secret;
 pub mod signal;
 pub mod signature;
-pub mod timeline;
 pub mod tokens;
 pub mod validate;
 pub mod wire;
 
 pub use job::{Job, JobKind, Lane};
-pub use keys::Keys;
 pub use phone::Phone;
 pub use secret::Redacted;

@@ -177,11 +177,18 @@ pub fn due_time(
             "send_at",
             format!(
                 "is {}, more than {MAX_SCHEDULE_AHEAD_TEXT} ahead; schedule it nearer the time",
-                crate::timeline::format_time(at)
+                format_time(at)
             ),
         )),
         (Some(at), None) => Ok((at > now).then_some(at)),
     }
+}
+
+/// RFC 3339 in UTC, as every timestamp of the timeline is stored.
+pub fn format_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .expect("a UTC timestamp formats as RFC 3339")
 }
 
 /// Unix milliseconds, as the scheduled set scores jobs.

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use herald_operator::status::Status;
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig, ScriptRule};
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::Booking;
-use herald_shared::keys::JOB_FIELD;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::dead_letter::DeadLetter;
+use herald_store::keys::JOB_FIELD;
 use redis::AsyncCommands;
 
 use crate::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};

@@ -90,7 +90,7 @@ async fn settled_scenario() -> (Scenario, String, Vec<String>) {
 /// The sum of one series over this hour's and the last hour's 10 s buckets.
 async fn history_total(
     conn: &mut redis::aio::MultiplexedConnection,
-    keys: &herald_shared::Keys,
+    keys: &herald_store::Keys,
     series: &str,
 ) -> u64 {
     let hour = std::time::SystemTime::now()

@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_shared::{Keys, Redacted, signature};
+use herald_shared::{Redacted, signature};
+use herald_store::Keys;
 use herald_tests::RedisServer;
 use herald_tests::scenario::booking;
 use herald_webhook::{self as webhook, WebhookSettings, receiver};

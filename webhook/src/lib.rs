@@ -26,10 +26,11 @@ pub mod verify;
 
 use std::net::SocketAddr;
 
+use herald_shared::Redacted;
 use herald_shared::config::{ConfigError, RedisArgs};
 use herald_shared::consumer::consumer_name;
 use herald_shared::process::Failure;
-use herald_shared::{Keys, Redacted};
+use herald_store::Keys;
 use tokio_util::sync::CancellationToken;
 
 pub use processor::Processor;

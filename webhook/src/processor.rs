@@ -18,24 +18,23 @@
 //! message Herald did not send, or whose index expired). A user message waits at most
 //! [`REPLY_LINK_GRACE`] for its job, then goes to the inbound stream without one.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_redis::redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
 };
-use deadpool_redis::redis::{AsyncCommands, RedisError, Script, Value};
-use herald_shared::Keys;
-use herald_shared::keys::{EVENT_FIELD, UNHANDLED_MAX_LEN, WEBHOOK_GROUP};
+use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
 use herald_shared::redis_pool::MAX_BLOCK;
 use herald_shared::redis_pool::Pool;
+use herald_store::Keys;
+use herald_store::keys::{EVENT_FIELD, UNHANDLED_MAX_LEN, WEBHOOK_GROUP};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::redis_pool::RedisFailure;
-use herald_shared::timeline::{Milestone, field, format_time};
+use herald_store::timeline::{Milestone, field, format_time};
 
 use crate::action::{self, Action};
 use crate::telemetry;
@@ -50,8 +49,7 @@ pub const STATUS_LINK_GRACE: Duration = Duration::from_secs(30);
 /// How long a user message waits for its job before it is passed on without one.
 pub const REPLY_LINK_GRACE: Duration = Duration::from_secs(2);
 
-static MARK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/mark.lua")));
-static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/append.lua")));
+use herald_store::scripts::{APPEND, MARK};
 
 /// One processor. Cheap to clone; [`crate::run`] runs one per `webhook` process.
 #[derive(Clone)]

@@ -23,7 +23,7 @@
 //!
 //! Processing (timelines, the inbound stream) happens behind, in [`crate::processor`].
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -33,10 +33,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use deadpool_redis::redis::Script;
-use herald_shared::Keys;
-use herald_shared::keys::{EVENT_FIELD, WEBHOOK_DEDUP_TTL_SECS};
 use herald_shared::redis_pool::Pool;
+use herald_store::Keys;
+use herald_store::keys::{EVENT_FIELD, WEBHOOK_DEDUP_TTL_SECS};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -59,7 +58,7 @@ pub const MAX_EVENTS_PER_BODY: usize = 100;
 /// Interakt's 3 seconds.
 pub const REDIS_BUDGET: Duration = Duration::from_millis(1500);
 
-static RECORD: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/record.lua")));
+use herald_store::scripts::RECORD_EVENTS as RECORD;
 
 /// The receiver's shared state. Built once by [`crate::run`] (or a test); the router clones
 /// it into every request. Dropping the last clone drops nothing but handles.

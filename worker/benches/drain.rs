@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use herald_sandbox::{RunningSandbox, SandboxConfig};
-use herald_shared::{Job, Keys};
+use herald_shared::Job;
+use herald_store::Keys;
 use herald_tests::scenario::booking;
 use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 

@@ -31,7 +31,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use herald_sandbox::{AcceptedMessage, RunningSandbox, SandboxConfig};
-use herald_shared::{Job, Keys};
+use herald_shared::Job;
+use herald_store::Keys;
 use herald_tests::scenario::booking;
 use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 use rand::rngs::StdRng;

@@ -12,7 +12,8 @@
 use std::time::{Duration, Instant};
 
 use herald_shared::job::Booking;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
 use herald_tests::RedisServer;
 use herald_tests::scenario::phone;
 

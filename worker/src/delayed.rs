@@ -3,26 +3,24 @@
 //!
 //! A waiting job never blocks anything: it sits in a sorted set scored by when it is due and
 //! this task moves due ones to the lane with one atomic script per batch
-//! (`lua/promote.lua`, `lua/schedule.lua`). Every replica runs it; a job is taken off its
+//! (`store/src/lua/promote.lua`, `store/src/lua/schedule.lua`). Every replica runs it; a job is taken off its
 //! set in the same script that adds it to the lane, so whichever replica gets there first
 //! moves it and no other moves it again. A scheduled job's body is stored once (a hash by
 //! id); its set holds ids only, so a move is O(log n) whatever the backlog.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis::Script;
-use herald_shared::keys::JOB_FIELD;
+use herald_shared::Lane;
 use herald_shared::redis_pool::Pool;
-use herald_shared::script::ScriptCall;
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
+use herald_store::keys::JOB_FIELD;
+use herald_store::script::ScriptCall;
 use tokio_util::sync::CancellationToken;
 
 use crate::lanes::RedisFailure;
 use herald_shared::backoff::ReconnectBackoff;
 
-static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/promote.lua")));
-static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/schedule.lua")));
+use herald_store::scripts::{PROMOTE, SCHEDULE};
 
 /// The longest the task sleeps between looks, so retries added by other replicas (which may
 /// be due sooner than anything it saw) are not missed for long.

@@ -4,21 +4,20 @@
 //! A letter written after the deadline never had its code (the settle stage erases it
 //! first); one dead-lettered earlier keeps it until then, for a replay, and is indexed by its
 //! deadline ([`Keys::dead_codes`]). This task takes the due ones off that index and erases
-//! each with one compare-and-set script (`lua/erase.lua`). It never moves a letter.
+//! each with one compare-and-set script (`store/src/lua/erase.lua`). It never moves a letter.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use deadpool_redis::redis::{AsyncCommands, Script};
-use herald_shared::Keys;
+use deadpool_redis::redis::AsyncCommands;
 use herald_shared::backoff::ReconnectBackoff;
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::redis_pool::{Pool, RedisFailure};
-use herald_shared::script::ScriptCall;
+use herald_store::Keys;
+use herald_store::dead_letter::DeadLetter;
+use herald_store::script::ScriptCall;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-static ERASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/erase.lua")));
+use herald_store::scripts::ERASE;
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(5);
@@ -79,7 +78,7 @@ mod tests {
     use super::*;
     use deadpool_redis::redis::AsyncCommands;
     use herald_shared::Lane;
-    use herald_shared::dead_letter::DeadReason;
+    use herald_store::dead_letter::DeadReason;
     use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
     /// Observed in a chaos run: two replicas' erasers found the same due letter, and the

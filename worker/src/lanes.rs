@@ -6,19 +6,20 @@
 //! loses nothing. This module only reads and claims; it never acknowledges.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
-use deadpool_redis::redis::{AsyncCommands, RedisError, Script, Value};
-use herald_shared::dead_letter::{DeadReason, redact_raw};
-use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
+use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
 use herald_shared::redis_pool::Pool;
-use herald_shared::script::ScriptCall;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::dead_letter::{DeadReason, redact_raw};
+use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
+use herald_store::script::ScriptCall;
 use tokio::time::Instant;
 
 use crate::limiter::Token;
@@ -26,8 +27,7 @@ use crate::limiter::Token;
 /// A Redis failure while reading or settling: the caller backs off and tries again.
 pub use herald_shared::redis_pool::RedisFailure;
 
-static TOUCH: LazyLock<Script> =
-    LazyLock::new(|| crate::settle::owning(include_str!("lua/touch.lua")));
+use herald_store::scripts::TOUCH;
 
 /// One entry delivered to this replica.
 #[derive(Debug)]

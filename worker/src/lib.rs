@@ -13,7 +13,7 @@
 //! - [`limiter`]: the sliding-window budget in Redis, local pacing, the 429 cool-down.
 //! - [`sender`]: one HTTP call to Interakt, classified.
 //! - [`retry`]: whether and when to retry: pure.
-//! - [`settle`]: the atomic ways a job leaves a lane (each a script in `src/lua/`).
+//! - [`settle`]: the atomic ways a job leaves a lane (each a script in `store/src/lua/`).
 //! - [`delayed`]: moving due retries back onto their lanes.
 //! - [`erase`]: erasing OTP codes from dead letters once their deadline has passed.
 //! - [`telemetry`]: the worker's metrics.
@@ -35,4 +35,4 @@ pub mod telemetry;
 
 // Moved to the shared crate (the producer API and the operator tools read them too); kept
 // at their old paths.
-pub use herald_shared::{dead_letter, timeline};
+pub use herald_store::{dead_letter, timeline};

@@ -2,7 +2,7 @@
 //! sliding window of length W, retries included, spread at the plan's steady rate whatever
 //! the number of replicas, with tokens kept for OTPs.
 //!
-//! Everything is decided in one atomic script (`lua/acquire.lua`) on hash-tagged keys,
+//! Everything is decided in one atomic script (`store/src/lua/acquire.lua`) on hash-tagged keys,
 //! timed by Redis `TIME` so hosts' clocks never matter:
 //! - **The sliding log**: at most E requests in any sliding W. Each request counts from a
 //!   time it cannot have reached Interakt after: its grant plus a margin while it is in
@@ -30,11 +30,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use deadpool_redis::redis::{RedisError, Script};
+use deadpool_redis::redis::RedisError;
+use herald_shared::Lane;
 use herald_shared::config::RateLimit;
 use herald_shared::redis_pool::Pool;
-use herald_shared::script::ScriptCall;
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
+use herald_store::script::ScriptCall;
 use tokio_util::sync::CancellationToken;
 
 /// The most tokens asked of Redis in one call.
@@ -156,7 +157,7 @@ impl Tokens {
 
 /// One request's place in the shared log, carried by its send to the settle. Granted, its
 /// entry is scored at the grant plus the margin (the latest the request may reach Interakt);
-/// the settle after its answer re-scores it to the answer's time (`lua/charge.lua`), so the
+/// the settle after its answer re-scores it to the answer's time (`store/src/lua/charge.lua`), so the
 /// request counts exactly as long as Interakt may count it, and no longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
@@ -390,15 +391,7 @@ impl SharedLimiter {
     }
 }
 
-static ACQUIRE: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| budget_script(include_str!("lua/acquire.lua")));
-static COOLDOWN: std::sync::LazyLock<Script> =
-    std::sync::LazyLock::new(|| budget_script(include_str!("lua/cooldown.lua")));
-
-/// A budget script with the clock prelude (`now`, `int`) in front.
-fn budget_script(script: &str) -> Script {
-    Script::new(&format!("{}\n{script}", include_str!("lua/clock.lua")))
-}
+use herald_store::scripts::{ACQUIRE, COOLDOWN};
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use herald_shared::dead_letter::DeadReason;
 use herald_shared::job::Outcome;
+use herald_store::dead_letter::DeadReason;
 
 /// What one HTTP send to Interakt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]

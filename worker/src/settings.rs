@@ -3,14 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use herald_shared::Redacted;
 use herald_shared::compose::SmsSettings;
 use herald_shared::config::{
     ConfigError, InteraktArgs, RateArgs, RedisArgs, SmsArgs, parse_duration,
 };
 use herald_shared::consumer::consumer_name;
-use herald_shared::durability::Durability;
 use herald_shared::redis_pool::Target;
-use herald_shared::{Keys, Redacted};
+use herald_store::Keys;
+use herald_store::durability::Durability;
 
 use crate::limiter::{Budget, DEFAULT_MAX_COOLDOWN, default_margin, percent_of};
 use crate::retry::RetryPolicy;

@@ -16,28 +16,22 @@
 //! ([`Settled::NotOurs`]); a send's record is the exception: it is written whoever owns the
 //! entry, so the new holder finds it and does not send again.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_redis::redis::{AsyncCommands, Script};
-use herald_shared::durability::Durability;
-use herald_shared::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use herald_shared::redis_pool::Pool;
-use herald_shared::script::{Concat, ScriptCall};
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::durability::Durability;
+use herald_store::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
+use herald_store::script::{Concat, ScriptCall};
 use time::OffsetDateTime;
 
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, RedisFailure};
 use crate::timeline;
 
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/complete.lua")));
-static RETRY: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/retry.lua")));
-static DEAD: LazyLock<Script> = LazyLock::new(|| after_send(include_str!("lua/dead.lua")));
-static HAND_BACK: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/hand_back.lua")));
-static DROP_DUPLICATE: LazyLock<Script> =
-    LazyLock::new(|| owning(include_str!("lua/drop_duplicate.lua")));
-static BEGIN_SEND: LazyLock<Script> = LazyLock::new(|| owning(include_str!("lua/begin_send.lua")));
+use herald_store::scripts::{BEGIN_SEND, COMPLETE, DEAD, DROP_DUPLICATE, HAND_BACK, RETRY};
 
 /// What the last check before a send found ([`Settler::begin_send`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,25 +48,7 @@ pub enum BeginSend {
     Expired,
 }
 
-pub use herald_shared::timeline::UNKNOWN_MESSAGE_ID;
-
-/// A settle script with the ownership check (`owned(stream, group, id, consumer)`) in
-/// front.
-pub(crate) fn owning(script: &str) -> Script {
-    Script::new(&format!("{}\n{script}", include_str!("lua/owned.lua")))
-}
-
-/// A settle script that may follow a send: the request's charge to the shared log
-/// (`lua/charge.lua`, see [`Settler::charge`]), then the ownership check and the timeline
-/// prelude (`record(key, json, ttl)`), in front.
-fn after_send(script: &str) -> Script {
-    Script::new(&format!(
-        "{}\n{}\n{}\n{script}",
-        include_str!("lua/charge.lua"),
-        include_str!("lua/owned.lua"),
-        include_str!("lua/timeline.lua")
-    ))
-}
+pub use herald_store::timeline::UNKNOWN_MESSAGE_ID;
 
 /// What a settle did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +110,7 @@ impl Settler {
         Ok(conn.get(self.keys.sent(job_id)).await?)
     }
 
-    /// The last check before `job` is sent, one script (`lua/begin_send.lua`) and one round
+    /// The last check before `job` is sent, one script (`store/src/lua/begin_send.lua`) and one round
     /// trip: still this replica's, not already sent, not cancelled, not past its deadline;
     /// then its record says `sending`, and a cancel from now on is too late.
     pub async fn begin_send(
@@ -293,7 +269,7 @@ impl Settler {
     }
 
     /// A call of a settle script that may follow a send (built by [`after_send`]), in the
-    /// order `lua/charge.lua`
+    /// order `store/src/lua/charge.lua`
     /// reads it: `keys`, then the shared log and the OTPs' log when `delivery` holds a token;
     /// the script's own arguments (`args`), then the charge, always last: `charge:<member>`,
     /// or empty without a token (nothing to charge), so it is never a field of the call's

@@ -8,10 +8,11 @@
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use herald_shared::dead_letter::DeadKind;
-use herald_shared::history::{Recorder, Series};
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::dead_letter::DeadKind;
+use herald_store::history::{Recorder, Series};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 

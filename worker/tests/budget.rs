@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use herald_shared::config::RateLimit;
-use herald_shared::keys::Stat;
 use herald_shared::redis_pool::{Pool, connect};
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::keys::Stat;
 use herald_tests::RedisServer;
 use herald_worker::lanes::Delivery;
 use herald_worker::limiter::{Budget, SharedLimiter, Token};
@@ -301,7 +302,7 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(h.keys.lane(Lane::Otp))
-        .arg(herald_shared::keys::WORKER_GROUP)
+        .arg(herald_store::keys::WORKER_GROUP)
         .arg("$")
         .arg("MKSTREAM")
         .query_async(&mut conn)

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use herald_shared::history::{Chart, Series};
+use herald_store::history::{Chart, Series};
 use maud::{Markup, html};
 
 const WIDTH: f64 = 720.0;
@@ -87,7 +87,7 @@ pub fn format_value(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_shared::history::Point;
+    use herald_store::history::Point;
 
     #[test]
     fn a_chart_draws_each_line_and_the_limit() {

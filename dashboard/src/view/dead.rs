@@ -3,8 +3,8 @@
 //! confirm button, then the result). Action forms are left out entirely when read-only.
 
 use herald_operator::dlq::{self, Page, PageCursor};
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::Attempt;
+use herald_store::dead_letter::DeadLetter;
 use maud::{Markup, html};
 
 use super::{Frame, Nav, at, csrf_field, layout};

@@ -2,7 +2,7 @@
 //! timeline as `track` shows it; and the login page.
 
 use herald_operator::find::{Found, Lookup};
-use herald_shared::timeline::{EventKind, JobState, JobTimeline};
+use herald_store::timeline::{EventKind, JobState, JobTimeline};
 use maud::{Markup, html};
 
 use super::{Frame, Nav, at, csrf_field, layout};

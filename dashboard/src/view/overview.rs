@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_operator::status::Status;
 use herald_shared::config::RateLimit;
-use herald_shared::history::{COARSE_SECS, Charts, FINE_SECS, Series};
+use herald_store::history::{COARSE_SECS, Charts, FINE_SECS, Series};
 use maud::{Markup, html};
 
 use super::charts::{Line, format_value, svg};

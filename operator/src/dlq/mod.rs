@@ -5,7 +5,7 @@
 //!
 //! - **replay** ([`DeadLetters::replay`]): back onto its lane with a fresh retry budget and
 //!   its history kept: an [`Outcome::Replayed`](herald_shared::job::Outcome::Replayed) marker is appended, and the worker counts
-//!   only the attempts after it. Each move is one atomic script (`src/lua/replay.lua`), so a
+//!   only the attempts after it. Each move is one atomic script (`store/src/lua/replay.lua`), so a
 //!   replay killed at any point leaves every job either still dead or back on its lane, never
 //!   both, never neither; the script re-checks the letter is still there (and unchanged), so
 //!   replaying the same id twice enqueues it once. Deciding (is it expired? does `--extend`
@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::RedisError;
+use herald_shared::Lane;
 use herald_shared::redis_pool::{error_reason, pool_error_reason};
-use herald_shared::{Lane, dead_letter};
+use herald_store::dead_letter;
 
 pub use plan::{
     Extension, ExtensionError, LaneCounts, NotReplayed, Plan, PurgeReport, ReplayReport, plan,
@@ -161,8 +162,8 @@ pub(crate) mod tests {
     //! Fixtures for the plan and render tests.
     use std::time::Duration;
 
-    use herald_shared::dead_letter::DeadLetter;
     use herald_shared::{Job, Lane};
+    use herald_store::dead_letter::DeadLetter;
     use time::OffsetDateTime;
 
     pub(crate) fn letter(job: Option<Job>) -> DeadLetter {

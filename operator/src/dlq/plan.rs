@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use herald_shared::Lane;
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::{Attempt, MAX_OTP_VALIDITY, MAX_OTP_VALIDITY_TEXT, deadline_after, human};
+use herald_store::dead_letter::DeadLetter;
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -2,7 +2,7 @@
 //! OTP's code hidden), and the summaries of `dlq replay` and `dlq purge`. Pure.
 
 use herald_shared::Lane;
-use herald_shared::dead_letter::DeadLetter;
+use herald_store::dead_letter::DeadLetter;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -51,7 +51,7 @@ pub fn to_pretty_json(letter: &DeadLetter) -> String {
     if let Some(raw) = value.pointer_mut("/raw")
         && let Some(text) = raw.as_str()
     {
-        *raw = serde_json::Value::String(herald_shared::dead_letter::redact_raw(text));
+        *raw = serde_json::Value::String(herald_store::dead_letter::redact_raw(text));
     }
     serde_json::to_string_pretty(&value).expect("a JSON value serializes")
 }

@@ -1,15 +1,15 @@
 //! Dead letters in Redis: the hash ([`Keys::dead`]) and its per-lane time indexes
 //! ([`Keys::dead_index`]) read in chunks, and the two moves out of them: the replay script
-//! (`src/lua/replay.lua`, one atomic compare-and-move per letter) and the purge.
+//! (`store/src/lua/replay.lua`, one atomic compare-and-move per letter) and the purge.
 
 use std::collections::VecDeque;
-use std::sync::LazyLock;
 
-use deadpool_redis::redis::{self, AsyncCommands, Script};
-use herald_shared::dead_letter::DeadLetter;
-use herald_shared::keys::JOB_FIELD;
+use deadpool_redis::redis::{self, AsyncCommands};
+use herald_shared::Lane;
 use herald_shared::redis_pool::{Connection, Pool};
-use herald_shared::{Keys, Lane};
+use herald_store::Keys;
+use herald_store::dead_letter::DeadLetter;
+use herald_store::keys::JOB_FIELD;
 use time::OffsetDateTime;
 
 use super::plan::{NotReplayed, Plan, PurgeReport, ReplayReport, dedup, plan, reason_matches};
@@ -18,7 +18,7 @@ use super::{
     ReplayOptions, Selection,
 };
 
-static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
+use herald_store::scripts::REPLAY;
 
 /// Dead letters read, and replay scripts sent, per Redis round trip.
 const CHUNK: usize = 200;

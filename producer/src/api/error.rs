@@ -61,7 +61,7 @@ pub struct ErrorBody {
     pub job_id: Option<Uuid>,
     /// `too_late` only: where the job is (`sending`, `sent` or `dead`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<herald_shared::timeline::JobState>,
+    pub state: Option<herald_store::timeline::JobState>,
 }
 
 /// An error answer.
@@ -104,7 +104,7 @@ impl ApiError {
     }
 
     /// 409: too late to cancel job `job_id`, which is `state`.
-    pub fn too_late(job_id: Uuid, state: herald_shared::timeline::JobState) -> ApiError {
+    pub fn too_late(job_id: Uuid, state: herald_store::timeline::JobState) -> ApiError {
         let mut err = ApiError::new(
             ErrorCode::TooLate,
             format!("job {job_id} is {}: too late to cancel", state.as_str()),

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use herald_shared::Job;
-use herald_shared::timeline::{self, JobState, JobTimeline};
+use herald_store::timeline::{self, JobState, JobTimeline};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;

@@ -98,7 +98,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
 pub fn openapi_json() -> String {
     let pool =
         herald_shared::redis_pool::create_pool("redis://127.0.0.1:6379", 1).expect("a static URL");
-    let keys = herald_shared::Keys::new("herald").expect("the default namespace");
+    let keys = herald_store::Keys::new("herald").expect("the default namespace");
     let state = ApiState {
         producer: Producer::new(pool, keys),
         tokens: Arc::new(Tokens::default()),

@@ -144,7 +144,7 @@ async fn a_bookings_jobs_are_indexed_by_its_id_once_each_for_a_week() {
     let mut expected = vec![keyed.job_id.to_string(), unkeyed.job_id.to_string()];
     expected.sort();
     assert_eq!(ids, expected, "each job once, the duplicate not added");
-    let week = herald_shared::keys::TIMELINE_TTL_SECS as i64;
+    let week = herald_store::keys::TIMELINE_TTL_SECS as i64;
     assert!((week - 60..=week).contains(&ttl), "{ttl}");
 }
 

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
-use herald_shared::keys::JOB_FIELD;
 use herald_shared::wire::SendRequest;
-use herald_shared::{Job, Keys, Lane};
+use herald_shared::{Job, Lane};
+use herald_store::Keys;
+use herald_store::keys::JOB_FIELD;
 use herald_tests::RedisServer;
 use producer::Producer;
 

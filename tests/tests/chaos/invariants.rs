@@ -22,10 +22,10 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use herald_shared::config::RateLimit;
-use herald_shared::dead_letter::DeadLetter;
-use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_shared::phone::mask;
 use herald_shared::{Job, Lane};
+use herald_store::dead_letter::DeadLetter;
+use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_tests::scenario::Scenario;
 use redis::AsyncCommands;
 use time::OffsetDateTime;

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use herald_shared::Lane;
-use herald_shared::dead_letter::DeadLetter;
+use herald_store::dead_letter::DeadLetter;
 use herald_tests::scenario::{SandboxSetup, Scenario, booking};
 use herald_tests::wait_until;
 use redis::AsyncCommands;

@@ -43,7 +43,7 @@ async fn a_replayed_job_is_sent_with_a_fresh_budget_and_its_history_kept() {
                 .await
                 .unwrap();
             json.is_some_and(|json| {
-                let letter: herald_shared::dead_letter::DeadLetter =
+                let letter: herald_store::dead_letter::DeadLetter =
                     serde_json::from_str(&json).unwrap();
                 letter.job.unwrap().attempts.len() == n
             })

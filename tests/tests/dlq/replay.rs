@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::{Job, Lane};
+use herald_store::dead_letter::DeadLetter;
 use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp};
 use time::OffsetDateTime;
 
@@ -265,7 +265,7 @@ async fn the_replay_script_moves_only_what_was_read_and_only_once() {
         .await;
     let stored = serde_json::to_string(&second_life).unwrap();
 
-    let script = redis::Script::new(include_str!("../../../operator/src/lua/replay.lua"));
+    let script = herald_store::scripts::REPLAY.clone();
     let keys = s.keys.clone();
     let mut conn = s.conn.clone();
     let replay = |json: String| {
@@ -280,7 +280,7 @@ async fn the_replay_script_moves_only_what_was_read_and_only_once() {
                 .arg(&id)
                 .arg(json)
                 .arg("{\"stale\":true}")
-                .arg(herald_shared::keys::JOB_FIELD)
+                .arg(herald_store::keys::JOB_FIELD)
                 .invoke_async::<i64>(&mut conn)
                 .await
                 .unwrap()

@@ -3,9 +3,9 @@
 use std::process::Output;
 use std::time::Duration;
 
-use herald_shared::dead_letter::DeadLetter;
 use herald_shared::job::Attempt;
 use herald_shared::{Job, Lane};
+use herald_store::dead_letter::DeadLetter;
 use time::OffsetDateTime;
 
 /// `job` dead-lettered `ago` with `reason`, after `failures` transient attempts.

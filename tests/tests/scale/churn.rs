@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use herald_shared::Lane;
-use herald_shared::keys::WORKER_GROUP;
+use herald_store::keys::WORKER_GROUP;
 use herald_tests::{WorkerProcess, wait_until};
 use redis::AsyncCommands;
 use redis::streams::StreamPendingReply;

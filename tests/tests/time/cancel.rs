@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use herald_shared::Lane;
-use herald_shared::keys::WORKER_GROUP;
+use herald_store::keys::WORKER_GROUP;
 use herald_tests::scenario::{SandboxSetup, Scenario, http_request, phone};
 use herald_tests::{ApiProcess, wait_until};
 use redis::AsyncCommands;

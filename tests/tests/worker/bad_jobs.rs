@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use herald_shared::Lane;
 use herald_shared::job::Payload;
-use herald_shared::keys::JOB_FIELD;
 use herald_shared::wire::Suggestion;
+use herald_store::keys::JOB_FIELD;
 use herald_tests::wait_until;
 use redis::AsyncCommands;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use herald_shared::keys::{JOB_FIELD, WORKER_GROUP};
+use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_tests::wait_until;
 use redis::AsyncCommands;
 

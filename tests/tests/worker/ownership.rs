@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use herald_shared::Lane;
-use herald_shared::keys::JOB_FIELD;
+use herald_store::keys::JOB_FIELD;
 use herald_tests::scenario::{SandboxSetup, Scenario};
 use herald_tests::wait_until;
 use redis::AsyncCommands;

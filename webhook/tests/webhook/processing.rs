@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use herald_shared::Job;
 use herald_shared::job::Attempt;
-use herald_shared::timeline::{EventKind, JobState};
+use herald_store::timeline::{EventKind, JobState};
 use herald_tests::wait_until;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -124,7 +124,7 @@ async fn delivery_events_build_the_timeline_in_order_first_report_wins() {
         (1, 1),
         "each milestone counted once"
     );
-    let by_interakt_id = herald_shared::timeline::find_by_message_id(&h.pool, &h.keys, "m-3")
+    let by_interakt_id = herald_store::timeline::find_by_message_id(&h.pool, &h.keys, "m-3")
         .await
         .unwrap()
         .unwrap();

@@ -41,7 +41,7 @@ async fn a_processor_that_stops_fails_readiness_and_the_process_exits_1() {
         )
         .await;
 
-        let keys = herald_shared::Keys::new(NAMESPACE).unwrap();
+        let keys = herald_store::Keys::new(NAMESPACE).unwrap();
         let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
         let _: () = redis::pipe()
             .atomic()

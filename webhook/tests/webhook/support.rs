@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use herald_shared::redis_pool::Pool;
-use herald_shared::timeline::{self, JobTimeline};
-use herald_shared::{Job, Keys, Redacted};
+use herald_shared::{Job, Redacted};
+use herald_store::Keys;
+use herald_store::timeline::{self, JobTimeline};
 use herald_tests::{RedisServer, wait_until};
 use herald_webhook::{self as webhook, WebhookSettings, receiver};
 use herald_worker::lanes::{Delivery, LaneReader};

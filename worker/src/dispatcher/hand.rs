@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::Lane;
-use herald_shared::dead_letter::DeadReason;
 use herald_shared::redis_pool::MAX_BLOCK;
+use herald_store::dead_letter::DeadReason;
 use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;

@@ -37,8 +37,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use herald_shared::backoff::ReconnectBackoff;
-use herald_shared::history::Recorder;
 use herald_shared::redis_pool::Pool;
+use herald_store::history::Recorder;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 

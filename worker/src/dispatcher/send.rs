@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use herald_shared::backoff::ReconnectBackoff;
-use herald_shared::dead_letter::{DeadLetter, DeadReason};
 use herald_shared::job::{Attempt, Outcome};
-use herald_shared::keys::Stat;
 use herald_shared::validate::{PhoneCheck, validate_serialized};
 use herald_shared::{Job, Lane, compose};
+use herald_store::dead_letter::{DeadLetter, DeadReason};
+use herald_store::keys::Stat;
 use rand::RngExt;
 use time::OffsetDateTime;
 use tokio::time::Instant;

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::dead_letter::DeadKind;
-use herald_shared::durability::Durability;
-use herald_shared::keys::WORKER_GROUP;
 use herald_shared::redis_pool::Target;
 use herald_shared::{Job, Lane};
+use herald_store::dead_letter::DeadKind;
+use herald_store::durability::Durability;
+use herald_store::keys::WORKER_GROUP;
 use herald_tests::scenario::{SandboxSetup, Scenario, booking, otp, phone};
 use herald_tests::{TEST_API_KEY, wait_until};
 use redis::AsyncCommands;

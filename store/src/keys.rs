@@ -4,8 +4,8 @@
 //! Cluster slot and the Lua scripts that touch several of them at once (idempotent enqueue,
 //! moving due retries, dead-lettering) run on Cluster unchanged.
 
-use crate::config::ConfigError;
-use crate::job::Lane;
+use herald_shared::config::ConfigError;
+use herald_shared::job::Lane;
 
 /// The consumer group every worker replica joins on each lane.
 pub const WORKER_GROUP: &str = "workers";
@@ -13,7 +13,7 @@ pub const WORKER_GROUP: &str = "workers";
 /// How long a sent marker is kept: far longer than any redelivery can take.
 pub const SENT_MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
 
-/// The one field of a lane's stream entry: the job envelope as JSON ([`crate::Job::to_json`]).
+/// The one field of a lane's stream entry: the job envelope as JSON ([`herald_shared::Job::to_json`]).
 pub const JOB_FIELD: &str = "job";
 
 /// A counter of the stats hash ([`Keys::stats`]), kept per lane under `<name>:<lane>`

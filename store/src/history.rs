@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use deadpool_redis::redis;
 
 use crate::Keys;
-use crate::redis_pool::{Connection, RedisFailure};
+use herald_shared::redis_pool::{Connection, RedisFailure};
 
 /// The fine buckets: 10 s, one hash per hour.
 pub const FINE_SECS: u64 = 10;

@@ -20,18 +20,21 @@
 
 use std::collections::HashMap;
 
+use crate::Keys;
 use crate::keys::{JOB_FIELD, WORKER_GROUP};
-use crate::redis_pool::Pool;
-use crate::{Job, Keys, Lane};
 use deadpool_redis::redis::AsyncCommands;
 use deadpool_redis::redis::streams::StreamRangeReply;
+use herald_shared::redis_pool::Pool;
+use herald_shared::{Job, Lane};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use herald_shared::schedule::format_time;
+
 use crate::dead_letter::DeadLetter;
-use crate::redis_pool::RedisFailure;
+use herald_shared::redis_pool::RedisFailure;
 
 /// What the message id is recorded as when Interakt's answer carried none.
 pub const UNKNOWN_MESSAGE_ID: &str = "unknown";
@@ -43,7 +46,7 @@ pub mod field {
     /// Masked (`+91********99`).
     pub const PHONE: &str = "phone";
     pub const ENQUEUED_AT: &str = "enqueued_at";
-    /// JSON array of [`crate::job::Attempt`].
+    /// JSON array of [`herald_shared::job::Attempt`].
     pub const ATTEMPTS: &str = "attempts";
     pub const RETRY_AT: &str = "retry_at";
     pub const SENT_AT: &str = "sent_at";
@@ -120,7 +123,7 @@ impl Milestone {
 
 /// The `state` field of a job's record: what the scripts record, and what decides whether
 /// the job may still be sent or cancelled. The stored names are read by Lua
-/// (`producer/src/lua/cancel.lua`, `worker/src/lua/begin_send.lua`): a rename here must be
+/// (`store/src/lua/cancel.lua`, `store/src/lua/begin_send.lua`): a rename here must be
 /// made there too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Recorded {
@@ -313,13 +316,6 @@ pub struct JobTimeline {
 // ---------------------------------------------------------------------------------------
 // Write side: the field sets the settle scripts store.
 
-/// RFC 3339 in UTC, as every timestamp of the timeline is stored.
-pub fn format_time(at: OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .expect("a UTC timestamp formats as RFC 3339")
-}
-
 /// `2026-11-23 10:00:00.123 UTC`: what a person reads in `track`'s text output.
 fn display_time(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!(
@@ -336,7 +332,7 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
 
 /// The fields a settle stores on a job's timeline (or a message index entry): names and
 /// string values, in order. The settle scripts take them as arguments (their count, then
-/// each name and value: `record` in `worker/src/lua/timeline.lua`), so Lua decodes no JSON
+/// each name and value: `record` in `store/src/lua/timeline.lua`), so Lua decodes no JSON
 /// on the send path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fields(Vec<(&'static str, String)>);
@@ -396,7 +392,7 @@ fn job_fields(job: &Job) -> Fields {
     let mut fields = Fields::default();
     fields.set(field::KIND, job.kind().as_str());
     fields.set(field::LANE, job.lane().as_str());
-    fields.set(field::PHONE, crate::phone::mask(&job.phone()));
+    fields.set(field::PHONE, herald_shared::phone::mask(&job.phone()));
     fields.set(field::ENQUEUED_AT, format_time(job.created_at));
     fields.set(
         field::ATTEMPTS,
@@ -434,7 +430,7 @@ pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields
     }
     fields.set(field::JOB_ID, job.id.to_string());
     fields.set(field::LANE, job.lane().as_str());
-    fields.set(field::PHONE, crate::phone::mask(&job.phone()));
+    fields.set(field::PHONE, herald_shared::phone::mask(&job.phone()));
     fields.set(field::SENT_AT, format_time(at));
     fields
 }
@@ -475,7 +471,7 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
     if let Some(at) = time_of(field::ENQUEUED_AT) {
         events.push(TimelineEvent::new(EventKind::Enqueued, at));
     }
-    let attempts: Vec<crate::job::Attempt> = get(field::ATTEMPTS)
+    let attempts: Vec<herald_shared::job::Attempt> = get(field::ATTEMPTS)
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
     for attempt in attempts {
@@ -758,7 +754,7 @@ pub fn render(timeline: &JobTimeline) -> String {
 mod tests {
     use std::time::Duration;
 
-    use crate::job::{Attempt, Booking};
+    use herald_shared::job::{Attempt, Booking};
     use time::macros::datetime;
 
     use super::*;

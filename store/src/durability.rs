@@ -25,7 +25,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{self, RedisError};
 
 use crate::Keys;
-use crate::redis_pool::Connection;
+use herald_shared::redis_pool::Connection;
 
 /// How long a durable write waits for its replicas unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::{Job, Lane};
+use herald_shared::{Job, Lane};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn decode_errors_keep_the_path_and_lose_the_value() {
-        let job = crate::Job::otp(
+        let job = herald_shared::Job::otp(
             "+919000000001",
             "731904",
             std::time::Duration::from_secs(60),
@@ -333,7 +333,7 @@ mod tests {
         .to_json();
         let raw = job.replace(r#""731904""#, "731904");
         assert_ne!(raw, job, "the code is now a JSON integer");
-        let err = crate::Job::from_json(raw.as_bytes()).unwrap_err();
+        let err = herald_shared::Job::from_json(raw.as_bytes()).unwrap_err();
         assert!(err.to_string().contains("731904"), "serde quotes it: {err}");
         let kept = err.without_values();
         assert!(!kept.contains("731904"), "{kept}");

@@ -1,0 +1,21 @@
+//! Herald's data in Redis, in one place: every key, every script, and the layout of every
+//! value a job leaves behind. The producer, the worker, the operator's tools, the webhook
+//! service and the dashboard touch Redis's job data only through this crate.
+//!
+//! - [`keys`]: the key layout (one hash tag per namespace).
+//! - [`scripts`]: every Lua script (`src/lua/`), assembled with its preludes.
+//! - [`script`]: one script call written straight into one `EVALSHA`.
+//! - [`timeline`]: a job's record and timeline (write and read).
+//! - [`dead_letter`]: what a dead letter holds.
+//! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
+//! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
+
+pub mod dead_letter;
+pub mod durability;
+pub mod history;
+pub mod keys;
+pub mod script;
+pub mod scripts;
+pub mod timeline;
+
+pub use keys::Keys;
