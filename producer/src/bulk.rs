@@ -17,7 +17,7 @@ use herald_shared::Job;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::enqueue::{self, PIPELINE_CHUNK, Producer};
+use crate::enqueue::{self, NotEnqueued, PIPELINE_CHUNK, Producer};
 use crate::spec::{JobSpec, SpecError};
 use herald_shared::schedule::Zone;
 
@@ -81,6 +81,16 @@ pub enum BulkError {
     #[error("{source} ({summary} before it)")]
     Enqueue {
         source: enqueue::Error,
+        summary: Summary,
+    },
+    /// Redis refused or failed a line (each such line was reported with why): the run
+    /// stopped after that batch, and `summary` counts exactly what was enqueued.
+    #[error(
+        "Redis refused or failed line {line} and stopped the run ({summary}, exactly; the lines not enqueued are listed above; nothing after line {last_line} was read)"
+    )]
+    Redis {
+        line: u64,
+        last_line: u64,
         summary: Summary,
     },
 }
@@ -150,18 +160,32 @@ where
                 }
             }
         };
+        let last_line = job_lines.last().copied().unwrap_or_default();
+        let mut redis_failed = None;
         for (line, result) in job_lines.into_iter().zip(results) {
             match result {
                 Ok(enqueued) if enqueued.duplicate => summary.duplicates += 1,
                 Ok(_) => summary.enqueued += 1,
-                Err(conflict) => rejected.push(Rejected {
-                    line,
-                    reason: conflict.to_string(),
-                }),
+                Err(not) => {
+                    if !matches!(not, NotEnqueued::Conflict(_)) {
+                        redis_failed.get_or_insert(line);
+                    }
+                    rejected.push(Rejected {
+                        line,
+                        reason: not.to_string(),
+                    })
+                }
             }
         }
         report(observer, &mut summary, rejected);
         observer.progress(&summary, bytes_read);
+        if let Some(line) = redis_failed {
+            return Err(BulkError::Redis {
+                line,
+                last_line,
+                summary,
+            });
+        }
     }
     Ok(summary)
 }

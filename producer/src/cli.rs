@@ -93,7 +93,9 @@ Exit codes:
 pub struct Cli {
     #[command(flatten)]
     pub redis: RedisArgs,
-    /// How long an idempotency key keeps returning its first job's id (e.g. 24h, 30m).
+    /// How long an idempotency key keeps its job once the job has finished (sent, dead or
+    /// expired; e.g. 24h, 30m): while the job is pending, however long, its key holds it, and
+    /// a cancel frees it at once.
     #[arg(
         long,
         env = "HERALD_IDEMPOTENCY_WINDOW",
@@ -391,7 +393,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
     if let Some(due) = enqueued.send_at {
         eprintln!(
             "{NAME}: scheduled for {}",
-            herald_store::timeline::format_time(due)
+            herald_store::record::format_time(due)
         );
     }
     // The job is enqueued whether or not stdout still listens.

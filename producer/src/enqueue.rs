@@ -36,24 +36,23 @@ use std::time::Duration;
 
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
-use herald_shared::Lane;
 use herald_shared::job::{Booking, Job};
 use herald_shared::redis_pool::Pool;
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_store::Keys;
 use herald_store::durability::{Durability, NotReplicated, WaitError};
-use herald_store::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
-use herald_store::timeline::{self, Recorded};
 use uuid::Uuid;
 
-/// How long an idempotency key holds its first job's id unless configured otherwise.
-pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long an idempotency key holds its job once the job has finished, unless configured
+/// otherwise (while the job is pending, the key holds it however long that is).
+pub use herald_store::keys::DEFAULT_IDEMPOTENCY_WINDOW;
 
 /// Jobs per pipeline round trip.
 pub const PIPELINE_CHUNK: usize = 1_000;
 
-use herald_store::scripts::ENQUEUE as IDEMPOTENT_ADD;
+use herald_store::calls::{self, enqueue::EnqueueReply};
+use herald_store::scripts::ENQUEUE;
 
 /// The result of one enqueue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,9 +93,29 @@ pub struct IdempotencyConflict {
     pub job_id: Uuid,
 }
 
-/// One job's result in a batch: enqueued (or a duplicate), or refused because its key holds
-/// other content. Failures of the whole batch (Redis) are [`Error`]s.
-pub type BatchResult = Result<Enqueued, IdempotencyConflict>;
+/// Why one job of a batch was not enqueued: each job of a batch gets its own answer, even
+/// when Redis fails partway, so a caller that retries what was not enqueued doubles nothing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotEnqueued {
+    /// Its idempotency key holds a job with other content: nothing was written.
+    #[error(transparent)]
+    Conflict(#[from] IdempotencyConflict),
+    /// Redis refused it (out of memory, a read-only replica, a script error...), or it was
+    /// not attempted after Redis failed on an earlier job: nothing of it was written. Safe to
+    /// send again.
+    #[error("not enqueued: {reason}; nothing of it was written, so it is safe to send again")]
+    Refused { reason: String },
+    /// Redis failed while it was being enqueued and could not be asked afterwards whether it
+    /// was: look it up by its id, or send it again with an idempotency key.
+    #[error(
+        "unknown: Redis failed while job {job_id} was being enqueued ({reason}) and could not be asked whether it was; look it up by its id, or send it again with an idempotency key"
+    )]
+    Unknown { job_id: Uuid, reason: String },
+}
+
+/// One job's result in a batch: enqueued (or a duplicate), or not, with why. Failures that
+/// stop a batch before any job is attempted are [`Error`]s.
+pub type BatchResult = Result<Enqueued, NotEnqueued>;
 
 /// Why an enqueue did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +141,10 @@ pub enum Error {
     /// is on the primary but may be lost in a failover. Retry with the same idempotency key.
     #[error(transparent)]
     NotReplicated(#[from] NotReplicated),
+    /// Redis refused the job or failed while enqueueing it ([`NotEnqueued::Refused`] or
+    /// [`NotEnqueued::Unknown`]).
+    #[error("Redis: {0}")]
+    NotEnqueued(NotEnqueued),
 }
 
 impl From<WaitError> for Error {
@@ -150,9 +173,6 @@ impl From<PoolError> for Error {
 pub struct Producer {
     pool: Pool,
     keys: Keys,
-    /// The lane streams' names, built once.
-    otp_lane: Arc<str>,
-    booking_lane: Arc<str>,
     idempotency_window_ms: u64,
     /// Set once `SCRIPT LOAD` succeeded; cleared when Redis answers `NOSCRIPT`.
     script_loaded: Arc<AtomicBool>,
@@ -166,8 +186,6 @@ impl Producer {
     pub fn new(pool: Pool, keys: Keys) -> Producer {
         Producer {
             pool,
-            otp_lane: keys.lane(Lane::Otp).into(),
-            booking_lane: keys.lane(Lane::Booking).into(),
             keys,
             idempotency_window_ms: millis(DEFAULT_IDEMPOTENCY_WINDOW),
             script_loaded: Arc::new(AtomicBool::new(false)),
@@ -182,7 +200,8 @@ impl Producer {
         self
     }
 
-    /// How long an idempotency key keeps returning its first job's id (at least 1 ms).
+    /// How long an idempotency key keeps its job once the job has finished (at least 1 ms);
+    /// while the job is pending the key holds it however long that is.
     pub fn with_idempotency_window(mut self, window: Duration) -> Producer {
         self.idempotency_window_ms = millis(window);
         self
@@ -196,6 +215,11 @@ impl Producer {
     /// The pool this producer enqueues through.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// How many replicas must have a write before it is acknowledged.
+    pub fn durability(&self) -> &Durability {
+        &self.durability
     }
 
     /// The key layout this producer writes to.
@@ -238,51 +262,81 @@ impl Producer {
     /// Enqueues one job built by the shared model.
     ///
     /// A job whose idempotency key already holds other content is
-    /// [`Error::IdempotencyConflict`].
+    /// [`Error::IdempotencyConflict`]; one Redis refused or failed is [`Error::NotEnqueued`].
     pub async fn enqueue(&self, job: Job) -> Result<Enqueued, Error> {
         let mut enqueued = self.enqueue_batch(vec![job]).await?;
         let result = enqueued
             .pop()
             .ok_or_else(|| Error::UnexpectedReply("no result for the one job enqueued".into()))?;
-        Ok(result?)
+        result.map_err(|err| match err {
+            NotEnqueued::Conflict(conflict) => Error::IdempotencyConflict(conflict),
+            other => Error::NotEnqueued(other),
+        })
     }
 
     /// Enqueues many jobs in pipelined chunks, in order, on one connection. Returns one
-    /// result per job, in the same order: a job whose idempotency key holds other content is
-    /// an [`IdempotencyConflict`] there, and the others are enqueued all the same.
+    /// result per job, in the same order: enqueued (or a duplicate), or not with why. A job
+    /// Redis refuses (out of memory, say) is [`NotEnqueued::Refused`] and the others are
+    /// enqueued all the same; when the connection fails partway, the jobs whose fate Redis
+    /// did not tell are looked up (their records, their keys) on a new connection, and the
+    /// jobs after them are not attempted ([`NotEnqueued::Refused`]): each answer is exact, or
+    /// [`NotEnqueued::Unknown`] when even the look-up fails.
     ///
-    /// On error, the chunks before the failing one are enqueued and the rest are not; jobs of
-    /// the failing chunk may or may not be. Re-running a batch whose jobs carry idempotency
-    /// keys is safe. With a durability set, the whole batch is acknowledged once its replicas
-    /// have every job of it, or fails with [`Error::NotReplicated`].
+    /// An [`Error`] means nothing was attempted (no connection could be had). With a
+    /// durability set, the whole batch is acknowledged once its replicas have every job of
+    /// it, or fails with [`Error::NotReplicated`].
     pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
-        let mut enqueued = Vec::with_capacity(jobs.len());
+        let mut results = Vec::with_capacity(jobs.len());
+        let mut broken: Option<String> = None;
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
-            enqueued.extend(self.enqueue_chunk(&mut conn, chunk).await?);
+            if let Some(reason) = &broken {
+                let reason = format!("not attempted: Redis failed on an earlier job ({reason})");
+                results.extend(chunk.iter().map(|_| {
+                    Err(NotEnqueued::Refused {
+                        reason: reason.clone(),
+                    })
+                }));
+                continue;
+            }
+            match self.enqueue_chunk(&mut conn, chunk).await {
+                Ok(chunk_results) => results.extend(chunk_results),
+                Err(err) => {
+                    let reason = herald_shared::redis_pool::error_reason(&err);
+                    results.extend(self.look_up(chunk, &reason).await);
+                    broken = Some(reason);
+                }
+            }
         }
-        self.durability.confirm(&mut conn, &self.keys).await?;
-        Ok(enqueued)
+        if broken.is_none() && results.iter().any(Result::is_ok) {
+            self.durability.confirm(&mut conn, &self.keys).await?;
+        }
+        Ok(results)
     }
 
-    /// One pipeline for `jobs`, sent again for the jobs refused with `NOSCRIPT`.
+    /// One pipeline for `jobs`, sent again for the jobs refused with `NOSCRIPT`. An `Err` is
+    /// a failure of the connection: which jobs ran is not known.
     async fn enqueue_chunk(
         &self,
         conn: &mut herald_shared::redis_pool::Connection,
         jobs: &[Job],
-    ) -> Result<Vec<BatchResult>, Error> {
+    ) -> Result<Vec<BatchResult>, RedisError> {
         let mut results: Vec<Option<BatchResult>> = vec![None; jobs.len()];
         let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        let now = time::OffsetDateTime::now_utc();
         // Once to run everything, once more for what NOSCRIPT refused.
         for _attempt in 0..2 {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             let load = !self.script_loaded.load(Ordering::Relaxed);
             if load {
-                pipe.load_script(&IDEMPOTENT_ADD).ignore();
+                pipe.load_script(&ENQUEUE).ignore();
             }
             for &i in &pending {
-                self.add_command(&mut pipe, &jobs[i]);
+                let call =
+                    calls::enqueue::enqueue(&self.keys, &jobs[i], self.idempotency_window_ms, now);
+                pipe.add_command(call.cmd().clone());
+                trace_enqueue(&jobs[i]);
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;
             if load {
@@ -291,9 +345,13 @@ impl Producer {
             let mut refused = Vec::new();
             for (i, reply) in pending.into_iter().zip(replies) {
                 match reply {
-                    Ok(reply) => results[i] = Some(parse_reply(&jobs[i], reply)?),
+                    Ok(reply) => results[i] = Some(outcome(&jobs[i], &reply)),
                     Err(err) if err.kind() == ServerErrorKind::NoScript.into() => refused.push(i),
-                    Err(err) => return Err(err.into()),
+                    Err(err) => {
+                        results[i] = Some(Err(NotEnqueued::Refused {
+                            reason: herald_shared::redis_pool::error_reason(&err),
+                        }))
+                    }
                 }
             }
             if refused.is_empty() {
@@ -302,153 +360,131 @@ impl Producer {
             self.script_loaded.store(false, Ordering::Relaxed);
             pending = refused;
         }
-        results
+        Ok(results
             .into_iter()
             .map(|result| {
-                result.ok_or_else(|| {
-                    Error::UnexpectedReply("NOSCRIPT right after SCRIPT LOAD".into())
+                result.unwrap_or_else(|| {
+                    Err(NotEnqueued::Refused {
+                        reason: "Redis answered NOSCRIPT right after SCRIPT LOAD".into(),
+                    })
                 })
             })
-            .collect()
+            .collect())
     }
 
-    /// Appends the command that enqueues `job` to `pipe`.
-    fn add_command(&self, pipe: &mut redis::Pipeline, job: &Job) {
-        let lane = match job.lane() {
-            Lane::Otp => &*self.otp_lane,
-            Lane::Booking => &*self.booking_lane,
+    /// The fate of `jobs` after the connection failed while enqueueing them, asked on a new
+    /// connection: a job whose record exists was enqueued; one whose idempotency key names
+    /// another job with its content is a duplicate of it; any other was not enqueued (the
+    /// enqueue writes the record in the same script as everything else).
+    async fn look_up(&self, jobs: &[Job], failure: &str) -> Vec<BatchResult> {
+        let unknown = |job: &Job, reason: String| {
+            Err(NotEnqueued::Unknown {
+                job_id: job.id,
+                reason,
+            })
         };
-        let job_id = job.id.to_string();
-        let record = self.keys.job_status(&job_id);
-        let now = time::OffsetDateTime::now_utc();
-        let due = job.send_at.filter(|due| *due > now);
-        let state = if due.is_some() {
-            Recorded::Scheduled
-        } else {
-            Recorded::Queued
-        };
-        // A scheduled job's record lives until it is due, then as long as any other's.
-        let ttl = TIMELINE_TTL_SECS
-            + due.map_or(0, |due| {
-                u64::try_from((due - now).whole_seconds()).unwrap_or(0)
-            });
-        let flag = |on: bool| if on { "1" } else { "" };
-        pipe.invoke_script(
-            IDEMPOTENT_ADD
-                .key(match &job.idempotency_key {
-                    Some(key) => self.keys.idempotency(key),
-                    None => record.clone(),
-                })
-                .key(lane)
-                .key(&record)
-                .key(match &job.replace_key {
-                    Some(key) => self.keys.replace(key),
-                    None => record.clone(),
-                })
-                .key(&*self.otp_lane)
-                .key(&*self.booking_lane)
-                .key(self.keys.scheduled(Lane::Otp))
-                .key(self.keys.scheduled(Lane::Booking))
-                .key(self.keys.scheduled_jobs())
-                .key(self.keys.scheduled(job.lane()))
-                .key(self.keys.stats())
-                // A booking's jobs are indexed by its id, so an operator finds them (the
-                // dashboard); the record's key stands in when the job has no booking.
-                .key(match job.booking_id() {
-                    Some(id) => self.keys.booking(id),
-                    None => record.clone(),
-                })
-                .arg(&job_id)
-                .arg(self.idempotency_window_ms)
-                .arg(job.to_json())
-                .arg(JOB_FIELD)
-                .arg(job.fingerprint().as_str())
-                .arg(flag(job.idempotency_key.is_some()))
-                .arg(flag(job.replace_key.is_some()))
-                .arg(ttl)
-                .arg(due.map_or(String::new(), |due| {
-                    herald_shared::schedule::unix_ms(due).to_string()
-                }))
-                .arg(WORKER_GROUP)
-                .arg(timeline::format_time(now))
-                .arg(self.keys.job_status_prefix())
-                .arg(TIMELINE_TTL_SECS)
-                .arg(flag(job.booking_id().is_some()))
-                .arg(timeline::enqueued_fields(job, state)),
-        );
-        tracing::debug!(
-            job_id = %job.id,
-            kind = %job.kind(),
-            lane = %job.lane(),
-            phone = %herald_shared::phone::mask(&job.phone()),
-            scheduled = due.is_some(),
-            "enqueueing"
-        );
-    }
-}
-
-/// What the enqueue script found under the key (its reply's first element).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Claim {
-    /// The key was free (or there was none): the job added.
-    Added,
-    /// The key holds this content (or an old-format claim): nothing added.
-    Duplicate,
-    /// The key holds other content: nothing added.
-    Conflict,
-}
-
-impl Claim {
-    fn from_flag(flag: i64) -> Option<Claim> {
-        match flag {
-            0 => Some(Claim::Added),
-            1 => Some(Claim::Duplicate),
-            2 => Some(Claim::Conflict),
-            _ => None,
-        }
-    }
-}
-
-/// Reads the reply of `job`'s script: `{claim, id, superseded}`.
-fn parse_reply(job: &Job, reply: Value) -> Result<BatchResult, Error> {
-    let unexpected = |reply: &Value| Error::UnexpectedReply(format!("{reply:?}"));
-    let items: Vec<Value> =
-        redis::from_redis_value(reply.clone()).map_err(|_| unexpected(&reply))?;
-    let text = |i: usize| -> Result<String, Error> {
-        match items.get(i) {
-            Some(v) => redis::from_redis_value(v.clone()).map_err(|_| unexpected(&reply)),
-            None => Ok(String::new()),
-        }
-    };
-    let flag: i64 = items
-        .first()
-        .and_then(|v| redis::from_redis_value(v.clone()).ok())
-        .ok_or_else(|| unexpected(&reply))?;
-    let id = text(1)?;
-    let first = || id.parse::<Uuid>().map_err(|_| unexpected(&reply));
-    Ok(
-        match Claim::from_flag(flag).ok_or_else(|| unexpected(&reply))? {
-            Claim::Added => {
-                let superseded = text(2)?;
-                Ok(Enqueued {
-                    superseded: (!superseded.is_empty())
-                        .then(|| superseded.parse::<Uuid>())
-                        .transpose()
-                        .map_err(|_| unexpected(&reply))?,
-                    send_at: job.send_at.filter(|_| id.is_empty()),
-                    ..Enqueued::new(job.id)
-                })
+        let mut conn = match self.pool.get().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let reason = format!(
+                    "{failure}; then {}",
+                    herald_shared::redis_pool::pool_error_reason(&err)
+                );
+                return jobs
+                    .iter()
+                    .map(|job| unknown(job, reason.clone()))
+                    .collect();
             }
-            Claim::Duplicate => Ok(Enqueued {
-                duplicate: true,
-                ..Enqueued::new(first()?)
-            }),
-            Claim::Conflict => Err(IdempotencyConflict {
-                key: job.idempotency_key.clone().unwrap_or_default(),
-                job_id: first()?,
-            }),
-        },
-    )
+        };
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let found = async {
+                let recorded: bool = redis::cmd("EXISTS")
+                    .arg(self.keys.job_status(&job.id.to_string()))
+                    .query_async(&mut conn)
+                    .await?;
+                if recorded {
+                    return Ok(Ok(Enqueued {
+                        send_at: job
+                            .send_at
+                            .filter(|at| *at > time::OffsetDateTime::now_utc()),
+                        ..Enqueued::new(job.id)
+                    }));
+                }
+                if let Some(key) = &job.idempotency_key {
+                    let held: Option<String> = redis::cmd("GET")
+                        .arg(self.keys.idempotency(key))
+                        .query_async(&mut conn)
+                        .await?;
+                    if let Some(first) = held.as_deref().and_then(duplicate_of(job)) {
+                        return Ok(Ok(Enqueued {
+                            duplicate: true,
+                            ..Enqueued::new(first)
+                        }));
+                    }
+                }
+                Ok::<_, RedisError>(Err(NotEnqueued::Refused {
+                    reason: format!("Redis failed before it was enqueued ({failure})"),
+                }))
+            }
+            .await;
+            out.push(found.unwrap_or_else(|err| {
+                unknown(
+                    job,
+                    format!(
+                        "{failure}; then {}",
+                        herald_shared::redis_pool::error_reason(&err)
+                    ),
+                )
+            }));
+        }
+        out
+    }
+}
+
+/// The first job's id when the claim `held` holds `job`'s content (a duplicate of it).
+fn duplicate_of(job: &Job) -> impl Fn(&str) -> Option<Uuid> + '_ {
+    move |held: &str| {
+        let (first, fingerprint) = held.split_once(':').unwrap_or((held, ""));
+        let same = fingerprint.is_empty() || fingerprint == job.fingerprint().as_str();
+        let first: Uuid = first.parse().ok()?;
+        (same && first != job.id).then_some(first)
+    }
+}
+
+fn trace_enqueue(job: &Job) {
+    tracing::debug!(
+        job_id = %job.id,
+        kind = %job.kind(),
+        lane = %job.lane(),
+        phone = %herald_shared::phone::mask(&job.phone()),
+        scheduled = job.send_at.is_some(),
+        "enqueueing"
+    );
+}
+
+/// Reads the reply of `job`'s script.
+fn outcome(job: &Job, reply: &Value) -> BatchResult {
+    match EnqueueReply::decode(reply) {
+        Ok(EnqueueReply::Added {
+            entry, superseded, ..
+        }) => Ok(Enqueued {
+            superseded,
+            send_at: job.send_at.filter(|_| entry.is_none()),
+            ..Enqueued::new(job.id)
+        }),
+        Ok(EnqueueReply::Duplicate { first }) => Ok(Enqueued {
+            duplicate: true,
+            ..Enqueued::new(first)
+        }),
+        Ok(EnqueueReply::Conflict { first }) => Err(NotEnqueued::Conflict(IdempotencyConflict {
+            key: job.idempotency_key.clone().unwrap_or_default(),
+            job_id: first,
+        })),
+        Err(err) => Err(NotEnqueued::Refused {
+            reason: err.to_string(),
+        }),
+    }
 }
 
 fn millis(window: Duration) -> u64 {

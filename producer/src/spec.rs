@@ -497,10 +497,10 @@ impl Timing<'_> {
                         )
                     })?;
                 let due = schedule::due_time(Some(due), None, now).map_err(|err| {
-                    ValidationError::single(
-                        "before",
-                        format!("puts the reminder {}", err.violations[0].reason),
-                    )
+                    // The schedule's reason reads "is <when>, ...": said of the reminder.
+                    let reason = &err.violations[0].reason;
+                    let reason = reason.strip_prefix("is ").unwrap_or(reason);
+                    ValidationError::single("before", format!("puts the reminder at {reason}"))
                 })?;
                 ("before", due)
             }

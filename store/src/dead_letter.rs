@@ -204,7 +204,7 @@ impl DeadKind {
     }
 
     /// The kind of a letter stored before kinds were: its reason's first word.
-    fn from_legacy_reason(reason: &str) -> DeadKind {
+    pub(crate) fn from_legacy_reason(reason: &str) -> DeadKind {
         let first = reason.split([':', ' ']).next().unwrap_or_default();
         DeadKind::ALL
             .into_iter()

@@ -13,6 +13,12 @@ pub const WORKER_GROUP: &str = "workers";
 /// How long a sent marker is kept: far longer than any redelivery can take.
 pub const SENT_MARKER_TTL_SECS: u64 = 7 * 24 * 3600;
 
+/// How long an idempotency key holds its job once the job has finished (sent, dead,
+/// expired) unless the producer is configured otherwise; while the job is pending the key
+/// holds it however long that is.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: std::time::Duration =
+    std::time::Duration::from_secs(24 * 60 * 60);
+
 /// The one field of a lane's stream entry: the job envelope as JSON ([`herald_shared::Job::to_json`]).
 pub const JOB_FIELD: &str = "job";
 

@@ -4,16 +4,23 @@
 //!
 //! - [`keys`]: the key layout (one hash tag per namespace).
 //! - [`scripts`]: every Lua script (`src/lua/`), assembled with its preludes.
+//! - [`calls`]: each script's typed call (named keys and arguments) and decoded answer.
 //! - [`script`]: one script call written straight into one `EVALSHA`.
-//! - [`timeline`]: a job's record and timeline (write and read).
+//! - [`lifecycle`]: a job's states, the steps between them, and the one table of which
+//!   step may start from which state (`docs/lifecycle.md`).
+//! - [`record`]: a job's record and the message index: field names, what each step writes.
+//! - [`timeline`]: a job's timeline, read from its record (`track`, the API, the dashboard).
 //! - [`dead_letter`]: what a dead letter holds.
 //! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
 //! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
 
+pub mod calls;
 pub mod dead_letter;
 pub mod durability;
 pub mod history;
 pub mod keys;
+pub mod lifecycle;
+pub mod record;
 pub mod script;
 pub mod scripts;
 pub mod timeline;

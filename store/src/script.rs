@@ -5,9 +5,9 @@
 //! send, on the path every job takes. A [`ScriptCall`] writes its keys and arguments into
 //! the command's one buffer as they come, and sends that. Like `ScriptInvocation`, it loads
 //! the script and sends again when Redis does not know it yet (`NOSCRIPT`: after a restart,
-//! a failover or `SCRIPT FLUSH`). The worker calls its scripts this way. The producer
-//! enqueues through redis-rs's invocations in pipelines (`pipe.invoke_script`), which take
-//! nothing else, and its cancel is one call an operator makes.
+//! a failover or `SCRIPT FLUSH`). Every typed call of [`crate::calls`] is one of these;
+//! pipelines (the producer's enqueue, the operator's replay) add its command
+//! ([`ScriptCall::cmd`]) after loading the script.
 
 use redis::ToRedisArgs;
 use redis::aio::ConnectionLike;
@@ -45,6 +45,17 @@ impl<'s> ScriptCall<'s> {
     pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
         self.cmd.arg(arg);
         self
+    }
+
+    /// The `EVALSHA` command itself, for a pipeline (which loads the script first:
+    /// `pipe.load_script(call.script())`).
+    pub fn cmd(&self) -> &Cmd {
+        &self.cmd
+    }
+
+    /// The script this call runs.
+    pub fn script(&self) -> &'s Script {
+        self.script
     }
 
     /// Runs the call; loads the script first when Redis does not have it.

@@ -14,7 +14,7 @@ use herald_shared::wire::{self, EntityType, WebhookEvent, WebhookEventType};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use herald_store::timeline::{Milestone, format_time};
+use herald_store::record::{Milestone, format_time};
 
 /// What to do with one event.
 #[derive(Clone, Debug, PartialEq)]

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::redis_pool::RedisFailure;
-use herald_store::timeline::{Milestone, field, format_time};
+use herald_store::record::{Milestone, field, format_time};
 
 use crate::action::{self, Action};
 use crate::telemetry;
@@ -49,7 +49,7 @@ pub const STATUS_LINK_GRACE: Duration = Duration::from_secs(30);
 /// How long a user message waits for its job before it is passed on without one.
 pub const REPLY_LINK_GRACE: Duration = Duration::from_secs(2);
 
-use herald_store::scripts::{APPEND, MARK};
+use herald_store::calls::webhooks;
 
 /// One processor. Cheap to clone; [`crate::run`] runs one per `webhook` process.
 #[derive(Clone)]
@@ -277,17 +277,16 @@ impl Processor {
         at: OffsetDateTime,
     ) -> Result<(), RedisFailure> {
         let mut conn = self.pool.get().await?;
-        let new: i64 = MARK
-            .key(self.keys.webhook_events())
-            .key(self.keys.job_status(&sent.job_id))
-            .key(self.keys.stats())
-            .arg(WEBHOOK_GROUP)
-            .arg(entry_id)
-            .arg(milestone.field())
-            .arg(format_time(at))
-            .arg(milestone.stat().field_for(&sent.lane))
-            .invoke_async(&mut conn)
-            .await?;
+        let at = format_time(at);
+        let call = webhooks::mark(
+            &self.keys,
+            entry_id,
+            &sent.job_id,
+            &sent.lane,
+            milestone,
+            &at,
+        );
+        let new: i64 = call.invoke(&mut conn).await?;
         tracing::debug!(job = %sent.job_id, milestone = milestone.as_str(), new = new == 1, "timeline stamped");
         Ok(())
     }
@@ -299,17 +298,9 @@ impl Processor {
         max_len: u64,
         fields: &[(&str, String)],
     ) -> Result<(), RedisFailure> {
-        let mut invocation = APPEND.key(self.keys.webhook_events());
-        invocation
-            .key(stream)
-            .arg(WEBHOOK_GROUP)
-            .arg(entry_id)
-            .arg(max_len);
-        for (name, value) in fields {
-            invocation.arg(*name).arg(value);
-        }
+        let call = webhooks::append(&self.keys, entry_id, stream, max_len, fields);
         let mut conn = self.pool.get().await?;
-        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        let _: i64 = call.invoke(&mut conn).await?;
         Ok(())
     }
 

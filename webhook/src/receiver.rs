@@ -35,7 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
-use herald_store::keys::{EVENT_FIELD, WEBHOOK_DEDUP_TTL_SECS};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -58,7 +57,7 @@ pub const MAX_EVENTS_PER_BODY: usize = 100;
 /// Interakt's 3 seconds.
 pub const REDIS_BUDGET: Duration = Duration::from_millis(1500);
 
-use herald_store::scripts::RECORD_EVENTS as RECORD;
+use herald_store::calls::webhooks::{self, NewEvent};
 
 /// The receiver's shared state. Built once by [`crate::run`] (or a test); the router clones
 /// it into every request. Dropping the last clone drops nothing but handles.
@@ -162,15 +161,16 @@ impl Receiver {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = RECORD.key(self.keys.webhook_events());
-        invocation.arg(WEBHOOK_DEDUP_TTL_SECS).arg(EVENT_FIELD);
-        for event in events {
-            invocation
-                .key(self.keys.webhook_seen(&event.dedup_key))
-                .arg(&event.json);
-        }
+        let new: Vec<NewEvent> = events
+            .iter()
+            .map(|event| NewEvent {
+                dedup_key: &event.dedup_key,
+                json: &event.json,
+            })
+            .collect();
+        let call = webhooks::record_events(&self.keys, &new);
         let mut conn = self.pool.get().await?;
-        let flags: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        let flags: Vec<i64> = call.invoke(&mut conn).await?;
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 }

@@ -13,14 +13,12 @@ use std::time::Duration;
 use herald_shared::Lane;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
-use herald_store::keys::JOB_FIELD;
-use herald_store::script::ScriptCall;
 use tokio_util::sync::CancellationToken;
 
 use crate::lanes::RedisFailure;
 use herald_shared::backoff::ReconnectBackoff;
 
-use herald_store::scripts::{PROMOTE, SCHEDULE};
+use herald_store::calls::waiting::{self, Moved};
 
 /// The longest the task sleeps between looks, so retries added by other replicas (which may
 /// be due sooner than anything it saw) are not missed for long.
@@ -29,19 +27,18 @@ const MAX_NAP: Duration = Duration::from_millis(250);
 pub const BATCH: usize = 500;
 
 /// Moves due jobs of `lane` back to the lane; returns how many moved and how long until the
-/// next one is due.
+/// next one is due. Entries whose record says the job was stopped meanwhile are dropped.
 pub async fn promote_due(
     pool: &Pool,
     keys: &Keys,
     lane: Lane,
 ) -> Result<(usize, Option<Duration>), RedisFailure> {
-    let mut promote = ScriptCall::new(&PROMOTE, [&*keys.delayed(lane), &keys.lane(lane)]);
-    promote.arg(BATCH).arg(JOB_FIELD);
-    let (moved, next_ms): (usize, i64) = promote.invoke(&mut pool.get().await?).await?;
-    Ok((
-        moved,
-        (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
-    ))
+    let call = waiting::promote(keys, lane, BATCH);
+    let moved = Moved::decode("promote.lua", &call.invoke(&mut pool.get().await?).await?)?;
+    if moved.dropped > 0 {
+        tracing::info!(lane = %lane, dropped = moved.dropped, "due retries of jobs stopped meanwhile dropped, not sent");
+    }
+    Ok((moved.moved, moved.next))
 }
 
 /// Moves due scheduled jobs of `lane` onto the lane; returns how many moved and how long
@@ -51,21 +48,9 @@ pub async fn promote_scheduled(
     keys: &Keys,
     lane: Lane,
 ) -> Result<(usize, Option<Duration>), RedisFailure> {
-    let schedule_keys = [
-        &*keys.scheduled(lane),
-        &keys.scheduled_jobs(),
-        &keys.lane(lane),
-    ];
-    let mut schedule = ScriptCall::new(&SCHEDULE, schedule_keys);
-    schedule
-        .arg(BATCH)
-        .arg(JOB_FIELD)
-        .arg(keys.job_status_prefix());
-    let (moved, next_ms): (usize, i64) = schedule.invoke(&mut pool.get().await?).await?;
-    Ok((
-        moved,
-        (next_ms >= 0).then(|| Duration::from_millis(next_ms as u64)),
-    ))
+    let call = waiting::schedule(keys, lane, BATCH);
+    let moved = Moved::decode("schedule.lua", &call.invoke(&mut pool.get().await?).await?)?;
+    Ok((moved.moved, moved.next))
 }
 
 /// Runs until `shutdown`: moves due retries and due scheduled jobs on both lanes, naps

@@ -13,11 +13,10 @@ use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::redis_pool::{Pool, RedisFailure};
 use herald_store::Keys;
 use herald_store::dead_letter::DeadLetter;
-use herald_store::script::ScriptCall;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use herald_store::scripts::ERASE;
+use herald_store::calls::dead_letters;
 
 /// How often the index is looked at.
 const EVERY: Duration = Duration::from_secs(5);
@@ -62,11 +61,12 @@ pub async fn erase_due(pool: &Pool, keys: &Keys) -> Result<usize, RedisFailure> 
             letter.job.as_mut()?.erase_code().then_some(())?;
             serde_json::to_string(&letter).ok()
         });
-        let mut erase = ScriptCall::new(&ERASE, [&*keys.dead(), &keys.dead_codes()]);
-        erase
-            .arg(&id)
-            .arg(stored.unwrap_or_default())
-            .arg(erased_json.unwrap_or_default());
+        let erase = dead_letters::erase(
+            keys,
+            &id,
+            stored.as_deref().unwrap_or_default(),
+            erased_json.as_deref().unwrap_or_default(),
+        );
         let replaced: i64 = erase.invoke(&mut conn).await?;
         erased += replaced as usize;
     }

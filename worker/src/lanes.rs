@@ -5,7 +5,7 @@
 //! pending list until it is settled ([`crate::settle`]); a replica that dies holding it
 //! loses nothing. This module only reads and claims; it never acknowledges.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,13 +13,12 @@ use deadpool_redis::redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamPendingCountReply,
     StreamReadOptions, StreamReadReply,
 };
-use deadpool_redis::redis::{AsyncCommands, RedisError, Value};
+use deadpool_redis::redis::{self, AsyncCommands, RedisError, Value};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Lane};
 use herald_store::Keys;
 use herald_store::dead_letter::{DeadReason, redact_raw};
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
-use herald_store::script::ScriptCall;
 use tokio::time::Instant;
 
 use crate::limiter::Token;
@@ -27,7 +26,7 @@ use crate::limiter::Token;
 /// A Redis failure while reading or settling: the caller backs off and tries again.
 pub use herald_shared::redis_pool::RedisFailure;
 
-use herald_store::scripts::TOUCH;
+use herald_store::calls::settle::{Lost, SettleKeys, decode_touch};
 
 /// One entry delivered to this replica.
 #[derive(Debug)]
@@ -51,39 +50,55 @@ pub struct Delivery {
 }
 
 /// The entries this replica holds (in hand, or being sent), by lane and id: what the
-/// keep-alive touches so that no other replica takes them over while they wait here. Shared
-/// by the reader (which adds), every [`Hold`] (which removes itself on drop) and the
-/// keep-alive. Stream ids are per stream, so the two lanes can hold the same id: the lane is
-/// part of the key.
+/// keep-alive touches so that no other replica takes them over while they wait here, and
+/// which of them it found lost. Shared by the reader (which adds), every [`Hold`] (which
+/// removes itself on drop) and the keep-alive (which marks lost ones, for the dispatcher to
+/// drop from its hand before it asks a token for them). Stream ids are per stream, so two
+/// lanes can hold the same id: the lane is part of the key.
 #[derive(Clone, Debug, Default)]
-pub struct Holds(Arc<Mutex<HashSet<(Lane, String)>>>);
+pub struct Holds(Arc<Mutex<Held>>);
+
+/// Each held entry (lane and id), and why it is no longer this replica's once known.
+type Held = HashMap<(Lane, String), Option<Lost>>;
 
 impl Holds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers a hold on `entry_id` of `lane`; `None` if it is already held (a second copy
     /// of an entry in hand: drop it).
     fn hold(&self, lane: Lane, entry_id: &str) -> Option<Hold> {
         let key = (lane, entry_id.to_string());
-        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !held.insert(key.clone()) {
+        let mut held = self.lock();
+        if held.contains_key(&key) {
             return None;
         }
+        held.insert(key.clone(), None);
         Some(Hold {
             holds: self.clone(),
             key,
         })
     }
 
-    /// The held entry ids of `lane`.
+    /// The held entry ids of `lane` not known to be lost.
     pub fn of_lane(&self, lane: Lane) -> Vec<String> {
-        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.iter()
-            .filter(|(l, _)| *l == lane)
-            .map(|(_, id)| id.clone())
+        self.lock()
+            .iter()
+            .filter(|((l, _), lost)| *l == lane && lost.is_none())
+            .map(|((_, id), _)| id.clone())
             .collect()
     }
 
+    /// Notes that the held entry `entry_id` of `lane` is no longer this replica's.
+    fn mark_lost(&self, lane: Lane, entry_id: &str, why: Lost) {
+        if let Some(lost) = self.lock().get_mut(&(lane, entry_id.to_string())) {
+            *lost = Some(why);
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,10 +113,16 @@ pub struct Hold {
     key: (Lane, String),
 }
 
+impl Hold {
+    /// Why the entry is no longer this replica's, once the keep-alive found out.
+    pub fn lost(&self) -> Option<Lost> {
+        self.holds.lock().get(&self.key).copied().flatten()
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
-        let mut held = self.holds.0.lock().unwrap_or_else(|e| e.into_inner());
-        held.remove(&self.key);
+        self.holds.lock().remove(&self.key);
     }
 }
 
@@ -147,6 +168,8 @@ pub struct LaneReader {
     /// The replica's Redis pool (shared with the limiter and the settler).
     pool: Pool,
     keys: Keys,
+    /// The keys of the keep-alive's script, made once.
+    settle_keys: SettleKeys,
     /// This replica's name in the group: what it reads and claims as.
     consumer: String,
     /// What this replica holds; every delivery it returns carries a hold.
@@ -157,6 +180,7 @@ impl LaneReader {
     pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
         LaneReader {
             pool,
+            settle_keys: SettleKeys::new(&keys),
             keys,
             consumer,
             holds: Holds::default(),
@@ -169,14 +193,18 @@ impl LaneReader {
     }
 
     /// Resets the idle time of every entry this replica holds and still owns, so another
-    /// replica's recovery never takes a live replica's job; returns the held ids it no
-    /// longer owns (taken over while this process was paused, or already settled).
-    pub async fn keep_alive(&self) -> Result<Vec<String>, RedisFailure> {
+    /// replica's recovery never takes a live replica's job; marks and returns the held ids
+    /// it no longer owns, with why: taken over (this process was paused), or gone (cancelled,
+    /// settled, lost with Redis's data).
+    pub async fn keep_alive(&self) -> Result<Vec<(String, Lost)>, RedisFailure> {
         let mut lost = Vec::new();
         for lane in Lane::ALL {
             let ids = self.holds.of_lane(lane);
             if !ids.is_empty() {
-                lost.extend(self.touch(lane, &ids).await?);
+                for (id, why) in self.touch(lane, &ids).await? {
+                    self.holds.mark_lost(lane, &id, why);
+                    lost.push((id, why));
+                }
             }
         }
         Ok(lost)
@@ -191,13 +219,11 @@ impl LaneReader {
         Ok(lost.is_empty())
     }
 
-    async fn touch(&self, lane: Lane, ids: &[String]) -> Result<Vec<String>, RedisFailure> {
-        let mut touch = ScriptCall::new(&TOUCH, [&*self.keys.lane(lane)]);
-        touch.arg(WORKER_GROUP).arg(&self.consumer);
-        for id in ids {
-            touch.arg(id);
-        }
-        Ok(touch.invoke(&mut self.pool.get().await?).await?)
+    async fn touch(&self, lane: Lane, ids: &[String]) -> Result<Vec<(String, Lost)>, RedisFailure> {
+        let call = self.settle_keys.touch(lane, &self.consumer, ids);
+        Ok(decode_touch(
+            &call.invoke(&mut self.pool.get().await?).await?,
+        )?)
     }
 
     /// Deliveries with a hold each; an entry already held (a second copy) is left out.
@@ -220,6 +246,23 @@ impl LaneReader {
     pub async fn ensure_groups(&self) -> Result<(), RedisFailure> {
         let mut conn = self.pool.get().await?;
         for lane in Lane::ALL {
+            // Looked up first (a read): a Redis at its memory limit refuses XGROUP CREATE even
+            // for a group that exists, and a replica restarted then must still start.
+            let groups: Result<Vec<HashMap<String, Value>>, RedisError> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(self.keys.lane(lane))
+                .query_async(&mut conn)
+                .await;
+            let exists = groups.is_ok_and(|groups| {
+                groups.iter().any(|g| {
+                    g.get("name")
+                        .and_then(|name| redis::from_redis_value::<String>(name.clone()).ok())
+                        .is_some_and(|name| name == WORKER_GROUP)
+                })
+            });
+            if exists {
+                continue;
+            }
             let created: Result<(), RedisError> = conn
                 .xgroup_create_mkstream(self.keys.lane(lane), WORKER_GROUP, "0")
                 .await;

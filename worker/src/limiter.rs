@@ -35,7 +35,6 @@ use herald_shared::Lane;
 use herald_shared::config::RateLimit;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
-use herald_store::script::ScriptCall;
 use tokio_util::sync::CancellationToken;
 
 /// The most tokens asked of Redis in one call.
@@ -218,14 +217,13 @@ impl Clock {
         }
     }
 
-    /// The last argument of a budget script (`clock.lua`): nothing for Redis's clock,
-    /// `clock:<microseconds>` for a test's.
-    fn script_arg(&self) -> Option<String> {
+    /// What the budget scripts take as `now` (`clock.lua`): Redis's clock, or a test's.
+    fn now(&self) -> Now {
         match self {
-            Clock::Redis => None,
+            Clock::Redis => Now::Redis,
             Clock::Tokio { origin_us, since } => {
                 let elapsed = since.elapsed().as_micros() as u64;
-                Some(format!("clock:{}", origin_us.saturating_add(elapsed)))
+                Now::Given(origin_us.saturating_add(elapsed))
             }
         }
     }
@@ -238,17 +236,8 @@ impl Clock {
 pub struct SharedLimiter {
     /// The replica's Redis pool (shared with the reader and the settler).
     pool: Pool,
-    /// The sliding log every replica's grants go into, and the OTPs' own.
-    window_key: String,
-    otp_window_key: String,
-    /// The shared 429 cool-down, honoured by the acquire script.
-    cooldown_key: String,
-    /// The budget's state: effective N, pacing, 429 episodes.
-    state_key: String,
-    /// Set while bookings ask for tokens.
-    bookings_waiting_key: String,
-    /// The replicas whose OTPs found the log full: they go first.
-    otp_first_key: String,
+    /// The budget's keys in Redis (the logs, the cool-down, its state).
+    keys: BudgetKeys,
     budget: Budget,
     /// The margin, in microseconds: how far ahead of its grant an entry in flight is scored.
     margin_us: u64,
@@ -268,12 +257,7 @@ impl SharedLimiter {
         let nonce: u64 = rand::random();
         SharedLimiter {
             pool,
-            window_key: keys.rate_window(),
-            otp_window_key: keys.rate_window_otp(),
-            cooldown_key: keys.cooldown(),
-            state_key: keys.rate_state(),
-            bookings_waiting_key: keys.bookings_waiting(),
-            otp_first_key: keys.otp_first(),
+            keys: BudgetKeys::new(keys),
             budget,
             margin_us: budget.margin.as_micros() as u64,
             grant_ttl: budget.margin / 2,
@@ -330,30 +314,24 @@ impl SharedLimiter {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let call: Arc<str> = Arc::from(format!("{}:{call}", self.member_prefix));
         let budget = &self.budget;
-        let keys = [
-            &*self.window_key,
-            &self.cooldown_key,
-            &self.state_key,
-            &self.bookings_waiting_key,
-            &self.otp_window_key,
-            &self.otp_first_key,
-        ];
-        let mut acquire = ScriptCall::new(&ACQUIRE, keys);
-        acquire
-            .arg(budget.rate.requests.get())
-            .arg(self.margin_us)
-            .arg(want)
-            .arg(&*call)
-            .arg(lane.as_str())
-            .arg(budget.otp_reserve)
-            .arg(budget.booking_share)
-            .arg(budget.rate.period.as_micros() as u64)
-            .arg(budget.burst())
-            .arg(budget.growth_step())
-            .arg(&*self.member_prefix)
-            .arg(budget.spare())
-            .arg(self.clock.script_arg());
-        let (granted, wait_us): (u32, u64) = acquire.invoke(&mut self.pool.get().await?).await?;
+        let acquire = Acquire {
+            requests: budget.rate.requests.get(),
+            margin_us: self.margin_us,
+            want,
+            call: &call,
+            lane,
+            otp_reserve: budget.otp_reserve,
+            booking_share: budget.booking_share,
+            period_us: budget.rate.period.as_micros() as u64,
+            burst: budget.burst(),
+            growth_step: budget.growth_step(),
+            member: &self.member_prefix,
+            spare: budget.spare(),
+            now: self.clock.now(),
+        }
+        .call(&self.keys);
+        let (granted, wait_us) =
+            decode_acquire(&acquire.invoke(&mut self.pool.get().await?).await?)?;
         let tokens = Tokens {
             call,
             count: granted,
@@ -373,25 +351,28 @@ impl SharedLimiter {
         let budget = &self.budget;
         let retry_after_ms =
             retry_after.map_or(-1, |d| d.min(budget.max_cooldown).as_millis() as i64);
-        let mut cool_down = ScriptCall::new(&COOLDOWN, [&*self.cooldown_key, &self.state_key]);
-        cool_down
-            .arg(retry_after_ms)
-            .arg(base.as_millis() as u64)
-            .arg(budget.max_cooldown.as_millis() as u64)
-            .arg(budget.rate.period.as_micros() as u64)
-            .arg(budget.rate.requests.get())
-            .arg(self.clock.script_arg());
-        let (pause_ms, effective, began): (u64, u32, u8) =
-            cool_down.invoke(&mut self.pool.get().await?).await?;
+        let cool_down = CoolDown {
+            retry_after_ms,
+            base_ms: base.as_millis() as u64,
+            max_ms: budget.max_cooldown.as_millis() as u64,
+            period_us: budget.rate.period.as_micros() as u64,
+            requests: budget.rate.requests.get(),
+            now: self.clock.now(),
+        }
+        .call(&self.keys);
+        let (pause_ms, effective, began_episode) =
+            decode_cooldown(&cool_down.invoke(&mut self.pool.get().await?).await?)?;
         Ok(Cooldown {
             pause: Duration::from_millis(pause_ms),
             effective,
-            began_episode: began == 1,
+            began_episode,
         })
     }
 }
 
-use herald_store::scripts::{ACQUIRE, COOLDOWN};
+use herald_store::calls::budget::{
+    Acquire, BudgetKeys, CoolDown, Now, decode_acquire, decode_cooldown,
+};
 
 #[cfg(test)]
 mod tests {

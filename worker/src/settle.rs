@@ -1,14 +1,16 @@
 //! Settling a delivery: every way a job leaves a lane, each one atomic Lua script so a job
-//! is always in exactly one place (the lane, the delayed set, the dead letters, or sent).
-//! Each one also records the job's [`crate::timeline`] in the same script, so the timeline
-//! never disagrees with where the job is.
+//! is always in exactly one place (the lane, the delayed set, the dead letters, or sent),
+//! and its record says so: the scripts and their typed calls are the store's
+//! ([`herald_store::calls::settle`]); this module runs them on the replica's connection.
 //!
 //! - [`Settler::begin_send`]: the last check before a send (ownership, already sent,
-//!   cancelled, expired), where a cancel and the send path meet; marks the job `sending`.
+//!   stopped, expired, an older job of its replace key still sending), where a cancel and
+//!   the send path meet; marks the job `sending`, or gives its token back.
 //! - [`Settler::sent`]: record it as sent, then acknowledge and delete the entry.
 //! - [`Settler::retry`]: park it in the lane's delayed set with its new attempt.
 //! - [`Settler::dead`]: store the dead letter, then acknowledge and delete the entry.
 //! - [`Settler::hand_back`]: put an unstarted job back on the lane (shutdown).
+//! - [`Settler::defer`]: park a job behind an older one of its replace key still sending.
 //! - [`Settler::drop_duplicate`]: acknowledge a redelivered copy of a job already sent.
 //!
 //! Every script checks, inside the script, that this replica still owns the entry (another
@@ -18,56 +20,21 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::{AsyncCommands, Script};
+use deadpool_redis::redis::{AsyncCommands, Value};
+use herald_shared::Job;
 use herald_shared::redis_pool::Pool;
-use herald_shared::{Job, Lane};
 use herald_store::Keys;
+use herald_store::calls::settle::{At, SettleKeys};
 use herald_store::durability::Durability;
-use herald_store::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
-use herald_store::script::{Concat, ScriptCall};
+use herald_store::keys::Stat;
+use herald_store::script::ScriptCall;
 use time::OffsetDateTime;
 
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, RedisFailure};
-use crate::timeline;
 
-use herald_store::scripts::{BEGIN_SEND, COMPLETE, DEAD, DROP_DUPLICATE, HAND_BACK, RETRY};
-
-/// What the last check before a send found ([`Settler::begin_send`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BeginSend {
-    /// The job's record says `sending` now: send it.
-    Send,
-    /// Already sent (a redelivered copy): Interakt's message id. Nothing changed.
-    AlreadySent(String),
-    /// Cancelled (or superseded) before its send began: acknowledged and deleted.
-    Cancelled,
-    /// Another replica owns the entry now: nothing changed.
-    NotOurs,
-    /// Past its deadline: to be dead-lettered as expired. Nothing changed.
-    Expired,
-}
-
-pub use herald_store::timeline::UNKNOWN_MESSAGE_ID;
-
-/// What a settle did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settled {
-    Done,
-    /// Another replica owns the entry now (it took it over while this one was paused):
-    /// nothing was changed (for a send: recorded, not acknowledged). The owner settles it.
-    NotOurs,
-}
-
-impl Settled {
-    fn from_reply(reply: i64) -> Settled {
-        if reply == 1 {
-            Settled::Done
-        } else {
-            Settled::NotOurs
-        }
-    }
-}
+pub use herald_store::calls::settle::{BeginSend, Completed, Settled};
+pub use herald_store::record::UNKNOWN_MESSAGE_ID;
 
 /// Settles deliveries. Built once per replica (the dispatcher's context holds it); cheap
 /// to clone. Holds nothing but handles: dropping it settles nothing and loses nothing (an
@@ -78,12 +45,12 @@ pub struct Settler {
     /// settles of the send path use its shared connection ([`Pool::shared`]): those of
     /// tasks that finish together go out and come back together, in a few round trips.
     pool: Pool,
-    keys: Keys,
     /// The key names every settle uses, made once.
-    fixed: FixedKeys,
+    keys: SettleKeys,
     /// This replica's name in the group: the owner every script checks for.
     consumer: String,
-    /// How many replicas must have a sent marker before the settle returns.
+    /// How many replicas must have a `sending` mark and a sent marker before the step goes
+    /// on (`--min-replicas`).
     durability: Durability,
 }
 
@@ -91,94 +58,94 @@ impl Settler {
     pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
         Settler {
             pool,
-            fixed: FixedKeys::new(&keys),
-            keys,
+            keys: SettleKeys::new(&keys),
             consumer,
             durability: Durability::default(),
         }
     }
 
-    /// Waits for `durability.min_replicas` replicas to have each sent marker.
+    /// Waits for `durability.min_replicas` replicas to have each `sending` mark and sent
+    /// marker.
     pub fn with_durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
     }
 
+    fn at<'a>(&'a self, delivery: &'a Delivery) -> At<'a> {
+        At {
+            lane: delivery.lane,
+            entry_id: &delivery.entry_id,
+            consumer: &self.consumer,
+            token: delivery.token.as_ref().map(|t| t.member()),
+        }
+    }
+
+    /// Runs `call` on the shared connection of the send path.
+    async fn run(&self, call: &ScriptCall<'_>) -> Result<Value, RedisFailure> {
+        Ok(call.invoke(&mut self.pool.shared().await?).await?)
+    }
+
     /// Interakt's message id for a job already sent, if it was.
     pub async fn already_sent(&self, job_id: &str) -> Result<Option<String>, RedisFailure> {
         let mut conn = self.pool.get().await?;
-        Ok(conn.get(self.keys.sent(job_id)).await?)
+        Ok(conn.get(self.keys.keys().sent(job_id)).await?)
     }
 
-    /// The last check before `job` is sent, one script (`store/src/lua/begin_send.lua`) and one round
-    /// trip: still this replica's, not already sent, not cancelled, not past its deadline;
-    /// then its record says `sending`, and a cancel from now on is too late.
+    /// The last check before `job` is sent, one script (`begin_send.lua`) and one round
+    /// trip: still this replica's, not already sent, not stopped, not past its deadline,
+    /// not behind an older job of its replace key still sending; then its record says
+    /// `sending`, and a cancel from now on is too late for this attempt. When it answers
+    /// anything but [`BeginSend::Send`], the delivery's token went back to the budget.
+    ///
+    /// With `--min-replicas`, `sending` is on enough replicas before the send goes on: a
+    /// failover that lost it would let a cancel answer "cancelled" for a job being sent.
     pub async fn begin_send(
         &self,
         delivery: &Delivery,
         job: &Job,
     ) -> Result<BeginSend, RedisFailure> {
-        let job_id = job.id.to_string();
-        let deadline = job.not_after.map_or(String::new(), |at| {
-            herald_shared::schedule::unix_ms(at).to_string()
-        });
-        let (status, sent) = (self.keys.job_status(&job_id), self.keys.sent(&job_id));
-        let mut call = ScriptCall::new(
-            &BEGIN_SEND,
-            [self.fixed.lane(delivery.lane), &status, &sent],
-        );
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(&self.consumer)
-            .arg(deadline);
-        let mut conn = self.pool.shared().await?;
-        let (code, detail): (i64, String) = call.invoke(&mut conn).await?;
-        Ok(match code {
-            0 => BeginSend::Send,
-            1 => BeginSend::AlreadySent(detail),
-            2 => BeginSend::Cancelled,
-            4 => BeginSend::Expired,
-            _ => BeginSend::NotOurs,
-        })
+        let call = self.keys.begin_send(&self.at(delivery), job);
+        if !self.durability.is_on() {
+            return Ok(BeginSend::decode(&self.run(&call).await?)?);
+        }
+        // `WAIT` counts this connection's writes and blocks it: a connection of its own.
+        let mut conn = self.pool.get().await?;
+        let answer = BeginSend::decode(&call.invoke(&mut conn).await?)?;
+        if answer == BeginSend::Send {
+            self.durability
+                .confirm(&mut conn, self.keys.keys())
+                .await
+                .map_err(|err| {
+                    RedisFailure::from(deadpool_redis::redis::RedisError::from((
+                        deadpool_redis::redis::ErrorKind::Io,
+                        "the sending mark is not on enough replicas",
+                        err.to_string(),
+                    )))
+                })?;
+        }
+        Ok(answer)
     }
 
-    /// Records `job` as sent as Interakt's `message_id` (its timeline and the message index
+    /// Records `job` as sent as Interakt's `message_id` (its record and the message index
     /// included), then acknowledges and deletes the entry.
     pub async fn sent(
         &self,
         delivery: &Delivery,
         job: &Job,
         message_id: &str,
-    ) -> Result<Settled, RedisFailure> {
-        let job_id = job.id.to_string();
+    ) -> Result<Completed, RedisFailure> {
         let now = OffsetDateTime::now_utc();
-        let keys = [
-            self.fixed.lane(delivery.lane),
-            &self.keys.sent(&job_id),
-            &self.fixed.stats,
-            &self.keys.job_status(&job_id),
-            &self.keys.message(message_id),
-        ];
-        let call = self.charged_call(&COMPLETE, &keys, delivery, |call| {
-            call.arg(WORKER_GROUP)
-                .arg(&delivery.entry_id)
-                .arg(message_id)
-                .arg(SENT_MARKER_TTL_SECS)
-                .arg(Stat::Sent.field(delivery.lane))
-                .arg(&self.consumer)
-                .arg(timeline::sent_fields(job, message_id, now))
-                .arg(timeline::message_fields(job, message_id, now));
-        });
-        let reply: i64 = if self.durability.is_on() {
+        let call = self.keys.complete(&self.at(delivery), job, message_id, now);
+        let reply = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.
             let mut conn = self.pool.get().await?;
             let reply = call.invoke(&mut conn).await?;
-            self.confirm_marker(&mut conn, &job_id).await;
+            self.confirm_marker(&mut conn, &job.id.to_string()).await;
             reply
         } else {
-            call.invoke(&mut self.pool.shared().await?).await?
+            self.run(&call).await?
         };
-        Ok(Settled::from_reply(reply))
+        Ok(Completed::decode(&reply)?)
     }
 
     /// With `--min-replicas`, waits (a few `WAIT`s) until enough replicas have the sent
@@ -188,7 +155,7 @@ impl Settler {
     async fn confirm_marker(&self, conn: &mut herald_shared::redis_pool::Connection, job_id: &str) {
         let mut last = None;
         for _ in 0..3 {
-            match self.durability.confirm(conn, &self.keys).await {
+            match self.durability.confirm(conn, self.keys.keys()).await {
                 Ok(()) => return,
                 Err(err) => last = Some(err),
             }
@@ -200,12 +167,13 @@ impl Settler {
 
     /// Acknowledges a redelivered copy of a job that was already sent, without sending it.
     pub async fn drop_duplicate(&self, delivery: &Delivery) -> Result<Settled, RedisFailure> {
-        let mut call = ScriptCall::new(&DROP_DUPLICATE, [self.fixed.lane(delivery.lane)]);
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(&self.consumer);
+        let call = self.keys.drop_duplicate(&self.at(delivery));
         let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
-        Ok(Settled::from_reply(reply))
+        Ok(if reply == 1 {
+            Settled::Done
+        } else {
+            Settled::NotOurs
+        })
     }
 
     /// `stat` is the counter to bump: [`Stat::Retried`] or [`Stat::RateLimited`].
@@ -216,27 +184,8 @@ impl Settler {
         delay: Duration,
         stat: Stat,
     ) -> Result<Settled, RedisFailure> {
-        let due = OffsetDateTime::now_utc()
-            .checked_add(time::Duration::try_from(delay).unwrap_or(time::Duration::MAX))
-            .unwrap_or(OffsetDateTime::now_utc());
-        let keys = [
-            self.fixed.lane(delivery.lane),
-            &self.keys.delayed(delivery.lane),
-            &self.fixed.stats,
-            &self.keys.job_status(&job.id.to_string()),
-        ];
-        let call = self.charged_call(&RETRY, &keys, delivery, |call| {
-            call.arg(WORKER_GROUP)
-                .arg(&delivery.entry_id)
-                .arg(delay.as_millis() as u64)
-                .arg(job.to_json())
-                .arg(stat.field(delivery.lane))
-                .arg(TIMELINE_TTL_SECS)
-                .arg(&self.consumer)
-                .arg(timeline::retry_fields(job, due));
-        });
-        let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
-        Ok(Settled::from_reply(reply))
+        let call = self.keys.retry(&self.at(delivery), job, delay, stat);
+        Ok(Settled::decode("retry.lua", &self.run(&call).await?)?)
     }
 
     pub async fn dead(
@@ -244,114 +193,27 @@ impl Settler {
         delivery: &Delivery,
         letter: &DeadLetter,
     ) -> Result<Settled, RedisFailure> {
-        let json = serde_json::to_string(letter).expect("a dead letter serializes");
-        let keys = [
-            self.fixed.lane(delivery.lane),
-            &self.keys.dead(),
-            &self.keys.dead_index(delivery.lane),
-            &self.fixed.stats,
-            &self.keys.job_status(&letter.job_id),
-            &self.keys.dead_codes(),
-        ];
-        let call = self.charged_call(&DEAD, &keys, delivery, |call| {
-            call.arg(WORKER_GROUP)
-                .arg(&delivery.entry_id)
-                .arg(&letter.job_id)
-                .arg(json)
-                .arg(Stat::Dead.field(delivery.lane))
-                .arg(TIMELINE_TTL_SECS)
-                .arg(&self.consumer)
-                .arg(code_kept_until(letter))
-                .arg(timeline::dead_fields(letter));
-        });
-        let reply: i64 = call.invoke(&mut self.pool.shared().await?).await?;
-        Ok(Settled::from_reply(reply))
+        let call = self.keys.dead(&self.at(delivery), letter);
+        Ok(Settled::decode("dead.lua", &self.run(&call).await?)?)
     }
 
-    /// A call of a settle script that may follow a send (built by [`after_send`]), in the
-    /// order `store/src/lua/charge.lua`
-    /// reads it: `keys`, then the shared log and the OTPs' log when `delivery` holds a token;
-    /// the script's own arguments (`args`), then the charge, always last: `charge:<member>`,
-    /// or empty without a token (nothing to charge), so it is never a field of the call's
-    /// own. The charge re-scores the token's entry in the log to now, after the answer, so it
-    /// leaves the window W after it.
-    fn charged_call(
-        &self,
-        script: &'static Script,
-        keys: &[&str],
-        delivery: &Delivery,
-        args: impl FnOnce(&mut ScriptCall),
-    ) -> ScriptCall<'static> {
-        let logs = [self.fixed.window.as_str(), self.fixed.window_otp.as_str()];
-        let charged = if delivery.token.is_some() {
-            &logs[..]
-        } else {
-            &[]
-        };
-        let mut call = ScriptCall::new(script, keys.iter().chain(charged).copied());
-        args(&mut call);
-        match &delivery.token {
-            Some(token) => call.arg(Concat(&["charge:", token.member()])),
-            None => call.arg(""),
-        };
-        call
+    /// Puts `job`, read but not sent, back on its lane for any replica to take at once.
+    pub async fn hand_back(&self, delivery: &Delivery, job: &Job) -> Result<Settled, RedisFailure> {
+        let call = self.keys.hand_back(&self.at(delivery), job);
+        let reply = call.invoke(&mut self.pool.get().await?).await?;
+        Ok(Settled::decode("hand_back.lua", &reply)?)
     }
 
-    pub async fn hand_back(
+    /// Parks `job` for `delay` behind an older job of its replace key still being sent.
+    pub async fn defer(
         &self,
         delivery: &Delivery,
-        job_json: &str,
+        job: &Job,
+        delay: Duration,
     ) -> Result<Settled, RedisFailure> {
-        let mut call = ScriptCall::new(&HAND_BACK, [self.fixed.lane(delivery.lane)]);
-        call.arg(WORKER_GROUP)
-            .arg(&delivery.entry_id)
-            .arg(job_json)
-            .arg(JOB_FIELD)
-            .arg(&self.consumer);
-        let reply: i64 = call.invoke(&mut self.pool.get().await?).await?;
-        Ok(Settled::from_reply(reply))
+        let call = self.keys.defer(&self.at(delivery), job, delay);
+        Ok(Settled::decode("defer.lua", &self.run(&call).await?)?)
     }
-}
-
-/// The key names every settle uses, made once per replica.
-#[derive(Clone)]
-struct FixedKeys {
-    otp_lane: String,
-    booking_lane: String,
-    stats: String,
-    /// The shared log and the OTPs' log, charged after a send.
-    window: String,
-    window_otp: String,
-}
-
-impl FixedKeys {
-    fn new(keys: &Keys) -> FixedKeys {
-        FixedKeys {
-            otp_lane: keys.lane(Lane::Otp),
-            booking_lane: keys.lane(Lane::Booking),
-            stats: keys.stats(),
-            window: keys.rate_window(),
-            window_otp: keys.rate_window_otp(),
-        }
-    }
-
-    fn lane(&self, lane: Lane) -> &str {
-        match lane {
-            Lane::Otp => &self.otp_lane,
-            Lane::Booking => &self.booking_lane,
-        }
-    }
-}
-
-/// The deadline (ms, Unix) of an OTP whose letter still keeps its code, or `""`.
-fn code_kept_until(letter: &DeadLetter) -> String {
-    letter
-        .job
-        .as_ref()
-        .filter(|job| job.kind() == herald_shared::JobKind::Otp && !job.code_erased())
-        .and_then(|job| job.not_after)
-        .map(|deadline| (deadline.unix_timestamp_nanos() / 1_000_000).to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -365,6 +227,7 @@ mod tests {
     use super::*;
     use crate::lanes::LaneReader;
     use crate::limiter::{Budget, SharedLimiter};
+    use herald_shared::Lane;
 
     /// A settle after a send charges its own token, always its call's last argument: the
     /// token's entries in the shared log and the OTPs' log move from its grant plus the
@@ -408,7 +271,10 @@ mod tests {
         let job = charged.job.clone().unwrap();
         assert_eq!(
             settler.sent(&charged, &job, "m-1").await.unwrap(),
-            Settled::Done
+            Completed {
+                acknowledged: true,
+                recorded: true
+            }
         );
         let mine_now = scores(mine.member()).await;
         for (now, granted) in mine_now.iter().zip(mine_granted) {
@@ -425,7 +291,10 @@ mod tests {
         let lookalike = format!("charge:{}", other.member());
         assert_eq!(
             settler.sent(&uncharged, &job, &lookalike).await.unwrap(),
-            Settled::Done
+            Completed {
+                acknowledged: true,
+                recorded: true
+            }
         );
         assert_eq!(
             scores(other.member()).await,
@@ -468,7 +337,10 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 settler.sent(&delivery, &job, "m").await.unwrap(),
-                Settled::Done
+                Completed {
+                    acknowledged: true,
+                    recorded: true
+                }
             );
         }
     }

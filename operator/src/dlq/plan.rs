@@ -9,8 +9,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use herald_shared::Lane;
 use herald_shared::job::{Attempt, MAX_OTP_VALIDITY, MAX_OTP_VALIDITY_TEXT, deadline_after, human};
+use herald_shared::{Job, Lane};
 use herald_store::dead_letter::DeadLetter;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -21,14 +21,26 @@ pub enum NotReplayed {
     NotFound,
     /// The entry never decoded into a job: there is nothing to put back.
     NoJob,
-    /// Its deadline has passed; `--extend` would give it a new one.
-    Expired { deadline: OffsetDateTime },
+    /// Its deadline has passed; `extendable` (an OTP): `--extend` would give it a new one.
+    /// A booking's or reminder's deadline is its appointment, which no replay moves.
+    Expired {
+        deadline: OffsetDateTime,
+        extendable: bool,
+    },
     /// The stored dead letter is not readable JSON.
     Unreadable(String),
     /// It was dead-lettered anew each time it was read (a worker keeps failing it right now).
     Changing,
     /// An OTP whose code was erased when its deadline passed: there is nothing to send.
     CodeErased,
+    /// Its replace key names a newer job: replaying it would put a stale message (an old
+    /// code) after the newer one.
+    Superseded { by: uuid::Uuid },
+    /// Its idempotency key holds another job now (the same message enqueued again): it
+    /// would be sent twice.
+    KeyTaken { by: String },
+    /// Its record says it is not dead (it was replayed and is pending or sent).
+    NotDead { state: String },
 }
 
 /// How far `--extend` moves a replayed job's deadline: longer than zero and at most
@@ -143,10 +155,10 @@ impl PurgeReport {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Plan {
     Skip(NotReplayed),
-    /// Put `job_json` on `lane`; `extended` when `--extend` moved its deadline.
+    /// Put `job` on `lane`; `extended` when `--extend` moved its deadline.
     Move {
         lane: Lane,
-        job_json: String,
+        job: Box<Job>,
         extended: bool,
     },
 }
@@ -177,14 +189,19 @@ pub fn plan(letter: &DeadLetter, extend: Option<Extension>, now: OffsetDateTime)
                 job.not_after = Some(new_deadline);
                 extended = true;
             }
-            _ if job.is_expired(now) => return Plan::Skip(NotReplayed::Expired { deadline }),
+            _ if job.is_expired(now) => {
+                return Plan::Skip(NotReplayed::Expired {
+                    deadline,
+                    extendable: job.kind() == herald_shared::JobKind::Otp,
+                });
+            }
             _ => {}
         }
     }
     job.attempts.push(Attempt::replayed(now, &letter.reason));
     Plan::Move {
         lane: letter.lane,
-        job_json: job.to_json(),
+        job: Box::new(job),
         extended,
     }
 }
@@ -212,9 +229,7 @@ mod tests {
 
     fn moved(plan: Plan) -> (Job, bool) {
         match plan {
-            Plan::Move {
-                job_json, extended, ..
-            } => (Job::from_json(job_json.as_bytes()).unwrap(), extended),
+            Plan::Move { job, extended, .. } => (*job, extended),
             Plan::Skip(why) => panic!("not replayed: {why:?}"),
         }
     }
@@ -258,7 +273,10 @@ mod tests {
         let later = deadline + Duration::from_secs(5);
         assert_eq!(
             plan(&letter(Some(job.clone())), None, later),
-            Plan::Skip(NotReplayed::Expired { deadline })
+            Plan::Skip(NotReplayed::Expired {
+                deadline,
+                extendable: true
+            })
         );
         let (replayed, extended) = moved(plan(&letter(Some(job.clone())), extend(600), later));
         assert!(extended);
@@ -318,7 +336,10 @@ mod tests {
         let end = time::macros::datetime!(9999-12-31 23:59 UTC);
         assert_eq!(
             plan(&letter(Some(job)), extend(86_400), end),
-            Plan::Skip(NotReplayed::Expired { deadline })
+            Plan::Skip(NotReplayed::Expired {
+                deadline,
+                extendable: true
+            })
         );
     }
 

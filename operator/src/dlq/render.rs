@@ -153,8 +153,18 @@ fn explain(id: &str, why: &NotReplayed) -> String {
         NotReplayed::NoJob => format!(
             "no job to replay: the entry never decoded into one; see `herald-worker dlq show {id}`"
         ),
-        NotReplayed::Expired { deadline } => format!(
+        NotReplayed::Expired {
+            deadline,
+            extendable: true,
+        } => format!(
             "expired at {}; give it a new deadline with --extend (e.g. --extend 10m)",
+            short_time(*deadline)
+        ),
+        NotReplayed::Expired {
+            deadline,
+            extendable: false,
+        } => format!(
+            "expired at {}: its deadline is its appointment's, which a replay cannot move (--extend gives OTPs a new validity only); enqueue a new message if it still matters",
             short_time(*deadline)
         ),
         NotReplayed::Unreadable(reason) => format!("unreadable dead letter ({reason})"),
@@ -164,6 +174,15 @@ fn explain(id: &str, why: &NotReplayed) -> String {
         NotReplayed::CodeErased => {
             "its OTP code was erased when its deadline passed (codes are secrets): the customer must ask for a new code".into()
         }
+        NotReplayed::Superseded { by } => format!(
+            "superseded: its replace key names the newer job {by}; replaying it would send a stale message after the newer one"
+        ),
+        NotReplayed::KeyTaken { by } => format!(
+            "its idempotency key now holds job {by} (the same message enqueued again): replaying it would send it twice"
+        ),
+        NotReplayed::NotDead { state } => format!(
+            "its record says it is {state}, not dead (replayed meanwhile?); see `herald-worker track {id}`"
+        ),
     }
 }
 

@@ -4,12 +4,12 @@
 
 use std::collections::VecDeque;
 
-use deadpool_redis::redis::{self, AsyncCommands};
-use herald_shared::Lane;
+use deadpool_redis::redis::{self, AsyncCommands, Value};
 use herald_shared::redis_pool::{Connection, Pool};
+use herald_shared::{Job, Lane};
 use herald_store::Keys;
 use herald_store::dead_letter::DeadLetter;
-use herald_store::keys::JOB_FIELD;
+
 use time::OffsetDateTime;
 
 use super::plan::{NotReplayed, Plan, PurgeReport, ReplayReport, dedup, plan, reason_matches};
@@ -18,6 +18,8 @@ use super::{
     ReplayOptions, Selection,
 };
 
+use herald_store::calls::dead_letters::{self, Replayed};
+use herald_store::keys::DEFAULT_IDEMPOTENCY_WINDOW;
 use herald_store::scripts::REPLAY;
 
 /// Dead letters read, and replay scripts sent, per Redis round trip.
@@ -32,11 +34,11 @@ struct Stored {
     json: String,
 }
 
-/// A dead letter about to be moved back onto `lane` as `job_json`.
+/// A dead letter about to be moved back onto `lane` as `job`.
 struct Move {
     stored: Stored,
     lane: Lane,
-    job_json: String,
+    job: Box<Job>,
     extended: bool,
 }
 
@@ -51,11 +53,18 @@ struct Indexed {
 pub struct DeadLetters {
     pool: Pool,
     keys: Keys,
+    /// How long a replayed job's idempotency key holds it once it finishes, when its record
+    /// does not say (its producer's window is what the record keeps).
+    idempotency_window_ms: u64,
 }
 
 impl DeadLetters {
     pub fn new(pool: Pool, keys: Keys) -> Self {
-        DeadLetters { pool, keys }
+        DeadLetters {
+            pool,
+            keys,
+            idempotency_window_ms: DEFAULT_IDEMPOTENCY_WINDOW.as_millis() as u64,
+        }
     }
 
     /// Newest first, filtered. Dead letters that do not parse are skipped with a warning.
@@ -329,12 +338,12 @@ impl DeadLetters {
                 Plan::Skip(why) => report.not_replayed.push((id.clone(), why)),
                 Plan::Move {
                     lane,
-                    job_json,
+                    job,
                     extended,
                 } => moves.push(Move {
                     stored,
                     lane,
-                    job_json,
+                    job,
                     extended,
                 }),
             }
@@ -351,37 +360,49 @@ impl DeadLetters {
         // Loaded with every batch, so a Redis that lost its scripts never answers NOSCRIPT.
         pipe.load_script(&REPLAY).ignore();
         for m in &moves {
-            let mut call = REPLAY.prepare_invoke();
-            call.key(self.keys.dead())
-                .key(self.keys.dead_index(m.lane))
-                .key(self.keys.lane(m.lane))
-                .arg(&m.stored.id)
-                .arg(&m.stored.json)
-                .arg(&m.job_json)
-                .arg(JOB_FIELD);
-            pipe.invoke_script(&call);
+            let call = dead_letters::replay(
+                &self.keys,
+                m.lane,
+                &m.stored.id,
+                &m.stored.json,
+                &m.job,
+                self.idempotency_window_ms,
+            );
+            pipe.add_command(call.cmd().clone());
         }
-        let results: Vec<i64> = pipe.query_async(&mut *conn).await?;
+        let results: Vec<Value> = pipe.query_async(&mut *conn).await?;
         let mut changed = Vec::new();
         for (m, result) in moves.into_iter().zip(results) {
-            match result {
-                1 => {
+            match Replayed::decode(&result)? {
+                Replayed::Moved { .. } => {
                     report.replayed.add(m.lane);
                     report.extended += usize::from(m.extended);
                 }
-                0 if explicit => report
+                Replayed::NotDead if explicit => report
                     .not_replayed
                     .push((m.stored.id, NotReplayed::NotFound)),
                 // Replayed or purged by someone else since the read: no longer selected.
-                0 => report.matched -= 1,
+                Replayed::NotDead => report.matched -= 1,
                 // Read again next round, and counted again then.
-                _ if retry => {
+                Replayed::Changed if retry => {
                     report.matched -= 1;
                     changed.push(m.stored.id);
                 }
-                _ => report
+                Replayed::Changed => report
                     .not_replayed
                     .push((m.stored.id, NotReplayed::Changing)),
+                Replayed::Superseded { by } => report
+                    .not_replayed
+                    .push((m.stored.id, NotReplayed::Superseded { by })),
+                Replayed::KeyTaken { by } => report
+                    .not_replayed
+                    .push((m.stored.id, NotReplayed::KeyTaken { by })),
+                Replayed::Refused(state) => report.not_replayed.push((
+                    m.stored.id,
+                    NotReplayed::NotDead {
+                        state: state.map_or("unknown", |s| s.as_str()).to_string(),
+                    },
+                )),
             }
         }
         Ok(changed)

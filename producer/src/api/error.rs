@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use uuid::Uuid;
 
-use crate::enqueue::{self, IdempotencyConflict};
+use crate::enqueue::{self, IdempotencyConflict, NotEnqueued};
 use crate::spec::SpecError;
 
 /// What went wrong, as the `error` field names it: what clients branch on.
@@ -36,8 +36,13 @@ pub enum ErrorCode {
     TooLarge,
     /// 500: Redis answered something Herald never writes.
     Internal,
-    /// 503: Redis is unreachable; retry after `Retry-After` seconds.
+    /// 503: Redis is unreachable or refused the job (out of memory, say): nothing of it was
+    /// written; retry after `Retry-After` seconds.
     Unavailable,
+    /// 503 (or one item of a batch): Redis failed while the job was being enqueued and could
+    /// not be asked afterwards whether it was; `job_id` is the id it has if it was: look it
+    /// up (`GET /v1/jobs/{id}`), or send it again with an idempotency key.
+    UnknownOutcome,
 }
 
 /// One bad field.
@@ -56,7 +61,8 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violations: Vec<Violation>,
-    /// `idempotency_conflict`: the job first enqueued under the key; `too_late`: the job.
+    /// `idempotency_conflict`: the job first enqueued under the key; `too_late`: the job;
+    /// `unknown_outcome`: the id the job has if it was enqueued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job_id: Option<Uuid>,
     /// `too_late` only: where the job is (`sending`, `sent` or `dead`).
@@ -81,7 +87,7 @@ impl ApiError {
             ErrorCode::IdempotencyConflict | ErrorCode::TooLate => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable | ErrorCode::UnknownOutcome => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError {
             status,
@@ -175,6 +181,20 @@ impl From<IdempotencyConflict> for ApiError {
     }
 }
 
+impl From<NotEnqueued> for ApiError {
+    fn from(err: NotEnqueued) -> Self {
+        match err {
+            NotEnqueued::Conflict(conflict) => conflict.into(),
+            NotEnqueued::Refused { .. } => ApiError::new(ErrorCode::Unavailable, err.to_string()),
+            NotEnqueued::Unknown { job_id, .. } => {
+                let mut api = ApiError::new(ErrorCode::UnknownOutcome, err.to_string());
+                api.body.job_id = Some(job_id);
+                api
+            }
+        }
+    }
+}
+
 impl From<enqueue::Error> for ApiError {
     fn from(err: enqueue::Error) -> Self {
         match err {
@@ -191,18 +211,23 @@ impl From<enqueue::Error> for ApiError {
             enqueue::Error::UnexpectedReply(_) => {
                 ApiError::new(ErrorCode::Internal, err.to_string())
             }
+            enqueue::Error::NotEnqueued(err) => err.into(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        with_retry_after((self.status, Json(self.body)).into_response())
     }
+}
+
+/// A 503 says when to try again: `Retry-After: 1`.
+pub fn with_retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }

@@ -14,8 +14,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ErrorBody, ErrorCode, Violation};
+use super::error::{ApiError, ErrorBody, ErrorCode, Violation, with_retry_after};
 use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
+use crate::enqueue::NotEnqueued;
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec};
 use crate::{BatchResult, CancelOutcome, Enqueued};
 
@@ -43,7 +44,7 @@ impl From<Enqueued> for Accepted {
             job_id: e.job_id,
             duplicate: e.duplicate,
             superseded: e.superseded,
-            send_at: e.send_at.map(timeline::format_time),
+            send_at: e.send_at.map(herald_store::record::format_time),
         }
     }
 }
@@ -81,12 +82,13 @@ pub struct BatchAccepted {
     pub items: Vec<BatchItem>,
 }
 
-/// The answer to a batch that enqueued nothing (400, 409): what went wrong with the whole
-/// request, or, when every item was rejected, each item's reason.
+/// The answer to a batch that enqueued nothing (400, 409, 503): what went wrong with the
+/// whole request, or, when every item was rejected, each item's reason.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchRejected {
-    /// `invalid` (400), or `idempotency_conflict` (409) when every item was refused for that
-    /// reason alone.
+    /// `invalid` (400), `idempotency_conflict` (409) when every item was refused for that
+    /// reason alone, or `unavailable` (503) when Redis refused or failed and no item was
+    /// enqueued (an item whose `error` is `unknown_outcome` may have been: look it up).
     pub error: ErrorCode,
     pub message: String,
     /// What is wrong with the request as a whole (not an array, no item, too many).
@@ -212,7 +214,7 @@ pub async fn enqueue_raw(
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 409, description = "No item enqueued: every item's idempotency key already holds a job with other content; `items` holds each item's answer", body = BatchRejected),
         (status = 413, description = "Body too large (over 8 MiB)", body = ErrorBody),
-        (status = 503, description = "Redis unreachable; nothing enqueued; retry after the Retry-After seconds", body = ErrorBody),
+        (status = 503, description = "No item enqueued: Redis unreachable, or it refused or failed every valid item (out of memory, say); `items` holds each item's answer: `unavailable` items were not written and are safe to send again, `unknown_outcome` items may have been enqueued (look them up by their `job_id`); retry after the Retry-After seconds", body = BatchRejected),
     )
 )]
 pub async fn enqueue_batch(
@@ -266,7 +268,22 @@ pub async fn enqueue_batch(
     let results: Vec<BatchResult> = if jobs.is_empty() {
         Vec::new()
     } else {
-        state.producer.enqueue_batch(jobs).await?
+        let count = jobs.len();
+        state
+            .producer
+            .enqueue_batch(jobs)
+            .await
+            .unwrap_or_else(|err| {
+                // Nothing attempted (no connection): every item's answer says so.
+                let reason = err.to_string();
+                (0..count)
+                    .map(|_| {
+                        Err(NotEnqueued::Refused {
+                            reason: reason.clone(),
+                        })
+                    })
+                    .collect()
+            })
     };
     let mut enqueued = Vec::with_capacity(results.len());
     for (index, result) in job_items.into_iter().zip(results) {
@@ -277,19 +294,25 @@ pub async fn enqueue_batch(
                 answers[index].superseded = result.superseded;
                 enqueued.push(result);
             }
-            Err(conflict) => answers[index].error = Some(ApiError::from(conflict).body),
+            Err(not) => {
+                if let NotEnqueued::Unknown { job_id, .. } = &not {
+                    answers[index].job_id = Some(*job_id);
+                }
+                answers[index].error = Some(ApiError::from(not).body)
+            }
         }
     }
     let rejected = answers.len() - enqueued.len();
     record_enqueued(&enqueued);
     if enqueued.is_empty() {
         // Nothing enqueued: an error status, and a body that is an error.
-        let all_conflicts = answers.iter().all(|item| {
-            item.error
-                .as_ref()
-                .is_some_and(|e| e.error == ErrorCode::IdempotencyConflict)
-        });
-        let (status, error) = if all_conflicts {
+        let errors = || answers.iter().filter_map(|item| item.error.as_ref());
+        let redis_failed =
+            errors().any(|e| matches!(e.error, ErrorCode::Unavailable | ErrorCode::UnknownOutcome));
+        let all_conflicts = errors().all(|e| e.error == ErrorCode::IdempotencyConflict);
+        let (status, error) = if redis_failed {
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
+        } else if all_conflicts {
             (StatusCode::CONFLICT, ErrorCode::IdempotencyConflict)
         } else {
             (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
@@ -300,7 +323,7 @@ pub async fn enqueue_batch(
             violations: Vec::new(),
             items: answers,
         };
-        return Ok((status, Json(body)).into_response());
+        return Ok(with_retry_after((status, Json(body)).into_response()));
     }
     let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
     let body = BatchAccepted {

@@ -101,7 +101,8 @@ async fn the_same_key_twice_returns_the_first_id_and_adds_one_entry() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].idempotency_key, key);
 
-    // The claim holds the first id for the default window (24 h).
+    // The claim holds the first id while the job is pending: as long as its record (a week),
+    // beyond the default window (24 h) it keeps once the job is done.
     let mut conn = support::conn(&server);
     let claim = keys().idempotency("booking:B123:confirmation");
     let (held, ttl): (String, i64) = redis::pipe()
@@ -112,8 +113,8 @@ async fn the_same_key_twice_returns_the_first_id_and_adds_one_entry() {
         .unwrap();
     let job = &jobs[0];
     assert_eq!(held, format!("{}:{}", first.job_id, job.fingerprint()));
-    let day = 24 * 60 * 60 * 1000;
-    assert!((day - 60_000..=day).contains(&ttl), "{ttl}");
+    let week = 7 * 24 * 60 * 60 * 1000;
+    assert!((week - 60_000..=week).contains(&ttl), "{ttl}");
 }
 
 #[tokio::test]
@@ -241,8 +242,12 @@ async fn a_key_stored_by_the_old_format_is_a_duplicate() {
     assert!(lane_jobs(&server, Lane::Booking).is_empty());
 }
 
+/// Issue 25, failure 1: a key's window used to count from the enqueue, so a job pending
+/// longer than it (a reminder ten days out) lost its key: it could not be cancelled by the
+/// key, and enqueueing it again added a second copy. The claim now holds for as long as the
+/// job is pending, and for the window once it has been sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_can_be_used_again_once_its_window_has_passed() {
+async fn a_key_holds_its_pending_job_past_the_window_and_frees_a_window_after_it_is_sent() {
     let server = RedisServer::start();
     let producer = producer(&server)
         .await
@@ -254,20 +259,31 @@ async fn a_key_can_be_used_again_once_its_window_has_passed() {
 
     let claim = keys().idempotency("login:7");
     let mut conn = support::conn(&server);
-    let ttl: i64 = redis::cmd("PTTL").arg(&claim).query(&mut conn).unwrap();
+    let pttl = |conn: &mut redis::Connection| -> i64 {
+        redis::cmd("PTTL").arg(&claim).query(conn).unwrap()
+    };
+    assert!(
+        pttl(&mut conn) > 6 * 24 * 3600 * 1000,
+        "pending: held as long as its record, not 200 ms"
+    );
+
+    // Sent, as a worker settles it: the window starts.
+    support::settle_sent(&server, Lane::Otp, first.job_id).await;
+    let ttl = pttl(&mut conn);
     assert!((1..=200).contains(&ttl), "{ttl}");
+    assert!(enqueue().await.unwrap().duplicate, "within the window");
     wait_until("the claim expires", Duration::from_secs(5), || {
-        redis::cmd("PTTL")
-            .arg(&claim)
-            .query::<i64>(&mut conn)
-            .unwrap()
-            == -2
+        pttl(&mut conn) == -2
     });
 
     let second = enqueue().await.unwrap();
     assert!(!second.duplicate);
     assert_ne!(second.job_id, first.job_id);
-    assert_eq!(lane_jobs(&server, Lane::Otp).len(), 2);
+    assert_eq!(
+        lane_jobs(&server, Lane::Otp).len(),
+        1,
+        "the first was settled"
+    );
 }
 
 #[tokio::test]
@@ -365,7 +381,9 @@ async fn a_batch_crosses_chunks_in_order_and_deduplicates_within_itself() {
         repeat.job_id, ids[1],
         "the repeat returns key k1's first id"
     );
-    let conflict = conflict.as_ref().unwrap_err();
+    let Err(producer::enqueue::NotEnqueued::Conflict(conflict)) = conflict else {
+        panic!("a conflict: {conflict:?}");
+    };
     assert_eq!(
         (conflict.key.as_str(), conflict.job_id),
         ("k1", ids[1]),
@@ -410,7 +428,10 @@ async fn a_dead_redis_fails_an_enqueue_fast() {
         .enqueue_otp("+919999999999", "1", DEFAULT_OTP_VALIDITY, None)
         .await;
     assert!(
-        matches!(result, Err(Error::Redis(_) | Error::Pool(_))),
+        matches!(
+            result,
+            Err(Error::Redis(_) | Error::Pool(_) | Error::NotEnqueued(_))
+        ),
         "{result:?}"
     );
     assert!(

@@ -94,3 +94,47 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Settles job `job_id` of `lane` as sent, as a worker would: read through the workers'
+/// group as consumer `settler`, then the store's `complete` script.
+pub async fn settle_sent(server: &RedisServer, lane: Lane, job_id: uuid::Uuid) {
+    use herald_store::calls::settle::{At, SettleKeys};
+    use herald_store::keys::WORKER_GROUP;
+    let mut conn = herald_tests::connect(&server.url()).await.unwrap();
+    let stream = keys().lane(lane);
+    let _: Result<(), _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(WORKER_GROUP)
+        .arg("0")
+        .query_async(&mut conn)
+        .await;
+    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(WORKER_GROUP)
+        .arg("settler")
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for entry in read.keys.iter().flat_map(|k| &k.ids) {
+        let raw: String = entry.get(JOB_FIELD).unwrap();
+        let job = Job::from_json(raw.as_bytes()).unwrap();
+        if job.id != job_id {
+            continue;
+        }
+        let at = At {
+            lane,
+            entry_id: &entry.id,
+            consumer: "settler",
+            token: None,
+        };
+        let call =
+            SettleKeys::new(&keys()).complete(&at, &job, "m-1", time::OffsetDateTime::now_utc());
+        let _: redis::Value = call.invoke(&mut conn).await.unwrap();
+        return;
+    }
+    panic!("job {job_id} not on lane {lane}");
+}

@@ -1,31 +1,33 @@
--- Cancel one job by id (`herald-producer cancel`, `DELETE /v1/jobs/{id}`): see cancel.lua.
--- KEYS[1] the job's record, KEYS[2] otp lane, KEYS[3] booking lane, KEYS[4] otp scheduled
--- set, KEYS[5] booking scheduled set, KEYS[6] scheduled bodies, KEYS[7] dead letters,
--- KEYS[8] the job's sent marker, KEYS[9] stats
--- ARGV[1] job id, ARGV[2] group, ARGV[3] now (RFC 3339), ARGV[4] record ttl (s)
--- Returns {0, 'cancelled'} cancelled now, {1, 'cancelled'} already cancelled,
--- {2, state} too late (sending, sent, dead), {3, ''} no such job.
-local where = {
-  lanes = {otp = KEYS[2], booking = KEYS[3]},
-  scheduled = {otp = KEYS[4], booking = KEYS[5]},
-  bodies = KEYS[6],
-  stats = KEYS[9],
-}
-local result = cancel(KEYS[1], ARGV[1], where, ARGV[2], ARGV[3], ARGV[4], false)
-if result == true then
+-- Cancel one job by id (`herald-producer cancel`, `DELETE /v1/jobs/{id}`): see stop.lua.
+-- KEYS[1] the job's record, KEYS[2] dead letters, KEYS[3] the job's sent marker, KEYS[4]
+-- stats, KEYS[5] scheduled bodies, then every lane's keys (stream, scheduled, delayed, in
+-- LANES order)
+-- ARGV[1] job id, ARGV[2] group, ARGV[3] now (RFC 3339), ARGV[4] a stopped record's ttl (s)
+-- Returns {0, 'cancelled'} cancelled now, {1, state} already stopped (cancelled or
+-- superseded: it will never be sent), {2, state} too late (sending: the attempt under way
+-- may reach Interakt, and is not retried if it fails; sent, dead, expired), {3, ''} no such
+-- job.
+local where = lanes_at(6)
+where.bodies = KEYS[5]
+where.stats = KEYS[4]
+local result = stop(KEYS[1], ARGV[1], where, ARGV[2], ARGV[3], ARGV[4], 'cancel', false)
+if result == 'stopped' then
   return {0, 'cancelled'}
 end
-if result == 'cancelled' then
-  return {1, 'cancelled'}
+if result == 'stopping' then
+  return {2, 'sending'}
+end
+if result == 'cancelled' or result == 'superseded' then
+  return {1, result}
 end
 if result then
   return {2, result}
 end
 -- No record: enqueued before records existed, or long settled.
-if redis.call('EXISTS', KEYS[8]) == 1 then
+if redis.call('EXISTS', KEYS[3]) == 1 then
   return {2, 'sent'}
 end
-if redis.call('HEXISTS', KEYS[7], ARGV[1]) == 1 then
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   return {2, 'dead'}
 end
 return {3, ''}

@@ -1,32 +1,36 @@
--- Enqueue one job, atomically: claim its idempotency key, supersede the older unsent job of
--- its replace key, write its record, and put it on its lane (or, scheduled, in its lane's
+-- Enqueue one job, atomically: claim its idempotency key, supersede the older job of its
+-- replace key, write its record, and put it on its lane (or, scheduled, in its lane's
 -- scheduled set with its body stored once) -- all of it, or (a duplicate or conflicting
 -- idempotency key) nothing.
 --
 -- The idempotency claim holds "<first job id>:<content fingerprint>", so a later job under
 -- the same key is told apart: the same content is a duplicate, other content a conflict. A
 -- claim in the old format (the first job's id alone, no ':') has no fingerprint and counts
--- as the same content: a duplicate, as it always was.
+-- as the same content: a duplicate, as it always was. The claim follows the job (see
+-- `follow_claim` in lifecycle.lua): it is held for as long as the job is pending, however far
+-- ahead it is scheduled, for the window once the job has finished, and freed by a cancel.
 --
--- A replace key's record holds the id of the last job enqueued under it; that job is
--- cancelled (cancel.lua) if it has not begun sending, and its record says by whom.
+-- A replace key's value is the id of the last job enqueued under it; that job is stopped
+-- (stop.lua): superseded if it has not begun sending; if it is sending, the stop is noted
+-- and this job's record says `supersedes` it, so this job waits until that attempt is over
+-- (begin_send.lua) and can never be overtaken by it.
 --
--- KEYS[1] the idempotency claim (KEYS[3] when the job has no key), KEYS[2] the job's lane,
--- KEYS[3] the job's record, KEYS[4] the replace key's record (KEYS[3] when none),
--- KEYS[5] otp lane, KEYS[6] booking lane, KEYS[7] otp scheduled set, KEYS[8] booking
--- scheduled set, KEYS[9] scheduled bodies, KEYS[10] the job lane's scheduled set,
--- KEYS[11] stats, KEYS[12] the booking's index of job ids (KEYS[3] when none)
+-- KEYS[1] the idempotency claim (the record when the job has no key), KEYS[2] the job's
+-- lane, KEYS[3] the job's record, KEYS[4] the replace key (the record when none), KEYS[5]
+-- the job lane's scheduled set, KEYS[6] scheduled bodies, KEYS[7] stats, KEYS[8] the
+-- booking's index of job ids (the record when none), then with a replace key every lane's
+-- keys (stream, scheduled, delayed, in LANES order: see lanes_at in stop.lua)
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
 -- ARGV[8] the record's ttl (s), ARGV[9] when it is due (ms, Unix) or '' to send now,
 -- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the prefix of job records
--- (+ id = a record key), ARGV[13] a cancelled record's ttl, ARGV[14] '1' when the job
+-- (+ id = a record key), ARGV[13] a stopped record's ttl, ARGV[14] '1' when the job
 -- belongs to a booking (indexed by its id, as long as its record), from ARGV[15] the
--- record's fields (count, names and values: see timeline.lua)
--- Returns {0, stream entry id ('' when scheduled), superseded job id or ''} for a new job,
--- {1, first job id} for a duplicate, {2, first job id} for a conflict (nothing written).
--- (`record` comes from timeline.lua and `cancel` from cancel.lua, in front.)
+-- record's fields (count, names and values: see record.lua)
+-- Returns {0, stream entry id ('' when scheduled), superseded job id or '', id of the job
+-- still sending that it waits for or ''} for a new job, {1, first job id} for a duplicate,
+-- {2, first job id} for a conflict (nothing written).
 if ARGV[6] == '1' then
   local held = redis.call('GET', KEYS[1])
   if held then
@@ -40,34 +44,40 @@ if ARGV[6] == '1' then
     end
     return {2, first}
   end
-  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX',
+    math.max(tonumber(ARGV[2]), tonumber(ARGV[8]) * 1000))
 end
 local superseded = ''
+local waits_for = ''
 if ARGV[7] == '1' then
   local older = redis.call('GET', KEYS[4])
   if older and older ~= ARGV[1] then
-    local where = {
-      lanes = {otp = KEYS[5], booking = KEYS[6]},
-      scheduled = {otp = KEYS[7], booking = KEYS[8]},
-      bodies = KEYS[9],
-      stats = KEYS[11],
-    }
-    if cancel(ARGV[12] .. older, older, where, ARGV[10], ARGV[11], ARGV[13], ARGV[1]) == true then
+    local where = lanes_at(9)
+    where.bodies = KEYS[6]
+    where.stats = KEYS[7]
+    local stopped = stop(ARGV[12] .. older, older, where, ARGV[10], ARGV[11], ARGV[13],
+      'supersede', ARGV[1])
+    if stopped == 'stopped' then
       superseded = older
+    elseif stopped == 'stopping' then
+      waits_for = older
     end
   end
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[8])
 end
 record(KEYS[3], 15, ARGV[8])
+if waits_for ~= '' then
+  redis.call('HSET', KEYS[3], 'supersedes', waits_for)
+end
 if ARGV[14] == '1' then
-  redis.call('SADD', KEYS[12], ARGV[1])
-  redis.call('EXPIRE', KEYS[12], ARGV[8])
+  redis.call('SADD', KEYS[8], ARGV[1])
+  redis.call('EXPIRE', KEYS[8], ARGV[8])
 end
 if ARGV[9] ~= '' then
-  redis.call('ZADD', KEYS[10], ARGV[9], ARGV[1])
-  redis.call('HSET', KEYS[9], ARGV[1], ARGV[3])
-  return {0, '', superseded}
+  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
+  return {0, '', superseded, waits_for}
 end
 local entry = redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])
 redis.call('HSET', KEYS[3], 'entry', entry)
-return {0, entry, superseded}
+return {0, entry, superseded, waits_for}

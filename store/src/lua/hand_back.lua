@@ -1,12 +1,28 @@
--- Give a job this replica read but did not start back to the lane, for any replica to take
--- at once (on shutdown), atomically; nothing if the entry is no longer this replica's.
--- KEYS[1] lane stream; ARGV[1] group, ARGV[2] entry id, ARGV[3] job json, ARGV[4] field name,
--- ARGV[5] consumer
--- Returns 1 when handed back, 0 when the entry was not ours.
-if not owned(KEYS[1], ARGV[1], ARGV[2], ARGV[5]) then
-  return 0
+-- Give a job this replica read but did not send back to its lane, for any replica to take at
+-- once (on shutdown; after its grant kept going stale), atomically: a new entry, the record
+-- `queued` with it, the old entry finished. A stop noted meanwhile ends it instead. Nothing
+-- if the entry is no longer this replica's.
+-- KEYS[1] lane stream, KEYS[2] the job's record, KEYS[3] stats
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] job id, ARGV[5] job json,
+-- ARGV[6] field name, ARGV[7] record ttl (s), ARGV[8] lane
+-- Returns {1, ''} handed back, {0, ''} not ours, {2, state} stopped instead, {3, state}
+-- refused (the record says it is not to be sent; entry finished).
+if not owned(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then
+  return {0, ''}
 end
-redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[3])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
+local st = redis.call('HMGET', KEYS[2], 'state', 'stop')
+if st[2] then
+  take_stop(KEYS[2], ARGV[4], st[2], ARGV[7], KEYS[3], ARGV[8])
+  finish(KEYS[1], ARGV[1], ARGV[2])
+  return {2, st[2]}
+end
+if not may('hand_back', st[1]) then
+  finish(KEYS[1], ARGV[1], ARGV[2])
+  return {3, st[1]}
+end
+local entry = redis.call('XADD', KEYS[1], '*', ARGV[6], ARGV[5])
+if st[1] then
+  redis.call('HSET', KEYS[2], 'state', 'queued', 'entry', entry)
+end
+finish(KEYS[1], ARGV[1], ARGV[2])
+return {1, ''}

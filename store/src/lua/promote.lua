@@ -1,16 +1,33 @@
--- Move retries that are due from the delayed set back onto the lane, atomically per job.
+-- Move retries that are due from the delayed set back onto the lane, atomically per job: a
+-- job moved is off the set in the same script, and its record says `queued` with its new
+-- entry. A member whose record says the job is not waiting for a retry any more (cancelled,
+-- superseded, sent: a member left by an older release, which kept no `delayed` field) is
+-- dropped, never sent.
 -- KEYS[1] delayed sorted set, KEYS[2] lane stream
--- ARGV[1] most to move, ARGV[2] stream field name
--- Returns {moved, ms until the next one is due (or -1 when none is waiting)}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- ARGV[1] most to move, ARGV[2] stream field name, ARGV[3] the prefix of job records
+-- Returns {moved, ms until the next one is due (or -1 when none is waiting), dropped}.
+local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local moved, dropped = 0, 0
 for _, job in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', ARGV[2], job)
   redis.call('ZREM', KEYS[1], job)
+  -- The envelope's first field is its id.
+  local id = string.match(job, '^{"id":"([^"]+)"')
+  local record = id and (ARGV[3] .. id)
+  local state = record and redis.call('HGET', record, 'state')
+  if may('promote', state) then
+    local entry = redis.call('XADD', KEYS[2], '*', ARGV[2], job)
+    if state then
+      redis.call('HSET', record, 'state', 'queued', 'entry', entry)
+      redis.call('HDEL', record, 'delayed', 'retry_at')
+    end
+    moved = moved + 1
+  else
+    dropped = dropped + 1
+  end
 end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #next == 0 then
-  return {#due, -1}
+  return {moved, -1, dropped}
 end
-return {#due, math.max(0, tonumber(next[2]) - now)}
+return {moved, math.max(0, tonumber(next[2]) - now), dropped}

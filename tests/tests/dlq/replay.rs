@@ -265,25 +265,28 @@ async fn the_replay_script_moves_only_what_was_read_and_only_once() {
         .await;
     let stored = serde_json::to_string(&second_life).unwrap();
 
-    let script = herald_store::scripts::REPLAY.clone();
     let keys = s.keys.clone();
     let mut conn = s.conn.clone();
+    let job = second_life.job.clone().unwrap();
     let replay = |json: String| {
-        let (keys, mut conn) = (keys.clone(), conn.clone());
+        let (keys, mut conn, job) = (keys.clone(), conn.clone(), job.clone());
         let id = first_life.job_id.clone();
-        let script = script.clone();
         async move {
-            script
-                .key(keys.dead())
-                .key(keys.dead_index(Lane::Booking))
-                .key(keys.lane(Lane::Booking))
-                .arg(&id)
-                .arg(json)
-                .arg("{\"stale\":true}")
-                .arg(herald_store::keys::JOB_FIELD)
-                .invoke_async::<i64>(&mut conn)
-                .await
-                .unwrap()
+            let call = herald_store::calls::dead_letters::replay(
+                &keys,
+                Lane::Booking,
+                &id,
+                &json,
+                &job,
+                60_000,
+            );
+            let reply: redis::Value = call.invoke(&mut conn).await.unwrap();
+            match herald_store::calls::dead_letters::Replayed::decode(&reply).unwrap() {
+                herald_store::calls::dead_letters::Replayed::Moved { .. } => 1,
+                herald_store::calls::dead_letters::Replayed::NotDead => 0,
+                herald_store::calls::dead_letters::Replayed::Changed => -1,
+                other => panic!("{other:?}"),
+            }
         }
     };
     assert_eq!(replay(read).await, -1, "changed since read: refused");

@@ -9,8 +9,11 @@
 //!   a cancel before its send begins means it is never sent; the answers and exit codes.
 //! - `supersede`: a replace key keeps at most one unsent job; one already being sent stands;
 //!   1,000 OTPs for 100 users under load.
+//! - `lifecycle`: one lifecycle every path agrees on (issue 25): each failure a black-box
+//!   review found, pinned.
 
 mod cancel;
+mod lifecycle;
 mod schedule;
 mod supersede;
 

@@ -62,7 +62,7 @@ async fn moved_once_a_due_scheduled_job_is_moved_by_one_of_two_replicas_racing()
     let mut s = Scenario::start(SandboxSetup::default()).await;
     const N: usize = 300;
     let at = time::OffsetDateTime::now_utc() + Duration::from_secs(4);
-    let at = herald_store::timeline::format_time(at);
+    let at = herald_store::record::format_time(at);
     let mut file = tempfile::NamedTempFile::new().unwrap();
     for i in 0..N {
         let line = json!({"kind": "booking", "phone": phone(i), "booking_id": format!("B{i}"),
@@ -166,7 +166,7 @@ async fn otps_cannot_be_scheduled_and_stale_jobs_are_never_sent() {
     past[8] = "2026-01-05";
     let stale = enqueue(&s, &past);
     let p2 = phone(2);
-    let deadline = herald_store::timeline::format_time(time::OffsetDateTime::now_utc());
+    let deadline = herald_store::record::format_time(time::OffsetDateTime::now_utc());
     let stale_too = enqueue(&s, &booking(&p2, "B2", &["--not-after", &deadline]));
     let p3 = phone(3);
     enqueue(&s, &booking(&p3, "B3", &[]));

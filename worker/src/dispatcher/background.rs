@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
+use herald_store::calls::settle::Lost;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -78,13 +79,21 @@ pub(super) async fn keep_alive(ctx: Arc<Context>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         match ctx.reader.keep_alive().await {
-            Ok(lost) if !lost.is_empty() => {
-                tracing::info!(
-                    entries = lost.len(),
-                    "jobs held here were taken over (this process was paused?); they will not be sent from here"
-                );
+            Ok(lost) => {
+                let taken = lost.iter().filter(|(_, why)| *why == Lost::Taken).count();
+                if taken > 0 {
+                    tracing::info!(
+                        entries = taken,
+                        "jobs held here were taken over (this process was paused?); they will not be sent from here"
+                    );
+                }
+                if lost.len() > taken {
+                    tracing::debug!(
+                        entries = lost.len() - taken,
+                        "jobs held here are gone (cancelled, settled, or lost with Redis's data); they leave the hand unsent"
+                    );
+                }
             }
-            Ok(_) => {}
             Err(err) => tracing::debug!(error = %err, "could not keep held jobs alive"),
         }
     }

@@ -74,6 +74,9 @@ struct Dispatcher<'a> {
     /// Whether the last ask for tokens got all it asked for: then the budget is not what
     /// limits this replica, and [`Dispatcher::fill`] reads ahead.
     unthrottled: bool,
+    /// Set after a Redis failure: the jobs in hand may be gone (Redis lost its data, or they
+    /// were cancelled meanwhile), so the hand is checked before the next ask for tokens.
+    verify_hand: bool,
 }
 
 /// Runs the dispatcher until shutdown; returns the jobs still in hand.
@@ -105,6 +108,7 @@ pub(super) async fn dispatch(
             Ok(()) => backoff.succeeded(),
             Err(StepError::Cancelled) => break,
             Err(StepError::Redis(err)) => {
+                d.verify_hand = true;
                 backoff.failed(&err);
                 if backoff.wait(shutdown).await.is_err() {
                     break;
@@ -128,6 +132,7 @@ impl<'a> Dispatcher<'a> {
             last_booking_peek: Instant::now(),
             mix: LaneMix::new(ctx.settings.budget.rate.period),
             unthrottled: false,
+            verify_hand: false,
         }
     }
 
@@ -140,6 +145,11 @@ impl<'a> Dispatcher<'a> {
         let ctx = self.ctx;
         if Instant::now() >= self.next_claim {
             self.recover().await?;
+        }
+        if self.verify_hand {
+            // One touch of every hold marks what left the hand meanwhile (triage drops it).
+            ctx.reader.keep_alive().await?;
+            self.verify_hand = false;
         }
         if self.hand.is_empty() {
             self.fill(shutdown).await?;
@@ -309,12 +319,18 @@ impl<'a> Dispatcher<'a> {
         Ok(())
     }
 
-    /// Dead-letters, without spending budget, what must not be sent.
+    /// Drops what left the hand meanwhile (taken over, cancelled, settled elsewhere, lost
+    /// with Redis's data: the keep-alive marks it), and dead-letters, without spending
+    /// budget, what must not be sent.
     fn triage(&mut self, sends: &mut JoinSet<()>) {
         let now = OffsetDateTime::now_utc();
         let max_deliveries = self.ctx.settings.max_deliveries;
         let mut keep = VecDeque::with_capacity(self.hand.len());
         for delivery in self.hand.drain(..) {
+            if let Some(lost) = delivery.hold.as_ref().and_then(|hold| hold.lost()) {
+                tracing::debug!(entry = %delivery.entry_id, lane = %delivery.lane, ?lost, "left the hand unsent");
+                continue;
+            }
             let reason = match &delivery.job {
                 Err(bad) => Some(bad.reason()),
                 Ok(_) if delivery.deliveries > max_deliveries => Some(DeadReason::Poison {

@@ -53,7 +53,7 @@ use background::{
     Background, flush_history, flush_history_once, heartbeat, keep_alive, remove_heartbeat,
 };
 use hand::dispatch;
-use send::left_to_owner;
+use send::report_settled;
 
 /// A worker that could not start, or that stopped because part of it did.
 #[derive(Debug, thiserror::Error)]
@@ -250,9 +250,9 @@ async fn hand_back(ctx: &Context, hand: VecDeque<Delivery>) {
     for delivery in hand {
         // Entries that are not jobs stay pending; recovery dead-letters them.
         let Ok(job) = &delivery.job else { continue };
-        match ctx.settler.hand_back(&delivery, &job.to_json()).await {
+        match ctx.settler.hand_back(&delivery, job).await {
             Ok(Settled::Done) => {}
-            Ok(Settled::NotOurs) => left_to_owner(Some(Settled::NotOurs), &job.id.to_string()),
+            Ok(other) => report_settled(Some(other), &job.id.to_string()),
             Err(err) => {
                 tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery")
             }

@@ -79,37 +79,58 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hol
     Box::pin(settle(ctx, delivery, job, &outcome, verdict)).await;
 }
 
+/// How long a job waits behind an older job of its replace key still being sent before it
+/// is looked at again (the older one's request is then answered, or timed out).
+const DEFER_BEHIND_OLDER: Duration = Duration::from_millis(500);
+
 /// The checks right before a send, after every wait (for a token, a slot, a fresh grant),
 /// in one script and one round trip ([`crate::settle::Settler::begin_send`]): a job another
-/// replica took over while this process was paused is left to it; a redelivered job that
-/// was already sent is acknowledged without sending; a cancelled (or superseded) job is
-/// dropped, never sent; an expired one is dead-lettered. Then the job's record says
-/// `sending` (a cancel from now on is too late) and an invalid request is dead-lettered.
-/// The request to send, as JSON, or `None` when the job was settled (or given up) here.
+/// replica took over while this process was paused is left to it; one that left this
+/// replica's hand meanwhile (cancelled, superseded, settled elsewhere, lost with Redis's
+/// data) is forgotten; a redelivered job that was already sent, and one stopped while an
+/// earlier attempt was under way, are acknowledged without sending; an expired one is
+/// dead-lettered; one behind an older job of its replace key still being sent waits. In
+/// every such case the token goes back to the budget, unspent. Then the job's record says
+/// `sending` (a cancel from now on is too late for this attempt) and an invalid request is
+/// dead-lettered. The request to send, as JSON, or `None` when the job was settled (or given
+/// up) here.
 async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8>> {
     let job_id = job.id.to_string();
+    let lane = delivery.lane.as_str();
     match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
         BeginSend::Send => {}
-        BeginSend::NotOurs => {
+        BeginSend::TakenOver(_) => {
             tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
-            metrics::counter!("herald_jobs_taken_over_total", "lane" => delivery.lane.as_str())
-                .increment(1);
+            metrics::counter!("herald_jobs_taken_over_total", "lane" => lane).increment(1);
+            return None;
+        }
+        BeginSend::Gone(state) => {
+            let state = state.map_or("unknown", |s| s.as_str());
+            tracing::info!(job = %job_id, lane, state, "no longer held here (cancelled, superseded, settled elsewhere, or lost with Redis's data); not sent, its token given back");
+            if matches!(state, "cancelled" | "superseded") {
+                metrics::counter!("herald_jobs_cancelled_total", "lane" => lane).increment(1);
+            }
             return None;
         }
         BeginSend::AlreadySent(message_id) => {
-            tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledging without sending");
-            let settled = settle_until_done(|| ctx.settler.drop_duplicate(delivery)).await;
-            left_to_owner(settled, &job_id);
+            tracing::info!(job = %job_id, %message_id, "already sent (redelivered); acknowledged without sending");
             return None;
         }
-        BeginSend::Cancelled => {
-            tracing::info!(job = %job_id, lane = %delivery.lane, "cancelled before its send began; dropped, not sent");
-            metrics::counter!("herald_jobs_cancelled_total", "lane" => delivery.lane.as_str())
-                .increment(1);
+        BeginSend::Stopped(state) => {
+            let state = state.map_or("unknown", |s| s.as_str());
+            tracing::info!(job = %job_id, lane, state, "stopped (cancelled or superseded) before this attempt, or recorded as finished; dropped, not sent");
+            metrics::counter!("herald_jobs_cancelled_total", "lane" => lane).increment(1);
             return None;
         }
         BeginSend::Expired => {
             dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
+            return None;
+        }
+        BeginSend::WaitsFor(older) => {
+            tracing::info!(job = %job_id, %older, "an older job of its replace key is still being sent; this one waits so it cannot be overtaken");
+            let settled =
+                settle_until_done(|| ctx.settler.defer(delivery, job, DEFER_BEHIND_OLDER)).await;
+            report_settled(settled, &job_id);
             return None;
         }
     }
@@ -188,8 +209,14 @@ async fn settle(
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, %message_id, "sent");
             let settled =
                 settle_until_done(|| ctx.settler.sent(&delivery, &job, &message_id)).await;
-            if settled == Some(Settled::NotOurs) {
-                tracing::info!(job = %job_id, "sent and recorded; another replica holds the entry now and will find it sent");
+            match settled {
+                Some(done) if !done.acknowledged => {
+                    tracing::info!(job = %job_id, "sent and recorded; another replica holds the entry now and will find it sent")
+                }
+                Some(done) if !done.recorded => {
+                    tracing::info!(job = %job_id, "sent; it was recorded as sent before (a settle that ran again, or a copy another replica sent too)")
+                }
+                _ => {}
             }
         }
         Verdict::RetryAfter { delay } => {
@@ -210,7 +237,7 @@ async fn settle(
             tracing::info!(job = %job_id, lane = %lane, phone = %phone, outcome = outcome.label(), delay = ?delay, "will retry");
             let settled =
                 settle_until_done(|| ctx.settler.retry(&delivery, &job, delay, stat)).await;
-            left_to_owner(settled, &job_id);
+            report_settled(settled, &job_id);
         }
         Verdict::Dead { reason } => dead_letter_job(ctx, &delivery, job, reason).await,
     }
@@ -310,15 +337,29 @@ async fn store_dead_letter(
     tracing::warn!(job = %letter.job_id, lane = %letter.lane, phone = %phone, reason = %letter.reason, "dead-lettered");
     telemetry::record_dead(&ctx.history, delivery.lane, reason.kind());
     let settled = settle_until_done(|| ctx.settler.dead(delivery, &letter)).await;
-    left_to_owner(settled, &letter.job_id);
+    report_settled(settled, &letter.job_id);
 }
 
-/// Says so when a settle found the entry owned by another replica (it took the job over
-/// while this one was paused): that replica settles it; this one changed nothing.
-pub(super) fn left_to_owner(settled: Option<Settled>, job_id: &str) {
-    if settled == Some(Settled::NotOurs) {
-        tracing::info!(job = %job_id, "another replica took this job over; left to it");
-        metrics::counter!("herald_settles_not_ours_total").increment(1);
+/// Says what a settle that did not simply happen came to: the entry owned by another
+/// replica (it took the job over while this one was paused: that replica settles it); a stop
+/// noted while the job was sending, which ended it instead (never retried or
+/// dead-lettered); or a step the lifecycle refused (the record says the job is finished).
+pub(super) fn report_settled(settled: Option<Settled>, job_id: &str) {
+    match settled {
+        Some(Settled::NotOurs) => {
+            tracing::info!(job = %job_id, "another replica took this job over; left to it");
+            metrics::counter!("herald_settles_not_ours_total").increment(1);
+        }
+        Some(Settled::Stopped(state)) => {
+            let state = state.map_or("unknown", |s| s.as_str());
+            tracing::info!(job = %job_id, state, "stopped while this attempt was under way: not retried, not dead-lettered");
+        }
+        Some(Settled::Refused(state)) => {
+            let state = state.map_or("unknown", |s| s.as_str());
+            tracing::warn!(job = %job_id, state, "its record says it is finished; this copy was dropped");
+            metrics::counter!("herald_lifecycle_refused_total", "state" => state).increment(1);
+        }
+        Some(Settled::Done) | None => {}
     }
 }
 

@@ -1,0 +1,150 @@
+//! The shared budget's scripts: tokens (`acquire.lua`) and the cool-down after a 429
+//! (`cooldown.lua`). What the numbers mean is the worker's limiter's business; here they are
+//! named, so the scripts and the limiter cannot disagree on a position.
+
+use herald_shared::Lane;
+use redis::{FromRedisValue, RedisError, Value};
+
+use super::unexpected;
+use crate::Keys;
+use crate::script::ScriptCall;
+use crate::scripts::{ACQUIRE, COOLDOWN};
+
+/// The budget's keys, made once per replica.
+#[derive(Clone, Debug)]
+pub struct BudgetKeys {
+    /// The sliding log every replica's grants go into, and the OTPs' own.
+    window: String,
+    otp_window: String,
+    /// The shared 429 cool-down, honoured by the acquire script.
+    cooldown: String,
+    /// The budget's state: effective N, pacing, 429 episodes.
+    state: String,
+    /// Set while bookings ask for tokens.
+    bookings_waiting: String,
+    /// The replicas whose OTPs found the log full: they go first.
+    otp_first: String,
+}
+
+impl BudgetKeys {
+    pub fn new(keys: &Keys) -> BudgetKeys {
+        BudgetKeys {
+            window: keys.rate_window(),
+            otp_window: keys.rate_window_otp(),
+            cooldown: keys.cooldown(),
+            state: keys.rate_state(),
+            bookings_waiting: keys.bookings_waiting(),
+            otp_first: keys.otp_first(),
+        }
+    }
+}
+
+/// Where the scripts' `now` comes from: Redis's `TIME` in production, a test's paused clock
+/// (microseconds) as the call's last argument (`clock.lua`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Now {
+    Redis,
+    Given(u64),
+}
+
+impl Now {
+    /// Nothing for Redis's clock (the call's arguments end there), `clock:<µs>` else.
+    fn arg(self) -> Option<String> {
+        match self {
+            Now::Redis => None,
+            Now::Given(us) => Some(format!("clock:{us}")),
+        }
+    }
+}
+
+/// One ask for tokens.
+#[derive(Clone, Copy, Debug)]
+pub struct Acquire<'a> {
+    /// The configured N.
+    pub requests: u32,
+    /// How far ahead of its grant an entry in flight is scored (µs).
+    pub margin_us: u64,
+    pub want: u32,
+    /// This call's unique prefix: token `i` is the log member `{call}:{i}`.
+    pub call: &'a str,
+    pub lane: Lane,
+    pub otp_reserve: u32,
+    pub booking_share: u32,
+    /// W (µs).
+    pub period_us: u64,
+    pub burst: u32,
+    /// Tokens the effective budget grows back by per clean period.
+    pub growth_step: u32,
+    /// The asking replica (its claim when its OTP found the log full).
+    pub member: &'a str,
+    /// Tokens bookings leave free beyond what OTPs use.
+    pub spare: u32,
+    pub now: Now,
+}
+
+impl Acquire<'_> {
+    pub fn call(&self, keys: &BudgetKeys) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(
+            &ACQUIRE,
+            [
+                &*keys.window,
+                &keys.cooldown,
+                &keys.state,
+                &keys.bookings_waiting,
+                &keys.otp_window,
+                &keys.otp_first,
+            ],
+        );
+        call.arg(self.requests)
+            .arg(self.margin_us)
+            .arg(self.want)
+            .arg(self.call)
+            .arg(self.lane.as_str())
+            .arg(self.otp_reserve)
+            .arg(self.booking_share)
+            .arg(self.period_us)
+            .arg(self.burst)
+            .arg(self.growth_step)
+            .arg(self.member)
+            .arg(self.spare)
+            .arg(self.now.arg());
+        call
+    }
+}
+
+/// Tokens granted (maybe none), and how long until asking again can help (µs).
+pub fn decode_acquire(reply: &Value) -> Result<(u32, u64), RedisError> {
+    <(u32, u64)>::from_redis_value(reply.clone()).map_err(|_| unexpected("acquire.lua", reply))
+}
+
+/// One 429's cool-down.
+#[derive(Clone, Copy, Debug)]
+pub struct CoolDown {
+    /// Retry-After (ms), clamped by the caller, or -1 when Interakt gave none.
+    pub retry_after_ms: i64,
+    pub base_ms: u64,
+    pub max_ms: u64,
+    pub period_us: u64,
+    pub requests: u32,
+    pub now: Now,
+}
+
+impl CoolDown {
+    pub fn call(&self, keys: &BudgetKeys) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(&COOLDOWN, [&*keys.cooldown, &keys.state]);
+        call.arg(self.retry_after_ms)
+            .arg(self.base_ms)
+            .arg(self.max_ms)
+            .arg(self.period_us)
+            .arg(self.requests)
+            .arg(self.now.arg());
+        call
+    }
+}
+
+/// `(pause in force ms, effective budget, whether this 429 began an episode)`.
+pub fn decode_cooldown(reply: &Value) -> Result<(u64, u32, bool), RedisError> {
+    let (pause, effective, began) = <(u64, u32, u8)>::from_redis_value(reply.clone())
+        .map_err(|_| unexpected("cooldown.lua", reply))?;
+    Ok((pause, effective, began == 1))
+}

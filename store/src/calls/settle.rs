@@ -1,0 +1,405 @@
+//! The send path's scripts: the last check before a send (`begin_send.lua`), and every way a
+//! delivery leaves its lane: sent (`complete.lua`), parked for a retry (`retry.lua`),
+//! dead-lettered (`dead.lua`), handed back (`hand_back.lua`), deferred behind an older job of
+//! its replace key (`defer.lua`), dropped (`drop_duplicate.lua`); and the keep-alive of a
+//! replica's holds (`touch.lua`). Each script checks inside itself that the replica still
+//! owns the entry, and the lifecycle's table, before it writes.
+//!
+//! [`SettleKeys`] is made once per replica: the key names every settle uses, so the send
+//! path builds only the few that name the job.
+
+use std::time::Duration;
+
+use herald_shared::{Job, JobKind, Lane};
+use redis::{FromRedisValue, RedisError, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{code_and_text, state_of, unexpected};
+use crate::Keys;
+use crate::dead_letter::DeadLetter;
+use crate::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
+use crate::lifecycle::State;
+use crate::record::{self, format_time};
+use crate::script::{Concat, ScriptCall};
+use crate::scripts::{BEGIN_SEND, COMPLETE, DEAD, DEFER, DROP_DUPLICATE, HAND_BACK, RETRY, TOUCH};
+
+/// One delivery as the scripts see it: which entry of which lane, read by which consumer,
+/// and the budget token its send goes out under (its member in the shared log), if any.
+#[derive(Clone, Copy, Debug)]
+pub struct At<'a> {
+    pub lane: Lane,
+    pub entry_id: &'a str,
+    pub consumer: &'a str,
+    pub token: Option<&'a str>,
+}
+
+/// The key names every settle uses, made once per replica (the send path builds only the
+/// job's own). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SettleKeys {
+    keys: Keys,
+    lanes: Vec<(Lane, String)>,
+    stats: String,
+    /// The shared log and the OTPs' log, which a send's token is charged to or refunded from.
+    window: String,
+    window_otp: String,
+    record_prefix: String,
+}
+
+impl SettleKeys {
+    pub fn new(keys: &Keys) -> SettleKeys {
+        SettleKeys {
+            keys: keys.clone(),
+            lanes: Lane::ALL.iter().map(|&l| (l, keys.lane(l))).collect(),
+            stats: keys.stats(),
+            window: keys.rate_window(),
+            window_otp: keys.rate_window_otp(),
+            record_prefix: keys.job_status_prefix(),
+        }
+    }
+
+    /// The key layout.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A lane's stream.
+    pub fn lane(&self, lane: Lane) -> &str {
+        self.lanes
+            .iter()
+            .find(|(l, _)| *l == lane)
+            .map(|(_, key)| key.as_str())
+            .expect("every lane has a stream")
+    }
+
+    /// A call of a script that runs around a send (`token.lua`), in the order it reads it:
+    /// `keys`, then the two logs when the delivery holds a token; the script's own arguments
+    /// (`args`), then the token, always last: `charge:<member>`, or empty without one.
+    fn with_token(
+        &self,
+        script: &'static redis::Script,
+        keys: &[&str],
+        at: &At,
+        args: impl FnOnce(&mut ScriptCall),
+    ) -> ScriptCall<'static> {
+        let logs = [self.window.as_str(), self.window_otp.as_str()];
+        let logs = if at.token.is_some() { &logs[..] } else { &[] };
+        let mut call = ScriptCall::new(script, keys.iter().chain(logs).copied());
+        args(&mut call);
+        match at.token {
+            Some(member) => call.arg(Concat(&["charge:", member])),
+            None => call.arg(""),
+        };
+        call
+    }
+
+    /// The last check before `job` is sent (`begin_send.lua`); gives the token back when the
+    /// answer is not [`BeginSend::Send`].
+    pub fn begin_send(&self, at: &At, job: &Job) -> ScriptCall<'static> {
+        let job_id = job.id.to_string();
+        let deadline = job.not_after.map_or(String::new(), |at| {
+            herald_shared::schedule::unix_ms(at).to_string()
+        });
+        let keys = [
+            self.lane(at.lane),
+            &self.keys.job_status(&job_id),
+            &self.keys.sent(&job_id),
+            &self.stats,
+        ];
+        self.with_token(&BEGIN_SEND, &keys, at, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(at.entry_id)
+                .arg(at.consumer)
+                .arg(&job_id)
+                .arg(deadline)
+                .arg(TIMELINE_TTL_SECS)
+                .arg(&self.record_prefix)
+                .arg(at.lane.as_str());
+        })
+    }
+
+    /// Records `job` as sent as Interakt's `message_id` at `now` (`complete.lua`) and charges
+    /// its token.
+    pub fn complete(
+        &self,
+        at: &At,
+        job: &Job,
+        message_id: &str,
+        now: OffsetDateTime,
+    ) -> ScriptCall<'static> {
+        let job_id = job.id.to_string();
+        let keys = [
+            self.lane(at.lane),
+            &self.keys.sent(&job_id),
+            &self.stats,
+            &self.keys.job_status(&job_id),
+            &self.keys.message(message_id),
+        ];
+        self.with_token(&COMPLETE, &keys, at, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(at.entry_id)
+                .arg(at.consumer)
+                .arg(&job_id)
+                .arg(message_id)
+                .arg(SENT_MARKER_TTL_SECS)
+                .arg(Stat::Sent.field(at.lane))
+                .arg(record::sent_fields(job, message_id, now))
+                .arg(record::message_fields(job, message_id, now));
+        })
+    }
+
+    /// Parks `job` for a retry in `delay` (`retry.lua`), counted as `stat`
+    /// ([`Stat::Retried`] or [`Stat::RateLimited`]), and charges its token.
+    pub fn retry(&self, at: &At, job: &Job, delay: Duration, stat: Stat) -> ScriptCall<'static> {
+        let due = due_after(delay);
+        let job_id = job.id.to_string();
+        let keys = [
+            self.lane(at.lane),
+            &self.keys.delayed(at.lane),
+            &self.stats,
+            &self.keys.job_status(&job_id),
+        ];
+        self.with_token(&RETRY, &keys, at, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(at.entry_id)
+                .arg(at.consumer)
+                .arg(&job_id)
+                .arg(millis(delay))
+                .arg(job.to_json())
+                .arg(stat.field(at.lane))
+                .arg(TIMELINE_TTL_SECS)
+                .arg(at.lane.as_str())
+                .arg(record::retry_fields(job, due));
+        })
+    }
+
+    /// Dead-letters `letter` (`dead.lua`) and charges the token of its last send, if any.
+    pub fn dead(&self, at: &At, letter: &DeadLetter) -> ScriptCall<'static> {
+        let json = serde_json::to_string(letter).expect("a dead letter serializes");
+        let keys = [
+            self.lane(at.lane),
+            &self.keys.dead(),
+            &self.keys.dead_index(at.lane),
+            &self.stats,
+            &self.keys.job_status(&letter.job_id),
+            &self.keys.dead_codes(),
+        ];
+        self.with_token(&DEAD, &keys, at, |call| {
+            call.arg(WORKER_GROUP)
+                .arg(at.entry_id)
+                .arg(at.consumer)
+                .arg(&letter.job_id)
+                .arg(json)
+                .arg(Stat::Dead.field(at.lane))
+                .arg(TIMELINE_TTL_SECS)
+                .arg(code_kept_until(letter))
+                .arg(record::dead_state(letter).as_str())
+                .arg(at.lane.as_str())
+                .arg(record::dead_fields(letter));
+        })
+    }
+
+    /// Puts `job`, read but not sent, back onto its lane (`hand_back.lua`).
+    pub fn hand_back(&self, at: &At, job: &Job) -> ScriptCall<'static> {
+        let job_id = job.id.to_string();
+        let mut call = ScriptCall::new(
+            &HAND_BACK,
+            [
+                self.lane(at.lane),
+                &self.keys.job_status(&job_id),
+                &self.stats,
+            ],
+        );
+        call.arg(WORKER_GROUP)
+            .arg(at.entry_id)
+            .arg(at.consumer)
+            .arg(&job_id)
+            .arg(job.to_json())
+            .arg(JOB_FIELD)
+            .arg(TIMELINE_TTL_SECS)
+            .arg(at.lane.as_str());
+        call
+    }
+
+    /// Parks `job` for `delay` behind an older job of its replace key still being sent
+    /// (`defer.lua`).
+    pub fn defer(&self, at: &At, job: &Job, delay: Duration) -> ScriptCall<'static> {
+        let job_id = job.id.to_string();
+        let mut call = ScriptCall::new(
+            &DEFER,
+            [
+                self.lane(at.lane),
+                &self.keys.delayed(at.lane),
+                &self.keys.job_status(&job_id),
+            ],
+        );
+        call.arg(WORKER_GROUP)
+            .arg(at.entry_id)
+            .arg(at.consumer)
+            .arg(&job_id)
+            .arg(millis(delay))
+            .arg(job.to_json())
+            .arg(TIMELINE_TTL_SECS)
+            .arg(format_time(due_after(delay)));
+        call
+    }
+
+    /// Acknowledges a copy that must not be sent from here (`drop_duplicate.lua`).
+    pub fn drop_duplicate(&self, at: &At) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(&DROP_DUPLICATE, [self.lane(at.lane)]);
+        call.arg(WORKER_GROUP).arg(at.entry_id).arg(at.consumer);
+        call
+    }
+
+    /// Keeps `consumer`'s holds on `entry_ids` of `lane` alive (`touch.lua`).
+    pub fn touch(&self, lane: Lane, consumer: &str, entry_ids: &[String]) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(&TOUCH, [self.lane(lane)]);
+        call.arg(WORKER_GROUP).arg(consumer);
+        for id in entry_ids {
+            call.arg(id);
+        }
+        call
+    }
+}
+
+fn millis(delay: Duration) -> u64 {
+    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// When a wait of `delay` from now ends, as the record shows it (far future when it
+/// overflows).
+fn due_after(delay: Duration) -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    time::Duration::try_from(delay)
+        .ok()
+        .and_then(|delay| now.checked_add(delay))
+        .unwrap_or(now)
+}
+
+/// The deadline (ms, Unix) of an OTP whose letter still keeps its code, or `""`.
+fn code_kept_until(letter: &DeadLetter) -> String {
+    letter
+        .job
+        .as_ref()
+        .filter(|job| job.kind() == JobKind::Otp && !job.code_erased())
+        .and_then(|job| job.not_after)
+        .map(|deadline| (deadline.unix_timestamp_nanos() / 1_000_000).to_string())
+        .unwrap_or_default()
+}
+
+/// What the last check before a send found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginSend {
+    /// The record says `sending` now: send it.
+    Send,
+    /// Already sent (an earlier delivery): Interakt's message id. Its entry is finished.
+    AlreadySent(String),
+    /// Not to be sent, and its entry is finished: `cancelled` or `superseded` (a stop noted
+    /// while an earlier attempt was under way), or a stray copy of a job whose record says it
+    /// is sent, dead or stopped (`None`: a name this release does not know).
+    Stopped(Option<State>),
+    /// Another replica holds the entry now (it took it over while this one waited): nothing
+    /// changed. What its record says.
+    TakenOver(Option<State>),
+    /// Past its deadline: to be dead-lettered as expired. Nothing changed.
+    Expired,
+    /// Nobody holds the entry any more: cancelled or superseded while it waited here,
+    /// settled by another replica, or lost with Redis's data. Nothing changed. What its
+    /// record says (`None`: no record).
+    Gone(Option<State>),
+    /// An older job of its replace key is still being sent: this one must wait for it
+    /// ([`SettleKeys::defer`]). Nothing changed.
+    WaitsFor(Uuid),
+}
+
+impl BeginSend {
+    pub fn decode(reply: &Value) -> Result<BeginSend, RedisError> {
+        let (code, text) = code_and_text("begin_send.lua", reply)?;
+        Ok(match code {
+            0 => BeginSend::Send,
+            1 => BeginSend::AlreadySent(text),
+            2 => BeginSend::Stopped(state_of(&text)),
+            3 => BeginSend::TakenOver(state_of(&text)),
+            4 => BeginSend::Expired,
+            5 => BeginSend::Gone(state_of(&text)),
+            6 => BeginSend::WaitsFor(
+                text.parse()
+                    .map_err(|_| unexpected("begin_send.lua", reply))?,
+            ),
+            _ => return Err(unexpected("begin_send.lua", reply)),
+        })
+    }
+}
+
+/// What a send's record came to (`complete.lua`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completed {
+    /// This replica still owned the entry and acknowledged it; else the new holder will find
+    /// the marker.
+    pub acknowledged: bool,
+    /// This settle recorded (and counted) the send; false when it was recorded before (the
+    /// settle ran again, or another replica sent it too).
+    pub recorded: bool,
+}
+
+impl Completed {
+    pub fn decode(reply: &Value) -> Result<Completed, RedisError> {
+        let (ours, new) = <(i64, i64)>::from_redis_value(reply.clone())
+            .map_err(|_| unexpected("complete.lua", reply))?;
+        Ok(Completed {
+            acknowledged: ours == 1,
+            recorded: new == 1,
+        })
+    }
+}
+
+/// What a settle that moves a delivery did (retry, dead letter, hand back, defer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Done,
+    /// Another replica owns the entry now (it took it over while this one was paused):
+    /// nothing was changed. The owner settles it.
+    NotOurs,
+    /// A stop noted while the job was sending took effect instead: it ended `cancelled` or
+    /// `superseded`, never retried, dead-lettered or handed back. Entry finished.
+    Stopped(Option<State>),
+    /// The lifecycle does not allow the step from what the record says (sent, stopped, dead
+    /// already): nothing of the job changed; the stray entry was finished.
+    Refused(Option<State>),
+}
+
+impl Settled {
+    pub fn decode(script: &str, reply: &Value) -> Result<Settled, RedisError> {
+        let (code, text) = code_and_text(script, reply)?;
+        Ok(match code {
+            1 => Settled::Done,
+            0 => Settled::NotOurs,
+            2 => Settled::Stopped(state_of(&text)),
+            3 => Settled::Refused(state_of(&text)),
+            _ => return Err(unexpected(script, reply)),
+        })
+    }
+}
+
+/// Why a held entry is no longer this replica's ([`SettleKeys::touch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// Another replica holds it now (it took it over while this one was paused).
+    Taken,
+    /// Nobody does: cancelled, settled, or lost with Redis's data.
+    Gone,
+}
+
+/// The held ids `touch.lua` found lost, each with why.
+pub fn decode_touch(reply: &Value) -> Result<Vec<(String, Lost)>, RedisError> {
+    let flat = Vec::<String>::from_redis_value(reply.clone())
+        .map_err(|_| unexpected("touch.lua", reply))?;
+    flat.chunks(2)
+        .map(|pair| match pair {
+            [id, why] if why == "taken" => Ok((id.clone(), Lost::Taken)),
+            [id, why] if why == "gone" => Ok((id.clone(), Lost::Gone)),
+            _ => Err(unexpected("touch.lua", reply)),
+        })
+        .collect()
+}

@@ -1,0 +1,333 @@
+//! The store against a real redis-server: every script loads, the data today's release wrote
+//! is read and moved correctly by this one, and a settle that runs twice counts once.
+//!
+//! `fixtures/release-2026-12-*.json` are Redis as the release before the store crate left
+//! it (written by its binaries: `herald-producer` enqueues of every kind, a cancel, a
+//! supersede, then `herald-worker run` against the sandbox with a permanent failure and a
+//! transient one), before and after the worker ran.
+
+use std::collections::BTreeMap;
+
+use herald_shared::{Job, Lane};
+use herald_store::calls::dead_letters::{self, Replayed};
+use herald_store::calls::enqueue::{self, CancelReply};
+use herald_store::calls::settle::{At, Completed, SettleKeys};
+use herald_store::calls::waiting::{self, Moved};
+use herald_store::dead_letter::DeadLetter;
+use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
+use herald_store::lifecycle::State;
+use herald_store::timeline::{self, JobState};
+use herald_store::{Keys, scripts};
+use herald_tests::RedisServer;
+use redis::AsyncCommands;
+use serde::Deserialize;
+
+/// Redis as the release left it, by kind of key.
+#[derive(Deserialize)]
+struct Snapshot {
+    records: BTreeMap<String, BTreeMap<String, String>>,
+    dead: BTreeMap<String, String>,
+    /// Each lane's entries as `XRANGE` gives them: id, then field and value.
+    lanes: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    delayed: BTreeMap<String, Vec<String>>,
+    scheduled: BTreeMap<String, Vec<String>>,
+    scheduled_bodies: BTreeMap<String, String>,
+    claims: BTreeMap<String, String>,
+    replace: BTreeMap<String, String>,
+    sent: BTreeMap<String, String>,
+}
+
+fn snapshot(name: &str) -> Snapshot {
+    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixtures' namespace.
+fn keys() -> Keys {
+    Keys::new("fx").unwrap()
+}
+
+fn prefixed(name: &str) -> String {
+    format!("{{fx}}:{name}")
+}
+
+#[test]
+fn todays_records_letters_and_entries_decode() {
+    let before = snapshot("release-2026-12-before-worker");
+    let after = snapshot("release-2026-12-after-worker");
+    let states = |snap: &Snapshot| -> Vec<JobState> {
+        snap.records
+            .iter()
+            .map(|(id, fields)| {
+                let fields = fields.clone().into_iter().collect();
+                timeline::build(id, &fields).state
+            })
+            .collect()
+    };
+    let count =
+        |states: &[JobState], state: JobState| states.iter().filter(|s| **s == state).count();
+    let before_states = states(&before);
+    assert_eq!(
+        count(&before_states, JobState::Queued),
+        5,
+        "{before_states:?}"
+    );
+    assert_eq!(count(&before_states, JobState::Scheduled), 2);
+    assert_eq!(count(&before_states, JobState::Cancelled), 1);
+    assert_eq!(
+        count(&before_states, JobState::Superseded),
+        1,
+        "`cancelled` with `superseded_by` reads as superseded"
+    );
+    let after_states = states(&after);
+    assert_eq!(count(&after_states, JobState::Sent), 3, "{after_states:?}");
+    assert_eq!(count(&after_states, JobState::Dead), 1);
+    assert_eq!(count(&after_states, JobState::Retrying), 1);
+    for fields in before.records.values().chain(after.records.values()) {
+        let state = fields.get("state").unwrap();
+        assert!(State::parse(state).is_some(), "{state}");
+    }
+    for json in after.dead.values() {
+        let letter: DeadLetter = serde_json::from_str(json).unwrap();
+        assert!(letter.job.is_some());
+        assert_eq!(timeline::from_dead_letter(&letter).state, JobState::Dead);
+    }
+    let mut decoded = 0;
+    for (_, fields) in before.lanes.values().flatten() {
+        assert_eq!(fields[0], JOB_FIELD);
+        Job::from_json(fields[1].as_bytes()).unwrap();
+        decoded += 1;
+    }
+    assert_eq!(decoded, 5);
+    for json in after
+        .delayed
+        .values()
+        .flatten()
+        .chain(before.scheduled_bodies.values())
+    {
+        Job::from_json(json.as_bytes()).unwrap();
+    }
+}
+
+/// Writes `snap` into Redis under its own key names.
+async fn load(conn: &mut redis::aio::MultiplexedConnection, snap: &Snapshot) {
+    for (id, fields) in &snap.records {
+        let pairs: Vec<(&String, &String)> = fields.iter().collect();
+        let () = conn
+            .hset_multiple(prefixed(&format!("job:{id}")), &pairs)
+            .await
+            .unwrap();
+    }
+    for (id, json) in &snap.dead {
+        let letter: DeadLetter = serde_json::from_str(json).unwrap();
+        let () = conn.hset(prefixed("dead"), id, json).await.unwrap();
+        let () = conn
+            .zadd(keys().dead_index(letter.lane), id, 1)
+            .await
+            .unwrap();
+    }
+    for (key, members) in &snap.delayed {
+        for member in members {
+            let () = conn.zadd(prefixed(key), member, 1).await.unwrap();
+        }
+    }
+    for (key, ids) in &snap.scheduled {
+        for id in ids {
+            let () = conn
+                .zadd(prefixed(key), id, 4_102_444_800_000u64)
+                .await
+                .unwrap();
+        }
+    }
+    for (id, json) in &snap.scheduled_bodies {
+        let () = conn
+            .hset(prefixed("scheduled:jobs"), id, json)
+            .await
+            .unwrap();
+    }
+    for (key, value) in snap.claims.iter().chain(&snap.replace).chain(&snap.sent) {
+        let () = conn.set(prefixed(key), value).await.unwrap();
+    }
+    for (key, entries) in &snap.lanes {
+        for (_, fields) in entries {
+            let _: String = conn
+                .xadd(prefixed(key), "*", &[(JOB_FIELD, &fields[1])])
+                .await
+                .unwrap();
+        }
+    }
+    for lane in Lane::ALL {
+        let _: Result<(), _> = conn
+            .xgroup_create_mkstream(keys().lane(lane), WORKER_GROUP, "0")
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn every_script_loads_into_redis() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    for script in [
+        &*scripts::ENQUEUE,
+        &scripts::CANCEL,
+        &scripts::ACQUIRE,
+        &scripts::COOLDOWN,
+        &scripts::BEGIN_SEND,
+        &scripts::DEFER,
+        &scripts::COMPLETE,
+        &scripts::RETRY,
+        &scripts::DEAD,
+        &scripts::HAND_BACK,
+        &scripts::DROP_DUPLICATE,
+        &scripts::TOUCH,
+        &scripts::PROMOTE,
+        &scripts::SCHEDULE,
+        &scripts::ERASE,
+        &scripts::REPLAY,
+        &scripts::RECORD_EVENTS,
+        &scripts::MARK,
+        &scripts::APPEND,
+    ] {
+        let hash: String = script.prepare_invoke().load_async(&mut conn).await.unwrap();
+        assert_eq!(hash, script.get_hash());
+    }
+}
+
+/// The release's pending jobs are cancelled, promoted and replayed by this release's scripts.
+#[tokio::test]
+async fn this_releases_scripts_move_what_today_wrote() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let after = snapshot("release-2026-12-after-worker");
+    load(&mut conn, &after).await;
+    let keys = keys();
+    let now = time::OffsetDateTime::now_utc();
+
+    // A scheduled job of the release: cancelled, out of its set, its claim freed.
+    let (scheduled_id, claim) = after
+        .records
+        .iter()
+        .filter(|(_, f)| f["state"] == "scheduled")
+        .find_map(|(id, _)| {
+            after
+                .claims
+                .iter()
+                .find(|(_, held)| held.starts_with(id.as_str()))
+                .map(|(claim, _)| (id.clone(), claim.clone()))
+        })
+        .expect("a scheduled job with a key");
+    let reply: redis::Value = enqueue::cancel(&keys, &scheduled_id, now)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(CancelReply::decode(&reply).unwrap(), CancelReply::Cancelled);
+    let left: u64 = conn.zcard(keys.scheduled(Lane::Booking)).await.unwrap();
+    assert_eq!(left, 1, "the other scheduled job stays");
+    // Claims of the release carry no record field: they keep their own expiry.
+    let held: Option<String> = conn.get(prefixed(&claim)).await.unwrap();
+    assert!(held.is_some());
+
+    // Its retrying job is promoted back onto its lane, the record following.
+    let reply: redis::Value = waiting::promote(&keys, Lane::Booking, 10)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    let moved = Moved::decode("promote.lua", &reply).unwrap();
+    assert_eq!((moved.moved, moved.dropped), (1, 0));
+    let retrying = after
+        .records
+        .iter()
+        .find(|(_, f)| f["state"] == "retrying")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let state: String = conn
+        .hget(keys.job_status(&retrying), "state")
+        .await
+        .unwrap();
+    assert_eq!(state, "queued");
+
+    // Its dead letter is replayed: off the letters, onto its lane, its record queued.
+    let (dead_id, json) = after.dead.iter().next().unwrap();
+    let letter: DeadLetter = serde_json::from_str(json).unwrap();
+    let job = letter.job.clone().unwrap();
+    let reply: redis::Value =
+        dead_letters::replay(&keys, letter.lane, dead_id, json, &job, 86_400_000)
+            .invoke(&mut conn)
+            .await
+            .unwrap();
+    assert!(matches!(
+        Replayed::decode(&reply).unwrap(),
+        Replayed::Moved { .. }
+    ));
+    let state: String = conn.hget(keys.job_status(dead_id), "state").await.unwrap();
+    assert_eq!(state, "queued");
+}
+
+/// Issue 25, failure 11: `status` showed 603 sent for 600 when settles were retried (a
+/// timeout, a lost consumer group): the sent counter was bumped before the ownership check,
+/// and again by every run. A send is recorded and counted once, however often its settle
+/// runs, and a settle whose group is gone does not fail.
+#[tokio::test]
+async fn a_settle_that_runs_again_counts_the_send_once() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let job = Job::otp("+919812345678", "4242", std::time::Duration::from_secs(600)).unwrap();
+    let _: redis::Value =
+        enqueue::enqueue(&keys, &job, 86_400_000, time::OffsetDateTime::now_utc())
+            .invoke(&mut conn)
+            .await
+            .unwrap();
+    let () = conn
+        .xgroup_create(keys.lane(Lane::Otp), WORKER_GROUP, "0")
+        .await
+        .unwrap();
+    let read: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &[keys.lane(Lane::Otp)],
+            &[">"],
+            &redis::streams::StreamReadOptions::default().group(WORKER_GROUP, "w1"),
+        )
+        .await
+        .unwrap();
+    let entry = read.keys[0].ids[0].id.clone();
+    let at = At {
+        lane: Lane::Otp,
+        entry_id: &entry,
+        consumer: "w1",
+        token: None,
+    };
+    let settles = SettleKeys::new(&keys);
+    let now = time::OffsetDateTime::now_utc();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let reply: redis::Value = settles
+            .complete(&at, &job, "m-1", now)
+            .invoke(&mut conn)
+            .await
+            .unwrap();
+        answers.push(Completed::decode(&reply).unwrap());
+    }
+    assert_eq!(
+        answers[0],
+        Completed {
+            acknowledged: true,
+            recorded: true
+        }
+    );
+    assert!(answers[1..].iter().all(|a| !a.recorded));
+    // Redis lost the group (a restart without its data): the settle still answers.
+    let () = redis::cmd("DEL")
+        .arg(keys.lane(Lane::Otp))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let reply: redis::Value = settles
+        .complete(&at, &job, "m-1", now)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    assert!(!Completed::decode(&reply).unwrap().recorded);
+    let sent: u64 = conn.hget(keys.stats(), "sent:otp").await.unwrap();
+    assert_eq!(sent, 1);
+}
