@@ -429,6 +429,33 @@ mod tests {
         );
     }
 
+    /// `docs/lifecycle.md` shows the tables rendered from [`TABLE`] between its markers.
+    /// `HERALD_BLESS=1 cargo test -p herald-store the_lifecycle_doc` writes them there.
+    #[test]
+    fn the_lifecycle_doc_is_the_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/lifecycle.md");
+        let doc = std::fs::read_to_string(path).expect("docs/lifecycle.md");
+        let mut blessed = doc.clone();
+        for (name, table) in [("states", markdown_places()), ("steps", markdown_table())] {
+            let open = format!(
+                "<!-- {name}: generated from store/src/lifecycle.rs, do not edit by hand -->\n"
+            );
+            let close = format!("<!-- end {name} -->");
+            let start = blessed.find(&open).expect("the opening marker") + open.len();
+            let end = blessed[start..].find(&close).expect("the closing marker") + start;
+            blessed.replace_range(start..end, &table);
+        }
+        if std::env::var_os("HERALD_BLESS").is_some() {
+            std::fs::write(path, &blessed).unwrap();
+            return;
+        }
+        assert!(
+            doc == blessed,
+            "docs/lifecycle.md differs from store/src/lifecycle.rs's TABLE: run \
+             `HERALD_BLESS=1 cargo test -p herald-store the_lifecycle_doc`"
+        );
+    }
+
     #[test]
     fn the_lua_table_is_the_rust_table() {
         let lua = lua_prelude();

@@ -407,7 +407,7 @@ async fn scheduled_cancelled_and_superseded_jobs_work_on_redis_cluster() {
         "cancelled"
     );
     let superseded = worker_json(&nodes, &["track", &older, "--json"]);
-    assert_eq!(superseded["state"], "cancelled");
+    assert_eq!(superseded["state"], "superseded");
     assert!(
         superseded.to_string().contains("superseded by"),
         "{superseded}"

@@ -170,7 +170,7 @@ async fn retry_after(listen: &str, auth: &str) -> (u16, Option<String>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_wait_for_replicas_to_have_sent_markers() {
+async fn workers_wait_for_replicas_to_have_sending_marks_and_sent_markers() {
     let primary = RedisServer::start();
     let mut replica = start_replica(&primary);
     wait_in_sync(&primary).await;
@@ -206,17 +206,22 @@ async fn workers_wait_for_replicas_to_have_sent_markers() {
         worker.log()
     );
 
-    // Without the replica, a sent job's marker cannot be confirmed: the worker says so.
+    // Without the replica, a job's `sending` mark cannot be confirmed: it is not sent (a
+    // failover would forget the mark, and a cancel then would answer "cancelled" for a job
+    // being sent), and the worker says why. A replica back, it goes.
     replica.kill();
     let out = producer(&url, "0", &otp("marker:2"));
     assert!(out.status.success(), "{out:?}");
     wait_until("the warning", Duration::from_secs(30), || {
-        std::future::ready(
-            worker
-                .log()
-                .contains("the sent marker is not on enough replicas yet"),
-        )
+        std::future::ready(worker.log().contains("not on enough replicas"))
     })
     .await;
-    assert_eq!(sandbox.stats().accepted, 2);
+    assert_eq!(sandbox.stats().accepted, 1, "not sent unconfirmed");
+    let _replica = start_replica(&primary);
+    wait_until(
+        "the job sent once replicated",
+        Duration::from_secs(30),
+        || std::future::ready(sandbox.stats().accepted == 2),
+    )
+    .await;
 }
