@@ -192,3 +192,13 @@ pub static MARK: LazyLock<Script> =
 /// A processed event moved to its stream (`lua/append.lua`).
 pub static APPEND: LazyLock<Script> =
     LazyLock::new(|| assemble(Plain, &[], include_str!("lua/append.lua")));
+
+// ----- inspection -----
+
+/// Where a job is, read atomically (`lua/locate.lua`); writes nothing.
+pub static LOCATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "#!lua flags=no-writes\n{}",
+        include_str!("lua/locate.lua")
+    ))
+});

@@ -187,6 +187,7 @@ async fn every_script_loads_into_redis() {
         &scripts::RECORD_EVENTS,
         &scripts::MARK,
         &scripts::APPEND,
+        &scripts::LOCATE,
     ] {
         let hash: String = script.prepare_invoke().load_async(&mut conn).await.unwrap();
         assert_eq!(hash, script.get_hash());

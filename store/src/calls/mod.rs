@@ -10,10 +10,12 @@
 //! - [`dead_letters`]: replay, code erasure.
 //! - [`budget`]: the shared budget's tokens and cool-down.
 //! - [`webhooks`]: events recorded once, milestones, processed events moved on.
+//! - [`inspect`]: where a job is, and whether its record agrees.
 
 pub mod budget;
 pub mod dead_letters;
 pub mod enqueue;
+pub mod inspect;
 pub mod settle;
 pub mod waiting;
 pub mod webhooks;

@@ -11,9 +11,12 @@
 //!   1,000 OTPs for 100 users under load.
 //! - `lifecycle`: one lifecycle every path agrees on (issue 25): each failure a black-box
 //!   review found, pinned.
+//! - `model`: the lifecycle model-checked: seeded random operations and faults, invariants
+//!   at the end.
 
 mod cancel;
 mod lifecycle;
+mod model;
 mod schedule;
 mod supersede;
 

@@ -1,0 +1,177 @@
+//! Where a job is, read atomically (`locate.lua`, which writes nothing), and whether that
+//! agrees with its record: the lifecycle's promise that a job's state matches the key it
+//! sits in (`docs/lifecycle.md`).
+
+use herald_shared::Lane;
+use redis::{FromRedisValue, RedisError, Value};
+
+use super::{state_of, unexpected};
+use crate::Keys;
+use crate::lifecycle::State;
+use crate::script::ScriptCall;
+use crate::scripts::LOCATE;
+
+/// Reads where job `job_id` of `lane` is.
+pub fn locate(keys: &Keys, lane: Lane, job_id: &str) -> ScriptCall<'static> {
+    let mut call = ScriptCall::new(
+        &LOCATE,
+        [
+            &*keys.job_status(job_id),
+            &keys.lane(lane),
+            &keys.delayed(lane),
+            &keys.scheduled(lane),
+            &keys.dead(),
+            &keys.sent(job_id),
+        ],
+    );
+    call.arg(job_id);
+    call
+}
+
+/// Which keys hold a job, and what its record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// `None`: no record (or a state this release does not know).
+    pub state: Option<State>,
+    /// Its record's entry is on its lane's stream.
+    pub on_lane: bool,
+    /// Its record's delayed member is in its lane's delayed set.
+    pub delayed: bool,
+    pub scheduled: bool,
+    pub dead: bool,
+    /// Its sent marker exists.
+    pub sent: bool,
+}
+
+impl Location {
+    pub fn decode(reply: &Value) -> Result<Location, RedisError> {
+        let (state, on_lane, delayed, scheduled, dead, sent) =
+            <(String, u8, u8, u8, u8, u8)>::from_redis_value(reply.clone())
+                .map_err(|_| unexpected("locate.lua", reply))?;
+        Ok(Location {
+            state: state_of(&state),
+            on_lane: on_lane == 1,
+            delayed: delayed == 1,
+            scheduled: scheduled == 1,
+            dead: dead == 1,
+            sent: sent == 1,
+        })
+    }
+
+    /// Whether the record's state matches where the job is: the one place its state names,
+    /// and no other; a sent marker exactly when it says `sent`. A sent job's entry may still
+    /// be on its lane, pending with a replica that took it over while the send was under way
+    /// (it finds the marker and drops it): `settled` says whether that is over.
+    pub fn check(&self, settled: bool) -> Result<(), String> {
+        let Some(state) = self.state else {
+            return Ok(());
+        };
+        let home = match state {
+            State::Scheduled => Some("scheduled"),
+            State::Queued | State::Sending => Some("on its lane"),
+            State::Retrying => Some("in the delayed set"),
+            State::Dead | State::Expired => Some("a dead letter"),
+            State::Sent | State::Cancelled | State::Superseded => None,
+        };
+        let found: Vec<&str> = [
+            ("on its lane", self.on_lane),
+            ("in the delayed set", self.delayed),
+            ("scheduled", self.scheduled),
+            ("a dead letter", self.dead),
+        ]
+        .into_iter()
+        .filter_map(|(place, here)| here.then_some(place))
+        .collect();
+        let stray_copy = |place: &&str| state == State::Sent && !settled && *place == "on its lane";
+        let elsewhere: Vec<&str> = found
+            .iter()
+            .filter(|place| Some(**place) != home && !stray_copy(place))
+            .copied()
+            .collect();
+        let missing = home.filter(|home| !found.contains(home));
+        if !elsewhere.is_empty() || missing.is_some() {
+            return Err(format!(
+                "its record says {state}, but it is {found:?} (expected {home:?})"
+            ));
+        }
+        if self.sent != (state == State::Sent) {
+            return Err(format!(
+                "its record says {state}, but its sent marker {}",
+                if self.sent { "exists" } else { "is missing" }
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(state: State) -> Location {
+        Location {
+            state: Some(state),
+            on_lane: false,
+            delayed: false,
+            scheduled: false,
+            dead: false,
+            sent: false,
+        }
+    }
+
+    #[test]
+    fn a_state_must_match_its_one_place() {
+        assert!(
+            Location {
+                on_lane: true,
+                ..at(State::Queued)
+            }
+            .check(true)
+            .is_ok()
+        );
+        assert!(at(State::Queued).check(true).is_err(), "queued but nowhere");
+        assert!(
+            Location {
+                on_lane: true,
+                delayed: true,
+                ..at(State::Retrying)
+            }
+            .check(true)
+            .is_err(),
+            "in two places"
+        );
+        assert!(at(State::Cancelled).check(true).is_ok());
+        assert!(
+            Location {
+                dead: true,
+                ..at(State::Cancelled)
+            }
+            .check(true)
+            .is_err()
+        );
+        let sent = Location {
+            sent: true,
+            ..at(State::Sent)
+        };
+        assert!(sent.check(true).is_ok());
+        assert!(at(State::Sent).check(true).is_err(), "no marker");
+        let stray = Location {
+            on_lane: true,
+            ..sent.clone()
+        };
+        assert!(
+            stray.check(false).is_ok(),
+            "a copy another replica will drop"
+        );
+        assert!(stray.check(true).is_err(), "not once everything settled");
+        assert!(
+            Location {
+                state: None,
+                ..stray
+            }
+            .check(true)
+            .is_ok(),
+            "no record"
+        );
+    }
+}
