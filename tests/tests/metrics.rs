@@ -7,6 +7,9 @@
 //! them. Then each server's page goes through `promtool check metrics`: every metric has
 //! help text, counters end in `_total`, units are base units in the name.
 //!
+//! A second test checks the values of what the worker exports for the alerts: the budget's
+//! plan, the live replicas, each lane's oldest job's age and an OTP's wait.
+//!
 //! `promtool` is Debian's `prometheus` package; without it the test is skipped locally,
 //! saying so, and fails with `CI=true`.
 
@@ -15,6 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use herald_tests::observability::samples;
 use herald_tests::scenario::{SandboxSetup, Scenario, free_port, http_request, http_status};
 use herald_tests::{cargo_bin, require_tool, wait_until};
 
@@ -251,4 +255,153 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The value of the first sample of `name` on `page` carrying every `labels` pair.
+fn sample_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples(page, name)
+        .into_iter()
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+/// Waits until `check` holds for the pages at `addrs` (each page's value of `name` with
+/// `labels`, `None` where absent).
+async fn wait_for_values<F>(
+    what: &str,
+    addrs: &[&str],
+    name: &str,
+    labels: &[(&str, &str)],
+    check: F,
+) where
+    F: Fn(&[Option<f64>]) -> bool,
+{
+    wait_until(what, Duration::from_secs(30), || async {
+        let mut values = Vec::new();
+        for addr in addrs {
+            values.push(sample_value(&metrics_page(addr).await, name, labels));
+        }
+        check(&values)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_exports_the_budget_plan_replicas_backlog_age_and_otp_wait() {
+    // One OTP phone answered after 8 s: it stays on the lane, being sent, that long.
+    let mut s = Scenario::start(SandboxSetup {
+        script: vec!["+919000000005=slow:8s"],
+        ..SandboxSetup::default()
+    })
+    .await;
+    let a = format!("127.0.0.1:{}", free_port());
+    let _a = s.worker("alerts-a", &["--rate", "7/1s", "--http-listen", &a]);
+    wait_ready("replica a to be ready", &a).await;
+
+    // Before any job: the plan, one live replica, empty lanes, the 429 and dead-letter
+    // counters at zero (so an alert's increase() sees the first one).
+    let one = [a.as_str()];
+    let is = |want: f64| move |values: &[Option<f64>]| values.iter().all(|v| *v == Some(want));
+    wait_for_values(
+        "the plan, 7",
+        &one,
+        "herald_budget_configured",
+        &[],
+        is(7.0),
+    )
+    .await;
+    wait_for_values("one replica", &one, "herald_worker_replicas", &[], is(1.0)).await;
+    for lane in ["otp", "booking"] {
+        let lane = [("lane", lane)];
+        wait_for_values(
+            "an empty lane's age, 0",
+            &one,
+            "herald_queue_oldest_age_seconds",
+            &lane,
+            is(0.0),
+        )
+        .await;
+        wait_for_values(
+            "no 429 yet, 0",
+            &one,
+            "herald_jobs_rate_limited_total",
+            &lane,
+            is(0.0),
+        )
+        .await;
+        let expired = [lane[0], ("reason", "expired")];
+        wait_for_values(
+            "no dead letter yet, 0",
+            &one,
+            "herald_jobs_dead_total",
+            &expired,
+            is(0.0),
+        )
+        .await;
+    }
+
+    // A second replica: both see two.
+    let b = format!("127.0.0.1:{}", free_port());
+    let _b = s.worker("alerts-b", &["--rate", "7/1s", "--http-listen", &b]);
+    wait_ready("replica b to be ready", &b).await;
+    let both = [a.as_str(), b.as_str()];
+    wait_for_values(
+        "two replicas, on both",
+        &both,
+        "herald_worker_replicas",
+        &[],
+        is(2.0),
+    )
+    .await;
+
+    // Two OTPs go out at once, one waits 8 s at Interakt: while it does, the OTP lane's
+    // oldest job ages (every replica reads it from Redis); once sent, the lane is empty.
+    s.enqueue(&[
+        otp_job("+919000000006"),
+        otp_job("+919000000007"),
+        otp_job("+919000000005"),
+    ])
+    .await;
+    let otp = [("lane", "otp")];
+    wait_for_values(
+        "the slow OTP's age, 2 s or more",
+        &both,
+        "herald_queue_oldest_age_seconds",
+        &otp,
+        |values| values.iter().any(|v| v.is_some_and(|age| age >= 2.0)),
+    )
+    .await;
+    let sum = |values: &[Option<f64>]| values.iter().map(|v| v.unwrap_or(0.0)).sum::<f64>();
+    wait_for_values(
+        "three OTP waits recorded",
+        &both,
+        "herald_otp_wait_seconds_count",
+        &[],
+        |values| sum(values) == 3.0,
+    )
+    .await;
+    wait_for_values(
+        "the slow OTP's wait, 8 s or more, in the sum",
+        &both,
+        "herald_otp_wait_seconds_sum",
+        &[],
+        |values| sum(values) >= 8.0,
+    )
+    .await;
+    wait_for_values(
+        "the OTP lane empty again, age 0",
+        &both,
+        "herald_queue_oldest_age_seconds",
+        &otp,
+        is(0.0),
+    )
+    .await;
+}
+
+fn otp_job(phone: &str) -> herald_shared::Job {
+    herald_tests::scenario::otp(phone, Duration::from_secs(600))
 }
