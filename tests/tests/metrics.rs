@@ -1,11 +1,17 @@
-//! Every Herald server's `/metrics` page passes Prometheus's own linter.
+//! Every Herald server's `/metrics` page passes Prometheus's own linter, and serves every
+//! metric the alert rules and the Grafana dashboard query.
 //!
 //! One end-to-end run with real processes: `herald-producer serve` takes jobs over HTTP, a
-//! `herald-worker run --http-listen` replica sends them to the sandbox (scripted to answer
-//! one 503, one 429 and one 400, so the retried, rate-limited and dead-letter metrics
-//! exist), the sandbox posts signed delivery webhooks to `herald-webhook`, which processes
-//! them. Then each server's page goes through `promtool check metrics`: every metric has
-//! help text, counters end in `_total`, units are base units in the name.
+//! `herald-worker run --http-listen` replica with two concurrency slots (jobs wait for them:
+//! slot saturation) sends them to the sandbox (scripted to answer one 503, one 429 and one
+//! 400, so the retried, rate-limited and dead-letter metrics exist), the sandbox posts
+//! signed delivery webhooks to `herald-webhook`, which processes them and then loses Redis
+//! for a moment (a proxy refuses it: the Redis error counter). Then each server's page goes
+//! through `promtool check metrics` (every metric has help text, counters end in `_total`,
+//! units are base units in the name), and every query of `deploy/prometheus/alerts.yml` and
+//! `deploy/grafana/herald.json` is checked against the pages: each metric it names is on
+//! one, each `label="value"` it selects is on a sample, each label it aggregates by is
+//! carried ([`herald_tests::observability`]).
 //!
 //! A second test checks the values of what the worker exports for the alerts: the budget's
 //! plan, the live replicas, each lane's oldest job's age and an OTP's wait.
@@ -18,9 +24,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use herald_tests::observability::samples;
+use herald_tests::observability::{Query, all_queries, missing_on_pages, samples};
 use herald_tests::scenario::{SandboxSetup, Scenario, free_port, http_request, http_status};
-use herald_tests::{cargo_bin, require_tool, wait_until};
+use herald_tests::{TcpProxy, cargo_bin, require_tool, wait_until};
 
 const TOKEN: &str = "metrics-test-token";
 const SECRET: &str = "metrics-test-webhook-secret";
@@ -95,6 +101,19 @@ async fn wait_for_metrics(server: &str, addr: &str, names: &[&str]) -> String {
     metrics_page(addr).await
 }
 
+/// What `queries` need that the pages at `addrs` do not show.
+async fn unserved(queries: &[Query], addrs: &[&String]) -> Vec<String> {
+    let mut pages = Vec::new();
+    for addr in addrs {
+        pages.push(metrics_page(addr).await);
+    }
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    queries
+        .iter()
+        .flat_map(|query| missing_on_pages(query, &pages))
+        .collect()
+}
+
 /// `promtool check metrics` on `page`: `None` when it passes, its complaints when not.
 fn promtool_check(page: &str) -> Option<String> {
     let mut child = Command::new("promtool")
@@ -135,6 +154,8 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
         ],
         webhook_url: Some(format!("http://{webhook_addr}/webhooks/interakt")),
         webhook_secret: Some(SECRET),
+        // Sends that take a while, so the jobs behind them wait for the worker's two slots.
+        latency: Duration::from_millis(50),
         ..SandboxSetup::default()
     })
     .await;
@@ -149,10 +170,12 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
         .env("HERALD_API_TOKENS", TOKEN);
     let _api = Server::spawn("herald-producer serve", api);
 
+    // The receiver reaches Redis through a proxy, to lose it for a moment at the end.
+    let proxy = TcpProxy::for_redis_port(s.redis.port()).await;
     let mut webhook = Command::new(cargo_bin("herald-webhook"));
     webhook
         .args(["--listen", &webhook_addr, "--consumer", "metrics-webhook"])
-        .env("REDIS_URL", &redis_url)
+        .env("REDIS_URL", proxy.redis_url())
         .env("HERALD_NAMESPACE", namespace)
         .env("INTERAKT_WEBHOOK_SECRET", SECRET);
     let _webhook = Server::spawn("herald-webhook", webhook);
@@ -165,6 +188,8 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
             "100/1s",
             "--backoff-base",
             "50ms",
+            "--concurrency",
+            "2",
             "--http-listen",
             &worker_addr,
         ],
@@ -193,6 +218,27 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
             "enqueue for {phone}: {answer:?}"
         );
     }
+    // A burst of OTPs and bookings in one batch: more than the worker's two slots, so jobs
+    // wait in its hand for one (slot saturation).
+    let burst: Vec<String> = (0..4)
+        .map(|i| format!(r#"{{"kind":"otp","phone":"+9198765000{i:02}","code":"4242","valid_for":"10m"}}"#))
+        .chain((0..4).map(|i| {
+            format!(
+                r#"{{"kind":"booking","phone":"+9198765001{i:02}","booking_id":"B{i}","service":"Haircut","date":"2030-11-24","time":"10:30"}}"#
+            )
+        }))
+        .collect();
+    let answer = http_request(
+        "POST",
+        &format!("http://{api_addr}/v1/jobs/batch"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &format!("[{}]", burst.join(",")),
+    )
+    .await;
+    assert!(matches!(answer, Some((202, _))), "the batch: {answer:?}");
     let refused = http_request(
         "POST",
         &format!("http://{webhook_addr}/webhooks/interakt"),
@@ -247,6 +293,34 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
             .await,
         ),
     ];
+    // The receiver loses Redis: its processor's calls fail and are counted.
+    proxy.refuse();
+    wait_for_metrics(
+        "the webhook receiver",
+        &webhook_addr,
+        &["herald_redis_errors_total"],
+    )
+    .await;
+    proxy.resume();
+
+    // Every query of the alerts and the dashboard, served by the pages (the heartbeat's
+    // gauges appear within a few seconds).
+    let queries = all_queries();
+    let addrs = [&worker_addr, &webhook_addr, &api_addr];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let problems = loop {
+        let problems = unserved(&queries, &addrs).await;
+        if problems.is_empty() || tokio::time::Instant::now() > deadline {
+            break problems;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        problems.is_empty(),
+        "what the alert rules and the dashboard query, missing from the servers' /metrics pages:\n{}",
+        problems.join("\n")
+    );
+
     let failures: Vec<String> = pages
         .iter()
         .filter_map(|(server, page)| {
