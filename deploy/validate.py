@@ -22,8 +22,11 @@ into a virtualenv first. Nothing here needs a cluster, a Docker engine or the ne
   only towards a TLS-only Redis, certificate paths under a mounted volume, Sentinel URLs
   naming the Sentinel services and the master they monitor.
 - Dockerfile: linted with hadolint, then checked for what the manifests rely on: every
-  binary they run is a workspace binary that the image copies to /usr/local/bin, the ports
-  they use are exposed, it runs as a non-root user, curl is there for the health checks.
+  binary they run is a workspace binary that the image copies to /usr/local/bin (built in
+  the image, or copied from the host with BINARIES=host), the ports they use are exposed, it
+  runs as a non-root user, curl is there for the health checks, the base image is a build
+  argument; the sandbox (a test stand-in) is only in the `sandbox` stage, which compose's
+  sandbox service builds.
 - Across all of them: every environment variable they set is one a Herald binary reads
   (from the clap `env = "..."` attributes in the sources), so a typo cannot pass; and the
   webhook receiver has INTERAKT_WEBHOOK_SECRET and never --insecure-no-signature.
@@ -333,6 +336,8 @@ class Dockerfile:
             logical.append(current + stripped)
             current = ""
         self.stages: list[dict] = []
+        # Build arguments declared before the first FROM: name -> default.
+        self.global_args: dict[str, str] = {}
         for line in logical:
             word, _, rest = line.partition(" ")
             word = word.upper()
@@ -340,6 +345,9 @@ class Dockerfile:
                 match = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.IGNORECASE)
                 require(match is not None, f"cannot read FROM {rest!r}")
                 self.stages.append({"image": match.group(1), "name": match.group(2), "lines": []})
+            elif not self.stages and word == "ARG":
+                name, _, default = rest.strip().partition("=")
+                self.global_args[name] = default
             else:
                 require(bool(self.stages), f"{word} before any FROM")
                 self.stages[-1]["lines"].append((word, rest.strip()))
@@ -347,42 +355,93 @@ class Dockerfile:
     def instructions(self, stage: dict, word: str) -> list[str]:
         return [rest for w, rest in stage["lines"] if w == word]
 
+    def stage(self, name: str) -> dict:
+        found = next((s for s in self.stages if s["name"] == name), None)
+        require(found is not None, f"no stage named {name}")
+        return found
+
+    def chain(self, stage: dict) -> list[dict]:
+        """The stage and the stages it is built FROM, base first."""
+        names = {s["name"]: s for s in self.stages if s["name"]}
+        chain = [stage]
+        while chain[0]["image"] in names:
+            chain.insert(0, names[chain[0]["image"]])
+        return chain
+
+    def chain_instructions(self, stage: dict, word: str) -> list[str]:
+        return [rest for s in self.chain(stage) for rest in self.instructions(s, word)]
+
+
+# Binaries that are test stand-ins: in the `sandbox` stage's image (compose's sandbox), never
+# in the production image.
+TEST_STANDINS = {"herald-sandbox"}
+
+
+def copied_from_binaries(df: Dockerfile, stage: dict) -> set[str]:
+    """Binaries a stage copies from the `binaries` stage to /usr/local/bin."""
+    copied = set()
+    for line in df.instructions(stage, "COPY"):
+        words = line.split()
+        flags = [w for w in words if w.startswith("--")]
+        paths = [w for w in words if not w.startswith("--")]
+        if "--from=binaries" in flags and paths[-1] in ("/usr/local/bin/", "/usr/local/bin"):
+            copied.update(Path(src).name for src in paths[:-1])
+    return copied
+
+
+def check_non_root(df: Dockerfile, stage: dict) -> None:
+    users = df.chain_instructions(stage, "USER")
+    require(users, f"{stage['name']} has no USER")
+    user = users[-1].split(":")[0]
+    require(user.isdigit() and int(user) != 0, f"{stage['name']}: USER {users[-1]}: use a numeric non-root uid")
+
 
 def check_dockerfile(df: Dockerfile, bins: dict[str, str], ports: set[int]) -> None:
+    """The production image (the last stage, `runtime`): every shipped binary copied from
+    the `binaries` stage, which is either `builder` (compiled in the image) or `host` (copied
+    from the build context), per the BINARIES build argument; the runtime's base a build
+    argument defaulting to debian:bookworm-slim; the test stand-ins in the `sandbox` stage
+    only."""
     require(len(df.stages) >= 2, "expected a multi-stage build")
-    builder = next((s for s in df.stages if s["name"] == "builder"), None)
-    require(builder is not None, "no stage named builder")
+    builder = df.stage("builder")
     require(builder["image"] == "rust:1-bookworm", f"builder is {builder['image']}")
+    require(df.global_args.get("BASE_IMAGE") == "debian:bookworm-slim", "ARG BASE_IMAGE=debian:bookworm-slim must come before the first FROM")
+    require(df.global_args.get("BINARIES") == "builder", "ARG BINARIES=builder must come before the first FROM (the default compiles in the image)")
+    require(df.stage("binaries")["image"] == "${BINARIES}", "the binaries stage must be FROM ${BINARIES}")
+    host = df.stage("host")
+    require(host["image"] == "scratch", f"host is FROM {host['image']}, expected scratch")
     runtime = df.stages[-1]
-    require(runtime["image"] == "debian:bookworm-slim", f"runtime is {runtime['image']}")
+    require(runtime["name"] == "runtime", "the last stage (the default target) must be runtime")
+    base = df.chain(runtime)[0]
+    require(base["image"] == "${BASE_IMAGE}", f"runtime's base is {base['image']}, expected ${{BASE_IMAGE}}")
     runs = " ".join(df.instructions(builder, "RUN"))
     require("cargo build --release --locked" in runs, "builder must run cargo build --release --locked")
-    runtime_runs = " ".join(df.instructions(runtime, "RUN"))
+    runtime_runs = " ".join(df.chain_instructions(runtime, "RUN"))
     for package in ("ca-certificates", "curl"):
         require(package in runtime_runs, f"runtime does not install {package}")
-    users = df.instructions(runtime, "USER")
-    require(users, "runtime has no USER")
-    user = users[-1].split(":")[0]
-    require(user.isdigit() and int(user) != 0, f"USER {users[-1]}: use a numeric non-root uid")
-    require(not df.instructions(runtime, "ENTRYPOINT"), "no ENTRYPOINT: the command picks the binary")
+    check_non_root(df, runtime)
+    require(not df.chain_instructions(runtime, "ENTRYPOINT"), "no ENTRYPOINT: the command picks the binary")
     cmd = df.instructions(runtime, "CMD")
     require(cmd and cmd[-1].startswith("["), "CMD must be in exec form")
     cmd_argv = yaml.safe_load(cmd[-1])
     require(cmd_argv[0] in bins, f"CMD runs {cmd_argv[0]}, not a workspace binary")
-    copied = set()
-    for line in df.instructions(runtime, "COPY"):
-        words = line.split()
-        flags = [w for w in words if w.startswith("--")]
-        paths = [w for w in words if not w.startswith("--")]
-        if "--from=builder" in flags and paths[-1] in ("/usr/local/bin/", "/usr/local/bin"):
-            copied.update(Path(src).name for src in paths[:-1])
+    host_copies = " ".join(df.instructions(host, "COPY"))
+    copied = copied_from_binaries(df, runtime)
+    sandbox = df.stage("sandbox")
+    check_non_root(df, sandbox)
+    in_sandbox = copied_from_binaries(df, sandbox)
     for name, package in bins.items():
         require(
             "--bins" in runs or f"-p {package}" in runs,
             f"builder does not build {package} (add -p {package})",
         )
         require(f"target/release/{name}" in runs, f"builder does not copy out target/release/{name}")
-        require(name in copied, f"runtime does not COPY {name} from the builder to /usr/local/bin/")
+        require(f"${{BIN_DIR}}/{name}" in host_copies, f"host does not COPY ${{BIN_DIR}}/{name}")
+        if name in TEST_STANDINS:
+            require(name not in copied, f"the production image (runtime) holds {name}, a test stand-in: copy it in the sandbox stage only")
+            require(name in in_sandbox, f"the sandbox stage does not COPY {name} from the binaries stage to /usr/local/bin/")
+        else:
+            require(name in copied, f"runtime does not COPY {name} from the binaries stage to /usr/local/bin/")
     exposed = {int(p.split("/")[0]) for line in df.instructions(runtime, "EXPOSE") for p in line.split()}
     require(ports <= exposed, f"ports used by the manifests but not exposed: {sorted(ports - exposed)}")
 
@@ -461,7 +520,11 @@ def check_compose(compose: dict, bins: dict[str, str], env_names: set[str], env_
         check_compose_redis_target(own_env, services, name)
         port = listen_port(argv, env)
         require(port is not None, f"{name}: no --listen/--http-listen port")
-        ports.add(port)
+        if argv[0] in TEST_STANDINS:
+            target = (service.get("build") or {}).get("target")
+            require(target == "sandbox", f"{name}: runs {argv[0]}, a test stand-in: build it with target: sandbox (the production image lacks it)")
+        else:
+            ports.add(port)
         require(test[1] == "curl", f"{name}: health check via curl (installed in the image)")
         require(any(f"127.0.0.1:{port}/" in str(a) for a in test), f"{name}: health check is not on port {port}")
         if name != "sandbox":
@@ -1083,8 +1146,25 @@ def self_test(report: Report, args, bins, env_names, docs, compose, env_example,
         env_example,
     )
 
-    text = (DEPLOY / "Dockerfile").read_text().replace("/out/herald-sandbox ", "")
-    rejects("an image that does not copy a binary", check_dockerfile, Dockerfile(text), bins, set())
+    text = (DEPLOY / "Dockerfile").read_text()
+    rejects("an image that does not copy a binary", check_dockerfile, Dockerfile(text.replace("/out/herald-webhook ", "")), bins, set())
+    rejects(
+        "a production image holding the sandbox",
+        check_dockerfile,
+        Dockerfile(text.replace("/out/herald-dashboard /usr/local/bin/", "/out/herald-dashboard /out/herald-sandbox /usr/local/bin/")),
+        bins,
+        set(),
+    )
+    rejects(
+        "a base image that is not a build argument",
+        check_dockerfile,
+        Dockerfile(text.replace("FROM ${BASE_IMAGE} AS base", "FROM debian:bookworm-slim AS base")),
+        bins,
+        set(),
+    )
+    broken_compose = copy.deepcopy(compose)
+    del broken_compose["services"]["sandbox"]["build"]
+    rejects("a sandbox service run from the production image", check_compose, broken_compose, bins, env_names, env_example)
 
 
 def main() -> int:
@@ -1153,6 +1233,8 @@ def main() -> int:
         lambda: compose_ports.update(check_compose(compose, bins, env_names, env_example)),
     )
     report.check("herald.env.example variables", check_env_example, env_example, env_names)
+    smoke = DEPLOY / "smoke" / "compose.yaml"
+    report.check("smoke/compose.yaml schema (compose-spec; deploy/smoke.sh runs it)", run_compose_schema, args.check_jsonschema, smoke)
     for path in sorted(DEPLOY.glob("compose.*.yaml")):
         report.check(f"{path.name} schema (compose-spec)", run_compose_schema, args.check_jsonschema, path)
         report.check(

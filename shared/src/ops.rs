@@ -19,15 +19,26 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process-wide Prometheus recorder, installed on first use, with the metrics this crate
 /// records described (each server describes its own). Histograms whose names end in
-/// `_seconds` get latency buckets from 1 ms to 10 s.
+/// `_seconds` get latency buckets from 1 ms to 10 s; `herald_otp_wait_seconds` gets
+/// buckets from 50 ms to 10 min (the Full matcher wins over the Suffix one).
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let buckets = [
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ];
+        // An OTP's wait (creation to Interakt's 200) can last minutes when the budget is
+        // short; its alert's threshold (deploy/prometheus/alerts.yml) is a bucket bound.
+        let wait_buckets = [
+            0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+        ];
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("static buckets are valid")
+            .set_buckets_for_metric(
+                Matcher::Full("herald_otp_wait_seconds".into()),
+                &wait_buckets,
+            )
             .expect("static buckets are valid")
             .install_recorder()
             .expect("no other metrics recorder is installed");

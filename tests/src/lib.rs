@@ -21,6 +21,8 @@
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
 //!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
+//! - [`observability`]: the queries of the alert rules and the Grafana dashboard in
+//!   `deploy/`, and what a `/metrics` page must show for each.
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
@@ -29,6 +31,7 @@ mod api_process;
 mod bin;
 mod browser;
 mod dashboard_process;
+pub mod observability;
 pub mod proxy;
 mod redis_cluster;
 mod redis_env;

@@ -3,7 +3,10 @@
 //! `/metrics` (Prometheus text), `/healthz` (the process is up), `/readyz` (Redis answers),
 //! served by `run --http-listen` and, on the same listener as the receiver, by `webhook`.
 //! Labels are low-cardinality on purpose: lane, outcome ([`herald_shared::job::Outcome`]) and
-//! a dead letter's kind ([`DeadKind`]), each from a fixed list.
+//! a dead letter's kind ([`DeadKind`]), each from a fixed list. What the alert rules of
+//! `deploy/prometheus/alerts.yml` need is here too: the budget's plan beside its effective
+//! N, the live replicas and the age of each lane's oldest job (read from Redis by the
+//! heartbeat), and an OTP's wait. Never records a phone number, a code or a key.
 
 use std::time::{Duration, SystemTime};
 
@@ -83,6 +86,47 @@ pub fn describe() {
         "herald_queue_depth",
         "Jobs per lane and state (ready, pending, delayed, dead), refreshed every heartbeat."
     );
+    describe_gauge!(
+        "herald_budget_configured",
+        "The plan's requests per window this replica was started with (--rate); herald_budget_effective below it means 429 episodes shrank the budget."
+    );
+    describe_gauge!(
+        "herald_worker_replicas",
+        "Worker replicas with a heartbeat in Redis in the last 15 s, as this replica saw them at its last heartbeat."
+    );
+    describe_gauge!(
+        "herald_queue_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest job on each lane (ready, or delivered and not yet settled) by Redis's clock, 0 when the lane is empty; refreshed every heartbeat."
+    );
+    describe_histogram!(
+        "herald_otp_wait_seconds",
+        Unit::Seconds,
+        "Each sent OTP's wait from its creation to Interakt's 200: what the user waits for."
+    );
+}
+
+/// Gives the series the alert rules compute increases of a zero before their first event,
+/// so the first 429 or dead letter of a replica counts (a series born at 1 shows no
+/// increase), and records the plan the budget was configured with. Called once when a
+/// replica that serves `/metrics` starts; installs the recorder first (a value recorded
+/// before it is lost).
+pub fn register_replica_series(configured_budget: u32) {
+    prometheus();
+    for lane in Lane::ALL {
+        let lane = lane.as_str();
+        metrics::counter!("herald_jobs_sent_total", "lane" => lane).increment(0);
+        metrics::counter!("herald_jobs_retried_total", "lane" => lane).increment(0);
+        metrics::counter!("herald_jobs_rate_limited_total", "lane" => lane).increment(0);
+        for kind in DeadKind::ALL {
+            // `unknown` is only read from letters stored before kinds existed.
+            if kind != DeadKind::Unknown {
+                metrics::counter!("herald_jobs_dead_total", "lane" => lane, "reason" => kind.as_str())
+                    .increment(0);
+            }
+        }
+    }
+    metrics::gauge!("herald_budget_configured").set(f64::from(configured_budget));
 }
 
 /// One request to Interakt: its metrics, and the history the dashboard charts (requests,
@@ -100,7 +144,9 @@ pub fn record_send(history: &Recorder, job: &Job, outcome: &SendOutcome, took: D
             history.count(Series::Sent, now);
             if job.lane() == Lane::Otp {
                 let created: SystemTime = job.created_at.into();
-                history.otp_latency(now.duration_since(created).unwrap_or_default(), now);
+                let wait = now.duration_since(created).unwrap_or_default();
+                metrics::histogram!("herald_otp_wait_seconds").record(wait.as_secs_f64());
+                history.otp_latency(wait, now);
             }
         }
         SendOutcome::RateLimited { .. } => {
@@ -134,11 +180,13 @@ pub fn record_budget(effective: u32) {
     metrics::gauge!("herald_budget_effective").set(f64::from(effective));
 }
 
-/// Updates the queue-depth gauges from Redis (called by the heartbeat).
+/// Updates the queue gauges from Redis (called by the heartbeat): depth per lane and
+/// state, live replicas, and the age of each lane's oldest job.
 pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
     let Ok(status) = herald_operator::status::collect(pool, keys).await else {
         return;
     };
+    metrics::gauge!("herald_worker_replicas").set(status.consumers.len() as f64);
     for (lane, counts) in &status.lanes {
         for (state, value) in [
             ("ready", counts.ready),
@@ -150,6 +198,60 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
                 .set(value as f64);
         }
     }
+    match oldest_ages(pool, keys).await {
+        Ok(ages) => {
+            for (lane, age) in ages {
+                metrics::gauge!("herald_queue_oldest_age_seconds", "lane" => lane.as_str())
+                    .set(age);
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "could not read the lanes' oldest jobs"),
+    }
+}
+
+/// Each lane's oldest job's age in seconds by Redis's clock (0 for an empty lane). Settled
+/// entries are deleted from the lane, so its first entry is its oldest unsettled job, and
+/// the entry's id (`XADD *`) is when it was added, in ms.
+async fn oldest_ages(
+    pool: &Pool,
+    keys: &Keys,
+) -> Result<Vec<(Lane, f64)>, herald_shared::redis_pool::RedisFailure> {
+    use deadpool_redis::redis::streams::StreamRangeReply;
+    let mut conn = pool.get().await?;
+    let mut pipe = deadpool_redis::redis::pipe();
+    for lane in Lane::ALL {
+        pipe.cmd("XRANGE")
+            .arg(keys.lane(lane))
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+    }
+    let firsts: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
+    let (secs, micros): (u64, u64) = deadpool_redis::redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await?;
+    let now_ms = secs * 1000 + micros / 1000;
+    Ok(Lane::ALL
+        .into_iter()
+        .zip(firsts)
+        .map(|(lane, first)| {
+            let age = first
+                .ids
+                .first()
+                .and_then(|entry| entry_age_seconds(&entry.id, now_ms))
+                .unwrap_or(0.0);
+            (lane, age)
+        })
+        .collect())
+}
+
+/// Seconds from a stream entry's id (`<ms>-<seq>`) to `now_ms`; `None` for an id that is
+/// not one, 0 for one from the future (another clock).
+fn entry_age_seconds(id: &str, now_ms: u64) -> Option<f64> {
+    let (ms, _seq) = id.split_once('-')?;
+    let ms: u64 = ms.parse().ok()?;
+    Some(now_ms.saturating_sub(ms) as f64 / 1000.0)
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, for a server to merge with its own routes.
@@ -170,5 +272,29 @@ pub async fn serve(
         .await;
     if let Err(err) = served {
         tracing::error!(error = %err, "metrics server failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entry_age_seconds;
+
+    #[test]
+    fn an_entrys_age_is_read_from_its_id() {
+        assert_eq!(
+            entry_age_seconds("1700000000000-0", 1_700_000_012_500),
+            Some(12.5)
+        );
+        assert_eq!(
+            entry_age_seconds("1700000000000-7", 1_700_000_000_000),
+            Some(0.0)
+        );
+        // A clock behind the entry's: 0, never negative.
+        assert_eq!(
+            entry_age_seconds("1700000000000-0", 1_699_999_999_000),
+            Some(0.0)
+        );
+        assert_eq!(entry_age_seconds("not-an-id", 1_700_000_000_000), None);
+        assert_eq!(entry_age_seconds("1700000000000", 1_700_000_000_000), None);
     }
 }

@@ -165,6 +165,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let stop = shutdown.child_token();
     let mut background = Background::default();
     if let Some(addr) = ctx.settings.http_listen {
+        telemetry::register_replica_series(ctx.settings.budget.rate.requests.get());
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|err| StartError::Http(format!("--http-listen {addr}: {err}")))?;
