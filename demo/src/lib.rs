@@ -1029,14 +1029,14 @@ mod tests {
             let mine: Vec<&Job> = jobs
                 .iter()
                 .filter(|job| {
-                    let request = herald_shared::compose::render(job, None);
+                    let request = job.render(None);
                     serde_json::to_value(&request).unwrap()["phoneNumber"]
                         == rule.phone.national_number.as_str()
                 })
                 .collect();
             assert_eq!(mine.len(), 1, "{rule}");
             if let herald_sandbox::Script::Tap(data) = &rule.script {
-                let request = herald_shared::compose::render(mine[0], None);
+                let request = mine[0].render(None);
                 let body = serde_json::to_string(&request).unwrap();
                 assert!(body.contains(&format!("\"{data}\"")), "{data} in {body}");
             }

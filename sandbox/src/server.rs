@@ -18,7 +18,7 @@ use crate::config::SandboxConfig;
 use crate::messages::AcceptedMessage;
 use crate::state::Sandbox;
 use crate::stats::Stats;
-use crate::webhooks::WebhookStats;
+use crate::stats::WebhookStats;
 
 /// Why a sandbox could not start, or stopped serving.
 #[derive(Debug, thiserror::Error)]

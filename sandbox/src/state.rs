@@ -29,8 +29,8 @@ use crate::faults::Faults;
 use crate::limiter::Limiter;
 use crate::messages::{AcceptedMessage, unix_ms};
 use crate::reply::Reply;
+use crate::stats::WebhookStats;
 use crate::stats::{Recorder, Stats};
-use crate::webhooks::WebhookStats;
 
 /// How many accepted messages a slow subscriber may fall behind before it misses some.
 const SUBSCRIBER_BACKLOG: usize = 4096;

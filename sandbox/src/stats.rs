@@ -45,6 +45,23 @@ impl Stats {
     }
 }
 
+/// What the poster did, as `GET /_sandbox/webhooks` returns it:
+/// `{"posted": {"delivered": 5, "read": 5}, "failed": 0}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookStats {
+    /// Events the receiver answered 2xx, by kind: `delivered`, `read`, `revoked`, `tap`.
+    pub posted: BTreeMap<String, u64>,
+    /// Events given up on after every try.
+    pub failed: u64,
+}
+
+impl WebhookStats {
+    /// How many events of `kind` were posted.
+    pub fn posted(&self, kind: &str) -> u64 {
+        self.posted.get(kind).copied().unwrap_or(0)
+    }
+}
+
 /// Keeps [`Stats`] up to date as requests arrive and are answered.
 #[derive(Debug)]
 pub(crate) struct Recorder {

@@ -16,12 +16,12 @@
 //! other, messages concurrently (at most [`CONCURRENT_MESSAGES`]). The poster never blocks
 //! the send path: it only reads the broadcast channel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::Redacted;
-use serde::{Deserialize, Serialize};
+
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, broadcast};
@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::config::{SandboxConfig, Script};
 use crate::messages::AcceptedMessage;
 use crate::state::Sandbox;
+pub use crate::stats::WebhookStats;
 
 /// The `botId` the sandbox's events carry.
 pub const BOT_ID: &str = "herald-sandbox";
@@ -41,23 +42,6 @@ const TRIES: u32 = 5;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// Timeout of one post: Interakt gives a receiver 3 seconds.
 const POST_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// What the poster did, as `GET /_sandbox/webhooks` returns it:
-/// `{"posted": {"delivered": 5, "read": 5}, "failed": 0}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WebhookStats {
-    /// Events the receiver answered 2xx, by kind: `delivered`, `read`, `revoked`, `tap`.
-    pub posted: BTreeMap<String, u64>,
-    /// Events given up on after every try.
-    pub failed: u64,
-}
-
-impl WebhookStats {
-    /// How many events of `kind` were posted.
-    pub fn posted(&self, kind: &str) -> u64 {
-        self.posted.get(kind).copied().unwrap_or(0)
-    }
-}
 
 /// One event to post.
 #[derive(Clone, Debug, PartialEq)]

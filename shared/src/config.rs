@@ -18,23 +18,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.interakt.ai/v1/public";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "herald";
 
-/// A configuration value that cannot work, named by its flag or environment variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name}: {reason}")]
-pub struct ConfigError {
-    /// The flag / environment variable, e.g. `INTERAKT_RATE_LIMIT (--rate)`.
-    pub name: String,
-    pub reason: String,
-}
-
-impl ConfigError {
-    pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError {
-            name: name.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::error::ConfigError;
 
 /// Reads `.env` from the working directory when present. Variables already set win.
 pub fn load_dotenv() {

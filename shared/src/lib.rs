@@ -7,9 +7,10 @@
 //! - [`schedule`]: when a job goes out and when it stops being worth sending: `send_at` /
 //!   `send_in`, appointments in their time zone, `--before`.
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
+//! - [`error`]: the configuration error every check returns.
 //! - [`config`]: flags and environment variables shared by the binaries.
-//! - [`redis_pool`]: connection pools with explicit timeouts, TLS.
-//! - [`memory_policy`]: Redis's `maxmemory-policy`, checked at start-up (`noeviction`).
+//! - [`redis_pool`]: connection pools with explicit timeouts, TLS, Sentinel, and Redis's
+//!   `maxmemory-policy` checked at start-up ([`redis_pool::memory_policy`]).
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`tokens`]: access tokens, kept and compared as SHA-256 digests.
@@ -24,8 +25,8 @@ pub mod backoff;
 pub mod compose;
 pub mod config;
 pub mod consumer;
+pub mod error;
 pub mod job;
-pub mod memory_policy;
 pub mod ops;
 pub mod phone;
 pub mod process;
@@ -41,3 +42,6 @@ pub mod wire;
 pub use job::{Job, JobKind, Lane};
 pub use phone::Phone;
 pub use secret::Redacted;
+
+/// Redis's `maxmemory-policy`, checked at start-up: kept at its old path.
+pub use redis_pool::memory_policy;

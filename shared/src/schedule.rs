@@ -165,13 +165,10 @@ pub fn due_time(
             if delay > MAX_SCHEDULE_AHEAD {
                 return Err(ValidationError::single(
                     "send_in",
-                    format!(
-                        "is {}; the most is {MAX_SCHEDULE_AHEAD_TEXT}",
-                        crate::job::human(delay)
-                    ),
+                    format!("is {}; the most is {MAX_SCHEDULE_AHEAD_TEXT}", human(delay)),
                 ));
             }
-            Ok(crate::job::deadline_after(now, delay))
+            Ok(deadline_after(now, delay))
         }
         (Some(at), None) if at > horizon => Err(ValidationError::single(
             "send_at",
@@ -189,6 +186,18 @@ pub fn format_time(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)
         .format(&Rfc3339)
         .expect("a UTC timestamp formats as RFC 3339")
+}
+
+/// `start + duration`, or `None` when that is past what [`OffsetDateTime`] can hold (year
+/// 9999) or the duration does not fit a [`time::Duration`]. Never panics.
+pub fn deadline_after(start: OffsetDateTime, duration: Duration) -> Option<OffsetDateTime> {
+    let duration = time::Duration::try_from(duration).ok()?;
+    start.checked_add(duration)
+}
+
+/// A duration as flags and JSON spell them (`10m`, `1day 1h`), for messages.
+pub fn human(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
 }
 
 /// Unix milliseconds, as the scheduled set scores jobs.

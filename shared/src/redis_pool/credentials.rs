@@ -11,7 +11,7 @@
 use deadpool_redis::redis::ConnectionInfo;
 
 use crate::Redacted;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The variable naming the user, in messages.
 pub const USERNAME_VAR: &str = "REDIS_USERNAME (--redis-username)";

@@ -21,13 +21,12 @@ use deadpool_redis::redis::{
 };
 
 use super::credentials::Credentials;
+use super::errors::{error_reason, redact_url};
+use super::limits::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, with_timeouts};
+use super::tls::install_crypto_provider;
 use super::tracked::{self, Tracked};
-use super::{
-    CONNECT_TIMEOUT, Pool, RESPONSE_TIMEOUT, error_reason, install_crypto_provider, redact_url,
-    with_timeouts,
-};
 use crate::Redacted;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 
 /// The variable naming the Sentinels, in messages.
 pub const NODES_VAR: &str = "REDIS_SENTINEL_NODES (--redis-sentinel-nodes)";
@@ -84,19 +83,19 @@ pub(super) fn create_pool(
     certs: Option<TlsCertificates>,
     auth: &Credentials,
     max_size: usize,
-) -> Result<Pool, ConfigError> {
+) -> Result<managed::Pool<SentinelManager>, ConfigError> {
     let client = client(nodes, master, certs, auth)?;
     install_crypto_provider();
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    Ok(Pool::from_sentinel(with_timeouts(
+    Ok(with_timeouts(
         managed::Pool::builder(SentinelManager {
             client: tokio::sync::Mutex::new(client),
             config,
         }),
         max_size,
-    )))
+    ))
 }
 
 /// The Sentinel client: the Sentinels' addresses and credentials from their URLs, TLS to

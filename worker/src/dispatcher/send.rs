@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_shared::backoff::ReconnectBackoff;
 use herald_shared::job::{Attempt, Outcome};
 use herald_shared::validate::{PhoneCheck, validate_serialized};
-use herald_shared::{Job, Lane, compose};
+use herald_shared::{Job, Lane};
 use herald_store::dead_letter::{DeadLetter, DeadReason};
 use herald_store::keys::Stat;
 use rand::RngExt;
@@ -134,7 +134,7 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8
             return None;
         }
     }
-    let request = compose::render(job, ctx.settings.sms.as_ref());
+    let request = job.render(ctx.settings.sms.as_ref());
     // Serialized once: validated (its size) and sent as these bytes.
     let body = serde_json::to_vec(&request).expect("a send request serializes");
     // The number was checked for its country at enqueue: only its split is checked here.

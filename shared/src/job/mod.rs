@@ -8,7 +8,7 @@
 //! attempt made so far, which dead letters keep.
 //!
 //! OTP and booking jobs hold facts, not a rendered request: the worker renders them
-//! ([`crate::compose`]) with its SMS fallback configuration, so a DLT change needs no
+//! ([`crate::compose`], [`Job::render`]) with its SMS fallback configuration, so a DLT change needs no
 //! re-enqueue.
 //!
 //! A job's [`Fingerprint`] names its content (kind, recipient, payload) and nothing else, so
@@ -16,38 +16,32 @@
 //! same key. Deadlines are computed with checked arithmetic ([`deadline_after`]): no
 //! duration, however large, panics.
 
-use std::fmt;
+mod attempt;
+mod fingerprint;
+mod lane;
+pub mod payload;
+
+pub use crate::schedule::{deadline_after, human};
+pub use attempt::{Attempt, Outcome};
+pub use fingerprint::Fingerprint;
+pub use lane::Lane;
+pub use payload::{
+    Booking, DEFAULT_OTP_VALIDITY, ERASED_CODE, JobKind, MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_OTP_VALIDITY, MAX_OTP_VALIDITY_TEXT, Otp, Payload, Reminder,
+};
+
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::compose::{self, SmsSettings};
 use crate::phone::Phone;
 use crate::schedule::{self, Zone};
 use crate::secret::Redacted;
 use crate::validate::{self, PhoneCheck, ValidationError, limits};
 use crate::wire::SendRequest;
-
-/// Default validity of an OTP: the worker will not send it after this.
-pub const DEFAULT_OTP_VALIDITY: Duration = Duration::from_secs(10 * 60);
-
-/// The longest an OTP may stay valid (`valid_for`), and the furthest `dlq replay --extend`
-/// may move a deadline: a code older than a day is no use to anyone.
-pub const MAX_OTP_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// [`MAX_OTP_VALIDITY`] as people write it, for messages.
-pub const MAX_OTP_VALIDITY_TEXT: &str = "24h";
-
-/// The longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
-
-/// `start + duration`, or `None` when that is past what [`OffsetDateTime`] can hold (year
-/// 9999) or the duration does not fit a [`time::Duration`]. Never panics.
-pub fn deadline_after(start: OffsetDateTime, duration: Duration) -> Option<OffsetDateTime> {
-    let duration = time::Duration::try_from(duration).ok()?;
-    start.checked_add(duration)
-}
 
 /// Now, to the millisecond (as precise as the job's UUIDv7 id): every copy of a job's times
 /// (its stream entry, its record, its timeline) is stored 6 bytes shorter than to the
@@ -56,46 +50,6 @@ fn now_to_the_millisecond() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_millisecond(now.millisecond())
         .expect("a millisecond of a valid time is valid")
-}
-
-/// A duration as flags and JSON spell them (`10m`, `1day 1h`), for messages.
-pub fn human(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
-}
-
-/// The SHA-256 of a job's content, in lowercase hex: what an idempotency key holds besides
-/// the first job's id, so the same key with other content is told apart from a retry.
-///
-/// The content is the payload (kind, recipient and what is sent), serialized canonically
-/// (object keys sorted at every level, so unknown fields kept from a raw request count
-/// whatever their order). The id, creation time, deadline, idempotency key and attempts
-/// are not content: a retried enqueue with another `valid_for` is the same message.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint(String);
-
-impl Fingerprint {
-    /// Prefixed to the hashed text, so a change of the canonical form can never match an
-    /// old fingerprint by accident.
-    const VERSION: &'static [u8] = b"herald-job-content-v1\n";
-
-    pub fn of(payload: &Payload) -> Fingerprint {
-        let mut value = serde_json::to_value(payload).expect("a payload always serializes");
-        value.sort_all_objects();
-        let mut text = Fingerprint::VERSION.to_vec();
-        serde_json::to_writer(&mut text, &value).expect("a JSON value always serializes");
-        Fingerprint(crate::signature::sha256_hex(&text))
-    }
-
-    /// The 64 hex digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 /// One unit of work.
@@ -132,204 +86,31 @@ pub struct Job {
     pub attempts: Vec<Attempt>,
 }
 
-/// What a job sends.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Payload {
-    Otp(Otp),
-    Booking(Booking),
-    Reminder(Reminder),
-    Raw { request: Box<SendRequest> },
-}
-
-/// The kinds of job, as named on the CLI and in bulk files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    Otp,
-    Booking,
-    Reminder,
-    Raw,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Otp => "otp",
-            JobKind::Booking => "booking",
-            JobKind::Reminder => "reminder",
-            JobKind::Raw => "raw",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The queues jobs wait in. OTPs have their own so workers can always serve them first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Lane {
-    Otp,
-    /// Booking confirmations, reminders and raw requests.
-    Booking,
-}
-
-impl Lane {
-    /// In the order workers serve them.
-    pub const ALL: [Lane; 2] = [Lane::Otp, Lane::Booking];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lane::Otp => "otp",
-            Lane::Booking => "booking",
-        }
-    }
-}
-
-impl fmt::Display for Lane {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Lane {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "otp" => Ok(Lane::Otp),
-            "booking" => Ok(Lane::Booking),
-            other => Err(format!("unknown lane {other:?}; expected otp or booking")),
-        }
-    }
-}
-
-/// What an OTP's code becomes in a dead letter once its deadline has passed.
-pub const ERASED_CODE: &str = "[erased]";
-
-/// A one-time password. The code is a secret: redacted in Debug, and never put into
-/// postBack data (which comes back through webhooks and logs).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Otp {
-    /// E.164, validated.
-    pub phone: String,
-    pub code: Redacted<String>,
-}
-
-/// A booking confirmation card.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Booking {
-    /// E.164, validated.
-    pub phone: String,
-    pub booking_id: String,
-    pub service: String,
-    /// `2026-11-24`
-    pub date: String,
-    /// `10:30`
-    pub time: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<String>,
-}
-
-/// A reminder of a booking: its own card ("Reminder: your Haircut today at 10:30") and SMS
-/// template. `tz` is the appointment's time zone, which says whether "today" is true where
-/// the customer is when the reminder goes out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Reminder {
-    #[serde(flatten)]
-    pub booking: Booking,
-    /// IANA name (`Asia/Kolkata`).
-    pub tz: String,
-}
-
-/// What one attempt came to. Stored by name in the job's history (`"outcome":
-/// "rate_limited"`): the names are a storage format, so renaming a variant must keep its
-/// `serde` name, or jobs already queued would no longer decode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// 200 with `result: true`.
-    Sent,
-    /// 429: over the plan's limit; never counts against the retry budget.
-    RateLimited,
-    /// 5xx, 408, a timeout or a connection error; counts against the retry budget.
-    Transient,
-    /// A refusal that would repeat (4xx, `result: false`).
-    Permanent,
-    /// Not a send: the marker `dlq replay` appends. Attempts before the last marker belong to
-    /// an earlier life of the job and no longer count against its retry budget.
-    Replayed,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Sent,
-        Outcome::RateLimited,
-        Outcome::Transient,
-        Outcome::Permanent,
-        Outcome::Replayed,
-    ];
-
-    /// The stored name, also the metric label.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Sent => "sent",
-            Outcome::RateLimited => "rate_limited",
-            Outcome::Transient => "transient",
-            Outcome::Permanent => "permanent",
-            Outcome::Replayed => "replayed",
-        }
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One send attempt, as dead letters and `track` show it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Attempt {
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-    pub outcome: Outcome,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The response body, trimmed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consumer: Option<String>,
-}
-
-impl Attempt {
-    /// The replay marker, made at `at`; `reason` is why the job had been dead-lettered, kept
-    /// in `error` so the history still says it once the dead letter is gone.
-    pub fn replayed(at: OffsetDateTime, reason: &str) -> Attempt {
-        Attempt {
-            at,
-            outcome: Outcome::Replayed,
-            status: None,
-            error: Some(format!("dead-lettered: {reason}")),
-            body: None,
-            consumer: None,
-        }
-    }
-
-    /// True for a real send, false for a replay marker.
-    pub fn is_send(&self) -> bool {
-        self.outcome != Outcome::Replayed
-    }
-}
-
 impl Job {
+    /// The request this job sends, as of `now` (a reminder says "today" or "tomorrow" where
+    /// its customer is). `sms` is `None` when no DLT fallback is configured.
+    pub fn render_at(&self, sms: Option<&SmsSettings>, now: OffsetDateTime) -> SendRequest {
+        match &self.payload {
+            Payload::Otp(otp) => {
+                let valid_for = self.not_after.map(|deadline| deadline - self.created_at);
+                compose::otp_request(otp, valid_for.and_then(|d| d.try_into().ok()), sms)
+            }
+            Payload::Booking(booking) => compose::booking_request(booking, sms),
+            Payload::Reminder(reminder) => {
+                let today = Zone::named(&reminder.tz)
+                    .ok()
+                    .and_then(|zone| zone.local_date(now));
+                compose::reminder_request(reminder, today, sms)
+            }
+            Payload::Raw { request } => (**request).clone(),
+        }
+    }
+
+    /// The request this job sends now: [`Job::render_at`] with the clock.
+    pub fn render(&self, sms: Option<&SmsSettings>) -> SendRequest {
+        self.render_at(sms, OffsetDateTime::now_utc())
+    }
+
     fn new(payload: Payload) -> Job {
         Job {
             id: Uuid::now_v7(),
@@ -397,7 +178,7 @@ impl Job {
         // Rendering the card checks what the fields alone cannot: title length, media URL.
         // (The number was checked for its country above; the card's is only split again.)
         validate::validate_request_with(
-            &crate::compose::booking_request(&booking, None),
+            &compose::booking_request(&booking, None),
             PhoneCheck::Split,
         )?;
         let not_after = schedule::appointment(zone, &booking.date, &booking.time);
@@ -415,7 +196,7 @@ impl Job {
             tz: zone.name().to_string(),
         };
         validate::validate_request_with(
-            &crate::compose::reminder_request(&reminder, None, None),
+            &compose::reminder_request(&reminder, None, None),
             PhoneCheck::Split,
         )?;
         let not_after = schedule::appointment(zone, &reminder.booking.date, &reminder.booking.time);

@@ -14,7 +14,7 @@
 
 use deadpool_redis::redis::{self, FromRedisValue, RedisError, Value};
 
-use crate::redis_pool::{Connection, Pool};
+use super::pool::{Connection, Pool};
 
 /// The only policy under which Redis never drops a queued job.
 pub const REQUIRED: &str = "noeviction";
@@ -48,7 +48,7 @@ impl MemoryPolicy {
             },
             Err(err) => MemoryPolicy::Unchecked(format!(
                 "CONFIG GET was refused: {}",
-                crate::redis_pool::error_reason(&err)
+                super::errors::error_reason(&err)
             )),
         }
     }
