@@ -5,6 +5,7 @@
 
 mod adaptive_budget;
 mod bad_jobs;
+mod bounded_answers;
 mod budget;
 mod cli;
 mod crashes;
