@@ -14,6 +14,8 @@
 //!   `herald-worker webhook` receiver, with its log.
 //! - [`TcpProxy`]: a fault-injecting TCP proxy in front of a test's Redis (drop every
 //!   connection, stall, refuse, resume), for the chaos suite.
+//! - [`HugeAnswers`]: an Interakt gone wrong, answering every request with a huge body
+//!   streamed until the client stops reading.
 //! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
 //! - [`ApiProcess`]: a real `herald-producer serve` on a free port, ready when returned.
 //! - [`DashboardProcess`]: a real `herald-dashboard` on a free port, ready when returned.
@@ -31,6 +33,7 @@ mod api_process;
 mod bin;
 mod browser;
 mod dashboard_process;
+mod huge_answers;
 pub mod observability;
 pub mod proxy;
 mod redis_cluster;
@@ -47,6 +50,7 @@ pub use api_process::ApiProcess;
 pub use bin::cargo_bin;
 pub use browser::Browser;
 pub use dashboard_process::DashboardProcess;
+pub use huge_answers::HugeAnswers;
 pub use proxy::TcpProxy;
 pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_env::RedisEnv;

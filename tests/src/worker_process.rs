@@ -136,6 +136,15 @@ impl WorkerProcess {
         self.child.id()
     }
 
+    /// The most resident memory the process has used so far, in bytes (`VmHWM` in
+    /// `/proc/<pid>/status`, Linux); `None` once it has exited or off Linux.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

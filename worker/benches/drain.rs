@@ -60,14 +60,6 @@ async fn wait_for(s: &Setup, count: usize, timeout: Duration) {
     }
 }
 
-/// Peak resident memory of a process, from /proc (Linux).
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 async fn throughput() {
     let mut s = setup(None).await;
     let total = std::env::var("JOBS")
@@ -91,7 +83,8 @@ async fn throughput() {
         took.as_secs_f64(),
         (total - 1) as f64 / took.as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        peak_rss_mib(w.pid()).unwrap_or(f64::NAN),
+        w.peak_rss()
+            .map_or(f64::NAN, |bytes| bytes as f64 / 1048576.0),
     );
 }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 use deadpool_redis::redis::RedisError;
 use herald_shared::Lane;
 use herald_shared::config::RateLimit;
-use herald_shared::redis_pool::Pool;
+use herald_shared::redis_pool::{Pool, RedisFailure};
 use herald_store::Keys;
 use tokio_util::sync::CancellationToken;
 
@@ -278,6 +278,28 @@ impl SharedLimiter {
 
     pub fn budget(&self) -> &Budget {
         &self.budget
+    }
+
+    /// Gives `token` back to the budget: no request went out under it (its grant went
+    /// stale before the request could start). Best effort: a token Redis does not take back
+    /// leaves the log W after its grant, as it would have.
+    pub async fn refund(&self, token: &Token) {
+        if token.member.is_empty() {
+            return;
+        }
+        let refunded: Result<(), RedisFailure> = async {
+            let mut conn = self.pool.get().await?;
+            let () = self
+                .keys
+                .refund(&token.member)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+        .await;
+        if let Err(err) = refunded {
+            tracing::debug!(error = %err, "could not give a stale token back");
+        }
     }
 
     /// Whether `token` may still be used for a request.

@@ -47,6 +47,10 @@ pub enum Refusal {
     UnreadableBody { error: String },
     /// 2xx whose body was lost on the way; for the same reason, not retried.
     BodyLost { error: String },
+    /// 2xx whose body is longer than `limit` bytes, the most read of an answer
+    /// ([`crate::sender::MAX_ANSWER`]): not Interakt's answer, and for the same reason,
+    /// not retried.
+    TooLarge { limit: usize },
 }
 
 impl Refusal {
@@ -73,6 +77,10 @@ impl fmt::Display for Described<'_> {
             Refusal::ResultFalse { message } => write!(f, "result false: {message}"),
             Refusal::UnreadableBody { error } => write!(f, "unreadable success body: {error}"),
             Refusal::BodyLost { error } => write!(f, "success body lost: {error}"),
+            Refusal::TooLarge { limit } => write!(
+                f,
+                "success body longer than {limit} bytes, the most read of an answer"
+            ),
         }
     }
 }

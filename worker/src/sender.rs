@@ -1,6 +1,9 @@
 //! One HTTP call to Interakt's send endpoint, turned into a [`SendOutcome`].
 //!
-//! It never decides what happens next ([`crate::retry`] does) and never touches Redis.
+//! It never decides what happens next ([`crate::retry`] does) and never touches Redis. It
+//! reads at most [`MAX_ANSWER`] bytes of any answer's body: the rest is never read (the
+//! connection is closed, not drained), so a proxy or an error page answering with huge
+//! bodies cannot make a replica's memory grow with them.
 //!
 //! The client is hyper's own (`hyper_util`'s pooled client over `hyper_rustls`, the
 //! connector reqwest builds on), used directly: reqwest's layers around it (a redirect
@@ -16,6 +19,7 @@ use herald_shared::Redacted;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,6 +37,10 @@ const AGENT: HeaderValue = HeaderValue::from_static(concat!("herald/", env!("CAR
 const MAX_IDLE: usize = 256;
 /// An idle connection is closed after this long (reqwest's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// The most of an answer's body read (64 KiB; Interakt's answers are a few hundred bytes).
+/// A 2xx whose body is longer is a permanent failure ([`Refusal::TooLarge`]); any other
+/// status is classified on its first [`MAX_ANSWER`] bytes.
+pub const MAX_ANSWER: usize = 64 * 1024;
 
 /// A client for `POST {base}/rcs/message/`. Cheap to clone (the connection pool is shared).
 #[derive(Clone)]
@@ -83,6 +91,9 @@ impl Sender {
             .pool_idle_timeout(IDLE_TIMEOUT)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
+            // What one HTTP/1 connection buffers from the socket at once (hyper's default is
+            // about 400 KiB): no more than an answer is read.
+            .http1_max_buf_size(MAX_ANSWER)
             .build(connector);
         Ok(Sender {
             http,
@@ -128,10 +139,20 @@ impl Sender {
             }
         };
         let left = self.timeout.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, response.into_body().collect()).await {
-            Ok(Ok(body)) => {
-                let body = body.to_bytes();
+        match tokio::time::timeout(left, read_at_most(response.into_body(), MAX_ANSWER)).await {
+            Ok(Ok(Answer::Whole(body))) => {
                 SendOutcome::from_response(status, retry_after, &String::from_utf8_lossy(&body))
+            }
+            Ok(Ok(Answer::Cut(start))) if (200..300).contains(&status) => {
+                // Not Interakt's answer, and maybe queued all the same: not retried.
+                SendOutcome::Permanent {
+                    status,
+                    refusal: Refusal::TooLarge { limit: MAX_ANSWER },
+                    body: trim_body(&String::from_utf8_lossy(&start)),
+                }
+            }
+            Ok(Ok(Answer::Cut(start))) => {
+                SendOutcome::from_response(status, retry_after, &String::from_utf8_lossy(&start))
             }
             Ok(Err(err)) => lost(format!("request failed: {}: {}", self.url, chain(&err))),
             Err(_) => lost(self.timeout_error()),
@@ -154,6 +175,37 @@ impl Sender {
             self.url, self.timeout
         )
     }
+}
+
+/// An answer's body, read up to a limit.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// All of it (at most the limit).
+    Whole(Vec<u8>),
+    /// Longer than the limit: its first `limit` bytes. The rest was never read.
+    Cut(Vec<u8>),
+}
+
+/// Reads `body` until its end or until it is longer than `limit`, then drops it: hyper
+/// closes a connection whose body was dropped before its end instead of reading the rest
+/// (HTTP/2 resets the stream), so nothing beyond the limit is ever buffered.
+async fn read_at_most<B>(mut body: B, limit: usize) -> Result<Answer, B::Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let expected = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut read = Vec::with_capacity(expected.min(limit));
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers: nothing to classify
+        };
+        if read.len() + data.len() > limit {
+            read.extend_from_slice(&data[..limit - read.len()]);
+            return Ok(Answer::Cut(read));
+        }
+        read.extend_from_slice(&data);
+    }
+    Ok(Answer::Whole(read))
 }
 
 /// A send that got no complete answer to classify: transient, retried.
@@ -219,38 +271,187 @@ mod tests {
     /// A server on loopback that reads one request (head and body), writes `answer`, then
     /// does `then`; the request it read.
     async fn serve_once(
-        answer: &'static [u8],
+        answer: impl AsRef<[u8]> + Send + 'static,
         then: Then,
     ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let served = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = socket.read(&mut buf).await.unwrap();
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let length = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break;
-                    }
-                }
-                assert!(n > 0, "the client closed before its request was complete");
-            }
-            socket.write_all(answer).await.unwrap();
+            let request = read_request(&mut socket).await;
+            socket.write_all(answer.as_ref()).await.unwrap();
             if let Then::HoldOpen = then {
-                let _ = socket.read(&mut buf).await;
+                let _ = socket.read(&mut [0u8; 64]).await;
             }
-            String::from_utf8_lossy(&request).to_string()
+            request
         });
         (addr, served)
+    }
+
+    /// Reads one request, head and body, from `socket`.
+    async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return text;
+                }
+            }
+            assert!(n > 0, "the client closed before its request was complete");
+        }
+    }
+
+    /// 200 MiB: the answers of a proxy or an error page gone wrong.
+    const HUGE: u64 = 200 << 20;
+
+    /// A server on loopback that answers one request with `status_line` and `headers`
+    /// (each ending in CRLF) and a body of [`HUGE`] bytes, written until the client stops
+    /// reading; how many bytes of the body it wrote before the client closed the connection
+    /// (all of them if it never did).
+    async fn serve_huge(
+        status_line: &'static str,
+        headers: &'static str,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<u64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            read_request(&mut socket).await;
+            let head = format!("{status_line}{headers}content-length: {HUGE}\r\n\r\n");
+            socket.write_all(head.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 64 * 1024];
+            let mut written = 0;
+            while written < HUGE {
+                if socket.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                written += chunk.len() as u64;
+            }
+            written
+        });
+        (addr, served)
+    }
+
+    /// A 200 with Interakt's answer padded to exactly `length` bytes of body.
+    fn padded_answer(length: usize) -> Vec<u8> {
+        let (open, close) = (r#"{"result":true,"id":"m-1","message":""#, r#""}"#);
+        let padding = "x".repeat(length - open.len() - close.len());
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n{open}{padding}{close}")
+            .into_bytes()
+    }
+
+    /// The outcome of a send answered with `status_line`, `headers` and a body of [`HUGE`]
+    /// bytes, once checked that the body was read no further than its first [`MAX_ANSWER`]
+    /// bytes: the client closed the connection after them (never drained it), so the server
+    /// could write no more than what the sockets' buffers hold.
+    async fn send_for_huge_answer(status_line: &'static str, headers: &'static str) -> SendOutcome {
+        let (addr, served) = serve_huge(status_line, headers).await;
+        let outcome = sender(addr, Duration::from_secs(30))
+            .send(b"{}".to_vec())
+            .await;
+        let written = served.await.unwrap();
+        assert!(
+            written < 32 << 20,
+            "the server wrote {written} of {HUGE} bytes before the client closed: the body was read on"
+        );
+        outcome
+    }
+
+    #[tokio::test]
+    async fn a_2xx_body_of_exactly_the_limit_is_read_and_one_byte_more_is_a_permanent_failure() {
+        let (addr, _served) = serve_once(padded_answer(MAX_ANSWER), Then::HoldOpen).await;
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(b"{}".to_vec())
+            .await;
+        assert_eq!(
+            outcome,
+            SendOutcome::Sent {
+                message_id: Some("m-1".into())
+            }
+        );
+
+        let (addr, _served) = serve_once(padded_answer(MAX_ANSWER + 1), Then::HoldOpen).await;
+        let outcome = sender(addr, Duration::from_secs(5))
+            .send(b"{}".to_vec())
+            .await;
+        let SendOutcome::Permanent {
+            status: 200,
+            refusal: Refusal::TooLarge { limit: MAX_ANSWER },
+            body,
+        } = &outcome
+        else {
+            panic!("expected a 2xx too large to read, got {outcome:?}");
+        };
+        assert!(body.starts_with(r#"{"result":true,"id":"m-1""#), "{body}");
+        let policy = crate::retry::RetryPolicy {
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(30),
+        };
+        let crate::retry::Verdict::Dead { reason } =
+            crate::retry::decide(&outcome, 0, 0, &policy, 0.5)
+        else {
+            panic!("a 2xx too large to read is dead-lettered at once");
+        };
+        assert_eq!(
+            reason.to_string(),
+            "permanent: success body longer than 65536 bytes, the most read of an answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_2xx_body_is_cut_at_the_limit_and_its_connection_closed() {
+        let outcome = send_for_huge_answer("HTTP/1.1 200 OK\r\n", "").await;
+        assert!(
+            matches!(
+                outcome,
+                SendOutcome::Permanent {
+                    status: 200,
+                    refusal: Refusal::TooLarge { .. },
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_503_with_a_huge_body_is_still_transient() {
+        let outcome = send_for_huge_answer("HTTP/1.1 503 Service Unavailable\r\n", "").await;
+        let SendOutcome::Transient {
+            status: Some(503),
+            error,
+            body,
+        } = &outcome
+        else {
+            panic!("expected a transient 503, got {outcome:?}");
+        };
+        assert_eq!(error, "HTTP 503");
+        assert_eq!(
+            body.chars().count(),
+            crate::retry::BODY_LIMIT + 1,
+            "trimmed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_with_a_huge_body_still_reads_retry_after() {
+        let outcome =
+            send_for_huge_answer("HTTP/1.1 429 Too Many Requests\r\n", "retry-after: 7\r\n").await;
+        assert!(
+            matches!(outcome, SendOutcome::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)),
+            "{outcome:?}"
+        );
     }
 
     #[tokio::test]

@@ -27,6 +27,19 @@ pub struct BudgetKeys {
 }
 
 impl BudgetKeys {
+    /// Gives the token `member` back: its entries leave the shared log and the OTPs' log
+    /// (both, in one `MULTI`). Only for a token no request went out under (a grant that went
+    /// stale before its request could start): the budget is then as if never asked.
+    pub fn refund(&self, member: &str) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(&self.window, member)
+            .ignore()
+            .zrem(&self.otp_window, member)
+            .ignore();
+        pipe
+    }
+
     pub fn new(keys: &Keys) -> BudgetKeys {
         BudgetKeys {
             window: keys.rate_window(),

@@ -5,11 +5,13 @@
 
 mod adaptive_budget;
 mod bad_jobs;
+mod bounded_answers;
 mod budget;
 mod cli;
 mod crashes;
 mod delivery_tracking;
 mod failures;
+mod flags;
 mod otp_first;
 mod otp_latency;
 mod ownership;

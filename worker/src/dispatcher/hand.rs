@@ -180,9 +180,9 @@ impl<'a> Dispatcher<'a> {
                     .try_acquire_owned()
                     .expect("only the dispatcher takes slots"),
             };
-            let ctx = ctx.clone();
+            let (ctx, stop) = (ctx.clone(), shutdown.clone());
             let hold = Hold::new(permit, self.settles.clone());
-            sends.spawn(async move { process(&ctx, delivery, hold).await });
+            sends.spawn(async move { process(&ctx, delivery, hold, &stop).await });
         }
         Ok(())
     }

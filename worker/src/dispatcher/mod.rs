@@ -249,14 +249,20 @@ async fn wait_for_groups(ctx: &Context, shutdown: &CancellationToken) -> bool {
 /// Puts the jobs in hand back on their lanes so another replica can take them at once.
 async fn hand_back(ctx: &Context, hand: VecDeque<Delivery>) {
     for delivery in hand {
-        // Entries that are not jobs stay pending; recovery dead-letters them.
-        let Ok(job) = &delivery.job else { continue };
-        match ctx.settler.hand_back(&delivery, job).await {
-            Ok(Settled::Done) => {}
-            Ok(other) => report_settled(Some(other), &job.id.to_string()),
-            Err(err) => {
-                tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery")
-            }
+        hand_back_one(ctx, &delivery).await;
+    }
+}
+
+/// Puts one job this replica did not send back on its lane (one try: if Redis does not
+/// take it, the entry stays pending and recovery takes it over after `--claim-idle`).
+/// An entry that is not a job stays pending too; recovery dead-letters it.
+async fn hand_back_one(ctx: &Context, delivery: &Delivery) {
+    let Ok(job) = &delivery.job else { return };
+    match ctx.settler.hand_back(delivery, job).await {
+        Ok(Settled::Done) => {}
+        Ok(other) => report_settled(Some(other), &job.id.to_string()),
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "could not hand a job back; it stays pending for recovery")
         }
     }
 }

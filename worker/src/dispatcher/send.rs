@@ -16,10 +16,10 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
 use super::hold::Hold;
+use super::{Context, hand_back_one};
 use crate::lanes::{Delivery, RedisFailure};
-use crate::limiter::Token;
+use crate::limiter::{AcquireError, Token};
 use crate::retry::{SendOutcome, Verdict, decide};
 use crate::settle::{BeginSend, Settled};
 use crate::telemetry;
@@ -32,12 +32,34 @@ pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
     }
 }
 
+/// Fresh grants one send asks for at most, when the grant it holds went stale before its
+/// request could start; then it hands its job back to the lane. A grant that keeps going
+/// stale means the check before the send outlasts half the margin (Redis stalled, the
+/// process starved): asking again without end would spend shared tokens and send nothing.
+pub(super) const MAX_REFRESHES: u32 = 3;
+
+/// Why a send task gave its job back to the lane unsent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GaveBack {
+    /// Its grant went stale [`MAX_REFRESHES`] + 1 times in a row.
+    StaleGrants,
+    /// The replica is shutting down while it waited for a fresh grant.
+    ShuttingDown,
+}
+
 /// Sends one job and settles it, in the order of the flow: make sure the token is still
 /// good, check what must not be sent, make sure the token is still good after that check,
 /// send, record the attempt, cool everyone down on a 429, decide, settle. Never panics on a
 /// bad job: it dead-letters it. `hold` is the task's request slot, traded for a settle slot
-/// once Interakt has answered (and, on a 429, once every replica is cooling down).
-pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hold) {
+/// once Interakt has answered (and, on a 429, once every replica is cooling down). `stop`
+/// (the replica's shutdown) ends a wait for a fresh grant: the job is handed back, as it
+/// is after [`MAX_REFRESHES`] fresh grants that went stale too.
+pub(super) async fn process(
+    ctx: &Context,
+    mut delivery: Delivery,
+    mut hold: Hold,
+    stop: &CancellationToken,
+) {
     let job = match &delivery.job {
         Ok(job) => job.clone(),
         Err(bad) => {
@@ -51,10 +73,22 @@ pub(super) async fn process(ctx: &Context, mut delivery: Delivery, mut hold: Hol
             .as_ref()
             .is_some_and(|token| ctx.limiter.is_fresh(token))
     };
+    let mut refreshes = 0;
     let body = loop {
         if !fresh(&delivery) {
-            delivery.token =
-                Some(Box::pin(refresh_grant(ctx, delivery.lane, &job.id.to_string())).await);
+            if refreshes == MAX_REFRESHES {
+                return give_back(ctx, delivery, &job, GaveBack::StaleGrants).await;
+            }
+            refreshes += 1;
+            // No request went out under the stale grant: it goes back to the budget.
+            if let Some(stale) = delivery.token.take() {
+                ctx.limiter.refund(&stale).await;
+            }
+            let job_id = job.id.to_string();
+            match Box::pin(refresh_grant(ctx, delivery.lane, &job_id, stop)).await {
+                Some(token) => delivery.token = Some(token),
+                None => return give_back(ctx, delivery, &job, GaveBack::ShuttingDown).await,
+            }
         }
         let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
             return;
@@ -244,26 +278,53 @@ async fn settle(
 }
 
 /// Replaces a grant that went stale before its request could start (see
-/// [`crate::limiter::default_margin`]) with a fresh one.
-async fn refresh_grant(ctx: &Context, lane: Lane, job_id: &str) -> Token {
+/// [`crate::limiter::default_margin`]) with a fresh one; `None` once `stop` is cancelled
+/// (the wait, for a token or through a Redis outage, never holds up a shutdown).
+async fn refresh_grant(
+    ctx: &Context,
+    lane: Lane,
+    job_id: &str,
+    stop: &CancellationToken,
+) -> Option<Token> {
     tracing::debug!(job = %job_id, "grant went stale before sending; asking for a fresh one");
     metrics::counter!("herald_rate_stale_grants_total").increment(1);
-    let never = CancellationToken::new();
     let mut backoff = ReconnectBackoff::new("rate limiter");
     loop {
-        match ctx.limiter.acquire(lane, 1, &never).await {
+        match ctx.limiter.acquire(lane, 1, stop).await {
             Ok(tokens) => {
                 backoff.succeeded();
                 if let Some(token) = tokens.iter().next() {
-                    return token;
+                    return Some(token);
                 }
             }
+            Err(AcquireError::Cancelled) => return None,
             Err(err) => {
                 backoff.failed(&err);
-                let _ = backoff.wait(&never).await;
+                backoff.wait(stop).await.ok()?;
             }
         }
     }
+}
+
+/// Hands `delivery`'s job back to its lane unsent, for any replica to take at once, gives its
+/// stale token back, and says why.
+async fn give_back(ctx: &Context, mut delivery: Delivery, job: &Job, why: GaveBack) {
+    if let Some(stale) = delivery.token.take() {
+        ctx.limiter.refund(&stale).await;
+    }
+    match why {
+        GaveBack::StaleGrants => tracing::warn!(
+            job = %job.id,
+            refreshes = MAX_REFRESHES,
+            margin = ?ctx.settings.budget.margin,
+            "every fresh grant went stale before its request could start (the check before the send takes longer than half --rate-margin: Redis slow, or this process starved); handing the job back instead of spending more tokens"
+        ),
+        GaveBack::ShuttingDown => tracing::info!(
+            job = %job.id,
+            "shutting down while waiting for a fresh grant; handing the job back"
+        ),
+    }
+    hand_back_one(ctx, &delivery).await;
 }
 
 /// How much of its retry budget a job has used: `(transient failures, 429s)`, counting only

@@ -1,4 +1,8 @@
-//! `herald-worker run`'s flags and environment, turned once into validated [`Settings`].
+//! `herald-worker run`'s flags and environment, turned once into validated [`Settings`]:
+//! each duration and count in its range ([`bounds`]), and the flags that depend on each
+//! other checked together.
+
+pub mod bounds;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use herald_shared::redis_pool::Target;
 use herald_store::Keys;
 use herald_store::durability::Durability;
 
-use crate::limiter::{Budget, DEFAULT_MAX_COOLDOWN, default_margin, percent_of};
+use crate::limiter::{Budget, default_margin, percent_of};
 use crate::retry::RetryPolicy;
 
 /// `herald-worker run`'s exit codes, for its `--help`.
@@ -22,8 +26,8 @@ pub const RUN_EXIT_CODES: &str = "Exit codes:
   1  part of the worker (retry promoter, heartbeat, keep-alive, code eraser, metrics
      server) stopped
      unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
-  2  bad usage or configuration (a missing API key, a malformed flag, --http-listen cannot be
-     bound)
+  2  bad usage or configuration (a missing API key, a malformed flag or one out of its
+     range, --http-listen cannot be bound)
 Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
 
 /// Flags of `herald-worker run`; each also reads an environment variable.
@@ -35,36 +39,37 @@ pub struct RunArgs {
     pub rate: RateArgs,
     #[command(flatten)]
     pub sms: SmsArgs,
-    /// Requests in flight at once in this replica.
-    #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub concurrency: u32,
+    /// Requests in flight at once in this replica (1 to 1024).
+    #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u64,
     /// Failed attempts (5xx, timeouts, connection errors) before a job is dead-lettered.
-    /// 429s never count.
-    #[arg(long, env = "HERALD_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: u32,
-    /// First retry delay ceiling; doubles each attempt (full jitter).
+    /// 429s never count (1 to 100).
+    #[arg(long, env = "HERALD_MAX_ATTEMPTS", default_value_t = 8)]
+    pub max_attempts: u64,
+    /// First retry delay ceiling; doubles each attempt (full jitter). 10ms to 1h, at most
+    /// --backoff-max.
     #[arg(long, env = "HERALD_BACKOFF_BASE", default_value = "1s", value_parser = parse_duration)]
     pub backoff_base: Duration,
-    /// Longest retry delay.
+    /// Longest retry delay (10ms to 1day).
     #[arg(long, env = "HERALD_BACKOFF_MAX", default_value = "5m", value_parser = parse_duration)]
     pub backoff_max: Duration,
     /// How long a job may sit unacknowledged with a silent consumer before another replica
-    /// takes it over.
+    /// takes it over (2s to 1day, at least twice --request-timeout).
     #[arg(long, env = "HERALD_CLAIM_IDLE", default_value = "60s", value_parser = parse_duration)]
     pub claim_idle: Duration,
     /// Deliveries after which a job that keeps crashing or stalling its consumer is
-    /// dead-lettered as poison.
-    #[arg(long, env = "HERALD_MAX_DELIVERIES", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    /// dead-lettered as poison (1 to 100).
+    #[arg(long, env = "HERALD_MAX_DELIVERIES", default_value_t = 5)]
     pub max_deliveries: u64,
-    /// On SIGTERM/SIGINT: how long in-flight sends may take to finish.
+    /// On SIGTERM/SIGINT: how long in-flight sends may take to finish (1s to 1h).
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Timeout of one request to Interakt.
+    /// Timeout of one request to Interakt (1s to 5m).
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// How late after its grant a request may reach Interakt: a request in flight counts in
     /// the shared window from its grant plus this margin, then from its answer (default: 2%
-    /// of the window, 250 ms to 1 s).
+    /// of the window, 250 ms to 1 s). At least 50ms, and below the window.
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
     /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
@@ -87,7 +92,8 @@ pub struct RunArgs {
     )]
     pub booking_share: Portion,
     /// The longest every replica pauses after a 429; a longer Retry-After is clamped to it
-    /// (and the rate-limited job retries after at most this, plus a little jitter).
+    /// (and the rate-limited job retries after at most this, plus a little jitter). 1s to
+    /// 1h.
     #[arg(long, env = "HERALD_MAX_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
     pub max_cooldown: Duration,
     /// Wait until this many replicas have each sent marker (Redis WAIT, 2 s) before moving
@@ -128,27 +134,43 @@ pub struct Settings {
 impl Settings {
     pub fn from_args(redis: &RedisArgs, args: &RunArgs) -> Result<Settings, ConfigError> {
         let rate = args.rate.resolve()?;
-        if args.backoff_base.is_zero() || args.backoff_max < args.backoff_base {
+        bounds::RATE_WINDOW.check(rate.period).map_err(|err| {
+            ConfigError::new(err.name, format!("{rate}: its window {}", err.reason))
+        })?;
+        let concurrency = bounds::CONCURRENCY.check(args.concurrency)?;
+        let max_attempts = bounds::MAX_ATTEMPTS.check(args.max_attempts)?;
+        let max_deliveries = bounds::MAX_DELIVERIES.check(args.max_deliveries)?;
+        let backoff_base = bounds::BACKOFF_BASE.check(args.backoff_base)?;
+        let backoff_max = bounds::BACKOFF_MAX.check(args.backoff_max)?;
+        if backoff_max < backoff_base {
             return Err(ConfigError::new(
-                "HERALD_BACKOFF_BASE / HERALD_BACKOFF_MAX",
-                "the base must be above zero and at most the max",
-            ));
-        }
-        // A job is only taken over once it has been idle longer than any send can take.
-        let covered = args
-            .request_timeout
-            .checked_mul(2)
-            .is_some_and(|twice| args.claim_idle >= twice);
-        if !covered {
-            return Err(ConfigError::new(
-                "HERALD_CLAIM_IDLE (--claim-idle)",
+                bounds::BACKOFF_BASE.name,
                 format!(
-                    "is {}; it must be at least twice --request-timeout ({}), or a slow send could be taken over and sent twice",
-                    humantime::format_duration(args.claim_idle),
-                    humantime::format_duration(args.request_timeout)
+                    "is {}; it must be at most HERALD_BACKOFF_MAX (--backoff-max), {}",
+                    humantime::format_duration(backoff_base),
+                    humantime::format_duration(backoff_max)
                 ),
             ));
         }
+        let request_timeout = bounds::REQUEST_TIMEOUT.check(args.request_timeout)?;
+        let claim_idle = bounds::CLAIM_IDLE.check(args.claim_idle)?;
+        // A job is only taken over once it has been idle longer than any send can take.
+        if claim_idle < request_timeout * 2 {
+            return Err(ConfigError::new(
+                bounds::CLAIM_IDLE.name,
+                format!(
+                    "is {}; it must be at least twice --request-timeout ({}), or a slow send could be taken over and sent twice",
+                    humantime::format_duration(claim_idle),
+                    humantime::format_duration(request_timeout)
+                ),
+            ));
+        }
+        let shutdown_grace = bounds::SHUTDOWN_GRACE.check(args.shutdown_grace)?;
+        let max_cooldown = bounds::MAX_COOLDOWN.check(args.max_cooldown)?;
+        let margin = match args.rate_margin {
+            Some(margin) => bounds::check_margin(margin, rate.period)?,
+            None => default_margin(rate.period),
+        };
         let consumer = consumer_name(args.consumer.as_deref())?;
         let n = rate.requests.get();
         let otp_reserve = args
@@ -157,23 +179,12 @@ impl Settings {
         let booking_share = args
             .booking_share
             .tokens(n, "HERALD_BOOKING_SHARE (--booking-share)")?;
-        if args.max_cooldown.is_zero() {
-            return Err(ConfigError::new(
-                "HERALD_MAX_COOLDOWN (--max-cooldown)",
-                format!(
-                    "must be above zero (default {})",
-                    humantime::format_duration(DEFAULT_MAX_COOLDOWN)
-                ),
-            ));
-        }
         let budget = Budget {
             rate,
-            margin: args
-                .rate_margin
-                .unwrap_or_else(|| default_margin(rate.period)),
+            margin,
             otp_reserve,
             booking_share,
-            max_cooldown: args.max_cooldown,
+            max_cooldown,
         };
         Ok(Settings {
             redis: redis.target(),
@@ -182,17 +193,18 @@ impl Settings {
             api_key: args.interakt.require_api_key()?,
             budget,
             sms: args.sms.resolve()?,
-            concurrency: args.concurrency as usize,
+            // Both within their ranges (at most 1024 and 100).
+            concurrency: concurrency as usize,
             retry: RetryPolicy {
-                max_attempts: args.max_attempts,
-                backoff_base: args.backoff_base,
-                backoff_max: args.backoff_max,
-                max_cooldown: args.max_cooldown,
+                max_attempts: max_attempts as u32,
+                backoff_base,
+                backoff_max,
+                max_cooldown,
             },
-            claim_idle: args.claim_idle,
-            max_deliveries: args.max_deliveries,
-            shutdown_grace: args.shutdown_grace,
-            request_timeout: args.request_timeout,
+            claim_idle,
+            max_deliveries,
+            shutdown_grace,
+            request_timeout,
             http_listen: args.http_listen,
             consumer,
             durability: Durability::replicas(args.min_replicas),
@@ -261,13 +273,105 @@ mod tests {
     /// no overflow, no panic.
     #[test]
     fn a_request_timeout_no_claim_idle_can_cover_is_refused_by_name() {
-        for timeout in ["10000000000000000000s", "40s"] {
-            let err = settings(&["--request-timeout", timeout, "--claim-idle", "60s"])
-                .expect_err("refused")
-                .to_string();
-            assert!(err.contains("HERALD_CLAIM_IDLE (--claim-idle)"), "{err}");
-        }
+        let err = settings(&["--request-timeout", "10000000000000000000s"])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("HERALD_REQUEST_TIMEOUT (--request-timeout)"),
+            "{err}"
+        );
+        let err = settings(&["--request-timeout", "40s", "--claim-idle", "60s"])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("HERALD_CLAIM_IDLE (--claim-idle)"), "{err}");
         assert!(settings(&["--request-timeout", "30s", "--claim-idle", "60s"]).is_ok());
+    }
+
+    /// The defaults are in range, and so is every value the ranges' ends allow.
+    #[test]
+    fn the_defaults_and_the_ends_of_every_range_are_accepted() {
+        let defaults = settings(&[]).expect("the defaults");
+        assert_eq!(defaults.concurrency, 16);
+        assert_eq!(defaults.budget.margin, Duration::from_secs(1));
+        let ends = [
+            "--concurrency 1 --max-attempts 1 --max-deliveries 1 --backoff-base 10ms \
+             --backoff-max 10ms --request-timeout 1s --claim-idle 2s --shutdown-grace 1s \
+             --max-cooldown 1s --rate 1/1s --rate-margin 50ms",
+            "--concurrency 1024 --max-attempts 100 --max-deliveries 100 --backoff-base 1h \
+             --backoff-max 1day --request-timeout 5m --claim-idle 1day --shutdown-grace 1h \
+             --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s",
+        ];
+        for flags in ends {
+            let flags: Vec<&str> = flags.split_whitespace().collect();
+            if let Err(err) = settings(&flags) {
+                panic!("{flags:?}: {err}");
+            }
+        }
+    }
+
+    /// Each flag out of its range is refused by its own name (not another's it depends on).
+    #[test]
+    fn a_value_out_of_range_is_refused_naming_its_variable_and_flag() {
+        let cases: [(&[&str], &str); 14] = [
+            (
+                &["--concurrency", "0"],
+                "HERALD_CONCURRENCY (--concurrency)",
+            ),
+            (
+                &["--max-attempts", "0"],
+                "HERALD_MAX_ATTEMPTS (--max-attempts)",
+            ),
+            (
+                &["--max-deliveries", "101"],
+                "HERALD_MAX_DELIVERIES (--max-deliveries)",
+            ),
+            (
+                &["--backoff-base", "0s"],
+                "HERALD_BACKOFF_BASE (--backoff-base)",
+            ),
+            (
+                &["--backoff-base", "10m"],
+                "HERALD_BACKOFF_BASE (--backoff-base)",
+            ),
+            (
+                &["--backoff-max", "100years"],
+                "HERALD_BACKOFF_MAX (--backoff-max)",
+            ),
+            (&["--claim-idle", "0s"], "HERALD_CLAIM_IDLE (--claim-idle)"),
+            (
+                &["--shutdown-grace", "0s"],
+                "HERALD_SHUTDOWN_GRACE (--shutdown-grace)",
+            ),
+            (
+                &["--request-timeout", "0s"],
+                "HERALD_REQUEST_TIMEOUT (--request-timeout)",
+            ),
+            (
+                &["--max-cooldown", "10000000000000000000s"],
+                "HERALD_MAX_COOLDOWN (--max-cooldown)",
+            ),
+            (&["--rate", "10/500ms"], "INTERAKT_RATE_LIMIT (--rate)"),
+            (&["--rate", "10/100years"], "INTERAKT_RATE_LIMIT (--rate)"),
+            (
+                &["--rate-margin", "0s"],
+                "HERALD_RATE_MARGIN (--rate-margin)",
+            ),
+            (
+                &["--rate", "10/1s", "--rate-margin", "1s"],
+                "HERALD_RATE_MARGIN (--rate-margin)",
+            ),
+        ];
+        for (flags, name) in cases {
+            let err = settings(flags).expect_err("refused");
+            assert_eq!(err.name, name, "{flags:?}: {err}");
+        }
+        let err = settings(&["--rate", "10/500ms"]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "INTERAKT_RATE_LIMIT (--rate): 10/500ms: its window is 500ms; it must be from 1s to 1day: "
+            ),
+            "{err}"
+        );
     }
 
     #[test]
