@@ -8,6 +8,7 @@
 //!   `send_in`, appointments in their time zone, `--before`.
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`config`]: flags and environment variables shared by the binaries.
+//! - [`duration`]: the one grammar of durations (flags, job fields, the API's pattern).
 //! - [`keys`]: the Redis key layout.
 //! - [`redis_pool`]: connection pools with explicit timeouts, TLS.
 //! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
@@ -32,6 +33,7 @@ pub mod config;
 pub mod consumer;
 pub mod dead_letter;
 pub mod durability;
+pub mod duration;
 pub mod history;
 pub mod job;
 pub mod keys;
