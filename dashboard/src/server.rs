@@ -78,7 +78,9 @@ pub async fn serve(
         .await
 }
 
-/// Every route, for [`serve`] or a test.
+/// Every route, for [`serve`] or a test. Serve it with `ConnectInfo<SocketAddr>`
+/// (`into_make_service_with_connect_info`, as [`serve`] does): the login reads the peer's
+/// address.
 pub fn router(settings: Settings, pool: Pool) -> Router {
     let app = Arc::new(App {
         sessions: Sessions::new(&settings, pool.clone()),
@@ -154,8 +156,9 @@ impl App {
         }
     }
 
-    /// A 503 page for a Redis failure.
+    /// A 503 page for a Redis failure (logged: a refused command shows here first).
     fn unavailable(&self, session: Option<&Session>, err: impl std::fmt::Display) -> Response {
+        tracing::warn!(error = %err, "a dashboard page could not read Redis: answered 503");
         html(
             StatusCode::SERVICE_UNAVAILABLE,
             view::message(

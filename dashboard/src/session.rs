@@ -187,14 +187,13 @@ impl Sessions {
         let fingerprint = fingerprint(&key, token);
         let () = redis::pipe()
             .atomic()
-            .hset_multiple(
-                &record,
-                &[
-                    ("created", created.to_string()),
-                    ("seen", created.to_string()),
-                    ("token", fingerprint),
-                ],
-            )
+            .cmd("HSET")
+            .arg(&record)
+            .arg(&[
+                ("created", created.to_string()),
+                ("seen", created.to_string()),
+                ("token", fingerprint),
+            ])
             .ignore()
             .expire(&record, self.idle.min(self.max_age).as_secs() as i64)
             .ignore()

@@ -74,7 +74,8 @@ impl LoginThrottle {
             .arg("PX")
             .arg(WINDOW.as_millis() as u64)
             .ignore()
-            .incr(&key, 1)
+            .cmd("INCR")
+            .arg(&key)
             .ignore()
             .query_async(&mut conn)
             .await?;

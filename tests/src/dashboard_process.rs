@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::scenario::http_status;
-use crate::{cargo_bin, free_port, wait_until};
+use crate::{RedisEnv, cargo_bin, free_port, wait_until};
 
 /// `herald-dashboard` on a free loopback port against the Redis and namespace it is given,
 /// accepting one login token; its stderr in a temporary file. Dropping it kills the process.
@@ -23,12 +23,24 @@ impl DashboardProcess {
         token: &str,
         extra_args: &[&str],
     ) -> DashboardProcess {
+        DashboardProcess::start_in(&RedisEnv::url(redis_url), namespace, token, extra_args).await
+    }
+
+    /// [`start`](DashboardProcess::start) against the Redis that `redis` points at (Sentinels,
+    /// a user and password, certificates).
+    pub async fn start_in(
+        redis: &RedisEnv,
+        namespace: &str,
+        token: &str,
+        extra_args: &[&str],
+    ) -> DashboardProcess {
         let listen = format!("127.0.0.1:{}", free_port());
         let log = tempfile::NamedTempFile::new().expect("a log file");
-        let child = Command::new(cargo_bin("herald-dashboard"))
+        let mut command = Command::new(cargo_bin("herald-dashboard"));
+        redis.apply(&mut command);
+        let child = command
             .args(["--listen", &listen])
             .args(extra_args)
-            .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
             .env("HERALD_DASHBOARD_TOKENS", token)
             .env_remove("HERALD_DASHBOARD_READ_ONLY")
@@ -57,7 +69,7 @@ impl DashboardProcess {
         let answer = self.log_in_from(LOOPBACK, token).await;
         answer
             .cookie()
-            .unwrap_or_else(|| panic!("the login set no cookie: {answer:?}"))
+            .unwrap_or_else(|| panic!("the login set no cookie: {answer:?}\n{}", self.log()))
     }
 
     /// `POST /login` with `token`, from the loopback address `source`: the whole answer.
@@ -176,6 +188,14 @@ impl HttpAnswer {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// The CSRF token the page's forms carry (the logout form's, on every page with a
+    /// session).
+    pub fn csrf(&self) -> Option<String> {
+        let marker = "name=\"csrf\" value=\"";
+        let at = self.body.find(marker)? + marker.len();
+        self.body[at..].split('"').next().map(str::to_string)
     }
 
     /// The `name=value` part of the `Set-Cookie` header, when there is one.

@@ -52,17 +52,6 @@ async fn post(dashboard: &DashboardProcess, path: &str, cookie: &str, form: &str
         .await
 }
 
-/// The CSRF token a page's forms carry (the logout form's, on every page).
-fn csrf_of(page: &HttpAnswer) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let at = page
-        .body
-        .find(marker)
-        .unwrap_or_else(|| panic!("no CSRF field in {}", page.body))
-        + marker.len();
-    page.body[at..].split('"').next().unwrap().to_string()
-}
-
 /// The page is the overview, not the way to the login.
 fn is_overview(answer: &HttpAnswer) -> bool {
     answer.status == 200 && answer.body.contains("table id=\"lanes\"")
@@ -80,7 +69,7 @@ async fn logout_ends_the_session_on_every_replica_at_once() {
     let cookie = one.log_in(TOKEN).await;
     let page = get(&two, "/", &cookie).await;
     assert!(is_overview(&page), "the other replica accepts it: {page:?}");
-    let csrf = csrf_of(&page);
+    let csrf = page.csrf().expect("the logout form's CSRF token");
     let preview = format!("scope=all&csrf={csrf}");
     let answer = post(&two, "/actions/replay", &cookie, &preview).await;
     assert_eq!(
