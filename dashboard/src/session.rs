@@ -379,38 +379,26 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use herald_shared::Redacted;
-    use herald_shared::config::RedisArgs;
     use herald_tests::RedisServer;
-
-    use crate::settings::DashboardArgs;
 
     const HOUR: Duration = Duration::from_secs(3600);
     const TOKEN_A: &str = "token-a-0123456789abcdef";
     const TOKEN_B: &str = "token-b-0123456789abcdef";
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        redis: RedisArgs,
-        #[command(flatten)]
-        args: DashboardArgs,
-    }
-
     /// A replica's sessions: `tokens` (comma-separated) and `extra` flags, on `redis`.
     async fn replica(redis: &RedisServer, tokens: &str, extra: &[&str]) -> Sessions {
+        let url = redis.url();
         let argv = [
-            "x",
             "--redis-url",
-            &redis.url(),
+            &url,
             "--namespace",
             "dash",
             "--tokens",
             tokens,
         ];
-        let cli = Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
-        let settings = Settings::from_args(&cli.redis, &cli.args).unwrap();
+        let argv: Vec<&str> = argv.iter().chain(extra).copied().collect();
+        let settings = crate::settings::from_argv(&argv).unwrap();
         let pool = settings.redis.open(2).await.unwrap();
         Sessions::new(&settings, pool)
     }

@@ -142,11 +142,11 @@ fn check_token_lengths(list: &Redacted<String>) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Settings from a command line (`argv` without the program name), as the binaries parse
+/// it: for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn from_argv(argv: &[&str]) -> Result<Settings, ConfigError> {
     use clap::Parser;
-
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -154,10 +154,16 @@ mod tests {
         #[command(flatten)]
         args: DashboardArgs,
     }
+    let cli = Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied())).unwrap();
+    Settings::from_args(&cli.redis, &cli.args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn settings(argv: &[&str]) -> Result<Settings, ConfigError> {
-        let cli = Cli::try_parse_from(std::iter::once("x").chain(argv.iter().copied())).unwrap();
-        Settings::from_args(&cli.redis, &cli.args)
+        from_argv(argv)
     }
 
     #[test]
