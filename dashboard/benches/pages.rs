@@ -21,7 +21,7 @@ use herald_tests::scenario::{booking, otp};
 use herald_tests::{NO_PERSISTENCE, RedisServer};
 use time::OffsetDateTime;
 
-const TOKEN: &str = "bench-token";
+const TOKEN: &str = "bench-dashboard-token";
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -61,6 +61,7 @@ async fn main() {
         &DashboardArgs {
             listen: "127.0.0.1:0".parse().unwrap(),
             tokens: Some(Redacted::new(TOKEN.to_string())),
+            secret: None,
             read_only: false,
             secure_cookie: false,
             rate: RateArgs::default(),

@@ -4,12 +4,15 @@
 //!
 //! It reads and moves what the pipeline wrote through the operator library
 //! ([`herald_operator`]: status, find, dlq), and the chart history the workers record
-//! ([`herald_store::history`]); it never sends a message and keeps no state of its own, so
-//! any number of replicas show the same picture and a restart loses nothing.
+//! ([`herald_store::history`]); it never sends a message and keeps its own state (sessions,
+//! their signing secret, failed-login counts) in Redis beside the rest, so any number of
+//! replicas show the same picture, log in and out alike, and a restart loses nothing.
 //!
 //! - [`settings`]: flags and environment (`--listen`, `HERALD_DASHBOARD_TOKENS`,
-//!   `--read-only`), validated once.
-//! - [`session`]: the login, the session cookie and the CSRF tokens (HMAC, stateless).
+//!   `HERALD_DASHBOARD_SECRET`, `--read-only`), validated once.
+//! - [`session`]: sessions in Redis (logout, idle and maximum age), their signed cookie and
+//!   the CSRF tokens.
+//! - [`throttle`]: failed logins per client address (429 past ten in ten minutes).
 //! - [`server`]: the routes, authentication, security headers, and each page's handler.
 //! - [`actions`]: replay, purge and cancel, previewed (the plan `dlq ... --dry-run` prints),
 //!   then done.
@@ -22,6 +25,7 @@ pub mod actions;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod throttle;
 pub mod view;
 
 pub use server::serve;
@@ -33,8 +37,8 @@ use herald_shared::config::RedisArgs;
 use herald_shared::process::Failure;
 
 /// Runs the dashboard as the `dashboard` command does: validates the settings (exit 2
-/// without tokens or with an address that cannot be bound), serves until SIGTERM/SIGINT
-/// (exit 0).
+/// without tokens, with a token shorter than 16 characters or a secret shorter than 32, or
+/// with an address that cannot be bound), serves until SIGTERM/SIGINT (exit 0).
 pub async fn run_command(redis: &RedisArgs, args: &DashboardArgs) -> Result<u8, Failure> {
     run_until_signal(redis, args, |_| {}).await
 }

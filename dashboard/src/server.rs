@@ -14,14 +14,18 @@
 //!
 //! Without a valid session a page redirects to the login (303) and a fragment answers 401;
 //! an action answers 403 without a valid session and CSRF token, and in read-only mode
-//! always, and changes nothing. A Redis failure is a 503 page.
+//! always, and changes nothing. A Redis failure is a 503 page. Sessions live in Redis
+//! ([`crate::session`]): logout ends one for every replica. Logins are throttled per client
+//! address ([`crate::throttle`]): past ten failures in ten minutes, 429 with `Retry-After`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
 use axum::http::{Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -37,7 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actions::{Action, ActionForm, FormError, Operations};
 use crate::session::{self, Session, Sessions};
-use crate::settings::{SESSION_TTL, Settings};
+use crate::settings::Settings;
+use crate::throttle::{self, LoginThrottle};
 use crate::view::dead::DeadQuery;
 use crate::view::jobs::JobQuery;
 use crate::view::overview::Overview;
@@ -52,27 +57,34 @@ struct App {
     /// The dashboard's Redis connections (every page borrows one at a time).
     pool: Pool,
     sessions: Sessions,
+    /// Failed logins per client address.
+    throttle: LoginThrottle,
     dead: DeadLetters,
     /// Cancels jobs (the producer library's cancel).
     producer: producer::Producer,
 }
 
-/// Serves the dashboard on `listener` until `shutdown`.
+/// Serves the dashboard on `listener` until `shutdown`. Each request knows its peer's
+/// address (the login throttle counts by it).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     settings: Settings,
     pool: Pool,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(settings, pool))
+    let app = router(settings, pool).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
 
-/// Every route, for [`serve`] or a test.
+/// Every route, for [`serve`] or a test. Serve it with `ConnectInfo<SocketAddr>`
+/// (`into_make_service_with_connect_info`, as [`serve`] does): the login reads the peer's
+/// address.
 pub fn router(settings: Settings, pool: Pool) -> Router {
     let app = Arc::new(App {
-        sessions: Sessions::new(&settings.namespace, &settings.tokens, SESSION_TTL),
+        sessions: Sessions::new(&settings, pool.clone()),
+        throttle: LoginThrottle::new(pool.clone(), settings.keys.clone()),
         dead: DeadLetters::new(pool.clone(), settings.keys.clone()),
         producer: producer::Producer::new(pool.clone(), settings.keys.clone()),
         pool: pool.clone(),
@@ -124,55 +136,68 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 }
 
 impl App {
-    /// The request's session, if its cookie holds a valid one.
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The request's session, if its cookie holds a live one (which is then marked used).
+    async fn session(&self, headers: &HeaderMap) -> Result<Option<Session>, session::SessionError> {
         let cookies = headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok());
-        let value = session::cookie_from(cookies)?;
-        self.sessions.check(value, SystemTime::now())
+        let Some(value) = session::cookie_from(cookies) else {
+            return Ok(None);
+        };
+        self.sessions.check(value, SystemTime::now()).await
     }
 
     fn frame(&self, session: Option<&Session>) -> Frame {
         Frame {
-            csrf: session.map(|s| self.sessions.csrf(s)),
+            csrf: session.map(Session::csrf),
             read_only: self.settings.read_only,
             namespace: self.settings.namespace.clone(),
         }
     }
 
-    /// A 503 page for a Redis failure.
-    fn unavailable(&self, session: &Session, err: impl std::fmt::Display) -> Response {
+    /// A 503 page for a Redis failure (logged: a refused command shows here first).
+    fn unavailable(&self, session: Option<&Session>, err: impl std::fmt::Display) -> Response {
+        tracing::warn!(error = %err, "a dashboard page could not read Redis: answered 503");
         html(
             StatusCode::SERVICE_UNAVAILABLE,
             view::message(
-                &self.frame(Some(session)),
+                &self.frame(session),
                 "Redis is not answering",
                 &format!("{err}. The page will work again once Redis answers."),
             ),
         )
     }
 
+    /// A 403 page saying why.
+    fn forbidden(&self, why: &str) -> Response {
+        html(
+            StatusCode::FORBIDDEN,
+            view::message(&self.frame(None), "Forbidden", why),
+        )
+    }
+
     /// The session of an action's request when its CSRF token is right and actions are
-    /// allowed; otherwise why it is refused (answered 403).
-    fn authorize_action(
+    /// allowed; otherwise the answer: 403 saying why, or 503 when Redis cannot say.
+    async fn authorize_action(
         &self,
         headers: &HeaderMap,
         form: &ActionForm,
-    ) -> Result<Session, &'static str> {
-        let session = self
-            .session(headers)
-            .ok_or("Log in first: this action needs a session.")?;
-        if !self.sessions.csrf_ok(&session, form.csrf.as_deref()) {
-            return Err(
+    ) -> Result<Session, Response> {
+        let session = match self.session(headers).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return Err(self.forbidden("Log in first: this action needs a session.")),
+            Err(err) => return Err(self.unavailable(None, err)),
+        };
+        if !session.csrf_ok(form.csrf.as_deref()) {
+            return Err(self.forbidden(
                 "The form's CSRF token is missing or wrong: nothing was changed. Reload the page and try again.",
-            );
+            ));
         }
         if self.settings.read_only {
-            return Err(
+            return Err(self.forbidden(
                 "This dashboard is read-only (--read-only): it shows everything and changes nothing.",
-            );
+            ));
         }
         Ok(session)
     }
@@ -197,22 +222,37 @@ fn to_login() -> Response {
     Redirect::to("/login").into_response()
 }
 
-async fn overview(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some(session) = app.session(&headers) else {
-        return to_login();
-    };
+/// A page's session. Without one, extracting it answers the redirect to the login; when
+/// Redis cannot say, a 503 page.
+struct PageSession(Session);
+
+impl FromRequestParts<Arc<App>> for PageSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        match app.session(&parts.headers).await {
+            Ok(Some(session)) => Ok(PageSession(session)),
+            Ok(None) => Err(to_login()),
+            Err(err) => Err(app.unavailable(None, err)),
+        }
+    }
+}
+
+async fn overview(State(app): State<Arc<App>>, PageSession(session): PageSession) -> Response {
     match app.overview().await {
         Ok(data) => html(
             StatusCode::OK,
             view::overview::page(&app.frame(Some(&session)), &data),
         ),
-        Err(err) => app.unavailable(&session, err),
+        Err(err) => app.unavailable(Some(&session), err),
     }
 }
 
 async fn overview_fragment(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if app.session(&headers).is_none() {
-        return (StatusCode::UNAUTHORIZED, "log in again\n").into_response();
+    match app.session(&headers).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return (StatusCode::UNAUTHORIZED, "log in again\n").into_response(),
+        Err(err) => return (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
     }
     match app.overview().await {
         Ok(data) => html(StatusCode::OK, view::overview::live(&data)),
@@ -222,12 +262,9 @@ async fn overview_fragment(State(app): State<Arc<App>>, headers: HeaderMap) -> R
 
 async fn dead_list(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(query): Query<DeadQuery>,
 ) -> Response {
-    let Some(session) = app.session(&headers) else {
-        return to_login();
-    };
     let frame = app.frame(Some(&session));
     let page_query = match page_query(&query) {
         Ok(q) => q,
@@ -240,7 +277,7 @@ async fn dead_list(
     };
     match app.dead.page(&page_query).await {
         Ok(page) => html(StatusCode::OK, view::dead::list(&frame, &query, &page)),
-        Err(err) => app.unavailable(&session, err),
+        Err(err) => app.unavailable(Some(&session), err),
     }
 }
 
@@ -279,12 +316,9 @@ fn page_query(query: &DeadQuery) -> Result<PageQuery, FormError> {
 
 async fn dead_letter(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Path(id): Path<String>,
 ) -> Response {
-    let Some(session) = app.session(&headers) else {
-        return to_login();
-    };
     let frame = app.frame(Some(&session));
     match app.dead.get(&id).await {
         Ok(Some(letter)) => html(StatusCode::OK, view::dead::letter(&frame, &letter)),
@@ -296,7 +330,7 @@ async fn dead_letter(
                 &format!("No dead letter has id {id:?}: replayed, purged, or never dead."),
             ),
         ),
-        Err(err) => app.unavailable(&session, err),
+        Err(err) => app.unavailable(Some(&session), err),
     }
 }
 
@@ -332,14 +366,9 @@ async fn act(
     path: &str,
     parse: fn(&ActionForm) -> Result<Action, FormError>,
 ) -> Response {
-    let session = match app.authorize_action(headers, &form) {
+    let session = match app.authorize_action(headers, &form).await {
         Ok(session) => session,
-        Err(why) => {
-            return html(
-                StatusCode::FORBIDDEN,
-                view::message(&app.frame(None), "Forbidden", why),
-            );
-        }
+        Err(answer) => return answer,
     };
     let frame = app.frame(Some(&session));
     let action = match parse(&form) {
@@ -366,18 +395,15 @@ async fn act(
                 view::dead::action(&frame, &action.describe(), path, &form, &outcome),
             )
         }
-        Err(err) => app.unavailable(&session, err),
+        Err(err) => app.unavailable(Some(&session), err),
     }
 }
 
 async fn jobs(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    PageSession(session): PageSession,
     Query(query): Query<JobQuery>,
 ) -> Response {
-    let Some(session) = app.session(&headers) else {
-        return to_login();
-    };
     let frame = app.frame(Some(&session));
     let text = query.q.as_deref().map(str::trim).unwrap_or_default();
     if text.is_empty() {
@@ -400,12 +426,12 @@ async fn jobs(
             StatusCode::OK,
             view::jobs::search(&frame, &query, Some(&found)),
         ),
-        Err(err) => app.unavailable(&session, err),
+        Err(err) => app.unavailable(Some(&session), err),
     }
 }
 
 async fn login_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if app.session(&headers).is_some() {
+    if let Ok(Some(_)) = app.session(&headers).await {
         return Redirect::to("/").into_response();
     }
     html(StatusCode::OK, view::jobs::login(&app.frame(None), None))
@@ -416,14 +442,29 @@ struct LoginForm {
     token: Option<String>,
 }
 
+/// A login: refused at once (429) from an address with too many recent failures, else the
+/// token checked (a failure counted), else a session begun.
 async fn login(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let client = peer.ip().to_canonical();
+    match app.throttle.blocked(client).await {
+        Ok(None) => {}
+        Ok(Some(wait)) => {
+            tracing::warn!(%client, "dashboard login refused: too many failed logins from this address");
+            return too_many_failures(&app, wait);
+        }
+        Err(err) => return app.unavailable(None, err),
+    }
     let token = form.token.unwrap_or_default();
-    if !app.settings.tokens.accepts(token.trim()) {
-        tracing::info!("dashboard login refused");
+    let Some(digest) = app.settings.tokens.find(token.trim()) else {
+        if let Err(err) = app.throttle.failed(client).await {
+            return app.unavailable(None, err);
+        }
+        tracing::info!(%client, "dashboard login refused");
         return html(
             StatusCode::UNAUTHORIZED,
             view::jobs::login(
@@ -431,8 +472,11 @@ async fn login(
                 Some("That token is not one of HERALD_DASHBOARD_TOKENS."),
             ),
         );
-    }
-    let session = app.sessions.start(SystemTime::now());
+    };
+    let session = match app.sessions.start(&digest, SystemTime::now()).await {
+        Ok(session) => session,
+        Err(err) => return app.unavailable(None, err),
+    };
     let cookie = session::set_cookie(
         Some(&session),
         app.sessions.ttl(),
@@ -445,25 +489,43 @@ async fn login(
     response
 }
 
+/// 429: the login page saying how long to wait, with `Retry-After`.
+fn too_many_failures(app: &App, wait: std::time::Duration) -> Response {
+    let seconds = throttle::retry_after(wait);
+    let text = format!(
+        "Too many failed logins from this address: try again in {} minute(s).",
+        seconds.div_ceil(60)
+    );
+    let mut response = html(
+        StatusCode::TOO_MANY_REQUESTS,
+        view::jobs::login(&app.frame(None), Some(&text)),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Ends the session for every replica (its record in Redis is deleted), then clears the
+/// cookie.
 async fn logout(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    let Some(session) = app.session(&headers) else {
-        return to_login();
+    let session = match app.session(&headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return to_login(),
+        Err(err) => return app.unavailable(None, err),
     };
-    if !app.sessions.csrf_ok(&session, form.csrf.as_deref()) {
-        return html(
-            StatusCode::FORBIDDEN,
-            view::message(
-                &app.frame(None),
-                "Forbidden",
-                "The form's CSRF token is missing or wrong.",
-            ),
-        );
+    if !session.csrf_ok(form.csrf.as_deref()) {
+        return app.forbidden("The form's CSRF token is missing or wrong.");
     }
-    let cookie = session::set_cookie(None, SESSION_TTL, secure(&app.settings, &headers));
+    if let Err(err) = app.sessions.end(&session).await {
+        return app.unavailable(Some(&session), err);
+    }
+    tracing::info!("dashboard logout");
+    let cookie = session::set_cookie(None, app.sessions.ttl(), secure(&app.settings, &headers));
     let mut response = Redirect::to("/login").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);

@@ -59,7 +59,7 @@ pub struct OtpSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, format = "herald-duration-24h", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$", example = "10m")]
+    #[schema(value_type = Option<String>, format = "herald-duration-24h", example = "10m")]
     pub valid_for: Option<Duration>,
     /// Enqueue once per key within the idempotency window; 1 to 200 characters. When the
     /// `Idempotency-Key` header is also sent, the two must be equal.
@@ -142,7 +142,7 @@ pub struct BookingSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.
@@ -213,7 +213,7 @@ pub struct ReminderSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d")]
     pub before: Option<Duration>,
     /// Send at this time rather than now: RFC 3339 with its offset
     /// (`2026-11-24T08:30:00+05:30`), at most 365 days ahead; a time already past means now.
@@ -232,7 +232,7 @@ pub struct ReminderSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.
@@ -281,7 +281,7 @@ pub struct RawSpec {
         with = "human_duration",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>, format = "herald-duration-365d", pattern = r"^[ ]*[0-9]+[ ]*[a-zA-Zµ]+([ ]*[0-9]+[ ]*[a-zA-Zµ]+)*[ ]*$")]
+    #[schema(value_type = Option<String>, format = "herald-duration-365d")]
     pub send_in: Option<Duration>,
     /// Never sent after this time (RFC 3339 with its offset): dead-lettered as `expired`
     /// instead.

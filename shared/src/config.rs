@@ -198,7 +198,7 @@ impl FromStr for RateLimit {
             .trim()
             .parse()
             .map_err(|_| format!("{s:?}: {n:?} is not a count; {hint}"))?;
-        let period = humantime::parse_duration(period.trim())
+        let period = crate::duration::parse(period.trim())
             .map_err(|e| format!("{s:?}: bad period ({e}); {hint}"))?;
         RateLimit::new(n, period)
             .ok_or_else(|| format!("{s:?}: count and period must be above zero"))
@@ -413,10 +413,11 @@ fn check_sms_settings(settings: &SmsSettings) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses a human duration flag (`10m`, `30s`, `1h 30m`).
+/// Parses a human duration (`10m`, `30s`, `1h 30m`): a flag, a job field, a form field. The
+/// grammar is [`crate::duration`]'s, the one the OpenAPI document's pattern states.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); e.g. 30s, 10m, 1h"))
+    crate::duration::parse(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); e.g. 30s, 10m, 1h 30m"))
 }
 
 #[cfg(test)]

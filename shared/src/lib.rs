@@ -9,6 +9,7 @@
 //! - [`compose`]: OTP and booking jobs rendered into Interakt requests.
 //! - [`error`]: the configuration error every check returns.
 //! - [`config`]: flags and environment variables shared by the binaries.
+//! - [`duration`]: the one grammar of durations (flags, job fields, the API's pattern).
 //! - [`redis_pool`]: connection pools with explicit timeouts, TLS, Sentinel, and Redis's
 //!   `maxmemory-policy` checked at start-up ([`redis_pool::memory_policy`]).
 //! - [`ops`]: `/metrics`, `/healthz` and `/readyz` for every server.
@@ -25,6 +26,7 @@ pub mod backoff;
 pub mod compose;
 pub mod config;
 pub mod consumer;
+pub mod duration;
 pub mod error;
 pub mod job;
 pub mod ops;

@@ -6,11 +6,16 @@
 //! re-serialized form. Comparison is constant-time (`hmac`'s `verify_slice`, built on
 //! `subtle`). This module never logs and never holds the secret beyond a call.
 //!
+//! A receiver that may be shown several header values computes the body's MAC once
+//! ([`expected`]) and compares each value it reads with it ([`Expected::matches`]): the cost
+//! of a request is one HMAC of its body, however many values it carries.
+//!
 //! [`sha256_hex`] is the plain digest, for keys derived from a body (de-duplicating webhook
 //! objects that carry no id).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// The header name, as Interakt spells it (HTTP header names are case-insensitive).
 pub const HEADER: &str = "Interakt-Signature";
@@ -46,20 +51,50 @@ pub fn sign(secret: impl AsRef<[u8]>, body: &[u8]) -> String {
 
 /// Whether `header` (the `Interakt-Signature` value, `None` when absent) is the signature of
 /// `body` under `secret`. Hex digits may be upper or lower case; surrounding whitespace is
-/// ignored. Anything else malformed is simply "not valid".
+/// ignored. Anything else malformed is simply "not valid" (and costs no HMAC).
 pub fn verify(secret: impl AsRef<[u8]>, body: &[u8], header: Option<&[u8]>) -> bool {
-    let Some(header) = header else {
+    let Some(tag) = header.and_then(presented_tag) else {
         return false;
     };
-    let Some(hex) = header.trim_ascii().strip_prefix(PREFIX.as_bytes()) else {
-        return false;
-    };
-    let Some(tag) = decode_hex(hex) else {
-        return false;
-    };
+    expected(secret, body).matches_tag(&tag)
+}
+
+/// The MAC of one body under one secret, computed once, for comparing header values with.
+/// Its Debug output shows nothing of it.
+pub struct Expected {
+    tag: [u8; 32],
+}
+
+impl std::fmt::Debug for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Expected([redacted])")
+    }
+}
+
+/// The MAC of `body` under `secret`: one HMAC-SHA256 over the body.
+pub fn expected(secret: impl AsRef<[u8]>, body: &[u8]) -> Expected {
     let mut mac = mac(secret.as_ref());
     mac.update(body);
-    mac.verify_slice(&tag).is_ok()
+    Expected {
+        tag: mac.finalize().into_bytes().into(),
+    }
+}
+
+impl Expected {
+    /// Whether `header` (a signature header's value) carries this MAC, as [`verify`] reads
+    /// it; compared in constant time.
+    pub fn matches(&self, header: &[u8]) -> bool {
+        presented_tag(header).is_some_and(|tag| self.matches_tag(&tag))
+    }
+
+    fn matches_tag(&self, tag: &[u8]) -> bool {
+        self.tag.ct_eq(tag).into()
+    }
+}
+
+/// The MAC a header value presents: `sha256=` and hex, spaces around ignored.
+fn presented_tag(header: &[u8]) -> Option<Vec<u8>> {
+    decode_hex(header.trim_ascii().strip_prefix(PREFIX.as_bytes())?)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -134,5 +169,21 @@ mod tests {
         }
         assert!(!verify("other", body, Some(good.as_bytes())));
         assert!(!verify("s3cret", b"{} ", Some(good.as_bytes())));
+    }
+
+    #[test]
+    fn one_mac_compares_with_many_values() {
+        let body = br#"{"entityType":"USER_EVENT"}"#;
+        let good = sign("s3cret", body);
+        let expected = expected("s3cret", body);
+        assert!(expected.matches(good.as_bytes()));
+        assert!(expected.matches(good.to_uppercase().replace("SHA256=", "sha256=").as_bytes()));
+        assert!(!expected.matches(sign("other", body).as_bytes()));
+        assert!(
+            !expected.matches(&good.as_bytes()[..good.len() - 2]),
+            "a shorter tag"
+        );
+        assert!(!expected.matches(b"sha256="));
+        assert_eq!(format!("{expected:?}"), "Expected([redacted])");
     }
 }

@@ -301,6 +301,34 @@ impl Keys {
     pub fn history_latency(&self, hour: u64) -> String {
         self.key(&["history:otp:", &hour.to_string()])
     }
+
+    // The operator dashboard's own keys: its sessions, the secret that signs their cookies,
+    // failed logins. Written and read only by herald-dashboard (`herald_dashboard::session`,
+    // `herald_dashboard::throttle`); kept together, in this one block.
+
+    /// The secret that signs the dashboard's session cookies and CSRF tokens, unless
+    /// `HERALD_DASHBOARD_SECRET` gives one: 64 hex digits of a random 32-byte key, created
+    /// once by the first replica that needs it (`SET NX`) and read by every other, so a
+    /// cookie one replica issued is checked alike by all. No TTL. Deleting it ends every
+    /// session (the next login makes a new one; replicas read it again when a cookie does not
+    /// check against the key they hold).
+    pub fn dashboard_secret(&self) -> String {
+        self.key(&["dashboard:secret"])
+    }
+
+    /// One dashboard session, by the random id its cookie carries (hash: `created`, `seen`:
+    /// Unix seconds on the dashboard's clock; `token`: a keyed fingerprint of the login
+    /// token, never the token). Deleted by logout, and when found idle or too old; its TTL
+    /// is what is left of it, so an abandoned one goes by itself.
+    pub fn dashboard_session(&self, id: &str) -> String {
+        self.key(&["dashboard:session:", id])
+    }
+
+    /// Failed dashboard logins from one client address (its IP, as the dashboard's socket
+    /// sees it): a counter that expires a fixed time after the first failure.
+    pub fn dashboard_login_failures(&self, client: &str) -> String {
+        self.key(&["dashboard:login-failures:", client])
+    }
 }
 
 /// How long a job's timeline and its message index entry are kept after the last write.
@@ -378,6 +406,9 @@ mod tests {
             keys.history_fine(1),
             keys.history_coarse(1),
             keys.history_latency(1),
+            keys.dashboard_secret(),
+            keys.dashboard_session("0123abcd"),
+            keys.dashboard_login_failures("::1"),
         ] {
             assert!(key.starts_with("{herald}:"), "{key}");
         }

@@ -202,3 +202,9 @@ pub static LOCATE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("lua/locate.lua")
     ))
 });
+
+// ----- the dashboard -----
+
+/// A dashboard session checked and marked used (`lua/touch_session.lua`).
+pub static TOUCH_SESSION: LazyLock<Script> =
+    LazyLock::new(|| assemble(AllowOom, &[], include_str!("lua/touch_session.lua")));

@@ -1,7 +1,9 @@
 """Schemathesis hooks for Herald's producer API (SCHEMATHESIS_HOOKS=hooks).
 
-The OpenAPI document names, as formats, the two rules JSON Schema cannot state; a fuzzer
-needs a generator for each, or every number it makes up is refused as not a real phone:
+The OpenAPI document names, as formats, the rules JSON Schema cannot state; a fuzzer
+needs a generator for each, or every number it makes up is refused as not a real phone.
+(A duration's grammar is in the document: its `pattern` is the parser's, exactly; the
+formats add only the range. What these generators make must match that pattern.)
 
 - `e164`: a phone number valid for its country code (libphonenumber's metadata);
 - `herald-duration-24h`: a duration longer than zero and at most 24h;

@@ -18,7 +18,8 @@
 //!   streamed until the client stops reading.
 //! - [`acl`]: the README's minimal ACL user, created on a test's redis-server.
 //! - [`ApiProcess`]: a real `herald-producer serve` on a free port, ready when returned.
-//! - [`DashboardProcess`]: a real `herald-dashboard` on a free port, ready when returned.
+//! - [`DashboardProcess`]: a real `herald-dashboard` on a free port, ready when returned,
+//!   and requests to it from any loopback address ([`HttpAnswer`]).
 //! - [`Browser`]: headless Chromium over WebDriver (chromedriver, fantoccini).
 //! - [`wait_until`]: await a condition instead of sleeping.
 //! - [`require_tool`], [`require_tool_installed_by`]: an external tool (`node`, `promtool`,
@@ -49,7 +50,7 @@ mod worker_process;
 pub use api_process::ApiProcess;
 pub use bin::cargo_bin;
 pub use browser::Browser;
-pub use dashboard_process::DashboardProcess;
+pub use dashboard_process::{DashboardProcess, HttpAnswer, LOOPBACK};
 pub use huge_answers::HugeAnswers;
 pub use proxy::TcpProxy;
 pub use redis_cluster::{ClusterNode, RedisCluster};

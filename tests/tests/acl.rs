@@ -2,7 +2,8 @@
 //! README.md itself, so the two cannot drift apart) is created on a real redis-server, and
 //! every binary runs under it: the producer CLI and API, a worker replica through sends,
 //! a retry, jobs held for budget, a dead letter and a SIGTERM, the webhook receiver and its
-//! processor, and the operator's status, track and dlq. A command missing from the list
+//! processor, the operator's status, track and dlq, and the dashboard (a failed login, a
+//! login, its pages, a replay preview, a logout). A command missing from the list
 //! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
 //!
 //! The same run again behind Sentinel, as production runs it: TLS only everywhere with client
@@ -19,8 +20,8 @@ use herald_sandbox::SandboxConfig;
 use herald_tests::acl::{readme_acl, readme_sentinel_acl};
 use herald_tests::scenario::{http_request, http_status};
 use herald_tests::{
-    ApiProcess, RedisEnv, RedisSentinel, RedisServer, SentinelOptions, TEST_API_KEY, TestCerts,
-    WorkerProcess, cargo_bin, free_port, wait_until,
+    ApiProcess, DashboardProcess, LOOPBACK, RedisEnv, RedisSentinel, RedisServer, SentinelOptions,
+    TEST_API_KEY, TestCerts, WorkerProcess, cargo_bin, free_port, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -30,6 +31,7 @@ const PASSWORD: &str = "s3cret-acl-password";
 const SENTINEL_PASSWORD: &str = "s3cret-sentinel-acl-password";
 const SECRET: &str = "acl-webhook-secret";
 const TOKEN: &str = "acl-api-token";
+const DASHBOARD_TOKEN: &str = "acl-dashboard-token";
 const REFUSED: &str = "+919000000001";
 const FLAKY: &str = "+919000000002";
 const OTHER: &str = "+919000000003";
@@ -373,6 +375,54 @@ async fn every_binary_runs_as(env: &Env) {
     .unwrap();
     assert_eq!(status, 200, "{answer}");
 
+    // The dashboard: a failed login (counted), a login, its pages, a replay preview, a
+    // logout (its session deleted).
+    let dashboard = DashboardProcess::start_in(&env.redis, NAMESPACE, DASHBOARD_TOKEN, &[]).await;
+    let refused = dashboard
+        .log_in_from(LOOPBACK, "not-the-dashboard-token")
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let cookie = dashboard.log_in(DASHBOARD_TOKEN).await;
+    let get = |path: String| {
+        let cookie = cookie.clone();
+        let dashboard = &dashboard;
+        async move {
+            dashboard
+                .request(LOOPBACK, "GET", &path, &[("Cookie", &cookie)], "")
+                .await
+        }
+    };
+    let overview = get("/".to_string()).await;
+    assert_eq!(overview.status, 200, "{overview:?}\n{}", dashboard.log());
+    for path in [
+        "/live/overview".to_string(),
+        "/dead".to_string(),
+        format!("/jobs?q={id}"),
+    ] {
+        let page = get(path.clone()).await;
+        assert_eq!(page.status, 200, "{path}: {page:?}\n{}", dashboard.log());
+    }
+    let csrf = overview.csrf().expect("a CSRF token");
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let preview = dashboard
+        .request(
+            LOOPBACK,
+            "POST",
+            "/actions/replay",
+            &form,
+            &format!("scope=all&csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{preview:?}");
+    let logout = dashboard
+        .request(LOOPBACK, "POST", "/logout", &form, &format!("csrf={csrf}"))
+        .await;
+    assert_eq!(logout.status, 303, "{logout:?}");
+    assert_eq!(get("/".to_string()).await.status, 303, "logged out");
+
     // Dead letters: list, show, replay (it fails again: dead again), purge.
     let dead = env.json("herald-worker", &["dlq", "list", "--json"]);
     let dead_id = dead[0]["id"]
@@ -405,6 +455,7 @@ async fn every_binary_runs_as(env: &Env) {
         ("worker", worker.log()),
         ("webhook", receiver.log()),
         ("api", api.log()),
+        ("dashboard", dashboard.log()),
     ] {
         assert!(!denied(&log), "{name} was refused a command:\n{log}");
     }

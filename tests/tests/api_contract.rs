@@ -2,7 +2,9 @@
 //! the document a real `herald-producer serve` publishes and throws generated requests at
 //! it, valid and invalid, over real HTTP with a bearer token, Redis behind it. It must find
 //! no server error, no schema-valid request rejected, no schema-invalid request accepted,
-//! and no answer (status, body or content type) the document does not allow.
+//! no operation that ignores its authentication, and no answer (status, body or content
+//! type) the document does not allow. Duration fields carry the parser's own grammar as
+//! their `pattern` (`herald_shared::duration`, where a table tests both directions).
 //!
 //! The run is bounded (a fixed number of examples per operation and a fixed seed, about
 //! 15 s on 2 cores) and repeatable. `tests/api-contract/` holds the pinned version
@@ -24,8 +26,10 @@ const TOKEN: &str = "contract-test-token";
 /// for about 15 s on 2 cores.
 const EXAMPLES: &str = "50";
 const SEED: &str = "20261130";
+/// `ignored_auth`: every operation refuses a request without the token or with a wrong one
+/// (401), as the document's security scheme says.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance,\
-    content_type_conformance,positive_data_acceptance,negative_data_rejection";
+    content_type_conformance,positive_data_acceptance,negative_data_rejection,ignored_auth";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {

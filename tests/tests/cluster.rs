@@ -126,11 +126,11 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
     let dashboard = DashboardProcess::start(
         "redis://127.0.0.1:1",
         NAMESPACE,
-        "cluster-token",
+        "cluster-dashboard-token",
         &["--redis-cluster-nodes", &nodes],
     )
     .await;
-    let cookie = dashboard.log_in("cluster-token").await;
+    let cookie = dashboard.log_in("cluster-dashboard-token").await;
     let page = |path: String| {
         let (base, cookie) = (dashboard.base_url(), cookie.clone());
         async move {

@@ -46,7 +46,8 @@ fn event(i: usize) -> Vec<u8> {
         "entity": {
             "eventType": event_type,
             "messageId": format!("bench-{}", i % MESSAGES),
-            "sendTime": "2026-11-23T10:00:00.000Z",
+            // Now: the receiver refuses events older than the de-duplication window.
+            "sendTime": herald_store::record::format_time(time::OffsetDateTime::now_utc()),
             "senderPhoneNumber": "+9198000*****",
             "eventId": format!("bench-event-{i}")
         }

@@ -8,9 +8,13 @@
 //! | USER_MESSAGE (reply text, file, location, suggestion tap) | [`Action::Inbound`] |
 //! | anything else, or a JSON object that is not an event | [`Action::Unhandled`]: kept |
 //!
-//! This module never talks to Redis and never reads the clock.
+//! And whether an event is too old to record at all ([`is_stale`]): older than the
+//! de-duplication window, it could be recorded twice.
+//!
+//! This module never talks to Redis and never reads the clock (the time is passed in).
 
 use herald_shared::wire::{self, EntityType, WebhookEvent, WebhookEventType};
+use herald_store::keys::WEBHOOK_DEDUP_TTL_SECS;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -95,6 +99,29 @@ pub fn decode(raw: &str) -> Option<WebhookEvent> {
     wire::decode(raw.as_bytes()).ok()
 }
 
+/// The oldest an event may be (by its own `sendTime`) and still be recorded: the
+/// de-duplication window. The marker an event leaves when it is recorded lasts that long
+/// from its arrival, so an older event may be one whose marker has expired: a captured body
+/// replayed, or a redelivery too late to tell from one. Either would be recorded twice.
+pub const MAX_EVENT_AGE: time::Duration = time::Duration::seconds(WEBHOOK_DEDUP_TTL_SECS as i64);
+
+/// When Interakt says the event happened (`entity.sendTime`, RFC 3339), if it says so
+/// readably.
+pub fn sent_at(event: &WebhookEvent) -> Option<OffsetDateTime> {
+    event
+        .entity
+        .send_time
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+}
+
+/// Whether an event sent at `sent_at` is too old to record at `now` ([`MAX_EVENT_AGE`] or
+/// more). One without a readable `sendTime` is not: there is nothing to judge it by (every
+/// event Interakt documents carries one, and its body is signed).
+pub fn is_stale(sent_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    sent_at.is_some_and(|at| now - at >= MAX_EVENT_AGE)
+}
+
 /// What the processor does with `event` (`None`: an object that is not an event).
 /// `received_at` stands in for Interakt's `sendTime` when that is missing or unreadable.
 pub fn plan(event: Option<&WebhookEvent>, received_at: OffsetDateTime) -> Action {
@@ -114,12 +141,7 @@ pub fn plan(event: Option<&WebhookEvent>, received_at: OffsetDateTime) -> Action
     let Some(message_id) = event.entity.message_id.clone().filter(|m| !m.is_empty()) else {
         return Action::Unhandled;
     };
-    let at = event
-        .entity
-        .send_time
-        .as_deref()
-        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-        .unwrap_or(received_at);
+    let at = sent_at(event).unwrap_or(received_at);
     Action::Milestone {
         message_id,
         milestone,
@@ -371,5 +393,36 @@ mod tests {
                              "entity": {"messageId": "card-1", "eventId": "u-1", "text": "x"}})
         .to_string();
         assert_eq!(dedup_key(decode(&with_id).as_ref(), &with_id), "event:u-1");
+    }
+
+    #[test]
+    fn an_event_as_old_as_the_dedup_window_is_stale() {
+        use time::macros::datetime;
+        let now = datetime!(2026-12-06 12:00 UTC);
+        let day = time::Duration::days(1);
+        assert_eq!(MAX_EVENT_AGE, time::Duration::days(3), "the window");
+        for (sent_at, stale) in [
+            (Some(now), false),
+            (Some(now + day), false),
+            (Some(now - day), false),
+            (Some(now - MAX_EVENT_AGE + time::Duration::SECOND), false),
+            (Some(now - MAX_EVENT_AGE), true),
+            (Some(now - 4 * day), true),
+            (Some(datetime!(2023-10-09 10:20:20.849997 UTC)), true),
+            (None, false),
+        ] {
+            assert_eq!(is_stale(sent_at, now), stale, "{sent_at:?}");
+        }
+        let event = |time: &str| {
+            decode(&format!(
+                r#"{{"entityType":"USER_EVENT","entity":{{"eventType":"READ","sendTime":"{time}"}}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            sent_at(&event("2026-12-02T10:20:20.5Z")),
+            Some(datetime!(2026-12-02 10:20:20.5 UTC))
+        );
+        assert_eq!(sent_at(&event("soon")), None);
     }
 }

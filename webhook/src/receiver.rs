@@ -9,9 +9,13 @@
 //!    `--insecure-no-signature` ([`crate::verify`]);
 //! 3. the body is one JSON object or an array of at most [`MAX_EVENTS_PER_BODY`] of them
 //!    (400 for anything else; 413 past the count, and nothing of it is recorded);
-//! 4. every event is de-duplicated and appended to the events stream in one Lua script
-//!    ([`Keys::webhook_events`]), bounded by [`REDIS_BUDGET`]; Redis unreachable is 503 so
-//!    Interakt redelivers.
+//! 4. an event whose own time (`sendTime`) is as old as the de-duplication window or older
+//!    ([`action::is_stale`]) is refused: not recorded, counted, logged once per POST, and
+//!    still answered 200 (`stale` in the answer) so Interakt stops sending it; its marker
+//!    may have expired, so recording it could record it twice (a captured body replayed);
+//! 5. every other event is de-duplicated and appended to the events stream in one Lua
+//!    script ([`Keys::webhook_events`]), bounded by [`REDIS_BUDGET`]; Redis unreachable is
+//!    503 so Interakt redelivers.
 //!
 //! An object that is JSON but not shaped like an event (no `entityType` or `entity`) is still
 //! accepted and kept: answering 400 would count against the integration for a body Interakt
@@ -36,6 +40,7 @@ use axum::routing::post;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use herald_shared::redis_pool::RedisFailure;
@@ -58,6 +63,7 @@ pub const MAX_EVENTS_PER_BODY: usize = 100;
 pub const REDIS_BUDGET: Duration = Duration::from_millis(1500);
 
 use herald_store::calls::webhooks::{self, NewEvent};
+use herald_store::keys::WEBHOOK_DEDUP_TTL_SECS;
 
 /// The receiver's shared state. Built once by [`crate::run`] (or a test); the router clones
 /// it into every request. Dropping the last clone drops nothing but handles.
@@ -78,6 +84,8 @@ pub struct Incoming {
     pub json: String,
     /// Metric labels, from [`action::labels`].
     pub labels: (&'static str, &'static str),
+    /// When Interakt says it happened ([`action::sent_at`]).
+    pub sent_at: Option<OffsetDateTime>,
 }
 
 /// A body that is refused whole: answered [`BodyError::status`] with this text.
@@ -133,6 +141,12 @@ impl Receiver {
                 return error(err.status(), err.to_string());
             }
         };
+        let received = events.len();
+        let now = OffsetDateTime::now_utc();
+        let (events, stale): (Vec<Incoming>, Vec<Incoming>) = events
+            .into_iter()
+            .partition(|event| !action::is_stale(event.sent_at, now));
+        refuse_stale(&stale);
         let recorded = match tokio::time::timeout(REDIS_BUDGET, self.record(&events)).await {
             Ok(Ok(recorded)) => recorded,
             Ok(Err(err)) => return unavailable(&err),
@@ -149,9 +163,10 @@ impl Receiver {
             }
         }
         let body = json!({
-            "received": events.len(),
+            "received": received,
             "recorded": events.len() - duplicates,
             "duplicates": duplicates,
+            "stale": stale.len(),
         });
         (StatusCode::OK, body)
     }
@@ -205,10 +220,27 @@ pub fn parse_body(body: &[u8]) -> Result<Vec<Incoming>, BodyError> {
             Ok(Incoming {
                 dedup_key: action::dedup_key(event.as_ref(), &json),
                 labels: action::labels(event.as_ref()),
+                sent_at: event.as_ref().and_then(action::sent_at),
                 json,
             })
         })
         .collect()
+}
+
+/// Counts the stale events of one POST and says so in one log line: how many, and the
+/// oldest's time (never a body, a phone or a key).
+fn refuse_stale(stale: &[Incoming]) {
+    if stale.is_empty() {
+        return;
+    }
+    telemetry::record_webhook_stale(stale.len());
+    let oldest = stale.iter().filter_map(|event| event.sent_at).min();
+    tracing::warn!(
+        stale = stale.len(),
+        oldest_sent_at = %oldest.map(herald_store::record::format_time).unwrap_or_default(),
+        "refused stale webhook events: sent before the de-duplication window ({} days), so possibly replayed; answered 200, not recorded",
+        WEBHOOK_DEDUP_TTL_SECS / 86_400
+    );
 }
 
 fn json_kind(value: &Value) -> &'static str {

@@ -1,5 +1,5 @@
-//! The webhook service's metrics: events recorded, signature failures, duplicates, answers
-//! and processing outcomes. Labels come from fixed lists (anything else is `unknown` /
+//! The webhook service's metrics: events recorded, signature failures, duplicates, stale
+//! events, answers and processing outcomes. Labels come from fixed lists (anything else is `unknown` /
 //! `other`), so a forged body cannot grow Prometheus's series.
 
 use std::time::Duration;
@@ -33,8 +33,13 @@ pub fn register_webhook_metrics() {
         "herald_webhook_processed_total",
         "Webhook events processed, by outcome (linked, unlinked, inbound, unhandled)."
     );
+    metrics::describe_counter!(
+        "herald_webhook_stale_total",
+        "Webhook events refused (answered 200, not recorded) for a sendTime older than the de-duplication window: replays, or redeliveries too late to tell from one."
+    );
     metrics::counter!("herald_webhook_signature_failures_total").increment(0);
     metrics::counter!("herald_webhook_duplicates_total").increment(0);
+    metrics::counter!("herald_webhook_stale_total").increment(0);
 }
 
 /// Events the webhook receiver recorded (not duplicates), by type.
@@ -51,6 +56,11 @@ pub fn record_webhook_signature_failure() {
 /// A webhook event received again (same key: see [`crate::action::dedup_key`]).
 pub fn record_webhook_duplicate() {
     metrics::counter!("herald_webhook_duplicates_total").increment(1);
+}
+
+/// Webhook events refused for being older than the de-duplication window.
+pub fn record_webhook_stale(events: usize) {
+    metrics::counter!("herald_webhook_stale_total").increment(events as u64);
 }
 
 /// One webhook POST answered: by status, and how long the answer took.

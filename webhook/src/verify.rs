@@ -9,6 +9,12 @@
 //! Interakt signs with `Interakt-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`
 //! ([`herald_shared::signature`]); some integrations read (and some proxies forward) the
 //! same value as `X-Interakt-Signature`, so either header is accepted ([`SIGNATURE_HEADERS`]).
+//!
+//! One value per header name is read: the first (Interakt sends one). A request repeating a
+//! header is checked on the first `Interakt-Signature` and the first `X-Interakt-Signature`
+//! only, and whatever it carries, the body is hashed once and each of those (at most two)
+//! values compared with that one MAC: an unauthenticated POST cannot buy one HMAC of a 64 KiB
+//! body per value it repeats.
 //! Pure: no I/O, no clock, and the secret never reaches a log line, an error or `Debug`.
 
 use axum::http::HeaderMap;
@@ -53,17 +59,32 @@ impl Refusal {
 impl Signatures {
     /// Whether a POST with `headers` may record `body` (the raw bytes, as received).
     pub fn check(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Refusal> {
+        self.check_with(headers, body, |secret, body| {
+            signature::expected(secret, body)
+        })
+    }
+
+    /// [`Signatures::check`] with the MAC computed by `mac`, at most once (a test counts).
+    fn check_with(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        mac: impl FnOnce(&str, &[u8]) -> signature::Expected,
+    ) -> Result<(), Refusal> {
         let Signatures::Required(secret) = self else {
             return Ok(());
         };
-        let mut presented = SIGNATURE_HEADERS
+        // The first value of each name (`HeaderMap::get`); any later ones are never read.
+        let presented: Vec<&[u8]> = SIGNATURE_HEADERS
             .iter()
-            .flat_map(|name| headers.get_all(*name))
-            .peekable();
-        if presented.peek().is_none() {
+            .filter_map(|name| headers.get(*name))
+            .map(|value| value.as_bytes())
+            .collect();
+        if presented.is_empty() {
             return Err(Refusal::Missing);
         }
-        if presented.any(|value| signature::verify(secret.expose(), body, Some(value.as_bytes()))) {
+        let expected = mac(secret.expose(), body);
+        if presented.iter().any(|value| expected.matches(value)) {
             Ok(())
         } else {
             Err(Refusal::Wrong)
@@ -142,6 +163,47 @@ mod tests {
             Err(Refusal::Wrong)
         );
         assert!(Refusal::Missing.to_string().contains("Interakt-Signature"));
+    }
+
+    /// However many values a request carries, its body is hashed once, and only the first
+    /// value of each header name is read: a good signature further down is not seen.
+    #[test]
+    fn ten_thousand_signature_values_cost_one_hmac_and_only_the_first_of_each_is_read() {
+        let good = signature::sign(SECRET, BODY);
+        let wrong = signature::sign("other", BODY);
+        let many = |first: &str, rest: &str| {
+            let mut map = HeaderMap::new();
+            for name in SIGNATURE_HEADERS {
+                map.append(name, HeaderValue::from_str(first).unwrap());
+                for _ in 1..10_000 {
+                    map.append(name, HeaderValue::from_str(rest).unwrap());
+                }
+            }
+            map
+        };
+        let counted = |headers: &HeaderMap| {
+            let mut macs = 0;
+            let verdict = required().check_with(headers, BODY, |secret, body| {
+                macs += 1;
+                signature::expected(secret, body)
+            });
+            (verdict, macs)
+        };
+        assert_eq!(
+            counted(&many(&wrong, &good)),
+            (Err(Refusal::Wrong), 1),
+            "the good values after the first of each header are never read"
+        );
+        assert_eq!(counted(&many(&good, &wrong)), (Ok(()), 1));
+        assert_eq!(counted(&HeaderMap::new()), (Err(Refusal::Missing), 0));
+        // The first X-Interakt-Signature counts when Interakt-Signature's first is wrong.
+        let mut both = headers(&[("interakt-signature", wrong.clone())]);
+        both.append(
+            "x-interakt-signature",
+            HeaderValue::from_str(&good).unwrap(),
+        );
+        both.append("interakt-signature", HeaderValue::from_str(&good).unwrap());
+        assert_eq!(counted(&both), (Ok(()), 1));
     }
 
     #[test]

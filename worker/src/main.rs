@@ -24,8 +24,9 @@ const EXIT_CODES: &str = "Exit codes:
 
 const DASHBOARD_EXIT_CODES: &str =
     "Exit codes: those of herald-dashboard (0 stopped on SIGTERM/SIGINT, 1 failed while
-running, 2 bad configuration: no HERALD_DASHBOARD_TOKENS, --listen cannot be bound), or 2
-when the herald-dashboard binary is not next to this one.";
+running, 2 bad configuration: no HERALD_DASHBOARD_TOKENS or one shorter than 16 characters,
+a HERALD_DASHBOARD_SECRET shorter than 32, --listen cannot be bound), or 2 when the
+herald-dashboard binary is not next to this one.";
 
 const DEMO_EXIT_CODES: &str =
     "Exit codes: those of herald-demo (0 finished, 1 did not finish, 2 could not

@@ -1,5 +1,10 @@
 //! What the derived OpenAPI document cannot say by itself, added once the routes are known:
-//! the batch items' `kind` tag and the raw request's shape.
+//! the batch items' `kind` tag, the raw request's shape, and the duration fields' pattern.
+//!
+//! Every field whose `format` is a duration (`herald-duration-24h`, `herald-duration-365d`)
+//! gets [`herald_shared::duration::pattern`] as its `pattern`: the grammar the parser reads,
+//! exactly (tested both ways there), so a request the document calls valid is never refused
+//! as "not a duration" and one it calls invalid is never read as one.
 //!
 //! utoipa renders an internally tagged enum as `allOf: [Variant, {kind}]`, and each variant
 //! forbids unknown fields (`additionalProperties: false`), so no item could carry its `kind`
@@ -31,7 +36,22 @@ impl Modify for Contract {
     fn modify(&self, openapi: &mut OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let schemas = &mut components.schemas;
-        // First, so that RawJob below copies it.
+        // First, so that the batch items below copy them.
+        let pattern = herald_shared::duration::pattern();
+        for schema in schemas.values_mut() {
+            let mut value = serde_json::to_value(&*schema).expect("a schema serializes");
+            if let Some(properties) = value["properties"].as_object_mut() {
+                let durations = properties.values_mut().filter(|p| {
+                    p["format"]
+                        .as_str()
+                        .is_some_and(|f| f.starts_with(DURATION_FORMAT))
+                });
+                for property in durations {
+                    property["pattern"] = json!(pattern);
+                }
+                *schema = from_value(value);
+            }
+        }
         if let Some(raw) = schemas.get_mut("RawSpec") {
             let mut value = serde_json::to_value(&*raw).expect("a schema serializes");
             value["properties"]["request"] = send_request();
@@ -74,6 +94,9 @@ impl Modify for Contract {
         );
     }
 }
+
+/// The prefix of the formats of duration fields (`herald-duration-24h`).
+pub const DURATION_FORMAT: &str = "herald-duration";
 
 /// `send_at`, `send_in` and `before`: at most one of them.
 fn one_time_at_most() -> Value {
@@ -187,6 +210,40 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Every duration field, in every schema (the batch items' copies too), carries the
+    /// parser's pattern; `send_in`, `before` and `valid_for` among them.
+    #[test]
+    fn every_duration_field_carries_the_parsers_pattern() {
+        let doc = document();
+        let mut fields = Vec::new();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+                let format = property["format"].as_str().unwrap_or_default();
+                if format.starts_with(super::DURATION_FORMAT) {
+                    assert_eq!(
+                        property["pattern"],
+                        herald_shared::duration::pattern(),
+                        "{name}.{field}"
+                    );
+                    fields.push(format!("{name}.{field}"));
+                }
+            }
+        }
+        for field in [
+            "OtpSpec.valid_for",
+            "OtpJob.valid_for",
+            "BookingSpec.send_in",
+            "BookingJob.send_in",
+            "ReminderSpec.send_in",
+            "ReminderSpec.before",
+            "ReminderJob.before",
+            "RawSpec.send_in",
+            "RawJob.send_in",
+        ] {
+            assert!(fields.contains(&field.to_string()), "{field} in {fields:?}");
         }
     }
 

@@ -515,12 +515,26 @@ fn idempotency_key(
         ),
     };
     match (from_header, from_body) {
-        (Some(h), Some(b)) if h != b => Err(ApiError::invalid_field(
-            IDEMPOTENCY_HEADER,
-            "differs from the body's idempotency_key; send one of them",
-        )),
+        (Some(h), Some(b)) if h != b => Err(key_mismatch()),
         (h, b) => Ok(h.or(b)),
     }
+}
+
+/// 400 for an `Idempotency-Key` header and a body `idempotency_key` that differ: both named,
+/// neither quoted (a key may carry a customer's data), the message saying what to send.
+fn key_mismatch() -> ApiError {
+    let reason = "the Idempotency-Key header and the body's idempotency_key differ: send the key in one of them, or the same key in both";
+    let mut err = ApiError::from(herald_shared::validate::ValidationError {
+        violations: [IDEMPOTENCY_HEADER, "idempotency_key"]
+            .into_iter()
+            .map(|path| herald_shared::validate::Violation {
+                path: path.to_string(),
+                reason: reason.to_string(),
+            })
+            .collect(),
+    });
+    err.body.message = reason.to_string();
+    err
 }
 
 /// Reads a body of at most `limit` bytes (413 past it).

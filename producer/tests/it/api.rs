@@ -270,6 +270,22 @@ async fn idempotency_holds_across_http_and_the_cli() {
         .await
         .unwrap();
     assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
+    // Both places are named, and what to do instead; nothing is enqueued.
+    let answer: Value = mismatch.json().await.unwrap();
+    let named: Vec<&str> = answer["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["path"].as_str())
+        .collect();
+    assert_eq!(named, ["Idempotency-Key", "idempotency_key"], "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("Idempotency-Key header and the body's idempotency_key differ")
+            && message.contains("the same key in both"),
+        "{message}"
+    );
+    assert_eq!(lane_jobs(&api.redis, Lane::Otp).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,10 @@
 //! - [`budget`]: the shared budget's tokens and cool-down.
 //! - [`webhooks`]: events recorded once, milestones, processed events moved on.
 //! - [`inspect`]: where a job is, and whether its record agrees.
+//! - [`dashboard`]: the dashboard's sessions.
 
 pub mod budget;
+pub mod dashboard;
 pub mod dead_letters;
 pub mod enqueue;
 pub mod inspect;

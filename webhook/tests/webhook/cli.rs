@@ -1,7 +1,7 @@
 //! The command's start-up contract, over the real binaries (`herald-webhook` and
 //! `herald-worker webhook`): no secret is exit 2 with one line naming
 //! `INTERAKT_WEBHOOK_SECRET`; `--insecure-no-signature` starts, warns, and takes unsigned
-//! posts.
+//! posts; stale events are logged once per POST, without a secret in the line.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use herald_tests::scenario::http_status;
 use herald_tests::{RedisServer, WorkerProcess, cargo_bin, free_port, wait_until};
 
-use crate::support::{NAMESPACE, fixture};
+use crate::support::{NAMESPACE, array, fixture, restamp, send_time, user_event};
 
 /// How long a command that should refuse to start gets to exit.
 const EXIT_WITHIN: Duration = Duration::from_secs(20);
@@ -99,4 +99,59 @@ async fn insecure_no_signature_starts_warns_and_records_unsigned_posts() {
     assert_eq!(answer.status(), 200);
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["recorded"], 1, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_events_are_logged_once_per_post_naming_no_secret() {
+    let redis = RedisServer::start();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let secret = "whsec-stale-test";
+    let receiver = WorkerProcess::webhook(&redis.url(), NAMESPACE, &listen, secret, "stale");
+    wait_until("the receiver up", Duration::from_secs(20), || async {
+        http_status(&format!("http://{listen}/readyz")).await == Some(200)
+    })
+    .await;
+    let four_days_ago = send_time(time::OffsetDateTime::now_utc() - time::Duration::days(4));
+    let body = array((0..3).map(|i| {
+        restamp(
+            &user_event("READ", &format!("m-stale-{i}"), &format!("evt-stale-{i}")),
+            &four_days_ago,
+        )
+    }));
+    let answer = reqwest::Client::new()
+        .post(format!("http://{listen}/webhooks/interakt"))
+        .header("content-type", "application/json")
+        .header(
+            "interakt-signature",
+            herald_shared::signature::sign(secret, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["stale"], 3, "{answer}");
+    let stale_lines = || {
+        receiver
+            .log()
+            .lines()
+            .filter(|l| l.contains("refused stale webhook events"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_until("the stale events logged", Duration::from_secs(10), || {
+        let logged = !stale_lines().is_empty();
+        async move { logged }
+    })
+    .await;
+    let lines = stale_lines();
+    assert_eq!(lines.len(), 1, "once for the POST: {lines:?}");
+    assert!(
+        lines[0].contains("stale=3") && lines[0].contains("WARN"),
+        "{lines:?}"
+    );
+    for never in [secret, "evt-stale", "m-stale", "+9198000"] {
+        assert!(!lines[0].contains(never), "{never} in {lines:?}");
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use herald_shared::signature;
 use herald_tests::wait_until;
 
-use crate::support::{Harness, array, fixture, user_event, user_message};
+use crate::support::{Harness, array, fixture, restamp, send_time, user_event, user_message};
 
 const SECRET: &str = "whsec-test";
 
@@ -75,7 +75,7 @@ async fn an_array_body_records_each_event_and_answers_200() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(
         answer.body,
-        serde_json::json!({"received": 2, "recorded": 2, "duplicates": 0})
+        serde_json::json!({"received": 2, "recorded": 2, "duplicates": 0, "stale": 0})
     );
     let inbound = h.keys.inbound();
     h.wait_len("both on the inbound stream", &inbound, 2).await;
@@ -102,7 +102,7 @@ async fn a_duplicate_delivery_is_answered_200_recorded_once_and_counted() {
         assert_eq!(again.status, 200, "{again:?}");
         assert_eq!(
             again.body,
-            serde_json::json!({"received": 1, "recorded": 0, "duplicates": 1})
+            serde_json::json!({"received": 1, "recorded": 0, "duplicates": 1, "stale": 0})
         );
     }
     // Within one array too.
@@ -219,7 +219,7 @@ async fn a_body_of_more_than_100_events_gets_413_and_records_nothing_100_are_rec
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(
         answer.body,
-        serde_json::json!({"received": 100, "recorded": 100, "duplicates": 0})
+        serde_json::json!({"received": 100, "recorded": 100, "duplicates": 0, "stale": 0})
     );
 }
 
@@ -236,7 +236,7 @@ async fn two_taps_and_a_reply_on_one_card_all_reach_inbound_and_a_redelivery_is_
         let answer = h.post(body).await;
         assert_eq!(
             answer.body,
-            serde_json::json!({"received": 1, "recorded": 1, "duplicates": 0}),
+            serde_json::json!({"received": 1, "recorded": 1, "duplicates": 0, "stale": 0}),
             "{}",
             String::from_utf8_lossy(body)
         );
@@ -244,7 +244,7 @@ async fn two_taps_and_a_reply_on_one_card_all_reach_inbound_and_a_redelivery_is_
     let again = h.post(&cancel).await;
     assert_eq!(
         again.body,
-        serde_json::json!({"received": 1, "recorded": 0, "duplicates": 1})
+        serde_json::json!({"received": 1, "recorded": 0, "duplicates": 1, "stale": 0})
     );
     // Processing is in stream order: once a later event is through, a recorded redelivery
     // would be there too.
@@ -273,4 +273,92 @@ async fn two_taps_and_a_reply_on_one_card_all_reach_inbound_and_a_redelivery_is_
             ("reply", None, Some("thanks")),
         ]
     );
+}
+
+/// Issue 27: a signed event captured once was recorded again by whoever replayed it after its
+/// de-duplication marker expired (three days). An event is now judged by its own time: one
+/// sent that long ago or longer is answered 200 (Interakt stops) and recorded nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_signed_event_older_than_the_dedup_window_is_answered_200_and_not_recorded() {
+    let mut h = Harness::start(Some(SECRET)).await;
+    let stale_before = h.metric("herald_webhook_stale_total").await;
+    let now = time::OffsetDateTime::now_utc();
+    // A DELIVERED report captured four days ago, signed by Interakt: its marker is gone.
+    let captured = restamp(
+        &user_event("DELIVERED", "m-old", "evt-old"),
+        &send_time(now - time::Duration::days(4)),
+    );
+    let answer = h.post(&captured).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.body,
+        serde_json::json!({"received": 1, "recorded": 0, "duplicates": 0, "stale": 1})
+    );
+    nothing_recorded(&mut h).await;
+    assert_eq!(
+        h.metric("herald_webhook_stale_total").await,
+        stale_before + 1.0
+    );
+
+    // Beside it in one array, an event a minute inside the window is recorded; it alone.
+    let inside = restamp(
+        &user_event("DELIVERED", "m-new", "evt-new"),
+        &send_time(now - time::Duration::days(3) + time::Duration::MINUTE),
+    );
+    let answer = h.post(&array([captured, inside])).await;
+    assert_eq!(
+        answer.body,
+        serde_json::json!({"received": 2, "recorded": 1, "duplicates": 0, "stale": 1})
+    );
+    assert_eq!(
+        h.keys_like("*webhook:seen*").await,
+        [h.keys.webhook_seen("event:evt-new")]
+    );
+    assert_eq!(
+        h.metric("herald_webhook_stale_total").await,
+        stale_before + 2.0
+    );
+}
+
+/// Issue 27: every value of both signature headers was checked with its own HMAC of the
+/// body (100 header lines of a 64 KiB body: 6 MiB of hashing per unauthenticated POST). Now
+/// the first value of each header is the one read, against one HMAC (the unit test in
+/// `verify.rs` counts them); and 10,000 values do not even reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_signature_values_are_refused_and_only_the_first_of_each_header_is_read() {
+    let mut h = Harness::start(Some(SECRET)).await;
+    let body = fixture("webhook-user-message-text.json");
+    let good = signature::sign(SECRET, &body);
+    let wrong = signature::sign("another-secret", &body);
+
+    // 10,000 values, the good one last: refused before the handler (the server reads at
+    // most 100 header lines), or the connection is closed; never recorded.
+    let mut values = vec![wrong.clone(); 9_999];
+    values.push(good.clone());
+    let answer = h
+        .post_with_values(&body, "interakt-signature", &values)
+        .await;
+    assert!(
+        answer.as_ref().is_none_or(|a| a.status == 431),
+        "{answer:?}"
+    );
+    nothing_recorded(&mut h).await;
+
+    // Within the server's limit, the first value is the one read: a good one after a
+    // wrong one is refused, ...
+    let mut values = vec![wrong.clone(); 50];
+    values[1] = good.clone();
+    for name in ["interakt-signature", "x-interakt-signature"] {
+        let answer = h.post_with_values(&body, name, &values).await.unwrap();
+        assert_eq!(answer.status, 401, "{name}: {answer:?}");
+    }
+    nothing_recorded(&mut h).await;
+    // ... and a good first one is accepted whatever follows.
+    values.swap(0, 1);
+    let answer = h
+        .post_with_values(&body, "interakt-signature", &values)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["recorded"], 1);
 }

@@ -120,6 +120,33 @@ impl Harness {
         Answer { status, body }
     }
 
+    /// Posts `body` with every value of `values` in its own `name` header line, in order.
+    /// `None` when the connection failed before an answer.
+    pub async fn post_with_values(
+        &self,
+        body: &[u8],
+        name: &'static str,
+        values: &[String],
+    ) -> Option<Answer> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for value in values {
+            headers.append(name, value.parse().unwrap());
+        }
+        let response = self
+            .client
+            .post(self.url())
+            .header("content-type", "application/json")
+            .headers(headers)
+            .body(body.to_vec())
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Some(Answer { status, body })
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .client
@@ -204,11 +231,42 @@ impl Drop for Harness {
     }
 }
 
+/// A sample body as Interakt's guide prints it, with its `sendTime` (years ago) moved to
+/// [`recent`], as a live event would carry: the receiver refuses events older than the
+/// de-duplication window. The body is otherwise byte for byte the guide's.
 pub fn fixture(name: &str) -> Vec<u8> {
+    restamp(&fixture_as_printed(name), &recent())
+}
+
+/// A sample body exactly as the guide prints it (its `sendTime` years old).
+pub fn fixture_as_printed(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/tests/fixtures")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A minute ago, as Interakt writes `sendTime` (RFC 3339, UTC, milliseconds).
+pub fn recent() -> String {
+    send_time(time::OffsetDateTime::now_utc() - time::Duration::MINUTE)
+}
+
+/// `at` as Interakt writes `sendTime`.
+pub fn send_time(at: time::OffsetDateTime) -> String {
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .unwrap();
+    herald_store::record::format_time(at)
+}
+
+/// `body` with the value of its (one) `sendTime` replaced by `at`, nothing else changed.
+pub fn restamp(body: &[u8], at: &str) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let field = text.find("\"sendTime\"").expect("a sendTime");
+    let value = field + "\"sendTime\"".len();
+    let open = value + text[value..].find('"').unwrap() + 1;
+    let close = open + text[open..].find('"').unwrap();
+    format!("{}{at}{}", &text[..open], &text[close..]).into_bytes()
 }
 
 /// A USER_EVENT about `message_id`, with its own event id.
@@ -220,7 +278,7 @@ pub fn user_event(event_type: &str, message_id: &str, event_id: &str) -> Vec<u8>
         "entity": {
             "eventType": event_type,
             "messageId": message_id,
-            "sendTime": "2026-11-23T10:00:00.000Z",
+            "sendTime": recent(),
             "senderPhoneNumber": "+9198000*****",
             "eventId": event_id
         }
@@ -241,7 +299,7 @@ pub fn user_message(message_id: &str, postback: Option<&str>, text: &str) -> Vec
         "entityType": "USER_MESSAGE",
         "entity": {
             "messageId": message_id,
-            "sendTime": "2026-11-23T10:00:00.000Z",
+            "sendTime": recent(),
             "text": if postback.is_some() { "" } else { text },
             "userFile": null,
             "location": null,

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::hold::Hold;
-use super::send::{MAX_REFRESHES, process};
+use super::send::process;
 use crate::lanes::Delivery;
 use crate::limiter::{Budget, Token};
 use crate::retry::RetryPolicy;
