@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use herald_shared::config::{ConfigError, RedisArgs, parse_duration};
+use herald_shared::job::Booking;
 use herald_shared::wire::{self, SendRequest};
 use herald_shared::{Job, Redacted};
 use herald_store::Keys;
@@ -230,30 +231,35 @@ pub struct OtpArgs {
     pub timing: TimingArgs,
 }
 
-#[derive(Args)]
-pub struct BookingArgs {
-    /// Recipient in E.164 form (+919999999999).
-    #[arg(long)]
-    pub phone: String,
-    #[arg(long)]
-    pub booking_id: String,
-    /// What was booked ("Haircut").
-    #[arg(long)]
-    pub service: String,
-    /// YYYY-MM-DD
-    #[arg(long)]
-    pub date: String,
-    /// HH:MM, 24-hour
-    #[arg(long)]
-    pub time: String,
-    /// An https image for the card.
-    #[arg(long)]
-    pub image_url: Option<String>,
-    #[command(flatten)]
-    pub idempotency: IdempotencyArgs,
-    #[command(flatten)]
-    pub timing: TimingArgs,
+/// Emits the CLI's arguments with the booking's fields (their `arg` attributes) before its
+/// own, and the booking they name; for [`herald_shared::booking_fields!`].
+macro_rules! booking_args_struct {
+    ({ $(#[$meta:meta])* $vis:vis struct $name:ident { $($own:tt)* } }
+     $( [ #[doc = $doc:expr] $field:ident : $ty:ty, model { $($m:tt)* }, spec { $($s:tt)* }, arg { $($a:tt)* } ] )*) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( #[doc = $doc] $($a)* pub $field: $ty, )*
+            $($own)*
+        }
+
+        impl $name {
+            /// The booking these arguments name.
+            fn booking(&self) -> Booking {
+                Booking { $( $field: self.$field.clone(), )* }
+            }
+        }
+    };
 }
+
+herald_shared::booking_fields! { booking_args_struct! {
+    #[derive(Args)]
+    pub struct BookingArgs {
+        #[command(flatten)]
+        pub idempotency: IdempotencyArgs,
+        #[command(flatten)]
+        pub timing: TimingArgs,
+    }
+} }
 
 #[derive(Args)]
 pub struct SendArgs {
@@ -465,38 +471,23 @@ impl OtpArgs {
 impl BookingArgs {
     /// The spec without its timing (applied by [`single_job`]).
     fn to_spec(&self) -> JobSpec {
-        JobSpec::Booking(BookingSpec {
-            phone: self.phone.clone(),
-            booking_id: self.booking_id.clone(),
-            service: self.service.clone(),
-            date: self.date.clone(),
-            time: self.time.clone(),
-            image_url: self.image_url.clone(),
-            tz: None,
-            send_at: None,
-            send_in: None,
-            not_after: None,
+        let mut spec = BookingSpec {
             replace_key: self.timing.replace_key.clone(),
             idempotency_key: self.idempotency.idempotency_key.clone(),
-        })
+            ..BookingSpec::default()
+        };
+        spec.set_booking(self.booking());
+        JobSpec::Booking(spec)
     }
 
     fn to_reminder_spec(&self) -> JobSpec {
-        JobSpec::Reminder(ReminderSpec {
-            phone: self.phone.clone(),
-            booking_id: self.booking_id.clone(),
-            service: self.service.clone(),
-            date: self.date.clone(),
-            time: self.time.clone(),
-            image_url: self.image_url.clone(),
-            tz: None,
-            before: None,
-            send_at: None,
-            send_in: None,
-            not_after: None,
+        let mut spec = ReminderSpec {
             replace_key: self.timing.replace_key.clone(),
             idempotency_key: self.idempotency.idempotency_key.clone(),
-        })
+            ..ReminderSpec::default()
+        };
+        spec.set_booking(self.booking());
+        JobSpec::Reminder(spec)
     }
 }
 

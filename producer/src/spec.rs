@@ -87,39 +87,37 @@ pub struct OtpSpec {
     pub send_in: Option<Duration>,
 }
 
-/// `{"kind":"booking", ...}`
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BookingSpec {
-    /// E.164 (`+919999999999`), valid for its country code (libphonenumber's metadata).
-    #[schema(
-        format = "e164",
-        pattern = r"^\+[1-9][0-9]{1,14}$",
-        example = "+919999999999"
-    )]
-    pub phone: String,
-    /// Not blank; at most 30 characters (a DLT SMS variable).
-    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "B123")]
-    pub booking_id: String,
-    /// Not blank; at most 30 characters (a DLT SMS variable).
-    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "Haircut")]
-    pub service: String,
-    /// A calendar date, `YYYY-MM-DD`.
-    #[schema(format = Date, example = "2026-11-24")]
-    pub date: String,
-    /// `HH:MM`, 24-hour.
-    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:30")]
-    pub time: String,
-    /// The card's picture: an `http://` or `https://` URL with a host, no whitespace, at
-    /// most 2,000 characters. (Whitespace is Unicode's White_Space, spelled out: regex
-    /// engines disagree on what `\s` means.)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        max_length = 2000,
-        example = "https://example.com/haircut.jpg"
-    )]
-    pub image_url: Option<String>,
+/// Emits a spec struct with the booking's fields (their `spec` attributes: serde and the
+/// OpenAPI schema) before its own, and the two ways between it and a [`Booking`]; for
+/// [`herald_shared::booking_fields!`], which declares the fields once.
+macro_rules! booking_spec_struct {
+    ({ $(#[$meta:meta])* $vis:vis struct $name:ident { $($own:tt)* } }
+     $( [ #[doc = $doc:expr] $field:ident : $ty:ty, model { $($m:tt)* }, spec { $($s:tt)* }, arg { $($a:tt)* } ] )*) => {
+        $(#[$meta])*
+        $vis struct $name {
+            $( #[doc = $doc] $($s)* pub $field: $ty, )*
+            $($own)*
+        }
+
+        impl $name {
+            /// The booking this spec names.
+            pub fn booking(&self) -> Booking {
+                Booking { $( $field: self.$field.clone(), )* }
+            }
+
+            /// Names `booking` in this spec.
+            pub fn set_booking(&mut self, booking: Booking) {
+                $( self.$field = booking.$field; )*
+            }
+        }
+    };
+}
+
+herald_shared::booking_fields! { booking_spec_struct! {
+    /// `{"kind":"booking", ...}`
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct BookingSpec {
     /// The appointment's time zone, an IANA name (`Asia/Kolkata`); the server's
     /// `HERALD_TIMEZONE` when absent. Its start is the default `not_after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,42 +163,15 @@ pub struct BookingSpec {
         example = "booking:B123:confirmation"
     )]
     pub idempotency_key: Option<String>,
-}
+    }
+} }
 
-/// `{"kind":"reminder", ...}`: a reminder of a booking, with its own card and SMS template;
-/// usually scheduled (`before`, `send_at` or `send_in`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReminderSpec {
-    /// E.164 (`+919999999999`), valid for its country code (libphonenumber's metadata).
-    #[schema(
-        format = "e164",
-        pattern = r"^\+[1-9][0-9]{1,14}$",
-        example = "+919999999999"
-    )]
-    pub phone: String,
-    /// Not blank; at most 30 characters (a DLT SMS variable).
-    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "B123")]
-    pub booking_id: String,
-    /// Not blank; at most 30 characters (a DLT SMS variable).
-    #[schema(pattern = r"[^ \t\n\r]", max_length = 30, example = "Haircut")]
-    pub service: String,
-    /// A calendar date, `YYYY-MM-DD`.
-    #[schema(format = Date, example = "2026-11-24")]
-    pub date: String,
-    /// `HH:MM`, 24-hour.
-    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "10:30")]
-    pub time: String,
-    /// The card's picture: an `http://` or `https://` URL with a host, no whitespace, at
-    /// most 2,000 characters. (Whitespace is Unicode's White_Space, spelled out: regex
-    /// engines disagree on what `\s` means.)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(
-        pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
-        max_length = 2000,
-        example = "https://example.com/haircut.jpg"
-    )]
-    pub image_url: Option<String>,
+herald_shared::booking_fields! { booking_spec_struct! {
+    /// `{"kind":"reminder", ...}`: a reminder of a booking, with its own card and SMS
+    /// template; usually scheduled (`before`, `send_at` or `send_in`).
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ReminderSpec {
     /// The appointment's time zone, an IANA name (`Asia/Kolkata`); the server's
     /// `HERALD_TIMEZONE` when absent. Its start is the default `not_after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,7 +222,8 @@ pub struct ReminderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "booking:B123:reminder")]
     pub idempotency_key: Option<String>,
-}
+    }
+} }
 
 /// `{"kind":"raw","request":{...}}`: a complete Interakt request body.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -404,14 +376,7 @@ impl JobSpec {
             }
             JobSpec::Booking(b) => {
                 let zone = spec_zone(b.tz.as_deref(), zone)?;
-                let booking = Booking {
-                    phone: b.phone,
-                    booking_id: b.booking_id,
-                    service: b.service,
-                    date: b.date,
-                    time: b.time,
-                    image_url: b.image_url,
-                };
+                let booking = b.booking();
                 let timing = Timing {
                     send_at: b.send_at.as_deref(),
                     send_in: b.send_in,
@@ -425,14 +390,7 @@ impl JobSpec {
             }
             JobSpec::Reminder(r) => {
                 let zone = spec_zone(r.tz.as_deref(), zone)?;
-                let booking = Booking {
-                    phone: r.phone,
-                    booking_id: r.booking_id,
-                    service: r.service,
-                    date: r.date,
-                    time: r.time,
-                    image_url: r.image_url,
-                };
+                let booking = r.booking();
                 let timing = Timing {
                     send_at: r.send_at.as_deref(),
                     send_in: r.send_in,

@@ -137,6 +137,42 @@ pub enum EnqueueAnswers {
     Unavailable(ErrorBody),
 }
 
+/// A spec a single-job route takes: its idempotency key may also come as a header.
+trait SingleSpec: serde::de::DeserializeOwned {
+    fn idempotency_key(&mut self) -> &mut Option<String>;
+    fn into_job_spec(self) -> JobSpec;
+}
+
+macro_rules! single_spec {
+    ($($spec:ident => $kind:ident),*) => {$(
+        impl SingleSpec for $spec {
+            fn idempotency_key(&mut self) -> &mut Option<String> {
+                &mut self.idempotency_key
+            }
+
+            fn into_job_spec(self) -> JobSpec {
+                JobSpec::$kind(self)
+            }
+        }
+    )*};
+}
+
+single_spec!(OtpSpec => Otp, BookingSpec => Booking, ReminderSpec => Reminder, RawSpec => Raw);
+
+/// The one handler of the single-job routes (each route below only names its spec, for the
+/// OpenAPI document): decode the body as `S`, take the idempotency key from the body or the
+/// `Idempotency-Key` header (equal when both), enqueue.
+async fn enqueue_spec<S: SingleSpec>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: S = decode(body).await?;
+    let key = spec.idempotency_key().take();
+    *spec.idempotency_key() = idempotency_key(headers, key)?;
+    enqueue_one(state, spec.into_job_spec()).await
+}
+
 /// Enqueue a one-time password.
 #[utoipa::path(
     post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
@@ -148,9 +184,7 @@ pub async fn enqueue_otp(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: OtpSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Otp(spec)).await
+    enqueue_spec::<OtpSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a booking confirmation card.
@@ -164,9 +198,7 @@ pub async fn enqueue_booking(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: BookingSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Booking(spec)).await
+    enqueue_spec::<BookingSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a reminder of a booking (its own card and SMS template), usually scheduled:
@@ -181,9 +213,7 @@ pub async fn enqueue_reminder(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: ReminderSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Reminder(spec)).await
+    enqueue_spec::<ReminderSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
@@ -197,9 +227,7 @@ pub async fn enqueue_raw(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: RawSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Raw(spec)).await
+    enqueue_spec::<RawSpec>(&state, &headers, body).await
 }
 
 /// Enqueue up to 1,000 jobs (each with its `kind`), answered item by item. Valid items are
