@@ -13,7 +13,7 @@
 //!    it revokes (TTL_EXPIRATION_REVOKED) and one booking whose "Cancel booking" chip it taps.
 //! 4. Work: [`OTPS`] OTPs and [`BOOKINGS`] booking confirmations enqueued through the
 //!    producer library, plus the scripted ones and an OTP that expires before it can be sent.
-//! 5. Workers: [`WORKERS`] replicas as tasks ([`herald_worker::dispatcher::run`]), at the same rate,
+//! 5. Workers: [`WORKERS`] replicas as tasks ([`herald_pipeline::dispatcher::run`]), at the same rate,
 //!    sharing the budget through Redis as separate processes would.
 //! 6. The operator dashboard ([`dashboard`]) over the demo's data, its address printed at
 //!    the start; left running with `keep`.
@@ -51,11 +51,11 @@ use tokio_util::sync::CancellationToken;
 
 use dashboard::DemoDashboard;
 use herald_operator::dlq::{DeadLetters, ListFilter};
+use herald_pipeline::dispatcher::{self, StartError as WorkerStartError};
+use herald_pipeline::limiter::{Budget, default_margin};
+use herald_pipeline::retry::RetryPolicy;
+use herald_pipeline::settings::Settings;
 use herald_webhook::{DEFAULT_INBOUND_MAX_LEN, WebhookArgs, WebhookError, WebhookSettings};
-use herald_worker::dispatcher::{self, StartError as WorkerStartError};
-use herald_worker::limiter::{Budget, default_margin};
-use herald_worker::retry::RetryPolicy;
-use herald_worker::settings::Settings;
 
 /// The rate the sandbox enforces and the workers keep to: low, so the limit is visible.
 pub const DEMO_RATE: &str = "20/2s";

@@ -127,7 +127,7 @@ impl Scenario {
     }
 
     /// `herald-worker` with this scenario's Redis and namespace, ready for arguments.
-    pub fn herald_worker(&self) -> Command {
+    pub fn herald_pipeline(&self) -> Command {
         let mut cmd = Command::new(cargo_bin("herald-worker"));
         cmd.env("REDIS_URL", self.redis.url())
             .env("HERALD_NAMESPACE", NAMESPACE)
@@ -165,7 +165,7 @@ impl Scenario {
 
     /// Runs `herald-worker ARGS` to completion.
     pub fn run_worker_command(&self, args: &[&str]) -> Output {
-        self.herald_worker()
+        self.herald_pipeline()
             .args(args)
             .output()
             .expect("run herald-worker")

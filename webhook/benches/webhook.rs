@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_pipeline::lanes::{Delivery, LaneReader};
+use herald_pipeline::settle::Settler;
 use herald_shared::{Redacted, signature};
 use herald_store::Keys;
 use herald_tests::RedisServer;
 use herald_tests::scenario::booking;
 use herald_webhook::{self as webhook, WebhookSettings, receiver};
-use herald_worker::lanes::{Delivery, LaneReader};
-use herald_worker::settle::Settler;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 

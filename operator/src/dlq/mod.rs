@@ -12,7 +12,7 @@
 //!   give it a new deadline?) is a pure function, [`plan()`].
 //! - **purge** ([`DeadLetters::purge`]): deleted from the hash and its index together.
 //!
-//! It never sends anything and never dead-letters (that is the worker's, `herald_worker::settle`).
+//! It never sends anything and never dead-letters (that is the worker's, `herald_pipeline::settle`).
 //! The text people read is rendered here too ([`render_list`], [`render_replay`],
 //! [`render_purge`]), as [`crate::status`] does, so the binary only picks what to print.
 //!

@@ -319,7 +319,7 @@ impl Run {
         let id = dead[self.rng.random_range(0..dead.len())].clone();
         let out = self
             .s
-            .herald_worker()
+            .herald_pipeline()
             .args(["dlq", "replay", &id, "--extend", "30s"])
             .output()
             .unwrap();

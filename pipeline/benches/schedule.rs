@@ -1,6 +1,6 @@
 //! The scheduled set at scale: figures for the README, not assertions.
 //!
-//! `cargo bench -p herald-worker --bench schedule` enqueues `BENCH_SCHEDULED` (default
+//! `cargo bench -p herald-pipeline --bench schedule` enqueues `BENCH_SCHEDULED` (default
 //! 1,000,000) booking jobs scheduled a day ahead through the real producer (its enqueue
 //! script), against a real redis-server, and prints:
 //! 1. **bytes per scheduled job**: Redis's `used_memory` grown, divided by the jobs (the
@@ -86,7 +86,7 @@ async fn main() {
     let started = Instant::now();
     loop {
         let run = Instant::now();
-        let (moved, _) = herald_worker::delayed::promote_scheduled(&pool, &keys, Lane::Booking)
+        let (moved, _) = herald_pipeline::delayed::promote_scheduled(&pool, &keys, Lane::Booking)
             .await
             .unwrap();
         if moved == 0 {

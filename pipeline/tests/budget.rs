@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
+use herald_pipeline::lanes::Delivery;
+use herald_pipeline::limiter::{Budget, SharedLimiter, Token};
+use herald_pipeline::settle::Settler;
 use herald_shared::config::RateLimit;
 use herald_shared::redis_pool::{Pool, connect};
 use herald_shared::{Job, Lane};
 use herald_store::Keys;
 use herald_store::keys::Stat;
 use herald_tests::RedisServer;
-use herald_worker::lanes::Delivery;
-use herald_worker::limiter::{Budget, SharedLimiter, Token};
-use herald_worker::settle::Settler;
 use redis::AsyncCommands;
 
 struct Harness {

@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncConnectionConfig;
+use herald_pipeline::limiter::{Budget, Clock, Cooldown, SharedLimiter};
 use herald_shared::Lane;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
 use herald_tests::RedisServer;
-use herald_worker::limiter::{Budget, Clock, Cooldown, SharedLimiter};
 use redis::AsyncCommands;
 use tokio::time::advance;
 

@@ -1,6 +1,6 @@
 //! Worker benchmarks: figures for the README, not assertions.
 //!
-//! `cargo bench -p herald-worker --bench drain` runs, against a real redis-server and the
+//! `cargo bench -p herald-pipeline --bench drain` runs, against a real redis-server and the
 //! in-process sandbox, with a real `herald-worker` release binary:
 //! 1. **throughput**: jobs/s one replica drains with no effective rate limit, and its peak RSS;
 //! 2. **OTP latency**: enqueue-to-Interakt time of OTPs behind a 10,000-booking backlog at

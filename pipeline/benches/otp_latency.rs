@@ -1,7 +1,7 @@
 //! OTP latency and budget use behind a booking backlog, for 1, 3 and 6 replicas: figures for
 //! the README, not assertions.
 //!
-//! `cargo bench -p herald-worker --bench otp_latency` runs, for each replica count, a fresh
+//! `cargo bench -p herald-pipeline --bench otp_latency` runs, for each replica count, a fresh
 //! redis-server, the in-process sandbox enforcing the rate strictly (429 past N in any
 //! sliding W), a booking backlog that outlasts the run, and that many real `herald-worker
 //! run` processes (the release binary) at the same `--rate`. While they drain, OTPs are
@@ -369,7 +369,7 @@ async fn main() {
         "| rate | replicas | OTPs | OTP wait p50 | p99 | max | budget used (min..max per window) | most in any window | 429s | targets |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for shape in shapes {
-        let reserve = herald_worker::limiter::percent_of(shape.n as u32, 5);
+        let reserve = herald_pipeline::limiter::percent_of(shape.n as u32, 5);
         println!(
             "{}: {} windows, {:.1} OTPs per window against the default OTP reserve of {reserve}",
             shape.rate,

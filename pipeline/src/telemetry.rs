@@ -183,7 +183,7 @@ pub fn record_budget(effective: u32) {
 /// Updates the queue gauges from Redis (called by the heartbeat): depth per lane and
 /// state, live replicas, and the age of each lane's oldest job.
 pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
-    let Ok(status) = herald_operator::status::collect(pool, keys).await else {
+    let Ok(status) = herald_store::status::collect(pool, keys).await else {
         return;
     };
     metrics::gauge!("herald_worker_replicas").set(status.consumers.len() as f64);
