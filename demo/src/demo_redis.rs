@@ -109,8 +109,8 @@ impl DemoRedis {
             None => {
                 if let Err(err) = delete_namespace(&self.pool, &self.namespace).await {
                     eprintln!(
-                        "herald demo: could not delete the demo's keys ({{{}}}:*): {err}",
-                        self.namespace
+                        "herald demo: could not delete the demo's keys ({}): {err}",
+                        self.keys.all_pattern()
                     );
                 }
                 None
@@ -141,8 +141,13 @@ pub(crate) async fn delete_namespace(
         other => redis::RedisError::from(std::io::Error::other(other.to_string())),
     })?;
     let keys: Vec<String> = {
-        let mut iter: redis::AsyncIter<String> =
-            conn.scan_match(format!("{{{namespace}}}:*")).await?;
+        let mut iter: redis::AsyncIter<String> = conn
+            .scan_match(
+                Keys::new(namespace)
+                    .map_err(|err| redis::RedisError::from(std::io::Error::other(err.to_string())))?
+                    .all_pattern(),
+            )
+            .await?;
         let mut keys = Vec::new();
         while let Some(key) = iter.next_item().await {
             keys.push(key?);

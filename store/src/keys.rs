@@ -123,6 +123,27 @@ impl Keys {
         key
     }
 
+    /// The namespace's hash tag, `{herald}`: every key of the namespace is in its slot.
+    pub fn tag(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A `SCAN`/`KEYS` pattern matching every key of the namespace.
+    pub fn all_pattern(&self) -> String {
+        self.key(&["*"])
+    }
+
+    /// A `SCAN`/`KEYS` pattern matching every job's record.
+    pub fn job_status_pattern(&self) -> String {
+        self.key(&["job:*"])
+    }
+
+    /// A key of the namespace that no Herald component reads or writes, for tools and tests
+    /// that need one in the namespace's slot (`test:<name>`).
+    pub fn scratch(&self, name: &str) -> String {
+        self.key(&["test:", name])
+    }
+
     /// Stream of jobs waiting on a lane.
     pub fn lane(&self, lane: Lane) -> String {
         self.key(&["lane:", lane.as_str()])

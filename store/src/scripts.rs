@@ -203,6 +203,15 @@ pub static LOCATE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// A lane's length, pending count and lag at one instant (`lua/lane_snapshot.lua`);
+/// writes nothing.
+pub static LANE_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "#!lua flags=no-writes\n{}",
+        include_str!("lua/lane_snapshot.lua")
+    ))
+});
+
 // ----- the dashboard -----
 
 /// A dashboard session checked and marked used (`lua/touch_session.lua`).

@@ -188,6 +188,8 @@ async fn every_script_loads_into_redis() {
         &scripts::MARK,
         &scripts::APPEND,
         &scripts::LOCATE,
+        &scripts::LANE_SNAPSHOT,
+        &scripts::TOUCH_SESSION,
     ] {
         let hash: String = script.prepare_invoke().load_async(&mut conn).await.unwrap();
         assert_eq!(hash, script.get_hash());

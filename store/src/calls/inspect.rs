@@ -7,9 +7,10 @@ use redis::{FromRedisValue, RedisError, Value};
 
 use super::{state_of, unexpected};
 use crate::Keys;
+use crate::keys::WORKER_GROUP;
 use crate::lifecycle::State;
 use crate::script::ScriptCall;
-use crate::scripts::LOCATE;
+use crate::scripts::{LANE_SNAPSHOT, LOCATE};
 
 /// Reads where job `job_id` of `lane` is.
 pub fn locate(keys: &Keys, lane: Lane, job_id: &str) -> ScriptCall<'static> {
@@ -101,6 +102,35 @@ impl Location {
             ));
         }
         Ok(())
+    }
+}
+
+/// Reads `lane`'s length, its workers' group's pending count and its lag at one instant.
+pub fn lane_snapshot(keys: &Keys, lane: Lane) -> ScriptCall<'static> {
+    let mut call = ScriptCall::new(&LANE_SNAPSHOT, [&*keys.lane(lane)]);
+    call.arg(WORKER_GROUP);
+    call
+}
+
+/// A lane at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneSnapshot {
+    pub length: u64,
+    /// Read and not settled; `None` before the workers' group exists.
+    pub pending: Option<u64>,
+    /// Not read by any replica yet; `None` when Redis cannot tell.
+    pub lag: Option<u64>,
+}
+
+impl LaneSnapshot {
+    pub fn decode(reply: &Value) -> Result<LaneSnapshot, RedisError> {
+        let (length, pending, lag) = <(i64, i64, i64)>::from_redis_value(reply.clone())
+            .map_err(|_| unexpected("lane_snapshot.lua", reply))?;
+        Ok(LaneSnapshot {
+            length: u64::try_from(length).unwrap_or(0),
+            pending: u64::try_from(pending).ok(),
+            lag: u64::try_from(lag).ok(),
+        })
     }
 }
 

@@ -577,7 +577,7 @@ async fn check(run: &mut Run) {
     }
     // 4. The records are the jobs the enqueues answered for.
     let records: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{NAMESPACE}}}:job:*"))
+        .arg(run.s.keys.job_status_pattern())
         .query_async(&mut conn)
         .await
         .unwrap();
