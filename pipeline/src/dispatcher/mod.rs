@@ -121,7 +121,8 @@ impl Context {
                 pool.clone(),
                 settings.keys.clone(),
                 settings.consumer.clone(),
-            ),
+            )
+            .with_tenant_weights(settings.tenant_weights.clone()),
             settler: Settler::new(
                 pool.clone(),
                 settings.keys.clone(),

@@ -127,6 +127,8 @@ pub async fn settle_sent(server: &RedisServer, lane: Lane, job_id: uuid::Uuid) {
         }
         let at = At {
             lane,
+            tenant: herald_shared::job::Tenant::DEFAULT,
+            stream: &stream,
             entry_id: &entry.id,
             consumer: "settler",
             token: None,

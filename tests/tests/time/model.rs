@@ -390,10 +390,15 @@ async fn where_is(
     s: &Scenario,
     job: &Job,
 ) -> Location {
-    let reply: redis::Value = locate(&s.keys, job.lane, &job.id)
-        .invoke(conn)
-        .await
-        .unwrap();
+    let reply: redis::Value = locate(
+        &s.keys,
+        job.lane,
+        herald_shared::job::Tenant::DEFAULT,
+        &job.id,
+    )
+    .invoke(conn)
+    .await
+    .unwrap();
     Location::decode(&reply).unwrap()
 }
 
