@@ -80,15 +80,20 @@ impl ReconnectBackoff {
         Next::Retry
     }
 
-    /// Records a call that succeeded: the task no longer holds an episode.
+    /// Records a call that succeeded: the task no longer holds an episode, and the
+    /// episodes no task holds are over.
     pub fn succeeded(&mut self) {
         self.failures = 0;
-        self.leave();
+        match self.failing.take() {
+            Some(kind) => self.episodes.task_left(kind, true),
+            None => self.episodes.succeeded(),
+        }
     }
 
+    /// Lets go of the episode it holds, without a success (another kind, or the end).
     fn leave(&mut self) {
         if let Some(kind) = self.failing.take() {
-            self.episodes.task_left(kind);
+            self.episodes.task_left(kind, false);
         }
     }
 

@@ -14,10 +14,12 @@
 //!   [`Episodes::request_failed`]: each failure keeps the episode open, none holds it (a
 //!   request that is never retried proves nothing either way).
 //!
-//! An episode ends once no task holds it and [`QUIET`] has passed since its last failure
-//! and its last holder's success: a task that succeeds once and fails again at once (some
-//! pooled connections alive, new ones refused; another task that had not retried yet) does
-//! not start a new episode each time.
+//! An episode ends once no task holds it, a call has succeeded since its last failure, and
+//! [`QUIET`] has passed: a task that succeeds once and fails again at once (some pooled
+//! connections alive, new ones refused; another task that had not retried yet) does not
+//! start a new episode each time. Its last line says how long it lasted, up to that success.
+//! One that nothing has shown over (failed requests, then no request) ends after
+//! [`UNCONFIRMED`] without a failure, and its last line says only that.
 //!
 //! A refusal that waiting cannot help ([`RedisErrorKind::waiting_helps`]: `NOPERM`,
 //! `WRONGTYPE`, refused credentials) met by a long-running task is the process's
@@ -28,6 +30,7 @@
 //! sleeps a task or reads Redis.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -36,9 +39,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::redis_pool::{RedisErrorKind, RedisFailure, refused_command};
 
-/// How long an episode stays open once it seems over (its last failure, or its last holder's
-/// success, whichever came later): a failure meanwhile belongs to it.
+/// How long an episode stays open once a call succeeded after its last failure: a failure
+/// meanwhile belongs to it.
 pub const QUIET: Duration = Duration::from_secs(5);
+
+/// How long an episode no task holds stays open after its last failure when no call has
+/// succeeded since (a request that failed and was not tried again proves nothing).
+pub const UNCONFIRMED: Duration = Duration::from_secs(60);
 
 /// A refusal no retry can help, met by a long-running task: what stops the process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +127,8 @@ impl std::fmt::Display for Refusal {
 /// This process's open episodes and its refusal, if any.
 pub struct Episodes {
     state: Mutex<State>,
+    /// Whether any episode is open: a success on the send path looks at this alone.
+    any_open: AtomicBool,
     /// Cancelled on the process's [`Refusal`]: its binary stops.
     refused: CancellationToken,
 }
@@ -128,6 +137,7 @@ impl Episodes {
     pub fn new() -> Episodes {
         Episodes {
             state: Mutex::new(State::default()),
+            any_open: AtomicBool::new(false),
             refused: CancellationToken::new(),
         }
     }
@@ -154,16 +164,34 @@ impl Episodes {
     ) {
         let now = Instant::now();
         let started = self.state().failed(kind, joined, now);
+        self.any_open.store(true, Ordering::Relaxed);
         if started {
-            announce_start(kind, task, &err.words());
+            announce_start(kind, task, &err.words(), "retrying with backoff");
         }
     }
 
-    /// A task that held the episode of `kind` succeeded, moved to another kind, or ended.
-    pub(crate) fn task_left(&'static self, kind: RedisErrorKind) {
+    /// A task that held the episode of `kind` let go of it: its call `succeeded`, or it
+    /// failed with another kind, or it ended.
+    pub(crate) fn task_left(&'static self, kind: RedisErrorKind, succeeded: bool) {
         let now = Instant::now();
-        self.state().left(kind, now);
+        self.state().left(kind, now, succeeded);
         self.close_due();
+    }
+
+    /// A call succeeded (a task's, or a request's: [`Episodes::request_succeeded`]): the
+    /// episodes no task holds are over. Costs one atomic load while none is open.
+    pub(crate) fn succeeded(&'static self) {
+        if !self.any_open.load(Ordering::Relaxed) {
+            return;
+        }
+        self.state().succeeded(Instant::now());
+        self.close_due();
+    }
+
+    /// A request handler's Redis calls succeeded: what ends its episodes (see
+    /// [`Episodes::request_failed`]).
+    pub fn request_succeeded(&'static self) {
+        self.succeeded();
     }
 
     /// A request handler's call failed (`task` names the route: `enqueue`, `webhook POST`):
@@ -173,8 +201,9 @@ impl Episodes {
     pub fn request_failed(&'static self, task: &'static str, kind: RedisErrorKind, error: &str) {
         let now = Instant::now();
         let started = self.state().failed(kind, false, now);
+        self.any_open.store(true, Ordering::Relaxed);
         if started {
-            announce_start(kind, task, error);
+            announce_start(kind, task, error, "requests fail meanwhile");
         }
         self.schedule_close();
     }
@@ -227,7 +256,13 @@ impl Episodes {
     /// Ends the episodes quiet for long enough (one line each), and wakes up again when the
     /// next one may be.
     fn close_due(&'static self) {
-        let ended = self.state().close_due(Instant::now());
+        let ended = {
+            let mut state = self.state();
+            let ended = state.close_due(Instant::now());
+            self.any_open
+                .store(!state.open.is_empty(), Ordering::Relaxed);
+            ended
+        };
         for end in ended {
             announce_end(&end);
         }
@@ -266,28 +301,41 @@ impl Default for Episodes {
     }
 }
 
-fn announce_start(kind: RedisErrorKind, task: &'static str, error: &str) {
+/// The first line of an episode; `meanwhile` says what the process does until it ends.
+fn announce_start(kind: RedisErrorKind, task: &'static str, error: &str, meanwhile: &str) {
     metrics::counter!("herald_redis_errors_total", "kind" => kind.label(), "task" => task)
         .increment(1);
     metrics::gauge!("herald_redis_failing", "kind" => kind.label()).set(1.0);
     if kind.waiting_helps() {
-        tracing::warn!(kind = kind.label(), task, error = %error, fix = kind.fix(), "{}; retrying with backoff (one line when it ends)", kind.what());
+        tracing::warn!(kind = kind.label(), task, error = %error, fix = kind.fix(), "{}; {meanwhile} (one line when it ends)", kind.what());
     } else {
-        tracing::error!(kind = kind.label(), task, error = %error, fix = kind.fix(), "{}; waiting cannot help", kind.what());
+        tracing::error!(kind = kind.label(), task, error = %error, fix = kind.fix(), "{}; {meanwhile}, but waiting cannot help", kind.what());
     }
 }
 
 fn announce_end(end: &Ended) {
     metrics::gauge!("herald_redis_failing", "kind" => end.kind.label()).set(0.0);
     let lasted = Duration::from_millis(end.lasted.as_millis() as u64);
-    tracing::warn!(
-        kind = end.kind.label(),
-        failures = end.failures,
-        lasted_ms = lasted.as_millis() as u64,
-        "{} after {}",
-        end.kind.over(),
-        humantime::format_duration(lasted)
-    );
+    let lasted_ms = lasted.as_millis() as u64;
+    let lasted = humantime::format_duration(lasted);
+    if end.confirmed {
+        tracing::warn!(
+            kind = end.kind.label(),
+            failures = end.failures,
+            lasted_ms,
+            "{} after {lasted}",
+            end.kind.over()
+        );
+    } else {
+        tracing::warn!(
+            kind = end.kind.label(),
+            failures = end.failures,
+            lasted_ms,
+            "no call has failed with {} for {}: over as far as this process can tell, after {lasted} at least",
+            end.kind,
+            humantime::format_duration(UNCONFIRMED)
+        );
+    }
 }
 
 /// The episodes as data, changed only through the transitions below, each given the time:
@@ -309,23 +357,35 @@ struct Episode {
     last_failure: Instant,
     /// When the last holder left.
     released: Option<Instant>,
+    /// The first success, once no task held it, since its last failure.
+    recovered: Option<Instant>,
 }
 
 impl Episode {
-    /// When it was last seen going on: its last failure, or its last holder's success.
-    fn over(&self) -> Instant {
+    /// When it was last seen going on: its last failure, or its last holder leaving.
+    fn seen(&self) -> Instant {
         self.released
             .map_or(self.last_failure, |at| at.max(self.last_failure))
     }
+
+    /// When it may end, once no task holds it.
+    fn due(&self) -> Option<Instant> {
+        (self.holders == 0).then(|| match self.recovered {
+            Some(at) => self.seen().max(at) + QUIET,
+            None => self.seen() + UNCONFIRMED,
+        })
+    }
 }
 
-/// An episode that ended: its kind, how long it lasted (first failure to the last failure
-/// or the last holder's success, whichever came later), its failed calls.
+/// An episode that ended: its kind, how long it lasted (first failure to the success that
+/// ended it, or to when it was last seen), its failed calls, and whether a success showed
+/// it over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Ended {
     kind: RedisErrorKind,
     lasted: Duration,
     failures: u64,
+    confirmed: bool,
 }
 
 impl State {
@@ -340,41 +400,56 @@ impl State {
                 failures: 0,
                 last_failure: now,
                 released: None,
+                recovered: None,
             }
         });
         episode.failures += 1;
         episode.last_failure = now;
+        episode.recovered = None;
         if joined {
             episode.holders += 1;
         }
         started
     }
 
-    /// A holder of `kind` left at `now`.
-    fn left(&mut self, kind: RedisErrorKind, now: Instant) {
+    /// A holder of `kind` left at `now`; its call `succeeded`, or not (it failed with
+    /// another kind, or ended).
+    fn left(&mut self, kind: RedisErrorKind, now: Instant, succeeded: bool) {
         if let Some(episode) = self.open.get_mut(&kind) {
             episode.holders = episode.holders.saturating_sub(1);
             if episode.holders == 0 {
                 episode.released = Some(now);
             }
         }
+        if succeeded {
+            self.succeeded(now);
+        }
     }
 
-    /// Ends, at `now`, every episode no task holds that has been over for [`QUIET`].
+    /// A call succeeded at `now`: the episodes no task holds are over.
+    fn succeeded(&mut self, now: Instant) {
+        for episode in self.open.values_mut().filter(|e| e.holders == 0) {
+            episode.recovered.get_or_insert(now);
+        }
+    }
+
+    /// Ends the episodes due at `now`.
     fn close_due(&mut self, now: Instant) -> Vec<Ended> {
         let due: Vec<RedisErrorKind> = self
             .open
             .iter()
-            .filter(|(_, e)| e.holders == 0 && now >= e.over() + QUIET)
+            .filter(|(_, e)| e.due().is_some_and(|due| now >= due))
             .map(|(kind, _)| *kind)
             .collect();
         due.into_iter()
             .filter_map(|kind| {
                 let episode = self.open.remove(&kind)?;
+                let over = episode.recovered.unwrap_or_else(|| episode.seen());
                 Some(Ended {
                     kind,
-                    lasted: episode.over().duration_since(episode.started),
+                    lasted: over.duration_since(episode.started),
                     failures: episode.failures,
+                    confirmed: episode.recovered.is_some(),
                 })
             })
             .collect()
@@ -382,11 +457,7 @@ impl State {
 
     /// When the next episode no task holds may end.
     fn next_due(&self) -> Option<Instant> {
-        self.open
-            .values()
-            .filter(|e| e.holders == 0)
-            .map(|e| e.over() + QUIET)
-            .min()
+        self.open.values().filter_map(Episode::due).min()
     }
 
     /// An episode some task holds, and since when.
@@ -409,7 +480,7 @@ mod tests {
     }
 
     /// Four tasks meet an outage, fail again and again, then come back one by one: one
-    /// start, one end, after the last of them is back and the episode has been quiet.
+    /// start, one end, once the last of them is back and [`QUIET`] has passed.
     #[test]
     fn one_episode_however_many_tasks_fail_however_often() {
         let t0 = Instant::now();
@@ -423,8 +494,9 @@ mod tests {
         }
         assert_eq!(state.held().map(|(k, _)| k), Some(Unreachable));
         for i in 0..4 {
-            state.left(Unreachable, t0 + secs(4.0 + i as f64));
-            assert!(state.close_due(t0 + secs(4.0 + i as f64)).is_empty());
+            let at = t0 + secs(4.0 + i as f64);
+            state.left(Unreachable, at, true);
+            assert!(state.close_due(at).is_empty());
         }
         assert_eq!(state.held(), None, "nothing holds it: ready again");
         assert!(
@@ -438,7 +510,8 @@ mod tests {
             [Ended {
                 kind: Unreachable,
                 lasted: secs(7.0),
-                failures: 34
+                failures: 34,
+                confirmed: true,
             }]
         );
         assert!(state.open.is_empty());
@@ -453,13 +526,13 @@ mod tests {
         let t0 = Instant::now();
         let mut state = State::default();
         assert!(state.failed(OutOfMemory, true, t0));
-        state.left(OutOfMemory, t0 + secs(6.0));
+        state.left(OutOfMemory, t0 + secs(6.0), true);
         assert!(state.close_due(t0 + secs(6.0)).is_empty(), "it just ended");
         assert!(
             !state.failed(OutOfMemory, true, t0 + secs(6.1)),
             "same episode"
         );
-        state.left(OutOfMemory, t0 + secs(7.0));
+        state.left(OutOfMemory, t0 + secs(7.0), true);
         assert_eq!(state.next_due(), Some(t0 + secs(7.0) + QUIET));
         assert!(state.close_due(t0 + secs(6.1) + QUIET).is_empty());
         let ended = state.close_due(t0 + secs(7.0) + QUIET);
@@ -472,30 +545,30 @@ mod tests {
     }
 
     /// Redis restarts: refused connections, then LOADING, then answers. Each kind is its own
-    /// episode: the outage ends when loading starts.
+    /// episode: the outage is over once the first call succeeds after it.
     #[test]
     fn a_task_that_meets_another_kind_leaves_the_first_episode() {
         let t0 = Instant::now();
         let mut state = State::default();
         assert!(state.failed(Unreachable, true, t0));
         assert!(!state.failed(Unreachable, false, t0 + secs(1.5)));
-        state.left(Unreachable, t0 + secs(2.0));
+        state.left(Unreachable, t0 + secs(2.0), false);
         assert!(state.failed(Loading, true, t0 + secs(2.0)));
         assert_eq!(state.held().map(|(k, _)| k), Some(Loading));
-        let ended = state.close_due(t0 + secs(1.9) + QUIET);
-        assert!(ended.is_empty(), "the task moved on recently");
-        let ended = state.close_due(t0 + secs(2.0) + QUIET);
-        assert_eq!(
-            ended.iter().map(|e| e.kind).collect::<Vec<_>>(),
-            [Unreachable]
+        assert!(
+            state.close_due(t0 + secs(2.0) + QUIET).is_empty(),
+            "nothing has succeeded yet"
         );
-        assert_eq!(ended[0].lasted, secs(2.0), "until the task moved on");
-        state.left(Loading, t0 + secs(3.0));
-        assert_eq!(state.close_due(t0 + secs(3.0) + QUIET).len(), 1);
+        state.left(Loading, t0 + secs(3.0), true);
+        let ended = state.close_due(t0 + secs(3.0) + QUIET);
+        let kinds: Vec<_> = ended.iter().map(|e| (e.kind, e.lasted)).collect();
+        assert_eq!(kinds, [(Unreachable, secs(3.0)), (Loading, secs(1.0))]);
+        assert!(ended.iter().all(|e| e.confirmed));
     }
 
     /// Failed requests hold nothing: readiness never waits on a request that will not be
-    /// retried; the episode ends once they stop failing.
+    /// retried. A request that succeeds shows the episode over; without one it ends after
+    /// [`UNCONFIRMED`], saying only that nothing has failed since.
     #[test]
     fn failed_requests_keep_an_episode_open_but_never_hold_it() {
         let t0 = Instant::now();
@@ -503,8 +576,27 @@ mod tests {
         assert!(state.failed(OutOfMemory, false, t0));
         assert!(!state.failed(OutOfMemory, false, t0 + secs(2.0)));
         assert_eq!(state.held(), None);
-        assert!(state.close_due(t0 + QUIET).is_empty());
-        assert_eq!(state.close_due(t0 + secs(2.0) + QUIET).len(), 1);
+        assert!(state.close_due(t0 + secs(2.0) + QUIET).is_empty());
+        state.succeeded(t0 + secs(3.0));
+        let ended = state.close_due(t0 + secs(3.0) + QUIET);
+        assert_eq!((ended[0].lasted, ended[0].confirmed), (secs(3.0), true));
+
+        assert!(state.failed(OutOfMemory, false, t0 + secs(10.0)));
+        assert!(state.close_due(t0 + secs(10.0) + QUIET).is_empty());
+        let ended = state.close_due(t0 + secs(10.0) + UNCONFIRMED);
+        assert_eq!((ended[0].lasted, ended[0].confirmed), (secs(0.0), false));
+    }
+
+    /// A success while a task still holds the episode (reads work under OOM, the start-up
+    /// task's group creation does not) ends nothing.
+    #[test]
+    fn a_success_ends_nothing_a_task_still_holds() {
+        let t0 = Instant::now();
+        let mut state = State::default();
+        assert!(state.failed(OutOfMemory, true, t0));
+        state.succeeded(t0 + secs(1.0));
+        assert!(state.close_due(t0 + secs(60.0) + UNCONFIRMED).is_empty());
+        assert_eq!(state.held().map(|(k, _)| k), Some(OutOfMemory));
     }
 
     /// The process-wide object on a paused clock: readiness follows the holders, the episode
@@ -519,7 +611,7 @@ mod tests {
         episodes.task_failed("dispatcher", Unreachable, false, &err);
         tokio::time::advance(secs(2.0)).await;
         assert_eq!(episodes.failing(), Some((Unreachable, secs(2.0))));
-        episodes.task_left(Unreachable);
+        episodes.task_left(Unreachable, true);
         assert_eq!(episodes.failing(), None, "ready once no task is stuck");
         assert_eq!(episodes.state().open.len(), 1, "quiet for 2 s only");
         tokio::time::sleep(QUIET).await;

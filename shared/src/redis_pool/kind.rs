@@ -83,6 +83,8 @@ impl RedisErrorKind {
             "ERR" if detail.contains("The user executing the script can't run this command") => {
                 RedisErrorKind::NoPermission
             }
+            // What a blocked read gets when its server turns into a replica.
+            "UNBLOCKED" if detail.contains("master -> replica") => RedisErrorKind::ReadOnly,
             _ => RedisErrorKind::Other,
         }
     }
@@ -242,6 +244,10 @@ mod tests {
             ("ERR max number of clients reached", MaxClients),
             (
                 "READONLY You can't write against a read only replica.",
+                ReadOnly,
+            ),
+            (
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
                 ReadOnly,
             ),
             ("LOADING Redis is loading the dataset in memory", Loading),
