@@ -108,6 +108,18 @@ async fn post_otp(api: &ApiProcess, key: &str) -> (u16, String) {
     .expect("the API answers")
 }
 
+/// Waits for the last line of `process`'s episode (containing `ends`), then checks it logged
+/// that episode once when it started (a first line containing `starts`) and once when it
+/// ended.
+async fn one_episode(process: &WorkerProcess, starts: &str, ends: &str) {
+    wait_until(&format!("{ends:?} in the log"), WITHIN, || {
+        std::future::ready(process.log().contains(ends))
+    })
+    .await;
+    let log = process.log();
+    assert_eq!(episodes(&log, starts, ends), (1, 1), "{log}");
+}
+
 /// Posts a delivery event to the receiver at `hooks`; its status.
 async fn post_event(hooks: &str, i: usize) -> u16 {
     let event = json!({
@@ -296,13 +308,12 @@ async fn maxclients_reached_is_named_by_status_and_the_worker_waits_it_out() {
     wait_for(&ready, 200, "ready").await;
     let out = run("herald-worker", &url, "clients", &["status"]);
     assert!(out.status.success(), "{out:?}");
-    let end = "Redis accepts connections again after";
-    wait_until("the episode's last line", WITHIN, || {
-        std::future::ready(worker.log().contains(end))
-    })
+    one_episode(
+        &worker,
+        "maxclients",
+        "Redis accepts connections again after",
+    )
     .await;
-    let log = worker.log();
-    assert_eq!(episodes(&log, "maxclients", end), (1, 1), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,13 +344,12 @@ async fn a_read_only_replica_makes_the_worker_unready_and_the_api_say_so_until_p
     wait_for(&ready, 200, "ready").await;
     let (status, body) = post_otp(&api, "replica:after").await;
     assert_eq!(status, 202, "{body}");
-    let end = "Redis accepts writes again (a primary) after";
-    wait_until("the episode's last line", WITHIN, || {
-        std::future::ready(worker.log().contains(end))
-    })
+    one_episode(
+        &worker,
+        "read-only replica",
+        "Redis accepts writes again (a primary) after",
+    )
     .await;
-    let log = worker.log();
-    assert_eq!(episodes(&log, "read-only replica", end), (1, 1), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,18 +386,10 @@ async fn a_redis_loading_its_dataset_is_waited_out_and_readiness_says_so() {
     wait_for(&ready, 503, "loading").await;
     let _server = restart.await.unwrap();
     wait_for(&ready, 200, "ready").await;
-    wait_until("the loading's last line", WITHIN, || {
-        std::future::ready(worker.log().contains("Redis has loaded its dataset after"))
-    })
+    one_episode(
+        &worker,
+        "loading its dataset",
+        "Redis has loaded its dataset after",
+    )
     .await;
-    let log = worker.log();
-    assert_eq!(
-        episodes(
-            &log,
-            "loading its dataset",
-            "Redis has loaded its dataset after"
-        ),
-        (1, 1),
-        "{log}"
-    );
 }
