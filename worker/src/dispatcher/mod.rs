@@ -171,15 +171,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     // refusal no retry can help.
     let stop = shutdown.child_token();
     let episodes = Episodes::process();
-    tokio::spawn({
-        let (refused, stop) = (episodes.on_refusal(), stop.clone());
-        async move {
-            tokio::select! {
-                _ = refused.cancelled() => stop.cancel(),
-                _ = stop.cancelled() => {}
-            }
-        }
-    });
     let mut background = Background::default();
     if let Some(addr) = ctx.settings.http_listen {
         telemetry::register_replica_series(ctx.settings.budget.rate.requests.get());
@@ -214,7 +205,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         "keep-alive of held jobs",
         keep_alive(ctx.clone(), stop.clone()),
     );
-    let supervisor = tokio::spawn(background.supervise(stop.clone()));
+    let supervisor = tokio::spawn(background.supervise(stop.clone(), episodes.on_refusal()));
 
     let mut sends = JoinSet::new();
     let hand = dispatch(&ctx, &stop, &mut sends).await;
