@@ -110,6 +110,12 @@ impl Keys {
         })
     }
 
+    /// The pattern every key of this namespace matches, as an ACL key pattern writes it:
+    /// `{herald}:*`.
+    pub fn pattern(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+
     /// `{prefix}:` then `parts`, in one allocation of the exact size: every job's settle
     /// builds a few of these, so no `format!` (which grows its buffer as it goes).
     fn key(&self, parts: &[&str]) -> String {

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 
 use super::Context;
 use super::hold::Hold;
@@ -116,8 +116,7 @@ pub(super) async fn dispatch(
             Err(StepError::Cancelled) => break,
             Err(StepError::Redis(err)) => {
                 d.verify_hand = true;
-                backoff.failed(&err);
-                if backoff.wait(shutdown).await.is_err() {
+                if backoff.failed(&err) == Next::Stop || backoff.wait(shutdown).await.is_err() {
                     break;
                 }
             }

@@ -28,10 +28,13 @@ pub const RUN_EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
   1  part of the worker (retry promoter, heartbeat, keep-alive, code eraser, metrics
      server) stopped
-     unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
+     unexpectedly, or Redis refused something no retry can help (NOPERM: a permission the
+     ACL user lacks, WRONGTYPE, refused credentials; the last line names it and its fix):
+     /readyz turned 503, jobs in hand were handed back, and it exited
   2  bad usage or configuration (a missing API key, a malformed flag or one out of its
      range, --http-listen cannot be bound)
-Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
+Redis unreachable, out of memory, at maxclients, loading or a read-only replica is not an
+exit: the replica waits and retries with backoff, unready (docs/redis-errors.md).";
 
 /// Flags of `herald-worker run`; each also reads an environment variable.
 #[derive(clap::Args, Debug, Clone)]
