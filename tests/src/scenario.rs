@@ -335,6 +335,40 @@ pub async fn http_request(
 
 /// Puts jobs on their lanes of `keys`' namespace exactly as the producer does (one `job`
 /// field per entry), pipelined in chunks: for tests and benchmarks that need a backlog fast.
+/// Every stream of `lane`: its own (the default tenant's) and each other tenant's with jobs.
+pub async fn lane_streams(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    lane: Lane,
+) -> redis::RedisResult<Vec<String>> {
+    let tenants: Vec<String> = conn.smembers(keys.lane_streams(lane)).await?;
+    Ok(std::iter::once(keys.lane(lane))
+        .chain(tenants.iter().map(|t| keys.lane_of(lane, t)))
+        .collect())
+}
+
+/// Enqueues `jobs` as the producer does (`enqueue.lua`: record, turn, tenant's stream),
+/// pipelined; panics on a refusal.
+pub async fn enqueue_stored(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    jobs: &[Job],
+) {
+    let now = time::OffsetDateTime::now_utc();
+    for chunk in jobs.chunks(500) {
+        let mut pipe = redis::pipe();
+        pipe.load_script(&herald_store::scripts::ENQUEUE).ignore();
+        for job in chunk {
+            pipe.add_command(
+                herald_store::calls::enqueue::enqueue(keys, job, 86_400_000, now)
+                    .cmd()
+                    .clone(),
+            );
+        }
+        let _: Vec<redis::Value> = pipe.query_async(conn).await.expect("enqueue");
+    }
+}
+
 /// Adds `jobs` to their lanes' own streams as a producer of an earlier release did (no
 /// record, no turn): the reader reads the default tenant's stream at every read. Jobs of
 /// another tenant go through the producer ([`Scenario::enqueue_lines`]).

@@ -36,20 +36,6 @@ local function claim(tenant)
 end
 if ARGV[7] == '0' then
   claim('default')
-  -- Jobs on the default stream that no turn names (added by a release before tenants, or
-  -- by a producer of one during an upgrade) get the default tenant's turn.
-  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream_of(prefix, lane, 'default'))
-  if ok then
-    for _, g in ipairs(groups) do
-      local f = {}
-      for i = 1, #g, 2 do
-        f[g[i]] = g[i + 1]
-      end
-      if f['name'] == group and (f['lag'] == nil or tonumber(f['lag']) ~= 0) then
-        arrive(prefix, lane, 'default')
-      end
-    end
-  end
 end
 local page = redis.call('SSCAN', KEYS[1], ARGV[7], 'COUNT', 100)
 out[1] = page[1]

@@ -239,3 +239,55 @@ async fn lanes_share_the_budget_by_weight_one_replica() {
 async fn lanes_share_the_budget_by_weight_three_replicas() {
     the_lanes_share_by_weight(3).await;
 }
+
+/// `status --json` shows each lane's backlog with its oldest ready job's age, and the
+/// tenants with the most ready jobs, largest first (at most 20); the text shows the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_lanes_oldest_job_and_the_largest_tenants() {
+    let s = Scenario::start(SandboxSetup::default()).await;
+    let mut lines = Vec::new();
+    for t in 0..22 {
+        for j in 0..=t {
+            let i = t * 100 + j;
+            lines.push(line(
+                "booking",
+                &phone("76", i),
+                i,
+                Some(&format!("salon-{t:02}")),
+            ));
+        }
+    }
+    lines.push(line("reminder", &phone("77", 0), 0, None));
+    s.enqueue_lines(&lines);
+    wait_until(
+        "the oldest job is a few ms old",
+        Duration::from_secs(5),
+        || async { s.status().await.lanes["booking"].oldest_ms > 0 },
+    )
+    .await;
+
+    let out = s.run_worker_command(&["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["lanes"]["booking"]["ready"], 253, "{status}");
+    assert_eq!(status["lanes"]["reminder"]["ready"], 1, "{status}");
+    assert!(status["lanes"]["booking"]["oldest_ms"].as_u64().unwrap() > 0);
+    assert_eq!(status["lanes"]["otp"]["oldest_ms"], 0);
+    let tenants = status["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 20, "{status}");
+    assert_eq!(tenants[0]["tenant"], "salon-21");
+    assert_eq!(tenants[0]["lane"], "booking");
+    assert_eq!(tenants[0]["ready"], 22);
+    assert!(tenants[0]["oldest_ms"].as_u64().is_some());
+    assert_eq!(tenants[19]["tenant"], "salon-02");
+
+    let out = s.run_worker_command(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tenants with the most ready jobs"), "{text}");
+    assert!(text.contains("salon-21"), "{text}");
+    assert!(!text.contains("salon-01 "), "only the largest 20: {text}");
+}
