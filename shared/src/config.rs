@@ -25,8 +25,17 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
+/// The heading every command's `--help` shows the Redis connection flags under, after the
+/// command's own flags.
+pub const REDIS_HELP_HEADING: &str = "Redis connection";
+
+/// Where a binary's own flags that every subcommand takes (`--log-format`, the producer's
+/// `--tz`) sort in a subcommand's `--help`: after the subcommand's own flags.
+pub const GLOBAL_DISPLAY_ORDER: usize = 900;
+
 /// Where Redis is and which namespace of keys this deployment owns.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = REDIS_HELP_HEADING)]
 pub struct RedisArgs {
     /// Redis URL: `redis://[[user]:password@]host:port[/db]`, or `rediss://...` for TLS.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true, hide_env_values = true)]
