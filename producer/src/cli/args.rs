@@ -75,7 +75,8 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free one); once bound, it is printed on stderr:
+    /// `herald-producer: listening on 127.0.0.1:8080`.
     #[arg(long, env = "HERALD_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Accepted bearer tokens, comma-separated.
