@@ -144,8 +144,9 @@ pub struct CancelArgs {
 
 #[derive(Args)]
 pub struct OtpArgs {
-    /// Recipient in E.164 form (+919999999999).
-    #[arg(long)]
+    /// Recipient in E.164 form (+919999999999; spaces, dashes, dots and parentheses between
+    /// the digits are dropped), valid for its country code.
+    #[arg(long, value_parser = herald_shared::phone::typed_number)]
     pub phone: String,
     /// The one-time password (letters or digits).
     #[arg(long)]

@@ -87,6 +87,32 @@ fn each_subcommand_prints_exactly_the_job_id() {
 }
 
 #[test]
+fn phone_flags_take_spaces_and_dashes_and_jobs_hold_e164() {
+    let server = RedisServer::start();
+    let url = server.url();
+    stdout_of(cli(&url).args(["otp", "--phone", "+91 99999-99999", "--code", "123456"]));
+    let mut booking = BOOKING;
+    booking[2] = "+91 (99999) 99.999";
+    stdout_of(cli(&url).args(booking));
+    let phones: Vec<String> = [Lane::Otp, Lane::Booking]
+        .into_iter()
+        .flat_map(|lane| lane_jobs(&server, lane))
+        .map(|job| job.phone())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+919999999999", "+919999999999"],
+        "otp and booking"
+    );
+    // Anything else in a number is still refused, naming the flag's field.
+    cli(&url)
+        .args(["otp", "--phone", "+91 99999 9999x", "--code", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("phone"));
+}
+
+#[test]
 fn a_repeated_idempotency_key_prints_the_first_id_and_adds_nothing() {
     let server = RedisServer::start();
     let url = server.url();
