@@ -38,7 +38,7 @@ mod summary;
 mod watch;
 
 pub use options::*;
-pub use summary::{ReasonCount, Summary, render};
+pub use summary::{EXPIRED_NOTE, ReasonCount, Summary, TRY_NEXT, render};
 
 use std::net::SocketAddr;
 use std::time::Duration;
