@@ -228,7 +228,8 @@ impl fmt::Display for RateLimit {
 /// The plan and an optional explicit rate, as operators give them.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RateArgs {
-    /// Interakt plan; sets the rate limit unless --rate is given.
+    /// Interakt plan; sets the rate limit unless --rate is given: growth 300/1m (when
+    /// neither is given), advanced 600/1m, enterprise per contract (needs --rate).
     #[arg(long, env = "INTERAKT_PLAN", value_enum)]
     pub plan: Option<Plan>,
     /// Requests per window, shared by all replicas: N/PERIOD (300/1m, 50/5s). Overrides --plan;
@@ -256,10 +257,12 @@ impl RateArgs {
 /// The Interakt account.
 #[derive(clap::Args, Clone, Debug)]
 pub struct InteraktArgs {
-    /// API key from Settings > Developer Settings, sent as `Authorization: Basic <key>`.
+    /// API key from Settings > Developer Settings, sent as `Authorization: Basic <key>`;
+    /// required.
     #[arg(long, env = "INTERAKT_API_KEY", hide_env_values = true)]
     pub api_key: Option<Redacted<String>>,
-    /// Base URL of the public API.
+    /// Base URL of the public API, where `/rcs/message/` lives (the sandbox's:
+    /// `http://127.0.0.1:8089/v1/public`).
     #[arg(long, env = "INTERAKT_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 }
