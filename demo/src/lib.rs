@@ -265,6 +265,8 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
         shutdown_grace: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         http_listen: None,
+        lane_weights: Default::default(),
+        tenant_weights: Vec::new(),
         consumer: format!("demo-{}-{i}", std::process::id()),
         durability: Default::default(),
     }

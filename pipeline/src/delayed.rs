@@ -16,7 +16,7 @@ use herald_store::Keys;
 use tokio_util::sync::CancellationToken;
 
 use crate::lanes::RedisFailure;
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 
 use herald_store::calls::waiting::{self, Moved};
 
@@ -56,7 +56,8 @@ pub async fn promote_scheduled(
 /// Runs until `shutdown`: moves due retries and due scheduled jobs on both lanes, naps
 /// until the next is due (at most [`MAX_NAP`], so a due job waits well under a second).
 /// Redis failures back off and retry; one no retry can help ([`RedisFailure::is_fatal`]: a
-/// waiting set or a lane holds another type of value) ends it, and the replica with it.
+/// waiting set or a lane holds another type of value, the ACL user may not run a script)
+/// ends it, and the replica with it.
 pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
     let mut backoff = ReconnectBackoff::new("retry promoter");
     while !shutdown.is_cancelled() {
@@ -81,10 +82,11 @@ pub async fn run_promoter(pool: Pool, keys: Keys, shutdown: CancellationToken) {
                         nap = nap.min(next);
                     }
                 }
-                Err(err) if err.is_fatal() => return backoff.give_up(&err),
                 Err(err) => {
                     failed = true;
-                    backoff.failed(&err);
+                    if backoff.failed(&err) == Next::Stop {
+                        return;
+                    }
                 }
             }
         }

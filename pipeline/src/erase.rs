@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncCommands;
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 use herald_shared::redis_pool::{Pool, RedisFailure};
 use herald_store::Keys;
 use herald_store::dead_letter::DeadLetter;
@@ -37,7 +37,11 @@ pub async fn run_eraser(pool: Pool, keys: Keys, stop: CancellationToken) {
                     );
                 }
             }
-            Err(err) => backoff.failed(&err),
+            Err(err) => {
+                if backoff.failed(&err) == Next::Stop {
+                    return;
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

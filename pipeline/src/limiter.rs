@@ -341,7 +341,7 @@ impl SharedLimiter {
             margin_us: self.margin_us,
             want,
             call: &call,
-            lane,
+            lane: lane.budget_class(),
             otp_reserve: budget.otp_reserve,
             booking_share: budget.booking_share,
             period_us: budget.rate.period.as_micros() as u64,

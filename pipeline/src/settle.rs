@@ -74,6 +74,8 @@ impl Settler {
     fn at<'a>(&'a self, delivery: &'a Delivery) -> At<'a> {
         At {
             lane: delivery.lane,
+            tenant: &delivery.tenant,
+            stream: &delivery.stream,
             entry_id: &delivery.entry_id,
             consumer: &self.consumer,
             token: delivery.token.as_ref().map(|t| t.member()),

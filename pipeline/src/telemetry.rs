@@ -197,61 +197,11 @@ pub async fn refresh_queue_gauges(pool: &Pool, keys: &Keys) {
             metrics::gauge!("herald_queue_depth", "lane" => lane.clone(), "state" => state)
                 .set(value as f64);
         }
+        // Settled entries are deleted, so a stream's first entry is its oldest unsettled
+        // job, and its id (`XADD *`) is when it was added, by Redis's clock.
+        metrics::gauge!("herald_queue_oldest_age_seconds", "lane" => lane.clone())
+            .set(counts.oldest_unsettled_ms as f64 / 1000.0);
     }
-    match oldest_ages(pool, keys).await {
-        Ok(ages) => {
-            for (lane, age) in ages {
-                metrics::gauge!("herald_queue_oldest_age_seconds", "lane" => lane.as_str())
-                    .set(age);
-            }
-        }
-        Err(err) => tracing::debug!(error = %err, "could not read the lanes' oldest jobs"),
-    }
-}
-
-/// Each lane's oldest job's age in seconds by Redis's clock (0 for an empty lane). Settled
-/// entries are deleted from the lane, so its first entry is its oldest unsettled job, and
-/// the entry's id (`XADD *`) is when it was added, in ms.
-async fn oldest_ages(
-    pool: &Pool,
-    keys: &Keys,
-) -> Result<Vec<(Lane, f64)>, herald_shared::redis_pool::RedisFailure> {
-    use deadpool_redis::redis::streams::StreamRangeReply;
-    let mut conn = pool.get().await?;
-    let mut pipe = deadpool_redis::redis::pipe();
-    for lane in Lane::ALL {
-        pipe.cmd("XRANGE")
-            .arg(keys.lane(lane))
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(1);
-    }
-    let firsts: Vec<StreamRangeReply> = pipe.query_async(&mut conn).await?;
-    let (secs, micros): (u64, u64) = deadpool_redis::redis::cmd("TIME")
-        .query_async(&mut conn)
-        .await?;
-    let now_ms = secs * 1000 + micros / 1000;
-    Ok(Lane::ALL
-        .into_iter()
-        .zip(firsts)
-        .map(|(lane, first)| {
-            let age = first
-                .ids
-                .first()
-                .and_then(|entry| entry_age_seconds(&entry.id, now_ms))
-                .unwrap_or(0.0);
-            (lane, age)
-        })
-        .collect())
-}
-
-/// Seconds from a stream entry's id (`<ms>-<seq>`) to `now_ms`; `None` for an id that is
-/// not one, 0 for one from the future (another clock).
-fn entry_age_seconds(id: &str, now_ms: u64) -> Option<f64> {
-    let (ms, _seq) = id.split_once('-')?;
-    let ms: u64 = ms.parse().ok()?;
-    Some(now_ms.saturating_sub(ms) as f64 / 1000.0)
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, for a server to merge with its own routes.
@@ -272,29 +222,5 @@ pub async fn serve(
         .await;
     if let Err(err) = served {
         tracing::error!(error = %err, "metrics server failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::entry_age_seconds;
-
-    #[test]
-    fn an_entrys_age_is_read_from_its_id() {
-        assert_eq!(
-            entry_age_seconds("1700000000000-0", 1_700_000_012_500),
-            Some(12.5)
-        );
-        assert_eq!(
-            entry_age_seconds("1700000000000-7", 1_700_000_000_000),
-            Some(0.0)
-        );
-        // A clock behind the entry's: 0, never negative.
-        assert_eq!(
-            entry_age_seconds("1700000000000-0", 1_699_999_999_000),
-            Some(0.0)
-        );
-        assert_eq!(entry_age_seconds("not-an-id", 1_700_000_000_000), None);
-        assert_eq!(entry_age_seconds("1700000000000", 1_700_000_000_000), None);
     }
 }

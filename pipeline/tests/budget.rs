@@ -308,7 +308,7 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
         .query_async(&mut conn)
         .await
         .unwrap();
-    let mut delivery = Delivery::of_job(&job, "1-1");
+    let mut delivery = Delivery::of_job(&h.keys, &job, "1-1");
     delivery.token = Some(tokens[0].clone());
     settler.sent(&delivery, &job, "msg-1").await.unwrap();
     let after = redis_now(&mut conn).await;

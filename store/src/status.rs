@@ -1,7 +1,8 @@
 //! Where every job is, per lane and in total, read from Redis at one moment: what
 //! `herald-worker status` renders, the dashboard shows and the workers' queue gauges report.
 //!
-//! - `ready`: on the lane, not yet delivered to a worker;
+//! - `ready`: on the lane (any tenant's stream), not yet delivered to a worker;
+//! - `oldest_ms`: how long the oldest ready job has waited, ms (0: none ready);
 //! - `pending`: delivered, not yet settled (being sent, or held by a dead replica);
 //! - `scheduled`: waiting for its `send_at`;
 //! - `delayed`: waiting for a retry;
@@ -11,16 +12,18 @@
 //! - `delivered`, `read`, `revoked`: sent messages Interakt reported so, as the webhook
 //!   processor recorded them (each message counted once per milestone).
 //!
-//! Settled entries are deleted from the lane, so `ready = XLEN - pending`. It also shows
+//! Settled entries are deleted from the lane, so `ready = XLEN - pending`, summed over the
+//! lane's tenants (`backlog.lua`, one atomic read); `tenants` lists the [`TOP_TENANTS`]
+//! with the most ready jobs. It also shows
 //! Redis's `maxmemory-policy`, which must be `noeviction` (`null` when Redis refuses
 //! `CONFIG GET`).
 
 use std::collections::BTreeMap;
 
 use crate::Keys;
-use crate::keys::{Stat, WORKER_GROUP};
-use deadpool_redis::redis::streams::StreamPendingReply;
-use deadpool_redis::redis::{AsyncCommands, RedisError};
+use crate::calls::inspect::{self, Backlog};
+use crate::keys::Stat;
+use deadpool_redis::redis::AsyncCommands;
 use herald_shared::Lane;
 use herald_shared::memory_policy::MemoryPolicies;
 use herald_shared::redis_pool::Pool;
@@ -29,9 +32,17 @@ use time::OffsetDateTime;
 
 use herald_shared::redis_pool::RedisFailure;
 
+/// How many tenants `status` lists: those with the most ready jobs.
+pub const TOP_TENANTS: usize = 20;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub ready: u64,
+    /// Since the oldest ready job was added, ms (0: none ready).
+    pub oldest_ms: u64,
+    /// Since the oldest job ready or pending was added, ms: the queue-age gauge's reading.
+    #[serde(skip)]
+    pub oldest_unsettled_ms: u64,
     pub pending: u64,
     pub scheduled: u64,
     pub delayed: u64,
@@ -46,6 +57,8 @@ pub struct Counts {
 impl Counts {
     fn add(&mut self, other: &Counts) {
         self.ready += other.ready;
+        self.oldest_ms = self.oldest_ms.max(other.oldest_ms);
+        self.oldest_unsettled_ms = self.oldest_unsettled_ms.max(other.oldest_unsettled_ms);
         self.pending += other.pending;
         self.delayed += other.delayed;
         self.scheduled += other.scheduled;
@@ -88,11 +101,24 @@ pub struct Budget {
     pub booking_share: u32,
 }
 
+/// A tenant's ready jobs on one lane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantBacklog {
+    pub tenant: String,
+    pub lane: String,
+    pub ready: u64,
+    /// Since its oldest ready job was added, ms.
+    pub oldest_ms: u64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     #[serde(flatten)]
     pub total: Counts,
     pub lanes: BTreeMap<String, Counts>,
+    /// The [`TOP_TENANTS`] tenants with the most ready jobs, largest first (a tenant once per
+    /// lane it has jobs on).
+    pub tenants: Vec<TenantBacklog>,
     /// Consumers that sent a heartbeat in the last 15 s, with what they hold and sent.
     pub consumers: Vec<Consumer>,
     pub budget: Option<Budget>,
@@ -106,23 +132,13 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
     let mut conn = pool.get().await?;
     let mut total = Counts::default();
     let mut lanes = BTreeMap::new();
-    let mut in_hand: BTreeMap<String, u64> = BTreeMap::new();
+    let reply: deadpool_redis::redis::Value = inspect::backlog(keys, TOP_TENANTS)
+        .invoke(&mut conn)
+        .await?;
+    let backlog = Backlog::decode(&reply)?;
+    let in_hand: BTreeMap<String, u64> = backlog.in_hand.iter().cloned().collect();
     for lane in Lane::ALL {
-        let stream = keys.lane(lane);
-        let len: u64 = conn.xlen(&stream).await?;
-        let pending: Result<StreamPendingReply, RedisError> =
-            conn.xpending(&stream, WORKER_GROUP).await;
-        let pending = match pending {
-            Ok(StreamPendingReply::Data(data)) => {
-                for consumer in &data.consumers {
-                    *in_hand.entry(consumer.name.clone()).or_default() += consumer.pending as u64;
-                }
-                data.count as u64
-            }
-            Ok(reply) => reply.count() as u64,
-            Err(err) if err.code() == Some("NOGROUP") => 0,
-            Err(err) => return Err(err.into()),
-        };
+        let read = backlog.lane(lane);
         let fields: Vec<String> = [
             Stat::Sent,
             Stat::Delivered,
@@ -140,8 +156,10 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
             .await?;
         let stat = |i: usize| stats.get(i).copied().flatten().unwrap_or(0);
         let counts = Counts {
-            ready: len.saturating_sub(pending),
-            pending,
+            ready: read.ready,
+            oldest_ms: read.oldest_ready_ms,
+            oldest_unsettled_ms: read.oldest_ms,
+            pending: read.pending,
             scheduled: conn.zcard(keys.scheduled(lane)).await?,
             delayed: conn.zcard(keys.delayed(lane)).await?,
             dead: conn.zcard(keys.dead_index(lane)).await?,
@@ -179,9 +197,20 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         .collect();
     let budget = budget(&mut conn, keys).await?;
     let policy = MemoryPolicies::read(&mut conn).await?;
+    let tenants = backlog
+        .tenants
+        .into_iter()
+        .map(|t| TenantBacklog {
+            tenant: t.tenant,
+            lane: t.lane.to_string(),
+            ready: t.ready,
+            oldest_ms: t.oldest_ms,
+        })
+        .collect();
     Ok(Status {
         total,
         lanes,
+        tenants,
         consumers,
         budget,
         maxmemory_policy: policy.policy().map(str::to_string),

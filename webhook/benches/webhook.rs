@@ -76,7 +76,7 @@ async fn main() {
     let settler = Settler::new(pool.clone(), keys.clone(), "bench".into());
     for i in 0..MESSAGES {
         let job = booking(i);
-        let delivery = Delivery::of_job(&job, "0-1");
+        let delivery = Delivery::of_job(&keys, &job, "0-1");
         settler
             .sent(&delivery, &job, &format!("bench-{i}"))
             .await

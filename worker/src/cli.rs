@@ -16,7 +16,8 @@ const EXIT_CODES: &str = "Exit codes:
   0  done (run and webhook: stopped cleanly on SIGTERM/SIGINT; track: found; dlq purge
      without --yes: nothing deleted)
   1  partly done, each case reported (dlq: an id not found, an expired OTP without --extend,
-     an entry with no job), not found (track), or failed while running (webhook, demo)
+     an entry with no job), not found (track), or failed while running (run, webhook, demo;
+     run and webhook also when Redis refuses what no retry can help: NOPERM, WRONGTYPE)
   2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
      wait for it)";
 

@@ -40,11 +40,23 @@ impl Background {
 
     /// Waits until `stop`, then ends every task and returns `None`; or, when a task stops
     /// (or panics) first, marks the process not ready (`/readyz` answers 503), cancels
-    /// `stop` so the replica winds down, and returns the task's name.
-    pub(super) async fn supervise(mut self, stop: CancellationToken) -> Option<&'static str> {
+    /// `stop` so the replica winds down, and returns the task's name. A refusal no retry can
+    /// help, met by any task of the replica (`refused`, [`Episodes::on_refusal`]), cancels
+    /// `stop` too; the refusal itself says why (the task that met it may have stopped).
+    ///
+    /// [`Episodes::on_refusal`]: herald_shared::episodes::Episodes::on_refusal
+    pub(super) async fn supervise(
+        mut self,
+        stop: CancellationToken,
+        refused: CancellationToken,
+    ) -> Option<&'static str> {
         let failed = tokio::select! {
             biased;
             _ = stop.cancelled() => None,
+            _ = refused.cancelled() => {
+                stop.cancel();
+                None
+            }
             done = self.tasks.join_next_with_id() => done,
         };
         // A task that ended because `stop` was cancelled meanwhile did what it was told.
@@ -189,7 +201,9 @@ mod tests {
         background.spawn("retry promoter", async {
             tokio::time::sleep(Duration::from_secs(3)).await;
         });
-        let failed = background.supervise(stop.clone()).await;
+        let failed = background
+            .supervise(stop.clone(), CancellationToken::new())
+            .await;
         assert_eq!(failed, Some("retry promoter"));
         assert!(stop.is_cancelled(), "the dispatcher is told to wind down");
         assert_eq!(
@@ -198,13 +212,28 @@ mod tests {
         );
     }
 
+    /// A refusal met anywhere in the replica (a send task's settle, say) winds it down; the
+    /// refusal, not a task, is what it stopped for.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_met_anywhere_stops_the_worker() {
+        let (stop, refused) = (CancellationToken::new(), CancellationToken::new());
+        let mut background = Background::default();
+        background.spawn("heartbeat", std::future::pending());
+        let supervisor = tokio::spawn(background.supervise(stop.clone(), refused.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!stop.is_cancelled());
+        refused.cancel();
+        assert_eq!(supervisor.await.unwrap(), None);
+        assert!(stop.is_cancelled(), "the dispatcher is told to wind down");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_panicking_task_is_named_too_and_a_requested_stop_is_no_failure() {
         let stop = CancellationToken::new();
         let mut background = Background::default();
         background.spawn("keep-alive of held jobs", async { panic!("boom") });
         assert_eq!(
-            background.supervise(stop).await,
+            background.supervise(stop, CancellationToken::new()).await,
             Some("keep-alive of held jobs")
         );
 
@@ -213,6 +242,9 @@ mod tests {
         let child = stop.clone();
         background.spawn("heartbeat", async move { child.cancelled().await });
         stop.cancel();
-        assert_eq!(background.supervise(stop).await, None);
+        assert_eq!(
+            background.supervise(stop, CancellationToken::new()).await,
+            None
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! The dispatcher loop: the jobs this replica holds in hand, which lane asks for tokens
-//! (OTPs first; the OTP lane looked at while a booking waits; bookings when they fall
-//! behind their share), recovery of dead replicas' jobs, and triage of what must not be
-//! sent. Each granted token becomes a send task ([`super::send`]).
+//! The dispatcher loop: the jobs this replica holds in hand, which lane asks for tokens and
+//! which job a token goes to (OTPs first; the OTP lane looked at while another job waits;
+//! the other lanes, which share what OTPs leave, when they fall behind their share, and
+//! among themselves by weight: [`LaneTurns`]), recovery of dead replicas' jobs, and triage
+//! of what must not be sent. Each granted token becomes a send task ([`super::send`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 
 use super::Context;
 use super::hold::Hold;
@@ -25,7 +26,8 @@ use crate::lanes::{Delivery, RedisFailure};
 use crate::limiter::{AcquireError, Tokens};
 use crate::telemetry;
 
-/// A booking about to be sent looks for a newer OTP at most this often.
+/// A job waiting for a token looks for a newer OTP (and for jobs of the shared lanes absent
+/// from the hand) at most this often.
 const OTP_PEEK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Why one dispatcher step stopped early.
@@ -69,11 +71,16 @@ struct Dispatcher<'a> {
     /// When a booking was last read behind a flood of OTPs (at most every
     /// [`OTP_PEEK_INTERVAL`]).
     last_booking_peek: Instant,
-    /// This replica's recent grants by lane, for the bookings' share.
+    /// This replica's recent grants by budget class, for the shared lanes' share.
     mix: LaneMix,
+    /// The shared lanes' turns: which of them the next token of their class goes to.
+    turns: LaneTurns,
     /// Whether the last ask for tokens got all it asked for: then the budget is not what
     /// limits this replica, and [`Dispatcher::fill`] reads ahead.
     unthrottled: bool,
+    /// Whether the shared lanes had jobs at the last look: while the budget limits this
+    /// replica, it then asks for their tokens before reading them ([`Self::token_first`]).
+    shared_backlog: bool,
     /// Set after a Redis failure: the jobs in hand may be gone (Redis lost its data, or they
     /// were cancelled meanwhile), so the hand is checked before the next ask for tokens.
     verify_hand: bool,
@@ -109,8 +116,7 @@ pub(super) async fn dispatch(
             Err(StepError::Cancelled) => break,
             Err(StepError::Redis(err)) => {
                 d.verify_hand = true;
-                backoff.failed(&err);
-                if backoff.wait(shutdown).await.is_err() {
+                if backoff.failed(&err) == Next::Stop || backoff.wait(shutdown).await.is_err() {
                     break;
                 }
             }
@@ -131,9 +137,20 @@ impl<'a> Dispatcher<'a> {
             last_otp_peek: Instant::now(),
             last_booking_peek: Instant::now(),
             mix: LaneMix::new(ctx.settings.budget.rate.period),
+            turns: LaneTurns::new(ctx.settings.lane_weights),
             unthrottled: false,
+            shared_backlog: false,
             verify_hand: false,
         }
+    }
+
+    /// While the budget is what limits this replica and the shared lanes have a backlog, it
+    /// asks for their tokens first and reads their jobs once granted: each token then goes
+    /// to the job whose turn it is at that moment (the lanes' turns here, the tenants' in
+    /// Redis), whichever replica got it, and no job waits in one replica's hand while the
+    /// others send. Otherwise (tokens to spare, or no backlog to know of) it reads first.
+    fn token_first(&self) -> bool {
+        !self.unthrottled && self.shared_backlog
     }
 
     async fn step(
@@ -155,20 +172,30 @@ impl<'a> Dispatcher<'a> {
             self.fill(shutdown).await?;
         }
         self.triage(sends);
-        if self.hand.is_empty() {
+        if self.hand.is_empty() && !self.token_first() {
             return Ok(());
         }
 
         let grant = self.acquire(shutdown, sends).await?;
         if grant.lane == Lane::Booking && !grant.bookings_turn {
-            // OTPs that arrived meanwhile take the tokens (an OTP may use a booking's token).
+            // OTPs that arrived meanwhile take the tokens (an OTP may use any token).
             self.peek_otps(grant.tokens.count() as usize).await?;
+        }
+        let unheld = (grant.tokens.count() as usize).saturating_sub(self.hand.len());
+        if grant.lane == Lane::Booking && self.shared_backlog && unheld > 0 {
+            // Asked for before the jobs were read (`token_first`).
+            self.read_shared(unheld).await?;
         }
         self.mix.record(grant.lane, grant.tokens.count());
 
         let mut permit = Some(permit);
-        for token in grant.tokens.iter() {
+        let mut tokens = grant.tokens.iter();
+        while let Some(token) = tokens.next() {
             let Some(mut delivery) = self.take(&grant) else {
+                // No job left for it (the backlog ended): given back, not spent.
+                for unused in std::iter::once(token).chain(tokens) {
+                    ctx.limiter.refund(&unused).await;
+                }
                 break;
             };
             delivery.token = Some(token);
@@ -187,11 +214,13 @@ impl<'a> Dispatcher<'a> {
         Ok(())
     }
 
-    /// Tokens for the job at the head of the hand: which lane they are for, and how many.
-    /// While a booking waits, the OTP lane is looked at every [`OTP_PEEK_INTERVAL`], so an
-    /// OTP that arrives behind a backlog asks for its own token (which the OTP reserve keeps
-    /// free) at once; while OTPs hold the head and bookings fall below their share, a
-    /// booking asks first.
+    /// Tokens for the job at the head of the hand: which budget class they are for (OTPs,
+    /// or the shared lanes: [`Lane::budget_class`]), and how many. While a job of the shared
+    /// lanes waits, the OTP lane is looked at every [`OTP_PEEK_INTERVAL`], so an OTP that
+    /// arrives behind a backlog asks for its own token (which the OTP reserve keeps free) at
+    /// once, and so are the shared lanes absent from the hand, so a booking that arrives
+    /// behind reminders or a campaign takes its turn at once; while OTPs hold the head and
+    /// the shared lanes fall below their share, they ask first.
     async fn acquire(
         &mut self,
         shutdown: &CancellationToken,
@@ -199,25 +228,34 @@ impl<'a> Dispatcher<'a> {
     ) -> Result<Grant, StepError> {
         loop {
             self.triage(sends);
-            let Some(head) = self.hand.front().map(|d| d.lane) else {
-                return Ok(Grant {
-                    lane: Lane::Otp,
-                    tokens: Tokens::none(),
-                    bookings_turn: false,
-                });
+            let head = match self.hand.front() {
+                Some(delivery) => delivery.lane.budget_class(),
+                // Asked for before the jobs are read (`token_first`).
+                None if self.token_first() => Lane::Booking,
+                None => {
+                    return Ok(Grant {
+                        lane: Lane::Otp,
+                        tokens: Tokens::none(),
+                        bookings_turn: false,
+                    });
+                }
             };
             let behind = head == Lane::Otp && self.mix.bookings_behind(self.share());
-            if behind && !self.has(Lane::Booking) {
+            if behind && !self.has_shared() {
                 self.peek_bookings().await?;
             }
-            let bookings_turn = behind && self.has(Lane::Booking);
+            let bookings_turn = behind && self.has_shared();
             let lane = if bookings_turn { Lane::Booking } else { head };
-            let want = self
-                .hand
-                .iter()
-                .filter(|d| d.lane == lane)
-                .count()
-                .min(self.slots.available_permits() + 1) as u32;
+            let room = self.slots.available_permits() + 1;
+            let want = if lane == Lane::Booking && self.token_first() {
+                room
+            } else {
+                self.hand
+                    .iter()
+                    .filter(|d| d.lane.budget_class() == lane)
+                    .count()
+                    .min(room)
+            } as u32;
             let (granted, wait_us) = self.ctx.limiter.try_acquire(lane, want).await?;
             self.unthrottled = granted.count() == want;
             tracing::trace!(lane = %lane, want, granted = granted.count(), wait_us, in_hand = self.hand.len(), "asked for tokens");
@@ -239,11 +277,14 @@ impl<'a> Dispatcher<'a> {
             if lane == Lane::Booking {
                 let room = self.slots.available_permits() + 1;
                 self.peek_otps(room).await?;
+                if !self.token_first() {
+                    self.peek_absent().await?;
+                }
             }
         }
     }
 
-    /// The bookings' share of the budget, as a fraction of N.
+    /// The shared lanes' share of the budget, as a fraction of N.
     fn share(&self) -> f64 {
         let budget = self.ctx.limiter.budget();
         f64::from(budget.booking_share) / f64::from(budget.rate.requests.get())
@@ -253,15 +294,65 @@ impl<'a> Dispatcher<'a> {
         self.hand.iter().any(|d| d.lane == lane)
     }
 
+    fn has_shared(&self) -> bool {
+        self.hand.iter().any(|d| !d.lane.is_otp())
+    }
+
     /// The next delivery `grant`'s token is spent on: an OTP first (it may use any token),
-    /// unless it is the bookings' turn to catch up with their share; else a job of its lane.
+    /// unless it is the shared lanes' turn to catch up with their share; else a job of the
+    /// shared lane whose turn it is ([`LaneTurns`]).
     fn take(&mut self, grant: &Grant) -> Option<Delivery> {
-        let otp_first = grant.lane == Lane::Booking && !grant.bookings_turn;
-        let index = otp_first
+        let otp_first = grant.lane == Lane::Otp || !grant.bookings_turn;
+        if let Some(index) = otp_first
             .then(|| self.hand.iter().position(|d| d.lane == Lane::Otp))
             .flatten()
-            .or_else(|| self.hand.iter().position(|d| d.lane == grant.lane))?;
+        {
+            return self.hand.remove(index);
+        }
+        if grant.lane == Lane::Otp {
+            return None;
+        }
+        let hand = &self.hand;
+        let lane = self
+            .turns
+            .next(|lane| hand.iter().any(|d| d.lane == lane))?;
+        let index = self.hand.iter().position(|d| d.lane == lane)?;
+        self.turns.served(lane);
         self.hand.remove(index)
+    }
+
+    /// Adds `deliveries` to the hand: OTPs in front, the others behind, their lanes taking
+    /// their turns.
+    fn add(&mut self, deliveries: Vec<Delivery>) {
+        for delivery in deliveries {
+            if delivery.lane.is_otp() {
+                self.hand.push_front(delivery);
+            } else {
+                self.turns.found(delivery.lane, true);
+                self.shared_backlog = true;
+                self.hand.push_back(delivery);
+            }
+        }
+    }
+
+    /// Reads up to `count` jobs of the shared lanes for tokens already granted, the lane
+    /// whose turn it is first (each lane is looked at, so one that came to have jobs behind
+    /// another's backlog takes its turn at once); finding fewer ends the backlog.
+    async fn read_shared(&mut self, count: usize) -> Result<(), StepError> {
+        let mut got = Vec::new();
+        for lane in self.turns.order() {
+            if got.len() >= count {
+                break;
+            }
+            let read = self.ctx.reader.read_now(lane, count - got.len()).await?;
+            self.turns.found(lane, !read.is_empty());
+            got.extend(read);
+        }
+        if got.len() < count {
+            self.shared_backlog = false;
+        }
+        self.add(got);
+        Ok(())
     }
 
     /// Takes over jobs left pending by dead (or paused) replicas.
@@ -278,20 +369,17 @@ impl<'a> Dispatcher<'a> {
                 metrics::counter!("herald_jobs_reclaimed_total", "lane" => lane.as_str())
                     .increment(claimed.len() as u64);
             }
-            for delivery in claimed {
-                match lane {
-                    Lane::Otp => self.hand.push_front(delivery),
-                    Lane::Booking => self.hand.push_back(delivery),
-                }
-            }
+            self.add(claimed);
         }
         Ok(())
     }
 
-    /// Reads new jobs: OTPs first, then bookings (always room for one, so bookings can ask
-    /// for their share behind a flood of OTPs); blocks briefly on both when idle. As many as
-    /// there are free slots while the budget is what limits this replica; up to the
-    /// concurrency while it is not ([`Dispatcher::unthrottled`]).
+    /// Reads new jobs: OTPs first (as many as there are free slots), then the shared lanes
+    /// (always room for one, so they can ask for their share behind a flood of OTPs);
+    /// blocks briefly on all when idle. While the budget is what limits this replica, one
+    /// job of the shared lanes: enough to learn they have a backlog, whose jobs are then
+    /// read as their tokens are granted ([`Dispatcher::token_first`]); while it is not
+    /// ([`Dispatcher::unthrottled`]), up to the concurrency.
     async fn fill(&mut self, shutdown: &CancellationToken) -> Result<(), StepError> {
         let reader = &self.ctx.reader;
         let free = self.slots.available_permits() + 1;
@@ -305,8 +393,24 @@ impl<'a> Dispatcher<'a> {
         let mut got = reader
             .read_now(Lane::Otp, want.saturating_sub(1).max(1))
             .await?;
-        if got.len() < want {
-            got.extend(reader.read_now(Lane::Booking, want - got.len()).await?);
+        if self.token_first() {
+            // The shared lanes' jobs are read once their tokens are granted.
+            self.add(got);
+            return Ok(());
+        }
+        let want = if self.unthrottled {
+            want
+        } else {
+            got.len() + 1
+        };
+        // The shared lanes by their turns; what one has not, the next may.
+        for lane in self.turns.order() {
+            if got.len() >= want {
+                break;
+            }
+            let read = reader.read_now(lane, want - got.len()).await?;
+            self.turns.found(lane, !read.is_empty());
+            got.extend(read);
         }
         if got.is_empty() {
             got = tokio::select! {
@@ -315,7 +419,8 @@ impl<'a> Dispatcher<'a> {
             };
         }
         self.last_otp_peek = Instant::now();
-        self.hand.extend(got);
+        self.last_booking_peek = Instant::now();
+        self.add(got);
         Ok(())
     }
 
@@ -350,15 +455,37 @@ impl<'a> Dispatcher<'a> {
         self.hand = keep;
     }
 
-    /// Reads a booking behind a flood of OTPs, so bookings can ask for their share; at most
-    /// every [`OTP_PEEK_INTERVAL`].
+    /// Reads a job of the shared lanes behind a flood of OTPs (the lane whose turn it is
+    /// first), so they can ask for their share; at most every [`OTP_PEEK_INTERVAL`].
     async fn peek_bookings(&mut self) -> Result<(), StepError> {
         if self.last_booking_peek.elapsed() < OTP_PEEK_INTERVAL {
             return Ok(());
         }
         self.last_booking_peek = Instant::now();
-        let bookings = self.ctx.reader.read_now(Lane::Booking, 1).await?;
-        self.hand.extend(bookings);
+        for lane in self.turns.order() {
+            let read = self.ctx.reader.read_now(lane, 1).await?;
+            if !read.is_empty() {
+                self.add(read);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one job of each shared lane that has none in hand, so a lane that comes to
+    /// have jobs behind another's backlog takes its turn at once; at most every
+    /// [`OTP_PEEK_INTERVAL`].
+    async fn peek_absent(&mut self) -> Result<(), StepError> {
+        if self.last_booking_peek.elapsed() < OTP_PEEK_INTERVAL {
+            return Ok(());
+        }
+        self.last_booking_peek = Instant::now();
+        for lane in Lane::SHARED {
+            if !self.has(lane) {
+                let read = self.ctx.reader.read_now(lane, 1).await?;
+                self.add(read);
+            }
+        }
         Ok(())
     }
 
@@ -370,14 +497,12 @@ impl<'a> Dispatcher<'a> {
         }
         self.last_otp_peek = Instant::now();
         let otps = self.ctx.reader.read_now(Lane::Otp, room).await?;
-        for otp in otps.into_iter().rev() {
-            self.hand.push_front(otp);
-        }
+        self.add(otps.into_iter().rev().collect());
         Ok(())
     }
 }
 
-/// Tokens granted for one lane.
+/// Tokens granted for one budget class ([`Lane::budget_class`]: OTPs, or the shared lanes).
 #[derive(Clone, Debug)]
 struct Grant {
     lane: Lane,
@@ -393,8 +518,74 @@ pub(super) fn recovery_interval(claim_idle: Duration) -> Duration {
     (claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
-/// Which lanes this replica's recent grants went to, over the last window: whether bookings
-/// are getting their share.
+/// The shared lanes' turns in this replica: weighted fair queuing. Each lane's virtual time
+/// grows by 1 / its weight for each token it gets; the lane with jobs and the lowest goes
+/// next, so with backlogs in several, each gets its weight's share, and a lane with none
+/// leaves its share to the others (work-conserving). A lane found to have jobs after none
+/// enters at the current virtual time (the lowest of the lanes with jobs): no credit saved
+/// while it was idle.
+struct LaneTurns {
+    weights: crate::settings::LaneWeights,
+    time: [f64; 3],
+    /// The lanes found to have jobs at their last read.
+    active: [bool; 3],
+}
+
+impl LaneTurns {
+    fn new(weights: crate::settings::LaneWeights) -> LaneTurns {
+        LaneTurns {
+            weights,
+            time: [0.0; 3],
+            active: [false; 3],
+        }
+    }
+
+    fn slot(lane: Lane) -> usize {
+        Lane::SHARED
+            .iter()
+            .position(|l| *l == lane)
+            .expect("a shared lane")
+    }
+
+    /// The lane among those `present` whose turn it is.
+    fn next(&self, present: impl Fn(Lane) -> bool) -> Option<Lane> {
+        Lane::SHARED
+            .into_iter()
+            .filter(|lane| present(*lane))
+            .min_by(|a, b| self.time[Self::slot(*a)].total_cmp(&self.time[Self::slot(*b)]))
+    }
+
+    /// The shared lanes, whose turn comes first first.
+    fn order(&self) -> Vec<Lane> {
+        let mut lanes = Lane::SHARED.to_vec();
+        lanes.sort_by(|a, b| self.time[Self::slot(*a)].total_cmp(&self.time[Self::slot(*b)]));
+        lanes
+    }
+
+    fn served(&mut self, lane: Lane) {
+        self.time[Self::slot(lane)] += 1.0 / f64::from(self.weights.of(lane));
+    }
+
+    /// A read of `lane` found jobs, or none. Found after none, it enters at the lowest
+    /// virtual time of the other lanes with jobs if it is behind it.
+    fn found(&mut self, lane: Lane, jobs: bool) {
+        let slot = Self::slot(lane);
+        if jobs && !self.active[slot] {
+            let now = Lane::SHARED
+                .into_iter()
+                .filter(|l| *l != lane && self.active[Self::slot(*l)])
+                .map(|l| self.time[Self::slot(l)])
+                .min_by(f64::total_cmp);
+            if let Some(now) = now {
+                self.time[slot] = self.time[slot].max(now);
+            }
+        }
+        self.active[slot] = jobs;
+    }
+}
+
+/// Which budget class this replica's recent grants went to, over the last window: whether
+/// the shared lanes are getting their share.
 struct LaneMix {
     window: Duration,
     grants: VecDeque<(Instant, Lane, u32)>,
@@ -422,7 +613,7 @@ impl LaneMix {
         }
     }
 
-    /// True when bookings got less than `share` of the recent grants.
+    /// True when the shared lanes got less than `share` of the recent grants.
     fn bookings_behind(&self, share: f64) -> bool {
         let (mut bookings, mut all) = (0u32, 0u32);
         for (_, lane, n) in &self.grants {

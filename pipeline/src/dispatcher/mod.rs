@@ -13,7 +13,8 @@
 //!    ([`Settler`]).
 //!
 //! Redis failures anywhere back off and retry ([`ReconnectBackoff`]); the replica neither
-//! exits nor spins. On shutdown the dispatcher stops reading, hands the jobs in hand back to
+//! exits nor spins, but for a refusal no retry can help (`NOPERM`, `WRONGTYPE`): then it
+//! stops as it does on SIGTERM and exits 1, naming the refusal and its fix. On shutdown the dispatcher stops reading, hands the jobs in hand back to
 //! the lane, and in-flight sends get `shutdown_grace` to finish.
 //!
 //! One concern per file:
@@ -36,7 +37,8 @@ mod tests;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
+use herald_shared::episodes::{Episodes, Refusal};
 use herald_shared::redis_pool::Pool;
 use herald_store::history::Recorder;
 use tokio::task::JoinSet;
@@ -67,13 +69,17 @@ pub enum StartError {
     /// back and stopped too, for its orchestrator to restart it.
     #[error("the {0} stopped unexpectedly; the worker stopped too (jobs in hand were handed back)")]
     TaskStopped(&'static str),
+    /// Redis refused something no retry can help (`NOPERM`, `WRONGTYPE`, the credentials):
+    /// the replica stopped as on SIGTERM. `.1` is the namespace's key pattern, for the fix.
+    #[error("{}", .0.explain(.1))]
+    Refused(Refusal, String),
 }
 
 impl StartError {
     /// 1 when the worker ran and stopped because part of it did; 2 when it could not start.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::TaskStopped(_) => 1,
+            StartError::TaskStopped(_) | StartError::Refused(..) => 1,
             StartError::Config(_) | StartError::Http(_) => 2,
         }
     }
@@ -121,7 +127,8 @@ impl Context {
                 pool.clone(),
                 settings.keys.clone(),
                 settings.consumer.clone(),
-            ),
+            )
+            .with_tenant_weights(settings.tenant_weights.clone()),
             settler: Settler::new(
                 pool.clone(),
                 settings.keys.clone(),
@@ -160,9 +167,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         );
     }
 
-    // `stop` ends the dispatcher and every background task: on SIGTERM (`shutdown`), or
-    // when the supervisor sees a background task stop on its own.
+    // `stop` ends the dispatcher and every background task: on SIGTERM (`shutdown`), when
+    // the supervisor sees a background task stop on its own, or when any task meets a
+    // refusal no retry can help.
     let stop = shutdown.child_token();
+    let episodes = Episodes::process();
     let mut background = Background::default();
     if let Some(addr) = ctx.settings.http_listen {
         telemetry::register_replica_series(ctx.settings.budget.rate.requests.get());
@@ -175,8 +184,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
             telemetry::serve(listener, pool, keys, stop),
         );
     }
-    if !wait_for_groups(&ctx, &shutdown).await {
-        return Ok(());
+    if !wait_for_groups(&ctx, &stop).await {
+        return match episodes.refusal() {
+            Some(refusal) => Err(StartError::Refused(refusal, ctx.settings.keys.pattern())),
+            None => Ok(()),
+        };
     }
     let (pool, keys) = (ctx.pool.clone(), ctx.settings.keys.clone());
     background.spawn(
@@ -194,7 +206,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         "keep-alive of held jobs",
         keep_alive(ctx.clone(), stop.clone()),
     );
-    let supervisor = tokio::spawn(background.supervise(stop.clone()));
+    let supervisor = tokio::spawn(background.supervise(stop.clone(), episodes.on_refusal()));
 
     let mut sends = JoinSet::new();
     let hand = dispatch(&ctx, &stop, &mut sends).await;
@@ -221,14 +233,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let _ = flush_history_once(&ctx).await;
     let _ = remove_heartbeat(&ctx).await;
     tracing::info!("worker stopped");
+    if let Some(refusal) = episodes.refusal() {
+        return Err(StartError::Refused(refusal, ctx.settings.keys.pattern()));
+    }
     match failed {
         Some(task) => Err(StartError::TaskStopped(task)),
         None => Ok(()),
     }
 }
 
-/// Creates the consumer groups, retrying while Redis is unreachable. False on shutdown.
-async fn wait_for_groups(ctx: &Context, shutdown: &CancellationToken) -> bool {
+/// Creates the consumer groups, retrying while Redis fails (unreachable, out of memory
+/// with the groups missing: `/readyz` says 503 meanwhile). False on shutdown, or on a
+/// refusal no retry can help.
+async fn wait_for_groups(ctx: &Context, stop: &CancellationToken) -> bool {
     let mut backoff = ReconnectBackoff::new("start-up");
     loop {
         match ctx.reader.ensure_groups().await {
@@ -237,8 +254,7 @@ async fn wait_for_groups(ctx: &Context, shutdown: &CancellationToken) -> bool {
                 return true;
             }
             Err(err) => {
-                backoff.failed(&err);
-                if backoff.wait(shutdown).await.is_err() {
+                if backoff.failed(&err) == Next::Stop || backoff.wait(stop).await.is_err() {
                     return false;
                 }
             }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 use herald_shared::job::{Attempt, Outcome};
 use herald_shared::validate::{PhoneCheck, validate_serialized};
 use herald_shared::{Job, Lane};
@@ -298,10 +298,8 @@ async fn refresh_grant(
                 }
             }
             Err(AcquireError::Cancelled) => return None,
-            Err(err) => {
-                backoff.failed(&err);
-                backoff.wait(stop).await.ok()?;
-            }
+            Err(AcquireError::Redis(err)) => retry(&mut backoff, err.into(), stop).await?,
+            Err(AcquireError::Pool(err)) => retry(&mut backoff, err.into(), stop).await?,
         }
     }
 }
@@ -425,8 +423,9 @@ pub(super) fn report_settled(settled: Option<Settled>, job_id: &str) {
 }
 
 /// Runs a settling operation until Redis takes it: what a send did must not be forgotten
-/// because Redis blinked. Returns `None` only if the task is aborted first (shutdown grace
-/// over), in which case the job stays pending and is recovered by another replica.
+/// because Redis blinked. Returns `None` only on a refusal no retry can help (the replica
+/// stops), and the task never returns if it is aborted first (shutdown grace over): either
+/// way the job stays pending and is recovered by another replica.
 async fn settle_until_done<T, F, Fut>(mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
@@ -440,11 +439,22 @@ where
                 backoff.succeeded();
                 return Some(value);
             }
-            Err(err) => {
-                backoff.failed(&err);
-                backoff.wait(&never).await.ok()?;
-            }
+            Err(err) => retry(&mut backoff, err, &never).await?,
         }
+    }
+}
+
+/// After a failed call: `Some` once the backoff's wait is over; `None` when no retry can help
+/// (the refusal stops the replica; the job stays pending for recovery) or `stop` ended the
+/// wait.
+async fn retry(
+    backoff: &mut ReconnectBackoff,
+    err: RedisFailure,
+    stop: &CancellationToken,
+) -> Option<()> {
+    match backoff.failed(&err) {
+        Next::Retry => backoff.wait(stop).await.ok(),
+        Next::Stop => None,
     }
 }
 

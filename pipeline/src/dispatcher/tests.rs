@@ -66,6 +66,8 @@ async fn context_with(s: &Scenario, claim_idle: Duration, budget: Budget) -> Arc
         http_listen: None,
         consumer: CONSUMER.into(),
         durability: Durability::default(),
+        lane_weights: Default::default(),
+        tenant_weights: Vec::new(),
     };
     let pool = settings.redis.pool(8).unwrap();
     let ctx = Context::new(settings, pool).unwrap();

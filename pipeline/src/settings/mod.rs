@@ -3,6 +3,9 @@
 //! other checked together.
 
 pub mod bounds;
+pub mod weights;
+
+pub use weights::LaneWeights;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,10 +28,13 @@ pub const RUN_EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT (in-flight sends finished or handed back)
   1  part of the worker (retry promoter, heartbeat, keep-alive, code eraser, metrics
      server) stopped
-     unexpectedly: /readyz turned 503, jobs in hand were handed back, and it exited
+     unexpectedly, or Redis refused something no retry can help (NOPERM: a permission the
+     ACL user lacks, WRONGTYPE, refused credentials; the last line names it and its fix):
+     /readyz turned 503, jobs in hand were handed back, and it exited
   2  bad usage or configuration (a missing API key, a malformed flag or one out of its
      range, --http-listen cannot be bound)
-Redis unreachable is not an exit: the replica waits and retries with backoff, unready.";
+Redis unreachable, out of memory, at maxclients, loading or a read-only replica is not an
+exit: the replica waits and retries with backoff, unready (docs/redis-errors.md).";
 
 /// Flags of `herald-worker run`; each also reads an environment variable.
 #[derive(clap::Args, Debug, Clone)]
@@ -39,6 +45,15 @@ pub struct RunArgs {
     pub rate: RateArgs,
     #[command(flatten)]
     pub sms: SmsArgs,
+    /// How the lanes other than OTPs share the budget when more than one has a backlog:
+    /// `booking=6,reminder=3,bulk=1` (each 1 to 1000); a lane with no backlog leaves its share
+    /// to the others. OTPs always go first.
+    #[arg(long, env = "HERALD_LANE_WEIGHTS", default_value = weights::DEFAULT_LANE_WEIGHTS)]
+    pub lane_weights: String,
+    /// Tenants that weigh more (or less) than 1 within a lane: `salon-a=3,salon-b=1`;
+    /// tenants with a backlog are served in turn, each by its weight.
+    #[arg(long, env = "HERALD_TENANT_WEIGHTS", default_value = "")]
+    pub tenant_weights: String,
     /// Requests in flight at once in this replica (1 to 1024).
     #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u64,
@@ -126,6 +141,10 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
     pub http_listen: Option<SocketAddr>,
+    /// How the lanes other than OTPs share the budget.
+    pub lane_weights: LaneWeights,
+    /// The tenants that do not weigh 1.
+    pub tenant_weights: Vec<(String, u32)>,
     pub consumer: String,
     /// How many replicas must have a sent marker (`--min-replicas`).
     pub durability: Durability,
@@ -206,6 +225,8 @@ impl Settings {
             shutdown_grace,
             request_timeout,
             http_listen: args.http_listen,
+            lane_weights: LaneWeights::parse(&args.lane_weights)?,
+            tenant_weights: weights::parse_tenant_weights(&args.tenant_weights)?,
             consumer,
             durability: Durability::replicas(args.min_replicas),
         })

@@ -19,6 +19,8 @@ use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
 use crate::enqueue::NotEnqueued;
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec};
 use crate::{BatchResult, CancelOutcome, Enqueued};
+use herald_shared::episodes::Episodes;
+use herald_shared::redis_pool::RedisErrorKind;
 
 /// The header that carries an idempotency key (the body field `idempotency_key` also does).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -304,15 +306,26 @@ pub async fn enqueue_batch(
             .unwrap_or_else(|err| {
                 // Nothing attempted (no connection): every item's answer says so.
                 let reason = err.to_string();
+                let kind = err.redis_kind().unwrap_or(RedisErrorKind::Other);
                 (0..count)
                     .map(|_| {
                         Err(NotEnqueued::Refused {
                             reason: reason.clone(),
+                            kind,
                         })
                     })
                     .collect()
             })
     };
+    let failed = results.iter().find_map(|result| {
+        let not = result.as_ref().err()?;
+        Some((not.redis_kind()?, not))
+    });
+    match failed {
+        Some((kind, not)) => Episodes::process().request_failed("enqueue", kind, &not.to_string()),
+        None if !results.is_empty() => Episodes::process().request_succeeded(),
+        None => {}
+    }
     let mut enqueued = Vec::with_capacity(results.len());
     for (index, result) in job_items.into_iter().zip(results) {
         match result {
@@ -494,7 +507,16 @@ fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
 
 async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {
     let job = spec.into_job_in(&state.zone)?;
-    let enqueued = state.producer.enqueue(job).await?;
+    let enqueued = state.producer.enqueue(job).await;
+    match &enqueued {
+        Err(err) => {
+            if let Some(kind) = err.redis_kind() {
+                Episodes::process().request_failed("enqueue", kind, &err.to_string());
+            }
+        }
+        Ok(_) => Episodes::process().request_succeeded(),
+    }
+    let enqueued = enqueued?;
     record_enqueued(std::slice::from_ref(&enqueued));
     Ok((StatusCode::ACCEPTED, Json(Accepted::from(enqueued))).into_response())
 }

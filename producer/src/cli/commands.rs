@@ -218,17 +218,15 @@ pub(super) fn send_job(args: SendArgs, zone: &Zone) -> Result<Job, CliError> {
     let request: SendRequest = wire::decode(&body).map_err(|err| invalid(err.into()))?;
     let spec = JobSpec::Raw(RawSpec {
         request: Box::new(request),
-        idempotency_key: args.idempotency.idempotency_key.clone(),
-        send_at: None,
-        send_in: None,
-        not_after: None,
-        replace_key: args.timing.replace_key.clone(),
+        idempotency_key: args.idempotency.idempotency_key,
+        send_at: args.timing.send_at,
+        send_in: args.timing.send_in,
+        not_after: args.timing.not_after,
+        replace_key: args.timing.replace_key,
+        tenant: args.tenant.tenant,
+        lane: Some(args.lane),
     });
-    let job = spec.into_job_in(zone).map_err(|err| invalid(err.into()))?;
-    args.timing
-        .timing(None)
-        .apply(job, zone)
-        .map_err(|err| invalid(err.into()))
+    spec.into_job_in(zone).map_err(|err| invalid(err.into()))
 }
 
 pub(super) async fn run_bulk(

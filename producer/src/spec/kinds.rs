@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use herald_shared::Redacted;
-use herald_shared::job::Booking;
+use herald_shared::job::{Booking, Lane};
 use herald_shared::wire::SendRequest;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,16 @@ pub struct OtpSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "otp:+919999999999")]
     pub replace_key: Option<String>,
+    /// The business the job is sent for: within a lane, tenants with a backlog are served
+    /// in turn. 1 to 64 of `A-Za-z0-9_.:-`; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9_.:-]{1,64}$",
+        min_length = 1,
+        max_length = 64,
+        example = "salon-a"
+    )]
+    pub tenant: Option<String>,
     /// Not part of the document: an OTP cannot be scheduled. Read only to say so (400 naming
     /// the field) rather than "unknown field".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,6 +131,11 @@ herald_shared::booking_fields! { booking_spec_struct! {
         example = "2026-11-24T10:30:00+05:30"
     )]
     pub not_after: Option<String>,
+    /// The business the job is sent for: within a lane, tenants with a backlog are served
+    /// in turn. 1 to 64 of `A-Za-z0-9_.:-`; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,64}$", min_length = 1, max_length = 64, example = "salon-a")]
+    pub tenant: Option<String>,
     /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "booking:B123")]
@@ -184,6 +199,11 @@ herald_shared::booking_fields! { booking_spec_struct! {
         example = "2026-11-24T10:30:00+05:30"
     )]
     pub not_after: Option<String>,
+    /// The business the job is sent for: within a lane, tenants with a backlog are served
+    /// in turn. 1 to 64 of `A-Za-z0-9_.:-`; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,64}$", min_length = 1, max_length = 64, example = "salon-a")]
+    pub tenant: Option<String>,
     /// As in [`OtpSpec`]: the older unsent job under this key is cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 200, example = "booking:B123")]
@@ -242,6 +262,21 @@ pub struct RawSpec {
         example = "campaign:42:+919999999999"
     )]
     pub replace_key: Option<String>,
+    /// The business the job is sent for: within a lane, tenants with a backlog are served
+    /// in turn. 1 to 64 of `A-Za-z0-9_.:-`; `default` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^[A-Za-z0-9_.:-]{1,64}$",
+        min_length = 1,
+        max_length = 64,
+        example = "salon-a"
+    )]
+    pub tenant: Option<String>,
+    /// The lane it waits in: `booking` when absent, `reminder` or `bulk` (campaigns: they
+    /// share the budget by `--lane-weights`), or `otp` for a code with a `not_after` at most
+    /// 24h away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Lane>,
 }
 
 /// `Option<Duration>` as a humantime string (`"10m"`).

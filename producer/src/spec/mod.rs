@@ -138,7 +138,8 @@ impl JobSpec {
                 timing
                     .apply(job, zone)?
                     .with_idempotency_key(otp.idempotency_key)?
-                    .with_replace_key(otp.replace_key)
+                    .with_replace_key(otp.replace_key)?
+                    .with_tenant("tenant", otp.tenant.as_deref())
             }
             JobSpec::Booking(b) => {
                 let zone = spec_zone(b.tz.as_deref(), zone)?;
@@ -152,7 +153,8 @@ impl JobSpec {
                 timing
                     .apply(Job::booking_in(booking, &zone)?, &zone)?
                     .with_idempotency_key(b.idempotency_key)?
-                    .with_replace_key(b.replace_key)
+                    .with_replace_key(b.replace_key)?
+                    .with_tenant("tenant", b.tenant.as_deref())
             }
             JobSpec::Reminder(r) => {
                 let zone = spec_zone(r.tz.as_deref(), zone)?;
@@ -166,7 +168,8 @@ impl JobSpec {
                 timing
                     .apply(Job::reminder(booking, &zone)?, &zone)?
                     .with_idempotency_key(r.idempotency_key)?
-                    .with_replace_key(r.replace_key)
+                    .with_replace_key(r.replace_key)?
+                    .with_tenant("tenant", r.tenant.as_deref())
             }
             JobSpec::Raw(raw) => {
                 let timing = Timing {
@@ -178,7 +181,9 @@ impl JobSpec {
                 timing
                     .apply(Job::raw(*raw.request)?, zone)?
                     .with_idempotency_key(raw.idempotency_key)?
-                    .with_replace_key(raw.replace_key)
+                    .with_replace_key(raw.replace_key)?
+                    .with_tenant("tenant", raw.tenant.as_deref())?
+                    .with_lane("lane", raw.lane)
             }
         }
     }

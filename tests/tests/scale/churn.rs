@@ -53,15 +53,26 @@ async fn scaling_1_to_4_to_1_replicas_keeps_the_budget_and_loses_or_doubles_noth
     )
     .await;
 
-    // Out to four: each new replica joins the group and takes jobs.
+    // Out to four: each new replica joins the group and sends (a replica the budget limits
+    // reads each job once its token is granted, so it holds jobs only while sending them).
     for i in 1..4 {
         replicas.push(s.worker(&format!("churn-{i}"), &args));
     }
     let names: BTreeSet<String> = replicas.iter().map(|w| w.consumer.clone()).collect();
     wait_until(
-        "all four replicas holding jobs",
+        "all four replicas sending",
         Duration::from_secs(30),
-        || async { holders(&s).await.keys().cloned().collect::<BTreeSet<_>>() == names },
+        || async {
+            let senders: BTreeSet<String> = s
+                .status()
+                .await
+                .consumers
+                .into_iter()
+                .filter(|c| c.sent > 0)
+                .map(|c| c.name)
+                .collect();
+            senders == names
+        },
     )
     .await;
     // Four replicas share the budget for a few windows.

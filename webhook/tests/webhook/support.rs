@@ -203,7 +203,7 @@ impl Harness {
     pub async fn sent(&self, job: &Job, message_id: &str) {
         let reader = LaneReader::new(self.pool.clone(), self.keys.clone(), "seed".into());
         reader.ensure_groups().await.unwrap();
-        let delivery = Delivery::of_job(job, "0-1");
+        let delivery = Delivery::of_job(&self.keys, job, "0-1");
         Settler::new(self.pool.clone(), self.keys.clone(), "seed".into())
             .sent(&delivery, job, message_id)
             .await
