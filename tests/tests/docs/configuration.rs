@@ -128,7 +128,9 @@ fn default(arg: &Arg) -> String {
         .get_default_values()
         .iter()
         .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
         .collect();
+    // An empty default (`--tenant-weights`: every tenant weighs 1) is no default.
     match (values.is_empty(), arg.is_required_set()) {
         (false, _) => format!("`{}`", values.join(",")),
         (true, true) => "required".into(),
