@@ -1,7 +1,9 @@
 //! A fault-injecting TCP proxy for tests: it listens on a free loopback port and forwards
-//! every connection to one upstream (a test's `redis-server`), and on command drops every
-//! connection, stalls (stops forwarding bytes while keeping connections open: a network
-//! that went silent), refuses new connections, and resumes.
+//! every connection to one upstream (a test's `redis-server`, or the sandbox standing in for
+//! Interakt), and on command drops every connection, stalls (stops forwarding bytes while
+//! keeping connections open: a network that went silent), refuses new connections, delays
+//! each new connection to the upstream (a slow DNS, TCP or TLS handshake: the client's
+//! bytes wait in the proxy until it is up), and resumes.
 //!
 //! It owns only its listener and the connections it accepted. It never parses what it
 //! forwards, never retries the upstream (a client that cannot reach it sees its connection
@@ -44,6 +46,8 @@ struct Switch {
     epoch: u64,
     /// Bumped by every stall, so the timer of an earlier stall cannot end a later one.
     stall: u64,
+    /// How long each new connection waits before the proxy connects it upstream.
+    connect_delay: Duration,
 }
 
 /// A running proxy. Created by [`TcpProxy::start`]; the test holds it. Dropping it stops
@@ -69,6 +73,7 @@ impl TcpProxy {
             mode: Mode::Forward,
             epoch: 0,
             stall: 0,
+            connect_delay: Duration::ZERO,
         });
         let accept = tokio::spawn(accept_loop(listener, upstream, switch.subscribe()));
         TcpProxy {
@@ -92,9 +97,34 @@ impl TcpProxy {
         self.upstream
     }
 
+    /// A proxy in front of an HTTP server at `base_url` (`http://127.0.0.1:PORT/...`).
+    pub async fn for_http(base_url: &str) -> TcpProxy {
+        let authority = base_url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split('/').next())
+            .expect("an http://HOST:PORT/... URL");
+        TcpProxy::start(authority.parse().expect("a loopback address and port")).await
+    }
+
     /// `redis://127.0.0.1:PORT` of the proxy: what a worker's `REDIS_URL` takes.
     pub fn redis_url(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    /// `base_url` (an URL of the upstream) with the proxy's address instead: what a worker's
+    /// `INTERAKT_BASE_URL` takes to reach the sandbox through the proxy.
+    pub fn http_url(&self, base_url: &str) -> String {
+        let path = base_url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+            .unwrap_or("");
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// From now on, each new connection is connected upstream only after `delay` (its
+    /// client's bytes wait in the proxy meanwhile); open connections are not affected.
+    pub fn delay_connects(&self, delay: Duration) {
+        self.switch.send_modify(|s| s.connect_delay = delay);
     }
 
     pub fn mode(&self) -> Mode {
@@ -174,6 +204,10 @@ async fn forward(
     epoch: u64,
 ) {
     let _ = client.set_nodelay(true);
+    let delay = switch.borrow().connect_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -325,6 +359,43 @@ mod tests {
                 .await
                 .is_none(),
             "dropping the proxy closes its connections"
+        );
+    }
+
+    #[tokio::test]
+    async fn delays_new_connections_upstream_and_not_open_ones() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(
+            round_trip(&mut open, Duration::from_secs(1))
+                .await
+                .is_some()
+        );
+
+        let delay = Duration::from_millis(300);
+        proxy.delay_connects(delay);
+        let started = tokio::time::Instant::now();
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(round_trip(&mut new, Duration::from_secs(5)).await.is_some());
+        assert!(
+            started.elapsed() >= delay,
+            "a new connection waits for its upstream: {:?}",
+            started.elapsed()
+        );
+        let started = tokio::time::Instant::now();
+        assert!(
+            round_trip(&mut open, Duration::from_secs(1))
+                .await
+                .is_some()
+        );
+        assert!(
+            started.elapsed() < delay,
+            "an open one does not: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            proxy.http_url("http://127.0.0.1:1/v1/public"),
+            format!("http://{}/v1/public", proxy.addr())
         );
     }
 }

@@ -5,9 +5,10 @@
 //! Everything is decided in one atomic script (`store/src/lua/acquire.lua`) on hash-tagged keys,
 //! timed by Redis `TIME` so hosts' clocks never matter:
 //! - **The sliding log**: at most E requests in any sliding W. Each request counts from a
-//!   time it cannot have reached Interakt after: its grant plus a margin while it is in
-//!   flight, then its answer (the settle re-scores its entry: [`Token`]), so the window is
-//!   exact whatever the network's jitter and costs no more than the request's latency. A
+//!   time it cannot have reached Interakt after: while it is in flight, its grant plus the
+//!   request timeout plus a margin (however long its connection takes to come up), then
+//!   its answer (the settle re-scores its entry, or puts it back: [`Token`]), so the window
+//!   is exact whatever the network's jitter and costs no more than the request's latency. A
 //!   token bucket would admit its burst on top of N (see domain-facts:
 //!   `Quota::per_minute(300)` admits about 600 in one sliding minute); the log counts every
 //!   request inside N.
@@ -51,13 +52,16 @@ pub enum AcquireError {
     Pool(#[from] deadpool_redis::PoolError),
 }
 
-/// How late after its grant a request may reach Interakt: 2% of W, at least 250 ms and at
-/// most 1 s (a W of one minute gets 1 s). A request in flight counts in the log from its
-/// grant plus this margin; once answered, from its answer (see [`Token`]).
+/// How late after its grant a request may start, and after its timeout reach Interakt: 2%
+/// of W, at least 250 ms and at most 1 s (a W of one minute gets 1 s). A request in flight
+/// counts in the log from its grant plus the request timeout plus this margin (see
+/// [`Budget::in_flight`]); once answered, from its answer (see [`Token`]).
 ///
 /// A grant that waits longer than half the margin before its request starts is not used
 /// ([`SharedLimiter::is_fresh`]): the sender asks for a new one, so a stalled task (CPU
-/// starvation, a pause) cannot push a request out of the window it was granted for.
+/// starvation, a pause) cannot push a request out of the window it was granted for. The
+/// other half covers the network after the request's timeout (bytes already on their way
+/// when the client gave up).
 pub fn default_margin(window: Duration) -> Duration {
     window
         .mul_f64(0.02)
@@ -69,8 +73,11 @@ pub fn default_margin(window: Duration) -> Duration {
 pub struct Budget {
     /// The plan's N per W.
     pub rate: RateLimit,
-    /// How late a request in flight may reach Interakt (see [`default_margin`]).
+    /// How late after its grant a request may start, and after its timeout reach Interakt
+    /// (see [`default_margin`]).
     pub margin: Duration,
+    /// `--request-timeout`: the longest a request is in flight once started.
+    pub request_timeout: Duration,
     /// Tokens of each window bookings never take (`--otp-reserve`); below N.
     pub otp_reserve: u32,
     /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`); below N.
@@ -82,16 +89,27 @@ pub struct Budget {
 
 impl Budget {
     /// A budget with the documented defaults for `rate`: a 5% OTP reserve (at least 1), a
-    /// 10% bookings' share (at least 1), the default margin, a 30 s cool-down cap.
+    /// 10% bookings' share (at least 1), the default margin and request timeout, a 30 s
+    /// cool-down cap.
     pub fn new(rate: RateLimit) -> Budget {
         let n = rate.requests.get();
         Budget {
             rate,
             margin: default_margin(rate.period),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             otp_reserve: percent_of(n, 5),
             booking_share: percent_of(n, 10),
             max_cooldown: DEFAULT_MAX_COOLDOWN,
         }
+    }
+
+    /// How long after its grant a request in flight may still reach Interakt: the request
+    /// timeout plus the margin (half of it to start, half for the network after the
+    /// timeout). Its log entry is scored this far ahead of its grant until its answer
+    /// re-scores it, so however long its connection takes to come up (DNS, TCP, TLS, a
+    /// proxy), the request counts in every window it may reach Interakt in.
+    pub fn in_flight(&self) -> Duration {
+        self.request_timeout.saturating_add(self.margin)
     }
 
     /// Tokens one call may take at once ahead of the pacing: 1% of N, 1 to [`MAX_GRANT`].
@@ -115,6 +133,9 @@ impl Budget {
 /// The default of `--max-cooldown`.
 pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(30);
 
+/// The default of `--request-timeout`.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// `percent`% of `n`, rounded, at least 1 and below `n` (when `n` > 1).
 pub fn percent_of(n: u32, percent: u32) -> u32 {
     let share = ((u64::from(n) * u64::from(percent) + 50) / 100) as u32;
@@ -128,6 +149,10 @@ pub struct Tokens {
     call: Arc<str>,
     count: u32,
     granted_at: tokio::time::Instant,
+    /// Granted to an OTP: the entries are in the OTPs' log too.
+    otp_log: bool,
+    /// W in milliseconds, for the charge ([`Token::charge`]).
+    window_ms: u64,
 }
 
 impl Tokens {
@@ -137,6 +162,8 @@ impl Tokens {
             call: Arc::from(""),
             count: 0,
             granted_at: tokio::time::Instant::now(),
+            otp_log: false,
+            window_ms: 0,
         }
     }
 
@@ -150,19 +177,26 @@ impl Tokens {
         (1..=self.count).map(|i| Token {
             member: format!("{}:{i}", self.call),
             granted_at: self.granted_at,
+            otp_log: self.otp_log,
+            window_ms: self.window_ms,
         })
     }
 }
 
 /// One request's place in the shared log, carried by its send to the settle. Granted, its
-/// entry is scored at the grant plus the margin (the latest the request may reach Interakt);
-/// the settle after its answer re-scores it to the answer's time (`store/src/lua/charge.lua`), so the
-/// request counts exactly as long as Interakt may count it, and no longer.
+/// entry is scored at the grant plus [`Budget::in_flight`] (the latest the request may
+/// reach Interakt); the settle after its answer re-scores it to the answer's time, putting
+/// it back if it left the log meanwhile (`store/src/lua/token.lua`), so the request counts
+/// exactly as long as Interakt may count it, and no longer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {
     /// The entry in the log (and in the OTPs' log when granted to an OTP).
     member: String,
     granted_at: tokio::time::Instant,
+    /// Granted to an OTP: the entry is in the OTPs' log too.
+    otp_log: bool,
+    /// W in milliseconds: how long the charged entry counts.
+    window_ms: u64,
 }
 
 impl Token {
@@ -176,6 +210,17 @@ impl Token {
         Token {
             member: String::new(),
             granted_at,
+            otp_log: false,
+            window_ms: 0,
+        }
+    }
+
+    /// The token as the settle after its send charges it (or gives it back).
+    pub fn charge(&self) -> Charge<'_> {
+        Charge {
+            member: &self.member,
+            otp_log: self.otp_log,
+            window_ms: self.window_ms,
         }
     }
 }
@@ -239,8 +284,9 @@ pub struct SharedLimiter {
     /// The budget's keys in Redis (the logs, the cool-down, its state).
     keys: BudgetKeys,
     budget: Budget,
-    /// The margin, in microseconds: how far ahead of its grant an entry in flight is scored.
-    margin_us: u64,
+    /// [`Budget::in_flight`] in microseconds: how far ahead of its grant an entry in flight
+    /// is scored.
+    in_flight_us: u64,
     /// How long a grant stays usable: half the margin.
     grant_ttl: Duration,
     /// Unique per process (consumer name and a random nonce), so a restarted replica with a
@@ -259,7 +305,7 @@ impl SharedLimiter {
             pool,
             keys: BudgetKeys::new(keys),
             budget,
-            margin_us: budget.margin.as_micros() as u64,
+            in_flight_us: u64::try_from(budget.in_flight().as_micros()).unwrap_or(u64::MAX),
             grant_ttl: budget.margin / 2,
             member_prefix: Arc::from(format!("{consumer}:{nonce:016x}")),
             calls: Arc::new(AtomicU64::new(0)),
@@ -338,7 +384,7 @@ impl SharedLimiter {
         let budget = &self.budget;
         let acquire = Acquire {
             requests: budget.rate.requests.get(),
-            margin_us: self.margin_us,
+            in_flight_us: self.in_flight_us,
             want,
             call: &call,
             lane,
@@ -358,6 +404,8 @@ impl SharedLimiter {
             call,
             count: granted,
             granted_at: tokio::time::Instant::now(),
+            otp_log: lane == Lane::Otp,
+            window_ms: budget.rate.period.as_millis() as u64,
         };
         Ok((tokens, wait_us))
     }
@@ -393,7 +441,7 @@ impl SharedLimiter {
 }
 
 use herald_store::calls::budget::{
-    Acquire, BudgetKeys, CoolDown, Now, decode_acquire, decode_cooldown,
+    Acquire, BudgetKeys, Charge, CoolDown, Now, decode_acquire, decode_cooldown,
 };
 
 #[cfg(test)]

@@ -270,17 +270,28 @@ async fn redis_now(conn: &mut herald_shared::redis_pool::Connection) -> f64 {
     (secs * 1_000_000 + micros) as f64
 }
 
+/// A request in flight counts from its grant plus the request timeout plus the margin (the
+/// latest it may reach Interakt, however long its connection takes to come up); answered,
+/// from its answer. An entry that left the log before its answer was charged (Redis lost
+/// it, or the settle came late) is put back by the charge, and its log lives a window more.
+/// Observed before the fix: in flight, an entry counted from its grant plus the margin only,
+/// and a charge did not bring back an entry that had left (`ZADD XX`).
 #[tokio::test]
-async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_from_its_answer() {
+async fn a_request_counts_from_its_grant_until_answered_then_from_its_answer() {
     let h = harness().await;
     let margin = Duration::from_secs(5);
+    let request_timeout = Duration::from_secs(7);
     let limiter = h.limiter(
         Budget {
             margin,
-            ..budget("10/10s")
+            request_timeout,
+            ..budget("100/10s")
         },
         "w1",
     );
+    let in_flight = (margin + request_timeout).as_micros() as f64;
+    let (booking, _) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    let booking = booking.iter().next().expect("a booking's token");
     let settler = Settler::new(h.pool.clone(), h.keys.clone(), "w1".into());
     let mut conn = h.pool.get().await.unwrap();
     let job = Job::otp("+919812345678", "123456", Duration::from_secs(60)).unwrap();
@@ -292,8 +303,13 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
     for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
         let score: f64 = conn.zscore(&log, tokens[0].member()).await.unwrap();
         assert!(
-            score >= before + margin.as_micros() as f64,
-            "in flight, {log} counts it from its grant plus the margin"
+            score >= before + in_flight,
+            "in flight, {log} counts it from its grant plus the request timeout and the margin"
+        );
+        let ttl: i64 = conn.pttl(&log).await.unwrap();
+        assert!(
+            ttl > (in_flight / 1000.0) as i64 + 10_000,
+            "{log} outlives its entry in flight by a window: {ttl} ms"
         );
     }
 
@@ -320,26 +336,52 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
         );
         let other: f64 = conn.zscore(&log, tokens[1].member()).await.unwrap();
         assert!(
-            other >= before + margin.as_micros() as f64,
+            other >= before + in_flight,
             "the other token, still in flight, is untouched"
         );
     }
 
-    // An entry already gone from the log is not brought back by a late settle.
-    let _: () = conn
-        .zrem(h.keys.rate_window(), tokens[1].member())
-        .await
-        .unwrap();
+    // An entry gone from both logs (the logs themselves gone: Redis lost them) is put back
+    // by the settle of its answer, counted from then, and its logs live a window at least.
+    for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
+        let _: () = conn.del(&log).await.unwrap();
+    }
     delivery.token = Some(tokens[1].clone());
     settler
         .retry(&delivery, &job, Duration::from_secs(1), Stat::Retried)
         .await
         .unwrap();
-    let gone: Option<f64> = conn
-        .zscore(h.keys.rate_window(), tokens[1].member())
+    let after = redis_now(&mut conn).await;
+    for (log, lives_ms) in [
+        (h.keys.rate_window(), 10_000),
+        (h.keys.rate_window_otp(), 20_000),
+    ] {
+        let back: Option<f64> = conn.zscore(&log, tokens[1].member()).await.unwrap();
+        let back = back.unwrap_or_else(|| panic!("{log}: the entry is back"));
+        assert!(back <= after, "{log}: counted from its answer");
+        let ttl: i64 = conn.pttl(&log).await.unwrap();
+        assert!(ttl >= lives_ms, "{log} lives {ttl} ms, at least {lives_ms}");
+    }
+
+    // A booking's token is put back in the shared log only.
+    let _: () = conn
+        .zrem(h.keys.rate_window(), booking.member())
         .await
         .unwrap();
-    assert_eq!(gone, None);
+    delivery.token = Some(booking.clone());
+    settler
+        .retry(&delivery, &job, Duration::from_secs(1), Stat::Retried)
+        .await
+        .unwrap();
+    let main: Option<f64> = conn
+        .zscore(h.keys.rate_window(), booking.member())
+        .await
+        .unwrap();
+    let otps: Option<f64> = conn
+        .zscore(h.keys.rate_window_otp(), booking.member())
+        .await
+        .unwrap();
+    assert!(main.is_some() && otps.is_none(), "{main:?} {otps:?}");
 }
 
 #[tokio::test]

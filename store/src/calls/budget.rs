@@ -2,8 +2,10 @@
 //! (`cooldown.lua`). What the numbers mean is the worker's limiter's business; here they are
 //! named, so the scripts and the limiter cannot disagree on a position.
 
+use std::io::Write;
+
 use herald_shared::Lane;
-use redis::{FromRedisValue, RedisError, Value};
+use redis::{FromRedisValue, RedisError, RedisWrite, ToRedisArgs, Value};
 
 use super::unexpected;
 use crate::Keys;
@@ -52,6 +54,34 @@ impl BudgetKeys {
     }
 }
 
+/// A budget token as the scripts around a send charge or refund it (`token.lua`): its member
+/// in the shared log, whether it is in the OTPs' log too, and the window it then counts for.
+/// Written as one argument, `charge:<W ms>:<otp|all>:<member>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge<'a> {
+    pub member: &'a str,
+    /// Granted to an OTP: its entry is in the OTPs' log too.
+    pub otp_log: bool,
+    /// W, in milliseconds: how long a charged entry counts, and so the least its log lives.
+    pub window_ms: u64,
+}
+
+impl ToRedisArgs for Charge<'_> {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + RedisWrite,
+    {
+        let logs = if self.otp_log { "otp" } else { "all" };
+        // Writing to a command's buffer cannot fail.
+        let _ = write!(
+            out.writer_for_next_arg(),
+            "charge:{}:{logs}:{}",
+            self.window_ms,
+            self.member
+        );
+    }
+}
+
 /// Where the scripts' `now` comes from: Redis's `TIME` in production, a test's paused clock
 /// (microseconds) as the call's last argument (`clock.lua`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +105,9 @@ impl Now {
 pub struct Acquire<'a> {
     /// The configured N.
     pub requests: u32,
-    /// How far ahead of its grant an entry in flight is scored (µs).
-    pub margin_us: u64,
+    /// How far ahead of its grant an entry in flight is scored (µs): the request timeout
+    /// plus the margin, the latest its request may reach Interakt.
+    pub in_flight_us: u64,
     pub want: u32,
     /// This call's unique prefix: token `i` is the log member `{call}:{i}`.
     pub call: &'a str,
@@ -109,7 +140,7 @@ impl Acquire<'_> {
             ],
         );
         call.arg(self.requests)
-            .arg(self.margin_us)
+            .arg(self.in_flight_us)
             .arg(self.want)
             .arg(self.call)
             .arg(self.lane.as_str())
@@ -160,4 +191,27 @@ pub fn decode_cooldown(reply: &Value) -> Result<(u64, u32, bool), RedisError> {
     let (pause, effective, began) = <(u64, u32, u8)>::from_redis_value(reply.clone())
         .map_err(|_| unexpected("cooldown.lua", reply))?;
     Ok((pause, effective, began == 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token is one argument, in the shape `token.lua` matches.
+    #[test]
+    fn a_charge_is_one_argument_with_the_window_and_its_logs() {
+        let charge = |otp_log| Charge {
+            member: "w1:00ff:7:1",
+            otp_log,
+            window_ms: 60_000,
+        };
+        assert_eq!(
+            charge(true).to_redis_args(),
+            vec![b"charge:60000:otp:w1:00ff:7:1".to_vec()]
+        );
+        assert_eq!(
+            charge(false).to_redis_args(),
+            vec![b"charge:60000:all:w1:00ff:7:1".to_vec()]
+        );
+    }
 }

@@ -2,8 +2,10 @@
 --
 -- Three rules, all decided on Redis's clock (TIME), so hosts' clocks never matter:
 -- 1. The sliding log: at most E requests in any sliding W, each counted from a time it
---    cannot have reached Interakt after: its grant plus `margin` while in flight, then its
---    answer (the settle re-scores the entry: charge.lua). E is the effective budget (the
+--    cannot have reached Interakt after: while in flight, its grant plus `flight` (the
+--    request timeout plus the margin: however long its connection takes to come up, the
+--    request is answered, or given up, by then); then its answer (the settle re-scores the
+--    entry, and puts it back if it left: token.lua). E is the effective budget (the
 --    configured N, halved per 429 episode, grown back by `step` per clean period; see
 --    cooldown.lua). Bookings never take the last `reserve` tokens of a window: their own
 --    entries stay at most E - reserve, so an OTP finds a token even behind a backlog, and
@@ -26,7 +28,7 @@
 -- KEYS[5] the OTPs' own log (sorted set, like KEYS[1] but OTPs only)
 -- KEYS[6] the OTPs going first (sorted set: a replica whose OTP found the log full, scored
 --         by when its claim lapses)
--- ARGV[1] configured N, ARGV[2] margin (us), ARGV[3] tokens wanted,
+-- ARGV[1] configured N, ARGV[2] flight (us: request timeout plus margin), ARGV[3] tokens wanted,
 -- ARGV[4] unique member prefix for this call, ARGV[5] lane ('otp' or 'booking'),
 -- ARGV[6] OTP reserve (tokens), ARGV[7] bookings' share (tokens), ARGV[8] W (us),
 -- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens),
@@ -35,7 +37,7 @@
 -- Returns {granted, wait_us}: granted > 0, or 0 and how long until asking again can help.
 -- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
-local margin = tonumber(ARGV[2])
+local flight = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local otp = ARGV[5] == 'otp'
 local reserve = tonumber(ARGV[6])
@@ -120,10 +122,12 @@ end
 if free <= 0 then
   -- Wait for the entry whose leaving brings this lane under its cap (for bookings under
   -- their own cap, the oldest entry: an estimate, asked again then).
+  -- An entry still in flight (scored ahead of now) leaves a window after its answer, which
+  -- may come at once: asking again in a window is the estimate.
   local oldest = redis.call('ZRANGE', log, index, index, 'WITHSCORES')
   local wait = 1000
   if #oldest > 0 then
-    wait = math.max(1000, tonumber(oldest[2]) + window - now + 1)
+    wait = math.max(1000, math.min(tonumber(oldest[2]), now) + window - now + 1)
   end
   if otp and room <= 0 and log == KEYS[1] then
     -- The window is full: this replica's OTP takes the next token that frees up, before any
@@ -151,14 +155,15 @@ if otp then
   redis.call('ZREM', KEYS[6], ARGV[11])
 end
 for i = 1, granted do
-  redis.call('ZADD', KEYS[1], int(now + margin), ARGV[4] .. ':' .. i)
+  redis.call('ZADD', KEYS[1], int(now + flight), ARGV[4] .. ':' .. i)
   if otp then
-    redis.call('ZADD', KEYS[5], int(now + margin), ARGV[4] .. ':' .. i)
+    redis.call('ZADD', KEYS[5], int(now + flight), ARGV[4] .. ':' .. i)
   end
 end
 redis.call('HSET', KEYS[3], 'tat', int(tat + granted * interval))
 redis.call('PEXPIRE', KEYS[3], state_ttl)
-local ttl = math.ceil((window + margin) / 1000) + 1000
+-- The logs outlive their last entry: one in flight counts until a window after its score.
+local ttl = math.ceil((window + flight) / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then
   redis.call('PEXPIRE', KEYS[5], ttl)

@@ -90,7 +90,7 @@ pub(super) async fn process(
                 None => return give_back(ctx, delivery, &job, GaveBack::ShuttingDown).await,
             }
         }
-        let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
+        let Some(body) = Box::pin(prepare(ctx, &mut delivery, &job)).await else {
             return;
         };
         // The check is a round trip to Redis, retried through an outage: it can outlast the
@@ -126,9 +126,11 @@ const DEFER_BEHIND_OLDER: Duration = Duration::from_millis(500);
 /// dead-lettered; one behind an older job of its replace key still being sent waits. In
 /// every such case the token goes back to the budget, unspent. Then the job's record says
 /// `sending` (a cancel from now on is too late for this attempt) and an invalid request is
-/// dead-lettered. The request to send, as JSON, or `None` when the job was settled (or given
-/// up) here.
-async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8>> {
+/// dead-lettered, its token given back too. The request to send, as JSON, or `None` when the
+/// job was settled (or given up) here. A job dead-lettered here leaves `delivery` without its
+/// token: the dead letter's settle must not charge a request that was never made (a charge
+/// puts an entry that left the log back).
+async fn prepare(ctx: &Context, delivery: &mut Delivery, job: &Job) -> Option<Vec<u8>> {
     let job_id = job.id.to_string();
     let lane = delivery.lane.as_str();
     match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
@@ -157,6 +159,8 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8
             return None;
         }
         BeginSend::Expired => {
+            // begin_send gave the token back.
+            delivery.token = None;
             dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
             return None;
         }
@@ -176,6 +180,9 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8
         let reason = DeadReason::Invalid {
             detail: err.to_string(),
         };
+        if let Some(unspent) = delivery.token.take() {
+            ctx.limiter.refund(&unspent).await;
+        }
         dead_letter_job(ctx, delivery, job.clone(), reason).await;
         return None;
     }

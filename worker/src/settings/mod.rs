@@ -67,9 +67,10 @@ pub struct RunArgs {
     /// Timeout of one request to Interakt (1s to 5m).
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// How late after its grant a request may reach Interakt: a request in flight counts in
-    /// the shared window from its grant plus this margin, then from its answer (default: 2%
-    /// of the window, 250 ms to 1 s). At least 50ms, and below the window.
+    /// How late after its grant a request may start (half of it) and, after its timeout,
+    /// reach Interakt: a request in flight counts in the shared window from its grant plus
+    /// --request-timeout plus this margin, then from its answer (default: 2% of the window,
+    /// 250 ms to 1 s). At least 50ms, and below the window.
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
     /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
@@ -182,6 +183,7 @@ impl Settings {
         let budget = Budget {
             rate,
             margin,
+            request_timeout,
             otp_reserve,
             booking_share,
             max_cooldown,
