@@ -85,6 +85,9 @@ pub struct Budget {
     pub otp_reserve: u32,
     /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`).
     pub booking_share: u32,
+    /// The cool-down in force outlasts the next probe: one replica at a time sends one
+    /// request every `--probe-interval`, and its 2xx ends the pause for every replica.
+    pub probing: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -197,7 +200,14 @@ async fn budget(
         deadpool_redis::redis::pipe()
             .cmd("HMGET")
             .arg(keys.rate_state())
-            .arg(&["configured", "effective", "tat", "reserve", "share"])
+            .arg(&[
+                "configured",
+                "effective",
+                "tat",
+                "reserve",
+                "share",
+                "probe_at",
+            ])
             .cmd("PTTL")
             .arg(keys.cooldown())
             .cmd("TIME")
@@ -208,13 +218,16 @@ async fn budget(
         return Ok(None);
     };
     let now_us = secs * 1_000_000 + micros;
+    let cooldown_ms = cooldown_ms.max(0) as u64;
+    let pause_ends_us = now_us.saturating_add(cooldown_ms.saturating_mul(1000));
     Ok(Some(Budget {
         configured: configured as u32,
         effective: field(1).unwrap_or(configured) as u32,
-        cooldown_ms: cooldown_ms.max(0) as u64,
+        cooldown_ms,
         next_token_in_ms: field(2).unwrap_or(0).saturating_sub(now_us) / 1000,
         otp_reserve: field(3).unwrap_or(0) as u32,
         booking_share: field(4).unwrap_or(0) as u32,
+        probing: cooldown_ms > 0 && field(5).is_some_and(|probe_at| probe_at < pause_ends_us),
     }))
 }
 
@@ -262,7 +275,8 @@ pub fn render(status: &Status) -> String {
             b.booking_share,
             b.next_token_in_ms,
             if b.cooldown_ms > 0 {
-                format!("; cooling down after a 429 for {} ms", b.cooldown_ms)
+                let probing = if b.probing { ", probing" } else { "" };
+                format!("; cooling down after a 429 for {} ms{probing}", b.cooldown_ms)
             } else {
                 String::new()
             }

@@ -95,6 +95,10 @@ pub static ACQUIRE: LazyLock<Script> =
 pub static COOLDOWN: LazyLock<Script> =
     LazyLock::new(|| assemble(AllowOom, &[CLOCK], include_str!("lua/cooldown.lua")));
 
+/// The cool-down's probe answered: a 2xx ends the pause (`lua/probe.lua`).
+pub static PROBE: LazyLock<Script> =
+    LazyLock::new(|| assemble(AllowOom, &[CLOCK], include_str!("lua/probe.lua")));
+
 // ----- settling a delivery (the worker) -----
 
 /// The last check before a send (`lua/begin_send.lua`).

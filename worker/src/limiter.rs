@@ -22,7 +22,10 @@
 //! - **The adaptive budget**: the same API key is often spent by other services, so a 429
 //!   *episode* (every 429 within one W) halves E (never below 1) and sets a shared
 //!   **cool-down** (Retry-After, or a doubling pause; at most `--max-cooldown`) during
-//!   which nothing is granted; each clean W gives back a tenth of N, up to N.
+//!   which nothing is granted but a **probe**: one request every `--probe-interval`, from
+//!   one replica at a time (an OTP's first), whose 2xx ends the pause for every replica
+//!   ([`SharedLimiter::probe_answered`]) and whose 429 keeps it; each clean W gives back a
+//!   tenth of N, up to N.
 //!
 //! The scripts' `now` is Redis's `TIME`; tests may give them a paused tokio clock instead
 //! ([`Clock`]), to walk the budget through minutes of windows exactly and at once.
@@ -85,6 +88,8 @@ pub struct Budget {
     /// The longest shared pause after a 429 (`--max-cooldown`); a longer Retry-After is
     /// clamped to it.
     pub max_cooldown: Duration,
+    /// During a longer pause, one probe goes this often (`--probe-interval`).
+    pub probe_interval: Duration,
 }
 
 impl Budget {
@@ -100,6 +105,7 @@ impl Budget {
             otp_reserve: percent_of(n, 5),
             booking_share: percent_of(n, 10),
             max_cooldown: DEFAULT_MAX_COOLDOWN,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
         }
     }
 
@@ -136,6 +142,9 @@ pub const DEFAULT_MAX_COOLDOWN: Duration = Duration::from_secs(30);
 /// The default of `--request-timeout`.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default of `--probe-interval`.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// `percent`% of `n`, rounded, at least 1 and below `n` (when `n` > 1).
 pub fn percent_of(n: u32, percent: u32) -> u32 {
     let share = ((u64::from(n) * u64::from(percent) + 50) / 100) as u32;
@@ -153,6 +162,8 @@ pub struct Tokens {
     otp_log: bool,
     /// W in milliseconds, for the charge ([`Token::charge`]).
     window_ms: u64,
+    /// The one token granted is the cool-down's probe.
+    probe: bool,
 }
 
 impl Tokens {
@@ -164,6 +175,7 @@ impl Tokens {
             granted_at: tokio::time::Instant::now(),
             otp_log: false,
             window_ms: 0,
+            probe: false,
         }
     }
 
@@ -179,6 +191,7 @@ impl Tokens {
             granted_at: self.granted_at,
             otp_log: self.otp_log,
             window_ms: self.window_ms,
+            probe: self.probe,
         })
     }
 }
@@ -197,6 +210,8 @@ pub struct Token {
     otp_log: bool,
     /// W in milliseconds: how long the charged entry counts.
     window_ms: u64,
+    /// The cool-down's probe: its answer ends the pause for every replica, or keeps it.
+    probe: bool,
 }
 
 impl Token {
@@ -212,7 +227,13 @@ impl Token {
             granted_at,
             otp_log: false,
             window_ms: 0,
+            probe: false,
         }
+    }
+
+    /// Whether this token is the cool-down's probe ([`SharedLimiter::probe_answered`]).
+    pub fn is_probe(&self) -> bool {
+        self.probe
     }
 
     /// The token as the settle after its send charges it (or gives it back).
@@ -328,10 +349,14 @@ impl SharedLimiter {
 
     /// Gives `token` back to the budget: no request went out under it (its grant went
     /// stale before the request could start). Best effort: a token Redis does not take back
-    /// leaves the log W after its grant, as it would have.
+    /// leaves the log W after its grant, as it would have. The cool-down's probe is given
+    /// back too: the next may go at once.
     pub async fn refund(&self, token: &Token) {
         if token.member.is_empty() {
             return;
+        }
+        if token.probe {
+            self.release_probe(token).await;
         }
         let refunded: Result<(), RedisFailure> = async {
             let mut conn = self.pool.get().await?;
@@ -345,6 +370,15 @@ impl SharedLimiter {
         .await;
         if let Err(err) = refunded {
             tracing::debug!(error = %err, "could not give a stale token back");
+        }
+    }
+
+    /// `token`, the cool-down's probe, went out under no request (its job was stopped before
+    /// its send): the next probe may go at once. Best effort: otherwise the next goes once
+    /// this one's flight is over.
+    pub async fn release_probe(&self, token: &Token) {
+        if let Err(err) = self.probe_answered(token, ProbeAnswer::Unsent).await {
+            tracing::debug!(error = %err, "could not give the cool-down's probe back");
         }
     }
 
@@ -398,23 +432,35 @@ impl SharedLimiter {
             now: self.clock.now(),
         }
         .call(&self.keys);
-        let (granted, wait_us) =
-            decode_acquire(&acquire.invoke(&mut self.pool.get().await?).await?)?;
+        let granted = decode_acquire(&acquire.invoke(&mut self.pool.get().await?).await?)?;
         let tokens = Tokens {
             call,
-            count: granted,
+            count: granted.tokens,
             granted_at: tokio::time::Instant::now(),
             otp_log: lane == Lane::Otp,
             window_ms: budget.rate.period.as_millis() as u64,
+            probe: granted.probe,
         };
-        Ok((tokens, wait_us))
+        Ok((tokens, granted.wait_us))
     }
 
     /// After a 429: pauses every replica (for `Retry-After`, clamped to `--max-cooldown`, or
     /// `base` doubled per recent episode) and, once per episode, halves the effective
-    /// budget.
+    /// budget. The next probe goes `--probe-interval` from now.
     pub async fn cool_down(
         &self,
+        retry_after: Option<Duration>,
+        base: Duration,
+    ) -> Result<Cooldown, AcquireError> {
+        self.rate_limited(None, retry_after, base).await
+    }
+
+    /// After the 429 of a request sent under `token`: as [`SharedLimiter::cool_down`], but
+    /// the 429 of the cool-down's probe keeps the pause (extended like any 429's) without
+    /// beginning an episode, and ends the probe's flight.
+    pub async fn rate_limited(
+        &self,
+        token: Option<&Token>,
         retry_after: Option<Duration>,
         base: Duration,
     ) -> Result<Cooldown, AcquireError> {
@@ -427,6 +473,8 @@ impl SharedLimiter {
             max_ms: budget.max_cooldown.as_millis() as u64,
             period_us: budget.rate.period.as_micros() as u64,
             requests: budget.rate.requests.get(),
+            probe_interval_us: budget.probe_interval.as_micros() as u64,
+            probe: token.filter(|t| t.probe).map(|t| t.member.as_str()),
             now: self.clock.now(),
         }
         .call(&self.keys);
@@ -438,10 +486,62 @@ impl SharedLimiter {
             began_episode,
         })
     }
+
+    /// The cool-down's probe (`token`) was answered, other than 429
+    /// ([`SharedLimiter::rate_limited`] takes those): a 2xx ([`ProbeAnswer::Room`]) ends
+    /// the pause for every replica, sending resuming at the effective budget; anything else
+    /// lets the next probe go `--probe-interval` from now. True when this answer ended the
+    /// pause.
+    pub async fn probe_answered(
+        &self,
+        token: &Token,
+        answer: ProbeAnswer,
+    ) -> Result<bool, AcquireError> {
+        let call = ProbeAnswered {
+            member: &token.member,
+            answer,
+            probe_interval_us: self.budget.probe_interval.as_micros() as u64,
+            now: self.clock.now(),
+        }
+        .call(&self.keys);
+        Ok(decode_probe(
+            &call.invoke(&mut self.pool.get().await?).await?,
+        )?)
+    }
 }
 
+/// How the cool-down's probe was answered, as `herald_budget_probes_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    /// A 2xx: the pause ended for every replica.
+    Ok,
+    /// A 429: the pause goes on.
+    RateLimited,
+    /// Anything else (5xx, a timeout, another 4xx): the next probe goes an interval later.
+    Failed,
+}
+
+impl ProbeOutcome {
+    pub const ALL: [ProbeOutcome; 3] = [
+        ProbeOutcome::Ok,
+        ProbeOutcome::RateLimited,
+        ProbeOutcome::Failed,
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeOutcome::Ok => "ok",
+            ProbeOutcome::RateLimited => "rate_limited",
+            ProbeOutcome::Failed => "failed",
+        }
+    }
+}
+
+pub use herald_store::calls::budget::ProbeAnswer;
 use herald_store::calls::budget::{
-    Acquire, BudgetKeys, Charge, CoolDown, Now, decode_acquire, decode_cooldown,
+    Acquire, BudgetKeys, Charge, CoolDown, Now, ProbeAnswered, decode_acquire, decode_cooldown,
+    decode_probe,
 };
 
 #[cfg(test)]

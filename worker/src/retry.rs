@@ -165,6 +165,13 @@ impl SendOutcome {
         }
     }
 
+    /// Whether Interakt answered with a 2xx (whatever the body said): its rate limit let
+    /// the request through.
+    pub fn is_2xx(&self) -> bool {
+        self.status()
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             SendOutcome::Sent { .. } => Some(200),

@@ -2,7 +2,9 @@
 //! scripts run on a real redis-server but read `now` from the test's clock
 //! ([`Clock::Tokio`]), so the real plans' one-minute window is crossed exactly and at once:
 //! a 429 episode halves the budget once, clean windows grow it back by a tenth of N, repeated
-//! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped.
+//! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped, and a
+//! pause longer than `--probe-interval` is probed: one request every interval, whose 2xx
+//! ends it.
 //!
 //! Paused tokio time jumps to the next timer whenever the runtime is idle, also while a
 //! reply from Redis is on its way: the connections here have no timeouts, so none fires
@@ -16,7 +18,7 @@ use herald_shared::Lane;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
 use herald_tests::RedisServer;
-use herald_worker::limiter::{Budget, Clock, Cooldown, SharedLimiter};
+use herald_worker::limiter::{Budget, Clock, Cooldown, ProbeAnswer, SharedLimiter};
 use redis::AsyncCommands;
 use tokio::time::advance;
 
@@ -203,4 +205,137 @@ async fn a_huge_retry_after_is_clamped_to_max_cooldown() {
         advance(W).await;
         h.pause_over().await;
     }
+}
+
+/// The budget's state field `name`, as a number.
+async fn state_field(h: &Harness, name: &str) -> Option<u64> {
+    let mut conn = h.pool.get().await.unwrap();
+    conn.hget(h.keys.rate_state(), name).await.unwrap()
+}
+
+/// During a pause longer than `--probe-interval` (2 s), one replica at a time sends one
+/// request every interval, an OTP's first; a 429 keeps the pause and begins no episode, a
+/// 2xx ends it for every replica, and sending resumes at the halved budget, growing back a
+/// window later. Observed before: nothing was granted until the pause ran out (`--max-
+/// cooldown`, 8 s here, 30 s by default), whatever the key said meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_probe_every_interval_ends_the_pause_on_a_2xx_and_a_429_keeps_it() {
+    let h = harness();
+    let (one, two) = (h.limiter("w1"), h.limiter("w2"));
+    let probe_interval = one.budget().probe_interval;
+    assert_eq!(probe_interval, Duration::from_secs(2));
+    let huge = Some(Duration::from_secs(100_000_000));
+    let c = one.cool_down(huge, BASE).await.unwrap();
+    assert_eq!((c.pause, c.effective), (MAX_COOLDOWN, 50));
+
+    // No probe before the interval: asked to come back then, not when the pause is over.
+    let (tokens, wait_us) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert_eq!(
+        wait_us,
+        probe_interval.as_micros() as u64,
+        "until the probe"
+    );
+
+    // Then one probe, one token, for one replica at a time.
+    advance(probe_interval).await;
+    let (tokens, _) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 1, "one request probes");
+    let probe = tokens.iter().next().unwrap();
+    assert!(probe.is_probe());
+    let (tokens, wait_us) = one.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0, "one probe at a time");
+    assert!(wait_us <= 100_000, "looks again soon: {wait_us} us");
+
+    // Its 429 keeps the pause (extended to the cap again), without a second halving.
+    let c = two.rate_limited(Some(&probe), huge, BASE).await.unwrap();
+    assert!(!c.began_episode, "{c:?}");
+    assert_eq!((c.pause, c.effective), (MAX_COOLDOWN, 50));
+    let (tokens, wait_us) = one.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert_eq!(
+        wait_us,
+        probe_interval.as_micros() as u64,
+        "the next an interval later"
+    );
+
+    // An OTP waiting then takes the next probe, before any booking.
+    let (tokens, _) = one.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    advance(probe_interval).await;
+    let (tokens, _) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0, "a booking leaves the probe to the OTP");
+    let (tokens, _) = one.try_acquire(Lane::Otp, 1).await.unwrap();
+    let probe = tokens.iter().next().expect("the OTP probes");
+    assert!(probe.is_probe());
+
+    // Its 2xx ends the pause for every replica, at the halved budget.
+    assert!(one.probe_answered(&probe, ProbeAnswer::Room).await.unwrap());
+    assert!(h.pause_left_ms().await < 0, "the pause is over");
+    let (tokens, _) = two.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 1, "every replica sends again");
+    assert!(!tokens.iter().next().unwrap().is_probe());
+    assert_eq!(
+        h.effective().await,
+        Some(50),
+        "the pause gave nothing back: sending resumes at the halved budget"
+    );
+    advance(W).await;
+    two.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(
+        h.effective().await,
+        Some(60),
+        "a clean window after the 2xx"
+    );
+    assert_eq!(state_field(&h, "probe_at").await, None);
+}
+
+/// A probe that ends without telling anything (a 503, a timeout) lets the next go an
+/// interval later; one under which no request went out (its job was stopped, its grant went
+/// stale) lets the next go at once; a pause no longer than the interval has no probe.
+#[tokio::test(start_paused = true)]
+async fn a_probe_without_an_answer_passes_the_turn_and_a_short_pause_has_none() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    let interval = limiter.budget().probe_interval;
+    limiter
+        .cool_down(Some(Duration::from_secs(60)), BASE)
+        .await
+        .unwrap();
+    advance(interval).await;
+    let probe = limiter.try_acquire(Lane::Booking, 1).await.unwrap().0;
+    let probe = probe.iter().next().unwrap();
+    assert!(
+        !limiter
+            .probe_answered(&probe, ProbeAnswer::Unknown)
+            .await
+            .unwrap()
+    );
+    let (tokens, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!((tokens.count(), wait_us), (0, interval.as_micros() as u64));
+
+    advance(interval).await;
+    let probe = limiter.try_acquire(Lane::Booking, 1).await.unwrap().0;
+    let probe = probe.iter().next().unwrap();
+    assert!(probe.is_probe());
+    limiter.refund(&probe).await;
+    // (An OTP: a booking would wait for the pacing's next token.)
+    let (tokens, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert!(
+        tokens.iter().next().is_some_and(|t| t.is_probe()),
+        "the next probe goes at once"
+    );
+
+    // A pause shorter than the interval: nothing goes until it is over (asked to come back
+    // when it ends, on Redis's clock, not when a probe would be due).
+    h.pause_over().await;
+    advance(W).await;
+    let c = limiter.cool_down(Some(BASE), BASE).await.unwrap();
+    assert_eq!(c.pause, BASE);
+    let (tokens, wait_us) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert!(
+        wait_us <= BASE.as_micros() as u64 && wait_us > 900_000,
+        "until the pause is over: {wait_us} us"
+    );
 }

@@ -19,7 +19,13 @@
 --    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
 --    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
 --    bookings' pace), so the window is never spent early, whatever the number of replicas.
--- 3. The cool-down: while KEYS[2] lives (after a 429), nothing is granted.
+-- 3. The cool-down: while KEYS[2] lives (after a 429), nothing is granted but one probe
+--    every probe interval, when the pause is longer than that: cooldown.lua and probe.lua
+--    schedule it in the state (`probe_at`; `probe` and `probe_until` while one is in
+--    flight, so one replica at a time sends it). A probe is one token under every rule
+--    above, an OTP's first (one waiting claims it in KEYS[6]); its 2xx ends the cool-down
+--    for every replica (probe.lua), its 429 keeps it (cooldown.lua). The budget does not
+--    grow while paused: it grows again from the probe's 2xx.
 --
 -- KEYS[1] the log (sorted set: one member per admitted request, scored in microseconds)
 -- KEYS[2] the cool-down (its TTL is the remaining pause)
@@ -34,7 +40,8 @@
 -- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens),
 -- ARGV[11] the asking replica (its claim in KEYS[6]), ARGV[12] spare tokens kept free
 -- beyond the OTPs' use
--- Returns {granted, wait_us}: granted > 0, or 0 and how long until asking again can help.
+-- Returns {granted, wait_us, probe}: granted > 0, or 0 and how long until asking again can
+-- help; probe 1 when the token granted is the cool-down's probe.
 -- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
 local flight = tonumber(ARGV[2])
@@ -48,9 +55,49 @@ local burst = tonumber(ARGV[9])
 local step = tonumber(ARGV[10])
 local spare = tonumber(ARGV[12])
 
+-- This replica's OTP goes first, until its claim `lapses` (it asks again by then).
+local function claim(lapses)
+  redis.call('ZADD', KEYS[6], int(lapses), ARGV[11])
+  redis.call('PEXPIRE', KEYS[6], math.ceil((lapses - now) / 1000) + 1000)
+end
+
+-- 3. The cool-down, and its probe.
 local cooldown = redis.call('PTTL', KEYS[2])
+local probing = false
 if cooldown > 0 then
-  return {0, cooldown * 1000}
+  local left = cooldown * 1000
+  local p = redis.call('HMGET', KEYS[3], 'probe_at', 'probe_until')
+  local probe_at = tonumber(p[1])
+  if not probe_at then
+    return {0, left, 0}
+  end
+  if (tonumber(p[2]) or 0) > now then
+    -- A probe in flight may end the pause any moment: look again soon (an OTP waiting
+    -- takes the next probe if this one is answered 429).
+    if otp then
+      claim(now + 500000)
+    end
+    return {0, math.max(1000, math.min(left, 100000)), 0}
+  end
+  if probe_at - now >= left then
+    -- The pause ends first.
+    return {0, left, 0}
+  end
+  if now < probe_at then
+    if otp then
+      claim(probe_at + 500000)
+    end
+    return {0, math.max(1000, probe_at - now), 0}
+  end
+  if not otp then
+    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now))
+    if redis.call('ZCARD', KEYS[6]) > 0 then
+      -- An OTP waits for this probe.
+      return {0, math.min(left, 100000), 0}
+    end
+  end
+  probing = true
+  want = 1
 end
 
 -- The effective budget: grown back by `step` for each clean period since the last change.
@@ -59,8 +106,9 @@ local st = redis.call('HMGET', KEYS[3], 'effective', 'changed_at', 'tat', 'confi
 local eff = math.min(N, tonumber(st[1]) or N)
 local changed = tonumber(st[2]) or now
 local tat = math.max(tonumber(st[3]) or now, now)
-local state_ttl = math.ceil(period / 1000) * 10
-if eff < N and now - changed >= period then
+-- The state outlives a pause in force: its probes are scheduled there.
+local state_ttl = math.ceil(period / 1000) * 10 + math.max(cooldown, 0)
+if not probing and eff < N and now - changed >= period then
   local periods = math.floor((now - changed) / period)
   eff = math.min(N, eff + step * periods)
   changed = now
@@ -116,7 +164,7 @@ elseif not otp then
   -- Bookings may always use their share, reserve or OTPs waiting.
   free = math.max(free, math.min(share - bookings_used, room))
   if free <= 0 and #first > 0 then
-    return {0, math.max(1000, math.min(interval, tonumber(first[2]) - now))}
+    return {0, math.max(1000, math.min(interval, tonumber(first[2]) - now)), 0}
   end
 end
 if free <= 0 then
@@ -131,12 +179,10 @@ if free <= 0 then
   end
   if otp and room <= 0 and log == KEYS[1] then
     -- The window is full: this replica's OTP takes the next token that frees up, before any
-    -- booking, until its claim lapses (it asks again by then).
-    local lapses = now + wait + interval + 50000
-    redis.call('ZADD', KEYS[6], int(lapses), ARGV[11])
-    redis.call('PEXPIRE', KEYS[6], math.ceil((lapses - now) / 1000) + 1000)
+    -- booking.
+    claim(now + wait + interval + 50000)
   end
-  return {0, wait}
+  return {0, wait, 0}
 end
 
 -- 2. Pacing: how far ahead of the schedule this lane may run.
@@ -147,7 +193,7 @@ end
 local tolerance = (ahead - 1) * interval
 local early = tat - now
 if early > tolerance then
-  return {0, math.max(1000, math.ceil(early - tolerance))}
+  return {0, math.max(1000, math.ceil(early - tolerance)), 0}
 end
 local paced = math.floor((tolerance - early) / interval) + 1
 local granted = math.min(want, free, paced)
@@ -161,6 +207,9 @@ for i = 1, granted do
   end
 end
 redis.call('HSET', KEYS[3], 'tat', int(tat + granted * interval))
+if probing then
+  redis.call('HSET', KEYS[3], 'probe', ARGV[4] .. ':1', 'probe_until', int(now + flight))
+end
 redis.call('PEXPIRE', KEYS[3], state_ttl)
 -- The logs outlive their last entry: one in flight counts until a window after its score.
 local ttl = math.ceil((window + flight) / 1000) + 1000
@@ -168,4 +217,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then
   redis.call('PEXPIRE', KEYS[5], ttl)
 end
-return {granted, 0}
+if probing then
+  return {granted, 0, 1}
+end
+return {granted, 0, 0}

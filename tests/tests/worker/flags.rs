@@ -120,6 +120,12 @@ const CASES: &[Case] = &[
         range: "it must be from 1s to 1h",
     },
     Case {
+        var: "HERALD_PROBE_INTERVAL",
+        flag: "--probe-interval",
+        bad: &["0s", "999ms", "2h", CENTURY, HUGE_SECS],
+        range: "it must be from 1s to 1h",
+    },
+    Case {
         var: "HERALD_RATE_MARGIN",
         flag: "--rate-margin",
         // The default window is a minute (growth: 300/1m).

@@ -135,6 +135,15 @@ pub const MAX_COOLDOWN: Range<Duration> = Range {
     why: "the longest every replica pauses after a 429; with less, replicas keep spending tokens on 429s",
 };
 
+/// A probe every second at most: with less, a long cool-down turns into a stream of
+/// requests Interakt refuses.
+pub const PROBE_INTERVAL: Range<Duration> = Range {
+    name: "HERALD_PROBE_INTERVAL (--probe-interval)",
+    min: secs(1),
+    max: secs(HOUR),
+    why: "how often one request probes the key during a cool-down; with less, a long cool-down becomes a stream of 429s",
+};
+
 /// The window of `--rate` (`N/PERIOD`): Interakt counts per minute; a window of a second
 /// is the finest the shared log and its margin can keep, a day the longest its keys live.
 pub const RATE_WINDOW: Range<Duration> = Range {
@@ -233,6 +242,7 @@ mod tests {
             (SHUTDOWN_GRACE, secs(30)),
             (REQUEST_TIMEOUT, secs(10)),
             (MAX_COOLDOWN, secs(30)),
+            (PROBE_INTERVAL, secs(2)),
             (RATE_WINDOW, secs(60)),
         ];
         for (range, default) in durations {

@@ -97,6 +97,11 @@ pub struct RunArgs {
     /// 1h.
     #[arg(long, env = "HERALD_MAX_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
     pub max_cooldown: Duration,
+    /// During a longer pause after a 429, one replica at a time sends one request this often
+    /// (an OTP first, if one waits): its 2xx ends the pause for every replica, a 429 keeps
+    /// it. 1s to 1h; at --max-cooldown or above, no probe goes.
+    #[arg(long, env = "HERALD_PROBE_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub probe_interval: Duration,
     /// Wait until this many replicas have each sent marker (Redis WAIT, 2 s) before moving
     /// on, so a failover does not make a sent job look unsent; 0: do not wait.
     #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0)]
@@ -168,6 +173,7 @@ impl Settings {
         }
         let shutdown_grace = bounds::SHUTDOWN_GRACE.check(args.shutdown_grace)?;
         let max_cooldown = bounds::MAX_COOLDOWN.check(args.max_cooldown)?;
+        let probe_interval = bounds::PROBE_INTERVAL.check(args.probe_interval)?;
         let margin = match args.rate_margin {
             Some(margin) => bounds::check_margin(margin, rate.period)?,
             None => default_margin(rate.period),
@@ -187,6 +193,7 @@ impl Settings {
             otp_reserve,
             booking_share,
             max_cooldown,
+            probe_interval,
         };
         Ok(Settings {
             redis: redis.target(),
@@ -298,10 +305,11 @@ mod tests {
         let ends = [
             "--concurrency 1 --max-attempts 1 --max-deliveries 1 --backoff-base 10ms \
              --backoff-max 10ms --request-timeout 1s --claim-idle 2s --shutdown-grace 1s \
-             --max-cooldown 1s --rate 1/1s --rate-margin 50ms",
+             --max-cooldown 1s --rate 1/1s --rate-margin 50ms --probe-interval 1s",
             "--concurrency 1024 --max-attempts 100 --max-deliveries 100 --backoff-base 1h \
              --backoff-max 1day --request-timeout 5m --claim-idle 1day --shutdown-grace 1h \
-             --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s",
+             --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s \
+             --probe-interval 1h",
         ];
         for flags in ends {
             let flags: Vec<&str> = flags.split_whitespace().collect();
@@ -314,7 +322,7 @@ mod tests {
     /// Each flag out of its range is refused by its own name (not another's it depends on).
     #[test]
     fn a_value_out_of_range_is_refused_naming_its_variable_and_flag() {
-        let cases: [(&[&str], &str); 14] = [
+        let cases: [(&[&str], &str); 16] = [
             (
                 &["--concurrency", "0"],
                 "HERALD_CONCURRENCY (--concurrency)",
@@ -351,6 +359,14 @@ mod tests {
             (
                 &["--max-cooldown", "10000000000000000000s"],
                 "HERALD_MAX_COOLDOWN (--max-cooldown)",
+            ),
+            (
+                &["--probe-interval", "999ms"],
+                "HERALD_PROBE_INTERVAL (--probe-interval)",
+            ),
+            (
+                &["--probe-interval", "10000000000000000000s"],
+                "HERALD_PROBE_INTERVAL (--probe-interval)",
             ),
             (&["--rate", "10/500ms"], "INTERAKT_RATE_LIMIT (--rate)"),
             (&["--rate", "10/100years"], "INTERAKT_RATE_LIMIT (--rate)"),
