@@ -14,11 +14,11 @@
 //!   request inside N.
 //! - **Global pacing** (GCRA): one token every W/E for all replicas together, a small
 //!   burst allowed, so R replicas never spend a window in W/R and then all wait.
-//! - **The OTP reserve and the bookings' share**: bookings never take the last
-//!   `--otp-reserve` tokens of a window (their own requests stay at most E minus the
-//!   reserve; OTPs spend it on top), and an OTP that finds the window full goes first for
-//!   the next token that frees; while bookings wait, OTPs never take more than E minus
-//!   `--booking-share`.
+//! - **The OTP reserve and the bookings' share**: bookings leave OTPs a reserve that
+//!   follows their demand, as many tokens as OTPs took in this or the previous window, up
+//!   to `--otp-reserve` (one token when none came, from N = 100: [`Budget::spare`]); OTPs
+//!   spend it on top, and an OTP that finds the window full goes first for the next token
+//!   that frees; while bookings wait, OTPs never take more than E minus `--booking-share`.
 //! - **The adaptive budget**: the same API key is often spent by other services, so a 429
 //!   *episode* (every 429 within one W) halves E (never below 1) and sets a shared
 //!   **cool-down** (Retry-After, or a doubling pause; at most `--max-cooldown`) during
@@ -81,7 +81,8 @@ pub struct Budget {
     pub margin: Duration,
     /// `--request-timeout`: the longest a request is in flight once started.
     pub request_timeout: Duration,
-    /// Tokens of each window bookings never take (`--otp-reserve`); below N.
+    /// The most tokens of each window bookings leave to OTPs (`--otp-reserve`); below N.
+    /// They leave as many as OTPs took in this or the previous window, up to this.
     pub otp_reserve: u32,
     /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`); below N.
     pub booking_share: u32,
@@ -123,9 +124,10 @@ impl Budget {
         (self.rate.requests.get() / 100).clamp(1, MAX_GRANT)
     }
 
-    /// Tokens bookings leave free beyond what OTPs use once OTPs have spent the reserve, so
-    /// the next OTP behind a full backlog finds one at once: 1% of N, rounded down (none
-    /// below N = 100, where one token would cost more than 1% of the budget).
+    /// Tokens bookings leave free beyond what OTPs use while OTPs use some, so the next OTP
+    /// behind a full backlog finds one at once: 1% of N, rounded down (none below N = 100,
+    /// where one token would cost more than 1% of the budget). With no OTP for two windows,
+    /// bookings leave one token if this is at least one.
     pub fn spare(&self) -> u32 {
         self.rate.requests.get() / 100
     }

@@ -4,23 +4,17 @@
 //! a 429 episode halves the budget once, clean windows grow it back by a tenth of N, repeated
 //! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped, and a
 //! pause longer than `--probe-interval` is probed: one request every interval, whose 2xx
-//! ends it.
-//!
-//! Paused tokio time jumps to the next timer whenever the runtime is idle, also while a
-//! reply from Redis is on its way: the connections here have no timeouts, so none fires
-//! early. The cool-down's key expires on Redis's own clock, which the test's does not move:
-//! once the test's clock has passed a pause, [`Harness::pause_over`] ends it.
+//! ends it. The harness, and how paused time meets Redis, are in `paused/mod.rs`.
+
+mod paused;
 
 use std::time::Duration;
 
-use deadpool_redis::redis::AsyncConnectionConfig;
 use herald_shared::Lane;
-use herald_shared::redis_pool::Pool;
-use herald_store::Keys;
-use herald_tests::RedisServer;
-use herald_worker::limiter::{Budget, Clock, Cooldown, ProbeAnswer, SharedLimiter};
-use redis::AsyncCommands;
+use herald_worker::limiter::{Budget, Cooldown, ProbeAnswer, SharedLimiter};
 use tokio::time::advance;
+
+use paused::{Harness, harness};
 
 /// The plans' window.
 const W: Duration = Duration::from_secs(60);
@@ -28,61 +22,18 @@ const W: Duration = Duration::from_secs(60);
 const BASE: Duration = Duration::from_secs(1);
 /// `--max-cooldown`.
 const MAX_COOLDOWN: Duration = Duration::from_secs(8);
-/// 2026-11-23 10:00 UTC, in microseconds: where the test's clock starts.
-const ORIGIN_US: u64 = 1_795_428_000_000_000;
-
-struct Harness {
-    _redis: RedisServer,
-    pool: Pool,
-    keys: Keys,
+/// The limiters of these tests: 100 per minute (a step of 10 per clean window).
+trait Plan {
+    fn limiter(&self, consumer: &str) -> SharedLimiter;
 }
 
-/// A pool whose connections never time out (see the module's doc).
-fn untimed_pool(url: &str) -> Pool {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(None)
-        .set_response_timeout(None);
-    herald_shared::redis_pool::untimed_pool(url, config, 2).expect("a redis:// URL")
-}
-
-fn harness() -> Harness {
-    let redis = RedisServer::start();
-    Harness {
-        pool: untimed_pool(&redis.url()),
-        _redis: redis,
-        keys: Keys::new("paused").unwrap(),
-    }
-}
-
-impl Harness {
-    /// A replica's limiter at 100 per minute (a step of 10 per clean window), on the
-    /// test's clock.
+impl Plan for Harness {
     fn limiter(&self, consumer: &str) -> SharedLimiter {
         let budget = Budget {
             max_cooldown: MAX_COOLDOWN,
             ..Budget::new("100/1m".parse().unwrap())
         };
-        SharedLimiter::new(self.pool.clone(), &self.keys, budget, consumer)
-            .with_clock(Clock::tokio(ORIGIN_US))
-    }
-
-    async fn effective(&self) -> Option<u32> {
-        let mut conn = self.pool.get().await.unwrap();
-        conn.hget(self.keys.rate_state(), "effective")
-            .await
-            .unwrap()
-    }
-
-    /// The remaining pause on Redis's clock, in ms (negative: none).
-    async fn pause_left_ms(&self) -> i64 {
-        let mut conn = self.pool.get().await.unwrap();
-        conn.pttl(self.keys.cooldown()).await.unwrap()
-    }
-
-    /// Ends the pause in force, as its expiry would once the test's clock has passed it.
-    async fn pause_over(&self) {
-        let mut conn = self.pool.get().await.unwrap();
-        let _: () = conn.del(self.keys.cooldown()).await.unwrap();
+        self.limiter_with(budget, consumer)
     }
 }
 
@@ -207,12 +158,6 @@ async fn a_huge_retry_after_is_clamped_to_max_cooldown() {
     }
 }
 
-/// The budget's state field `name`, as a number.
-async fn state_field(h: &Harness, name: &str) -> Option<u64> {
-    let mut conn = h.pool.get().await.unwrap();
-    conn.hget(h.keys.rate_state(), name).await.unwrap()
-}
-
 /// During a pause longer than `--probe-interval` (2 s), one replica at a time sends one
 /// request every interval, an OTP's first; a 429 keeps the pause and begins no episode, a
 /// 2xx ends it for every replica, and sending resumes at the halved budget, growing back a
@@ -287,7 +232,7 @@ async fn a_probe_every_interval_ends_the_pause_on_a_2xx_and_a_429_keeps_it() {
         Some(60),
         "a clean window after the 2xx"
     );
-    assert_eq!(state_field(&h, "probe_at").await, None);
+    assert_eq!(h.state_field("probe_at").await, None);
 }
 
 /// A probe that ends without telling anything (a 503, a timeout) lets the next go an

@@ -7,12 +7,15 @@
 --    request is answered, or given up, by then); then its answer (the settle re-scores the
 --    entry, and puts it back if it left: token.lua). E is the effective budget (the
 --    configured N, halved per 429 episode, grown back by `step` per clean period; see
---    cooldown.lua). Bookings never take the last `reserve` tokens of a window: their own
---    entries stay at most E - reserve, so an OTP finds a token even behind a backlog, and
---    OTPs spend the reserve on top of it; once they have, bookings also leave `spare`
---    tokens free beyond what OTPs use (1% of N: none below N = 100), so the next OTP
---    still finds one at once. An OTP that finds the log full goes first for the
---    next token that frees (KEYS[6]). While bookings are waiting (KEYS[4] lives), OTPs never
+--    cooldown.lua). Bookings leave OTPs a reserve that follows their demand: as many tokens
+--    as OTPs took in the current or the previous window of W (windows aligned on W: the
+--    OTPs' log keeps two), up to `reserve`; while OTPs use some in the sliding window, at
+--    least that plus `spare` tokens (1% of N: none below N = 100), so the next OTP finds
+--    one at once;
+--    and, when no OTP came for two windows, one token (none below N = 100, where it would
+--    cost more than 1% of the budget), so the first OTP after a quiet stretch finds it.
+--    OTPs spend the reserve on top of the bookings. An OTP that finds the log full goes
+--    first for the next token that frees (KEYS[6]). While bookings are waiting (KEYS[4] lives), OTPs never
 --    take more than E - `share` of it, and bookings may always use their `share`, reserve
 --    or OTPs waiting.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
@@ -31,7 +34,7 @@
 -- KEYS[2] the cool-down (its TTL is the remaining pause)
 -- KEYS[3] the budget's state (hash: configured, effective, changed_at, tat, ...)
 -- KEYS[4] "bookings are waiting" (a key with a short TTL)
--- KEYS[5] the OTPs' own log (sorted set, like KEYS[1] but OTPs only)
+-- KEYS[5] the OTPs' own log (sorted set, like KEYS[1] but OTPs only, kept two windows)
 -- KEYS[6] the OTPs going first (sorted set: a replica whose OTP found the log full, scored
 --         by when its claim lapses)
 -- ARGV[1] configured N, ARGV[2] flight (us: request timeout plus margin), ARGV[3] tokens wanted,
@@ -128,12 +131,13 @@ if not otp then
 end
 
 -- 1. The log: at most E entries in all. Bookings' own entries (all but the OTPs') stay at
--- most E - reserve, so the reserve's tokens of every window are left to OTPs, which may
--- spend them on top of a full backlog.
+-- most E less what they hold for OTPs, which may spend it on top of a full backlog.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', int(now - window))
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now - window))
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', int(now - 2 * window))
 local used = redis.call('ZCARD', KEYS[1])
-local otp_used = redis.call('ZCARD', KEYS[5])
+local otp_used = redis.call('ZCOUNT', KEYS[5], '(' .. int(now - window), '+inf')
+-- OTPs' entries older than the sliding window, first in their log.
+local otp_older = redis.call('ZCARD', KEYS[5]) - otp_used
 local bookings_used = used - otp_used
 local room = eff - used
 local free = room
@@ -144,12 +148,21 @@ if otp and bookings_waiting then
   if otp_cap - otp_used < free then
     free = otp_cap - otp_used
     log = KEYS[5]
-    index = math.max(0, otp_used - otp_cap)
+    index = otp_older + math.max(0, otp_used - otp_cap)
   end
 elseif not otp then
-  -- Held from bookings: the reserve, or what OTPs use plus `spare` tokens kept free for the
-  -- next OTP, whichever is more.
-  local held = math.max(math.min(reserve, eff - 1), otp_used + spare)
+  -- Held from bookings: the OTPs' demand (the most they took in this or the previous
+  -- aligned window, up to the reserve), what they use plus `spare`, or the one token kept
+  -- for the first OTP after a quiet stretch, whichever is most.
+  local this_window = math.floor(now / window) * window
+  local demand = math.max(
+    redis.call('ZCOUNT', KEYS[5], int(this_window), '+inf'),
+    redis.call('ZCOUNT', KEYS[5], int(this_window - window), '(' .. int(this_window)))
+  local in_use = 0
+  if otp_used > 0 then
+    in_use = otp_used + spare
+  end
+  local held = math.max(math.min(reserve, demand), in_use, math.min(spare, 1))
   local own_cap = eff - math.min(held, eff - 1)
   if own_cap - bookings_used < free then
     free = own_cap - bookings_used
@@ -215,7 +228,7 @@ redis.call('PEXPIRE', KEYS[3], state_ttl)
 local ttl = math.ceil((window + flight) / 1000) + 1000
 redis.call('PEXPIRE', KEYS[1], ttl)
 if otp then
-  redis.call('PEXPIRE', KEYS[5], ttl)
+  redis.call('PEXPIRE', KEYS[5], ttl + math.ceil(window / 1000))
 end
 if probing then
   return {granted, 0, 1}

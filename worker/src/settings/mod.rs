@@ -73,9 +73,10 @@ pub struct RunArgs {
     /// 250 ms to 1 s). At least 50ms, and below the window.
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
-    /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
-    /// even behind a backlog: a count (`3`) or a share of N (`5%`). Default 5% of N, at
-    /// least 1.
+    /// The most tokens of each window bookings leave to OTPs, so one finds a token even
+    /// behind a backlog: as many as OTPs took in this or the last window, up to this (one
+    /// when none came, from N = 100). A count (`3`) or a share of N (`5%`). Default 5% of N,
+    /// at least 1.
     #[arg(
         long,
         env = "HERALD_OTP_RESERVE",
