@@ -209,7 +209,7 @@ impl Settings {
                 max_attempts: max_attempts as u32,
                 backoff_base,
                 backoff_max,
-                max_cooldown,
+                max_cooldown: max_cooldown.min(probe_interval),
             },
             claim_idle,
             max_deliveries,
@@ -295,6 +295,16 @@ mod tests {
             .to_string();
         assert!(err.contains("HERALD_CLAIM_IDLE (--claim-idle)"), "{err}");
         assert!(settings(&["--request-timeout", "30s", "--claim-idle", "60s"]).is_ok());
+    }
+
+    /// A rate-limited job waits at most until the next probe could end the pause.
+    #[test]
+    fn a_rate_limited_job_waits_at_most_the_probe_interval_when_pauses_are_probed() {
+        let probed = settings(&["--probe-interval", "3s"]).expect("valid");
+        assert_eq!(probed.retry.max_cooldown, Duration::from_secs(3));
+        assert_eq!(probed.budget.max_cooldown, Duration::from_secs(30));
+        let unprobed = settings(&["--probe-interval", "1h", "--max-cooldown", "20s"]).unwrap();
+        assert_eq!(unprobed.retry.max_cooldown, Duration::from_secs(20));
     }
 
     /// The defaults are in range, and so is every value the ranges' ends allow.
