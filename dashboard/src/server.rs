@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /login`, `POST /login`, `POST /logout` | exchange a token for a session cookie; end it |
 //! | `GET /` | the overview; `GET /live/overview` its refreshed fragment |
-//! | `GET /dead` | dead letters: filters (`lane`, `reason`, `older_than`, `newer_than`), pages (`otp`, `booking` offsets) |
+//! | `GET /dead` | dead letters: filters (`lane`, `reason`, `older_than`, `newer_than`), pages (`otp`, `booking`, `reminder`, `bulk` offsets) |
 //! | `GET /dead/{id}` | one dead letter, attempts and stored JSON (redacted) |
 //! | `POST /actions/replay`, `POST /actions/purge`, `POST /actions/cancel` | preview, then with `confirm=yes` do |
 //! | `GET /jobs?q=&by=` | find a job and show its timeline |
@@ -309,6 +309,8 @@ fn page_query(query: &DeadQuery) -> Result<PageQuery, FormError> {
         cursor: PageCursor {
             otp: query.otp.unwrap_or(0),
             booking: query.booking.unwrap_or(0),
+            reminder: query.reminder.unwrap_or(0),
+            bulk: query.bulk.unwrap_or(0),
         },
         size: PAGE_SIZE,
     })

@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use herald_shared::Lane;
 use herald_shared::config::{RedisArgs, parse_duration};
 use herald_shared::process::{Failure, done_if, print_out};
+use herald_shared::redis_pool::ConnectError;
 use herald_store::Keys;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -156,10 +157,11 @@ pub async fn run(redis: &RedisArgs, command: OperatorCommand) -> Result<u8, Fail
             let target = redis.target();
             let pool = target.connect(1).await.map_err(Failure::usage)?;
             let status = status::collect(&pool, &keys).await.map_err(|err| {
-                Failure::usage(format!(
-                    "cannot reach Redis at {}: {err}",
-                    target.describe()
-                ))
+                Failure::usage(ConnectError::Unreachable {
+                    url: target.describe(),
+                    kind: err.kind(),
+                    reason: err.to_string(),
+                })
             })?;
             if json {
                 print(&serde_json::to_string(&status).expect("status serializes"));

@@ -61,6 +61,7 @@ pub async fn run(redis: &RedisArgs, args: &TrackArgs) -> Result<String, TrackErr
     let redis_down = |err: RedisFailure| {
         TrackError::Redis(ConnectError::Unreachable {
             url: target.describe(),
+            kind: err.kind(),
             reason: err.to_string(),
         })
     };

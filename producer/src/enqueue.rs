@@ -37,7 +37,7 @@ use std::time::Duration;
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
 use herald_shared::job::{Booking, Job};
-use herald_shared::redis_pool::Pool;
+use herald_shared::redis_pool::{Pool, RedisErrorKind};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_store::Keys;
@@ -104,13 +104,32 @@ pub enum NotEnqueued {
     /// not attempted after Redis failed on an earlier job: nothing of it was written. Safe to
     /// send again.
     #[error("not enqueued: {reason}; nothing of it was written, so it is safe to send again")]
-    Refused { reason: String },
+    Refused {
+        reason: String,
+        /// What kind of Redis failure refused it.
+        kind: RedisErrorKind,
+    },
     /// Redis failed while it was being enqueued and could not be asked afterwards whether it
     /// was: look it up by its id, or send it again with an idempotency key.
     #[error(
         "unknown: Redis failed while job {job_id} was being enqueued ({reason}) and could not be asked whether it was; look it up by its id, or send it again with an idempotency key"
     )]
-    Unknown { job_id: Uuid, reason: String },
+    Unknown {
+        job_id: Uuid,
+        reason: String,
+        /// What kind of Redis failure left its fate unknown.
+        kind: RedisErrorKind,
+    },
+}
+
+impl NotEnqueued {
+    /// The kind of Redis failure behind it; `None` for a conflict (Redis answered).
+    pub fn redis_kind(&self) -> Option<RedisErrorKind> {
+        match self {
+            NotEnqueued::Conflict(_) => None,
+            NotEnqueued::Refused { kind, .. } | NotEnqueued::Unknown { kind, .. } => Some(*kind),
+        }
+    }
 }
 
 /// One job's result in a batch: enqueued (or a duplicate), or not, with why. Failures that
@@ -145,6 +164,20 @@ pub enum Error {
     /// [`NotEnqueued::Unknown`]).
     #[error("Redis: {0}")]
     NotEnqueued(NotEnqueued),
+}
+
+impl Error {
+    /// The kind of Redis failure behind it, when Redis failed or refused (`None` for bad
+    /// input, a conflict, or an enqueue not yet on enough replicas).
+    pub fn redis_kind(&self) -> Option<RedisErrorKind> {
+        match self {
+            Error::Redis(err) => Some(RedisErrorKind::of(err)),
+            Error::Pool(err) => Some(RedisErrorKind::of_pool(err)),
+            Error::NotEnqueued(not) => not.redis_kind(),
+            Error::UnexpectedReply(_) => Some(RedisErrorKind::Other),
+            Error::Invalid(_) | Error::IdempotencyConflict(_) | Error::NotReplicated(_) => None,
+        }
+    }
 }
 
 impl From<WaitError> for Error {
@@ -288,13 +321,14 @@ impl Producer {
     pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut results = Vec::with_capacity(jobs.len());
-        let mut broken: Option<String> = None;
+        let mut broken: Option<(String, RedisErrorKind)> = None;
         for chunk in jobs.chunks(PIPELINE_CHUNK) {
-            if let Some(reason) = &broken {
+            if let Some((reason, kind)) = &broken {
                 let reason = format!("not attempted: Redis failed on an earlier job ({reason})");
                 results.extend(chunk.iter().map(|_| {
                     Err(NotEnqueued::Refused {
                         reason: reason.clone(),
+                        kind: *kind,
                     })
                 }));
                 continue;
@@ -303,8 +337,9 @@ impl Producer {
                 Ok(chunk_results) => results.extend(chunk_results),
                 Err(err) => {
                     let reason = herald_shared::redis_pool::error_reason(&err);
-                    results.extend(self.look_up(chunk, &reason).await);
-                    broken = Some(reason);
+                    let kind = RedisErrorKind::of(&err);
+                    results.extend(self.look_up(chunk, &reason, kind).await);
+                    broken = Some((reason, kind));
                 }
             }
         }
@@ -350,6 +385,7 @@ impl Producer {
                     Err(err) => {
                         results[i] = Some(Err(NotEnqueued::Refused {
                             reason: herald_shared::redis_pool::error_reason(&err),
+                            kind: RedisErrorKind::of(&err),
                         }))
                     }
                 }
@@ -366,6 +402,7 @@ impl Producer {
                 result.unwrap_or_else(|| {
                     Err(NotEnqueued::Refused {
                         reason: "Redis answered NOSCRIPT right after SCRIPT LOAD".into(),
+                        kind: RedisErrorKind::Other,
                     })
                 })
             })
@@ -376,11 +413,12 @@ impl Producer {
     /// connection: a job whose record exists was enqueued; one whose idempotency key names
     /// another job with its content is a duplicate of it; any other was not enqueued (the
     /// enqueue writes the record in the same script as everything else).
-    async fn look_up(&self, jobs: &[Job], failure: &str) -> Vec<BatchResult> {
+    async fn look_up(&self, jobs: &[Job], failure: &str, kind: RedisErrorKind) -> Vec<BatchResult> {
         let unknown = |job: &Job, reason: String| {
             Err(NotEnqueued::Unknown {
                 job_id: job.id,
                 reason,
+                kind,
             })
         };
         let mut conn = match self.pool.get().await {
@@ -425,6 +463,7 @@ impl Producer {
                 }
                 Ok::<_, RedisError>(Err(NotEnqueued::Refused {
                     reason: format!("Redis failed before it was enqueued ({failure})"),
+                    kind,
                 }))
             }
             .await;
@@ -483,6 +522,7 @@ fn outcome(job: &Job, reply: &Value) -> BatchResult {
         })),
         Err(err) => Err(NotEnqueued::Refused {
             reason: err.to_string(),
+            kind: RedisErrorKind::Other,
         }),
     }
 }

@@ -17,6 +17,8 @@
 //! - [`tokens`]: access tokens, kept and compared as SHA-256 digests.
 //! - [`signature`]: signing and verifying webhook bodies (`Interakt-Signature`).
 //! - [`backoff`]: riding out a Redis outage (every long-running task).
+//! - [`episodes`]: this process's Redis failure episodes, by kind: one line when one starts
+//!   and one when it ends, their metrics, readiness, and the refusal that stops the process.
 //! - [`consumer`]: unique consumer names for consumer groups.
 //! - [`signal`]: SIGTERM and SIGINT as a shutdown future or a cancelled token.
 //! - [`process`]: what every binary does around its library call (logging, stdout, exit
@@ -27,6 +29,7 @@ pub mod compose;
 pub mod config;
 pub mod consumer;
 pub mod duration;
+pub mod episodes;
 pub mod error;
 pub mod job;
 pub mod ops;

@@ -1,6 +1,7 @@
 //! The operational endpoints every Herald server shares: `/metrics` (Prometheus text),
-//! `/healthz` (the process is up) and `/readyz` (Redis answers), and the process-wide
-//! Prometheus recorder behind them.
+//! `/healthz` (the process is up) and `/readyz` (the process can do its work: Redis answers,
+//! no long-running task is stuck on a Redis failure, nothing stopped it), and the
+//! process-wide Prometheus recorder behind them.
 //!
 //! Servers merge [`routes`] into their own router, so the worker, the webhook receiver and
 //! the producer API answer these paths the same way.
@@ -8,7 +9,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::redis_pool::Pool;
+use crate::episodes::Episodes;
+use crate::redis_pool::{Pool, RedisErrorKind, RedisFailure};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -44,8 +46,15 @@ pub fn prometheus() -> &'static PrometheusHandle {
             .expect("no other metrics recorder is installed");
         metrics::describe_counter!(
             "herald_redis_errors_total",
-            "Redis calls that failed in a long-running task and were retried with backoff, by task."
+            "Redis failure episodes this process met, by kind (unreachable, max_clients, oom, readonly, loading, noperm, auth, wrongtype, other) and the task that met it first."
         );
+        metrics::describe_gauge!(
+            "herald_redis_failing",
+            "1 while this process's Redis calls fail with this kind of failure (an episode is open), else 0."
+        );
+        for kind in RedisErrorKind::ALL {
+            metrics::gauge!("herald_redis_failing", "kind" => kind.label()).set(0.0);
+        }
         handle
     })
 }
@@ -61,14 +70,26 @@ pub fn routes<S: Clone + Send + Sync + 'static>(pool: Pool) -> Router<S> {
 
 /// Whether Redis answers PING within [`READY_TIMEOUT`].
 pub async fn redis_ready(pool: &Pool) -> bool {
+    ping(pool).await.is_ok()
+}
+
+/// PING within [`READY_TIMEOUT`], or why not (named: `Redis has reached maxclients ...`).
+async fn ping(pool: &Pool) -> Result<(), String> {
     let ping = async {
-        let mut conn = pool.get().await.ok()?;
+        let mut conn = pool.get().await.map_err(RedisFailure::from)?;
         deadpool_redis::redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
-            .ok()
+            .map_err(RedisFailure::from)
     };
-    matches!(tokio::time::timeout(READY_TIMEOUT, ping).await, Ok(Some(_)))
+    match tokio::time::timeout(READY_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!(
+            "no answer to PING within {}",
+            humantime::format_duration(READY_TIMEOUT)
+        )),
+    }
 }
 
 /// Marks this process as broken for good (a background task it needs stopped): `/readyz`
@@ -88,19 +109,79 @@ pub fn broken() -> Option<String> {
 /// `/readyz` from it.
 static BROKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
+/// 200 `ready`, or 503 with the reason: the process was marked broken, a long-running task
+/// met a refusal no retry can help, one is stuck on a Redis failure (out of memory, say, while
+/// PING still answers), or Redis does not answer PING.
 async fn ready(pool: Pool) -> (StatusCode, String) {
-    if let Some(reason) = broken() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        );
-    }
-    if redis_ready(&pool).await {
-        (StatusCode::OK, "ready\n".to_string())
-    } else {
+    let unavailable = |reason: String| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "redis unreachable\n".to_string(),
+            format!("not ready: {reason}\n"),
         )
+    };
+    if let Some(reason) = broken() {
+        return unavailable(reason);
+    }
+    let episodes = Episodes::process();
+    if let Some(refusal) = episodes.refusal() {
+        return unavailable(refusal.to_string());
+    }
+    if let Some((kind, lasted)) = episodes.failing() {
+        let lasted = std::time::Duration::from_secs(lasted.as_secs());
+        return unavailable(format!(
+            "{} (for {}; kind {kind})",
+            kind.what(),
+            humantime::format_duration(lasted)
+        ));
+    }
+    match ping(&pool).await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("redis unreachable: {reason}\n"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backoff::{Next, ReconnectBackoff};
+    use deadpool_redis::redis::make_extension_error;
+
+    /// `/readyz` on this process's episodes (the test binary's own: this is the only test
+    /// that reports to them): a task stuck on a failure PING does not see, then a refusal.
+    #[tokio::test]
+    async fn readiness_names_what_a_task_is_stuck_on_and_the_refusal_that_stops_the_process() {
+        let pool = crate::redis_pool::create_pool("redis://127.0.0.1:1", 1).unwrap();
+        let (status, body) = ready(pool.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("redis unreachable: "), "{body}");
+
+        let mut start_up = ReconnectBackoff::new("start-up");
+        let oom = RedisFailure::from(make_extension_error(
+            "OOM".into(),
+            Some("command not allowed when used memory > 'maxmemory'.".into()),
+        ));
+        assert_eq!(start_up.failed(&oom), Next::Retry);
+        let (status, body) = ready(pool.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("not ready: Redis is out of memory (maxmemory reached)")
+                && body.contains("kind oom"),
+            "{body}"
+        );
+
+        let noperm = RedisFailure::from(make_extension_error(
+            "NOPERM".into(),
+            Some("this user has no permissions to run the 'evalsha' command".into()),
+        ));
+        assert_eq!(start_up.failed(&noperm), Next::Stop);
+        let (status, body) = ready(pool).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("not ready: Redis refused the 'evalsha' command to the start-up"),
+            "{body}"
+        );
     }
 }

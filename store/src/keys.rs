@@ -110,6 +110,12 @@ impl Keys {
         })
     }
 
+    /// The pattern every key of this namespace matches, as an ACL key pattern writes it:
+    /// `{herald}:*`.
+    pub fn pattern(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+
     /// `{prefix}:` then `parts`, in one allocation of the exact size: every job's settle
     /// builds a few of these, so no `format!` (which grows its buffer as it goes).
     fn key(&self, parts: &[&str]) -> String {
@@ -123,9 +129,65 @@ impl Keys {
         key
     }
 
-    /// Stream of jobs waiting on a lane.
+    /// The namespace's hash tag, `{herald}`: every key of the namespace is in its slot.
+    pub fn tag(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A `SCAN`/`KEYS` pattern matching every key of the namespace.
+    pub fn all_pattern(&self) -> String {
+        self.key(&["*"])
+    }
+
+    /// A `SCAN`/`KEYS` pattern matching every job's record.
+    pub fn job_status_pattern(&self) -> String {
+        self.key(&["job:*"])
+    }
+
+    /// A key of the namespace that no Herald component reads or writes, for tools and tests
+    /// that need one in the namespace's slot (`test:<name>`).
+    pub fn scratch(&self, name: &str) -> String {
+        self.key(&["test:", name])
+    }
+
+    /// Stream of jobs waiting on a lane: the default tenant's (and every job's enqueued
+    /// before tenants existed).
     pub fn lane(&self, lane: Lane) -> String {
         self.key(&["lane:", lane.as_str()])
+    }
+
+    /// Stream of the jobs of `tenant` waiting on `lane`: the lane's own stream for the
+    /// default tenant, `lane:<lane>:t:<tenant>` for any other (`tenant.lua`'s `stream_of`
+    /// names them the same way).
+    pub fn lane_of(&self, lane: Lane, tenant: &str) -> String {
+        if tenant.is_empty() || tenant == herald_shared::job::Tenant::DEFAULT {
+            return self.lane(lane);
+        }
+        self.key(&["lane:", lane.as_str(), ":t:", tenant])
+    }
+
+    /// The tenants of `lane` with jobs not yet read, in turn order: a sorted set of tenant
+    /// names scored by virtual time (jobs read / weight), lowest first.
+    pub fn lane_turns(&self, lane: Lane) -> String {
+        self.key(&["lane:", lane.as_str(), ":turns"])
+    }
+
+    /// The tenants of `lane` other than the default whose stream exists (a set), for
+    /// recovery and `status` to visit.
+    pub fn lane_streams(&self, lane: Lane) -> String {
+        self.key(&["lane:", lane.as_str(), ":streams"])
+    }
+
+    /// Rung when a tenant of `lane` comes to have jobs to read (a short stream): what idle
+    /// replicas block on.
+    pub fn lane_bell(&self, lane: Lane) -> String {
+        self.key(&["lane:", lane.as_str(), ":bell"])
+    }
+
+    /// The prefix every key of the namespace starts with (`{herald}:`), for scripts that
+    /// name a tenant's stream or a lane's sets themselves (`tenant.lua`).
+    pub fn prefix(&self) -> String {
+        self.key(&[])
     }
 
     /// An idempotency key's claim: holds `<first job id>:<content fingerprint>` (the id alone

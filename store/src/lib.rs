@@ -11,6 +11,7 @@
 //! - [`record`]: a job's record and the message index: field names, what each step writes.
 //! - [`timeline`]: a job's timeline, read from its record (`track`, the API, the dashboard).
 //! - [`dead_letter`]: what a dead letter holds.
+//! - [`status`]: where every job is, per lane, and the replicas and the budget, read at once.
 //! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
 //! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
 
@@ -23,6 +24,7 @@ pub mod lifecycle;
 pub mod record;
 pub mod script;
 pub mod scripts;
+pub mod status;
 pub mod timeline;
 
 pub use keys::Keys;

@@ -459,7 +459,10 @@ mod tests {
     #[test]
     fn the_lua_table_is_the_rust_table() {
         let lua = lua_prelude();
-        assert!(lua.contains("local LANES = {'otp', 'booking'}"), "{lua}");
+        assert!(
+            lua.contains("local LANES = {'otp', 'booking', 'reminder', 'bulk'}"),
+            "{lua}"
+        );
         assert!(
             lua.contains("  begin_send = {queued = true, retrying = true, sending = true},"),
             "{lua}"

@@ -26,6 +26,8 @@ pub const UNKNOWN_MESSAGE_ID: &str = "unknown";
 pub mod field {
     pub const KIND: &str = "kind";
     pub const LANE: &str = "lane";
+    /// The job's tenant, when not the default.
+    pub const TENANT: &str = "tenant";
     /// Masked (`+91********99`).
     pub const PHONE: &str = "phone";
     pub const ENQUEUED_AT: &str = "enqueued_at";
@@ -168,6 +170,9 @@ pub(crate) fn job_fields(job: &Job) -> Fields {
     let mut fields = Fields::default();
     fields.set(field::KIND, job.kind().as_str());
     fields.set(field::LANE, job.lane().as_str());
+    if let Some(tenant) = &job.tenant {
+        fields.set(field::TENANT, tenant.as_str());
+    }
     fields.set(field::PHONE, herald_shared::phone::mask(&job.phone()));
     fields.set(field::ENQUEUED_AT, format_time(job.created_at));
     fields.set(

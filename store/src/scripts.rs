@@ -12,6 +12,7 @@
 //!   was made;
 //! - the record write (`record.lua`): a job's fields from the script's arguments;
 //! - stopping a job (`stop.lua`): cancel and supersede;
+//! - the tenants of a lane (`tenant.lua`): a tenant's stream, its turn, the bell;
 //! - the clock (`clock.lua`): Redis's `TIME` in microseconds, for the budget.
 //!
 //! Scripts on the send path, and those that free memory, run even when Redis has reached its
@@ -33,20 +34,80 @@ enum Flags {
     Plain,
     /// Runs its writes even when Redis is over `maxmemory`.
     AllowOom,
+    /// Writes nothing: runs on a replica, and under any memory.
+    NoWrites,
+}
+
+/// One of Herald's scripts: its text as assembled (which the tests check: every prelude
+/// function it calls is in front of it) and the script Redis runs, which it derefs to.
+pub struct Lua {
+    name: &'static str,
+    text: String,
+    script: Script,
+}
+
+impl Lua {
+    /// The file the script's body is, e.g. `enqueue.lua`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The whole text Redis is given: flags, preludes, body.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::ops::Deref for Lua {
+    type Target = Script;
+
+    fn deref(&self) -> &Script {
+        &self.script
+    }
+}
+
+impl std::fmt::Debug for Lua {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lua")
+            .field("name", &self.name)
+            .field("hash", &self.script.get_hash())
+            .finish()
+    }
 }
 
 /// A script with its preludes in front, in the order given.
-fn assemble(flags: Flags, preludes: &[&str], body: &str) -> Script {
+fn assemble(name: &'static str, flags: Flags, preludes: &[&str], body: &str) -> Lua {
     let mut text = String::new();
-    if flags == Flags::AllowOom {
-        text.push_str("#!lua flags=allow-oom\n");
+    match flags {
+        Flags::Plain => {}
+        Flags::AllowOom => text.push_str("#!lua flags=allow-oom\n"),
+        Flags::NoWrites => text.push_str("#!lua flags=no-writes\n"),
     }
     for prelude in preludes {
         text.push_str(prelude);
         text.push('\n');
     }
     text.push_str(body);
-    Script::new(&text)
+    Lua {
+        name,
+        script: Script::new(&text),
+        text,
+    }
+}
+
+/// Declares a script: `name: flags, [preludes], "file.lua"`.
+macro_rules! lua {
+    ($(#[$doc:meta])* $name:ident: $flags:expr, [$($prelude:expr),*], $file:literal) => {
+        $(#[$doc])*
+        pub static $name: LazyLock<Lua> = LazyLock::new(|| {
+            assemble(
+                $file,
+                $flags,
+                &[$(&$prelude),*],
+                include_str!(concat!("lua/", $file)),
+            )
+        });
+    };
 }
 
 /// The lifecycle prelude: the generated table, then the functions that read it.
@@ -62,153 +123,291 @@ const OWNED: &str = include_str!("lua/owned.lua");
 const RECORD: &str = include_str!("lua/record.lua");
 const TOKEN: &str = include_str!("lua/token.lua");
 const STOP: &str = include_str!("lua/stop.lua");
+const TENANT: &str = include_str!("lua/tenant.lua");
 
-use Flags::{AllowOom, Plain};
+use Flags::{AllowOom, NoWrites, Plain};
 
 // ----- enqueue and cancel (the producer) -----
 
-/// Claims an idempotency key, supersedes, records and adds one job (`lua/enqueue.lua`).
-pub static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        Plain,
-        &[&LIFECYCLE, RECORD, STOP],
-        include_str!("lua/enqueue.lua"),
-    )
-});
+lua! {
+    /// Claims an idempotency key, supersedes, records and adds one job (`lua/enqueue.lua`).
+    ENQUEUE: Plain, [LIFECYCLE, TENANT, RECORD, STOP], "enqueue.lua"
+}
 
-/// Cancels one job by id (`lua/cancel_job.lua`).
-pub static CANCEL: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, STOP],
-        include_str!("lua/cancel_job.lua"),
-    )
-});
+lua! {
+    /// Cancels one job by id (`lua/cancel_job.lua`).
+    CANCEL: AllowOom, [LIFECYCLE, TENANT, STOP], "cancel_job.lua"
+}
 
 // ----- the shared budget (the worker's limiter) -----
 
-/// Tokens of the shared budget (`lua/acquire.lua`).
-pub static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[CLOCK], include_str!("lua/acquire.lua")));
+lua! {
+    /// Tokens of the shared budget (`lua/acquire.lua`).
+    ACQUIRE: AllowOom, [CLOCK], "acquire.lua"
+}
 
-/// The shared cool-down after a 429 (`lua/cooldown.lua`).
-pub static COOLDOWN: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[CLOCK], include_str!("lua/cooldown.lua")));
+lua! {
+    /// The shared cool-down after a 429 (`lua/cooldown.lua`).
+    COOLDOWN: AllowOom, [CLOCK], "cooldown.lua"
+}
 
-/// The cool-down's probe answered: a 2xx ends the pause (`lua/probe.lua`).
-pub static PROBE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[CLOCK], include_str!("lua/probe.lua")));
+lua! {
+    /// The cool-down's probe answered: a 2xx ends the pause (`lua/probe.lua`).
+    PROBE: AllowOom, [CLOCK], "probe.lua"
+}
 
 // ----- settling a delivery (the worker) -----
 
-/// The last check before a send (`lua/begin_send.lua`).
-pub static BEGIN_SEND: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED, TOKEN],
-        include_str!("lua/begin_send.lua"),
-    )
-});
+lua! {
+    /// The last check before a send (`lua/begin_send.lua`).
+    BEGIN_SEND: AllowOom, [LIFECYCLE, OWNED, TOKEN], "begin_send.lua"
+}
 
-/// A job that waits for an older one of its replace key (`lua/defer.lua`).
-pub static DEFER: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED],
-        include_str!("lua/defer.lua"),
-    )
-});
+lua! {
+    /// A job that waits for an older one of its replace key (`lua/defer.lua`).
+    DEFER: AllowOom, [LIFECYCLE, OWNED], "defer.lua"
+}
 
-/// Sent: record, acknowledge, delete (`lua/complete.lua`).
-pub static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED, TOKEN, RECORD],
-        include_str!("lua/complete.lua"),
-    )
-});
+lua! {
+    /// Sent: record, acknowledge, delete (`lua/complete.lua`).
+    COMPLETE: AllowOom, [LIFECYCLE, OWNED, TOKEN, RECORD], "complete.lua"
+}
 
-/// Parked for a retry (`lua/retry.lua`).
-pub static RETRY: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED, TOKEN, RECORD],
-        include_str!("lua/retry.lua"),
-    )
-});
+lua! {
+    /// Parked for a retry (`lua/retry.lua`).
+    RETRY: AllowOom, [LIFECYCLE, OWNED, TOKEN, RECORD], "retry.lua"
+}
 
-/// Dead-lettered (`lua/dead.lua`).
-pub static DEAD: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED, TOKEN, RECORD],
-        include_str!("lua/dead.lua"),
-    )
-});
+lua! {
+    /// Dead-lettered (`lua/dead.lua`).
+    DEAD: AllowOom, [LIFECYCLE, OWNED, TOKEN, RECORD], "dead.lua"
+}
 
-/// An unstarted job given back to its lane (`lua/hand_back.lua`).
-pub static HAND_BACK: LazyLock<Script> = LazyLock::new(|| {
-    assemble(
-        AllowOom,
-        &[&LIFECYCLE, OWNED],
-        include_str!("lua/hand_back.lua"),
-    )
-});
+lua! {
+    /// An unstarted job given back to its lane (`lua/hand_back.lua`).
+    HAND_BACK: AllowOom, [LIFECYCLE, TENANT, OWNED], "hand_back.lua"
+}
 
-/// A copy that must not be sent from here acknowledged (`lua/drop_duplicate.lua`).
-pub static DROP_DUPLICATE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[OWNED], include_str!("lua/drop_duplicate.lua")));
+lua! {
+    /// A copy that must not be sent from here acknowledged (`lua/drop_duplicate.lua`).
+    DROP_DUPLICATE: AllowOom, [OWNED], "drop_duplicate.lua"
+}
 
-/// The holds of a replica kept alive (`lua/touch.lua`).
-pub static TOUCH: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[OWNED], include_str!("lua/touch.lua")));
+lua! {
+    /// The holds of a replica kept alive (`lua/touch.lua`).
+    TOUCH: AllowOom, [OWNED], "touch.lua"
+}
+
+// ----- reading the lanes (the worker) -----
+
+lua! {
+    /// New jobs of one lane, tenants served in turn (`lua/read_turns.lua`).
+    READ_TURNS: AllowOom, [TENANT], "read_turns.lua"
+}
+
+lua! {
+    /// Stale entries of one lane taken over, stream by stream (`lua/claim_turns.lua`).
+    CLAIM_TURNS: AllowOom, [TENANT], "claim_turns.lua"
+}
 
 // ----- waiting jobs moved onto their lanes (the worker) -----
 
-/// Due retries back onto their lane (`lua/promote.lua`).
-pub static PROMOTE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[&LIFECYCLE], include_str!("lua/promote.lua")));
+lua! {
+    /// Due retries back onto their lane (`lua/promote.lua`).
+    PROMOTE: AllowOom, [LIFECYCLE, TENANT], "promote.lua"
+}
 
-/// Due scheduled jobs onto their lane (`lua/schedule.lua`).
-pub static SCHEDULE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[&LIFECYCLE], include_str!("lua/schedule.lua")));
+lua! {
+    /// Due scheduled jobs onto their lane (`lua/schedule.lua`).
+    SCHEDULE: AllowOom, [LIFECYCLE, TENANT], "schedule.lua"
+}
 
 // ----- dead letters (the worker's eraser, the operator's replay) -----
 
-/// An OTP's code erased from its dead letter (`lua/erase.lua`).
-pub static ERASE: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[], include_str!("lua/erase.lua")));
+lua! {
+    /// An OTP's code erased from its dead letter (`lua/erase.lua`).
+    ERASE: AllowOom, [], "erase.lua"
+}
 
-/// A dead letter back onto its lane (`lua/replay.lua`).
-pub static REPLAY: LazyLock<Script> =
-    LazyLock::new(|| assemble(Plain, &[&LIFECYCLE, RECORD], include_str!("lua/replay.lua")));
+lua! {
+    /// A dead letter back onto its lane (`lua/replay.lua`).
+    REPLAY: Plain, [LIFECYCLE, TENANT, RECORD], "replay.lua"
+}
 
 // ----- webhooks -----
 
-/// Webhook events recorded once each (`lua/record_events.lua`).
-pub static RECORD_EVENTS: LazyLock<Script> =
-    LazyLock::new(|| assemble(Plain, &[], include_str!("lua/record_events.lua")));
+lua! {
+    /// Webhook events recorded once each (`lua/record_events.lua`).
+    RECORD_EVENTS: Plain, [], "record_events.lua"
+}
 
-/// A delivery milestone on a job's record (`lua/mark.lua`).
-pub static MARK: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[], include_str!("lua/mark.lua")));
+lua! {
+    /// A delivery milestone on a job's record (`lua/mark.lua`).
+    MARK: AllowOom, [], "mark.lua"
+}
 
-/// A processed event moved to its stream (`lua/append.lua`).
-pub static APPEND: LazyLock<Script> =
-    LazyLock::new(|| assemble(Plain, &[], include_str!("lua/append.lua")));
+lua! {
+    /// A processed event moved to its stream (`lua/append.lua`).
+    APPEND: Plain, [], "append.lua"
+}
 
 // ----- inspection -----
 
-/// Where a job is, read atomically (`lua/locate.lua`); writes nothing.
-pub static LOCATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "#!lua flags=no-writes\n{}",
-        include_str!("lua/locate.lua")
-    ))
-});
+lua! {
+    /// Where a job is, read atomically (`lua/locate.lua`); writes nothing.
+    LOCATE: NoWrites, [], "locate.lua"
+}
+
+lua! {
+    /// A lane's length, pending count and lag at one instant (`lua/lane_snapshot.lua`);
+    /// writes nothing.
+    LANE_SNAPSHOT: NoWrites, [], "lane_snapshot.lua"
+}
+
+lua! {
+    /// Every lane's backlog, tenant by tenant, at one instant (`lua/backlog.lua`); writes
+    /// nothing.
+    BACKLOG: NoWrites, [TENANT], "backlog.lua"
+}
 
 // ----- the dashboard -----
 
-/// A dashboard session checked and marked used (`lua/touch_session.lua`).
-pub static TOUCH_SESSION: LazyLock<Script> =
-    LazyLock::new(|| assemble(AllowOom, &[], include_str!("lua/touch_session.lua")));
+lua! {
+    /// A dashboard session checked and marked used (`lua/touch_session.lua`).
+    TOUCH_SESSION: AllowOom, [], "touch_session.lua"
+}
+
+/// Every script, for the checks that must see them all.
+pub fn all() -> [&'static Lua; 26] {
+    [
+        &ENQUEUE,
+        &CANCEL,
+        &ACQUIRE,
+        &COOLDOWN,
+        &PROBE,
+        &BEGIN_SEND,
+        &DEFER,
+        &COMPLETE,
+        &RETRY,
+        &DEAD,
+        &HAND_BACK,
+        &DROP_DUPLICATE,
+        &TOUCH,
+        &READ_TURNS,
+        &CLAIM_TURNS,
+        &PROMOTE,
+        &SCHEDULE,
+        &ERASE,
+        &REPLAY,
+        &RECORD_EVENTS,
+        &MARK,
+        &APPEND,
+        &LOCATE,
+        &LANE_SNAPSHOT,
+        &BACKLOG,
+        &TOUCH_SESSION,
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The preludes, by file name.
+    fn preludes() -> [(&'static str, &'static str); 7] {
+        [
+            ("lifecycle.lua", &LIFECYCLE),
+            ("clock.lua", CLOCK),
+            ("owned.lua", OWNED),
+            ("record.lua", RECORD),
+            ("token.lua", TOKEN),
+            ("stop.lua", STOP),
+            ("tenant.lua", TENANT),
+        ]
+    }
+
+    /// The functions a prelude defines (`local function name(`).
+    fn defined(prelude: &str) -> Vec<&str> {
+        prelude
+            .match_indices("local function ")
+            .filter_map(|(at, marker)| {
+                let rest = &prelude[at + marker.len()..];
+                rest.split_once('(').map(|(name, _)| name.trim())
+            })
+            .collect()
+    }
+
+    /// `text` with its comments (`--` to the end of the line) blanked, positions kept.
+    fn code(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.find("--") {
+                Some(at) => format!("{}{}", &line[..at], " ".repeat(line.len() - at)),
+                None => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Where `name` is called in `text` (not where it is defined, not as the end of a
+    /// longer name).
+    fn calls(text: &str, name: &str) -> Vec<usize> {
+        let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == ':';
+        text.match_indices(&format!("{name}("))
+            .map(|(at, _)| at)
+            .filter(|&at| {
+                let before = &text[..at];
+                !before.ends_with("local function ")
+                    && !before.chars().next_back().is_some_and(ident)
+            })
+            .collect()
+    }
+
+    /// A prelude function a script calls is defined in front of every call: a preludes
+    /// list that leaves one out (or puts it after its caller) fails here, not at the first
+    /// run in Redis with "attempted to access nonexistent global variable".
+    #[test]
+    fn every_prelude_function_a_script_calls_is_in_front_of_it() {
+        let functions: Vec<&str> = preludes().iter().flat_map(|(_, p)| defined(p)).collect();
+        assert!(functions.contains(&"stream_for"), "{functions:?}");
+        let mut missing = Vec::new();
+        for script in all() {
+            let text = code(script.text());
+            let text = text.as_str();
+            for name in &functions {
+                let Some(&first_call) = calls(text, name).first() else {
+                    continue;
+                };
+                match text.find(&format!("local function {name}(")) {
+                    Some(at) if at < first_call => {}
+                    Some(_) => missing.push(format!(
+                        "{}: {name} is defined after its first call",
+                        script.name()
+                    )),
+                    None => missing.push(format!(
+                        "{}: calls {name} but no prelude in front of it defines it",
+                        script.name()
+                    )),
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    /// Every file of `src/lua/` is a script or a prelude.
+    #[test]
+    fn every_lua_file_is_used() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/lua");
+        let known: Vec<&str> = all()
+            .iter()
+            .map(|s| s.name())
+            .chain(preludes().iter().map(|(name, _)| *name))
+            .collect();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                known.contains(&file.as_str()),
+                "src/lua/{file} is neither a script of scripts::all() nor a prelude"
+            );
+        }
+    }
+}

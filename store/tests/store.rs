@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use herald_shared::{Job, Lane};
 use herald_store::calls::dead_letters::{self, Replayed};
 use herald_store::calls::enqueue::{self, CancelReply};
+use herald_store::calls::lanes::{self, Read};
 use herald_store::calls::settle::{At, Completed, SettleKeys};
 use herald_store::calls::waiting::{self, Moved};
 use herald_store::dead_letter::DeadLetter;
@@ -167,28 +168,7 @@ async fn load(conn: &mut redis::aio::MultiplexedConnection, snap: &Snapshot) {
 async fn every_script_loads_into_redis() {
     let redis = RedisServer::start();
     let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
-    for script in [
-        &*scripts::ENQUEUE,
-        &scripts::CANCEL,
-        &scripts::ACQUIRE,
-        &scripts::COOLDOWN,
-        &scripts::BEGIN_SEND,
-        &scripts::DEFER,
-        &scripts::COMPLETE,
-        &scripts::RETRY,
-        &scripts::DEAD,
-        &scripts::HAND_BACK,
-        &scripts::DROP_DUPLICATE,
-        &scripts::TOUCH,
-        &scripts::PROMOTE,
-        &scripts::SCHEDULE,
-        &scripts::ERASE,
-        &scripts::REPLAY,
-        &scripts::RECORD_EVENTS,
-        &scripts::MARK,
-        &scripts::APPEND,
-        &scripts::LOCATE,
-    ] {
+    for script in scripts::all() {
         let hash: String = script.prepare_invoke().load_async(&mut conn).await.unwrap();
         assert_eq!(hash, script.get_hash());
     }
@@ -292,8 +272,11 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
         .await
         .unwrap();
     let entry = read.keys[0].ids[0].id.clone();
+    let stream = keys.lane(Lane::Otp);
     let at = At {
         lane: Lane::Otp,
+        tenant: herald_shared::job::Tenant::DEFAULT,
+        stream: &stream,
         entry_id: &entry,
         consumer: "w1",
         token: None,
@@ -331,4 +314,53 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
     assert!(!Completed::decode(&reply).unwrap().recorded);
     let sent: u64 = conn.hget(keys.stats(), "sent:otp").await.unwrap();
     assert_eq!(sent, 1);
+}
+
+/// The jobs today's release queued (on each lane's own stream, with no turn in the lanes'
+/// turns: that release had none) are read by this release's reader, every one, and a read
+/// that finds nothing says where to block from on the lane's own stream too (a producer of
+/// that release adds there without ringing a bell).
+#[tokio::test]
+async fn this_releases_reader_reads_what_today_queued() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let before = snapshot("release-2026-12-before-worker");
+    load(&mut conn, &before).await;
+    let keys = keys();
+    let queued: usize = before.lanes.values().map(Vec::len).sum();
+    let mut read = 0;
+    for lane in Lane::ALL {
+        let reply: redis::Value = lanes::read(&keys, lane, "w1", 100, &[])
+            .invoke(&mut conn)
+            .await
+            .unwrap();
+        match Read::decode(&reply).unwrap() {
+            Read::Entries(entries) => {
+                for entry in entries {
+                    assert_eq!(entry.tenant, "default");
+                    Job::from_json(&entry.job.unwrap()).unwrap();
+                    read += 1;
+                }
+            }
+            Read::Nothing { lane: last, .. } => {
+                let newest: redis::streams::StreamRangeReply = conn
+                    .xrevrange_count(keys.lane(lane), "+", "-", 1)
+                    .await
+                    .unwrap();
+                let newest = newest.ids;
+                let expected = newest.first().map_or("0-0".to_string(), |e| e.id.clone());
+                assert_eq!(last, expected, "{lane}");
+            }
+        }
+    }
+    assert_eq!(read, queued);
+    // The lanes now have their turns: the default tenant's jobs were read.
+    let reply: redis::Value = lanes::read(&keys, Lane::Booking, "w1", 100, &[])
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        Read::decode(&reply).unwrap(),
+        Read::Nothing { .. }
+    ));
 }

@@ -127,7 +127,7 @@ impl Scenario {
     }
 
     /// `herald-worker` with this scenario's Redis and namespace, ready for arguments.
-    pub fn herald_worker(&self) -> Command {
+    pub fn herald_pipeline(&self) -> Command {
         let mut cmd = Command::new(cargo_bin("herald-worker"));
         cmd.env("REDIS_URL", self.redis.url())
             .env("HERALD_NAMESPACE", NAMESPACE)
@@ -155,6 +155,36 @@ impl Scenario {
             .expect("run herald-producer")
     }
 
+    /// Enqueues JSON Lines with `herald-producer bulk` (the released binary, the producer's
+    /// whole path: tenants' streams and turns, records, keys), in one run; panics unless
+    /// every line was enqueued.
+    pub fn enqueue_lines(&self, lines: &[String]) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("jobs.jsonl");
+        std::fs::write(&path, lines.join("\n")).expect("write the jobs");
+        let out = self.run_producer(&["bulk", "--json", path.to_str().expect("utf-8 path")]);
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "herald-producer bulk: {summary}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_str(summary.trim()).expect("bulk --json prints its summary");
+        assert_eq!(summary["enqueued"], lines.len(), "{summary}");
+    }
+
+    /// Runs `herald-producer ARGS` (an enqueue) and returns the job id it printed.
+    pub fn enqueue_with_producer(&self, args: &[&str]) -> String {
+        let out = self.run_producer(args);
+        assert!(
+            out.status.success(),
+            "herald-producer {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The `state` field of job `job_id`'s record (`scheduled`, `queued`, `sending`, ...).
     pub async fn recorded_state(&mut self, job_id: &str) -> Option<String> {
         self.conn
@@ -165,7 +195,7 @@ impl Scenario {
 
     /// Runs `herald-worker ARGS` to completion.
     pub fn run_worker_command(&self, args: &[&str]) -> Output {
-        self.herald_worker()
+        self.herald_pipeline()
             .args(args)
             .output()
             .expect("run herald-worker")
@@ -305,10 +335,52 @@ pub async fn http_request(
 
 /// Puts jobs on their lanes of `keys`' namespace exactly as the producer does (one `job`
 /// field per entry), pipelined in chunks: for tests and benchmarks that need a backlog fast.
+/// Every stream of `lane`: its own (the default tenant's) and each other tenant's with jobs.
+pub async fn lane_streams(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    lane: Lane,
+) -> redis::RedisResult<Vec<String>> {
+    let tenants: Vec<String> = conn.smembers(keys.lane_streams(lane)).await?;
+    Ok(std::iter::once(keys.lane(lane))
+        .chain(tenants.iter().map(|t| keys.lane_of(lane, t)))
+        .collect())
+}
+
+/// Enqueues `jobs` as the producer does (`enqueue.lua`: record, turn, tenant's stream),
+/// pipelined; panics on a refusal.
+pub async fn enqueue_stored(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    jobs: &[Job],
+) {
+    let now = time::OffsetDateTime::now_utc();
+    for chunk in jobs.chunks(500) {
+        let mut pipe = redis::pipe();
+        pipe.load_script(&herald_store::scripts::ENQUEUE).ignore();
+        for job in chunk {
+            pipe.add_command(
+                herald_store::calls::enqueue::enqueue(keys, job, 86_400_000, now)
+                    .cmd()
+                    .clone(),
+            );
+        }
+        let _: Vec<redis::Value> = pipe.query_async(conn).await.expect("enqueue");
+    }
+}
+
+/// Adds `jobs` to their lanes' own streams as a producer of an earlier release did (no
+/// record, no turn): the reader reads the default tenant's stream at every read. Jobs of
+/// another tenant go through the producer ([`Scenario::enqueue_lines`]).
 pub async fn enqueue_jobs(conn: &mut redis::aio::MultiplexedConnection, keys: &Keys, jobs: &[Job]) {
     for chunk in jobs.chunks(2000) {
         let mut pipe = redis::pipe();
         for job in chunk {
+            assert_eq!(
+                job.tenant(),
+                herald_shared::job::Tenant::DEFAULT,
+                "a job of another tenant is enqueued by the producer, which takes its turn"
+            );
             pipe.xadd(keys.lane(job.lane()), "*", &[(JOB_FIELD, job.to_json())])
                 .ignore();
         }

@@ -112,11 +112,11 @@ impl WorkerProcess {
             .args(["--consumer", consumer])
             .env("REDIS_URL", redis_url)
             .env("HERALD_NAMESPACE", namespace)
-            // HERALD_TEST_RUST_LOG (e.g. `herald_worker=trace`) when a test needs more.
+            // HERALD_TEST_RUST_LOG (e.g. `herald_pipeline=trace`) when a test needs more.
             .env(
                 "RUST_LOG",
                 std::env::var("HERALD_TEST_RUST_LOG")
-                    .unwrap_or_else(|_| "info,herald_worker=debug,herald_webhook=debug".into()),
+                    .unwrap_or_else(|_| "info,herald_pipeline=debug,herald_webhook=debug".into()),
             )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -260,6 +260,8 @@ async fn every_binary_runs_as(env: &Env) {
         json!([
             {"kind": "booking", "phone": "+919812345671", "booking_id": "B1", "service": "Haircut", "date": "2030-11-24", "time": "10:30"},
             {"kind": "booking", "phone": FLAKY, "booking_id": "B2", "service": "Haircut", "date": "2030-11-24", "time": "11:30"},
+            // A tenant's own stream and turn, and the reminder lane.
+            {"kind": "reminder", "phone": "+919812345674", "booking_id": "B5", "service": "Haircut", "date": "2030-11-24", "time": "14:30", "tenant": "salon-acl"},
         ]),
     )
     .await;
@@ -309,7 +311,7 @@ async fn every_binary_runs_as(env: &Env) {
         summary,
         json!({"enqueued": 2, "duplicates": 0, "rejected": 0})
     );
-    let total = 7;
+    let total = 8;
 
     // A worker replica: sends, a retry after a 503, jobs held for budget, one dead letter.
     let worker = WorkerProcess::spawn_in(

@@ -174,7 +174,8 @@ async fn producer_and_workers_run_unchanged_on_redis_cluster() {
 async fn min_replicas_waits_for_the_replica_of_the_keys_master_and_every_master_policy_is_read() {
     let mut cluster = RedisCluster::start_with_replicas();
     let nodes = cluster.nodes_env();
-    let (keys_master, keys_replicas) = cluster.master_of(&format!("{{{NAMESPACE}}}"));
+    let (keys_master, keys_replicas) =
+        cluster.master_of(herald_store::Keys::new(NAMESPACE).unwrap().tag());
     let [keys_replica]: [ClusterNode; 1] = keys_replicas.try_into().expect("one replica");
     let topology = cluster.topology();
     let other = topology
@@ -225,7 +226,9 @@ async fn min_replicas_waits_for_the_replica_of_the_keys_master_and_every_master_
     assert!(note.contains(&other_address), "{note}");
 
     // Acknowledged with --min-replicas 1: the keys' master's replica has it.
-    let lane = format!("{{{NAMESPACE}}}:lane:otp");
+    let lane = herald_store::Keys::new(NAMESPACE)
+        .unwrap()
+        .lane(herald_shared::Lane::Otp);
     let on_replica = |port: u16| {
         let out = Command::new("redis-cli")
             .args(["-p", &port.to_string()])

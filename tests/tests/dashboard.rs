@@ -145,7 +145,7 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
 
     // The overview's counts are `status --json`'s.
     let status = status_json(&s);
-    for lane in ["otp", "booking"] {
+    for lane in ["otp", "booking", "reminder", "bulk"] {
         for count in [
             "ready",
             "pending",
@@ -171,6 +171,35 @@ async fn an_operator_logs_in_sees_the_counts_finds_a_booking_and_replays_a_dead_
             .await,
         status["dead"].to_string()
     );
+    // Tenants with ready jobs (reminders, apart from the bookings below): the overview
+    // lists them as `status --json` does, largest first.
+    assert_eq!(browser.count("p#no-tenants").await, 1);
+    let reminder = |i: usize, tenant: &str| {
+        format!(
+            r#"{{"kind":"reminder","phone":"+9197000000{i:02}","booking_id":"R{i}","service":"Haircut","date":"2030-11-24","time":"10:30","tenant":"{tenant}"}}"#
+        )
+    };
+    s.enqueue_lines(&[
+        reminder(1, "salon-x"),
+        reminder(2, "salon-x"),
+        reminder(3, "salon-y"),
+    ]);
+    browser
+        .client
+        .goto(&base)
+        .await
+        .expect("reload the overview");
+    browser.find("table#tenants").await;
+    for (tenant, ready) in [("salon-x", "2"), ("salon-y", "1")] {
+        let shown = browser
+            .text(&format!(
+                "tr[data-tenant=\"{tenant}\"][data-lane=reminder] td[data-count=ready]"
+            ))
+            .await;
+        assert_eq!(shown, ready, "{tenant}");
+    }
+    let tenants = status_json(&s)["tenants"].clone();
+    assert_eq!(tenants[0]["tenant"], "salon-x", "{tenants}");
     // The charts draw the worker's history: three requests in the last hour.
     let caption = browser.text("figure.chart figcaption").await;
     assert!(

@@ -7,6 +7,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use herald_shared::Lane;
+use herald_store::Keys;
 use herald_tests::scenario::http_request;
 use herald_tests::{ApiProcess, RedisServer, WorkerProcess, cargo_bin, wait_until};
 use serde_json::json;
@@ -62,7 +64,7 @@ fn otp(key: &str) -> Vec<&str> {
 fn lane_len(server: &RedisServer) -> String {
     redis_cli(
         server.port(),
-        &["XLEN", &format!("{{{NAMESPACE}}}:lane:otp")],
+        &["XLEN", &Keys::new(NAMESPACE).unwrap().lane(Lane::Otp)],
     )
 }
 
@@ -195,7 +197,7 @@ async fn workers_wait_for_replicas_to_have_sending_marks_and_sent_markers() {
         std::future::ready(sandbox.stats().accepted == 1)
     })
     .await;
-    let marker = format!("{{{NAMESPACE}}}:sent:{id}");
+    let marker = Keys::new(NAMESPACE).unwrap().sent(&id);
     wait_until("the marker on the replica", Duration::from_secs(10), || {
         std::future::ready(redis_cli(replica.port(), &["EXISTS", &marker]) == "1")
     })

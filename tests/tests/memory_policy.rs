@@ -113,7 +113,7 @@ async fn a_refused_config_get_is_said_once_and_status_says_unchecked() {
     assert_eq!(status["maxmemory_policy"], Value::Null, "{status}");
     let note = status["maxmemory_policy_note"].as_str().unwrap();
     assert!(
-        note.starts_with("could not be checked") && note.contains("NoPerm"),
+        note.starts_with("could not be checked") && note.contains("NOPERM"),
         "{note}"
     );
 

@@ -6,7 +6,7 @@
 //! slot saturation) sends them to the sandbox (scripted to answer one 503, one 429 and one
 //! 400, so the retried, rate-limited and dead-letter metrics exist), the sandbox posts
 //! signed delivery webhooks to `herald-webhook`, which processes them and then loses Redis
-//! for a moment (a proxy refuses it: the Redis error counter). Then each server's page goes
+//! for a moment (a proxy refuses it: the Redis episode counter). Then each server's page goes
 //! through `promtool check metrics` (every metric has help text, counters end in `_total`,
 //! units are base units in the name), and every query of `deploy/prometheus/alerts.yml` and
 //! `deploy/grafana/herald.json` is checked against the pages: each metric it names is on
@@ -293,7 +293,7 @@ async fn every_servers_metrics_pass_promtool_check_metrics() {
             .await,
         ),
     ];
-    // The receiver loses Redis: its processor's calls fail and are counted.
+    // The receiver loses Redis: its processor's calls fail, an episode starts and is counted.
     proxy.refuse();
     wait_for_metrics(
         "the webhook receiver",

@@ -279,7 +279,9 @@ async fn tls_sentinels_with_passwords_and_clear_errors() {
     let otp = ["otp", "--phone", "+919812345670", "--code", "123456"];
     let out = run(&env.clone().with("HERALD_MIN_REPLICAS", "1"), &otp);
     assert!(out.status.success(), "{out:?}");
-    let lane = format!("{{{NAMESPACE}}}:lane:otp");
+    let lane = herald_store::Keys::new(NAMESPACE)
+        .unwrap()
+        .lane(herald_shared::Lane::Otp);
     assert_eq!(setup.data_cli(&setup.replica, &["XLEN", &lane]), "1");
 
     let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).trim().to_string();

@@ -11,13 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_pipeline::lanes::{Delivery, LaneReader};
+use herald_pipeline::settle::Settler;
 use herald_shared::{Redacted, signature};
 use herald_store::Keys;
 use herald_tests::RedisServer;
 use herald_tests::scenario::booking;
 use herald_webhook::{self as webhook, WebhookSettings, receiver};
-use herald_worker::lanes::{Delivery, LaneReader};
-use herald_worker::settle::Settler;
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +76,7 @@ async fn main() {
     let settler = Settler::new(pool.clone(), keys.clone(), "bench".into());
     for i in 0..MESSAGES {
         let job = booking(i);
-        let delivery = Delivery::of_job(&job, "0-1");
+        let delivery = Delivery::of_job(&keys, &job, "0-1");
         settler
             .sent(&delivery, &job, &format!("bench-{i}"))
             .await

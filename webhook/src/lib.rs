@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use herald_shared::Redacted;
 use herald_shared::config::{ConfigError, RedisArgs};
 use herald_shared::consumer::consumer_name;
+use herald_shared::episodes::{Episodes, Refusal};
 use herald_shared::process::Failure;
 use herald_store::Keys;
 use tokio_util::sync::CancellationToken;
@@ -146,13 +147,20 @@ pub enum WebhookError {
     /// the process stops (readiness turned 503 first) for its orchestrator to restart it.
     #[error("the webhook processor stopped unexpectedly; the receiver stopped too")]
     ProcessorStopped,
+    /// The processor met a refusal no retry can help (`NOPERM`, `WRONGTYPE`, the
+    /// credentials) and stopped, the receiver with it. `.1` is the namespace's key pattern,
+    /// for the fix.
+    #[error("{}", .0.explain(.1))]
+    Refused(Refusal, String),
 }
 
 impl WebhookError {
     /// 1 when the server failed while running, 2 when it could not start.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WebhookError::Serve(_) | WebhookError::ProcessorStopped => 1,
+            WebhookError::Serve(_) | WebhookError::ProcessorStopped | WebhookError::Refused(..) => {
+                1
+            }
             WebhookError::Config(_) | WebhookError::Bind { .. } => 2,
         }
     }
@@ -162,7 +170,8 @@ impl WebhookError {
 pub const EXIT_CODES: &str = "Exit codes:
   0  stopped cleanly on SIGTERM/SIGINT
   1  the server failed while running, or the processor stopped unexpectedly (/readyz turned
-     503 first)
+     503 first), or Redis refused something no retry can help (NOPERM, WRONGTYPE: the log and
+     this message name it and its fix)
   2  bad usage or configuration (a flag, the secret or its absence, the listen address)";
 
 /// The whole command, as `herald-webhook` and `herald-worker webhook` run it: validate the
@@ -257,7 +266,10 @@ pub async fn serve(
     tracing::info!("webhook receiver stopped");
     served.map_err(WebhookError::Serve)?;
     if processor_failed {
-        return Err(WebhookError::ProcessorStopped);
+        return Err(match Episodes::process().refusal() {
+            Some(refusal) => WebhookError::Refused(refusal, settings.keys.pattern()),
+            None => WebhookError::ProcessorStopped,
+        });
     }
     Ok(())
 }

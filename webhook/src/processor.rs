@@ -32,7 +32,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use herald_shared::backoff::ReconnectBackoff;
+use herald_shared::backoff::{Next, ReconnectBackoff};
 use herald_shared::redis_pool::RedisFailure;
 use herald_store::record::{Milestone, field, format_time};
 
@@ -103,9 +103,10 @@ impl Processor {
             };
             match step.await {
                 Ok(()) => backoff.succeeded(),
-                Err(err) if err.is_fatal() => return backoff.give_up(&err),
                 Err(err) => {
-                    backoff.failed(&err);
+                    if backoff.failed(&err) == Next::Stop {
+                        return;
+                    }
                     if backoff.wait(&shutdown).await.is_err() {
                         break;
                     }

@@ -43,6 +43,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use herald_shared::episodes::Episodes;
 use herald_shared::redis_pool::RedisFailure;
 
 use crate::action;
@@ -148,9 +149,18 @@ impl Receiver {
             .partition(|event| !action::is_stale(event.sent_at, now));
         refuse_stale(&stale);
         let recorded = match tokio::time::timeout(REDIS_BUDGET, self.record(&events)).await {
-            Ok(Ok(recorded)) => recorded,
+            Ok(Ok(recorded)) => {
+                Episodes::process().request_succeeded();
+                recorded
+            }
             Ok(Err(err)) => return unavailable(&err),
-            Err(_) => return unavailable(&"timed out"),
+            Err(_) => {
+                let timed_out = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {REDIS_BUDGET:?}"),
+                );
+                return unavailable(&RedisFailure::from(redis::RedisError::from(timed_out)));
+            }
         };
         let mut duplicates = 0;
         for (event, new) in events.iter().zip(&recorded) {
@@ -281,8 +291,11 @@ fn error(status: StatusCode, reason: impl Into<String>) -> (StatusCode, Value) {
     (status, json!({ "error": reason.into() }))
 }
 
-fn unavailable(err: &dyn std::fmt::Display) -> (StatusCode, Value) {
-    tracing::warn!(error = %err, "cannot record a webhook POST: Redis unavailable; answering 503 so Interakt redelivers");
+/// 503, so Interakt delivers the POST again later. Said once per episode of Redis failures
+/// ([`Episodes`]), not once per POST; each at DEBUG.
+fn unavailable(err: &RedisFailure) -> (StatusCode, Value) {
+    tracing::debug!(error = %err, "cannot record a webhook POST; answering 503 so Interakt redelivers");
+    Episodes::process().request_failed("webhook receiver", err.kind(), &err.words());
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         "Redis unavailable; retry later",

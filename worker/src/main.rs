@@ -1,5 +1,5 @@
 //! `herald-worker`: parse the command line, set up logging, call the library, map the
-//! result to an exit code. `run` is the pipeline ([`herald_worker::dispatcher`]); the
+//! result to an exit code. `run` is the pipeline ([`herald_pipeline::dispatcher`]); the
 //! operator's commands come from `herald-operator`, `webhook` from `herald-webhook`,
 //! `dashboard` hands over to the `herald-dashboard` binary and `demo` to `herald-demo` (this
 //! one links no test stand-in).
@@ -8,17 +8,18 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use herald_operator::cli::OperatorCommand;
+use herald_pipeline::dispatcher;
+use herald_pipeline::settings::{RUN_EXIT_CODES, RunArgs, Settings};
 use herald_shared::config::{RedisArgs, load_dotenv};
 use herald_shared::process::{Failure, LogFormat, exec_sibling, exit, init_tracing, parse_args};
 use herald_webhook::WebhookArgs;
-use herald_worker::dispatcher;
-use herald_worker::settings::{RUN_EXIT_CODES, RunArgs, Settings};
 
 const EXIT_CODES: &str = "Exit codes:
   0  done (run and webhook: stopped cleanly on SIGTERM/SIGINT; track: found; dlq purge
      without --yes: nothing deleted)
   1  partly done, each case reported (dlq: an id not found, an expired OTP without --extend,
-     an entry with no job), not found (track), or failed while running (webhook, demo)
+     an entry with no job), not found (track), or failed while running (run, webhook, demo;
+     run and webhook also when Redis refuses what no retry can help: NOPERM, WRONGTYPE)
   2  bad usage or configuration, or Redis unreachable (status, track, dlq; run and webhook
      wait for it)";
 

@@ -20,6 +20,8 @@ pub struct DeadQuery {
     /// The cursor: offsets into each lane's index.
     pub otp: Option<usize>,
     pub booking: Option<usize>,
+    pub reminder: Option<usize>,
+    pub bulk: Option<usize>,
 }
 
 impl DeadQuery {
@@ -36,7 +38,10 @@ impl DeadQuery {
                 parts.push(format!("{name}={}", encode(value)));
             }
         }
-        parts.push(format!("otp={}&booking={}", next.otp, next.booking));
+        parts.push(format!(
+            "otp={}&booking={}&reminder={}&bulk={}",
+            next.otp, next.booking, next.reminder, next.bulk
+        ));
         format!("/dead?{}", parts.join("&"))
     }
 }

@@ -1,10 +1,12 @@
-//! The overview: per lane ready / in hand / delayed / scheduled / dead, the live replicas,
-//! the shared budget, the charts of the last hour and day, and the OTPs' latency. The part
-//! under `#live` is also served alone ([`live`]) for the live refresh.
+//! The overview: per lane ready (and the oldest's wait) / in hand / delayed / scheduled /
+//! dead, the tenants with the most ready jobs, the live replicas, the shared budget, the
+//! charts of the last hour and day, and the OTPs' latency. The part under `#live` is also
+//! served alone ([`live`]) for the live refresh.
 
 use std::time::Duration;
 
 use herald_operator::status::Status;
+use herald_shared::Lane;
 use herald_shared::config::RateLimit;
 use herald_store::history::{COARSE_SECS, Charts, FINE_SECS, Series};
 use maud::{Markup, html};
@@ -31,6 +33,15 @@ pub fn page(frame: &Frame, overview: &Overview) -> Markup {
             noscript { p.hint { "JavaScript is off: reload the page to refresh it." } }
         },
     )
+}
+
+/// How long the oldest job has waited: `-` for none.
+fn waited(ms: u64) -> String {
+    if ms == 0 {
+        "-".to_string()
+    } else {
+        age(Duration::from_millis(ms))
+    }
 }
 
 /// The refreshed part.
@@ -68,12 +79,13 @@ pub fn live(o: &Overview) -> Markup {
         section {
             h2 { "Lanes" }
             table #lanes {
-                thead { tr { th { "lane" } th { "ready" } th { "in hand" } th { "delayed" } th { "scheduled" } th { "cancelled" } th { "dead" } th { "sent" } th { "delivered" } th { "read" } } }
+                thead { tr { th { "lane" } th { "ready" } th { "oldest" } th { "in hand" } th { "delayed" } th { "scheduled" } th { "cancelled" } th { "dead" } th { "sent" } th { "delivered" } th { "read" } } }
                 tbody {
-                    @for (lane, c) in &s.lanes {
+                    @for (lane, c) in Lane::ALL.iter().filter_map(|l| Some((l.as_str(), s.lanes.get(l.as_str())?))) {
                         tr data-lane=(lane) {
                             th { (lane) }
                             td data-count="ready" { (c.ready) }
+                            td data-age="oldest" { (waited(c.oldest_ms)) }
                             td data-count="pending" { (c.pending) }
                             td data-count="delayed" { (c.delayed) }
                             td data-count="scheduled" { (c.scheduled) }
@@ -87,6 +99,7 @@ pub fn live(o: &Overview) -> Markup {
                     tr.total data-lane="total" {
                         th { "total" }
                         td data-count="ready" { (s.total.ready) }
+                        td data-age="oldest" { (waited(s.total.oldest_ms)) }
                         td data-count="pending" { (s.total.pending) }
                         td data-count="delayed" { (s.total.delayed) }
                         td data-count="scheduled" { (s.total.scheduled) }
@@ -95,6 +108,26 @@ pub fn live(o: &Overview) -> Markup {
                         td data-count="sent" { (s.total.sent) }
                         td data-count="delivered" { (s.total.delivered) }
                         td data-count="read" { (s.total.read) }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Tenants " small { "the " (herald_store::status::TOP_TENANTS) " with the most ready jobs" } }
+            @if s.tenants.is_empty() {
+                p #no-tenants { "No job is waiting to be read." }
+            } @else {
+                table #tenants {
+                    thead { tr { th { "tenant" } th { "lane" } th { "ready" } th { "oldest" } } }
+                    tbody {
+                        @for t in &s.tenants {
+                            tr data-tenant=(t.tenant) data-lane=(t.lane) {
+                                td { code { (t.tenant) } }
+                                td { (t.lane) }
+                                td data-count="ready" { (t.ready) }
+                                td data-age="oldest" { (waited(t.oldest_ms)) }
+                            }
+                        }
                     }
                 }
             }

@@ -12,7 +12,7 @@
 //!   give it a new deadline?) is a pure function, [`plan()`].
 //! - **purge** ([`DeadLetters::purge`]): deleted from the hash and its index together.
 //!
-//! It never sends anything and never dead-letters (that is the worker's, `herald_worker::settle`).
+//! It never sends anything and never dead-letters (that is the worker's, `herald_pipeline::settle`).
 //! The text people read is rendered here too ([`render_list`], [`render_replay`],
 //! [`render_purge`]), as [`crate::status`] does, so the binary only picks what to print.
 //!
@@ -96,6 +96,8 @@ pub struct PageQuery {
 pub struct PageCursor {
     pub otp: usize,
     pub booking: usize,
+    pub reminder: usize,
+    pub bulk: usize,
 }
 
 impl PageCursor {
@@ -103,14 +105,19 @@ impl PageCursor {
         match lane {
             Lane::Otp => self.otp,
             Lane::Booking => self.booking,
+            Lane::Reminder => self.reminder,
+            Lane::Bulk => self.bulk,
         }
     }
 
     fn set(&mut self, lane: Lane, offset: usize) {
-        match lane {
-            Lane::Otp => self.otp = offset,
-            Lane::Booking => self.booking = offset,
-        }
+        let slot = match lane {
+            Lane::Otp => &mut self.otp,
+            Lane::Booking => &mut self.booking,
+            Lane::Reminder => &mut self.reminder,
+            Lane::Bulk => &mut self.bulk,
+        };
+        *slot = offset;
     }
 }
 

@@ -98,18 +98,35 @@ impl fmt::Display for Extension {
 pub struct LaneCounts {
     pub otp: usize,
     pub booking: usize,
+    pub reminder: usize,
+    pub bulk: usize,
 }
 
 impl LaneCounts {
     pub(crate) fn add(&mut self, lane: Lane) {
+        *self.of(lane) += 1;
+    }
+
+    fn of(&mut self, lane: Lane) -> &mut usize {
         match lane {
-            Lane::Otp => self.otp += 1,
-            Lane::Booking => self.booking += 1,
+            Lane::Otp => &mut self.otp,
+            Lane::Booking => &mut self.booking,
+            Lane::Reminder => &mut self.reminder,
+            Lane::Bulk => &mut self.bulk,
+        }
+    }
+
+    pub fn get(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Otp => self.otp,
+            Lane::Booking => self.booking,
+            Lane::Reminder => self.reminder,
+            Lane::Bulk => self.bulk,
         }
     }
 
     pub fn total(&self) -> usize {
-        self.otp + self.booking
+        self.otp + self.booking + self.reminder + self.bulk
     }
 }
 

@@ -118,7 +118,12 @@ pub fn render_replay(report: &ReplayReport) -> String {
         report.matched
     ));
     if r.total() > 0 {
-        out.push_str(&format!(" (otp {}, booking {})", r.otp, r.booking));
+        let by_lane: Vec<String> = Lane::ALL
+            .iter()
+            .filter(|lane| r.get(**lane) > 0 || matches!(lane, Lane::Otp | Lane::Booking))
+            .map(|lane| format!("{lane} {}", r.get(*lane)))
+            .collect();
+        out.push_str(&format!(" ({})", by_lane.join(", ")));
     }
     if report.extended > 0 {
         out.push_str(&format!(

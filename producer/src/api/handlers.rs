@@ -19,6 +19,8 @@ use super::{ApiState, BATCH_BODY_LIMIT, MAX_BATCH, SINGLE_BODY_LIMIT};
 use crate::enqueue::NotEnqueued;
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec};
 use crate::{BatchResult, CancelOutcome, Enqueued};
+use herald_shared::episodes::Episodes;
+use herald_shared::redis_pool::RedisErrorKind;
 
 /// The header that carries an idempotency key (the body field `idempotency_key` also does).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -137,6 +139,42 @@ pub enum EnqueueAnswers {
     Unavailable(ErrorBody),
 }
 
+/// A spec a single-job route takes: its idempotency key may also come as a header.
+trait SingleSpec: serde::de::DeserializeOwned {
+    fn idempotency_key(&mut self) -> &mut Option<String>;
+    fn into_job_spec(self) -> JobSpec;
+}
+
+macro_rules! single_spec {
+    ($($spec:ident => $kind:ident),*) => {$(
+        impl SingleSpec for $spec {
+            fn idempotency_key(&mut self) -> &mut Option<String> {
+                &mut self.idempotency_key
+            }
+
+            fn into_job_spec(self) -> JobSpec {
+                JobSpec::$kind(self)
+            }
+        }
+    )*};
+}
+
+single_spec!(OtpSpec => Otp, BookingSpec => Booking, ReminderSpec => Reminder, RawSpec => Raw);
+
+/// The one handler of the single-job routes (each route below only names its spec, for the
+/// OpenAPI document): decode the body as `S`, take the idempotency key from the body or the
+/// `Idempotency-Key` header (equal when both), enqueue.
+async fn enqueue_spec<S: SingleSpec>(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut spec: S = decode(body).await?;
+    let key = spec.idempotency_key().take();
+    *spec.idempotency_key() = idempotency_key(headers, key)?;
+    enqueue_one(state, spec.into_job_spec()).await
+}
+
 /// Enqueue a one-time password.
 #[utoipa::path(
     post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
@@ -148,9 +186,7 @@ pub async fn enqueue_otp(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: OtpSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Otp(spec)).await
+    enqueue_spec::<OtpSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a booking confirmation card.
@@ -164,9 +200,7 @@ pub async fn enqueue_booking(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: BookingSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Booking(spec)).await
+    enqueue_spec::<BookingSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a reminder of a booking (its own card and SMS template), usually scheduled:
@@ -181,9 +215,7 @@ pub async fn enqueue_reminder(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: ReminderSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Reminder(spec)).await
+    enqueue_spec::<ReminderSpec>(&state, &headers, body).await
 }
 
 /// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
@@ -197,9 +229,7 @@ pub async fn enqueue_raw(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let mut spec: RawSpec = decode(body).await?;
-    spec.idempotency_key = idempotency_key(&headers, spec.idempotency_key.take())?;
-    enqueue_one(&state, JobSpec::Raw(spec)).await
+    enqueue_spec::<RawSpec>(&state, &headers, body).await
 }
 
 /// Enqueue up to 1,000 jobs (each with its `kind`), answered item by item. Valid items are
@@ -276,15 +306,26 @@ pub async fn enqueue_batch(
             .unwrap_or_else(|err| {
                 // Nothing attempted (no connection): every item's answer says so.
                 let reason = err.to_string();
+                let kind = err.redis_kind().unwrap_or(RedisErrorKind::Other);
                 (0..count)
                     .map(|_| {
                         Err(NotEnqueued::Refused {
                             reason: reason.clone(),
+                            kind,
                         })
                     })
                     .collect()
             })
     };
+    let failed = results.iter().find_map(|result| {
+        let not = result.as_ref().err()?;
+        Some((not.redis_kind()?, not))
+    });
+    match failed {
+        Some((kind, not)) => Episodes::process().request_failed("enqueue", kind, &not.to_string()),
+        None if !results.is_empty() => Episodes::process().request_succeeded(),
+        None => {}
+    }
     let mut enqueued = Vec::with_capacity(results.len());
     for (index, result) in job_items.into_iter().zip(results) {
         match result {
@@ -466,7 +507,16 @@ fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
 
 async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {
     let job = spec.into_job_in(&state.zone)?;
-    let enqueued = state.producer.enqueue(job).await?;
+    let enqueued = state.producer.enqueue(job).await;
+    match &enqueued {
+        Err(err) => {
+            if let Some(kind) = err.redis_kind() {
+                Episodes::process().request_failed("enqueue", kind, &err.to_string());
+            }
+        }
+        Ok(_) => Episodes::process().request_succeeded(),
+    }
+    let enqueued = enqueued?;
     record_enqueued(std::slice::from_ref(&enqueued));
     Ok((StatusCode::ACCEPTED, Json(Accepted::from(enqueued))).into_response())
 }

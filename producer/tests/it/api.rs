@@ -133,6 +133,21 @@ async fn invalid_bodies_get_400_naming_every_field_and_write_nothing() {
             json!({"request": request_with_suggestions(5)}),
             vec!["message.richCardDetails.standalone.content.suggestions"],
         ),
+        (
+            "/v1/jobs/otp",
+            json!({"phone": "+919999999999", "code": "1", "tenant": "salon/a"}),
+            vec!["tenant"],
+        ),
+        (
+            "/v1/jobs/raw",
+            json!({"request": request_with_suggestions(1), "lane": "urgent"}),
+            vec!["lane"],
+        ),
+        (
+            "/v1/jobs/raw",
+            json!({"request": request_with_suggestions(1), "lane": "otp"}),
+            vec!["lane"],
+        ),
     ];
     for (path, body, paths) in cases {
         let (status, answer) = api.post_json(path, body.clone()).await;

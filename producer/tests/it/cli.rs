@@ -9,7 +9,7 @@ use herald_shared::Lane;
 use herald_tests::RedisServer;
 use predicates::prelude::*;
 
-use crate::support::{self, dbsize, lane_jobs};
+use crate::support::{self, dbsize, lane_jobs, tenant_jobs};
 
 /// `herald-producer --redis-url <server>` with no Herald variables from the environment.
 fn cli(url: &str) -> Command {
@@ -137,6 +137,51 @@ fn a_key_reused_for_other_content_exits_2_naming_the_key() {
     assert!(lane_jobs(&server, Lane::Booking).is_empty());
 }
 
+/// `--tenant` puts a job on its tenant's stream of its lane; reminders wait in the reminder
+/// lane; `send --lane` chooses a raw request's lane.
+#[test]
+fn tenants_and_lanes_put_each_job_on_its_stream() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let booking = job_id(&stdout_of(
+        cli(&url).args(BOOKING).args(["--tenant", "salon-a"]),
+    ));
+    let mut reminder: Vec<&str> = BOOKING.to_vec();
+    reminder[0] = "reminder";
+    let reminder = job_id(&stdout_of(cli(&url).args(&reminder)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("campaign.json");
+    std::fs::write(
+        &path,
+        r#"{"countryCode":"+91","phoneNumber":"9999999999","type":"Template","template":{"name":"offer","languageCode":"en"}}"#,
+    )
+    .unwrap();
+    let campaign = job_id(&stdout_of(cli(&url).args([
+        "send",
+        "--file",
+        path.to_str().unwrap(),
+        "--lane",
+        "bulk",
+        "--tenant",
+        "brand:x",
+    ])));
+
+    let on = |lane, tenant| -> Vec<uuid::Uuid> {
+        tenant_jobs(&server, lane, tenant)
+            .iter()
+            .map(|j| j.id)
+            .collect()
+    };
+    assert_eq!(on(Lane::Booking, "salon-a"), vec![booking]);
+    assert_eq!(
+        tenant_jobs(&server, Lane::Booking, "salon-a")[0].tenant(),
+        "salon-a"
+    );
+    assert_eq!(on(Lane::Reminder, "default"), vec![reminder]);
+    assert_eq!(on(Lane::Bulk, "brand:x"), vec![campaign]);
+    assert!(lane_jobs(&server, Lane::Booking).is_empty());
+}
+
 #[test]
 fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_empty() {
     let server = RedisServer::start();
@@ -155,6 +200,10 @@ fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_e
     let five_suggestions = write(
         "five.json",
         &support::request_with_suggestions(5).to_string(),
+    );
+    let template = write(
+        "template.json",
+        r#"{"countryCode":"+91","phoneNumber":"9999999999","type":"Template","template":{"name":"offer","languageCode":"en"}}"#,
     );
     let unknown_kind = write(
         "kind.jsonl",
@@ -237,6 +286,30 @@ fn every_invalid_input_exits_2_with_one_line_naming_the_field_and_leaves_redis_e
             "request.json",
         ),
         (strings(&["send"]), "--file"),
+        (
+            [
+                booking_with("--time", "10:30"),
+                strings(&["--tenant", "salon a"]),
+            ]
+            .concat(),
+            "tenant",
+        ),
+        (
+            [
+                booking_with("--time", "10:30"),
+                strings(&["--tenant", &"t".repeat(65)]),
+            ]
+            .concat(),
+            "tenant",
+        ),
+        (
+            strings(&["send", "--file", &template, "--lane", "urgent"]),
+            "--lane",
+        ),
+        (
+            strings(&["send", "--file", &template, "--lane", "otp"]),
+            "lane",
+        ),
         (strings(&["bulk", &unknown_kind]), "line 1: kind"),
         (
             strings(&[

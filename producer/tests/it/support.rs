@@ -71,8 +71,13 @@ pub fn dbsize(server: &RedisServer) -> i64 {
 
 /// Every job on `lane`, oldest first, checking each entry has exactly the one job field.
 pub fn lane_jobs(server: &RedisServer, lane: Lane) -> Vec<Job> {
+    tenant_jobs(server, lane, herald_shared::job::Tenant::DEFAULT)
+}
+
+/// The jobs of `tenant` waiting on `lane`, oldest first.
+pub fn tenant_jobs(server: &RedisServer, lane: Lane, tenant: &str) -> Vec<Job> {
     let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(keys().lane(lane))
+        .arg(keys().lane_of(lane, tenant))
         .arg("-")
         .arg("+")
         .query(&mut conn(server))
@@ -127,6 +132,8 @@ pub async fn settle_sent(server: &RedisServer, lane: Lane, job_id: uuid::Uuid) {
         }
         let at = At {
             lane,
+            tenant: herald_shared::job::Tenant::DEFAULT,
+            stream: &stream,
             entry_id: &entry.id,
             consumer: "settler",
             token: None,

@@ -24,7 +24,7 @@ pub mod payload;
 pub use crate::schedule::{deadline_after, human};
 pub use attempt::{Attempt, Outcome};
 pub use fingerprint::Fingerprint;
-pub use lane::Lane;
+pub use lane::{Lane, Tenant};
 pub use payload::{
     Booking, DEFAULT_OTP_VALIDITY, ERASED_CODE, JobKind, MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_OTP_VALIDITY, MAX_OTP_VALIDITY_TEXT, Otp, Payload, Reminder,
@@ -80,6 +80,13 @@ pub struct Job {
     /// one under the same key (`otp:+919812345678`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_key: Option<String>,
+    /// The business it is sent for; within a lane, tenants with a backlog are served in
+    /// turn. `None`: [`Tenant::DEFAULT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Tenant>,
+    /// The lane a raw job asked for (`--lane`); `None`: its kind's lane ([`Job::lane`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Lane>,
     pub payload: Payload,
     /// Every send attempt so far, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,6 +126,8 @@ impl Job {
             idempotency_key: None,
             send_at: None,
             replace_key: None,
+            tenant: None,
+            lane: None,
             payload,
             attempts: Vec::new(),
         }
@@ -291,6 +300,58 @@ impl Job {
         Ok(self)
     }
 
+    /// The job is sent for `tenant` (`None`: the default tenant); `field` names it in the
+    /// error.
+    pub fn with_tenant(
+        mut self,
+        field: &str,
+        tenant: Option<&str>,
+    ) -> Result<Job, ValidationError> {
+        self.tenant = tenant.map(|t| Tenant::parse(field, t)).transpose()?;
+        Ok(self)
+    }
+
+    /// The job waits in `lane` rather than its kind's (`None`: its kind's). Only a raw
+    /// request chooses: `booking` (its default), `reminder` or `bulk`, or `otp` when it is
+    /// shaped like an OTP: it must not be sent after a deadline at most
+    /// [`MAX_OTP_VALIDITY_TEXT`] away (`not_after`), as every OTP. Call it after the deadline
+    /// is set.
+    pub fn with_lane(mut self, field: &str, lane: Option<Lane>) -> Result<Job, ValidationError> {
+        let Some(lane) = lane else {
+            self.lane = None;
+            return Ok(self);
+        };
+        if lane == self.lane() {
+            return Ok(self);
+        }
+        if self.kind() != JobKind::Raw {
+            return Err(ValidationError::single(
+                field,
+                format!(
+                    "is {lane}; a {} always waits in the {} lane (only raw requests choose theirs)",
+                    self.kind(),
+                    self.lane()
+                ),
+            ));
+        }
+        if lane == Lane::Otp {
+            let bounded = self.not_after.is_some_and(|deadline| {
+                deadline_after(self.created_at, MAX_OTP_VALIDITY)
+                    .is_some_and(|most| deadline <= most)
+            });
+            if !bounded {
+                return Err(ValidationError::single(
+                    field,
+                    format!(
+                        "is otp, but the request has no not_after within {MAX_OTP_VALIDITY_TEXT}: the OTP lane is for codes, which expire; give it not_after, or use booking, reminder or bulk"
+                    ),
+                ));
+            }
+        }
+        self.lane = Some(lane);
+        Ok(self)
+    }
+
     /// The job cancels the older unsent job enqueued under `key` (and a newer one cancels
     /// it): at most one unsent job per replace key.
     pub fn with_replace_key(mut self, key: Option<String>) -> Result<Job, ValidationError> {
@@ -356,10 +417,19 @@ impl Job {
     }
 
     pub fn lane(&self) -> Lane {
+        if let Some(lane) = self.lane {
+            return lane;
+        }
         match self.kind() {
             JobKind::Otp => Lane::Otp,
-            JobKind::Booking | JobKind::Reminder | JobKind::Raw => Lane::Booking,
+            JobKind::Reminder => Lane::Reminder,
+            JobKind::Booking | JobKind::Raw => Lane::Booking,
         }
+    }
+
+    /// The tenant it is sent for ([`Tenant::DEFAULT`] when it names none).
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_ref().map_or(Tenant::DEFAULT, Tenant::as_str)
     }
 
     /// The recipient in E.164, for masking in logs and dead-letter listings.
@@ -533,7 +603,7 @@ mod tests {
         let zone = Zone::default();
         let job = Job::reminder(booking(), &zone).unwrap();
         assert_eq!(job.kind(), JobKind::Reminder);
-        assert_eq!(job.lane(), Lane::Booking);
+        assert_eq!(job.lane(), Lane::Reminder);
         assert_eq!(job.appointment(&zone), job.not_after);
         let due = time::macros::datetime!(2026-11-24 03:00 UTC);
         let job = job.scheduled("before", Some(due)).unwrap();

@@ -1,9 +1,11 @@
 //! What went wrong with Redis, in words operators read: connection errors, failures a
-//! caller backs off from, URLs printed without their credentials.
+//! caller backs off from (named by their [kind](RedisErrorKind)), URLs printed without their
+//! credentials.
 
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError};
 
+use super::kind::RedisErrorKind;
 use super::limits::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT};
 use crate::error::ConfigError;
 
@@ -13,32 +15,66 @@ pub enum ConnectError {
     /// The URL itself is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Redis did not answer. `url` has its credentials masked.
-    #[error("cannot reach Redis at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    /// Redis did not answer, or refused this client (`kind` says how: at maxclients, say).
+    /// `url` has its credentials masked.
+    #[error("{}", connect_failure(.url, *.kind, .reason))]
+    Unreachable {
+        url: String,
+        kind: RedisErrorKind,
+        reason: String,
+    },
 }
 
-/// A Redis failure while using a pool: callers back off and try again, unless it is
-/// [fatal](RedisFailure::is_fatal).
+/// `cannot reach Redis at URL: Connection refused`, or, for a Redis that answered with a
+/// refusal, `Redis at URL refused: Redis has reached maxclients ...: ERR max number ...`.
+fn connect_failure(url: &str, kind: RedisErrorKind, reason: &str) -> String {
+    match kind {
+        RedisErrorKind::Unreachable => format!("cannot reach Redis at {url}: {reason}"),
+        _ => format!("Redis at {url} refused: {reason}"),
+    }
+}
+
+/// A Redis failure while using a pool: callers back off and try again, unless waiting
+/// cannot help ([`RedisFailure::is_fatal`]). Shown named: `Redis is out of memory (maxmemory
+/// reached) and refuses writes: OOM command not allowed ...`.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisFailure {
-    #[error("{0}")]
+    #[error("{}", error_reason(.0))]
     Redis(#[from] RedisError),
-    #[error("{0}")]
+    #[error("{}", pool_error_reason(.0))]
     Pool(#[from] PoolError),
 }
 
 impl RedisFailure {
-    /// Whether no retry can help: a key Herald uses holds another type of value
-    /// (`WRONGTYPE`), because another application writes into Herald's namespace or a key
-    /// was written by hand. It stays so until someone acts. Everything else (Redis
-    /// unreachable, timeouts, a failover, a lost consumer group) passes and is retried.
+    /// What kind of failure it is: the one classification logs, metrics and retries use.
+    pub fn kind(&self) -> RedisErrorKind {
+        match self {
+            RedisFailure::Redis(err) => RedisErrorKind::of(err),
+            RedisFailure::Pool(err) => RedisErrorKind::of_pool(err),
+        }
+    }
+
+    /// Whether no retry can help ([`RedisErrorKind::waiting_helps`]): the ACL user lacks a
+    /// permission (`NOPERM`), Redis refuses the credentials, or a key Herald uses holds
+    /// another type of value (`WRONGTYPE`). It stays so until someone acts. Everything else
+    /// (Redis unreachable, out of memory, at maxclients, loading, a read-only replica during a
+    /// failover, timeouts, a lost consumer group) passes and is retried.
     ///
     /// A long-running task that meets a fatal failure stops, and its process with it
-    /// (`/readyz` 503, exit 1, the cause logged), rather than retrying forever while its
-    /// health checks answer 200.
+    /// (`/readyz` 503, exit 1, the cause and its fix logged), rather than retrying forever
+    /// while its health checks answer 200.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, RedisFailure::Redis(err) if err.code() == Some("WRONGTYPE"))
+        !self.kind().waiting_helps()
+    }
+
+    /// The failure in Redis's own words (`OOM command not allowed ...`, `Connection
+    /// refused`), without the kind's description: for a log line that names the kind itself.
+    pub fn words(&self) -> String {
+        match self {
+            RedisFailure::Redis(err) => redis_words(err),
+            RedisFailure::Pool(PoolError::Backend(err)) => redis_words(err),
+            RedisFailure::Pool(err) => pool_error_reason(err),
+        }
     }
 }
 
@@ -60,9 +96,22 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The part of a Redis error a person can act on: `Connection refused`, not Rust's
-/// ` (os error 111)` suffix.
+/// The part of a Redis error a person can act on, named: `Connection refused` (not Rust's
+/// ` (os error 111)` suffix), `timed out (...)`, and a refusal with what it means before
+/// Redis's own words: `Redis is out of memory (maxmemory reached) and refuses writes: OOM
+/// command not allowed when used memory > 'maxmemory'.`
 pub fn error_reason(err: &redis::RedisError) -> String {
+    let words = redis_words(err);
+    match RedisErrorKind::of(err) {
+        RedisErrorKind::Unreachable | RedisErrorKind::Other => words,
+        kind => format!("{}: {words}", kind.what()),
+    }
+}
+
+/// A Redis error in Redis's own words: an error reply as Redis wrote it (`NOPERM this user
+/// has no permissions to run the 'evalsha' command`, without a script's location), an I/O
+/// error without its OS error number, a timeout with the timeouts that applied.
+pub fn redis_words(err: &redis::RedisError) -> String {
     if err.is_timeout() {
         return format!(
             "timed out (connect timeout {}, response timeout {})",
@@ -70,7 +119,43 @@ pub fn error_reason(err: &redis::RedisError) -> String {
             humantime::format_duration(RESPONSE_TIMEOUT)
         );
     }
+    if let Some((code, detail)) = reply_parts(err) {
+        return one_line(&format!("{code} {}", without_script_location(&detail)));
+    }
+    if err.is_connection_dropped() && !err.is_connection_refusal() {
+        return format!(
+            "{} (the connection closed as it opened or while in use: Redis restarted, a proxy or firewall cut it, or Redis is at maxclients)",
+            one_line(&without_os_error(&err.to_string()))
+        );
+    }
     one_line(&without_os_error(&err.to_string()))
+}
+
+/// An error reply's code and detail, the first one of a pipeline's.
+pub(super) fn reply_parts(err: &redis::RedisError) -> Option<(String, String)> {
+    let code = err.code()?.to_string();
+    let detail = match err.detail() {
+        Some(detail) => detail.to_string(),
+        None => err
+            .clone()
+            .into_server_errors()
+            .and_then(|errors| {
+                errors
+                    .first()
+                    .and_then(|(_, e)| e.details().map(str::to_string))
+            })
+            .unwrap_or_default(),
+    };
+    Some((code, detail))
+}
+
+/// `... value script: 5937ecb4..., on @user_script:1.` -> `... value`: where in which script
+/// is Redis's internal name, useless to an operator.
+fn without_script_location(detail: &str) -> &str {
+    match detail.find(" script: ") {
+        Some(at) => detail[..at].trim_end(),
+        None => detail,
+    }
 }
 
 /// [`error_reason`] for errors that come through the pool.

@@ -48,7 +48,7 @@ impl MemoryPolicy {
             },
             Err(err) => MemoryPolicy::Unchecked(format!(
                 "CONFIG GET was refused: {}",
-                super::errors::error_reason(&err)
+                super::errors::redis_words(&err)
             )),
         }
     }

@@ -24,9 +24,11 @@
 
 mod credentials;
 mod errors;
+mod kind;
 mod limits;
 pub mod memory_policy;
 mod pool;
+mod probe;
 pub mod sentinel;
 mod shared;
 mod target;
@@ -34,7 +36,10 @@ mod tls;
 mod tracked;
 
 pub use credentials::{Credentials, PASSWORD_VAR, USERNAME_VAR};
-pub use errors::{ConnectError, RedisFailure, error_reason, pool_error_reason, redact_url};
+pub use errors::{
+    ConnectError, RedisFailure, error_reason, pool_error_reason, redact_url, redis_words,
+};
+pub use kind::{RedisErrorKind, refused_command};
 pub use limits::{
     CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, MAX_BLOCK, POOL_WAIT_TIMEOUT, RESPONSE_TIMEOUT,
 };

@@ -17,6 +17,7 @@ use super::credentials::Credentials;
 use super::errors::*;
 use super::limits::with_timeouts;
 use super::limits::*;
+use super::probe;
 use super::sentinel::SentinelManager;
 use super::shared::{self, SharedConnection};
 use super::tls::*;
@@ -229,11 +230,19 @@ impl managed::Manager for SingleManager {
     type Type = Tracked<MultiplexedConnection>;
     type Error = RedisError;
 
+    /// A connection the server closed as it opened is explained by what the server says
+    /// to a fresh one ([`probe`]: `ERR max number of clients reached`, not `broken pipe`).
     async fn create(&self) -> Result<Tracked<MultiplexedConnection>, RedisError> {
-        self.client
+        match self
+            .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
-            .map(Tracked::new)
+        {
+            Ok(conn) => Ok(Tracked::new(conn)),
+            Err(err) => {
+                Err(probe::explain_closed(err, self.client.get_connection_info().addr()).await)
+            }
+        }
     }
 
     async fn recycle(

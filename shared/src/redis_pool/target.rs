@@ -151,21 +151,22 @@ impl Target {
     }
 
     async fn ping(&self, pool: &Pool) -> Result<(), ConnectError> {
-        let fail = |reason: String| match self.tls_failure(&reason) {
-            Some(err) => ConnectError::Config(err),
-            None => ConnectError::Unreachable {
-                url: self.describe(),
-                reason,
-            },
+        let fail = |err: RedisFailure| {
+            let reason = err.to_string();
+            match self.tls_failure(&reason) {
+                Some(err) => ConnectError::Config(err),
+                None => ConnectError::Unreachable {
+                    url: self.describe(),
+                    kind: err.kind(),
+                    reason,
+                },
+            }
         };
-        let mut conn = pool
-            .get()
-            .await
-            .map_err(|err| fail(pool_error_reason(&err)))?;
+        let mut conn = pool.get().await.map_err(|err| fail(err.into()))?;
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
-            .map_err(|err| fail(error_reason(&err)))
+            .map_err(|err| fail(err.into()))
     }
 
     /// A connection failure that is the TLS set-up's fault, named by its variable.

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{code_and_text, state_of, unexpected};
 use crate::Keys;
-use crate::keys::{JOB_FIELD, TIMELINE_TTL_SECS};
+use crate::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
 use crate::record;
 use crate::script::ScriptCall;
@@ -36,7 +36,7 @@ pub fn replay(
         [
             &*keys.dead(),
             &keys.dead_index(lane),
-            &keys.lane(lane),
+            &keys.lane_of(lane, job.tenant()),
             &record_key,
             &keys.dead_codes(),
             replace.as_deref().unwrap_or(&record_key),
@@ -53,6 +53,10 @@ pub fn replay(
         }))
         .arg(window_ms)
         .arg(TIMELINE_TTL_SECS)
+        .arg(keys.prefix())
+        .arg(lane.as_str())
+        .arg(job.tenant())
+        .arg(WORKER_GROUP)
         .arg(record::replayed_fields(job, claim.as_deref()));
     call
 }

@@ -1,6 +1,6 @@
 //! A new job (`enqueue.lua`) and a cancel by id (`cancel_job.lua`).
 
-use herald_shared::{Job, Lane};
+use herald_shared::Job;
 use redis::{FromRedisValue, RedisError, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -12,15 +12,6 @@ use crate::lifecycle::State;
 use crate::record::{self, Claim, format_time};
 use crate::script::ScriptCall;
 use crate::scripts::{CANCEL, ENQUEUE};
-
-/// Every lane's stream, scheduled set and delayed set, in [`Lane::ALL`] order: the keys
-/// `stop.lua` takes a job out of (see `lanes_at`).
-fn every_lane(keys: &Keys) -> Vec<String> {
-    Lane::ALL
-        .iter()
-        .flat_map(|&lane| [keys.lane(lane), keys.scheduled(lane), keys.delayed(lane)])
-        .collect()
-}
 
 /// The call that enqueues `job` at `now`, its idempotency key holding it for `window_ms`
 /// after it finishes (and for as long as it is pending).
@@ -44,14 +35,9 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         .map(|key| keys.idempotency(key));
     let replace = job.replace_key.as_deref().map(|key| keys.replace(key));
     let booking = job.booking_id().map(|id| keys.booking(id));
-    let lanes = if replace.is_some() {
-        every_lane(keys)
-    } else {
-        Vec::new()
-    };
     let own = [
         claim.as_deref().unwrap_or(&record),
-        &keys.lane(job.lane()),
+        &keys.lane_of(job.lane(), job.tenant()),
         &record,
         replace.as_deref().unwrap_or(&record),
         &keys.scheduled(job.lane()),
@@ -59,10 +45,7 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         &keys.stats(),
         booking.as_deref().unwrap_or(&record),
     ];
-    let mut call = ScriptCall::new(
-        &ENQUEUE,
-        own.into_iter().chain(lanes.iter().map(String::as_str)),
-    );
+    let mut call = ScriptCall::new(&ENQUEUE, own);
     let flag = |on: bool| if on { "1" } else { "" };
     call.arg(&job_id)
         .arg(window_ms)
@@ -77,9 +60,11 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         }))
         .arg(WORKER_GROUP)
         .arg(format_time(now))
-        .arg(keys.job_status_prefix())
+        .arg(keys.prefix())
         .arg(TIMELINE_TTL_SECS)
         .arg(flag(booking.is_some()))
+        .arg(job.lane().as_str())
+        .arg(job.tenant())
         .arg(record::enqueued_fields(
             job,
             state,
@@ -155,12 +140,12 @@ pub fn cancel(keys: &Keys, job_id: &str, now: OffsetDateTime) -> ScriptCall<'sta
         keys.stats(),
         keys.scheduled_jobs(),
     ];
-    let lanes = every_lane(keys);
-    let mut call = ScriptCall::new(&CANCEL, own.iter().chain(lanes.iter()).map(String::as_str));
+    let mut call = ScriptCall::new(&CANCEL, own.iter().map(String::as_str));
     call.arg(job_id)
         .arg(WORKER_GROUP)
         .arg(format_time(now))
-        .arg(TIMELINE_TTL_SECS);
+        .arg(TIMELINE_TTL_SECS)
+        .arg(keys.prefix());
     call
 }
 

@@ -4,6 +4,7 @@
 //! nothing here holds a connection.
 //!
 //! - [`enqueue`]: a new job; a cancel.
+//! - [`lanes`]: reading a lane, tenants in turn; taking over stale entries.
 //! - [`settle`]: the send path: the last check, sent, retry, dead letter, hand back, defer,
 //!   the holds' keep-alive.
 //! - [`waiting`]: due retries and scheduled jobs onto their lanes.
@@ -18,6 +19,7 @@ pub mod dashboard;
 pub mod dead_letters;
 pub mod enqueue;
 pub mod inspect;
+pub mod lanes;
 pub mod settle;
 pub mod waiting;
 pub mod webhooks;

@@ -25,11 +25,15 @@ use crate::record::{self, format_time};
 use crate::script::ScriptCall;
 use crate::scripts::{BEGIN_SEND, COMPLETE, DEAD, DEFER, DROP_DUPLICATE, HAND_BACK, RETRY, TOUCH};
 
-/// One delivery as the scripts see it: which entry of which lane, read by which consumer,
-/// and the budget token its send goes out under (its entries in the logs), if any.
+/// One delivery as the scripts see it: which entry of which stream (its lane's, its
+/// tenant's), read by which consumer, and the budget token its send goes out under (its
+/// entries in the logs), if any.
 #[derive(Clone, Copy, Debug)]
 pub struct At<'a> {
     pub lane: Lane,
+    pub tenant: &'a str,
+    /// The stream the entry is on: `Keys::lane_of(lane, tenant)`.
+    pub stream: &'a str,
     pub entry_id: &'a str,
     pub consumer: &'a str,
     pub token: Option<Charge<'a>>,
@@ -103,7 +107,7 @@ impl SettleKeys {
             herald_shared::schedule::unix_ms(at).to_string()
         });
         let keys = [
-            self.lane(at.lane),
+            at.stream,
             &self.keys.job_status(&job_id),
             &self.keys.sent(&job_id),
             &self.stats,
@@ -131,7 +135,7 @@ impl SettleKeys {
     ) -> ScriptCall<'static> {
         let job_id = job.id.to_string();
         let keys = [
-            self.lane(at.lane),
+            at.stream,
             &self.keys.sent(&job_id),
             &self.stats,
             &self.keys.job_status(&job_id),
@@ -156,7 +160,7 @@ impl SettleKeys {
         let due = due_after(delay);
         let job_id = job.id.to_string();
         let keys = [
-            self.lane(at.lane),
+            at.stream,
             &self.keys.delayed(at.lane),
             &self.stats,
             &self.keys.job_status(&job_id),
@@ -179,7 +183,7 @@ impl SettleKeys {
     pub fn dead(&self, at: &At, letter: &DeadLetter) -> ScriptCall<'static> {
         let json = serde_json::to_string(letter).expect("a dead letter serializes");
         let keys = [
-            self.lane(at.lane),
+            at.stream,
             &self.keys.dead(),
             &self.keys.dead_index(at.lane),
             &self.stats,
@@ -206,11 +210,7 @@ impl SettleKeys {
         let job_id = job.id.to_string();
         let mut call = ScriptCall::new(
             &HAND_BACK,
-            [
-                self.lane(at.lane),
-                &self.keys.job_status(&job_id),
-                &self.stats,
-            ],
+            [at.stream, &self.keys.job_status(&job_id), &self.stats],
         );
         call.arg(WORKER_GROUP)
             .arg(at.entry_id)
@@ -219,7 +219,9 @@ impl SettleKeys {
             .arg(job.to_json())
             .arg(JOB_FIELD)
             .arg(TIMELINE_TTL_SECS)
-            .arg(at.lane.as_str());
+            .arg(at.lane.as_str())
+            .arg(self.keys.prefix())
+            .arg(at.tenant);
         call
     }
 
@@ -230,7 +232,7 @@ impl SettleKeys {
         let mut call = ScriptCall::new(
             &DEFER,
             [
-                self.lane(at.lane),
+                at.stream,
                 &self.keys.delayed(at.lane),
                 &self.keys.job_status(&job_id),
             ],
@@ -248,14 +250,14 @@ impl SettleKeys {
 
     /// Acknowledges a copy that must not be sent from here (`drop_duplicate.lua`).
     pub fn drop_duplicate(&self, at: &At) -> ScriptCall<'static> {
-        let mut call = ScriptCall::new(&DROP_DUPLICATE, [self.lane(at.lane)]);
+        let mut call = ScriptCall::new(&DROP_DUPLICATE, [at.stream]);
         call.arg(WORKER_GROUP).arg(at.entry_id).arg(at.consumer);
         call
     }
 
-    /// Keeps `consumer`'s holds on `entry_ids` of `lane` alive (`touch.lua`).
-    pub fn touch(&self, lane: Lane, consumer: &str, entry_ids: &[String]) -> ScriptCall<'static> {
-        let mut call = ScriptCall::new(&TOUCH, [self.lane(lane)]);
+    /// Keeps `consumer`'s holds on `entry_ids` of `stream` alive (`touch.lua`).
+    pub fn touch(&self, stream: &str, consumer: &str, entry_ids: &[String]) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(&TOUCH, [stream]);
         call.arg(WORKER_GROUP).arg(consumer);
         for id in entry_ids {
             call.arg(id);

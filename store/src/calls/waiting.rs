@@ -8,28 +8,29 @@ use redis::{FromRedisValue, RedisError, Value};
 
 use super::unexpected;
 use crate::Keys;
-use crate::keys::JOB_FIELD;
+use crate::keys::{JOB_FIELD, WORKER_GROUP};
 use crate::script::ScriptCall;
 use crate::scripts::{PROMOTE, SCHEDULE};
 
 /// Moves at most `batch` due retries of `lane` back onto it.
 pub fn promote(keys: &Keys, lane: Lane, batch: usize) -> ScriptCall<'static> {
-    let mut call = ScriptCall::new(&PROMOTE, [&*keys.delayed(lane), &keys.lane(lane)]);
-    call.arg(batch).arg(JOB_FIELD).arg(keys.job_status_prefix());
+    let mut call = ScriptCall::new(&PROMOTE, [&*keys.delayed(lane)]);
+    call.arg(batch)
+        .arg(JOB_FIELD)
+        .arg(keys.prefix())
+        .arg(lane.as_str())
+        .arg(WORKER_GROUP);
     call
 }
 
 /// Moves at most `batch` due scheduled jobs of `lane` onto it.
 pub fn schedule(keys: &Keys, lane: Lane, batch: usize) -> ScriptCall<'static> {
-    let mut call = ScriptCall::new(
-        &SCHEDULE,
-        [
-            &*keys.scheduled(lane),
-            &keys.scheduled_jobs(),
-            &keys.lane(lane),
-        ],
-    );
-    call.arg(batch).arg(JOB_FIELD).arg(keys.job_status_prefix());
+    let mut call = ScriptCall::new(&SCHEDULE, [&*keys.scheduled(lane), &keys.scheduled_jobs()]);
+    call.arg(batch)
+        .arg(JOB_FIELD)
+        .arg(keys.prefix())
+        .arg(lane.as_str())
+        .arg(WORKER_GROUP);
     call
 }
 

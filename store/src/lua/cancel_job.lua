@@ -1,15 +1,13 @@
 -- Cancel one job by id (`herald-producer cancel`, `DELETE /v1/jobs/{id}`): see stop.lua.
 -- KEYS[1] the job's record, KEYS[2] dead letters, KEYS[3] the job's sent marker, KEYS[4]
--- stats, KEYS[5] scheduled bodies, then every lane's keys (stream, scheduled, delayed, in
--- LANES order)
--- ARGV[1] job id, ARGV[2] group, ARGV[3] now (RFC 3339), ARGV[4] a stopped record's ttl (s)
+-- stats, KEYS[5] scheduled bodies
+-- ARGV[1] job id, ARGV[2] group, ARGV[3] now (RFC 3339), ARGV[4] a stopped record's ttl (s),
+-- ARGV[5] the namespace's prefix (`{ns}:`)
 -- Returns {0, 'cancelled'} cancelled now, {1, state} already stopped (cancelled or
 -- superseded: it will never be sent), {2, state} too late (sending: the attempt under way
 -- may reach Interakt, and is not retried if it fails; sent, dead, expired), {3, ''} no such
 -- job.
-local where = lanes_at(6)
-where.bodies = KEYS[5]
-where.stats = KEYS[4]
+local where = {prefix = ARGV[5], bodies = KEYS[5], stats = KEYS[4]}
 local result = stop(KEYS[1], ARGV[1], where, ARGV[2], ARGV[3], ARGV[4], 'cancel', false)
 if result == 'stopped' then
   return {0, 'cancelled'}

@@ -16,18 +16,19 @@
 -- (begin_send.lua) and can never be overtaken by it.
 --
 -- KEYS[1] the idempotency claim (the record when the job has no key), KEYS[2] the job's
--- lane, KEYS[3] the job's record, KEYS[4] the replace key (the record when none), KEYS[5]
--- the job lane's scheduled set, KEYS[6] scheduled bodies, KEYS[7] stats, KEYS[8] the
--- booking's index of job ids (the record when none), then with a replace key every lane's
--- keys (stream, scheduled, delayed, in LANES order: see lanes_at in stop.lua)
+-- stream (its lane's, its tenant's: tenant.lua), KEYS[3] the job's record, KEYS[4] the
+-- replace key (the record when none), KEYS[5] the job lane's scheduled set, KEYS[6]
+-- scheduled bodies, KEYS[7] stats, KEYS[8] the booking's index of job ids (the record when
+-- none)
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
 -- ARGV[8] the record's ttl (s), ARGV[9] when it is due (ms, Unix) or '' to send now,
--- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the prefix of job records
--- (+ id = a record key), ARGV[13] a stopped record's ttl, ARGV[14] '1' when the job
--- belongs to a booking (indexed by its id, as long as its record), from ARGV[15] the
--- record's fields (count, names and values: see record.lua)
+-- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the namespace's prefix
+-- (`{ns}:`; + `job:` + id = a record key), ARGV[13] a stopped record's ttl, ARGV[14] '1'
+-- when the job belongs to a booking (indexed by its id, as long as its record), ARGV[15] the
+-- job's lane, ARGV[16] its tenant, from ARGV[17] the record's fields (count, names and
+-- values: see record.lua)
 -- Returns {0, stream entry id ('' when scheduled), superseded job id or '', id of the job
 -- still sending that it waits for or ''} for a new job, {1, first job id} for a duplicate,
 -- {2, first job id} for a conflict (nothing written).
@@ -52,11 +53,9 @@ local waits_for = ''
 if ARGV[7] == '1' then
   local older = redis.call('GET', KEYS[4])
   if older and older ~= ARGV[1] then
-    local where = lanes_at(9)
-    where.bodies = KEYS[6]
-    where.stats = KEYS[7]
-    local stopped = stop(ARGV[12] .. older, older, where, ARGV[10], ARGV[11], ARGV[13],
-      'supersede', ARGV[1])
+    local where = {prefix = ARGV[12], bodies = KEYS[6], stats = KEYS[7]}
+    local stopped = stop(ARGV[12] .. 'job:' .. older, older, where, ARGV[10], ARGV[11],
+      ARGV[13], 'supersede', ARGV[1])
     if stopped == 'stopped' then
       superseded = older
     elseif stopped == 'stopping' then
@@ -65,7 +64,7 @@ if ARGV[7] == '1' then
   end
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[8])
 end
-record(KEYS[3], 15, ARGV[8])
+record(KEYS[3], 17, ARGV[8])
 if waits_for ~= '' then
   redis.call('HSET', KEYS[3], 'supersedes', waits_for)
 end
@@ -78,6 +77,8 @@ if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
   return {0, '', superseded, waits_for}
 end
+stream_for(ARGV[12], ARGV[15], ARGV[16], ARGV[10])
 local entry = redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])
+arrive(ARGV[12], ARGV[15], ARGV[16])
 redis.call('HSET', KEYS[3], 'entry', entry)
 return {0, entry, superseded, waits_for}

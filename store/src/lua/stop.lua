@@ -6,7 +6,8 @@
 --
 -- stop(record, id, where, group, at, ttl, step, by)
 --   record: the job's record key; id: the job's id;
---   where: the lanes' keys by lane name (`lanes_at`: stream, scheduled, delayed) and
+--   where: `prefix` (the namespace's, `{ns}:`: the job's stream, scheduled set and delayed
+--          set are named from it and its record's lane and tenant: tenant.lua),
 --          `bodies` (the scheduled jobs' bodies), `stats` (the stats hash);
 --   group: the workers' consumer group; at: the stop's time (RFC 3339);
 --   ttl: how long a stopped record is kept (s); step: 'cancel' or 'supersede';
@@ -20,19 +21,9 @@
 -- (acknowledged too, if a replica holds it: that replica's last check then finds it gone
 -- and gives its token back), its delayed entry (the record keeps the member: `delayed`).
 
--- The keys of every lane, from KEYS[at]: stream, scheduled set and delayed set per lane, in
--- the order of LANES.
-local function lanes_at(at)
-  local where = {}
-  for i, lane in ipairs(LANES) do
-    local k = at + (i - 1) * 3
-    where[lane] = {stream = KEYS[k], scheduled = KEYS[k + 1], delayed = KEYS[k + 2]}
-  end
-  return where
-end
-
 local function stop(record, id, where, group, at, ttl, step, by)
-  local st = redis.call('HMGET', record, 'state', 'lane', 'entry', 'sent_at', 'delayed', 'stop')
+  local st = redis.call('HMGET', record, 'state', 'lane', 'entry', 'sent_at', 'delayed', 'stop',
+    'tenant')
   local state = st[1]
   if not state then
     return false
@@ -56,16 +47,17 @@ local function stop(record, id, where, group, at, ttl, step, by)
   if not may(step, state) then
     return state
   end
-  local lane = where[st[2]]
+  local lane = st[2]
   if lane then
-    redis.call('ZREM', lane.scheduled, id)
+    redis.call('ZREM', where.prefix .. 'scheduled:' .. lane, id)
     if st[5] then
-      redis.call('ZREM', lane.delayed, st[5])
+      redis.call('ZREM', where.prefix .. 'delayed:' .. lane, st[5])
     end
     if st[3] then
+      local stream = stream_of(where.prefix, lane, st[7])
       -- pcall: the group does not exist before the first worker starts.
-      redis.pcall('XACK', lane.stream, group, st[3])
-      redis.call('XDEL', lane.stream, st[3])
+      redis.pcall('XACK', stream, group, st[3])
+      redis.call('XDEL', stream, st[3])
     end
   end
   redis.call('HDEL', where.bodies, id)

@@ -27,6 +27,7 @@ use herald_shared::{Job, Lane};
 use herald_store::dead_letter::DeadLetter;
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_tests::scenario::Scenario;
+use herald_tests::scenario::lane_streams;
 use redis::AsyncCommands;
 use time::OffsetDateTime;
 
@@ -191,16 +192,22 @@ impl Run {
         };
         let mut pipe = redis::pipe();
         for lane in Lane::ALL {
-            pipe.xlen(s.keys.lane(lane)).zcard(s.keys.delayed(lane));
+            let Ok(streams) = lane_streams(c, &s.keys, lane).await else {
+                *conn = None;
+                return false;
+            };
+            for stream in streams {
+                pipe.xlen(stream);
+            }
+            pipe.zcard(s.keys.delayed(lane));
         }
-        pipe.hkeys(s.keys.dead());
-        let reply: redis::RedisResult<(usize, usize, usize, usize, Vec<String>)> =
-            pipe.query_async(c).await;
-        let Ok((a, b, c2, d, dead)) = reply else {
+        let reply: redis::RedisResult<Vec<usize>> = pipe.query_async(c).await;
+        let dead: redis::RedisResult<Vec<String>> = c.hkeys(s.keys.dead()).await;
+        let (Ok(left), Ok(dead)) = (reply, dead) else {
             *conn = None;
             return false;
         };
-        if a + b + c2 + d > 0 {
+        if left.iter().sum::<usize>() > 0 {
             return false;
         }
         let phones = s.accepted_phones();
@@ -517,39 +524,45 @@ impl Ended {
     async fn read(s: &Scenario, conn: &mut redis::aio::MultiplexedConnection) -> Ended {
         let mut places: HashMap<String, Vec<String>> = HashMap::new();
         for lane in Lane::ALL {
-            let key = s.keys.lane(lane);
-            let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-                .arg(&key)
-                .arg(WORKER_GROUP)
-                .arg("-")
-                .arg("+")
-                .arg(100_000)
-                .query_async(conn)
+            let streams = lane_streams(conn, &s.keys, lane)
                 .await
-                .unwrap_or_default();
-            let pending: HashMap<String, (String, u64)> = pending
-                .into_iter()
-                .map(|(entry, consumer, _, times)| (entry, (consumer, times)))
-                .collect();
-            let entries: redis::streams::StreamRangeReply =
-                conn.xrange_all(&key).await.expect("read a lane");
-            for entry in entries.ids {
-                let id = entry
-                    .get::<String>(JOB_FIELD)
-                    .and_then(|json| Job::from_json(json.as_bytes()).ok())
-                    .map_or_else(|| format!("entry {}", entry.id), |job| job.id.to_string());
-                let place = match pending.get(&entry.id) {
-                    Some((consumer, times)) => format!(
-                        "pending with {consumer} on the {lane} lane (delivered {})",
-                        if *times == 1 {
-                            "once".to_string()
-                        } else {
-                            format!("{times} times")
+                .expect("the lane's streams");
+            for key in streams {
+                let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+                    .arg(&key)
+                    .arg(WORKER_GROUP)
+                    .arg("-")
+                    .arg("+")
+                    .arg(100_000)
+                    .query_async(conn)
+                    .await
+                    .unwrap_or_default();
+                let pending: HashMap<String, (String, u64)> = pending
+                    .into_iter()
+                    .map(|(entry, consumer, _, times)| (entry, (consumer, times)))
+                    .collect();
+                let entries: redis::streams::StreamRangeReply =
+                    conn.xrange_all(&key).await.expect("read a lane");
+                for entry in entries.ids {
+                    let id = entry
+                        .get::<String>(JOB_FIELD)
+                        .and_then(|json| Job::from_json(json.as_bytes()).ok())
+                        .map_or_else(|| format!("entry {}", entry.id), |job| job.id.to_string());
+                    let place = match pending.get(&entry.id) {
+                        Some((consumer, times)) => format!(
+                            "pending with {consumer} on the {lane} lane (delivered {})",
+                            if *times == 1 {
+                                "once".to_string()
+                            } else {
+                                format!("{times} times")
+                            }
+                        ),
+                        None => {
+                            format!("ready on the {lane} lane, never delivered since it was added")
                         }
-                    ),
-                    None => format!("ready on the {lane} lane, never delivered since it was added"),
-                };
-                places.entry(id).or_default().push(place);
+                    };
+                    places.entry(id).or_default().push(place);
+                }
             }
             let delayed: Vec<(String, f64)> = conn
                 .zrange_withscores(s.keys.delayed(lane), 0, -1)

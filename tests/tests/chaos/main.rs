@@ -12,6 +12,7 @@
 //! - `claim_idle`: live replicas holding jobs longer than `--claim-idle` at a low rate.
 //! - `redis_faults`: Redis stopped and restarted; connections dropped, stalled and refused by
 //!   a proxy ([`herald_tests::TcpProxy`]).
+//! - `tenants`: several tenants on all four lanes while replicas die and freeze.
 //! - `interakt_faults`: 503s, slow answers, 429s with and without `Retry-After` (one of
 //!   them huge), and a real limit below the configured one, also with every 429 saying
 //!   `Retry-After: 100000000` (the pause probed).
@@ -26,6 +27,7 @@ mod invariants;
 mod redis_faults;
 mod replicas;
 mod seed;
+mod tenants;
 
 use std::time::Duration;
 

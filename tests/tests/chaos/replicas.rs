@@ -18,12 +18,12 @@ use crate::seed::Seed;
 use crate::{disrupted_replica_args, enqueue_backlog, stand_in};
 
 const RATE: &str = "10/1s";
-const REPLICAS: usize = 3;
+pub(crate) const REPLICAS: usize = 3;
 const EVENTS: usize = 6;
 
 /// What the scenario does to replica slot `slot` at one moment.
 #[derive(Clone, Copy, Debug)]
-enum Act {
+pub(crate) enum Act {
     Kill(usize),
     Term(usize),
     Stop(usize, Duration),
@@ -32,7 +32,7 @@ enum Act {
 }
 
 /// The whole plan, from the seed alone: moments after the run is under way, in order.
-fn plan(rng: &mut StdRng) -> Vec<(Duration, Act)> {
+pub(crate) fn plan(rng: &mut StdRng) -> Vec<(Duration, Act)> {
     let mut moments: Vec<u64> = (0..EVENTS).map(|_| rng.random_range(200..5_000)).collect();
     moments.sort_unstable();
     let mut state = [State::Running; REPLICAS];

@@ -53,7 +53,7 @@ async fn kill_9_during_a_large_replay_leaves_every_job_in_exactly_one_place() {
     s.store_dead_letters(&letters).await;
 
     let mut replay = s
-        .herald_worker()
+        .herald_pipeline()
         .args(["dlq", "replay", "--all"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -123,7 +123,7 @@ async fn replaying_the_same_id_twice_enqueues_it_once() {
     // Two replays of everything at once: each job is enqueued by exactly one of them.
     let racers: Vec<_> = (0..2)
         .map(|_| {
-            s.herald_worker()
+            s.herald_pipeline()
                 .args(["dlq", "replay", "--all"])
                 .stdout(std::process::Stdio::null())
                 .spawn()

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use herald_shared::Lane;
+use herald_store::calls::inspect::{LaneSnapshot, lane_snapshot};
 use herald_store::keys::WORKER_GROUP;
 use herald_tests::{WorkerProcess, wait_until};
 use redis::AsyncCommands;
@@ -52,15 +53,26 @@ async fn scaling_1_to_4_to_1_replicas_keeps_the_budget_and_loses_or_doubles_noth
     )
     .await;
 
-    // Out to four: each new replica joins the group and takes jobs.
+    // Out to four: each new replica joins the group and sends (a replica the budget limits
+    // reads each job once its token is granted, so it holds jobs only while sending them).
     for i in 1..4 {
         replicas.push(s.worker(&format!("churn-{i}"), &args));
     }
     let names: BTreeSet<String> = replicas.iter().map(|w| w.consumer.clone()).collect();
     wait_until(
-        "all four replicas holding jobs",
+        "all four replicas sending",
         Duration::from_secs(30),
-        || async { holders(&s).await.keys().cloned().collect::<BTreeSet<_>>() == names },
+        || async {
+            let senders: BTreeSet<String> = s
+                .status()
+                .await
+                .consumers
+                .into_iter()
+                .filter(|c| c.sent > 0)
+                .map(|c| c.name)
+                .collect();
+            senders == names
+        },
     )
     .await;
     // Four replicas share the budget for a few windows.
@@ -184,21 +196,6 @@ async fn holders(s: &Scenario) -> std::collections::BTreeMap<String, usize> {
 /// One atomic snapshot of the booking lane: entries, pending entries and the group's lag
 /// (-1 when Redis reports none). Waiting jobs = entries - pending, as `herald-worker status`
 /// counts them, since settled entries are deleted.
-const SNAPSHOT: &str = r#"
-local len = redis.call('XLEN', KEYS[1])
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if not ok then return {len, -1, -1} end
-for _, group in ipairs(groups) do
-  local fields = {}
-  for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
-  if fields['name'] == ARGV[1] then
-    local lag = fields['lag']
-    if not lag then lag = -1 end
-    return {len, fields['pending'], lag}
-  end
-end
-return {len, -1, -1}
-"#;
 
 #[derive(Debug, Default)]
 struct LagStats {
@@ -219,22 +216,21 @@ struct LagSampler {
 impl LagSampler {
     async fn start(s: &Scenario) -> LagSampler {
         let mut conn = s.conn.clone();
-        let stream = s.keys.lane(Lane::Booking);
+        let keys = s.keys.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
-            let script = redis::Script::new(SNAPSHOT);
             let mut stats = LagStats::default();
             let mut run = 0;
             while !stopped.load(Ordering::Relaxed) {
-                let [len, pending, lag]: [i64; 3] = script
-                    .key(&stream)
-                    .arg(WORKER_GROUP)
-                    .invoke_async(&mut conn)
+                let reply: redis::Value = lane_snapshot(&keys, Lane::Booking)
+                    .invoke(&mut conn)
                     .await
                     .expect("lane snapshot");
+                let snap = LaneSnapshot::decode(&reply).expect("a lane snapshot");
+                let (len, lag) = (snap.length as i64, snap.lag.map_or(-1, |l| l as i64));
                 // Before the first worker creates the group there is nothing to compare.
-                if pending >= 0 {
+                if let Some(pending) = snap.pending.map(|p| p as i64) {
                     stats.samples += 1;
                     let waiting = len - pending;
                     run = if lag < 0 { run + 1 } else { 0 };

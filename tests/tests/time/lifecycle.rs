@@ -43,7 +43,7 @@ fn far_reminder<'a>(p: &'a str, key: &'a str, window: &'a str) -> Vec<&'a str> {
 /// expiry is gone. (The condition is time itself; Redis's clock is the one keys expire by.)
 async fn window_passes(s: &Scenario, window: Duration) {
     let mut conn = s.conn.clone();
-    let witness = format!("{{{}}}:test:witness", herald_tests::scenario::NAMESPACE);
+    let witness = s.keys.scratch("witness");
     let () = conn
         .pset_ex(&witness, 1, window.as_millis() as u64)
         .await

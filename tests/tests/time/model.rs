@@ -71,6 +71,8 @@ fn phone(i: usize) -> String {
 struct Job {
     id: String,
     lane: Lane,
+    /// Its tenant (`default` when it named none): which of the lane's streams it is on.
+    tenant: String,
     /// What identifies its message at the sandbox: an OTP's code, a booking's id.
     marker: String,
     phone: String,
@@ -213,10 +215,20 @@ impl Run {
         self.model.jobs.push(Job {
             id,
             lane,
+            tenant: body["tenant"].as_str().unwrap_or("default").to_string(),
             marker,
             phone,
             cancelled_at: None,
         });
+    }
+
+    /// Names one of two tenants in half the jobs: each tenant's jobs wait on a stream of its
+    /// own, and every path (cancel, supersede, replay, takeover) must find them there.
+    fn tenant(&mut self, body: &mut Value) {
+        if self.rng.random_bool(0.5) {
+            let tenant = ["salon-a", "salon-b"][self.rng.random_range(0..2)];
+            body["tenant"] = Value::from(tenant);
+        }
     }
 
     async fn enqueue_otp(&mut self, n: usize) {
@@ -232,6 +244,7 @@ impl Run {
         if self.rng.random_bool(0.3) {
             body["idempotency_key"] = Value::from(format!("otp-key:{n}"));
         }
+        self.tenant(&mut body);
         self.enqueue("/v1/jobs/otp", body, Lane::Otp, code).await;
     }
 
@@ -248,6 +261,7 @@ impl Run {
         if self.rng.random_bool(0.3) {
             body["idempotency_key"] = Value::from(format!("booking-key:{n}"));
         }
+        self.tenant(&mut body);
         self.enqueue("/v1/jobs/booking", body, Lane::Booking, booking_id)
             .await;
     }
@@ -319,7 +333,7 @@ impl Run {
         let id = dead[self.rng.random_range(0..dead.len())].clone();
         let out = self
             .s
-            .herald_worker()
+            .herald_pipeline()
             .args(["dlq", "replay", &id, "--extend", "30s"])
             .output()
             .unwrap();
@@ -390,7 +404,7 @@ async fn where_is(
     s: &Scenario,
     job: &Job,
 ) -> Location {
-    let reply: redis::Value = locate(&s.keys, job.lane, &job.id)
+    let reply: redis::Value = locate(&s.keys, job.lane, &job.tenant, &job.id)
         .invoke(conn)
         .await
         .unwrap();
@@ -577,7 +591,7 @@ async fn check(run: &mut Run) {
     }
     // 4. The records are the jobs the enqueues answered for.
     let records: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{NAMESPACE}}}:job:*"))
+        .arg(run.s.keys.job_status_pattern())
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -134,7 +134,7 @@ async fn guarantee_5_a_poison_job_is_dead_lettered() {
 }
 
 /// A replica with tokens to spare reads ahead of its free slots
-/// ([`herald_worker::dispatcher`]'s read-ahead), then is SIGSTOPped while it holds those
+/// ([`herald_pipeline::dispatcher`]'s read-ahead), then is SIGSTOPped while it holds those
 /// jobs. The survivor takes them over after `--claim-idle`; once resumed, the paused
 /// replica finds them taken over and sends none of them. Only requests already in flight
 /// at the pause may reach Interakt twice: at most one per concurrency slot.

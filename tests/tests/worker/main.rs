@@ -11,6 +11,7 @@ mod cli;
 mod crashes;
 mod delivery_tracking;
 mod failures;
+mod fair_turns;
 mod flags;
 mod otp_first;
 mod otp_latency;

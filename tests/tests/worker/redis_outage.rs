@@ -1,5 +1,6 @@
 //! Guarantee 6: Redis stops mid-run and comes back (AOF on): workers neither exit nor spin,
-//! reconnect with backoff, and finish; nothing is lost. Readiness follows Redis.
+//! reconnect with backoff, and finish; nothing is lost. Readiness follows Redis; the log says
+//! the outage once when it starts and once when it ends.
 
 use std::time::Duration;
 
@@ -52,11 +53,21 @@ async fn guarantee_6_workers_ride_out_a_redis_restart() {
     assert_eq!(s.status().await.total.dead, 0);
     assert!(during < total, "the outage must happen mid-run");
     for w in [&a, &b] {
+        wait_until("the outage's last line", Duration::from_secs(20), || {
+            std::future::ready(w.log().contains("Redis reachable again after"))
+        })
+        .await;
         let log = w.log();
-        assert!(log.contains("Redis reachable again"), "{log}");
-        // Backing off, not spinning: a handful of warnings per task, not thousands of lines.
-        let warnings = log.matches("Redis unavailable").count();
-        assert!((1..=20).contains(&warnings), "{warnings} outage warnings");
+        // One line when an episode starts and one when it ends, whichever tasks failed how
+        // often (before: one warning per task, 18 or 19 a replica here, more with more
+        // sends in flight): Redis unreachable, maybe loading its AOF after.
+        let starts = log.matches("(one line when it ends)").count();
+        let ends = log.matches("lasted_ms=").count();
+        assert!(
+            (1..=2).contains(&starts) && ends == starts,
+            "{starts} starts, {ends} ends:\n{log}"
+        );
+        assert_eq!(log.matches("Redis is unreachable;").count(), 1, "{log}");
         assert!(log.lines().count() < 2_000, "the log suggests a tight loop");
     }
     let metrics = format!("http://{listen}/metrics");

@@ -1,7 +1,8 @@
 //! Guarantee 8, its second half: a background task that stops unexpectedly takes `/readyz`
 //! away from 200 and the replica exits 1 within seconds, for its orchestrator to restart
 //! it. The cause here is a real one: a key the retry promoter needs holds another type of
-//! value (another application writing into Herald's namespace), which no retry can fix.
+//! value (another application writing into Herald's namespace), which no retry can fix: the
+//! refusal stops the replica, and its last line names the task, the cause and the fix.
 
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ async fn guarantee_8_a_retry_promoter_that_stops_fails_readiness_and_exits_1() {
             "WRONGTYPE",
             "HERALD_NAMESPACE",
             "task=\"retry promoter\"",
-            "stopped unexpectedly",
+            "waiting cannot help, so the retry promoter stopped",
         ],
     )
     .await;

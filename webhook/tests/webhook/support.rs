@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use herald_pipeline::lanes::{Delivery, LaneReader};
+use herald_pipeline::settle::Settler;
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Redacted};
 use herald_store::Keys;
 use herald_store::timeline::{self, JobTimeline};
 use herald_tests::{RedisServer, wait_until};
 use herald_webhook::{self as webhook, WebhookSettings, receiver};
-use herald_worker::lanes::{Delivery, LaneReader};
-use herald_worker::settle::Settler;
 use redis::AsyncCommands;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -203,7 +203,7 @@ impl Harness {
     pub async fn sent(&self, job: &Job, message_id: &str) {
         let reader = LaneReader::new(self.pool.clone(), self.keys.clone(), "seed".into());
         reader.ensure_groups().await.unwrap();
-        let delivery = Delivery::of_job(job, "0-1");
+        let delivery = Delivery::of_job(&self.keys, job, "0-1");
         Settler::new(self.pool.clone(), self.keys.clone(), "seed".into())
             .sent(&delivery, job, message_id)
             .await

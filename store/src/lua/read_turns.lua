@@ -1,0 +1,85 @@
+-- Read up to `want` new jobs of one lane for one replica, tenants served in turn: the
+-- tenants with jobs not yet read (the lane's turns, lowest virtual time first) each get a
+-- share of the read by weight; each tenant's virtual time grows by jobs read / weight, so
+-- over reads every tenant with a backlog gets its weight's share, and a tenant that newly
+-- has a job (entering at the lowest virtual time: tenant.lua) is read at the next read,
+-- whatever the backlog of the others. A tenant with nothing left to read leaves the turns.
+-- Every read is an XREADGROUP of the workers' group, as before: the entries stay pending
+-- with this replica until settled.
+-- KEYS[1] the lane's turns
+-- ARGV[1] the namespace's prefix, ARGV[2] the lane, ARGV[3] the workers' group, ARGV[4] the
+-- consumer, ARGV[5] how many at most, from ARGV[6] tenants' weights (name, weight) for
+-- those not weighing 1
+-- The default tenant's stream (the lane's own) is read at every read even when it has no
+-- turn: a producer of an earlier release adds to it without taking a turn, and its jobs are
+-- read as soon as any other's (once read, the tenant takes its turn as tenant.lua's would).
+-- Returns {tenant, entry id, fields, ...} flat, or when nothing was read {'', bell's last
+-- id, the lane's own stream's last id}: the replica blocks on both from there.
+local prefix, lane, group, consumer = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local left = tonumber(ARGV[5])
+local weights = {}
+for i = 6, #ARGV, 2 do
+  weights[ARGV[i]] = tonumber(ARGV[i + 1])
+end
+local out = {}
+local unannounced = not redis.call('ZSCORE', KEYS[1], 'default')
+for round = 1, 16 do
+  if left <= 0 then
+    break
+  end
+  local picks = redis.call('ZRANGE', KEYS[1], 0, left - 1)
+  local forced = round == 1 and unannounced
+  if forced then
+    picks[#picks + 1] = 'default'
+  end
+  if #picks == 0 then
+    break
+  end
+  local total = 0
+  for _, tenant in ipairs(picks) do
+    total = total + (weights[tenant] or 1)
+  end
+  local budget = left
+  for _, tenant in ipairs(picks) do
+    if left <= 0 then
+      break
+    end
+    local weight = weights[tenant] or 1
+    local quota = math.min(left, math.max(1, math.floor(budget * weight / total)))
+    local stream = stream_of(prefix, lane, tenant)
+    local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', quota,
+      'STREAMS', stream, '>')
+    local entries = {}
+    if ok and reply and reply[1] then
+      entries = reply[1][2]
+    elseif not ok then
+      -- The group is gone (Redis lost its data): made again for the next read.
+      redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    end
+    for _, entry in ipairs(entries) do
+      out[#out + 1] = tenant
+      out[#out + 1] = entry[1]
+      out[#out + 1] = entry[2]
+    end
+    left = left - #entries
+    if #entries < quota then
+      redis.call('ZREM', KEYS[1], tenant)
+    elseif forced and tenant == 'default' then
+      local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+      redis.call('ZADD', KEYS[1], 'NX', first[2] or 0, 'default')
+    else
+      redis.call('ZINCRBY', KEYS[1], #entries / weight, tenant)
+    end
+  end
+end
+local function last_id(stream)
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    return last[1][1]
+  end
+  return '0-0'
+end
+if #out == 0 then
+  return {'', last_id(prefix .. 'lane:' .. lane .. ':bell'), last_id(stream_of(prefix, lane, 'default'))}
+end
+return out
