@@ -93,6 +93,13 @@ pub const MAX_DELIVERIES: Range<u64> = Range {
     why: "deliveries before a job is dead-lettered as poison; with more, a job that crashes its consumer keeps crashing replicas",
 };
 
+pub const MIN_REPLICAS: Range<u64> = Range {
+    name: "HERALD_MIN_REPLICAS (--min-replicas)",
+    min: 0,
+    max: 100,
+    why: "Redis replicas that must have each sending mark before its send goes on; more than the master has makes every send wait and fail",
+};
+
 pub const BACKOFF_BASE: Range<Duration> = Range {
     name: "HERALD_BACKOFF_BASE (--backoff-base)",
     min: ms(10),
@@ -230,7 +237,12 @@ mod tests {
     /// Every range can be met: its ends are in order, and the defaults are inside.
     #[test]
     fn every_range_holds_its_default() {
-        let counts = [(CONCURRENCY, 16), (MAX_ATTEMPTS, 8), (MAX_DELIVERIES, 5)];
+        let counts = [
+            (CONCURRENCY, 16),
+            (MAX_ATTEMPTS, 8),
+            (MAX_DELIVERIES, 5),
+            (MIN_REPLICAS, 0),
+        ];
         for (range, default) in counts {
             assert!(range.min <= range.max, "{}", range.name);
             assert_eq!(range.check(default), Ok(default), "{}", range.name);

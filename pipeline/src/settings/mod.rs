@@ -119,7 +119,7 @@ pub struct RunArgs {
     #[arg(long, env = "HERALD_PROBE_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub probe_interval: Duration,
     /// Wait until this many replicas have each sent marker (Redis WAIT, 2 s) before moving
-    /// on, so a failover does not make a sent job look unsent; 0: do not wait.
+    /// on, so a failover does not make a sent job look unsent; 0: do not wait (0 to 100).
     #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0)]
     pub min_replicas: u32,
     /// Serve /metrics, /healthz and /readyz on this address.
@@ -166,6 +166,7 @@ impl Settings {
         let concurrency = bounds::CONCURRENCY.check(args.concurrency)?;
         let max_attempts = bounds::MAX_ATTEMPTS.check(args.max_attempts)?;
         let max_deliveries = bounds::MAX_DELIVERIES.check(args.max_deliveries)?;
+        let min_replicas = bounds::MIN_REPLICAS.check(u64::from(args.min_replicas))?;
         let backoff_base = bounds::BACKOFF_BASE.check(args.backoff_base)?;
         let backoff_max = bounds::BACKOFF_MAX.check(args.backoff_max)?;
         if backoff_max < backoff_base {
@@ -238,7 +239,8 @@ impl Settings {
             lane_weights: LaneWeights::parse(&args.lane_weights)?,
             tenant_weights: weights::parse_tenant_weights(&args.tenant_weights)?,
             consumer,
-            durability: Durability::replicas(args.min_replicas),
+            // Within its range (at most 100).
+            durability: Durability::replicas(min_replicas as u32),
         })
     }
 }
@@ -337,11 +339,12 @@ mod tests {
         let ends = [
             "--concurrency 1 --max-attempts 1 --max-deliveries 1 --backoff-base 10ms \
              --backoff-max 10ms --request-timeout 1s --claim-idle 2s --shutdown-grace 1s \
-             --max-cooldown 1s --rate 1/1s --rate-margin 50ms --probe-interval 1s",
+             --max-cooldown 1s --rate 1/1s --rate-margin 50ms --probe-interval 1s \
+             --min-replicas 0",
             "--concurrency 1024 --max-attempts 100 --max-deliveries 100 --backoff-base 1h \
              --backoff-max 1day --request-timeout 5m --claim-idle 1day --shutdown-grace 1h \
              --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s \
-             --probe-interval 1h",
+             --probe-interval 1h --min-replicas 100",
         ];
         for flags in ends {
             let flags: Vec<&str> = flags.split_whitespace().collect();
@@ -354,7 +357,11 @@ mod tests {
     /// Each flag out of its range is refused by its own name (not another's it depends on).
     #[test]
     fn a_value_out_of_range_is_refused_naming_its_variable_and_flag() {
-        let cases: [(&[&str], &str); 16] = [
+        let cases: [(&[&str], &str); 17] = [
+            (
+                &["--min-replicas", "101"],
+                "HERALD_MIN_REPLICAS (--min-replicas)",
+            ),
             (
                 &["--concurrency", "0"],
                 "HERALD_CONCURRENCY (--concurrency)",
