@@ -130,10 +130,14 @@ async fn guarantee_1_slow_new_connections_never_put_more_than_n_in_a_window() {
 /// Guarantee 2 with a reserve that follows demand (issue 26, part 5): three replicas drain a
 /// booking-only backlog at 300/6s (Growth's N, compressed) against a stand-in enforcing the
 /// same limit. With no OTP seen, bookings leave one token of each window, not the whole
-/// 5% reserve: at least 99% of N reaches Interakt in every window (285 of 300, 95%, before).
-/// The first OTP after that quiet stretch finds the token left and goes at once.
+/// 5% reserve: every window gets more than the N less the reserve the old rule allowed
+/// (285 of 300, 95%; it saw 285, 256 and 284). The figure itself (299 of 300 on an idle
+/// machine, 296 to 299 on a loaded one) is the paused-clock test's and the benchmark's to
+/// show (`the_otp_reserve_follows_the_otps_seen_and_a_booking_backlog_uses_99_percent`,
+/// `otp_latency`'s `BENCH_QUIET`), not a timed assert's. The first OTP after that quiet
+/// stretch finds the token left and goes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guarantee_2_a_booking_backlog_uses_99_percent_and_the_first_otp_goes_at_once() {
+async fn guarantee_2_a_booking_backlog_takes_the_unused_reserve_and_the_first_otp_goes_at_once() {
     const N: usize = 300;
     const W_MS: u64 = 6_000;
     let mut s = Scenario::start_exclusive(SandboxSetup {
@@ -166,10 +170,12 @@ async fn guarantee_2_a_booking_backlog_uses_99_percent_and_the_first_otp_goes_at
         })
         .collect();
     eprintln!("bookings per {W_MS} ms window: {per_window:?} of {N}");
+    // The old rule: bookings never took the last 5% (15 tokens) of a window.
+    let old_rule = N - 15;
     for (k, &used) in per_window.iter().enumerate() {
         assert!(
-            used * 100 >= 99 * N,
-            "window {k}: {used} of {N} ({per_window:?})"
+            used > old_rule,
+            "window {k}: {used} of {N}, no more than bookings had when they left the whole reserve ({per_window:?})"
         );
     }
 
