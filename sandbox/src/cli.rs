@@ -36,6 +36,10 @@ pub struct Args {
     /// documents none.
     #[arg(long, env = "SANDBOX_RETRY_AFTER")]
     pub retry_after: bool,
+    /// Send `Retry-After: SECS` with every rate-limited answer instead (e.g. 100000000, as a
+    /// misbehaving API might).
+    #[arg(long, env = "SANDBOX_RETRY_AFTER_SECS", value_name = "SECS")]
+    pub retry_after_secs: Option<u64>,
     /// Probability (0.0 to 1.0) of answering an unscripted phone with 503.
     #[arg(long, env = "SANDBOX_FAIL_RATE", default_value = "0", value_name = "P",
           value_parser = crate::config::parse_fail_rate)]
@@ -79,6 +83,7 @@ impl Args {
         let config = SandboxConfig {
             rate: self.rate,
             retry_after: self.retry_after,
+            retry_after_secs: self.retry_after_secs,
             fail_rate: self.fail_rate,
             latency: self.latency,
             script: self.script,
