@@ -6,6 +6,8 @@
 #   JOBS=5000 ROUNDS=1 bash benches/compare/run.sh
 #   SIDES=herald COMMANDSTATS=1 bash benches/compare/run.sh   # Herald only, with Redis's
 #                                          # per-command counts and CPU per job after each round
+#   HERALD_BIN=/path/to/dir bash benches/compare/run.sh   # Herald's binaries from there, unbuilt
+#                                          # (an earlier release's, to compare)
 #
 # What it starts (and stops): a redis-server on a free port without persistence, nginx
 # (Debian's package; installed when missing) answering every POST with Interakt's 200 body,
@@ -15,7 +17,10 @@
 # Figures per side: enqueue jobs/s; end to end jobs/s from the worker process's start to the
 # last job sent; the worker's peak RSS; Redis commands per job (INFO commandstats over the
 # worker's run); Redis round trips per job (`total_reads_processed`: a pipeline Redis reads
-# at once counts one); Redis bytes per queued job (used_memory before and after the enqueue).
+# at once counts one); Redis bytes per queued job (used_memory before and after the enqueue);
+# Redis CPU per sent job: the server's CPU time (INFO cpu, user + system) over the worker's
+# run, and the part of it inside scripts (INFO commandstats: EVALSHA's and EVAL's usec; the
+# commands a script calls are counted inside it, and again under their own names).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -39,8 +44,8 @@ fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 echo "building Herald (release) and installing BullMQ (npm ci)..." >&2
-(cd "$root" && cargo build --release --locked -q -p herald-producer -p herald-worker)
-bin="${CARGO_TARGET_DIR:-$root/target}/release"
+[ -n "${HERALD_BIN:-}" ] || (cd "$root" && cargo build --release --locked -q -p herald-producer -p herald-worker)
+bin="${HERALD_BIN:-${CARGO_TARGET_DIR:-$root/target}/release}"
 (cd "$here/bullmq" && npm ci --silent --no-audit --no-fund >/dev/null 2>&1)
 
 work="$(mktemp -d)"
@@ -106,6 +111,10 @@ commands() { R info commandstats | awk -F'[=,:]' -v own="$1" '/^cmdstat_/ { n +=
 # Round trips since the last CONFIG RESETSTAT: the reads Redis did from its clients (a
 # pipeline read at once counts one), less the given count of our own.
 round_trips() { R info stats | awk -F: -v own="$1" '/^total_reads_processed:/ { print $2 - own }'; }
+# Redis's CPU time (user + system, in microseconds) since it started.
+redis_cpu_us() { R info cpu | awk -F: '/^used_cpu_(sys|user):/ { t += $2 } END { printf "%.0f", t * 1e6 }'; }
+# Microseconds spent in scripts (EVALSHA, EVAL) since the last CONFIG RESETSTAT.
+script_us() { R info commandstats | awk -F'[=,:]' '/^cmdstat_(evalsha|eval):/ { t += $5 } END { print t + 0 }'; }
 # Each command's calls and Redis CPU per job, heaviest first (COMMANDSTATS=1).
 command_table() {
     R info commandstats | awk -F'[=,:]' -v jobs="$JOBS" '/^cmdstat_/ {
@@ -127,10 +136,14 @@ bullmq_round() {
     bq_enqueue_rate="$(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["enqueued"]/d["seconds"]))')"
     bq_bytes=$(( (after - before) / JOBS ))
     R config resetstat >/dev/null
+    local cpu0
+    cpu0="$(redis_cpu_us)"
     out="$(cd "$here/bullmq" && JOBS="$JOBS" CONCURRENCY="$CONCURRENCY" \
         TARGET_URL="http://127.0.0.1:$hport/v1/public/rcs/message/" node worker.mjs)"
-    bq_cmds="$(commands 2)"
-    bq_trips="$(round_trips 3)"
+    bq_cpu=$(( ($(redis_cpu_us) - cpu0) / JOBS ))
+    bq_script=$(( $(script_us) / JOBS ))
+    bq_cmds="$(commands 5)"
+    bq_trips="$(round_trips 6)"
     read -r bq_rate bq_rss < <(echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["completed"]/d["seconds"]), d["max_rss_kib"])')
 }
 
@@ -152,6 +165,8 @@ herald_round() {
     he_bytes=$(( (after - before) / JOBS ))
     he_enqueue_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
     R config resetstat >/dev/null
+    local cpu0
+    cpu0="$(redis_cpu_us)"
     redis_cpu0="$(cpu_ticks "$rpid")"
     nginx_cpu0="$(cpu_ticks "$npid")"
     he_cpu0=0
@@ -175,9 +190,11 @@ herald_round() {
     kill "$poller" 2>/dev/null || true
     exec {poll}<&-
     t1="$(now)"
+    he_cpu=$(( ($(redis_cpu_us) - cpu0) / JOBS ))
+    he_script=$(( $(script_us) / JOBS ))
     he_rss="$(peak_rss_kib "$pid")"
-    he_cmds="$(commands "$polls")"
-    he_trips="$(round_trips $((polls + 3)))"
+    he_cmds="$(commands $((polls + 3)))"
+    he_trips="$(round_trips $((polls + 6)))"
     if [ -n "$COMMANDSTATS" ]; then
         command_table
         awk '/^(Rss|Anonymous|Pss_File):/ { printf "  worker at the end: %s %.1f MiB\n", $1, $2 / 1024 }' "/proc/$pid/smaps_rollup" >&2
@@ -189,20 +206,22 @@ herald_round() {
 }
 
 echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
-printf '%-6s %-7s %14s %14s %9s %13s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "bytes per job"
+printf '%-6s %-7s %14s %14s %9s %13s %14s %14s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "redis us/job" "scripts us/job" "bytes per job"
 has() { [[ " $SIDES " == *" $1 "* ]]; }
 ratios=()
 enqueue_ratios=()
 for round in $(seq 1 "$ROUNDS"); do
     if has bullmq; then
         bullmq_round
-        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
-            "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" "$bq_bytes"
+        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
+            "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" \
+            "$bq_cpu" "$bq_script" "$bq_bytes"
     fi
     if has herald; then
         herald_round
-        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
-            "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" "$he_bytes (keyed $he_bytes_keyed)"
+        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
+            "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" \
+            "$he_cpu" "$he_script" "$he_bytes (keyed $he_bytes_keyed)"
     fi
     if has bullmq && has herald; then
         printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \

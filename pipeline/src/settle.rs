@@ -17,14 +17,20 @@
 //! may have taken it over while this one was paused) and changes nothing otherwise
 //! ([`Settled::NotOurs`]); a send's record is the exception: it is written whoever owns the
 //! entry, so the new holder finds it and does not send again.
+//!
+//! The checks before sends and the records of sends, the two calls every job makes, go in
+//! batches ([`batch`]): those that tasks ask for at about the same time are one script call.
 
+mod batch;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::{AsyncCommands, Value};
-use herald_shared::Job;
 use herald_shared::redis_pool::Pool;
+use herald_shared::{Job, Lane};
 use herald_store::Keys;
-use herald_store::calls::settle::{At, SettleKeys};
+use herald_store::calls::settle::{At, Check, Sent, SentFields, SettleKeys};
 use herald_store::durability::Durability;
 use herald_store::keys::Stat;
 use herald_store::script::ScriptCall;
@@ -32,6 +38,8 @@ use time::OffsetDateTime;
 
 use crate::dead_letter::DeadLetter;
 use crate::lanes::{Delivery, RedisFailure};
+use crate::limiter::Token;
+use batch::{Batched, Batcher};
 
 pub use herald_store::calls::settle::{BeginSend, Completed, Settled};
 pub use herald_store::record::UNKNOWN_MESSAGE_ID;
@@ -52,13 +60,146 @@ pub struct Settler {
     /// How many replicas must have a `sending` mark and a sent marker before the step goes
     /// on (`--min-replicas`).
     durability: Durability,
+    /// The checks before sends and the records of sends, batched; shared by every clone.
+    batches: Arc<Batches>,
+}
+
+/// The two batched calls of the send path, each with its batcher's task.
+struct Batches {
+    checks: Batcher<Checks>,
+    records: Batcher<Records>,
+}
+
+impl Batches {
+    fn new(pool: &Pool, keys: &SettleKeys, consumer: &str) -> Batches {
+        let calls = BatchCalls {
+            pool: pool.clone(),
+            keys: keys.clone(),
+            consumer: consumer.to_string(),
+        };
+        Batches {
+            checks: Batcher::new(Checks(calls.clone())),
+            records: Batcher::new(Records(calls)),
+        }
+    }
+}
+
+/// What a batched call is made with: the send path's shared connection, the key names, the
+/// replica's name.
+#[derive(Clone)]
+struct BatchCalls {
+    pool: Pool,
+    keys: SettleKeys,
+    consumer: String,
+}
+
+impl BatchCalls {
+    async fn run(&self, call: &ScriptCall<'_>) -> Result<Value, RedisFailure> {
+        Ok(call.invoke(&mut self.pool.shared().await?).await?)
+    }
+}
+
+/// A delivery's entry and token, owned, as a batched call needs them.
+struct Entry {
+    lane: Lane,
+    tenant: Arc<str>,
+    stream: Arc<str>,
+    entry_id: String,
+    token: Option<Token>,
+}
+
+impl Entry {
+    fn of(delivery: &Delivery) -> Entry {
+        Entry {
+            lane: delivery.lane,
+            tenant: delivery.tenant.clone(),
+            stream: delivery.stream.clone(),
+            entry_id: delivery.entry_id.clone(),
+            token: delivery.token.clone(),
+        }
+    }
+
+    fn at<'a>(&'a self, consumer: &'a str) -> At<'a> {
+        At {
+            lane: self.lane,
+            tenant: &self.tenant,
+            stream: &self.stream,
+            entry_id: &self.entry_id,
+            consumer,
+            token: self.token.as_ref().map(Token::charge),
+        }
+    }
+}
+
+/// One job's last check before its send, batched.
+struct CheckItem {
+    entry: Entry,
+    job_id: String,
+    not_after: Option<OffsetDateTime>,
+}
+
+struct Checks(BatchCalls);
+
+impl Batched for Checks {
+    type Item = CheckItem;
+    type Answer = BeginSend;
+
+    async fn call(&self, items: &[CheckItem]) -> Result<Vec<BeginSend>, RedisFailure> {
+        let checks: Vec<Check> = items
+            .iter()
+            .map(|item| Check {
+                at: item.entry.at(&self.0.consumer),
+                job_id: &item.job_id,
+                not_after: item.not_after,
+            })
+            .collect();
+        let call = self.0.keys.begin_sends(&checks);
+        Ok(BeginSend::decode_all(
+            &self.0.run(&call).await?,
+            checks.len(),
+        )?)
+    }
+}
+
+/// One send to record, batched.
+struct RecordItem {
+    entry: Entry,
+    job_id: String,
+    message_id: String,
+    fields: SentFields,
+}
+
+struct Records(BatchCalls);
+
+impl Batched for Records {
+    type Item = RecordItem;
+    type Answer = Completed;
+
+    async fn call(&self, items: &[RecordItem]) -> Result<Vec<Completed>, RedisFailure> {
+        let sends: Vec<Sent> = items
+            .iter()
+            .map(|item| Sent {
+                at: item.entry.at(&self.0.consumer),
+                job_id: &item.job_id,
+                message_id: &item.message_id,
+                fields: &item.fields,
+            })
+            .collect();
+        let call = self.0.keys.completes(&sends);
+        Ok(Completed::decode_all(
+            &self.0.run(&call).await?,
+            sends.len(),
+        )?)
+    }
 }
 
 impl Settler {
     pub fn new(pool: Pool, keys: Keys, consumer: String) -> Self {
+        let keys = SettleKeys::new(&keys);
         Settler {
+            batches: Arc::new(Batches::new(&pool, &keys, &consumer)),
             pool,
-            keys: SettleKeys::new(&keys),
+            keys,
             consumer,
             durability: Durability::default(),
         }
@@ -94,10 +235,11 @@ impl Settler {
     }
 
     /// The last check before `job` is sent, one script (`begin_send.lua`) and one round
-    /// trip: still this replica's, not already sent, not stopped, not past its deadline,
-    /// not behind an older job of its replace key still sending; then its record says
-    /// `sending`, and a cancel from now on is too late for this attempt. When it answers
-    /// anything but [`BeginSend::Send`], the delivery's token went back to the budget.
+    /// trip, shared with the checks other tasks ask for meanwhile: still this replica's, not
+    /// already sent, not stopped, not past its deadline, not behind an older job of its
+    /// replace key still sending; then its record says `sending`, and a cancel from now on
+    /// is too late for this attempt. When it answers anything but [`BeginSend::Send`], the
+    /// delivery's token went back to the budget.
     ///
     /// With `--min-replicas`, `sending` is on enough replicas before the send goes on: a
     /// failover that lost it would let a cancel answer "cancelled" for a job being sent.
@@ -106,6 +248,16 @@ impl Settler {
         delivery: &Delivery,
         job: &Job,
     ) -> Result<BeginSend, RedisFailure> {
+        if !self.durability.is_on() {
+            let item = CheckItem {
+                entry: Entry::of(delivery),
+                job_id: job.id.to_string(),
+                not_after: job.not_after,
+            };
+            if let Some(answer) = self.batches.checks.ask(item).await {
+                return Ok(answer);
+            }
+        }
         let call = self.keys.begin_send(&self.at(delivery), job);
         if !self.durability.is_on() {
             return Ok(BeginSend::decode(&self.run(&call).await?)?);
@@ -129,7 +281,8 @@ impl Settler {
     }
 
     /// Records `job` as sent as Interakt's `message_id` (its record and the message index
-    /// included), then acknowledges and deletes the entry.
+    /// included), then acknowledges and deletes the entry; in one call with the sends other
+    /// tasks record meanwhile.
     pub async fn sent(
         &self,
         delivery: &Delivery,
@@ -137,6 +290,17 @@ impl Settler {
         message_id: &str,
     ) -> Result<Completed, RedisFailure> {
         let now = OffsetDateTime::now_utc();
+        if !self.durability.is_on() {
+            let item = RecordItem {
+                entry: Entry::of(delivery),
+                job_id: job.id.to_string(),
+                message_id: message_id.to_string(),
+                fields: SentFields::new(job, message_id, now),
+            };
+            if let Some(answer) = self.batches.records.ask(item).await {
+                return Ok(answer);
+            }
+        }
         let call = self.keys.complete(&self.at(delivery), job, message_id, now);
         let reply = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.

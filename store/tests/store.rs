@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 
 use herald_shared::{Job, Lane};
+use herald_store::calls::budget::Charge;
 use herald_store::calls::dead_letters::{self, Replayed};
 use herald_store::calls::enqueue::{self, CancelReply};
 use herald_store::calls::lanes::{self, Read};
-use herald_store::calls::settle::{At, Completed, SettleKeys};
+use herald_store::calls::settle::{At, BeginSend, Check, Completed, Sent, SentFields, SettleKeys};
 use herald_store::calls::waiting::{self, Moved};
 use herald_store::dead_letter::DeadLetter;
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
@@ -316,6 +317,220 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
     assert_eq!(sent, 1);
 }
 
+/// `n` OTPs enqueued and read by consumer `w1`: each job with its entry id.
+async fn read_otps(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    n: usize,
+) -> Vec<(Job, String)> {
+    let mut jobs = Vec::new();
+    for i in 0..n {
+        let phone = format!("+9198123456{i:02}");
+        let job = Job::otp(&phone, "4242", std::time::Duration::from_secs(600)).unwrap();
+        let _: redis::Value =
+            enqueue::enqueue(keys, &job, 86_400_000, time::OffsetDateTime::now_utc())
+                .invoke(conn)
+                .await
+                .unwrap();
+        jobs.push(job);
+    }
+    let _: Result<(), _> = conn
+        .xgroup_create(keys.lane(Lane::Otp), WORKER_GROUP, "0")
+        .await;
+    let read: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &[keys.lane(Lane::Otp)],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group(WORKER_GROUP, "w1")
+                .count(n),
+        )
+        .await
+        .unwrap();
+    let entries = read.keys[0].ids.iter().map(|id| id.id.clone());
+    jobs.into_iter().zip(entries).collect()
+}
+
+/// Tokens `members` granted at `score` in both logs of the budget.
+async fn grant(
+    conn: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    members: &[&str],
+    score: f64,
+) {
+    for log in [keys.rate_window(), keys.rate_window_otp()] {
+        for member in members {
+            let () = conn.zadd(&log, *member, score).await.unwrap();
+        }
+    }
+}
+
+/// Issue 31: the sends a replica's tasks record together go in one call, each recorded as
+/// if alone: one recorded before is not counted again but its entry is acknowledged; one
+/// another replica took over is recorded (the new holder must find it) but its entry is
+/// left; tokens are charged at the answer, a delivery without one charges nothing.
+#[tokio::test]
+async fn sends_recorded_in_one_call_are_each_recorded_as_if_alone() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let read = read_otps(&mut conn, &keys, 3).await;
+    let stream = keys.lane(Lane::Otp);
+    let entries: Vec<&str> = read.iter().map(|(_, entry)| entry.as_str()).collect();
+    let ids: Vec<String> = read.iter().map(|(job, _)| job.id.to_string()).collect();
+    let settles = SettleKeys::new(&keys);
+    let now = time::OffsetDateTime::now_utc();
+    // The first was recorded before (another replica sent it too); the third was taken over
+    // by w2.
+    let () = conn.set(keys.sent(&ids[0]), "m-0").await.unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg(WORKER_GROUP)
+        .arg("w2")
+        .arg(0)
+        .arg(entries[2])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    grant(&mut conn, &keys, &["t-0", "t-1"], 4e15).await;
+
+    let fields: Vec<SentFields> = read
+        .iter()
+        .enumerate()
+        .map(|(i, (job, _))| SentFields::new(job, &format!("m-{i}"), now))
+        .collect();
+    let messages = ["m-0", "m-1", "m-2"];
+    let tokens = [Some(charge("t-0")), Some(charge("t-1")), None];
+    let sends: Vec<Sent> = (0..3)
+        .map(|i| Sent {
+            at: At {
+                lane: Lane::Otp,
+                tenant: herald_shared::job::Tenant::DEFAULT,
+                stream: &stream,
+                entry_id: entries[i],
+                consumer: "w1",
+                token: tokens[i],
+            },
+            job_id: &ids[i],
+            message_id: messages[i],
+            fields: &fields[i],
+        })
+        .collect();
+    let reply: redis::Value = settles.completes(&sends).invoke(&mut conn).await.unwrap();
+    let answers = Completed::decode_all(&reply, 3).unwrap();
+    let answer = |acknowledged, recorded| Completed {
+        acknowledged,
+        recorded,
+    };
+    assert_eq!(
+        answers,
+        [answer(true, false), answer(true, true), answer(false, true)]
+    );
+    let sent: u64 = conn.hget(keys.stats(), "sent:otp").await.unwrap();
+    assert_eq!(
+        sent, 2,
+        "each send counted once, the one recorded before not again"
+    );
+    let left: Vec<String> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg("-")
+        .arg("+")
+        .query_async::<redis::streams::StreamRangeReply>(&mut conn)
+        .await
+        .unwrap()
+        .ids
+        .into_iter()
+        .map(|id| id.id)
+        .collect();
+    assert_eq!(left, [entries[2]], "only w2's entry is left, for w2");
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        let record: BTreeMap<String, String> = conn.hgetall(keys.job_status(id)).await.unwrap();
+        assert_eq!(record["state"], "sent", "{i}: {record:?}");
+        assert_eq!(record["message_id"], messages[i]);
+        let marker: String = conn.get(keys.sent(id)).await.unwrap();
+        assert_eq!(marker, messages[i]);
+    }
+    let job_of: String = conn.hget(keys.message("m-1"), "job_id").await.unwrap();
+    assert_eq!(job_of, ids[1], "the message index names its job");
+    for log in [keys.rate_window(), keys.rate_window_otp()] {
+        for member in ["t-0", "t-1"] {
+            let score: f64 = conn.zscore(&log, member).await.unwrap();
+            let now_us = (now.unix_timestamp_nanos() / 1000) as f64;
+            assert!(
+                (score - now_us).abs() < 60e6,
+                "{member} charged at the answer: {score} (now {now_us})"
+            );
+        }
+    }
+}
+
+/// Issue 31: the last checks a replica's tasks ask for together go in one call, each
+/// answered as if alone, and only the tokens of jobs not sent go back to the budget.
+#[tokio::test]
+async fn checks_made_in_one_call_are_each_answered_as_if_alone() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let read = read_otps(&mut conn, &keys, 3).await;
+    let stream = keys.lane(Lane::Otp);
+    let ids: Vec<String> = read.iter().map(|(job, _)| job.id.to_string()).collect();
+    // The first was sent by an earlier delivery.
+    let () = conn.set(keys.sent(&ids[0]), "m-earlier").await.unwrap();
+    grant(&mut conn, &keys, &["t-0", "t-1", "t-2"], 1e15).await;
+    let tokens = ["t-0", "t-1", "t-2"];
+    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let checks: Vec<Check> = (0..3)
+        .map(|i| Check {
+            at: At {
+                lane: Lane::Otp,
+                tenant: herald_shared::job::Tenant::DEFAULT,
+                stream: &stream,
+                entry_id: &read[i].1,
+                consumer: "w1",
+                token: Some(charge(tokens[i])),
+            },
+            job_id: &ids[i],
+            // The second is past its deadline.
+            not_after: if i == 1 {
+                Some(past)
+            } else {
+                read[i].0.not_after
+            },
+        })
+        .collect();
+    let settles = SettleKeys::new(&keys);
+    let reply: redis::Value = settles
+        .begin_sends(&checks)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        BeginSend::decode_all(&reply, 3).unwrap(),
+        [
+            BeginSend::AlreadySent("m-earlier".into()),
+            BeginSend::Expired,
+            BeginSend::Send
+        ]
+    );
+    let states: Vec<Option<String>> = {
+        let mut states = Vec::new();
+        for id in &ids {
+            states.push(conn.hget(keys.job_status(id), "state").await.unwrap());
+        }
+        states
+    };
+    assert_eq!(states[2].as_deref(), Some("sending"));
+    assert_eq!(
+        states[1].as_deref(),
+        Some("queued"),
+        "expired: nothing changed"
+    );
+    for log in [keys.rate_window(), keys.rate_window_otp()] {
+        let left: Vec<String> = conn.zrange(&log, 0, -1).await.unwrap();
+        assert_eq!(left, ["t-2"], "the tokens of jobs not sent went back");
+    }
+}
+
 /// The jobs today's release queued (on each lane's own stream, with no turn in the lanes'
 /// turns: that release had none) are read by this release's reader, every one, and a read
 /// that finds nothing says where to block from on the lane's own stream too (a producer of
@@ -363,4 +578,13 @@ async fn this_releases_reader_reads_what_today_queued() {
         Read::decode(&reply).unwrap(),
         Read::Nothing { .. }
     ));
+}
+
+/// An OTP's token as the settle scripts take it (granted to an OTP: in both logs).
+fn charge(member: &str) -> Charge<'_> {
+    Charge {
+        member,
+        otp_log: true,
+        window_ms: 60_000,
+    }
 }

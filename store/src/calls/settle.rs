@@ -21,7 +21,7 @@ use crate::Keys;
 use crate::dead_letter::DeadLetter;
 use crate::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
-use crate::record::{self, format_time};
+use crate::record::{self, Fields, format_time};
 use crate::script::ScriptCall;
 use crate::scripts::{BEGIN_SEND, COMPLETE, DEAD, DEFER, DROP_DUPLICATE, HAND_BACK, RETRY, TOUCH};
 
@@ -37,6 +37,45 @@ pub struct At<'a> {
     pub entry_id: &'a str,
     pub consumer: &'a str,
     pub token: Option<Charge<'a>>,
+}
+
+/// One job's last check before its send ([`SettleKeys::begin_sends`]): which delivery, the
+/// job's id and its deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Check<'a> {
+    pub at: At<'a>,
+    pub job_id: &'a str,
+    pub not_after: Option<OffsetDateTime>,
+}
+
+/// A send Interakt accepted, to record ([`SettleKeys::completes`]): which delivery, its
+/// job's id, Interakt's message id (or [`crate::record::UNKNOWN_MESSAGE_ID`]) and what to
+/// write.
+#[derive(Clone, Copy, Debug)]
+pub struct Sent<'a> {
+    pub at: At<'a>,
+    pub job_id: &'a str,
+    pub message_id: &'a str,
+    pub fields: &'a SentFields,
+}
+
+/// What recording a send writes: the job's record and its message index entry
+/// ([`record::sent_fields`], [`record::message_fields`]). Made by the task that sent it, so
+/// a call for several sends needs none of their jobs.
+#[derive(Clone, Debug)]
+pub struct SentFields {
+    record: Fields,
+    index: Fields,
+}
+
+impl SentFields {
+    /// The fields of `job`, sent as `message_id`, answered at `now`.
+    pub fn new(job: &Job, message_id: &str, now: OffsetDateTime) -> SentFields {
+        SentFields {
+            record: record::sent_fields(job, message_id, now),
+            index: record::message_fields(job, message_id, now),
+        }
+    }
 }
 
 /// The key names every settle uses, made once per replica (the send path builds only the
@@ -92,10 +131,7 @@ impl SettleKeys {
         let logs = if at.token.is_some() { &logs[..] } else { &[] };
         let mut call = ScriptCall::new(script, keys.iter().chain(logs).copied());
         args(&mut call);
-        match at.token {
-            Some(charge) => call.arg(charge),
-            None => call.arg(""),
-        };
+        token_arg(&mut call, at.token);
         call
     }
 
@@ -103,25 +139,61 @@ impl SettleKeys {
     /// answer is not [`BeginSend::Send`].
     pub fn begin_send(&self, at: &At, job: &Job) -> ScriptCall<'static> {
         let job_id = job.id.to_string();
-        let deadline = job.not_after.map_or(String::new(), |at| {
-            herald_shared::schedule::unix_ms(at).to_string()
-        });
-        let keys = [
-            at.stream,
-            &self.keys.job_status(&job_id),
-            &self.keys.sent(&job_id),
-            &self.stats,
-        ];
-        self.with_token(&BEGIN_SEND, &keys, at, |call| {
-            call.arg(WORKER_GROUP)
-                .arg(at.entry_id)
-                .arg(at.consumer)
-                .arg(&job_id)
+        self.begin_sends(&[Check {
+            at: *at,
+            job_id: &job_id,
+            not_after: job.not_after,
+        }])
+    }
+
+    /// The last checks before several sends, each as if alone, in one call
+    /// (`begin_send.lua`); [`BeginSend::decode_all`] reads the answers, in the same order.
+    /// Every check is of the same consumer.
+    pub fn begin_sends(&self, checks: &[Check]) -> ScriptCall<'static> {
+        let per_job: Vec<[String; 2]> = checks
+            .iter()
+            .map(|check| {
+                [
+                    self.keys.job_status(check.job_id),
+                    self.keys.sent(check.job_id),
+                ]
+            })
+            .collect();
+        let keys = self
+            .common_keys()
+            .into_iter()
+            .chain(
+                checks
+                    .iter()
+                    .zip(&per_job)
+                    .flat_map(|(check, [record, marker])| {
+                        [check.at.stream, record.as_str(), marker.as_str()]
+                    }),
+            );
+        let mut call = ScriptCall::new(&BEGIN_SEND, keys);
+        let consumer = checks.first().map_or("", |check| check.at.consumer);
+        call.arg(WORKER_GROUP)
+            .arg(consumer)
+            .arg(TIMELINE_TTL_SECS)
+            .arg(&self.record_prefix)
+            .arg(checks.len());
+        for check in checks {
+            let deadline = check.not_after.map_or(String::new(), |at| {
+                herald_shared::schedule::unix_ms(at).to_string()
+            });
+            call.arg(check.at.entry_id)
+                .arg(check.job_id)
                 .arg(deadline)
-                .arg(TIMELINE_TTL_SECS)
-                .arg(&self.record_prefix)
-                .arg(at.lane.as_str());
-        })
+                .arg(check.at.lane.as_str());
+            token_arg(&mut call, check.at.token);
+        }
+        call
+    }
+
+    /// The keys in front of every call made for several deliveries: the stats hash, then the
+    /// two logs of the budget's tokens.
+    fn common_keys(&self) -> [&str; 3] {
+        [&self.stats, &self.window, &self.window_otp]
     }
 
     /// Records `job` as sent as Interakt's `message_id` at `now` (`complete.lua`) and charges
@@ -134,24 +206,59 @@ impl SettleKeys {
         now: OffsetDateTime,
     ) -> ScriptCall<'static> {
         let job_id = job.id.to_string();
-        let keys = [
-            at.stream,
-            &self.keys.sent(&job_id),
-            &self.stats,
-            &self.keys.job_status(&job_id),
-            &self.keys.message(message_id),
-        ];
-        self.with_token(&COMPLETE, &keys, at, |call| {
-            call.arg(WORKER_GROUP)
-                .arg(at.entry_id)
-                .arg(at.consumer)
-                .arg(&job_id)
-                .arg(message_id)
-                .arg(SENT_MARKER_TTL_SECS)
-                .arg(Stat::Sent.field(at.lane))
-                .arg(record::sent_fields(job, message_id, now))
-                .arg(record::message_fields(job, message_id, now));
-        })
+        self.completes(&[Sent {
+            at: *at,
+            job_id: &job_id,
+            message_id,
+            fields: &SentFields::new(job, message_id, now),
+        }])
+    }
+
+    /// Records several sends in one call (`complete.lua`), each as if alone, and charges
+    /// their tokens; [`Completed::decode_all`] reads the answers, in the same order. Every
+    /// send is of the same consumer.
+    pub fn completes(&self, sends: &[Sent]) -> ScriptCall<'static> {
+        let per_job: Vec<[String; 3]> = sends
+            .iter()
+            .map(|sent| {
+                [
+                    self.keys.sent(sent.job_id),
+                    self.keys.job_status(sent.job_id),
+                    self.keys.message(sent.message_id),
+                ]
+            })
+            .collect();
+        let keys = self
+            .common_keys()
+            .into_iter()
+            .chain(
+                sends
+                    .iter()
+                    .zip(&per_job)
+                    .flat_map(|(sent, [marker, record, index])| {
+                        [
+                            sent.at.stream,
+                            marker.as_str(),
+                            record.as_str(),
+                            index.as_str(),
+                        ]
+                    }),
+            );
+        let mut call = ScriptCall::new(&COMPLETE, keys);
+        let consumer = sends.first().map_or("", |sent| sent.at.consumer);
+        call.arg(WORKER_GROUP)
+            .arg(consumer)
+            .arg(SENT_MARKER_TTL_SECS)
+            .arg(sends.len());
+        for sent in sends {
+            call.arg(sent.at.entry_id)
+                .arg(sent.job_id)
+                .arg(sent.message_id)
+                .arg(Stat::Sent.field(sent.at.lane));
+            token_arg(&mut call, sent.at.token);
+            call.arg(&sent.fields.record).arg(&sent.fields.index);
+        }
+        call
     }
 
     /// Parks `job` for a retry in `delay` (`retry.lua`), counted as `stat`
@@ -317,8 +424,32 @@ pub enum BeginSend {
 }
 
 impl BeginSend {
+    /// The answer of a call for one job ([`SettleKeys::begin_send`]).
     pub fn decode(reply: &Value) -> Result<BeginSend, RedisError> {
-        let (code, text) = code_and_text("begin_send.lua", reply)?;
+        let mut all = BeginSend::decode_all(reply, 1)?;
+        Ok(all.remove(0))
+    }
+
+    /// The answers of a call for `count` jobs ([`SettleKeys::begin_sends`]), in order.
+    pub fn decode_all(reply: &Value, count: usize) -> Result<Vec<BeginSend>, RedisError> {
+        let flat = <Vec<Value>>::from_redis_value(reply.clone())
+            .map_err(|_| unexpected("begin_send.lua", reply))?;
+        if flat.len() != 2 * count {
+            return Err(unexpected("begin_send.lua", reply));
+        }
+        flat.chunks(2)
+            .map(|pair| {
+                let code = i64::from_redis_value(pair[0].clone());
+                let text = String::from_redis_value(pair[1].clone());
+                match (code, text) {
+                    (Ok(code), Ok(text)) => BeginSend::from_code(code, text, reply),
+                    _ => Err(unexpected("begin_send.lua", reply)),
+                }
+            })
+            .collect()
+    }
+
+    fn from_code(code: i64, text: String, reply: &Value) -> Result<BeginSend, RedisError> {
         Ok(match code {
             0 => BeginSend::Send,
             1 => BeginSend::AlreadySent(text),
@@ -347,13 +478,26 @@ pub struct Completed {
 }
 
 impl Completed {
+    /// The answer of a call for one send ([`SettleKeys::complete`]).
     pub fn decode(reply: &Value) -> Result<Completed, RedisError> {
-        let (ours, new) = <(i64, i64)>::from_redis_value(reply.clone())
+        let mut all = Completed::decode_all(reply, 1)?;
+        Ok(all.remove(0))
+    }
+
+    /// The answers of a call for `count` sends ([`SettleKeys::completes`]), in order.
+    pub fn decode_all(reply: &Value, count: usize) -> Result<Vec<Completed>, RedisError> {
+        let flat = <Vec<i64>>::from_redis_value(reply.clone())
             .map_err(|_| unexpected("complete.lua", reply))?;
-        Ok(Completed {
-            acknowledged: ours == 1,
-            recorded: new == 1,
-        })
+        if flat.len() != 2 * count {
+            return Err(unexpected("complete.lua", reply));
+        }
+        Ok(flat
+            .chunks(2)
+            .map(|pair| Completed {
+                acknowledged: pair[0] == 1,
+                recorded: pair[1] == 1,
+            })
+            .collect())
     }
 }
 
@@ -405,4 +549,13 @@ pub fn decode_touch(reply: &Value) -> Result<Vec<(String, Lost)>, RedisError> {
             _ => Err(unexpected("touch.lua", reply)),
         })
         .collect()
+}
+
+/// A delivery's token as the scripts around a send read it (`token.lua`): the [`Charge`], or
+/// empty without one.
+fn token_arg(call: &mut ScriptCall, token: Option<Charge>) {
+    match token {
+        Some(charge) => call.arg(charge),
+        None => call.arg(""),
+    };
 }

@@ -1,31 +1,61 @@
--- A send succeeded: record it as sent (marker, record, message index), then acknowledge and
--- delete the entry, atomically, so a redelivered copy finds the marker and is not sent
--- again, and a webhook about the message finds its job.
+-- Sends that succeeded, one or many (the sends of a replica that were answered together are
+-- settled in one call): record each as sent (marker, record, message index), then
+-- acknowledge and delete its entry, atomically, so a redelivered copy finds the marker and
+-- is not sent again, and a webhook about the message finds its job.
 -- A send cannot be undone: it is recorded whatever the record said meanwhile, and even when
 -- the entry is no longer this replica's (it was taken over while this one was sending; the
 -- new holder must find the marker). It is recorded and counted once: a settle that runs
 -- again (its answer was lost, Redis failed over) finds the marker and changes nothing but
 -- the acknowledgement. Only acknowledging is left to the owner.
--- KEYS[1] lane stream, KEYS[2] sent marker of the job, KEYS[3] stats hash, KEYS[4] the
--- job's record, KEYS[5] message index entry, then the token's logs (token.lua)
--- ARGV[1] group, ARGV[2] entry id, ARGV[3] consumer, ARGV[4] job id, ARGV[5] Interakt
--- message id, ARGV[6] marker and record ttl (s), ARGV[7] stats field, from ARGV[8] the
--- record's fields then the message index fields (each: count, names and values; see
--- record.lua), then the token
--- Returns {1, new} settled, {0, new} recorded but the entry was not ours to acknowledge;
--- new is 1 when this settle recorded the send, 0 when it was recorded before.
-charge()
-local new = 0
-if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'EX', ARGV[6]) then
-  new = 1
-  local index_at = record(KEYS[4], 8, ARGV[6])
-  record(KEYS[5], index_at, ARGV[6])
-  redis.call('HDEL', KEYS[4], 'stop', 'entry', 'delayed', 'retry_at', 'supersedes')
-  follow_claim(KEYS[4], ARGV[4], 'sent', ARGV[6])
-  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
+-- KEYS[1] stats hash, KEYS[2] the shared log, KEYS[3] the OTPs' log (token.lua), then for
+-- each send four: its lane stream, its job's sent marker, its job's record, its message
+-- index entry
+-- ARGV[1] group, ARGV[2] consumer, ARGV[3] marker and record ttl (s), ARGV[4] how many
+-- sends, then for each: entry id, job id, Interakt message id, stats field, its token
+-- (token.lua; '' without one), the record's fields then the message index fields (each: count,
+-- names and values; see record.lua)
+-- Returns, for each send in order, ours, new: ours 1 when settled, 0 when recorded but the
+-- entry was not ours to acknowledge; new 1 when this call recorded the send, 0 when it was
+-- recorded before.
+local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
+local out, counts, tokens, acks = {}, {}, {}, {}
+local at = 5
+for i = 0, tonumber(ARGV[4]) - 1 do
+  local stream, marker, rec = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
+  local entry, id, message, stat, member = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  at = at + 5
+  local token = parse_token(member)
+  if token then
+    tokens[#tokens + 1] = token
+  end
+  local new = 0
+  if redis.call('SET', marker, message, 'NX', 'EX', ttl) then
+    new = 1
+    at = record(KEYS[7 + 4 * i], record(rec, at, ttl), ttl)
+    redis.call('HDEL', rec, 'stop', 'entry', 'delayed', 'retry_at', 'supersedes')
+    follow_claim(rec, id, 'sent', ttl)
+    counts[stat] = (counts[stat] or 0) + 1
+  else
+    at = after_fields(after_fields(at))
+  end
+  local ours = 0
+  if owned(stream, group, entry, consumer) then
+    ours = 1
+    local ids = acks[stream]
+    if not ids then
+      ids = {}
+      acks[stream] = ids
+    end
+    ids[#ids + 1] = entry
+  end
+  out[#out + 1] = ours
+  out[#out + 1] = new
 end
-if not owned(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then
-  return {0, new}
+charge_all(KEYS[2], KEYS[3], tokens)
+for stat, n in pairs(counts) do
+  redis.call('HINCRBY', KEYS[1], stat, n)
 end
-finish(KEYS[1], ARGV[1], ARGV[2])
-return {1, new}
+for stream, ids in pairs(acks) do
+  finish_all(stream, group, ids)
+end
+return out

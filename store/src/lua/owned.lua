@@ -13,7 +13,12 @@ end
 local function owned(stream, group, id, consumer)
   return holder(stream, group, id) == consumer
 end
--- The last thing a settle does to its entry: acknowledge and delete it.
+-- The last thing a settle does to its entry: acknowledge and delete it; finish_all does it
+-- to several entries of one stream at once.
+local function finish_all(stream, group, ids)
+  redis.call('XACK', stream, group, unpack(ids))
+  redis.call('XDEL', stream, unpack(ids))
+end
 local function finish(stream, group, id)
   redis.call('XACK', stream, group, id)
   redis.call('XDEL', stream, id)

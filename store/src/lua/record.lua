@@ -1,7 +1,7 @@
 -- Prelude: record fields on a job's record (or a message index entry) and keep it for ttl
 -- seconds. The fields are the script's arguments from ARGV[at]: their count, then each name
 -- and value (`Fields` in store/src/record.rs); a count of 0 records nothing. Returns the
--- index of the argument after them.
+-- index of the argument after them; after_fields(at) returns that index without recording.
 local function record(key, at, ttl)
   local n = tonumber(ARGV[at])
   if n > 0 then
@@ -9,4 +9,7 @@ local function record(key, at, ttl)
     redis.call('EXPIRE', key, ttl)
   end
   return at + 2 * n + 1
+end
+local function after_fields(at)
+  return at + 2 * tonumber(ARGV[at]) + 1
 end
