@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::scenario::http_status;
-use crate::{RedisEnv, cargo_bin, free_port, wait_until};
+use crate::{HttpAnswer, RedisEnv, cargo_bin, free_port, wait_until};
 
 /// `herald-producer serve` on a free loopback port, against the Redis and namespace it is
 /// given, accepting one bearer token; its stderr in a temporary file. Dropping it kills the
@@ -17,7 +17,7 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     /// Starts the API with `extra_args` after `serve --listen ADDR` and waits until its
-    /// `/readyz` answers 200.
+    /// `/readyz` answers 200. The OTP guard is off unless `extra_args` turn it on.
     pub async fn start(
         redis_url: &str,
         namespace: &str,
@@ -44,6 +44,8 @@ impl ApiProcess {
             .args(extra_args)
             .env("HERALD_NAMESPACE", namespace)
             .env("HERALD_API_TOKENS", token)
+            // Suites send many OTPs to few numbers; `--otp-guard on` in `extra_args` wins.
+            .env("HERALD_OTP_GUARD", "off")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("the log file"))
             .spawn()
@@ -65,6 +67,29 @@ impl ApiProcess {
     /// `127.0.0.1:PORT`
     pub fn listen(&self) -> &str {
         &self.listen
+    }
+
+    /// One HTTP/1.0 request with the bearer token `token`, read whole (headers included).
+    pub async fn request(&self, token: &str, method: &str, path: &str, body: &str) -> HttpAnswer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.listen)
+            .await
+            .expect("the API listens");
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.listen,
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the request");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("the answer");
+        HttpAnswer::parse(&answer)
     }
 
     /// What it wrote on stderr so far.
