@@ -250,7 +250,7 @@ pub async fn enqueue_raw(
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 409, description = "No item enqueued: every item's idempotency key already holds a job with other content; `items` holds each item's answer", body = BatchRejected),
         (status = 413, description = "Body too large (over 8 MiB)", body = ErrorBody),
-        (status = 429, description = "No item enqueued: the OTP guard refused every item (each item's `error` is `otp_refused` with its `rule` and `retry_after_s`); Retry-After is the soonest any frees", body = BatchRejected, headers(("Retry-After" = u64, description = "Seconds until the soonest refused item would pass (absent when none ever will)"))),
+        (status = 429, description = "No item enqueued: the OTP guard refused every item, or some and the others' idempotency keys hold other content (each item's `error`: `otp_refused` with its `rule` and `retry_after_s`, or `idempotency_conflict`); Retry-After is the soonest any frees", body = BatchRejected, headers(("Retry-After" = u64, description = "Seconds until the soonest refused item would pass (absent when none ever will)"))),
         (status = 503, description = "No item enqueued: Redis unreachable, or it refused or failed every valid item (out of memory, say); `items` holds each item's answer: `unavailable` items were not written and are safe to send again, `unknown_outcome` items may have been enqueued (look them up by their `job_id`); retry after the Retry-After seconds", body = BatchRejected),
     )
 )]
@@ -358,12 +358,18 @@ pub async fn enqueue_batch(
         let redis_failed =
             errors().any(|e| matches!(e.error, ErrorCode::Unavailable | ErrorCode::UnknownOutcome));
         let all_conflicts = errors().all(|e| e.error == ErrorCode::IdempotencyConflict);
-        let all_refused = errors().all(|e| e.error == ErrorCode::OtpRefused);
+        // Refused by the guard, or conflicts and some refused: nothing invalid.
+        let refused = errors().all(|e| {
+            matches!(
+                e.error,
+                ErrorCode::OtpRefused | ErrorCode::IdempotencyConflict
+            )
+        });
         let (status, error) = if redis_failed {
             (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
         } else if all_conflicts {
             (StatusCode::CONFLICT, ErrorCode::IdempotencyConflict)
-        } else if all_refused {
+        } else if refused {
             (StatusCode::TOO_MANY_REQUESTS, ErrorCode::OtpRefused)
         } else {
             (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
