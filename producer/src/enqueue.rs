@@ -566,8 +566,7 @@ impl Producer {
                 }))
             }
             Ok(EnqueueReply::Refused(refusal)) => {
-                let digits: String = job.phone().chars().filter(char::is_ascii_digit).collect();
-                let e164 = format!("+{digits}");
+                let e164 = calls::enqueue::guarded_number(job).unwrap_or_default();
                 let refused = OtpRefused::new(refusal, &e164);
                 let now_s = u64::try_from(now.unix_timestamp()).unwrap_or(0);
                 self.refusals.record(&refused, &e164, now_s);

@@ -103,7 +103,7 @@ pub fn enqueue(
 }
 
 /// An OTP's number as the guard reads it: `+` and its digits.
-fn guarded_number(job: &Job) -> Option<String> {
+pub fn guarded_number(job: &Job) -> Option<String> {
     let digits: String = job.phone().chars().filter(char::is_ascii_digit).collect();
     (!digits.is_empty()).then(|| format!("+{digits}"))
 }
