@@ -11,7 +11,7 @@
 //! - `guard_page_shows_the_blocks_and_unblocks_one`: the OTP guard's page (a prefix blocked
 //!   with the producer CLI), Unblock with a click, refused without the CSRF token and in
 //!   `--read-only`.
-//! - `screenshots_of_the_demo` (ignored; run by hand): the README's screenshots, from a
+//! - `screenshots_of_the_demo` (ignored; run by hand): the operations page's screenshots, from a
 //!   real run of the demo.
 
 use std::process::Command;
@@ -507,7 +507,7 @@ async fn goto_dead_letter(browser: &Browser, base: &str, id: &str) {
 /// real run of the demo:
 /// `cargo test -p herald-tests --test dashboard -- --ignored screenshots --nocapture`.
 #[tokio::test]
-#[ignore = "writes the README's screenshots; run by hand"]
+#[ignore = "writes the operations page's screenshots; run by hand"]
 async fn screenshots_of_the_demo() {
     let Some(browser) = Browser::start("the dashboard screenshots", 1280, 1500).await else {
         return;
