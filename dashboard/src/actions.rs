@@ -35,6 +35,8 @@ pub struct ActionForm {
     pub older_than: Option<String>,
     /// Present on the second step: do it.
     pub confirm: Option<String>,
+    /// Unblock: the OTP guard's prefix (`+91987654`).
+    pub prefix: Option<String>,
 }
 
 /// A bad form: the field and why, for a 400 page.

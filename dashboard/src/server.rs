@@ -10,6 +10,7 @@
 //! | `GET /dead/{id}` | one dead letter, attempts and stored JSON (redacted) |
 //! | `POST /actions/replay`, `POST /actions/purge`, `POST /actions/cancel` | preview, then with `confirm=yes` do |
 //! | `GET /jobs?q=&by=` | find a job and show its timeline |
+//! | `GET /guard`, `POST /actions/unblock` | the OTP guard's refusals and blocked prefixes; unblock one (`prefix`) |
 //! | `GET /static/...`, `/healthz`, `/readyz`, `/metrics` | assets; as every Herald server |
 //!
 //! Without a valid session a page redirects to the login (303) and a fragment answers 401;
@@ -99,6 +100,8 @@ pub fn router(settings: Settings, pool: Pool) -> Router {
         .route("/actions/purge", post(purge))
         .route("/actions/cancel", post(cancel))
         .route("/jobs", get(jobs))
+        .route("/guard", get(guard_page))
+        .route("/actions/unblock", post(unblock))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/static/style.css", get(style))
@@ -428,6 +431,50 @@ async fn jobs(
             StatusCode::OK,
             view::jobs::search(&frame, &query, Some(&found)),
         ),
+        Err(err) => app.unavailable(Some(&session), err),
+    }
+}
+
+async fn guard_page(State(app): State<Arc<App>>, PageSession(session): PageSession) -> Response {
+    match herald_operator::guard::list(&app.pool, &app.settings.keys).await {
+        Ok(status) => html(
+            StatusCode::OK,
+            view::guard::page(&app.frame(Some(&session)), &status),
+        ),
+        Err(err) => app.unavailable(Some(&session), err),
+    }
+}
+
+/// Unblocks the form's `prefix` (checked like every action: session, CSRF, read-only).
+async fn unblock(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let session = match app.authorize_action(&headers, &form).await {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let frame = app.frame(Some(&session));
+    let prefix = form.prefix.as_deref().unwrap_or_default();
+    let prefix = match herald_operator::guard::parse_prefix(prefix) {
+        Ok(prefix) => prefix,
+        Err(reason) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                view::message(&frame, "Bad request", &reason),
+            );
+        }
+    };
+    match herald_operator::guard::unblock(&app.pool, &app.settings.keys, &prefix).await {
+        Ok(reply) => {
+            let was_blocked = reply == herald_store::calls::guard::UnblockReply::Unblocked;
+            tracing::info!(%prefix, was_blocked, "dashboard unblocked an OTP guard prefix");
+            html(
+                StatusCode::OK,
+                view::guard::unblocked(&frame, &prefix, was_blocked),
+            )
+        }
         Err(err) => app.unavailable(Some(&session), err),
     }
 }

@@ -1,5 +1,5 @@
-//! The operator's subcommands as `herald-worker` exposes them: `status`, `track` and
-//! `dlq list|show|replay|purge`, their flags, what they print and their exit codes.
+//! The operator's subcommands as `herald-worker` exposes them: `status`, `track`,
+//! `dlq list|show|replay|purge` and `guard list|unblock`, their flags, what they print and their exit codes.
 //!
 //! A binary flattens [`OperatorCommand`] into its own subcommands and calls [`run`]; the
 //! library calls underneath ([`crate::status`], [`crate::track`], [`crate::dlq`]) are what a
@@ -18,7 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dlq::{self, DeadLetters, ListFilter, PurgeSelection, ReplayOptions, Selection};
 use crate::track::TrackArgs;
-use crate::{status, track};
+use crate::{guard, status, track};
+use herald_store::calls::guard::UnblockReply;
 
 /// The name failures are printed under.
 const PROGRAM: &str = "herald-worker";
@@ -41,6 +42,13 @@ pub const DLQ_EXIT_CODES: &str = "Exit codes:
      entry with no job, a stored letter that does not parse)
   2  bad usage or configuration, or Redis unreachable";
 
+/// `guard`'s exit codes, for its `--help`.
+pub const GUARD_EXIT_CODES: &str = "Exit codes:
+  0  done (list: printed; unblock: the prefix was blocked and is not any more)
+  1  unblock: the prefix was not blocked (never, or its block had ended); nothing changed
+  2  bad usage (a PREFIX that is not `+` and digits with a calling code) or configuration,
+     or Redis unreachable";
+
 /// The operator's subcommands.
 #[derive(Subcommand, Debug)]
 pub enum OperatorCommand {
@@ -60,6 +68,32 @@ pub enum OperatorCommand {
     /// Show a job's timeline: enqueued, attempts, sent, delivered, read, revoked, dead.
     #[command(after_help = TRACK_EXIT_CODES)]
     Track(TrackArgs),
+    /// The OTP guard: its blocked prefixes and refusals of the last hour; unblock a prefix.
+    #[command(after_help = GUARD_EXIT_CODES)]
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
+}
+
+/// `guard`'s subcommands.
+#[derive(Subcommand, Debug)]
+pub enum GuardCommand {
+    /// The refusals of the last hour per rule, and the blocked prefixes (soonest to free
+    /// first) with the rule that blocked each and when it frees.
+    #[command(after_help = GUARD_EXIT_CODES)]
+    List {
+        /// One JSON object (as `status --json`'s "guard") instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unblock PREFIX at once (as `guard list` prints it, e.g. +91987654); its counts start
+    /// afresh, its numbers' own counts stay.
+    #[command(after_help = GUARD_EXIT_CODES)]
+    Unblock {
+        /// The prefix: a number without its last 4 digits.
+        prefix: String,
+    },
 }
 
 /// `dlq`'s subcommands.
@@ -176,6 +210,50 @@ pub async fn run(redis: &RedisArgs, command: OperatorCommand) -> Result<u8, Fail
             let keys = Keys::new(&redis.namespace).map_err(Failure::usage)?;
             let pool = redis.target().connect(2).await.map_err(Failure::usage)?;
             run_dlq(DeadLetters::new(pool, keys), command).await
+        }
+        OperatorCommand::Guard { command } => {
+            let keys = Keys::new(&redis.namespace).map_err(Failure::usage)?;
+            if let GuardCommand::Unblock { prefix } = &command {
+                guard::parse_prefix(prefix).map_err(Failure::usage)?;
+            }
+            let target = redis.target();
+            let pool = target.connect(1).await.map_err(Failure::usage)?;
+            let failed = |err: herald_shared::redis_pool::RedisFailure| {
+                Failure::usage(ConnectError::Unreachable {
+                    url: target.describe(),
+                    kind: err.kind(),
+                    reason: err.to_string(),
+                })
+            };
+            match command {
+                GuardCommand::List { json } => {
+                    let status = guard::list(&pool, &keys).await.map_err(failed)?;
+                    if json {
+                        print(&serde_json::to_string(&status).expect("the guard serializes"));
+                    } else {
+                        print(&guard::render(&status));
+                    }
+                    Ok(0)
+                }
+                GuardCommand::Unblock { prefix } => {
+                    let prefix = guard::parse_prefix(&prefix).map_err(Failure::usage)?;
+                    match guard::unblock(&pool, &keys, &prefix)
+                        .await
+                        .map_err(failed)?
+                    {
+                        UnblockReply::Unblocked => {
+                            print(&format!("unblocked {prefix}"));
+                            Ok(0)
+                        }
+                        UnblockReply::NotBlocked => Err(Failure::new(
+                            1,
+                            format!(
+                                "{prefix} is not blocked; nothing changed (see `herald-worker guard list`)"
+                            ),
+                        )),
+                    }
+                }
+            }
         }
         OperatorCommand::Track(args) => {
             let out = track::run(redis, &args)

@@ -7,6 +7,7 @@
 //! - [`dlq`]: dead letters: list, show, replay onto their lanes, purge
 //!   (split into [`dlq::DeadLetters`] for Redis, [`dlq::plan()`] for the decisions, and
 //!   `render` for the text).
+//! - [`guard`]: the OTP guard's blocked prefixes and refusals; an operator's unblock.
 //! - [`cli`]: the `status`, `track` and `dlq` subcommands (flags, output, exit codes) that
 //!   `herald-worker` mounts.
 //!
@@ -16,5 +17,6 @@
 pub mod cli;
 pub mod dlq;
 pub mod find;
+pub mod guard;
 pub mod status;
 pub mod track;

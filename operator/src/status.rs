@@ -85,6 +85,16 @@ pub fn render(status: &Status) -> String {
             }
         ));
     }
+    out.push_str(&format!(
+        "\nOTP guard: refusals in the last hour: {}; blocked prefixes: {}{}\n",
+        crate::guard::render_refusals(&status.guard),
+        status.guard.blocked_total,
+        if status.guard.blocked_total > 0 {
+            " (herald-worker guard list)"
+        } else {
+            ""
+        }
+    ));
     let warning = match &status.maxmemory_policy {
         Some(policy) if policy != herald_shared::memory_policy::REQUIRED => "WARNING: ",
         _ => "",

@@ -3,8 +3,8 @@
 //! A reader thread decodes and validates lines while the caller's task enqueues the previous
 //! batch, so validation (phone parsing, JSON) and Redis round trips overlap. A bad line is
 //! reported with its number and reason and skipped; the good lines around it are enqueued.
-//! A line whose idempotency key already holds other content is rejected the same way, once
-//! Redis has said so.
+//! A line whose idempotency key already holds other content, or an OTP the OTP guard
+//! refuses, is rejected the same way, once Redis has said so.
 //! Blank lines are skipped but counted, so line numbers match an editor's.
 //!
 //! This module reports through an [`Observer`] and never prints: the CLI decides between a
@@ -32,8 +32,13 @@ pub struct Summary {
     pub enqueued: u64,
     /// Lines whose idempotency key was already claimed: nothing added.
     pub duplicates: u64,
-    /// Lines that were not valid jobs, or whose idempotency key holds other content.
+    /// Lines that were not valid jobs, whose idempotency key holds other content, or OTPs
+    /// the OTP guard refused.
     pub rejected: u64,
+    /// Of the rejected lines, the OTPs the OTP guard refused (each reported with its rule);
+    /// left out of the JSON when none were.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
 }
 
 impl fmt::Display for Summary {
@@ -42,8 +47,16 @@ impl fmt::Display for Summary {
             f,
             "enqueued {}, duplicates {}, rejected {}",
             self.enqueued, self.duplicates, self.rejected
-        )
+        )?;
+        if self.refused > 0 {
+            write!(f, " ({} refused by the OTP guard)", self.refused)?;
+        }
+        Ok(())
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A line that was not enqueued, and why.
@@ -167,8 +180,12 @@ where
                 Ok(enqueued) if enqueued.duplicate => summary.duplicates += 1,
                 Ok(_) => summary.enqueued += 1,
                 Err(not) => {
-                    if !matches!(not, NotEnqueued::Conflict(_)) {
-                        redis_failed.get_or_insert(line);
+                    match not {
+                        NotEnqueued::Conflict(_) => {}
+                        NotEnqueued::Guard(_) => summary.refused += 1,
+                        _ => {
+                            redis_failed.get_or_insert(line);
+                        }
                     }
                     rejected.push(Rejected {
                         line,

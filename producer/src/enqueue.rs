@@ -17,6 +17,9 @@
 //!   names it; its timeline says `superseded by <id>`); one already sending or sent stands;
 //! - the job's record ([`Keys::job_status`]: its state, where a cancel and the worker's last
 //!   check before a send meet, and the start of its timeline);
+//! - for an OTP, the OTP guard's rules ([`crate::guard`], `store/src/lua/guard.lua`), when
+//!   the producer has them ([`Producer::with_guard`]): a refused OTP is
+//!   [`NotEnqueued::Guard`] and nothing of it is written;
 //! - the job itself: on its lane, or, with a `send_at` in the future, in its lane's
 //!   scheduled set (ids scored by due time, bodies stored once) for the workers to move
 //!   onto the lane when due.
@@ -37,10 +40,14 @@ use std::time::Duration;
 use deadpool_redis::PoolError;
 use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
 use herald_shared::job::{Booking, Job};
+use herald_shared::phone::Phone;
 use herald_shared::redis_pool::{Pool, RedisErrorKind};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_store::Keys;
+use herald_store::guard::Guard;
+
+use crate::guard::{OtpRefused, RefusalLog};
 use herald_store::durability::{Durability, NotReplicated, WaitError};
 use uuid::Uuid;
 
@@ -109,6 +116,9 @@ pub enum NotEnqueued {
         /// What kind of Redis failure refused it.
         kind: RedisErrorKind,
     },
+    /// The OTP guard refused it: nothing was written and no token spent.
+    #[error(transparent)]
+    Guard(#[from] OtpRefused),
     /// Redis failed while it was being enqueued and could not be asked afterwards whether it
     /// was: look it up by its id, or send it again with an idempotency key.
     #[error(
@@ -126,7 +136,7 @@ impl NotEnqueued {
     /// The kind of Redis failure behind it; `None` for a conflict (Redis answered).
     pub fn redis_kind(&self) -> Option<RedisErrorKind> {
         match self {
-            NotEnqueued::Conflict(_) => None,
+            NotEnqueued::Conflict(_) | NotEnqueued::Guard(_) => None,
             NotEnqueued::Refused { kind, .. } | NotEnqueued::Unknown { kind, .. } => Some(*kind),
         }
     }
@@ -146,6 +156,9 @@ pub enum Error {
     /// The idempotency key already holds a job with other content; nothing was enqueued.
     #[error(transparent)]
     IdempotencyConflict(#[from] IdempotencyConflict),
+    /// The OTP guard refused the OTP; nothing was enqueued.
+    #[error(transparent)]
+    OtpRefused(#[from] OtpRefused),
     /// Redis refused or failed the command (or the connection behind it).
     #[error("Redis: {}", herald_shared::redis_pool::error_reason(.0))]
     Redis(#[from] RedisError),
@@ -175,7 +188,10 @@ impl Error {
             Error::Pool(err) => Some(RedisErrorKind::of_pool(err)),
             Error::NotEnqueued(not) => not.redis_kind(),
             Error::UnexpectedReply(_) => Some(RedisErrorKind::Other),
-            Error::Invalid(_) | Error::IdempotencyConflict(_) | Error::NotReplicated(_) => None,
+            Error::Invalid(_)
+            | Error::IdempotencyConflict(_)
+            | Error::OtpRefused(_)
+            | Error::NotReplicated(_) => None,
         }
     }
 }
@@ -211,6 +227,10 @@ pub struct Producer {
     script_loaded: Arc<AtomicBool>,
     /// How many replicas must have an enqueue before it is acknowledged (`--min-replicas`).
     durability: Durability,
+    /// The OTP guard's settings, when OTPs are checked (`with_guard`); shared by clones.
+    guard: Option<Arc<Guard>>,
+    /// Counts and logs refusals; shared by clones.
+    refusals: Arc<RefusalLog>,
 }
 
 impl Producer {
@@ -223,7 +243,44 @@ impl Producer {
             idempotency_window_ms: millis(DEFAULT_IDEMPOTENCY_WINDOW),
             script_loaded: Arc::new(AtomicBool::new(false)),
             durability: Durability::default(),
+            guard: None,
+            refusals: Arc::default(),
         }
+    }
+
+    /// Checks every OTP against the OTP guard's rules (`None`: no check, as by default),
+    /// atomically with its enqueue: see [`crate::guard`].
+    pub fn with_guard(mut self, guard: Option<Guard>) -> Producer {
+        self.guard = guard.map(Arc::new);
+        self
+    }
+
+    /// Logs the guard's refusals, at most once per prefix per minute (the API server does;
+    /// the CLI prints each refusal itself).
+    pub fn logging_refusals(mut self) -> Producer {
+        self.refusals = Arc::new(RefusalLog::logging());
+        self
+    }
+
+    /// The OTP guard's settings, when OTPs are checked.
+    pub fn guard(&self) -> Option<&Guard> {
+        self.guard.as_deref()
+    }
+
+    /// Reports that the OTP last sent to `phone` was verified by its customer: counted for
+    /// its prefix's conversion (the guard's conversion rule applies once any is reported).
+    pub async fn verified(&self, phone: &str) -> Result<(), Error> {
+        let phone = Phone::parse_e164(phone)
+            .map_err(|err| ValidationError::single("phone", err.to_string()))?;
+        let e164 = phone.e164();
+        let parts = herald_shared::phone::guard_parts(&e164)
+            .ok_or_else(|| ValidationError::single("phone", "has no known calling code"))?;
+        let mut conn = self.pool.get().await?;
+        let _: Value =
+            calls::guard::verified(&self.keys, parts.prefix, time::OffsetDateTime::now_utc())
+                .invoke(&mut conn)
+                .await?;
+        Ok(())
     }
 
     /// Acknowledges an enqueue only once `durability.min_replicas` replicas have it (`WAIT`),
@@ -303,6 +360,7 @@ impl Producer {
             .ok_or_else(|| Error::UnexpectedReply("no result for the one job enqueued".into()))?;
         result.map_err(|err| match err {
             NotEnqueued::Conflict(conflict) => Error::IdempotencyConflict(conflict),
+            NotEnqueued::Guard(refused) => Error::OtpRefused(refused),
             other => Error::NotEnqueued(other),
         })
     }
@@ -368,8 +426,13 @@ impl Producer {
                 pipe.load_script(&ENQUEUE).ignore();
             }
             for &i in &pending {
-                let call =
-                    calls::enqueue::enqueue(&self.keys, &jobs[i], self.idempotency_window_ms, now);
+                let call = calls::enqueue::enqueue(
+                    &self.keys,
+                    &jobs[i],
+                    self.idempotency_window_ms,
+                    now,
+                    self.guard.as_deref(),
+                );
                 pipe.add_command(call.cmd().clone());
                 trace_enqueue(&jobs[i]);
             }
@@ -380,7 +443,7 @@ impl Producer {
             let mut refused = Vec::new();
             for (i, reply) in pending.into_iter().zip(replies) {
                 match reply {
-                    Ok(reply) => results[i] = Some(outcome(&jobs[i], &reply)),
+                    Ok(reply) => results[i] = Some(self.outcome(&jobs[i], &reply, now)),
                     Err(err) if err.kind() == ServerErrorKind::NoScript.into() => refused.push(i),
                     Err(err) => {
                         results[i] = Some(Err(NotEnqueued::Refused {
@@ -481,6 +544,42 @@ impl Producer {
     }
 }
 
+impl Producer {
+    /// Reads the reply of `job`'s script, enqueued at `now`; a refusal is counted and logged.
+    fn outcome(&self, job: &Job, reply: &Value, now: time::OffsetDateTime) -> BatchResult {
+        match EnqueueReply::decode(reply) {
+            Ok(EnqueueReply::Added {
+                entry, superseded, ..
+            }) => Ok(Enqueued {
+                superseded,
+                send_at: job.send_at.filter(|_| entry.is_none()),
+                ..Enqueued::new(job.id)
+            }),
+            Ok(EnqueueReply::Duplicate { first }) => Ok(Enqueued {
+                duplicate: true,
+                ..Enqueued::new(first)
+            }),
+            Ok(EnqueueReply::Conflict { first }) => {
+                Err(NotEnqueued::Conflict(IdempotencyConflict {
+                    key: job.idempotency_key.clone().unwrap_or_default(),
+                    job_id: first,
+                }))
+            }
+            Ok(EnqueueReply::Refused(refusal)) => {
+                let e164 = calls::enqueue::guarded_number(job).unwrap_or_default();
+                let refused = OtpRefused::new(refusal, &e164);
+                let now_s = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+                self.refusals.record(&refused, &e164, now_s);
+                Err(NotEnqueued::Guard(refused))
+            }
+            Err(err) => Err(NotEnqueued::Refused {
+                reason: err.to_string(),
+                kind: RedisErrorKind::Other,
+            }),
+        }
+    }
+}
+
 /// The first job's id when the claim `held` holds `job`'s content (a duplicate of it).
 fn duplicate_of(job: &Job) -> impl Fn(&str) -> Option<Uuid> + '_ {
     move |held: &str| {
@@ -500,31 +599,6 @@ fn trace_enqueue(job: &Job) {
         scheduled = job.send_at.is_some(),
         "enqueueing"
     );
-}
-
-/// Reads the reply of `job`'s script.
-fn outcome(job: &Job, reply: &Value) -> BatchResult {
-    match EnqueueReply::decode(reply) {
-        Ok(EnqueueReply::Added {
-            entry, superseded, ..
-        }) => Ok(Enqueued {
-            superseded,
-            send_at: job.send_at.filter(|_| entry.is_none()),
-            ..Enqueued::new(job.id)
-        }),
-        Ok(EnqueueReply::Duplicate { first }) => Ok(Enqueued {
-            duplicate: true,
-            ..Enqueued::new(first)
-        }),
-        Ok(EnqueueReply::Conflict { first }) => Err(NotEnqueued::Conflict(IdempotencyConflict {
-            key: job.idempotency_key.clone().unwrap_or_default(),
-            job_id: first,
-        })),
-        Err(err) => Err(NotEnqueued::Refused {
-            reason: err.to_string(),
-            kind: RedisErrorKind::Other,
-        }),
-    }
 }
 
 fn millis(window: Duration) -> u64 {

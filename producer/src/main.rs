@@ -1,9 +1,9 @@
 //! `herald-producer`: parses the command line, runs it, and maps the result to the exit
-//! code documented in `--help` (0 done, 1 some bulk lines rejected, 2 failed).
+//! code documented in `--help` (0 done, 1 some bulk lines rejected, 2 failed, 3 refused by the OTP guard).
 
 use std::process::ExitCode;
 
-use producer::cli::{self, Cli, EXIT_FAILED, NAME};
+use producer::cli::{self, Cli, NAME};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => {
             eprintln!("{NAME}: {err}");
-            ExitCode::from(EXIT_FAILED)
+            err.exit_code()
         }
     }
 }

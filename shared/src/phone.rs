@@ -181,6 +181,57 @@ impl Phone {
     }
 }
 
+/// How many digits at the end of a number its OTP-guard prefix leaves out: a prefix names a
+/// block of 10,000 numbers.
+pub const PREFIX_DROPPED_DIGITS: usize = 4;
+
+/// A number as the OTP guard reads it (`docs/otp-guard.md`): its country calling code, its
+/// prefix (the number without its last [`PREFIX_DROPPED_DIGITS`] digits, never shorter than
+/// its calling code) and the digits after the prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuardParts<'a> {
+    /// `+91`
+    pub country_code: &'a str,
+    /// `+91987654`: what per-prefix counts, blocks and `guard unblock` name.
+    pub prefix: &'a str,
+    /// `3210`: the rest of the number (4 digits; fewer when the national number is that short).
+    pub suffix: &'a str,
+}
+
+/// The guard's parts of `e164`, a number in canonical E.164 (`+` and digits, as a validated
+/// job holds it): `+919876543210` is `+91`, `+91987654` and `3210`; `+6837012` (Niue, four
+/// national digits) is `+683`, `+683` and `7012`. `None` when it is not `+` and digits with
+/// a known calling code.
+pub fn guard_parts(e164: &str) -> Option<GuardParts<'_>> {
+    let digits = e164.strip_prefix('+')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let code = calling_code(digits)?;
+    // `+` and the calling code at least; the last 4 digits dropped.
+    let cut = 1 + digits.len().saturating_sub(PREFIX_DROPPED_DIGITS).max(code);
+    Some(GuardParts {
+        country_code: &e164[..1 + code],
+        prefix: &e164[..cut],
+        suffix: &e164[cut..],
+    })
+}
+
+/// `code` as an allow-list names a country (`+91`, or `91`), in its canonical form (`+91`);
+/// `None` when it is no calling code.
+pub fn calling_code_of(code: &str) -> Option<String> {
+    let digits = code.trim();
+    let digits = digits.strip_prefix('+').unwrap_or(digits);
+    let len = calling_code(digits).filter(|len| *len == digits.len())?;
+    Some(format!("+{}", &digits[..len]))
+}
+
+/// The OTP guard's prefix in the form safe for people who are not operators: masked like a
+/// number, its four dropped digits shown as `xxxx` (`+******54xxxx`).
+pub fn mask_prefix(prefix: &str) -> String {
+    format!("{}xxxx", mask(prefix))
+}
+
 /// `phone`, when its country code is the `country_code` it was given with.
 fn check_same_split(phone: Phone, country_code: &str) -> Result<Phone, PhoneError> {
     if phone.country_code != country_code.trim() {
@@ -423,6 +474,57 @@ mod tests {
             Phone::parse_e164("+919999999999").unwrap().country_code,
             "+91"
         );
+    }
+
+    /// One valid number of every length libphonenumber accepts (6 to 15 digits, from its
+    /// own example numbers): the prefix drops the last four digits and never cuts into the
+    /// calling code.
+    #[test]
+    fn a_prefix_is_the_number_without_its_last_four_digits_at_every_length() {
+        let cases = [
+            ("+989601", "+98", "+98", "9601"),
+            ("+6837012", "+683", "+683", "7012"),
+            ("+50051234", "+500", "+5005", "1234"),
+            ("+951234567", "+95", "+95123", "4567"),
+            ("+2399812345", "+239", "+239981", "2345"),
+            ("+96892123456", "+968", "+9689212", "3456"),
+            ("+919876543210", "+91", "+91987654", "3210"),
+            ("+9668001234567", "+966", "+966800123", "4567"),
+            ("+49177991234567", "+49", "+4917799123", "4567"),
+            ("+498001234567890", "+49", "+49800123456", "7890"),
+        ];
+        let mut lengths = Vec::new();
+        for (number, code, prefix, suffix) in cases {
+            let phone = Phone::parse_e164(number).unwrap_or_else(|e| panic!("{number}: {e}"));
+            assert_eq!(phone.e164(), number, "canonical already");
+            assert_eq!(phone.country_code, code, "{number}");
+            let parts = guard_parts(number).unwrap();
+            assert_eq!(
+                (parts.country_code, parts.prefix, parts.suffix),
+                (code, prefix, suffix),
+                "{number}"
+            );
+            assert_eq!(format!("{}{}", parts.prefix, parts.suffix), number);
+            lengths.push(number.len() - 1);
+        }
+        assert_eq!(lengths, (6..=15).collect::<Vec<_>>(), "every length");
+        // Too short for four digits after the calling code: the prefix is the calling code.
+        let parts = guard_parts("+68312").unwrap();
+        assert_eq!((parts.prefix, parts.suffix), ("+683", "12"));
+        for bad in ["", "+", "919876543210", "+91 98765", "+0123456", "+91x"] {
+            assert_eq!(guard_parts(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_name_calling_codes() {
+        assert_eq!(calling_code_of("+91").as_deref(), Some("+91"));
+        assert_eq!(calling_code_of(" 971").as_deref(), Some("+971"));
+        assert_eq!(calling_code_of("+1").as_deref(), Some("+1"));
+        for bad in ["", "+", "+0", "+9199", "+999", "abc", "+91x"] {
+            assert_eq!(calling_code_of(bad), None, "{bad:?}");
+        }
+        assert_eq!(mask_prefix("+91987654"), "+******54xxxx");
     }
 
     #[test]

@@ -364,6 +364,36 @@ impl Keys {
         self.key(&["history:otp:", &hour.to_string()])
     }
 
+    // The OTP guard's keys (`guard.lua`, [`crate::guard`]): counts that expire, and the
+    // blocks. A refused OTP writes none of them but its refusal's count.
+
+    /// Everything the OTP guard knows of one prefix (`+91987654`: a number without its last
+    /// four digits), a hash: whether and why it is blocked, its OTPs in the per-prefix
+    /// window, its sends and verifications over the conversion window, and each of its
+    /// numbers' accepted OTPs in the per-number window (field `n<last digits>`). Expires once
+    /// the newest of those no longer matters (`guard.lua` says when).
+    pub fn guard_prefix(&self, prefix: &str) -> String {
+        self.key(&["guard:p:", prefix])
+    }
+
+    /// The blocked prefixes (sorted set scored by when each block ends, ms, Unix): what
+    /// `status`, `guard list` and the dashboard list.
+    pub fn guard_blocked(&self) -> String {
+        self.key(&["guard:blocked"])
+    }
+
+    /// The OTP guard's refusals counted per rule and minute for one Unix hour (hash
+    /// `<rule>:<minute>` to a count), kept two hours: `status` sums the last sixty minutes.
+    pub fn guard_refused(&self, hour: u64) -> String {
+        self.key(&["guard:refused:", &hour.to_string()])
+    }
+
+    /// Set (no expiry) the first time the backend reports a verified OTP: the conversion rule
+    /// applies only once it is.
+    pub fn guard_reports(&self) -> String {
+        self.key(&["guard:reports"])
+    }
+
     // The operator dashboard's own keys: its sessions, the secret that signs their cookies,
     // failed logins. Written and read only by herald-dashboard (`herald_dashboard::session`,
     // `herald_dashboard::throttle`); kept together, in this one block.
@@ -471,6 +501,10 @@ mod tests {
             keys.dashboard_secret(),
             keys.dashboard_session("0123abcd"),
             keys.dashboard_login_failures("::1"),
+            keys.guard_prefix("+91987654"),
+            keys.guard_blocked(),
+            keys.guard_refused(1),
+            keys.guard_reports(),
         ] {
             assert!(key.starts_with("{herald}:"), "{key}");
         }

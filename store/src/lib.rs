@@ -11,6 +11,8 @@
 //! - [`record`]: a job's record and the message index: field names, what each step writes.
 //! - [`timeline`]: a job's timeline, read from its record (`track`, the API, the dashboard).
 //! - [`dead_letter`]: what a dead letter holds.
+//! - [`guard`]: the OTP guard's rules, settings and refusals, and what `status` shows of it
+//!   (the rules run in the enqueue script).
 //! - [`status`]: where every job is, per lane, and the replicas and the budget, read at once.
 //! - [`history`]: the dashboard's chart history, counted by workers in time buckets.
 //! - [`durability`]: acknowledging a write only once replicas have it (`WAIT`).
@@ -18,6 +20,7 @@
 pub mod calls;
 pub mod dead_letter;
 pub mod durability;
+pub mod guard;
 pub mod history;
 pub mod keys;
 pub mod lifecycle;

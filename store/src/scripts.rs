@@ -13,7 +13,8 @@
 //! - the record write (`record.lua`): a job's fields from the script's arguments;
 //! - stopping a job (`stop.lua`): cancel and supersede;
 //! - the tenants of a lane (`tenant.lua`): a tenant's stream, its turn, the bell;
-//! - the clock (`clock.lua`): Redis's `TIME` in microseconds, for the budget.
+//! - the clock (`clock.lua`): Redis's `TIME` in microseconds, for the budget;
+//! - the OTP guard (`guard.lua`): its rules for one OTP, its windows, blocks and refusals.
 //!
 //! Scripts on the send path, and those that free memory, run even when Redis has reached its
 //! `maxmemory` (`allow-oom`, Redis 7's script flags): a send Interakt accepted must be recorded
@@ -124,14 +125,28 @@ const RECORD: &str = include_str!("lua/record.lua");
 const TOKEN: &str = include_str!("lua/token.lua");
 const STOP: &str = include_str!("lua/stop.lua");
 const TENANT: &str = include_str!("lua/tenant.lua");
+const GUARD: &str = include_str!("lua/guard.lua");
 
 use Flags::{AllowOom, NoWrites, Plain};
 
 // ----- enqueue and cancel (the producer) -----
 
 lua! {
-    /// Claims an idempotency key, supersedes, records and adds one job (`lua/enqueue.lua`).
-    ENQUEUE: Plain, [LIFECYCLE, TENANT, RECORD, STOP], "enqueue.lua"
+    /// Claims an idempotency key, checks an OTP against the guard, supersedes, records and
+    /// adds one job (`lua/enqueue.lua`).
+    ENQUEUE: Plain, [LIFECYCLE, TENANT, RECORD, STOP, GUARD], "enqueue.lua"
+}
+
+// ----- the OTP guard (the producer; the operator's unblock) -----
+
+lua! {
+    /// A verified OTP counted for its prefix's conversion (`lua/verified.lua`).
+    VERIFIED: Plain, [GUARD], "verified.lua"
+}
+
+lua! {
+    /// A blocked prefix freed, its counts started afresh (`lua/unblock.lua`).
+    UNBLOCK: Plain, [], "unblock.lua"
 }
 
 lua! {
@@ -278,10 +293,12 @@ lua! {
 }
 
 /// Every script, for the checks that must see them all.
-pub fn all() -> [&'static Lua; 26] {
+pub fn all() -> [&'static Lua; 28] {
     [
         &ENQUEUE,
         &CANCEL,
+        &VERIFIED,
+        &UNBLOCK,
         &ACQUIRE,
         &COOLDOWN,
         &PROBE,
@@ -314,7 +331,7 @@ mod tests {
     use super::*;
 
     /// The preludes, by file name.
-    fn preludes() -> [(&'static str, &'static str); 7] {
+    fn preludes() -> [(&'static str, &'static str); 8] {
         [
             ("lifecycle.lua", &LIFECYCLE),
             ("clock.lua", CLOCK),
@@ -323,6 +340,7 @@ mod tests {
             ("token.lua", TOKEN),
             ("stop.lua", STOP),
             ("tenant.lua", TENANT),
+            ("guard.lua", GUARD),
         ]
     }
 

@@ -14,7 +14,8 @@
 //!
 //! Settled entries are deleted from the lane, so `ready = XLEN - pending`, summed over the
 //! lane's tenants (`backlog.lua`, one atomic read); `tenants` lists the [`TOP_TENANTS`]
-//! with the most ready jobs. It also shows
+//! with the most ready jobs; `guard` the OTP guard's refusals in the last hour and its
+//! blocked prefixes ([`crate::guard::collect`]). It also shows
 //! Redis's `maxmemory-policy`, which must be `noeviction` (`null` when Redis refuses
 //! `CONFIG GET`).
 
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::Keys;
 use crate::calls::inspect::{self, Backlog};
+use crate::guard::{self, GuardStatus};
 use crate::keys::Stat;
 use deadpool_redis::redis::AsyncCommands;
 use herald_shared::Lane;
@@ -125,6 +127,8 @@ pub struct Status {
     /// Consumers that sent a heartbeat in the last 15 s, with what they hold and sent.
     pub consumers: Vec<Consumer>,
     pub budget: Option<Budget>,
+    /// The OTP guard: refusals per rule in the last hour, blocked prefixes.
+    pub guard: GuardStatus,
     /// Redis's `maxmemory-policy` (`null` when Redis refused to say).
     pub maxmemory_policy: Option<String>,
     /// The policy for people: `noeviction`, a warning, or why it could not be checked.
@@ -199,6 +203,7 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         })
         .collect();
     let budget = budget(&mut conn, keys).await?;
+    let guard = guard::collect(&mut conn, keys, OffsetDateTime::now_utc()).await?;
     let policy = MemoryPolicies::read(&mut conn).await?;
     let tenants = backlog
         .tenants
@@ -216,6 +221,7 @@ pub async fn collect(pool: &Pool, keys: &Keys) -> Result<Status, RedisFailure> {
         tenants,
         consumers,
         budget,
+        guard,
         maxmemory_policy: policy.policy().map(str::to_string),
         maxmemory_policy_note: policy.describe(),
     })

@@ -34,7 +34,7 @@ fn booking(i: usize, tenant: &str) -> Job {
 async fn enqueue_all(conn: &mut MultiplexedConnection, jobs: &[Job]) {
     let now = time::OffsetDateTime::now_utc();
     for job in jobs {
-        let _: redis::Value = enqueue::enqueue(&keys(), job, 86_400_000, now)
+        let _: redis::Value = enqueue::enqueue(&keys(), job, 86_400_000, now, None)
             .invoke(conn)
             .await
             .unwrap();

@@ -255,11 +255,16 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
     let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
     let keys = keys();
     let job = Job::otp("+919812345678", "4242", std::time::Duration::from_secs(600)).unwrap();
-    let _: redis::Value =
-        enqueue::enqueue(&keys, &job, 86_400_000, time::OffsetDateTime::now_utc())
-            .invoke(&mut conn)
-            .await
-            .unwrap();
+    let _: redis::Value = enqueue::enqueue(
+        &keys,
+        &job,
+        86_400_000,
+        time::OffsetDateTime::now_utc(),
+        None,
+    )
+    .invoke(&mut conn)
+    .await
+    .unwrap();
     let () = conn
         .xgroup_create(keys.lane(Lane::Otp), WORKER_GROUP, "0")
         .await

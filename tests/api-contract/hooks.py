@@ -13,7 +13,7 @@ formats add only the range. What these generators make must match that pattern.)
   `not_after`);
 - `herald-timezone`: an IANA time zone name (`tz`).
 
-And two cross-field rules the document states in words, which generated positive cases
+And the cross-field rules the document states in words, which generated positive cases
 must respect to be positive at all:
 
 - the `Idempotency-Key` header and the body's `idempotency_key`, when both are sent, are
@@ -21,6 +21,7 @@ must respect to be positive at all:
 - at most one of `send_at`, `send_in` and (reminders) `before`; a reminder's send time
   (its appointment minus `before`) at most 365 days ahead: a positive reminder with
   `before` gets an appointment tomorrow;
+- a raw request on the OTP lane has a `not_after` within 24h (one hour from now);
 - a raw request passes RBM's and DLT's limits (a valid countryCode + phoneNumber pair, at
   most 11 suggestions per message, 250 KB...): a positive case's raw `request` is one of the
   Interakt requests in shared/tests/fixtures (the rest of the body stays generated).
@@ -135,12 +136,14 @@ def map_case(context, case):
         _one_time(item)
     if case.operation.path == "/v1/jobs/raw" and isinstance(case.body, dict):
         case.body["request"] = _valid_request(case.body)
+        _otp_lane_expires(case.body)
     elif case.operation.path == "/v1/jobs/reminder" and isinstance(case.body, dict):
         _near_appointment(case.body)
     elif case.operation.path == "/v1/jobs/batch" and isinstance(case.body, list):
         for item in case.body:
             if isinstance(item, dict) and item.get("kind") == "raw":
                 item["request"] = _valid_request(item)
+                _otp_lane_expires(item)
             elif isinstance(item, dict) and item.get("kind") == "reminder":
                 _near_appointment(item)
     return case
@@ -152,6 +155,15 @@ def _one_time(body):
         given = [k for k in ("send_at", "send_in", "before") if k in body]
         for k in given[1:]:
             del body[k]
+
+
+def _otp_lane_expires(body):
+    # A raw request on the OTP lane needs a not_after within 24h (the document says so in
+    # words): one hour from now, sent now.
+    if body.get("lane") == "otp":
+        for k in ("send_at", "send_in"):
+            body.pop(k, None)
+        body["not_after"] = (_NOW + datetime.timedelta(hours=1)).replace(microsecond=0).isoformat()
 
 
 def _near_appointment(body):

@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::scenario::http_status;
-use crate::{RedisEnv, cargo_bin, wait_until};
+use crate::{HttpAnswer, RedisEnv, cargo_bin, wait_until};
 
 /// What `herald-producer serve` prints on stderr once it listens, before the address.
 const LISTENING: &str = "herald-producer: listening on ";
@@ -20,7 +20,7 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     /// Starts the API with `extra_args` after `serve --listen ADDR` and waits until its
-    /// `/readyz` answers 200.
+    /// `/readyz` answers 200. The OTP guard is off unless `extra_args` turn it on.
     pub async fn start(
         redis_url: &str,
         namespace: &str,
@@ -47,6 +47,8 @@ impl ApiProcess {
             .args(extra_args)
             .env("HERALD_NAMESPACE", namespace)
             .env("HERALD_API_TOKENS", token)
+            // Suites send many OTPs to few numbers; `--otp-guard on` in `extra_args` wins.
+            .env("HERALD_OTP_GUARD", "off")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("the log file"))
             .spawn()
@@ -88,6 +90,29 @@ impl ApiProcess {
     /// `127.0.0.1:PORT`
     pub fn listen(&self) -> &str {
         &self.listen
+    }
+
+    /// One HTTP/1.0 request with the bearer token `token`, read whole (headers included).
+    pub async fn request(&self, token: &str, method: &str, path: &str, body: &str) -> HttpAnswer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.listen)
+            .await
+            .expect("the API listens");
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.listen,
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the request");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("the answer");
+        HttpAnswer::parse(&answer)
     }
 
     /// What it wrote on stderr so far.

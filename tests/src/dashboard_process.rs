@@ -162,7 +162,8 @@ impl std::fmt::Debug for HttpAnswer {
 }
 
 impl HttpAnswer {
-    fn parse(answer: &str) -> HttpAnswer {
+    /// An answer as read whole off the socket (status line, headers, body).
+    pub fn parse(answer: &str) -> HttpAnswer {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
         let mut lines = head.lines();
         let status = lines

@@ -136,11 +136,13 @@ impl Scenario {
         cmd
     }
 
-    /// `herald-producer` with this scenario's Redis and namespace, ready for arguments.
+    /// `herald-producer` with this scenario's Redis and namespace, ready for arguments; the
+    /// OTP guard off (scenarios send many OTPs to few numbers; `--otp-guard on` wins).
     pub fn herald_producer(&self) -> Command {
         let mut cmd = Command::new(cargo_bin("herald-producer"));
         cmd.env("REDIS_URL", self.redis.url())
             .env("HERALD_NAMESPACE", NAMESPACE)
+            .env("HERALD_OTP_GUARD", "off")
             .env("NO_COLOR", "1")
             .env_remove("HERALD_TIMEZONE")
             .env_remove("RUST_LOG");
@@ -360,7 +362,7 @@ pub async fn enqueue_stored(
         pipe.load_script(&herald_store::scripts::ENQUEUE).ignore();
         for job in chunk {
             pipe.add_command(
-                herald_store::calls::enqueue::enqueue(keys, job, 86_400_000, now)
+                herald_store::calls::enqueue::enqueue(keys, job, 86_400_000, now, None)
                     .cmd()
                     .clone(),
             );

@@ -44,7 +44,14 @@ async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {
     }
     let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("api-contract");
     let redis = RedisServer::start();
-    let api = ApiProcess::start(&redis.url(), "contract", TOKEN, &[]).await;
+    // The OTP guard on (tight limits), so its 429s are checked against the document too.
+    let api = ApiProcess::start(
+        &redis.url(),
+        "contract",
+        TOKEN,
+        &["--otp-guard", "on", "--otp-per-number", "2/1h"],
+    )
+    .await;
 
     // Run from a scratch directory: schemathesis and hypothesis keep caches in the working
     // directory, and a replayed failure from an earlier run would make this one unrepeatable.
@@ -87,7 +94,7 @@ async fn schemathesis_finds_the_api_exactly_as_its_openapi_document_says() {
         .map_or(&report[..], |at| &report[at..]);
     eprintln!("{summary}");
     assert!(
-        report.contains("Tested: 8"),
+        report.contains("Tested: 9"),
         "every operation was tested:\n{report}"
     );
 }

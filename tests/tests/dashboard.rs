@@ -8,6 +8,9 @@
 //!   cancelled with clicks, and a forged
 //!   POST without the CSRF token answered 403, changing nothing.
 //! - `a_read_only_dashboard_shows_no_action_and_refuses_one`: `--read-only`.
+//! - `guard_page_shows_the_blocks_and_unblocks_one`: the OTP guard's page (a prefix blocked
+//!   with the producer CLI), Unblock with a click, refused without the CSRF token and in
+//!   `--read-only`.
 //! - `screenshots_of_the_demo` (ignored; run by hand): the operations page's screenshots, from a
 //!   real run of the demo.
 
@@ -375,6 +378,120 @@ async fn a_read_only_dashboard_shows_no_action_and_refuses_one() {
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("read-only"), "{body}");
     assert_eq!(s.status().await.total.dead, 2, "nothing was replayed");
+}
+
+/// The OTP guard's prefix blocked in [`guard_page_shows_the_blocks_and_unblocks_one`].
+const BLOCKED_PREFIX: &str = "+91990000";
+
+/// Blocks [`BLOCKED_PREFIX`]: 31 OTPs to its numbers with the guard on (the 31st blocks it).
+fn block_a_prefix(s: &Scenario) {
+    for i in 0..31 {
+        let phone = format!("{BLOCKED_PREFIX}{i:04}");
+        let out = s.run_producer(&[
+            "--otp-guard",
+            "on",
+            "otp",
+            "--phone",
+            &phone,
+            "--code",
+            "1234",
+        ]);
+        let expected = if i < 30 { 0 } else { 3 };
+        assert_eq!(out.status.code(), Some(expected), "{i}: {out:?}");
+    }
+}
+
+#[tokio::test]
+async fn guard_page_shows_the_blocks_and_unblocks_one() {
+    let Some(browser) = Browser::start("the dashboard's guard test", 1280, 1000).await else {
+        return;
+    };
+    let s = Scenario::start(SandboxSetup::default()).await;
+    block_a_prefix(&s);
+
+    // Read-only: the block is shown, no Unblock button, and a forged unblock is refused.
+    let read_only =
+        DashboardProcess::start(&s.redis.url(), NAMESPACE, TOKEN, &["--read-only"]).await;
+    let cookie = read_only.log_in(TOKEN).await;
+    let page = read_only
+        .request(
+            herald_tests::LOOPBACK,
+            "GET",
+            "/guard",
+            &[("Cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(BLOCKED_PREFIX), "{page:?}");
+    assert!(!page.body.contains("/actions/unblock"), "{page:?}");
+    let csrf = page.csrf().expect("the logout form's CSRF token");
+    let forged = read_only
+        .request(
+            herald_tests::LOOPBACK,
+            "POST",
+            "/actions/unblock",
+            &[
+                ("Cookie", &cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &format!("prefix=%2B91990000&csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+    assert_eq!(status_json(&s)["guard"]["blocked_total"], 1);
+
+    // With clicks: the Guard page, its counts, and Unblock.
+    let dashboard = DashboardProcess::start(&s.redis.url(), NAMESPACE, TOKEN, &[]).await;
+    let base = dashboard.base_url();
+    log_in(&browser, &base).await;
+    browser.click("nav a[href='/guard']").await;
+    assert_eq!(browser.text("#blocked-total").await, "1");
+    assert_eq!(
+        browser
+            .text("#guard-refusals td[data-rule=per_prefix]")
+            .await,
+        "1"
+    );
+    // A POST without the CSRF token is refused and changes nothing.
+    let cookie = format!("herald_session={}", browser.cookie("herald_session").await);
+    let (code, body) = http_request(
+        "POST",
+        &format!("{base}/actions/unblock"),
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "prefix=%2B91990000",
+    )
+    .await
+    .expect("the dashboard answers");
+    assert_eq!(code, 403, "{body}");
+    assert_eq!(status_json(&s)["guard"]["blocked_total"], 1);
+    browser
+        .click(&format!(
+            "#guard-blocked tr[data-prefix='{BLOCKED_PREFIX}'] form.unblock button"
+        ))
+        .await;
+    let result = browser.text("#result").await;
+    assert!(result.contains("Unblocked"), "{result}");
+    assert_eq!(status_json(&s)["guard"]["blocked_total"], 0);
+    let out = s.run_producer(&[
+        "--otp-guard",
+        "on",
+        "otp",
+        "--phone",
+        &format!("{BLOCKED_PREFIX}0031"),
+        "--code",
+        "1234",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the prefix takes OTPs again: {out:?}"
+    );
+    browser.click("nav a[href='/guard']").await;
+    assert_eq!(browser.text("#blocked-total").await, "0");
 }
 
 async fn goto_dead_letter(browser: &Browser, base: &str, id: &str) {

@@ -6,13 +6,15 @@
 //! - [`charts`]: the SVG charts;
 //! - [`overview`]: lanes, replicas, budget, charts, OTP latency;
 //! - [`dead`]: the dead-letter list, one letter, and the action pages;
-//! - [`jobs`]: the job search and timelines; the login page.
+//! - [`jobs`]: the job search and timelines; the login page;
+//! - [`guard`]: the OTP guard's refusals and blocked prefixes, with Unblock.
 //!
 //! Secrets never reach a page: dead letters are shown through `dlq`'s redaction (OTP codes
 //! `[redacted]`), phones masked, the API key is never read.
 
 pub mod charts;
 pub mod dead;
+pub mod guard;
 pub mod jobs;
 pub mod overview;
 
@@ -36,6 +38,7 @@ pub enum Nav {
     Overview,
     Dead,
     Jobs,
+    Guard,
     None,
 }
 
@@ -60,6 +63,7 @@ pub fn layout(frame: &Frame, nav: Nav, title: &str, body: Markup) -> Markup {
                             a href="/" class=[(nav == Nav::Overview).then_some("current")] { "Overview" }
                             a href="/dead" class=[(nav == Nav::Dead).then_some("current")] { "Dead letters" }
                             a href="/jobs" class=[(nav == Nav::Jobs).then_some("current")] { "Find a job" }
+                            a href="/guard" class=[(nav == Nav::Guard).then_some("current")] { "Guard" }
                         }
                     }
                     @if frame.read_only {

@@ -3,6 +3,7 @@
 //! ```json
 //! {"error":"invalid","message":"2 problems","violations":[{"path":"phone","reason":"must be in E.164 form ..."}]}
 //! {"error":"idempotency_conflict","message":"idempotency_key: \"login:42\" already holds job 01a2..., ...","job_id":"01a2..."}
+//! {"error":"otp_refused","message":"OTP refused (per_number): ...","rule":"per_number","retry_after_s":2400}
 //! ```
 
 use axum::Json;
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::enqueue::{self, IdempotencyConflict, NotEnqueued};
+use crate::guard::OtpRefused;
 use crate::spec::SpecError;
 
 /// What went wrong, as the `error` field names it: what clients branch on.
@@ -34,6 +36,9 @@ pub enum ErrorCode {
     TooLate,
     /// 413: the body is too large.
     TooLarge,
+    /// 429: the OTP guard refused the OTP (`rule` says which rule; `retry_after_s` when it
+    /// frees, absent for `country`, which never does): nothing was enqueued.
+    OtpRefused,
     /// 500: Redis answered something Herald never writes.
     Internal,
     /// 503: Redis is unreachable or refused the job (out of memory, say): nothing of it was
@@ -68,6 +73,14 @@ pub struct ErrorBody {
     /// `too_late` only: where the job is (`sending`, `sent` or `dead`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<herald_store::timeline::JobState>,
+    /// `otp_refused` only: the OTP guard's rule that refused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<herald_store::guard::Rule>,
+    /// `otp_refused` only: seconds until the same OTP would pass (also the `Retry-After`
+    /// header); absent when it never will (`country`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub retry_after_s: Option<u64>,
 }
 
 /// An error answer.
@@ -86,6 +99,7 @@ impl ApiError {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::IdempotencyConflict | ErrorCode::TooLate => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::OtpRefused => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable | ErrorCode::UnknownOutcome => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -97,6 +111,8 @@ impl ApiError {
                 violations: Vec::new(),
                 job_id: None,
                 state: None,
+                rule: None,
+                retry_after_s: None,
             },
         }
     }
@@ -153,6 +169,8 @@ impl From<ValidationError> for ApiError {
                 violations,
                 job_id: None,
                 state: None,
+                rule: None,
+                retry_after_s: None,
             },
         }
     }
@@ -181,10 +199,20 @@ impl From<IdempotencyConflict> for ApiError {
     }
 }
 
+impl From<OtpRefused> for ApiError {
+    fn from(refused: OtpRefused) -> Self {
+        let mut err = ApiError::new(ErrorCode::OtpRefused, refused.line());
+        err.body.rule = Some(refused.rule);
+        err.body.retry_after_s = refused.retry_after_secs();
+        err
+    }
+}
+
 impl From<NotEnqueued> for ApiError {
     fn from(err: NotEnqueued) -> Self {
         match err {
             NotEnqueued::Conflict(conflict) => conflict.into(),
+            NotEnqueued::Guard(refused) => refused.into(),
             NotEnqueued::Refused { .. } => ApiError::new(ErrorCode::Unavailable, err.to_string()),
             NotEnqueued::Unknown { job_id, .. } => {
                 let mut api = ApiError::new(ErrorCode::UnknownOutcome, err.to_string());
@@ -200,6 +228,7 @@ impl From<enqueue::Error> for ApiError {
         match err {
             enqueue::Error::Invalid(err) => err.into(),
             enqueue::Error::IdempotencyConflict(conflict) => conflict.into(),
+            enqueue::Error::OtpRefused(refused) => refused.into(),
             // Redis is down or failing: nothing was written; the caller should retry.
             enqueue::Error::Redis(_) | enqueue::Error::Pool(_) => {
                 ApiError::new(ErrorCode::Unavailable, err.to_string())
@@ -218,7 +247,14 @@ impl From<enqueue::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        with_retry_after((self.status, Json(self.body)).into_response())
+        let wait = self.body.retry_after_s;
+        let mut response = with_retry_after((self.status, Json(self.body)).into_response());
+        if let Some(secs) = wait {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 

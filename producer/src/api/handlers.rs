@@ -133,6 +133,11 @@ pub enum EnqueueAnswers {
     /// Body too large (over 256 KiB)
     #[response(status = 413)]
     TooLarge(ErrorBody),
+    /// The OTP guard refused the OTP (`otp_refused`, OTPs only): `rule` names the rule,
+    /// `retry_after_s` (and the Retry-After header) when it frees, absent for `country`;
+    /// nothing enqueued
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds until the same OTP would pass (absent when it never will)")))]
+    OtpRefused(ErrorBody),
     /// Redis unreachable, or the enqueue not yet on --min-replicas replicas; retry (with the
     /// same idempotency key) after the Retry-After seconds
     #[response(status = 503)]
@@ -235,7 +240,8 @@ pub async fn enqueue_raw(
 /// Enqueue up to 1,000 jobs (each with its `kind`), answered item by item. Valid items are
 /// enqueued even when others are rejected: an invalid item (`invalid`) or one whose
 /// idempotency key already holds other content (`idempotency_conflict`, with the first
-/// job's `job_id` in its `error`).
+/// job's `job_id` in its `error`), or an OTP the OTP guard refused (`otp_refused`, with its
+/// `rule` and `retry_after_s`).
 #[utoipa::path(
     post, path = "/v1/jobs/batch", tag = "jobs", request_body = BatchRequest,
     responses(
@@ -244,6 +250,7 @@ pub async fn enqueue_raw(
         (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
         (status = 409, description = "No item enqueued: every item's idempotency key already holds a job with other content; `items` holds each item's answer", body = BatchRejected),
         (status = 413, description = "Body too large (over 8 MiB)", body = ErrorBody),
+        (status = 429, description = "No item enqueued: the OTP guard refused every item, or some and the others' idempotency keys hold other content (each item's `error`: `otp_refused` with its `rule` and `retry_after_s`, or `idempotency_conflict`); Retry-After is the soonest any frees", body = BatchRejected, headers(("Retry-After" = u64, description = "Seconds until the soonest refused item would pass (absent when none ever will)"))),
         (status = 503, description = "No item enqueued: Redis unreachable, or it refused or failed every valid item (out of memory, say); `items` holds each item's answer: `unavailable` items were not written and are safe to send again, `unknown_outcome` items may have been enqueued (look them up by their `job_id`); retry after the Retry-After seconds", body = BatchRejected),
     )
 )]
@@ -351,10 +358,19 @@ pub async fn enqueue_batch(
         let redis_failed =
             errors().any(|e| matches!(e.error, ErrorCode::Unavailable | ErrorCode::UnknownOutcome));
         let all_conflicts = errors().all(|e| e.error == ErrorCode::IdempotencyConflict);
+        // Refused by the guard, or conflicts and some refused: nothing invalid.
+        let refused = errors().all(|e| {
+            matches!(
+                e.error,
+                ErrorCode::OtpRefused | ErrorCode::IdempotencyConflict
+            )
+        });
         let (status, error) = if redis_failed {
             (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable)
         } else if all_conflicts {
             (StatusCode::CONFLICT, ErrorCode::IdempotencyConflict)
+        } else if refused {
+            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::OtpRefused)
         } else {
             (StatusCode::BAD_REQUEST, ErrorCode::Invalid)
         };
@@ -364,7 +380,16 @@ pub async fn enqueue_batch(
             violations: Vec::new(),
             items: answers,
         };
-        return Ok(with_retry_after((status, Json(body)).into_response()));
+        let soonest = (error == ErrorCode::OtpRefused)
+            .then(|| errors_min_wait(&body.items))
+            .flatten();
+        let mut response = with_retry_after((status, Json(body)).into_response());
+        if let Some(secs) = soonest {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        return Ok(response);
     }
     let duplicates = enqueued.iter().filter(|e| e.duplicate).count();
     let body = BatchAccepted {
@@ -374,6 +399,45 @@ pub async fn enqueue_batch(
         items: answers,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The soonest `retry_after_s` of the items' errors.
+fn errors_min_wait(items: &[BatchItem]) -> Option<u64> {
+    items
+        .iter()
+        .filter_map(|item| item.error.as_ref()?.retry_after_s)
+        .min()
+}
+
+/// `POST /v1/otp/verified`'s body.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifiedSpec {
+    /// The number whose OTP the customer verified, in E.164 form.
+    #[schema(format = "e164", example = "+919812345678")]
+    pub phone: String,
+}
+
+/// Report that a customer verified the OTP sent to `phone`: counted for its prefix's
+/// conversion, which the OTP guard's conversion rule judges (once any verification was
+/// reported) with `HERALD_OTP_MIN_CONVERSION`.
+#[utoipa::path(
+    post, path = "/v1/otp/verified", tag = "jobs", request_body = VerifiedSpec,
+    responses(
+        (status = 204, description = "Counted"),
+        (status = 400, description = "Invalid: the body or `phone`", body = ErrorBody),
+        (status = 401, description = "Missing or unknown bearer token", body = ErrorBody),
+        (status = 413, description = "Body too large (over 256 KiB)", body = ErrorBody),
+        (status = 503, description = "Redis unreachable; retry after the Retry-After seconds", body = ErrorBody),
+    )
+)]
+pub async fn otp_verified(
+    State(state): State<ApiState>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let spec: VerifiedSpec = decode(body).await?;
+    state.producer.verified(&spec.phone).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A batch request, for the OpenAPI document: 1 to [`MAX_BATCH`] jobs, each with its `kind`.
@@ -524,6 +588,7 @@ async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiErr
 /// Gives the API's metrics their help text, so `/metrics` passes `promtool check metrics`.
 /// Called by [`super::router`] once the process's recorder is installed.
 pub fn describe_metrics() {
+    crate::guard::describe_metrics();
     metrics::describe_counter!(
         "herald_api_jobs_enqueued_total",
         "Jobs the API enqueued (duplicates of an idempotency key excluded)."

@@ -8,6 +8,8 @@
 //! - `GET /v1/jobs/{id}`: the job's state and timeline, as `herald-worker track` shows it.
 //! - `DELETE /v1/jobs/{id}`, `DELETE /v1/jobs?idempotency_key=K`: cancel a job before its
 //!   send begins (200 cancelled, 409 too late with its state, 404 unknown).
+//! - `POST /v1/otp/verified`: the backend reports a verified OTP (the OTP guard's
+//!   conversion); 204. An OTP the guard refuses is 429 `otp_refused` with `Retry-After`.
 //! - `GET /openapi.json`: this API's OpenAPI document, generated from the handlers' types.
 //! - `/metrics`, `/healthz`, `/readyz`: as every Herald server ([`herald_shared::ops`]).
 //!
@@ -72,6 +74,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::enqueue_batch))
         .routes(routes!(handlers::job_state, handlers::cancel_job))
         .routes(routes!(handlers::cancel_by_key))
+        .routes(routes!(handlers::otp_verified))
         .route_layer(middleware::from_fn_with_state(
             state.tokens.clone(),
             auth::require_bearer,

@@ -8,6 +8,7 @@ use herald_shared::Redacted;
 use herald_shared::config::{GLOBAL_DISPLAY_ORDER, RedisArgs, parse_duration};
 use herald_shared::job::{Booking, Lane};
 
+use crate::guard::GuardArgs;
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, ReminderSpec, Timing};
 use herald_shared::schedule::Zone;
 
@@ -38,6 +39,8 @@ pub struct Cli {
     /// names its own (`tz`); their start is the default not_after.
     #[arg(long, env = "HERALD_TIMEZONE", default_value = herald_shared::schedule::DEFAULT_TIMEZONE, global = true, display_order = GLOBAL_DISPLAY_ORDER)]
     pub tz: Zone,
+    #[command(flatten)]
+    pub guard: GuardArgs,
     // Last of the flags: what follows it is shown under its heading.
     #[command(flatten)]
     pub redis: RedisArgs,
@@ -65,6 +68,9 @@ pub enum Command {
     /// Enqueue JSON Lines, one job a line ({"kind":"otp"|"booking"|"raw", ...}).
     #[command(after_help = BULK_EXIT_CODES)]
     Bulk(BulkArgs),
+    /// Report that a customer verified the OTP sent to --phone (the OTP guard's conversion).
+    #[command(after_help = VERIFIED_EXIT_CODES)]
+    Verified(VerifiedArgs),
     /// Serve the HTTP API (POST /v1/jobs/otp|booking|raw|batch) until SIGTERM/SIGINT.
     #[command(after_help = SERVE_EXIT_CODES)]
     Serve(ServeArgs),
@@ -82,6 +88,13 @@ pub struct ServeArgs {
     /// Accepted bearer tokens, comma-separated.
     #[arg(long, env = "HERALD_API_TOKENS", hide_env_values = true)]
     pub tokens: Option<Redacted<String>>,
+}
+
+#[derive(Args)]
+pub struct VerifiedArgs {
+    /// The number whose OTP was verified, in E.164 form (+919999999999).
+    #[arg(long)]
+    pub phone: String,
 }
 
 #[derive(Args)]
@@ -226,7 +239,8 @@ pub struct BulkArgs {
     /// JSON Lines file, or - for stdin.
     #[arg(default_value = "-")]
     pub file: PathBuf,
-    /// Print {"enqueued":N,"duplicates":N,"rejected":N} on stdout at the end.
+    /// Print {"enqueued":N,"duplicates":N,"rejected":N,"refused":N} on stdout at the end
+    /// ("refused": of the rejected, the OTPs the OTP guard refused; only when some were).
     #[arg(long)]
     pub json: bool,
 }

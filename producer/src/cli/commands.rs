@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         )
         .into());
     }
+    let guard = cli.guard.settings()?;
     let target = cli.redis.target();
     let durability = Durability::replicas(cli.min_replicas);
     let connect = || async {
@@ -38,7 +39,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Ok::<_, CliError>(
             Producer::new(pool, keys.clone())
                 .with_idempotency_window(cli.idempotency_window)
-                .with_durability(durability),
+                .with_durability(durability)
+                .with_guard(guard.clone()),
         )
     };
     let job = match cli.command {
@@ -49,6 +51,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 keys.clone(),
                 cli.idempotency_window,
                 durability,
+                guard,
                 cli.tz.clone(),
             )
             .await;
@@ -59,6 +62,10 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::Bulk(args) => return run_bulk(&args, connect().await?, cli.tz.clone()).await,
         Command::Cancel(args) => return run_cancel(&args, connect().await?).await,
+        Command::Verified(args) => {
+            connect().await?.verified(&args.phone).await?;
+            return Ok(Outcome::Enqueued);
+        }
         Command::Otp(args) => {
             let timing = args.timing.timing(None);
             single_job("OTP", args.to_spec(), timing, &cli.tz)
@@ -100,6 +107,7 @@ pub(super) async fn serve(
     keys: Keys,
     window: Duration,
     durability: Durability,
+    guard: Option<herald_store::guard::Guard>,
     zone: Zone,
 ) -> Result<Outcome, CliError> {
     let tokens = args
@@ -116,7 +124,9 @@ pub(super) async fn serve(
     let state = crate::api::ApiState {
         producer: Producer::new(pool, keys)
             .with_idempotency_window(window)
-            .with_durability(durability),
+            .with_durability(durability)
+            .with_guard(guard)
+            .logging_refusals(),
         tokens: std::sync::Arc::new(tokens),
         zone,
     };

@@ -23,6 +23,10 @@ pub const EXIT_REJECTED: u8 = 1;
 /// enqueued; for `bulk`, every line rejected), or Redis unreachable or failing.
 pub const EXIT_FAILED: u8 = 2;
 
+/// Refused by policy: the OTP guard refused the OTP (one line names the rule, the masked
+/// number or prefix, and when it frees); nothing was enqueued.
+pub const EXIT_REFUSED: u8 = 3;
+
 /// The exit codes of every subcommand, for the top-level `--help`.
 pub(super) const EXIT_CODES: &str = "\
 Exit codes:
@@ -33,7 +37,9 @@ Exit codes:
   2  bad usage, invalid input, or an idempotency key that already holds other content
      (nothing enqueued; for bulk, every line rejected), or Redis unreachable or failing,
      or not on --min-replicas replicas in time (retry with the same idempotency key)
-     (serve: bad configuration, or it cannot listen)";
+     (serve: bad configuration, or it cannot listen)
+  3  refused by policy: the OTP guard refused the OTP (the rule, the masked number or prefix,
+     and when it frees are printed); nothing enqueued";
 
 /// `otp`, `booking` and `send`: one job, enqueued or not.
 pub(super) const SINGLE_EXIT_CODES: &str = "\
@@ -42,7 +48,14 @@ Exit codes:
      prints the first job's id)
   2  bad usage, invalid input, or an idempotency key that already holds other content
      (nothing enqueued), or Redis unreachable or failing, or not on --min-replicas
-     replicas in time (retry with the same idempotency key)";
+     replicas in time (retry with the same idempotency key)
+  3  refused by policy: the OTP guard refused the OTP (the rule, the masked number or
+     prefix, and when it frees are printed); nothing enqueued";
+
+pub(super) const VERIFIED_EXIT_CODES: &str = "\
+Exit codes:
+  0  counted
+  2  bad usage, an invalid number, or Redis unreachable or failing";
 
 pub(super) const CANCEL_EXIT_CODES: &str = "\
 Exit codes:
@@ -53,8 +66,9 @@ Exit codes:
 pub(super) const BULK_EXIT_CODES: &str = "\
 Exit codes:
   0  every line enqueued (or a duplicate of an earlier job)
-  1  some lines were rejected (each reported with its line number: invalid, or an
-     idempotency key that already holds other content); the rest were enqueued
+  1  some lines were rejected (each reported with its line number: invalid, an
+     idempotency key that already holds other content, or an OTP the OTP guard refused);
+     the rest were enqueued
   2  bad usage, an unreadable input, every line rejected (nothing enqueued),
      or Redis unreachable or failing, or not on --min-replicas replicas in time
      (retry with the same idempotency keys)";
@@ -95,7 +109,8 @@ impl Outcome {
     }
 }
 
-/// Why a run failed; every case exits with [`EXIT_FAILED`].
+/// Why a run failed; every case exits with [`EXIT_FAILED`] but an OTP the guard refused
+/// ([`EXIT_REFUSED`]: [`CliError::exit_code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -112,6 +127,16 @@ pub enum CliError {
     Bulk(#[from] BulkError),
     #[error("{0}")]
     Cancel(String),
+}
+
+impl CliError {
+    /// The exit code it ends the run with.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            CliError::Enqueue(enqueue::Error::OtpRefused(_)) => EXIT_REFUSED,
+            _ => EXIT_FAILED,
+        })
+    }
 }
 
 /// Reports a command-line error: help and version as clap prints them, anything else as one

@@ -1,4 +1,5 @@
-//! A new job (`enqueue.lua`) and a cancel by id (`cancel_job.lua`).
+//! A new job (`enqueue.lua`, with the OTP guard's rules for an OTP: `guard.lua`) and a
+//! cancel by id (`cancel_job.lua`).
 
 use herald_shared::Job;
 use redis::{FromRedisValue, RedisError, Value};
@@ -7,6 +8,7 @@ use uuid::Uuid;
 
 use super::{code_and_text, state_of, unexpected};
 use crate::Keys;
+use crate::guard::{self, Guard, Refusal, Rule};
 use crate::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
 use crate::record::{self, Claim, format_time};
@@ -14,8 +16,15 @@ use crate::script::ScriptCall;
 use crate::scripts::{CANCEL, ENQUEUE};
 
 /// The call that enqueues `job` at `now`, its idempotency key holding it for `window_ms`
-/// after it finishes (and for as long as it is pending).
-pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> ScriptCall<'static> {
+/// after it finishes (and for as long as it is pending). With a `guard`, an OTP (a job on
+/// the OTP lane) passes its rules first, in the same script.
+pub fn enqueue(
+    keys: &Keys,
+    job: &Job,
+    window_ms: u64,
+    now: OffsetDateTime,
+    guard: Option<&Guard>,
+) -> ScriptCall<'static> {
     let job_id = job.id.to_string();
     let record = keys.job_status(&job_id);
     let due = job.send_at.filter(|due| *due > now);
@@ -35,6 +44,21 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         .map(|key| keys.idempotency(key));
     let replace = job.replace_key.as_deref().map(|key| keys.replace(key));
     let booking = job.booking_id().map(|id| keys.booking(id));
+    let phone = job.lane().is_otp().then(|| guarded_number(job)).flatten();
+    let guarded = guard.zip(phone.as_deref()).and_then(|(guard, phone)| {
+        let parts = herald_shared::phone::guard_parts(phone)?;
+        Some((guard, parts))
+    });
+    let now_ms = guard::unix_ms(now);
+    let guard_keys = guarded.map(|(_, parts)| {
+        [
+            keys.guard_prefix(parts.prefix),
+            keys.guard_blocked(),
+            keys.guard_refused(guard::hour_of(now_ms)),
+            keys.guard_reports(),
+        ]
+    });
+    let guard_key = |i: usize| guard_keys.as_ref().map_or(record.as_str(), |k| &k[i]);
     let own = [
         claim.as_deref().unwrap_or(&record),
         &keys.lane_of(job.lane(), job.tenant()),
@@ -44,6 +68,10 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         &keys.scheduled_jobs(),
         &keys.stats(),
         booking.as_deref().unwrap_or(&record),
+        guard_key(0),
+        guard_key(1),
+        guard_key(2),
+        guard_key(3),
     ];
     let mut call = ScriptCall::new(&ENQUEUE, own);
     let flag = |on: bool| if on { "1" } else { "" };
@@ -64,13 +92,49 @@ pub fn enqueue(keys: &Keys, job: &Job, window_ms: u64, now: OffsetDateTime) -> S
         .arg(TIMELINE_TTL_SECS)
         .arg(flag(booking.is_some()))
         .arg(job.lane().as_str())
-        .arg(job.tenant())
-        .arg(record::enqueued_fields(
-            job,
-            state,
-            claim.as_deref().map(|key| Claim { key, window_ms }),
-        ));
+        .arg(job.tenant());
+    guard_args(&mut call, guarded, now_ms);
+    call.arg(record::enqueued_fields(
+        job,
+        state,
+        claim.as_deref().map(|key| Claim { key, window_ms }),
+    ));
     call
+}
+
+/// An OTP's number as the guard reads it: `+` and its digits.
+pub fn guarded_number(job: &Job) -> Option<String> {
+    let digits: String = job.phone().chars().filter(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then(|| format!("+{digits}"))
+}
+
+/// ARGV[17] to ARGV[29] of `enqueue.lua`: '1' and the guard's arguments (`guard_otp` in
+/// `guard.lua` reads them from ARGV[18]), or thirteen blanks when the guard does not apply.
+fn guard_args(
+    call: &mut ScriptCall<'_>,
+    guarded: Option<(&Guard, herald_shared::phone::GuardParts<'_>)>,
+    now_ms: u64,
+) {
+    let Some((guard, parts)) = guarded else {
+        for _ in 0..13 {
+            call.arg("");
+        }
+        return;
+    };
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    call.arg("1")
+        .arg(parts.country_code)
+        .arg(guard.countries_arg())
+        .arg(parts.prefix)
+        .arg(parts.suffix)
+        .arg(now_ms)
+        .arg(guard.per_number.requests.get())
+        .arg(ms(guard.per_number.period))
+        .arg(guard.per_prefix.requests.get())
+        .arg(ms(guard.per_prefix.period))
+        .arg(ms(guard.block))
+        .arg(guard.min_conversion.clamp(0.0, 1.0).to_string())
+        .arg(guard::CONVERSION_MIN_SENDS);
 }
 
 /// What an enqueue came to.
@@ -88,6 +152,8 @@ pub enum EnqueueReply {
     Duplicate { first: Uuid },
     /// The idempotency key holds other content: nothing added; the first job's id.
     Conflict { first: Uuid },
+    /// The OTP guard refused it: nothing added.
+    Refused(Refusal),
 }
 
 impl EnqueueReply {
@@ -126,6 +192,14 @@ impl EnqueueReply {
             2 => EnqueueReply::Conflict {
                 first: id(1)?.ok_or_else(bad)?,
             },
+            3 => {
+                let rule = Rule::parse(&text(1)?).ok_or_else(bad)?;
+                let retry_ms = items
+                    .get(2)
+                    .and_then(|v| i64::from_redis_value(v.clone()).ok())
+                    .ok_or_else(bad)?;
+                EnqueueReply::Refused(Refusal::new(rule, retry_ms))
+            }
             _ => return Err(bad()),
         })
     }

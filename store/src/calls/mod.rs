@@ -3,7 +3,8 @@
 //! answer into a Rust enum. Callers choose the connection and what to do on a Redis error;
 //! nothing here holds a connection.
 //!
-//! - [`enqueue`]: a new job; a cancel.
+//! - [`enqueue`]: a new job (an OTP checked by the guard first); a cancel.
+//! - [`guard`]: the OTP guard's verifications and unblocks.
 //! - [`lanes`]: reading a lane, tenants in turn; taking over stale entries.
 //! - [`settle`]: the send path: the last check, sent, retry, dead letter, hand back, defer,
 //!   the holds' keep-alive.
@@ -18,6 +19,7 @@ pub mod budget;
 pub mod dashboard;
 pub mod dead_letters;
 pub mod enqueue;
+pub mod guard;
 pub mod inspect;
 pub mod lanes;
 pub mod settle;

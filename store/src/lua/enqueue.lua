@@ -1,7 +1,11 @@
 -- Enqueue one job, atomically: claim its idempotency key, supersede the older job of its
 -- replace key, write its record, and put it on its lane (or, scheduled, in its lane's
 -- scheduled set with its body stored once) -- all of it, or (a duplicate or conflicting
--- idempotency key) nothing.
+-- idempotency key, an OTP the guard refuses) nothing.
+--
+-- An OTP (with the guard on) passes the OTP guard's rules first (guard.lua), after the
+-- idempotency key is read and before anything is written: a duplicate is answered as one
+-- and not counted again; a refused OTP writes nothing of its own.
 --
 -- The idempotency claim holds "<first job id>:<content fingerprint>", so a later job under
 -- the same key is told apart: the same content is a duplicate, other content a conflict. A
@@ -19,7 +23,9 @@
 -- stream (its lane's, its tenant's: tenant.lua), KEYS[3] the job's record, KEYS[4] the
 -- replace key (the record when none), KEYS[5] the job lane's scheduled set, KEYS[6]
 -- scheduled bodies, KEYS[7] stats, KEYS[8] the booking's index of job ids (the record when
--- none)
+-- none), KEYS[9] the guard's hash of the number's prefix, KEYS[10] the blocked prefixes,
+-- KEYS[11] this hour's refusal counts, KEYS[12] the verification reports' flag (KEYS[9] to
+-- KEYS[12] are the record when the guard does not apply)
 -- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
 -- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
 -- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
@@ -27,11 +33,14 @@
 -- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the namespace's prefix
 -- (`{ns}:`; + `job:` + id = a record key), ARGV[13] a stopped record's ttl, ARGV[14] '1'
 -- when the job belongs to a booking (indexed by its id, as long as its record), ARGV[15] the
--- job's lane, ARGV[16] its tenant, from ARGV[17] the record's fields (count, names and
--- values: see record.lua)
+-- job's lane, ARGV[16] its tenant, ARGV[17] '1' when the OTP guard applies, ARGV[18] to
+-- ARGV[29] the guard's arguments (see guard_otp in guard.lua; '' when it does not apply),
+-- from ARGV[30] the record's fields (count, names and values: see record.lua)
 -- Returns {0, stream entry id ('' when scheduled), superseded job id or '', id of the job
 -- still sending that it waits for or ''} for a new job, {1, first job id} for a duplicate,
--- {2, first job id} for a conflict (nothing written).
+-- {2, first job id} for a conflict (nothing written), {3, rule, ms until it frees or -1 for
+-- never} for an OTP the guard refused (nothing written but the refusal's count and, when
+-- it blocks the prefix, the block).
 if ARGV[6] == '1' then
   local held = redis.call('GET', KEYS[1])
   if held then
@@ -45,6 +54,15 @@ if ARGV[6] == '1' then
     end
     return {2, first}
   end
+end
+if ARGV[17] == '1' then
+  local refused = guard_otp(
+    {prefix = KEYS[9], blocked = KEYS[10], refused = KEYS[11], reports = KEYS[12]}, 18)
+  if refused then
+    return {3, refused[1], refused[2]}
+  end
+end
+if ARGV[6] == '1' then
   redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX',
     math.max(tonumber(ARGV[2]), tonumber(ARGV[8]) * 1000))
 end
@@ -64,7 +82,7 @@ if ARGV[7] == '1' then
   end
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[8])
 end
-record(KEYS[3], 17, ARGV[8])
+record(KEYS[3], 30, ARGV[8])
 if waits_for ~= '' then
   redis.call('HSET', KEYS[3], 'supersedes', waits_for)
 end

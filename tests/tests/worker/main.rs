@@ -14,6 +14,7 @@ mod failures;
 mod fair_turns;
 mod flags;
 mod otp_first;
+mod otp_guard;
 mod otp_latency;
 mod ownership;
 mod rate_limited;
