@@ -11,7 +11,7 @@ into a virtualenv first. Nothing here needs a cluster, a Docker engine or the ne
   and the ScaledObject's HPA behavior is validated as part of a built-in
   HorizontalPodAutoscaler. Its prometheus trigger (KEDA scales the workers on slot
   saturation) must use KEDA's metadata keys, a query naming only series the worker exports
-  (worker/src/telemetry.rs) and a positive threshold.
+  (pipeline/src/telemetry.rs) and a positive threshold.
 - Compose: validated against the Compose specification's JSON schema (check-jsonschema's
   bundled copy), then checked for what Herald needs (Redis AOF and noeviction, three
   workers, health checks, a stop grace above the shutdown grace).
@@ -251,18 +251,18 @@ def herald_keys() -> tuple[str, list[str]]:
     group = re.search(r'pub const WORKER_GROUP: &str = "([^"]+)"', keys_rs)
     require(group is not None, "WORKER_GROUP not found in store/src/keys.rs")
     require('self.key(&["lane:", lane.as_str()])' in keys_rs, "lane key format changed in keys.rs")
-    job_rs = (ROOT / "shared/src/job.rs").read_text()
+    job_rs = (ROOT / "shared/src/job/lane.rs").read_text()
     lanes = re.findall(r'Lane::\w+ => "([a-z]+)"', job_rs)
-    require(sorted(set(lanes)) == ["booking", "otp"], f"unexpected lanes in job.rs: {lanes}")
+    require(sorted(set(lanes)) == ["booking", "bulk", "otp", "reminder"], f"unexpected lanes in shared/src/job/lane.rs: {lanes}")
     return group.group(1), sorted(set(lanes))
 
 
 def worker_metrics() -> set[str]:
-    """The series names the worker exports, from the descriptions in worker/src/telemetry.rs:
+    """The series names the worker exports, from the descriptions in pipeline/src/telemetry.rs:
     a counter or gauge by its name, a histogram by its _sum, _count and _bucket series."""
-    text = (ROOT / "worker/src/telemetry.rs").read_text()
+    text = (ROOT / "pipeline/src/telemetry.rs").read_text()
     described = re.findall(r'describe_(counter|gauge|histogram)!\(\s*"([a-z_:][a-z0-9_:]*)"', text)
-    require(len(described) >= 5, f"found only {len(described)} metric descriptions in worker/src/telemetry.rs")
+    require(len(described) >= 5, f"found only {len(described)} metric descriptions in pipeline/src/telemetry.rs")
     names: set[str] = set()
     for kind, name in described:
         if kind == "histogram":
@@ -814,7 +814,7 @@ def check_prometheus_trigger(trigger: dict, metrics: set[str], where: str) -> No
     require(
         not foreign,
         f"{where}: the query names {', '.join(foreign)}, which the worker does not export "
-        f"(worker/src/telemetry.rs: {', '.join(sorted(m for m in metrics if not m.endswith(('_count', '_bucket'))))})",
+        f"(pipeline/src/telemetry.rs: {', '.join(sorted(m for m in metrics if not m.endswith(('_count', '_bucket'))))})",
     )
     require(positive_number(meta["threshold"]), f"{where}: threshold {meta['threshold']!r} must be a positive number")
     if "activationThreshold" in meta:

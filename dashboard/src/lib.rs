@@ -8,6 +8,7 @@
 //! their signing secret, failed-login counts) in Redis beside the rest, so any number of
 //! replicas show the same picture, log in and out alike, and a restart loses nothing.
 //!
+//! - [`cli`]: the `herald-dashboard` command line (its flags and the Redis connection).
 //! - [`settings`]: flags and environment (`--listen`, `HERALD_DASHBOARD_TOKENS`,
 //!   `HERALD_DASHBOARD_SECRET`, `--read-only`), validated once.
 //! - [`session`]: sessions in Redis (logout, idle and maximum age), their signed cookie and
@@ -22,6 +23,7 @@
 //! overview every few seconds by fetching its server-rendered fragment.
 
 pub mod actions;
+pub mod cli;
 pub mod server;
 pub mod session;
 pub mod settings;

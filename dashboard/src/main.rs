@@ -3,23 +3,9 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use herald_dashboard::{DashboardArgs, EXIT_CODES};
-use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{LogFormat, exit, init_tracing, parse_args};
-
-/// Herald's operator dashboard: the queue, the budget and the dead letters in a browser.
-#[derive(Parser, Debug)]
-#[command(name = "herald-dashboard", version, after_help = EXIT_CODES)]
-struct Cli {
-    #[command(flatten)]
-    redis: RedisArgs,
-    #[command(flatten)]
-    args: DashboardArgs,
-    /// Log format.
-    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-}
+use herald_dashboard::cli::Cli;
+use herald_shared::config::load_dotenv;
+use herald_shared::process::{exit, init_tracing, parse_args};
 
 fn main() -> ExitCode {
     load_dotenv();

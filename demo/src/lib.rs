@@ -22,10 +22,13 @@
 //!    [`DELIVERY_WAIT`]); then a [`Summary`] from Herald's own counters
 //!    ([`herald_operator::status::collect`]) and the sandbox's record of what reached it.
 //!
+//! [`cli`] is the binary's command line.
+//!
 //! It owns orchestration and cleanup only: what it started is stopped and removed at the end
 //! (the Redis and its data are left running with `keep`). Sending, retrying, dead-lettering
 //! and processing webhooks are the worker's and the receiver's, unchanged.
 
+pub mod cli;
 pub mod dashboard;
 mod demo_redis;
 mod jobs;
@@ -35,7 +38,7 @@ mod summary;
 mod watch;
 
 pub use options::*;
-pub use summary::{ReasonCount, Summary, render};
+pub use summary::{EXPIRED_NOTE, ReasonCount, Summary, TRY_NEXT, render};
 
 use std::net::SocketAddr;
 use std::time::Duration;

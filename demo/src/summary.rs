@@ -134,14 +134,24 @@ pub fn render(summary: &Summary) -> String {
     out
 }
 
+/// The commands the summary suggests trying on the demo's data, in order (`<ID>`: a dead
+/// letter's id, as `dlq list` shows it). Each works on a kept demo (a test runs them): the
+/// replay takes back the OTP that met a 500 three times, `--extend` giving it a new deadline
+/// if its ten minutes have passed (a kept demo runs no worker, so its code is still there).
+/// An expired job is never suggested: a replay cannot bring one back (its OTP code is
+/// erased, or its deadline is its appointment), as [`EXPIRED_NOTE`] says.
+pub const TRY_NEXT: [&str; 5] = [
+    "herald-worker status",
+    "herald-worker dlq list",
+    "herald-worker dlq show <ID>",
+    "herald-worker dlq replay --reason \"HTTP 500\" --extend 10m --dry-run",
+    "herald-worker dlq replay --reason \"HTTP 500\" --extend 10m",
+];
+
+/// Printed after [`TRY_NEXT`]: why the expired dead letters are not among the replays.
+pub const EXPIRED_NOTE: &str = "The expired ones cannot come back: an OTP's code is erased at its deadline (the customer asks for a new one) and a booking's deadline is its appointment; `dlq replay --reason expired --dry-run` says so for each.";
+
 pub(crate) fn next_commands(s: &Summary) -> String {
-    let commands = [
-        "herald-worker status",
-        "herald-worker dlq list",
-        "herald-worker dlq show <ID>",
-        "herald-worker dlq replay --reason \"HTTP 500\" --dry-run",
-        "herald-worker dlq replay --reason expired --extend 10m",
-    ];
     let mut out = String::new();
     if s.kept {
         out.push_str("\nThe demo's data is still there. Try next:\n");
@@ -154,9 +164,11 @@ pub(crate) fn next_commands(s: &Summary) -> String {
             "\nThe demo removed what it started. To look around afterwards, run `herald-demo --keep` (`cargo run -p herald-demo -- --keep`), then:\n",
         );
     }
-    for command in commands {
+    for command in TRY_NEXT {
         out.push_str(&format!("  {command}\n"));
     }
+    out.push_str(EXPIRED_NOTE);
+    out.push('\n');
     if s.kept {
         out.push_str(&format!(
             "The dashboard is still running: open {} and log in with the token {}\n",

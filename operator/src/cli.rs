@@ -95,8 +95,10 @@ pub enum DlqCommand {
     Replay {
         #[command(flatten)]
         select: ReplaySelect,
-        /// Give each replayed job with a deadline (an OTP) at least this long from now
-        /// (10m; at most 24h); an expired OTP is not replayed without it.
+        /// Give each replayed OTP a deadline at least this long from now (10m; at most 24h).
+        /// An OTP past its deadline is replayed only with it, and only while its letter
+        /// still holds the code: workers erase codes at the deadline, and one dead-lettered
+        /// as expired never kept it. A booking's deadline is its appointment: never moved.
         #[arg(long, value_name = "DURATION")]
         extend: Option<dlq::Extension>,
         /// Say what would be replayed; change nothing.

@@ -78,7 +78,8 @@ pub fn render(status: &Status) -> String {
             b.booking_share,
             b.next_token_in_ms,
             if b.cooldown_ms > 0 {
-                format!("; cooling down after a 429 for {} ms", b.cooldown_ms)
+                let probing = if b.probing { ", probing" } else { "" };
+                format!("; cooling down after a 429 for {} ms{probing}", b.cooldown_ms)
             } else {
                 String::new()
             }

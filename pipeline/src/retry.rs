@@ -165,6 +165,13 @@ impl SendOutcome {
         }
     }
 
+    /// Whether Interakt answered with a 2xx (whatever the body said): its rate limit let
+    /// the request through.
+    pub fn is_2xx(&self) -> bool {
+        self.status()
+            .is_some_and(|status| (200..300).contains(&status))
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             SendOutcome::Sent { .. } => Some(200),
@@ -194,7 +201,10 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// The longest a rate-limited job waits (`--max-cooldown`): Retry-After is clamped to it.
+    /// The longest a rate-limited job waits before it is read again (Retry-After is
+    /// clamped to it): `--max-cooldown`, or `--probe-interval` when shorter, since a longer
+    /// pause is probed and may end at the next probe (the job then waits in hand for its
+    /// token, not in the delayed set).
     pub max_cooldown: Duration,
 }
 

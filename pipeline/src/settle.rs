@@ -78,7 +78,7 @@ impl Settler {
             stream: &delivery.stream,
             entry_id: &delivery.entry_id,
             consumer: &self.consumer,
-            token: delivery.token.as_ref().map(|t| t.member()),
+            token: delivery.token.as_ref().map(|t| t.charge()),
         }
     }
 
@@ -233,7 +233,7 @@ mod tests {
 
     /// A settle after a send charges its own token, always its call's last argument: the
     /// token's entries in the shared log and the OTPs' log move from its grant plus the
-    /// margin back to the answer. A settle without a token charges nothing, even with a
+    /// request timeout and the margin back to the answer. A settle without a token charges nothing, even with a
     /// message id that reads like another token's charge.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_settle_charges_its_own_token_and_nothing_else() {
@@ -283,14 +283,14 @@ mod tests {
             let moved_back_us = granted - now;
             assert!(
                 moved_back_us > 100_000.0,
-                "charged at the answer, not the grant plus the 250 ms margin: moved back {moved_back_us} µs"
+                "charged at the answer, not the grant plus the timeout and the margin: moved back {moved_back_us} µs"
             );
         }
 
         let uncharged = read.remove(0);
         assert!(uncharged.token.is_none());
         let job = uncharged.job.clone().unwrap();
-        let lookalike = format!("charge:{}", other.member());
+        let lookalike = format!("charge:1000:otp:{}", other.member());
         assert_eq!(
             settler.sent(&uncharged, &job, &lookalike).await.unwrap(),
             Completed {

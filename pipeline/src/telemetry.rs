@@ -19,6 +19,7 @@ use herald_store::history::{Recorder, Series};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::limiter::ProbeOutcome;
 use crate::retry::SendOutcome;
 
 /// The process-wide Prometheus recorder (shared by every Herald server in the process),
@@ -78,6 +79,10 @@ pub fn describe() {
         Unit::Seconds,
         "Waits of jobs in this replica's hand because every concurrency slot was busy; the rate of its _sum is what another replica would turn into sends (KEDA scales on it)."
     );
+    describe_counter!(
+        "herald_budget_probes_total",
+        "Requests sent as the cool-down's probe (one every --probe-interval during a longer pause after a 429), by outcome: ok (a 2xx ended the pause for every replica), rate_limited (a 429 kept it), failed (anything else)."
+    );
     describe_gauge!(
         "herald_budget_effective",
         "The shared budget's effective requests per window: the configured N, halved per 429 episode, grown back per clean window."
@@ -126,6 +131,9 @@ pub fn register_replica_series(configured_budget: u32) {
             }
         }
     }
+    for outcome in ProbeOutcome::ALL {
+        metrics::counter!("herald_budget_probes_total", "outcome" => outcome.as_str()).increment(0);
+    }
     metrics::gauge!("herald_budget_configured").set(f64::from(configured_budget));
 }
 
@@ -173,6 +181,11 @@ pub fn record_dead(history: &Recorder, lane: Lane, kind: DeadKind) {
 /// would turn into sends (KEDA scales on its rate; see deploy/k8s/scaledobject.yaml).
 pub fn record_saturated(waited: Duration) {
     metrics::histogram!("herald_slots_saturated_seconds").record(waited.as_secs_f64());
+}
+
+/// A request sent as the cool-down's probe, answered.
+pub fn record_probe(outcome: ProbeOutcome) {
+    metrics::counter!("herald_budget_probes_total", "outcome" => outcome.as_str()).increment(1);
 }
 
 /// The shared budget's effective N (the configured N until 429s shrink it).

@@ -2,23 +2,19 @@
 //! scripts run on a real redis-server but read `now` from the test's clock
 //! ([`Clock::Tokio`]), so the real plans' one-minute window is crossed exactly and at once:
 //! a 429 episode halves the budget once, clean windows grow it back by a tenth of N, repeated
-//! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped.
-//!
-//! Paused tokio time jumps to the next timer whenever the runtime is idle, also while a
-//! reply from Redis is on its way: the connections here have no timeouts, so none fires
-//! early. The cool-down's key expires on Redis's own clock, which the test's does not move:
-//! once the test's clock has passed a pause, [`Harness::pause_over`] ends it.
+//! episodes double the pause up to `--max-cooldown`, a huge Retry-After is clamped, and a
+//! pause longer than `--probe-interval` is probed: one request every interval, whose 2xx
+//! ends it. The harness, and how paused time meets Redis, are in `paused/mod.rs`.
+
+mod paused;
 
 use std::time::Duration;
 
-use deadpool_redis::redis::AsyncConnectionConfig;
-use herald_pipeline::limiter::{Budget, Clock, Cooldown, SharedLimiter};
+use herald_pipeline::limiter::{Budget, Cooldown, ProbeAnswer, SharedLimiter};
 use herald_shared::Lane;
-use herald_shared::redis_pool::Pool;
-use herald_store::Keys;
-use herald_tests::RedisServer;
-use redis::AsyncCommands;
 use tokio::time::advance;
+
+use paused::{Harness, harness};
 
 /// The plans' window.
 const W: Duration = Duration::from_secs(60);
@@ -26,61 +22,18 @@ const W: Duration = Duration::from_secs(60);
 const BASE: Duration = Duration::from_secs(1);
 /// `--max-cooldown`.
 const MAX_COOLDOWN: Duration = Duration::from_secs(8);
-/// 2026-11-23 10:00 UTC, in microseconds: where the test's clock starts.
-const ORIGIN_US: u64 = 1_795_428_000_000_000;
-
-struct Harness {
-    _redis: RedisServer,
-    pool: Pool,
-    keys: Keys,
+/// The limiters of these tests: 100 per minute (a step of 10 per clean window).
+trait Plan {
+    fn limiter(&self, consumer: &str) -> SharedLimiter;
 }
 
-/// A pool whose connections never time out (see the module's doc).
-fn untimed_pool(url: &str) -> Pool {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(None)
-        .set_response_timeout(None);
-    herald_shared::redis_pool::untimed_pool(url, config, 2).expect("a redis:// URL")
-}
-
-fn harness() -> Harness {
-    let redis = RedisServer::start();
-    Harness {
-        pool: untimed_pool(&redis.url()),
-        _redis: redis,
-        keys: Keys::new("paused").unwrap(),
-    }
-}
-
-impl Harness {
-    /// A replica's limiter at 100 per minute (a step of 10 per clean window), on the
-    /// test's clock.
+impl Plan for Harness {
     fn limiter(&self, consumer: &str) -> SharedLimiter {
         let budget = Budget {
             max_cooldown: MAX_COOLDOWN,
             ..Budget::new("100/1m".parse().unwrap())
         };
-        SharedLimiter::new(self.pool.clone(), &self.keys, budget, consumer)
-            .with_clock(Clock::tokio(ORIGIN_US))
-    }
-
-    async fn effective(&self) -> Option<u32> {
-        let mut conn = self.pool.get().await.unwrap();
-        conn.hget(self.keys.rate_state(), "effective")
-            .await
-            .unwrap()
-    }
-
-    /// The remaining pause on Redis's clock, in ms (negative: none).
-    async fn pause_left_ms(&self) -> i64 {
-        let mut conn = self.pool.get().await.unwrap();
-        conn.pttl(self.keys.cooldown()).await.unwrap()
-    }
-
-    /// Ends the pause in force, as its expiry would once the test's clock has passed it.
-    async fn pause_over(&self) {
-        let mut conn = self.pool.get().await.unwrap();
-        let _: () = conn.del(self.keys.cooldown()).await.unwrap();
+        self.limiter_with(budget, consumer)
     }
 }
 
@@ -203,4 +156,131 @@ async fn a_huge_retry_after_is_clamped_to_max_cooldown() {
         advance(W).await;
         h.pause_over().await;
     }
+}
+
+/// During a pause longer than `--probe-interval` (2 s), one replica at a time sends one
+/// request every interval, an OTP's first; a 429 keeps the pause and begins no episode, a
+/// 2xx ends it for every replica, and sending resumes at the halved budget, growing back a
+/// window later. Observed before: nothing was granted until the pause ran out (`--max-
+/// cooldown`, 8 s here, 30 s by default), whatever the key said meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_probe_every_interval_ends_the_pause_on_a_2xx_and_a_429_keeps_it() {
+    let h = harness();
+    let (one, two) = (h.limiter("w1"), h.limiter("w2"));
+    let probe_interval = one.budget().probe_interval;
+    assert_eq!(probe_interval, Duration::from_secs(2));
+    let huge = Some(Duration::from_secs(100_000_000));
+    let c = one.cool_down(huge, BASE).await.unwrap();
+    assert_eq!((c.pause, c.effective), (MAX_COOLDOWN, 50));
+
+    // No probe before the interval: asked to come back then, not when the pause is over.
+    let (tokens, wait_us) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert_eq!(
+        wait_us,
+        probe_interval.as_micros() as u64,
+        "until the probe"
+    );
+
+    // Then one probe, one token, for one replica at a time.
+    advance(probe_interval).await;
+    let (tokens, _) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 1, "one request probes");
+    let probe = tokens.iter().next().unwrap();
+    assert!(probe.is_probe());
+    let (tokens, wait_us) = one.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0, "one probe at a time");
+    assert!(wait_us <= 100_000, "looks again soon: {wait_us} us");
+
+    // Its 429 keeps the pause (extended to the cap again), without a second halving.
+    let c = two.rate_limited(Some(&probe), huge, BASE).await.unwrap();
+    assert!(!c.began_episode, "{c:?}");
+    assert_eq!((c.pause, c.effective), (MAX_COOLDOWN, 50));
+    let (tokens, wait_us) = one.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert_eq!(
+        wait_us,
+        probe_interval.as_micros() as u64,
+        "the next an interval later"
+    );
+
+    // An OTP waiting then takes the next probe, before any booking.
+    let (tokens, _) = one.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    advance(probe_interval).await;
+    let (tokens, _) = two.try_acquire(Lane::Booking, 4).await.unwrap();
+    assert_eq!(tokens.count(), 0, "a booking leaves the probe to the OTP");
+    let (tokens, _) = one.try_acquire(Lane::Otp, 1).await.unwrap();
+    let probe = tokens.iter().next().expect("the OTP probes");
+    assert!(probe.is_probe());
+
+    // Its 2xx ends the pause for every replica, at the halved budget.
+    assert!(one.probe_answered(&probe, ProbeAnswer::Room).await.unwrap());
+    assert!(h.pause_left_ms().await < 0, "the pause is over");
+    let (tokens, _) = two.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 1, "every replica sends again");
+    assert!(!tokens.iter().next().unwrap().is_probe());
+    assert_eq!(
+        h.effective().await,
+        Some(50),
+        "the pause gave nothing back: sending resumes at the halved budget"
+    );
+    advance(W).await;
+    two.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(
+        h.effective().await,
+        Some(60),
+        "a clean window after the 2xx"
+    );
+    assert_eq!(h.state_field("probe_at").await, None);
+}
+
+/// A probe that ends without telling anything (a 503, a timeout) lets the next go an
+/// interval later; one under which no request went out (its job was stopped, its grant went
+/// stale) lets the next go at once; a pause no longer than the interval has no probe.
+#[tokio::test(start_paused = true)]
+async fn a_probe_without_an_answer_passes_the_turn_and_a_short_pause_has_none() {
+    let h = harness();
+    let limiter = h.limiter("w1");
+    let interval = limiter.budget().probe_interval;
+    limiter
+        .cool_down(Some(Duration::from_secs(60)), BASE)
+        .await
+        .unwrap();
+    advance(interval).await;
+    let probe = limiter.try_acquire(Lane::Booking, 1).await.unwrap().0;
+    let probe = probe.iter().next().unwrap();
+    assert!(
+        !limiter
+            .probe_answered(&probe, ProbeAnswer::Unknown)
+            .await
+            .unwrap()
+    );
+    let (tokens, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!((tokens.count(), wait_us), (0, interval.as_micros() as u64));
+
+    advance(interval).await;
+    let probe = limiter.try_acquire(Lane::Booking, 1).await.unwrap().0;
+    let probe = probe.iter().next().unwrap();
+    assert!(probe.is_probe());
+    limiter.refund(&probe).await;
+    // (An OTP: a booking would wait for the pacing's next token.)
+    let (tokens, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert!(
+        tokens.iter().next().is_some_and(|t| t.is_probe()),
+        "the next probe goes at once"
+    );
+
+    // A pause shorter than the interval: nothing goes until it is over (asked to come back
+    // when it ends, on Redis's clock, not when a probe would be due).
+    h.pause_over().await;
+    advance(W).await;
+    let c = limiter.cool_down(Some(BASE), BASE).await.unwrap();
+    assert_eq!(c.pause, BASE);
+    let (tokens, wait_us) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(tokens.count(), 0);
+    assert!(
+        wait_us <= BASE.as_micros() as u64 && wait_us > 900_000,
+        "until the pause is over: {wait_us} us"
+    );
 }

@@ -14,6 +14,9 @@ use herald_store::Keys;
 use herald_store::keys::Stat;
 use herald_tests::RedisServer;
 use redis::AsyncCommands;
+use tokio::time::advance;
+
+mod paused;
 
 struct Harness {
     _redis: RedisServer,
@@ -82,15 +85,36 @@ impl Harness {
     }
 }
 
+/// OTPs granted in the previous window (aligned on W, as the script counts them), whose
+/// entries have left the shared log: only the OTPs' log, which keeps two windows, has them.
+async fn otps_seen_last_window(h: &Harness, n: usize, window: Duration) {
+    let mut conn = h.pool.get().await.unwrap();
+    let now = redis_now(&mut conn).await as u64;
+    let w = window.as_micros() as u64;
+    let last_window = now / w * w - w;
+    for i in 0..n {
+        let _: () = conn
+            .zadd(
+                h.keys.rate_window_otp(),
+                format!("seen:{i}"),
+                last_window + 1,
+            )
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
+async fn bookings_leave_the_otps_of_the_last_window_their_tokens_and_an_otp_finds_one() {
     let h = harness().await;
-    // 100 per 10 s (one token every 100 ms), the reserve 5: bookings stop at 95.
+    // 100 per 10 s (one token every 100 ms), the reserve 5, and 5 OTPs in the last window:
+    // bookings stop at 95.
     let b = Budget {
         otp_reserve: 5,
         ..budget("100/10s")
     };
     let limiter = h.limiter(b, "w1");
+    otps_seen_last_window(&h, 5, Duration::from_secs(10)).await;
     h.prefill(94, false).await;
     assert_eq!(granted(&limiter, Lane::Booking, 1).await, 1);
     assert_eq!(h.log_len().await, 95);
@@ -99,7 +123,7 @@ async fn bookings_never_take_the_otp_reserve_and_an_otp_finds_it() {
     let granted = granted.count();
     assert_eq!(
         granted, 0,
-        "the pacing would allow one; the reserve does not"
+        "the pacing would allow one; the reserve the OTPs of the last window left does not"
     );
     assert!(
         wait_us > 1_000_000,
@@ -270,17 +294,28 @@ async fn redis_now(conn: &mut herald_shared::redis_pool::Connection) -> f64 {
     (secs * 1_000_000 + micros) as f64
 }
 
+/// A request in flight counts from its grant plus the request timeout plus the margin (the
+/// latest it may reach Interakt, however long its connection takes to come up); answered,
+/// from its answer. An entry that left the log before its answer was charged (Redis lost
+/// it, or the settle came late) is put back by the charge, and its log lives a window more.
+/// Observed before the fix: in flight, an entry counted from its grant plus the margin only,
+/// and a charge did not bring back an entry that had left (`ZADD XX`).
 #[tokio::test]
-async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_from_its_answer() {
+async fn a_request_counts_from_its_grant_until_answered_then_from_its_answer() {
     let h = harness().await;
     let margin = Duration::from_secs(5);
+    let request_timeout = Duration::from_secs(7);
     let limiter = h.limiter(
         Budget {
             margin,
-            ..budget("10/10s")
+            request_timeout,
+            ..budget("100/10s")
         },
         "w1",
     );
+    let in_flight = (margin + request_timeout).as_micros() as f64;
+    let (booking, _) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    let booking = booking.iter().next().expect("a booking's token");
     let settler = Settler::new(h.pool.clone(), h.keys.clone(), "w1".into());
     let mut conn = h.pool.get().await.unwrap();
     let job = Job::otp("+919812345678", "123456", Duration::from_secs(60)).unwrap();
@@ -292,8 +327,13 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
     for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
         let score: f64 = conn.zscore(&log, tokens[0].member()).await.unwrap();
         assert!(
-            score >= before + margin.as_micros() as f64,
-            "in flight, {log} counts it from its grant plus the margin"
+            score >= before + in_flight,
+            "in flight, {log} counts it from its grant plus the request timeout and the margin"
+        );
+        let ttl: i64 = conn.pttl(&log).await.unwrap();
+        assert!(
+            ttl > (in_flight / 1000.0) as i64 + 10_000,
+            "{log} outlives its entry in flight by a window: {ttl} ms"
         );
     }
 
@@ -320,38 +360,66 @@ async fn a_request_counts_from_its_grant_plus_the_margin_until_answered_then_fro
         );
         let other: f64 = conn.zscore(&log, tokens[1].member()).await.unwrap();
         assert!(
-            other >= before + margin.as_micros() as f64,
+            other >= before + in_flight,
             "the other token, still in flight, is untouched"
         );
     }
 
-    // An entry already gone from the log is not brought back by a late settle.
-    let _: () = conn
-        .zrem(h.keys.rate_window(), tokens[1].member())
-        .await
-        .unwrap();
+    // An entry gone from both logs (the logs themselves gone: Redis lost them) is put back
+    // by the settle of its answer, counted from then, and its logs live a window at least.
+    for log in [h.keys.rate_window(), h.keys.rate_window_otp()] {
+        let _: () = conn.del(&log).await.unwrap();
+    }
     delivery.token = Some(tokens[1].clone());
     settler
         .retry(&delivery, &job, Duration::from_secs(1), Stat::Retried)
         .await
         .unwrap();
-    let gone: Option<f64> = conn
-        .zscore(h.keys.rate_window(), tokens[1].member())
+    let after = redis_now(&mut conn).await;
+    for (log, lives_ms) in [
+        (h.keys.rate_window(), 10_000),
+        (h.keys.rate_window_otp(), 20_000),
+    ] {
+        let back: Option<f64> = conn.zscore(&log, tokens[1].member()).await.unwrap();
+        let back = back.unwrap_or_else(|| panic!("{log}: the entry is back"));
+        assert!(back <= after, "{log}: counted from its answer");
+        let ttl: i64 = conn.pttl(&log).await.unwrap();
+        assert!(ttl >= lives_ms, "{log} lives {ttl} ms, at least {lives_ms}");
+    }
+
+    // A booking's token is put back in the shared log only.
+    let _: () = conn
+        .zrem(h.keys.rate_window(), booking.member())
         .await
         .unwrap();
-    assert_eq!(gone, None);
+    delivery.token = Some(booking.clone());
+    settler
+        .retry(&delivery, &job, Duration::from_secs(1), Stat::Retried)
+        .await
+        .unwrap();
+    let main: Option<f64> = conn
+        .zscore(h.keys.rate_window(), booking.member())
+        .await
+        .unwrap();
+    let otps: Option<f64> = conn
+        .zscore(h.keys.rate_window_otp(), booking.member())
+        .await
+        .unwrap();
+    assert!(main.is_some() && otps.is_none(), "{main:?} {otps:?}");
 }
 
 #[tokio::test]
 async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_window_full_goes_first()
 {
     let h = harness().await;
-    // 20 per 2 s (a token every 100 ms), the reserve 1: bookings' own requests stop at 19.
+    // 20 per 2 s (a token every 100 ms), the reserve 1 and an OTP in the last window:
+    // bookings' own requests stop at 19.
     let b = Budget {
         otp_reserve: 1,
         ..budget("20/2s")
     };
     let limiter = h.limiter(b, "w1");
+    otps_seen_last_window(&h, 1, Duration::from_secs(2)).await;
     let mut conn = h.pool.get().await.unwrap();
     let now = redis_now(&mut conn).await;
     // A backlog's 19 requests: the oldest leaves the window in 300 ms, the others in 2 s.
@@ -362,7 +430,7 @@ async fn otps_spend_the_reserve_on_top_of_a_backlog_and_one_that_finds_the_windo
     assert_eq!(
         granted(&limiter, Lane::Booking, 1).await,
         0,
-        "bookings never take the reserve"
+        "bookings never take the reserve the OTPs seen hold"
     );
     assert_eq!(
         granted(&limiter, Lane::Otp, 1).await,
@@ -416,4 +484,101 @@ async fn once_otps_have_spent_the_reserve_bookings_leave_a_spare_token_for_the_n
         2,
         "the next OTPs find the spare at once"
     );
+}
+
+/// Requests answered at once: each counts from its grant (no request timeout, no margin).
+fn answered_at_once(rate: &str) -> Budget {
+    Budget {
+        request_timeout: Duration::ZERO,
+        ..budget(rate)
+    }
+}
+
+/// Asks `limiter` for one token of `lane` `times` times, the test's clock moving on `every`
+/// before each ask: how many it granted.
+async fn ask_every(limiter: &SharedLimiter, lane: Lane, every: Duration, times: u32) -> u32 {
+    let mut granted = 0;
+    for _ in 0..times {
+        advance(every).await;
+        granted += limiter.try_acquire(lane, 1).await.unwrap().0.count();
+    }
+    granted
+}
+
+/// The OTP reserve bookings leave follows the OTPs seen (issue 26, part 5), on a paused
+/// clock through four one-minute windows at 300/1m (a token every 200 ms, reserve 15, spare
+/// 3), asked for a token every 200 ms: with no OTP seen, bookings use 299 of 300 (99.7%;
+/// 285 before, 95%) and the first OTP finds the one token left at once; a window with 11
+/// OTPs makes bookings hold 11 through the next window, though no OTP comes then; a window
+/// later they use 299 again.
+#[tokio::test(start_paused = true)]
+async fn the_otp_reserve_follows_the_otps_seen_and_a_booking_backlog_uses_99_percent() {
+    let h = paused::harness();
+    let started = tokio::time::Instant::now();
+    let limiter = h.limiter_with(answered_at_once("300/1m"), "w1");
+    let token = Duration::from_millis(200);
+    // Requests in the sliding window that ends now, and the OTPs among them.
+    let in_window = async || {
+        let now_us = paused::ORIGIN_US + started.elapsed().as_micros() as u64;
+        h.in_window(now_us - 60_000_000).await
+    };
+
+    // The first window: bookings only.
+    let bookings = ask_every(&limiter, Lane::Booking, token, 300).await;
+    assert_eq!(bookings, 299, "no OTP seen: bookings leave one token");
+    let otp = limiter.try_acquire(Lane::Otp, 1).await.unwrap().0;
+    assert_eq!(
+        otp.count(),
+        1,
+        "the first OTP after a quiet stretch finds it at once"
+    );
+
+    // The second: 10 more OTPs among the bookings, each finding a token at once.
+    let mut otps = 0;
+    for i in 1..=300 {
+        advance(token).await;
+        limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+        if i % 30 == 15 {
+            otps += limiter.try_acquire(Lane::Otp, 1).await.unwrap().0.count();
+        }
+    }
+    assert_eq!(otps, 10, "every OTP found a token at once");
+
+    // The third: no OTP, but bookings hold what the 11 of the last window took.
+    ask_every(&limiter, Lane::Booking, token, 299).await;
+    assert_eq!(
+        in_window().await,
+        (289, 0),
+        "bookings left the 11 tokens the OTPs took in the window before"
+    );
+
+    // The fourth: two windows without an OTP, bookings leave one token again.
+    ask_every(&limiter, Lane::Booking, token, 300).await;
+    assert_eq!(
+        in_window().await,
+        (299, 0),
+        "a quiet window later, bookings use 299 of 300 again"
+    );
+}
+
+/// Below N = 100 one token is more than 1% of the budget: with no OTP seen, bookings use the
+/// whole window (30 of 30 at 30/6s), and the first OTP waits for the next token that frees
+/// (one interval, 200 ms at most), which it takes before any booking.
+#[tokio::test(start_paused = true)]
+async fn below_n_100_bookings_use_the_whole_window_and_the_first_otp_takes_the_next_token() {
+    let h = paused::harness();
+    let limiter = h.limiter_with(answered_at_once("30/6s"), "w1");
+    let token = Duration::from_millis(200);
+    assert_eq!(ask_every(&limiter, Lane::Booking, token, 30).await, 30);
+    let (otp, wait_us) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp.count(), 0, "the window is full");
+    assert!(
+        wait_us <= 200_001,
+        "until the next token frees: {wait_us} us"
+    );
+    advance(Duration::from_micros(wait_us)).await;
+    let (booking, _) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(booking.count(), 0, "the OTP goes first");
+    let (otp, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
+    assert_eq!(otp.count(), 1, "and takes it");
 }

@@ -40,6 +40,10 @@ pub struct SandboxConfig {
     /// Whether a rate-limited answer carries `Retry-After` (seconds until a slot frees).
     /// Interakt documents none, so the default is `false`.
     pub retry_after: bool,
+    /// Every rate-limited answer says `Retry-After: SECS`, whatever the window says (and
+    /// whatever `retry_after`): a huge one (`100000000`) is what a misbehaving API or proxy
+    /// says, which clients must not take at its word.
+    pub retry_after_secs: Option<u64>,
     /// Probability (0.0 to 1.0) that a request for an unscripted phone is answered 503.
     pub fail_rate: f64,
     /// Added to every answer of the send endpoint.
@@ -63,6 +67,7 @@ impl SandboxConfig {
             api_key: Redacted::new(api_key.into()),
             rate: None,
             retry_after: false,
+            retry_after_secs: None,
             fail_rate: 0.0,
             latency: Duration::ZERO,
             script: Vec::new(),

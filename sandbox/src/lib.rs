@@ -10,6 +10,7 @@
 //!
 //! Crate map, in the order a request meets it:
 //!
+//! - [`cli`]: the `herald-sandbox` command line, turned into a [`SandboxConfig`].
 //! - [`config`]: what the sandbox is told: key, rate, faults ([`ScriptRule`] parsing).
 //! - `routes`: the axum routes; thin, they hand the request to the state and wait out the delay.
 //! - `state`: the one mutable state and the order a send is judged in: count, rate limit,
@@ -36,6 +37,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 mod faults;
 mod limiter;

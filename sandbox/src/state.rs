@@ -42,8 +42,8 @@ pub(crate) struct Sandbox {
     /// `Basic <key>`: the whole `Authorization` header value a client must send.
     expected_authorization: Redacted<String>,
     latency: Duration,
-    /// Whether limiter refusals carry `Retry-After`.
-    retry_after: bool,
+    /// What limiter refusals say in `Retry-After`.
+    retry_after: RetryAfter,
     /// Cancelled when the server shuts down; cuts any delay short so shutdown is prompt.
     pub(crate) shutdown: CancellationToken,
     /// Every accepted message is sent here; [`crate::RunningSandbox::subscribe`] hands out
@@ -55,6 +55,17 @@ pub(crate) struct Sandbox {
     /// async mutex would only add overhead. One lock for everything keeps a request's
     /// counting, limiting and recording atomic and the message list in arrival order.
     state: Mutex<State>,
+}
+
+/// What a rate-limited answer says in `Retry-After`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RetryAfter {
+    /// Nothing, as Interakt documents.
+    Omitted,
+    /// The time until a slot of the window frees.
+    UntilSlot,
+    /// This, always.
+    Fixed(Duration),
 }
 
 struct State {
@@ -70,7 +81,11 @@ impl Sandbox {
         Sandbox {
             expected_authorization: Redacted::new(format!("Basic {}", config.api_key.expose())),
             latency: config.latency,
-            retry_after: config.retry_after,
+            retry_after: match (config.retry_after_secs, config.retry_after) {
+                (Some(secs), _) => RetryAfter::Fixed(Duration::from_secs(secs)),
+                (None, true) => RetryAfter::UntilSlot,
+                (None, false) => RetryAfter::Omitted,
+            },
             shutdown,
             accepted: broadcast::channel(SUBSCRIBER_BACKLOG).0,
             state: Mutex::new(State {
@@ -159,7 +174,7 @@ impl State {
         now: Instant,
         wall: OffsetDateTime,
         body: Body,
-        retry_after: bool,
+        retry_after: RetryAfter,
     ) -> (Reply, Duration, Option<AcceptedMessage>) {
         self.recorder.arrived(now);
         let (reply, delay, accepted) = self.decide(now, wall, &body, retry_after);
@@ -178,12 +193,16 @@ impl State {
         now: Instant,
         wall: OffsetDateTime,
         body: &Body,
-        retry_after: bool,
+        retry_after: RetryAfter,
     ) -> (Reply, Duration, Option<AcceptedMessage>) {
         if let Some(limiter) = &mut self.limiter
             && let Err(refused) = limiter.try_admit(now)
         {
-            let after = retry_after.then_some(refused.retry_after);
+            let after = match retry_after {
+                RetryAfter::Omitted => None,
+                RetryAfter::UntilSlot => Some(refused.retry_after),
+                RetryAfter::Fixed(after) => Some(after),
+            };
             return (Reply::rate_limited(after), Duration::ZERO, None);
         }
         let verdict = self.faults.decide(body.phone.as_deref());
@@ -277,7 +296,10 @@ mod tests {
 
     fn status(state: &mut State, now: Instant, body: &[u8]) -> StatusCode {
         let wall = OffsetDateTime::now_utc();
-        state.judge(now, wall, Body::inspect(body), false).0.status
+        state
+            .judge(now, wall, Body::inspect(body), RetryAfter::Omitted)
+            .0
+            .status
     }
 
     #[test]
@@ -317,7 +339,7 @@ mod tests {
             Instant::now(),
             OffsetDateTime::now_utc(),
             Body::inspect(&body("+919999999999")),
-            false,
+            RetryAfter::Omitted,
         );
         let message = message.unwrap();
         assert_eq!(reply.id, Some(message.id));

@@ -25,8 +25,17 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
+/// The heading every command's `--help` shows the Redis connection flags under, after the
+/// command's own flags.
+pub const REDIS_HELP_HEADING: &str = "Redis connection";
+
+/// Where a binary's own flags that every subcommand takes (`--log-format`, the producer's
+/// `--tz`) sort in a subcommand's `--help`: after the subcommand's own flags.
+pub const GLOBAL_DISPLAY_ORDER: usize = 900;
+
 /// Where Redis is and which namespace of keys this deployment owns.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = REDIS_HELP_HEADING)]
 pub struct RedisArgs {
     /// Redis URL: `redis://[[user]:password@]host:port[/db]`, or `rediss://...` for TLS.
     #[arg(long, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, global = true, hide_env_values = true)]
@@ -219,7 +228,8 @@ impl fmt::Display for RateLimit {
 /// The plan and an optional explicit rate, as operators give them.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RateArgs {
-    /// Interakt plan; sets the rate limit unless --rate is given.
+    /// Interakt plan; sets the rate limit unless --rate is given: growth 300/1m (when
+    /// neither is given), advanced 600/1m, enterprise per contract (needs --rate).
     #[arg(long, env = "INTERAKT_PLAN", value_enum)]
     pub plan: Option<Plan>,
     /// Requests per window, shared by all replicas: N/PERIOD (300/1m, 50/5s). Overrides --plan;
@@ -247,10 +257,12 @@ impl RateArgs {
 /// The Interakt account.
 #[derive(clap::Args, Clone, Debug)]
 pub struct InteraktArgs {
-    /// API key from Settings > Developer Settings, sent as `Authorization: Basic <key>`.
+    /// API key from Settings > Developer Settings, sent as `Authorization: Basic <key>`;
+    /// required.
     #[arg(long, env = "INTERAKT_API_KEY", hide_env_values = true)]
     pub api_key: Option<Redacted<String>>,
-    /// Base URL of the public API.
+    /// Base URL of the public API, where `/rcs/message/` lives (the sandbox's:
+    /// `http://127.0.0.1:8089/v1/public`).
     #[arg(long, env = "INTERAKT_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 }

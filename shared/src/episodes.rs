@@ -92,10 +92,10 @@ impl Refusal {
     pub fn explain(&self, key_pattern: &str) -> String {
         let fix = match (self.kind, self.command()) {
             (RedisErrorKind::NoPermission, Some(command)) => format!(
-                "grant it to the ACL user with Herald's keys (ACL SETUSER <user> +{command} ~{key_pattern}; README.md, ACL users, lists every command Herald sends), then start the process again"
+                "grant it to the ACL user with Herald's keys (ACL SETUSER <user> +{command} ~{key_pattern}; docs/redis.md, ACL users, lists every command Herald sends), then start the process again"
             ),
             (RedisErrorKind::NoPermission, None) => format!(
-                "give the ACL user the key pattern ~{key_pattern} and every command README.md lists (ACL users); ACL LOG names what was refused; then start the process again"
+                "give the ACL user the key pattern ~{key_pattern} and every command docs/redis.md lists (ACL users); ACL LOG names what was refused; then start the process again"
             ),
             (RedisErrorKind::WrongType, _) => format!(
                 "a key matching {key_pattern} was written by another application or by hand: give Herald a namespace of its own (HERALD_NAMESPACE), or delete the key, then start the process again"

@@ -96,6 +96,24 @@ fn digits_of(text: &str) -> Option<String> {
     Some(digits)
 }
 
+/// A number as people type it on a command line (`+91 99999-99999`, `+1 (415) 555-0100`):
+/// the separators between its digits (spaces, dashes, dots, parentheses) dropped when it is a
+/// `+` and digits apart from them, so a job holds `+919999999999`. Anything else comes back
+/// as it was, for the validation to refuse with its reason. For flags (`--phone`), never for
+/// JSON bodies, which are E.164 exactly as the API's document says.
+pub fn without_separators(text: &str) -> String {
+    let trimmed = text.trim();
+    match trimmed.strip_prefix('+').and_then(digits_of) {
+        Some(digits) if !digits.is_empty() => format!("+{digits}"),
+        _ => text.to_string(),
+    }
+}
+
+/// [`without_separators`] as a clap value parser: a `--phone` flag's value.
+pub fn typed_number(text: &str) -> Result<String, std::convert::Infallible> {
+    Ok(without_separators(text))
+}
+
 impl Phone {
     /// Parses `+919999999999`, tolerating spaces, dashes, dots and parentheses.
     pub fn parse_e164(input: &str) -> Result<Self, PhoneError> {
@@ -215,6 +233,23 @@ pub fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_number_loses_its_separators_and_nothing_else() {
+        for (typed, kept) in [
+            ("+91 99999 99999", "+919999999999"),
+            ("+91-99999-99999", "+919999999999"),
+            (" +1 (415) 555.0100 ", "+14155550100"),
+            ("+919999999999", "+919999999999"),
+            // Not a `+` and digits: left for the validation to refuse with its reason.
+            ("99999 99999", "99999 99999"),
+            ("+91 9999x", "+91 9999x"),
+            ("+", "+"),
+            ("", ""),
+        ] {
+            assert_eq!(without_separators(typed), kept, "{typed:?}");
+        }
+    }
 
     #[test]
     fn splits_country_codes_of_every_length() {

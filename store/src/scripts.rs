@@ -151,6 +151,11 @@ lua! {
     COOLDOWN: AllowOom, [CLOCK], "cooldown.lua"
 }
 
+lua! {
+    /// The cool-down's probe answered: a 2xx ends the pause (`lua/probe.lua`).
+    PROBE: AllowOom, [CLOCK], "probe.lua"
+}
+
 // ----- settling a delivery (the worker) -----
 
 lua! {
@@ -273,12 +278,13 @@ lua! {
 }
 
 /// Every script, for the checks that must see them all.
-pub fn all() -> [&'static Lua; 25] {
+pub fn all() -> [&'static Lua; 26] {
     [
         &ENQUEUE,
         &CANCEL,
         &ACQUIRE,
         &COOLDOWN,
+        &PROBE,
         &BEGIN_SEND,
         &DEFER,
         &COMPLETE,

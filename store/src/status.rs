@@ -99,6 +99,9 @@ pub struct Budget {
     pub otp_reserve: u32,
     /// Tokens of each window OTPs leave to waiting bookings (`--booking-share`).
     pub booking_share: u32,
+    /// The cool-down in force outlasts the next probe: one replica at a time sends one
+    /// request every `--probe-interval`, and its 2xx ends the pause for every replica.
+    pub probing: bool,
 }
 
 /// A tenant's ready jobs on one lane.
@@ -227,7 +230,14 @@ async fn budget(
         deadpool_redis::redis::pipe()
             .cmd("HMGET")
             .arg(keys.rate_state())
-            .arg(&["configured", "effective", "tat", "reserve", "share"])
+            .arg(&[
+                "configured",
+                "effective",
+                "tat",
+                "reserve",
+                "share",
+                "probe_at",
+            ])
             .cmd("PTTL")
             .arg(keys.cooldown())
             .cmd("TIME")
@@ -238,12 +248,15 @@ async fn budget(
         return Ok(None);
     };
     let now_us = secs * 1_000_000 + micros;
+    let cooldown_ms = cooldown_ms.max(0) as u64;
+    let pause_ends_us = now_us.saturating_add(cooldown_ms.saturating_mul(1000));
     Ok(Some(Budget {
         configured: configured as u32,
         effective: field(1).unwrap_or(configured) as u32,
-        cooldown_ms: cooldown_ms.max(0) as u64,
+        cooldown_ms,
         next_token_in_ms: field(2).unwrap_or(0).saturating_sub(now_us) / 1000,
         otp_reserve: field(3).unwrap_or(0) as u32,
         booking_share: field(4).unwrap_or(0) as u32,
+        probing: cooldown_ms > 0 && field(5).is_some_and(|probe_at| probe_at < pause_ends_us),
     }))
 }

@@ -232,3 +232,56 @@ async fn the_backlog_counts_every_tenant_and_lists_the_largest() {
     let otp = backlog.lane(Lane::Otp);
     assert_eq!((otp.ready, otp.pending, otp.oldest_ms), (0, 0, 0));
 }
+
+/// Calls of `command` Redis has run, scripts' own calls included (INFO commandstats).
+async fn calls(conn: &mut MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A read across many tenants costs a few commands, however many tenants it serves: the
+/// tenants of a round that read as many entries each are read by one XREADGROUP, and their
+/// turns moved by one ZADD and one ZREM. Ten thousand tenants with a job or two each cost
+/// per job about what one tenant's backlog costs.
+#[tokio::test]
+async fn a_read_across_many_tenants_is_a_few_commands() {
+    let (_redis, mut conn) = start().await;
+    let jobs: Vec<Job> = (0..200)
+        .map(|i| booking(i, &format!("t{}", i / 2)))
+        .collect();
+    enqueue_all(&mut conn, &jobs).await;
+    let before = calls(&mut conn, "xreadgroup").await;
+    let tenants = read(&mut conn, "w1", 50, &[]).await;
+    let xreads = calls(&mut conn, "xreadgroup").await - before;
+    assert_eq!(tenants.len(), 50, "a read of 50 over 100 tenants reads 50");
+    let distinct: std::collections::BTreeSet<_> = tenants.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        50,
+        "one job of each of 50 tenants: {tenants:?}"
+    );
+    assert!(
+        xreads <= 4,
+        "{xreads} XREADGROUP calls for one read of 50 tenants (one per round expected)"
+    );
+    // Everything is read, each job once, and the turns end empty.
+    let mut all = tenants;
+    loop {
+        let more = read(&mut conn, "w1", 50, &[]).await;
+        if more.is_empty() {
+            break;
+        }
+        all.extend(more);
+    }
+    assert_eq!(all.len(), 200);
+    let turns: u64 = conn.zcard(keys().lane_turns(Lane::Booking)).await.unwrap();
+    assert_eq!(turns, 0);
+}

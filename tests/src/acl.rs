@@ -1,12 +1,13 @@
-//! The minimal ACL users README.md gives (`ACL SETUSER herald ...` for the data nodes,
-//! `ACL SETUSER herald-sentinel ...` for the Sentinels), read from the README itself so that
-//! the documentation and the tests cannot drift apart.
+//! The minimal ACL users docs/redis.md gives (`ACL SETUSER herald ...` for the data nodes,
+//! `ACL SETUSER herald-sentinel ...` for the Sentinels), read from that page itself so that
+//! the documentation and the tests cannot drift apart. (The functions keep their `readme_`
+//! names from when the README held the page.)
 
 use std::path::Path;
 use std::process::Command;
 
-/// The `ACL SETUSER herald ...` line of README.md, split into redis-cli arguments, with
-/// `password` in place of the README's `CHANGE-ME`. Its key pattern is `~{herald}:*`: the
+/// The `ACL SETUSER herald ...` line of docs/redis.md, split into redis-cli arguments, with
+/// `password` in place of the page's `CHANGE-ME`. Its key pattern is `~{herald}:*`: the
 /// namespace `herald`.
 pub fn readme_acl(password: &str) -> Vec<String> {
     let line = readme_line("ACL SETUSER herald ", password);
@@ -17,7 +18,7 @@ pub fn readme_acl(password: &str) -> Vec<String> {
     line
 }
 
-/// The `ACL SETUSER herald-sentinel ...` line of README.md (the user Herald asks the
+/// The `ACL SETUSER herald-sentinel ...` line of docs/redis.md (the user Herald asks the
 /// Sentinels as), split into redis-cli arguments, with `password` for `CHANGE-ME`.
 pub fn readme_sentinel_acl(password: &str) -> Vec<String> {
     let line = readme_line("ACL SETUSER herald-sentinel ", password);
@@ -26,12 +27,12 @@ pub fn readme_sentinel_acl(password: &str) -> Vec<String> {
 }
 
 fn readme_line(prefix: &str, password: &str) -> Vec<String> {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let text = std::fs::read_to_string(readme).expect("read README.md");
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/redis.md");
+    let text = std::fs::read_to_string(page).expect("read docs/redis.md");
     let line = text
         .lines()
         .find(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("README.md gives the ACL line ({prefix}...)"));
+        .unwrap_or_else(|| panic!("docs/redis.md gives the ACL line ({prefix}...)"));
     line.split_whitespace()
         .map(|word| match word {
             ">CHANGE-ME" => format!(">{password}"),
@@ -40,7 +41,7 @@ fn readme_line(prefix: &str, password: &str) -> Vec<String> {
         .collect()
 }
 
-/// Creates the README's user on the server at `port`; its URL is
+/// Creates docs/redis.md's user on the server at `port`; its URL is
 /// `redis://herald:PASSWORD@127.0.0.1:PORT`.
 pub fn create_readme_user(port: u16, password: &str) -> String {
     let out = Command::new("redis-cli")

@@ -1,7 +1,11 @@
 //! A fault-injecting TCP proxy for tests: it listens on a free loopback port and forwards
-//! every connection to one upstream (a test's `redis-server`), and on command drops every
-//! connection, stalls (stops forwarding bytes while keeping connections open: a network
-//! that went silent), refuses new connections, and resumes.
+//! every connection to one upstream (a test's `redis-server`, or the sandbox standing in for
+//! Interakt), and on command drops every connection, stalls (stops forwarding bytes while
+//! keeping connections open: a network that went silent), refuses new connections, delays
+//! each new connection to the upstream (a slow DNS, TCP or TLS handshake: the client's
+//! bytes wait in the proxy until it is up), sends new connections to another upstream (the
+//! address now answers with something else: a misconfigured load balancer's error pages),
+//! and resumes.
 //!
 //! It owns only its listener and the connections it accepted. It never parses what it
 //! forwards, never retries the upstream (a client that cannot reach it sees its connection
@@ -44,13 +48,16 @@ struct Switch {
     epoch: u64,
     /// Bumped by every stall, so the timer of an earlier stall cannot end a later one.
     stall: u64,
+    /// How long each new connection waits before the proxy connects it upstream.
+    connect_delay: Duration,
+    /// Where new connections go.
+    upstream: SocketAddr,
 }
 
 /// A running proxy. Created by [`TcpProxy::start`]; the test holds it. Dropping it stops
 /// the accept loop and closes every connection it forwards.
 pub struct TcpProxy {
     addr: SocketAddr,
-    upstream: SocketAddr,
     /// Sender side of the switch; the accept loop and each connection hold receivers.
     switch: watch::Sender<Switch>,
     /// The accept loop; it owns the connections' tasks (a `JoinSet`), so aborting it, as
@@ -69,11 +76,12 @@ impl TcpProxy {
             mode: Mode::Forward,
             epoch: 0,
             stall: 0,
+            connect_delay: Duration::ZERO,
+            upstream,
         });
-        let accept = tokio::spawn(accept_loop(listener, upstream, switch.subscribe()));
+        let accept = tokio::spawn(accept_loop(listener, switch.subscribe()));
         TcpProxy {
             addr,
-            upstream,
             switch,
             accept,
         }
@@ -88,13 +96,40 @@ impl TcpProxy {
         self.addr
     }
 
+    /// Where new connections go now.
     pub fn upstream(&self) -> SocketAddr {
-        self.upstream
+        self.switch.borrow().upstream
+    }
+
+    /// From now on, new connections go to `upstream`; open ones stay where they are.
+    pub fn redirect(&self, upstream: SocketAddr) {
+        self.switch.send_modify(|s| s.upstream = upstream);
+    }
+
+    /// A proxy in front of an HTTP server at `base_url` (`http://127.0.0.1:PORT/...`).
+    pub async fn for_http(base_url: &str) -> TcpProxy {
+        TcpProxy::start(http_addr(base_url)).await
     }
 
     /// `redis://127.0.0.1:PORT` of the proxy: what a worker's `REDIS_URL` takes.
     pub fn redis_url(&self) -> String {
         format!("redis://{}", self.addr)
+    }
+
+    /// `base_url` (an URL of the upstream) with the proxy's address instead: what a worker's
+    /// `INTERAKT_BASE_URL` takes to reach the sandbox through the proxy.
+    pub fn http_url(&self, base_url: &str) -> String {
+        let path = base_url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
+            .unwrap_or("");
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// From now on, each new connection is connected upstream only after `delay` (its
+    /// client's bytes wait in the proxy meanwhile); open connections are not affected.
+    pub fn delay_connects(&self, delay: Duration) {
+        self.switch.send_modify(|s| s.connect_delay = delay);
     }
 
     pub fn mode(&self) -> Mode {
@@ -148,7 +183,16 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, switch: watch::Receiver<Switch>) {
+/// The address of `http://HOST:PORT/...` (a loopback server of a test).
+pub fn http_addr(base_url: &str) -> SocketAddr {
+    base_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.parse().ok())
+        .unwrap_or_else(|| panic!("{base_url:?}: expected http://IP:PORT/..."))
+}
+
+async fn accept_loop(listener: TcpListener, switch: watch::Receiver<Switch>) {
     let mut connections = JoinSet::new();
     loop {
         let accepted = listener.accept().await;
@@ -161,7 +205,7 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, switch: watch:
             drop(client);
             continue;
         }
-        connections.spawn(forward(client, upstream, switch.clone(), now.epoch));
+        connections.spawn(forward(client, now.upstream, switch.clone(), now.epoch));
     }
 }
 
@@ -174,6 +218,10 @@ async fn forward(
     epoch: u64,
 ) {
     let _ = client.set_nodelay(true);
+    let delay = switch.borrow().connect_delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let Ok(server) = TcpStream::connect(upstream).await else {
         return;
     };
@@ -325,6 +373,90 @@ mod tests {
                 .await
                 .is_none(),
             "dropping the proxy closes its connections"
+        );
+    }
+
+    #[tokio::test]
+    async fn delays_new_connections_upstream_and_not_open_ones() {
+        let proxy = TcpProxy::start(echo_server().await).await;
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(
+            round_trip(&mut open, Duration::from_secs(1))
+                .await
+                .is_some()
+        );
+
+        let delay = Duration::from_millis(300);
+        proxy.delay_connects(delay);
+        let started = tokio::time::Instant::now();
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert!(round_trip(&mut new, Duration::from_secs(5)).await.is_some());
+        assert!(
+            started.elapsed() >= delay,
+            "a new connection waits for its upstream: {:?}",
+            started.elapsed()
+        );
+        let started = tokio::time::Instant::now();
+        assert!(
+            round_trip(&mut open, Duration::from_secs(1))
+                .await
+                .is_some()
+        );
+        assert!(
+            started.elapsed() < delay,
+            "an open one does not: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            proxy.http_url("http://127.0.0.1:1/v1/public"),
+            format!("http://{}/v1/public", proxy.addr())
+        );
+    }
+
+    /// An upstream that answers every 4 bytes with `tag`.
+    async fn tagged_server(tag: &'static [u8; 4]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4];
+                    while socket.read_exact(&mut buf).await.is_ok() {
+                        if socket.write_all(tag).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn sends_new_connections_to_another_upstream() {
+        let (first, second) = (tagged_server(b"one!").await, tagged_server(b"two!").await);
+        let proxy = TcpProxy::start(first).await;
+        let second_ = Duration::from_secs(1);
+        let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(
+            round_trip(&mut open, second_).await.as_deref(),
+            Some(&b"one!"[..])
+        );
+        proxy.redirect(second);
+        assert_eq!(proxy.upstream(), second);
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(
+            round_trip(&mut new, second_).await.as_deref(),
+            Some(&b"two!"[..])
+        );
+        assert_eq!(
+            round_trip(&mut open, second_).await.as_deref(),
+            Some(&b"one!"[..]),
+            "an open connection stays with the first"
+        );
+        assert_eq!(
+            http_addr("http://127.0.0.1:8089/v1/public"),
+            ([127, 0, 0, 1], 8089).into()
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Herald under the least Redis access it needs: the ACL user the README gives (read from
-//! README.md itself, so the two cannot drift apart) is created on a real redis-server, and
+//! Herald under the least Redis access it needs: the ACL user docs/redis.md gives (read from
+//! that page itself, so the two cannot drift apart) is created on a real redis-server, and
 //! every binary runs under it: the producer CLI and API, a worker replica through sends,
 //! a retry, jobs held for budget, a dead letter and a SIGTERM, the webhook receiver and its
 //! processor, the operator's status, track and dlq, and the dashboard (a failed login, a
@@ -7,8 +7,8 @@
 //! fails the test: as an exit code, an outcome that never comes, or a NOPERM in a log.
 //!
 //! The same run again behind Sentinel, as production runs it: TLS only everywhere with client
-//! certificates, the README's Sentinel user (`rediss://herald-sentinel:PASSWORD@...`) toward
-//! the Sentinels, the README's data user (`REDIS_USERNAME`, `REDIS_PASSWORD`) toward the
+//! certificates, docs/redis.md's Sentinel user (`rediss://herald-sentinel:PASSWORD@...`) toward
+//! the Sentinels, docs/redis.md's data user (`REDIS_USERNAME`, `REDIS_PASSWORD`) toward the
 //! primary they name, and `HERALD_MIN_REPLICAS=1`, so the commands that finding the primary
 //! (`ROLE`, `SENTINEL MASTERS`) and waiting for the replica (`WAIT`) need are checked too.
 
@@ -25,7 +25,7 @@ use herald_tests::{
 };
 use serde_json::{Value, json};
 
-/// The README's namespace: the ACL's key pattern is `~{herald}:*`.
+/// docs/redis.md's namespace: the ACL's key pattern is `~{herald}:*`.
 const NAMESPACE: &str = "herald";
 const PASSWORD: &str = "s3cret-acl-password";
 const SENTINEL_PASSWORD: &str = "s3cret-sentinel-acl-password";

@@ -8,7 +8,7 @@
 //!   cancelled with clicks, and a forged
 //!   POST without the CSRF token answered 403, changing nothing.
 //! - `a_read_only_dashboard_shows_no_action_and_refuses_one`: `--read-only`.
-//! - `screenshots_of_the_demo` (ignored; run by hand): the README's screenshots, from a
+//! - `screenshots_of_the_demo` (ignored; run by hand): the operations page's screenshots, from a
 //!   real run of the demo.
 
 use std::process::Command;
@@ -390,7 +390,7 @@ async fn goto_dead_letter(browser: &Browser, base: &str, id: &str) {
 /// real run of the demo:
 /// `cargo test -p herald-tests --test dashboard -- --ignored screenshots --nocapture`.
 #[tokio::test]
-#[ignore = "writes the README's screenshots; run by hand"]
+#[ignore = "writes the operations page's screenshots; run by hand"]
 async fn screenshots_of_the_demo() {
     let Some(browser) = Browser::start("the dashboard screenshots", 1280, 1500).await else {
         return;

@@ -13,7 +13,7 @@ use herald_tests::scenario::http_request;
 use herald_tests::{ApiProcess, RedisServer, WorkerProcess, cargo_bin, wait_until};
 use serde_json::json;
 
-/// The README's ACL user's namespace: the producer runs as that user (WAIT included).
+/// docs/redis.md's ACL user's namespace: the producer runs as that user (WAIT included).
 const NAMESPACE: &str = "herald";
 const TOKEN: &str = "durable-token";
 
@@ -73,7 +73,7 @@ async fn an_enqueue_is_acknowledged_only_once_a_replica_has_it() {
     let primary = RedisServer::start();
     let mut replica = start_replica(&primary);
     wait_in_sync(&primary).await;
-    // As the README's minimal ACL user: `+wait` must be in it.
+    // As docs/redis.md's minimal ACL user: `+wait` must be in it.
     let url = herald_tests::acl::create_readme_user(primary.port(), "durable-pw");
 
     // Replicated: acknowledged, and already on the replica when the CLI returns.

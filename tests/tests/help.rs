@@ -2,11 +2,15 @@
 //!
 //! Walks every binary of the workspace (from `cargo metadata`, so a new binary is walked
 //! too) and, recursively, every subcommand its `--help` lists under `Commands:`, running
-//! the real binary each time. A new subcommand without an `Exit codes:` section fails here.
+//! the real binary each time. A new subcommand without an `Exit codes:` section fails here,
+//! and so does one whose `--help` mixes the Redis connection flags (`RedisArgs`) into its own
+//! instead of listing them apart, under their heading, after its own.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use clap::Args;
+use herald_shared::config::{REDIS_HELP_HEADING, RedisArgs};
 use herald_tests::cargo_bin;
 
 /// The names of the workspace's binaries, as `cargo metadata` reports them.
@@ -56,6 +60,57 @@ fn subcommands(help: &str) -> Vec<String> {
         .collect()
 }
 
+/// The long flags of the Redis connection (`--redis-url`, ..., `--namespace`).
+fn redis_flags() -> BTreeSet<String> {
+    RedisArgs::augment_args(clap::Command::new("x"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .map(|long| format!("--{long}"))
+        .collect()
+}
+
+/// The long flag a line of `--help` lists (`      --redis-url <URL>  ...`, `  -h, --help`),
+/// `None` for any other line (a description, a heading).
+fn listed_flag(line: &str) -> Option<&str> {
+    let entry = line
+        .strip_prefix("      ")
+        .or_else(|| line.strip_prefix("  ").filter(|l| l.starts_with('-')))?;
+    let entry = entry.split(", ").last()?;
+    entry
+        .starts_with("--")
+        .then(|| entry.split([' ', '=']).next())?
+}
+
+/// What is wrong with where `help` lists the Redis connection flags: each must come under
+/// its heading, which lists nothing else and comes after the command's own flags.
+fn redis_flags_misplaced(help: &str, redis: &BTreeSet<String>) -> Vec<String> {
+    let heading = format!("{REDIS_HELP_HEADING}:");
+    let mut problems = Vec::new();
+    let (mut section, mut seen_heading) = (String::new(), false);
+    for line in help.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            section = line.to_string();
+            seen_heading |= section == heading;
+            continue;
+        }
+        let Some(flag) = listed_flag(line) else {
+            continue;
+        };
+        match (redis.contains(flag), section == heading) {
+            (true, false) => problems.push(format!("{flag} listed under {section:?}")),
+            (false, true) => problems.push(format!("{flag} listed under {heading:?}")),
+            (false, false) if seen_heading => {
+                problems.push(format!("{flag} listed after {heading:?}"))
+            }
+            _ => {}
+        }
+    }
+    if help.contains("--redis-url") && !seen_heading {
+        problems.push(format!("no {heading:?} heading"));
+    }
+    problems
+}
+
 /// Runs `binary PATH... --help`, checks it, and walks its subcommands; returns every
 /// command it checked.
 fn walk(
@@ -81,6 +136,9 @@ fn walk(
     );
     if !help.contains("Exit codes:") {
         missing.push(command.trim_end().to_string());
+    }
+    for problem in redis_flags_misplaced(&help, &redis_flags()) {
+        missing.push(format!("{}: {problem}", command.trim_end()));
     }
     checked.push(command.trim_end().to_string());
     for sub in subcommands(&help) {
@@ -127,7 +185,31 @@ fn every_commands_help_lists_its_exit_codes() {
     }
     assert!(
         missing.is_empty(),
-        "--help without \"Exit codes:\": {missing:?} (checked {checked:?})"
+        "--help without \"Exit codes:\", or with the Redis flags out of place: {missing:?} \
+         (checked {checked:?})"
+    );
+}
+
+#[test]
+fn redis_flags_must_come_apart_under_their_heading() {
+    let redis = redis_flags();
+    assert!(redis.contains("--redis-url") && redis.contains("--namespace"));
+    let good = "Usage: x\n\nOptions:\n      --phone <PHONE>  Recipient\n  -h, --help  Print help\n\nRedis connection:\n      --redis-url <REDIS_URL>\n          Redis URL [env: REDIS_URL]\n      --namespace <NAMESPACE>\n\nExit codes:\n  0  done\n";
+    assert_eq!(redis_flags_misplaced(good, &redis), Vec::<String>::new());
+    let mixed =
+        "Options:\n      --phone <PHONE>\n      --redis-url <REDIS_URL>\n      --code <CODE>\n";
+    assert_eq!(
+        redis_flags_misplaced(mixed, &redis),
+        [
+            "--redis-url listed under \"Options:\"",
+            "no \"Redis connection:\" heading"
+        ]
+    );
+    let after =
+        "Options:\n  -h, --help\n\nRedis connection:\n      --redis-url <URL>\n      --tz <TZ>\n";
+    assert_eq!(
+        redis_flags_misplaced(after, &redis),
+        ["--tz listed under \"Redis connection:\""]
     );
 }
 

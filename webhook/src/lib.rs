@@ -14,11 +14,13 @@
 //! - [`processor`]: the background consumer; at-least-once, idempotent.
 //! - [`action`]: what an event means (pure).
 //! - [`telemetry`]: the webhook's counters.
+//! - [`cli`]: the `herald-webhook` command line.
 //!
 //! `/metrics`, `/healthz` and `/readyz` ([`herald_shared::ops`]) are served on the same
 //! listener. This module owns the command's flags and start-up; it never sends anything.
 
 pub mod action;
+pub mod cli;
 pub mod processor;
 pub mod receiver;
 pub mod telemetry;

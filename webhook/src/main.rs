@@ -4,24 +4,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use herald_shared::config::{RedisArgs, load_dotenv};
-use herald_shared::process::{LogFormat, exit, init_tracing, parse_args};
-use herald_webhook::{EXIT_CODES, WebhookArgs, run_command};
-
-/// Receive Interakt's webhooks (POST /webhooks/interakt) and process them into job
-/// timelines and the inbound stream, until SIGTERM/SIGINT.
-#[derive(Parser, Debug)]
-#[command(name = "herald-webhook", version, after_help = EXIT_CODES)]
-struct Cli {
-    #[command(flatten)]
-    redis: RedisArgs,
-    /// Log format.
-    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
-    #[command(flatten)]
-    webhook: WebhookArgs,
-}
+use herald_shared::config::load_dotenv;
+use herald_shared::process::{exit, init_tracing, parse_args};
+use herald_webhook::cli::Cli;
+use herald_webhook::run_command;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -157,6 +157,7 @@ pub fn live(o: &Overview) -> Markup {
                             dt { "per window" } dd { strong { (b.effective) } " of " (b.configured) " (" (o.rate) " configured here)" }
                             dt { "cool-down" } dd class=[(b.cooldown_ms > 0).then_some("warn")] {
                                 @if b.cooldown_ms > 0 { "paused after a 429 for " (b.cooldown_ms) " ms" } @else { "none" }
+                                @if b.probing { span #probing { ", probing: one request every probe interval; a 2xx ends the pause" } }
                             }
                             dt { "next token" } dd { "in " (b.next_token_in_ms) " ms" }
                             dt { "OTP reserve" } dd { (b.otp_reserve) }

@@ -169,7 +169,7 @@ fn explain(id: &str, why: &NotReplayed) -> String {
             deadline,
             extendable: false,
         } => format!(
-            "expired at {}: its deadline is its appointment's, which a replay cannot move (--extend gives OTPs a new validity only); enqueue a new message if it still matters",
+            "expired at {}: its deadline is its appointment's, which a replay cannot move (--extend gives OTPs a new validity only); enqueue a new message if it still matters (`herald-producer booking` or `reminder`, with a new idempotency key)",
             short_time(*deadline)
         ),
         NotReplayed::Unreadable(reason) => format!("unreadable dead letter ({reason})"),
@@ -177,7 +177,7 @@ fn explain(id: &str, why: &NotReplayed) -> String {
             "dead-lettered again while being replayed (a worker keeps failing it); try again".into()
         }
         NotReplayed::CodeErased => {
-            "its OTP code was erased when its deadline passed (codes are secrets): the customer must ask for a new code".into()
+            "its OTP code was erased when its deadline passed (codes are secrets), so no replay can send it, --extend or not: the customer must ask for a new code (a new `herald-producer otp`)".into()
         }
         NotReplayed::Superseded { by } => format!(
             "superseded: its replace key names the newer job {by}; replaying it would send a stale message after the newer one"
@@ -236,6 +236,50 @@ mod tests {
         for field in ["id", "lane", "phone", "reason", "attempts", "dead_at"] {
             assert!(json.get(field).is_some(), "{field} in {json}");
         }
+    }
+
+    #[test]
+    fn what_cannot_be_replayed_says_what_can_be_done_instead() {
+        let deadline = OffsetDateTime::UNIX_EPOCH;
+        let report = ReplayReport {
+            dry_run: false,
+            matched: 3,
+            not_replayed: vec![
+                ("otp-1".into(), NotReplayed::CodeErased),
+                (
+                    "booking-1".into(),
+                    NotReplayed::Expired {
+                        deadline,
+                        extendable: false,
+                    },
+                ),
+                (
+                    "otp-2".into(),
+                    NotReplayed::Expired {
+                        deadline,
+                        extendable: true,
+                    },
+                ),
+            ],
+            ..ReplayReport::default()
+        };
+        let text = render_replay(&report);
+        let line = |id: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{id}:")))
+                .unwrap_or_else(|| panic!("{id} in {text}"))
+                .to_string()
+        };
+        // An erased code: no replay, with --extend or without; a new OTP is the way.
+        let erased = line("otp-1");
+        assert!(erased.contains("--extend or not"), "{erased}");
+        assert!(erased.contains("herald-producer otp"), "{erased}");
+        // A booking's deadline is its appointment: a new message, under a new key.
+        let booking = line("booking-1");
+        assert!(booking.contains("cannot move"), "{booking}");
+        assert!(booking.contains("new idempotency key"), "{booking}");
+        // An OTP whose code is still there: --extend is the way.
+        assert!(line("otp-2").contains("--extend 10m"), "{text}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::hold::Hold;
 use super::{Context, hand_back_one};
 use crate::lanes::{Delivery, RedisFailure};
-use crate::limiter::{AcquireError, Token};
+use crate::limiter::{AcquireError, ProbeAnswer, ProbeOutcome, Token};
 use crate::retry::{SendOutcome, Verdict, decide};
 use crate::settle::{BeginSend, Settled};
 use crate::{spans, telemetry};
@@ -93,7 +93,12 @@ pub(super) async fn process(
                 None => return give_back(ctx, delivery, &job, GaveBack::ShuttingDown).await,
             }
         }
-        let Some(body) = Box::pin(prepare(ctx, &delivery, &job)).await else {
+        let probe = delivery.token.as_ref().filter(|t| t.is_probe()).cloned();
+        let Some(body) = Box::pin(prepare(ctx, &mut delivery, &job)).await else {
+            // Not sent: the probe's turn goes to the next.
+            if let Some(probe) = probe {
+                ctx.limiter.release_probe(&probe).await;
+            }
             return;
         };
         // The check is a round trip to Redis, retried through an outage: it can outlast the
@@ -106,8 +111,11 @@ pub(super) async fn process(
     };
     let outcome = Box::pin(send(ctx, &job, body, &span)).await;
     let job = record_attempt(ctx, job, &outcome);
+    let token = delivery.token.as_ref();
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
-        Box::pin(cool_down(ctx, &job, *retry_after)).await;
+        Box::pin(cool_down(ctx, &job, token, *retry_after)).await;
+    } else if let Some(probe) = token.filter(|t| t.is_probe()) {
+        Box::pin(probe_answered(ctx, &job, probe, &outcome)).await;
     }
     hold.answered().await;
     let (failures, rate_limits) = budget_used(&job);
@@ -130,9 +138,11 @@ const DEFER_BEHIND_OLDER: Duration = Duration::from_millis(500);
 /// dead-lettered; one behind an older job of its replace key still being sent waits. In
 /// every such case the token goes back to the budget, unspent. Then the job's record says
 /// `sending` (a cancel from now on is too late for this attempt) and an invalid request is
-/// dead-lettered. The request to send, as JSON, or `None` when the job was settled (or given
-/// up) here.
-async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8>> {
+/// dead-lettered, its token given back too. The request to send, as JSON, or `None` when the
+/// job was settled (or given up) here. A job dead-lettered here leaves `delivery` without its
+/// token: the dead letter's settle must not charge a request that was never made (a charge
+/// puts an entry that left the log back).
+async fn prepare(ctx: &Context, delivery: &mut Delivery, job: &Job) -> Option<Vec<u8>> {
     let job_id = job.id.to_string();
     let lane = delivery.lane.as_str();
     match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
@@ -161,6 +171,8 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8
             return None;
         }
         BeginSend::Expired => {
+            // begin_send gave the token back.
+            delivery.token = None;
             dead_letter_job(ctx, delivery, job.clone(), expired(job, false)).await;
             return None;
         }
@@ -180,6 +192,9 @@ async fn prepare(ctx: &Context, delivery: &Delivery, job: &Job) -> Option<Vec<u8
         let reason = DeadReason::Invalid {
             detail: err.to_string(),
         };
+        if let Some(unspent) = delivery.token.take() {
+            ctx.limiter.refund(&unspent).await;
+        }
         dead_letter_job(ctx, delivery, job.clone(), reason).await;
         return None;
     }
@@ -211,16 +226,22 @@ fn record_attempt(ctx: &Context, mut job: Job, outcome: &SendOutcome) -> Job {
 }
 
 /// After a 429: every replica pauses (the shared cool-down) and, once per episode, the
-/// effective budget halves.
-async fn cool_down(ctx: &Context, job: &Job, retry_after: Option<Duration>) {
+/// effective budget halves. The 429 of the cool-down's probe keeps the pause.
+async fn cool_down(ctx: &Context, job: &Job, token: Option<&Token>, retry_after: Option<Duration>) {
     let started = ctx
         .limiter
-        .cool_down(retry_after, ctx.settings.retry.backoff_base)
+        .rate_limited(token, retry_after, ctx.settings.retry.backoff_base)
         .await;
+    let probe = token.is_some_and(Token::is_probe);
+    if probe {
+        telemetry::record_probe(ProbeOutcome::RateLimited);
+    }
     match started {
         Ok(cooldown) => {
             telemetry::record_budget(cooldown.effective);
-            if cooldown.began_episode {
+            if probe {
+                tracing::info!(job = %job.id, pause = ?cooldown.pause, "the cool-down's probe was answered 429; every replica stays paused")
+            } else if cooldown.began_episode {
                 tracing::warn!(job = %job.id, pause = ?cooldown.pause, effective = cooldown.effective, "Interakt answered 429; every replica pauses and the shared budget shrinks")
             } else {
                 tracing::debug!(job = %job.id, pause = ?cooldown.pause, "another 429 of the same episode")
@@ -228,6 +249,29 @@ async fn cool_down(ctx: &Context, job: &Job, retry_after: Option<Duration>) {
         }
         Err(err) => {
             tracing::warn!(job = %job.id, error = %err, "Interakt answered 429; could not set the shared cool-down")
+        }
+    }
+}
+
+/// The cool-down's probe answered other than 429: a 2xx ends the pause for every replica
+/// (sending resumes at the effective budget); anything else lets the next probe go an
+/// interval later.
+async fn probe_answered(ctx: &Context, job: &Job, probe: &Token, outcome: &SendOutcome) {
+    let (answer, counted) = if outcome.is_2xx() {
+        (ProbeAnswer::Room, ProbeOutcome::Ok)
+    } else {
+        (ProbeAnswer::Unknown, ProbeOutcome::Failed)
+    };
+    telemetry::record_probe(counted);
+    match ctx.limiter.probe_answered(probe, answer).await {
+        Ok(true) => {
+            tracing::info!(job = %job.id, "the cool-down's probe was answered 2xx; every replica sends again, at the effective budget")
+        }
+        Ok(false) => {
+            tracing::debug!(job = %job.id, outcome = outcome.label(), "the cool-down's probe was answered; the pause goes on")
+        }
+        Err(err) => {
+            tracing::warn!(job = %job.id, error = %err, "could not record the cool-down's probe's answer; the pause runs its course")
         }
     }
 }

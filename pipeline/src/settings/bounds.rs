@@ -93,6 +93,13 @@ pub const MAX_DELIVERIES: Range<u64> = Range {
     why: "deliveries before a job is dead-lettered as poison; with more, a job that crashes its consumer keeps crashing replicas",
 };
 
+pub const MIN_REPLICAS: Range<u64> = Range {
+    name: "HERALD_MIN_REPLICAS (--min-replicas)",
+    min: 0,
+    max: 100,
+    why: "Redis replicas that must have each sending mark before its send goes on; more than the master has makes every send wait and fail",
+};
+
 pub const BACKOFF_BASE: Range<Duration> = Range {
     name: "HERALD_BACKOFF_BASE (--backoff-base)",
     min: ms(10),
@@ -133,6 +140,15 @@ pub const MAX_COOLDOWN: Range<Duration> = Range {
     min: secs(1),
     max: secs(HOUR),
     why: "the longest every replica pauses after a 429; with less, replicas keep spending tokens on 429s",
+};
+
+/// A probe every second at most: with less, a long cool-down turns into a stream of
+/// requests Interakt refuses.
+pub const PROBE_INTERVAL: Range<Duration> = Range {
+    name: "HERALD_PROBE_INTERVAL (--probe-interval)",
+    min: secs(1),
+    max: secs(HOUR),
+    why: "how often one request probes the key during a cool-down; with less, a long cool-down becomes a stream of 429s",
 };
 
 /// The window of `--rate` (`N/PERIOD`): Interakt counts per minute; a window of a second
@@ -221,7 +237,12 @@ mod tests {
     /// Every range can be met: its ends are in order, and the defaults are inside.
     #[test]
     fn every_range_holds_its_default() {
-        let counts = [(CONCURRENCY, 16), (MAX_ATTEMPTS, 8), (MAX_DELIVERIES, 5)];
+        let counts = [
+            (CONCURRENCY, 16),
+            (MAX_ATTEMPTS, 8),
+            (MAX_DELIVERIES, 5),
+            (MIN_REPLICAS, 0),
+        ];
         for (range, default) in counts {
             assert!(range.min <= range.max, "{}", range.name);
             assert_eq!(range.check(default), Ok(default), "{}", range.name);
@@ -233,6 +254,7 @@ mod tests {
             (SHUTDOWN_GRACE, secs(30)),
             (REQUEST_TIMEOUT, secs(10)),
             (MAX_COOLDOWN, secs(30)),
+            (PROBE_INTERVAL, secs(2)),
             (RATE_WINDOW, secs(60)),
         ];
         for (range, default) in durations {

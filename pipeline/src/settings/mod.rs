@@ -82,14 +82,16 @@ pub struct RunArgs {
     /// Timeout of one request to Interakt (1s to 5m).
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// How late after its grant a request may reach Interakt: a request in flight counts in
-    /// the shared window from its grant plus this margin, then from its answer (default: 2%
-    /// of the window, 250 ms to 1 s). At least 50ms, and below the window.
+    /// How late after its grant a request may start (half of it) and, after its timeout,
+    /// reach Interakt: a request in flight counts in the shared window from its grant plus
+    /// --request-timeout plus this margin, then from its answer (default: 2% of the window,
+    /// 250 ms to 1 s). At least 50ms, and below the window.
     #[arg(long, env = "HERALD_RATE_MARGIN", value_parser = parse_duration)]
     pub rate_margin: Option<Duration>,
-    /// Tokens of each window that bookings never take, kept for OTPs so one finds a token
-    /// even behind a backlog: a count (`3`) or a share of N (`5%`). Default 5% of N, at
-    /// least 1.
+    /// The most tokens of each window bookings leave to OTPs, so one finds a token even
+    /// behind a backlog: as many as OTPs took in this or the last window, up to this (one
+    /// when none came, from N = 100). A count (`3`) or a share of N (`5%`). Default 5% of N,
+    /// at least 1.
     #[arg(
         long,
         env = "HERALD_OTP_RESERVE",
@@ -111,8 +113,13 @@ pub struct RunArgs {
     /// 1h.
     #[arg(long, env = "HERALD_MAX_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
     pub max_cooldown: Duration,
+    /// During a longer pause after a 429, one replica at a time sends one request this often
+    /// (an OTP first, if one waits): its 2xx ends the pause for every replica, a 429 keeps
+    /// it. 1s to 1h; at --max-cooldown or above, no probe goes.
+    #[arg(long, env = "HERALD_PROBE_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub probe_interval: Duration,
     /// Wait until this many replicas have each sent marker (Redis WAIT, 2 s) before moving
-    /// on, so a failover does not make a sent job look unsent; 0: do not wait.
+    /// on, so a failover does not make a sent job look unsent; 0: do not wait (0 to 100).
     #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0)]
     pub min_replicas: u32,
     /// Serve /metrics, /healthz and /readyz on this address.
@@ -159,6 +166,7 @@ impl Settings {
         let concurrency = bounds::CONCURRENCY.check(args.concurrency)?;
         let max_attempts = bounds::MAX_ATTEMPTS.check(args.max_attempts)?;
         let max_deliveries = bounds::MAX_DELIVERIES.check(args.max_deliveries)?;
+        let min_replicas = bounds::MIN_REPLICAS.check(u64::from(args.min_replicas))?;
         let backoff_base = bounds::BACKOFF_BASE.check(args.backoff_base)?;
         let backoff_max = bounds::BACKOFF_MAX.check(args.backoff_max)?;
         if backoff_max < backoff_base {
@@ -186,6 +194,7 @@ impl Settings {
         }
         let shutdown_grace = bounds::SHUTDOWN_GRACE.check(args.shutdown_grace)?;
         let max_cooldown = bounds::MAX_COOLDOWN.check(args.max_cooldown)?;
+        let probe_interval = bounds::PROBE_INTERVAL.check(args.probe_interval)?;
         let margin = match args.rate_margin {
             Some(margin) => bounds::check_margin(margin, rate.period)?,
             None => default_margin(rate.period),
@@ -201,9 +210,11 @@ impl Settings {
         let budget = Budget {
             rate,
             margin,
+            request_timeout,
             otp_reserve,
             booking_share,
             max_cooldown,
+            probe_interval,
         };
         Ok(Settings {
             redis: redis.target(),
@@ -218,7 +229,7 @@ impl Settings {
                 max_attempts: max_attempts as u32,
                 backoff_base,
                 backoff_max,
-                max_cooldown,
+                max_cooldown: max_cooldown.min(probe_interval),
             },
             claim_idle,
             max_deliveries,
@@ -228,7 +239,8 @@ impl Settings {
             lane_weights: LaneWeights::parse(&args.lane_weights)?,
             tenant_weights: weights::parse_tenant_weights(&args.tenant_weights)?,
             consumer,
-            durability: Durability::replicas(args.min_replicas),
+            // Within its range (at most 100).
+            durability: Durability::replicas(min_replicas as u32),
         })
     }
 }
@@ -308,6 +320,16 @@ mod tests {
         assert!(settings(&["--request-timeout", "30s", "--claim-idle", "60s"]).is_ok());
     }
 
+    /// A rate-limited job waits at most until the next probe could end the pause.
+    #[test]
+    fn a_rate_limited_job_waits_at_most_the_probe_interval_when_pauses_are_probed() {
+        let probed = settings(&["--probe-interval", "3s"]).expect("valid");
+        assert_eq!(probed.retry.max_cooldown, Duration::from_secs(3));
+        assert_eq!(probed.budget.max_cooldown, Duration::from_secs(30));
+        let unprobed = settings(&["--probe-interval", "1h", "--max-cooldown", "20s"]).unwrap();
+        assert_eq!(unprobed.retry.max_cooldown, Duration::from_secs(20));
+    }
+
     /// The defaults are in range, and so is every value the ranges' ends allow.
     #[test]
     fn the_defaults_and_the_ends_of_every_range_are_accepted() {
@@ -317,10 +339,12 @@ mod tests {
         let ends = [
             "--concurrency 1 --max-attempts 1 --max-deliveries 1 --backoff-base 10ms \
              --backoff-max 10ms --request-timeout 1s --claim-idle 2s --shutdown-grace 1s \
-             --max-cooldown 1s --rate 1/1s --rate-margin 50ms",
+             --max-cooldown 1s --rate 1/1s --rate-margin 50ms --probe-interval 1s \
+             --min-replicas 0",
             "--concurrency 1024 --max-attempts 100 --max-deliveries 100 --backoff-base 1h \
              --backoff-max 1day --request-timeout 5m --claim-idle 1day --shutdown-grace 1h \
-             --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s",
+             --max-cooldown 1h --rate 4000000000/1day --rate-margin 86399s \
+             --probe-interval 1h --min-replicas 100",
         ];
         for flags in ends {
             let flags: Vec<&str> = flags.split_whitespace().collect();
@@ -333,7 +357,11 @@ mod tests {
     /// Each flag out of its range is refused by its own name (not another's it depends on).
     #[test]
     fn a_value_out_of_range_is_refused_naming_its_variable_and_flag() {
-        let cases: [(&[&str], &str); 14] = [
+        let cases: [(&[&str], &str); 17] = [
+            (
+                &["--min-replicas", "101"],
+                "HERALD_MIN_REPLICAS (--min-replicas)",
+            ),
             (
                 &["--concurrency", "0"],
                 "HERALD_CONCURRENCY (--concurrency)",
@@ -370,6 +398,14 @@ mod tests {
             (
                 &["--max-cooldown", "10000000000000000000s"],
                 "HERALD_MAX_COOLDOWN (--max-cooldown)",
+            ),
+            (
+                &["--probe-interval", "999ms"],
+                "HERALD_PROBE_INTERVAL (--probe-interval)",
+            ),
+            (
+                &["--probe-interval", "10000000000000000000s"],
+                "HERALD_PROBE_INTERVAL (--probe-interval)",
             ),
             (&["--rate", "10/500ms"], "INTERAKT_RATE_LIMIT (--rate)"),
             (&["--rate", "10/100years"], "INTERAKT_RATE_LIMIT (--rate)"),

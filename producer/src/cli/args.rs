@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use herald_shared::Redacted;
-use herald_shared::config::{RedisArgs, parse_duration};
+use herald_shared::config::{GLOBAL_DISPLAY_ORDER, RedisArgs, parse_duration};
 use herald_shared::job::{Booking, Lane};
 
 use crate::spec::{BookingSpec, JobSpec, OtpSpec, ReminderSpec, Timing};
@@ -17,8 +17,6 @@ use super::exit::*;
 #[derive(Parser)]
 #[command(name = NAME, version, after_help = EXIT_CODES)]
 pub struct Cli {
-    #[command(flatten)]
-    pub redis: RedisArgs,
     /// How long an idempotency key keeps its job once the job has finished (sent, dead or
     /// expired; e.g. 24h, 30m): while the job is pending, however long, its key holds it, and
     /// a cancel frees it at once.
@@ -27,18 +25,22 @@ pub struct Cli {
         env = "HERALD_IDEMPOTENCY_WINDOW",
         default_value = "24h",
         value_parser = parse_duration,
-        global = true
+        global = true,
+        display_order = GLOBAL_DISPLAY_ORDER
     )]
     pub idempotency_window: Duration,
     /// Acknowledge an enqueue only once this many replicas have it (Redis WAIT, 2 s); else
     /// fail (exit 2; the API answers 503) and let the caller retry with the same
     /// idempotency key. 0: as soon as the primary has it.
-    #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0, global = true)]
+    #[arg(long, env = "HERALD_MIN_REPLICAS", default_value_t = 0, global = true, display_order = GLOBAL_DISPLAY_ORDER)]
     pub min_replicas: u32,
     /// The time zone of booking and reminder appointments (an IANA name), unless a job
     /// names its own (`tz`); their start is the default not_after.
-    #[arg(long, env = "HERALD_TIMEZONE", default_value = herald_shared::schedule::DEFAULT_TIMEZONE, global = true)]
+    #[arg(long, env = "HERALD_TIMEZONE", default_value = herald_shared::schedule::DEFAULT_TIMEZONE, global = true, display_order = GLOBAL_DISPLAY_ORDER)]
     pub tz: Zone,
+    // Last of the flags: what follows it is shown under its heading.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -73,7 +75,8 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free one); once bound, it is printed on stderr:
+    /// `herald-producer: listening on 127.0.0.1:8080`.
     #[arg(long, env = "HERALD_API_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Accepted bearer tokens, comma-separated.
@@ -150,8 +153,9 @@ pub struct CancelArgs {
 
 #[derive(Args)]
 pub struct OtpArgs {
-    /// Recipient in E.164 form (+919999999999).
-    #[arg(long)]
+    /// Recipient in E.164 form (+919999999999; spaces, dashes, dots and parentheses between
+    /// the digits are dropped), valid for its country code.
+    #[arg(long, value_parser = herald_shared::phone::typed_number)]
     pub phone: String,
     /// The one-time password (letters or digits).
     #[arg(long)]

@@ -131,6 +131,10 @@ pub(super) async fn serve(
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(listen_error)?;
+    // One line for people and scripts, whatever the log settings: with `--listen ...:0` it
+    // is the only way to learn the port.
+    let addr = listener.local_addr().map_err(listen_error)?;
+    eprintln!("{NAME}: listening on {addr}");
     crate::api::serve(listener, state, shutdown_signal())
         .await
         .map_err(listen_error)?;

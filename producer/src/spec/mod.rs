@@ -198,7 +198,8 @@ fn spec_zone(tz: Option<&str>, default: &Zone) -> Result<Zone, ValidationError> 
 }
 
 /// A spec's phone is E.164 exactly, as the document's pattern says: a `+` and digits, no spaces
-/// or separators (the CLI's `--phone` tolerates them; JSON is written by programs). Whether
+/// or separators (the CLI's `--phone` drops them before: `herald_shared::phone::typed_number`;
+/// JSON is written by programs). Whether
 /// the number is valid for its country is the shared model's check, after this one.
 fn check_e164(phone: &str) -> Result<(), ValidationError> {
     let digits = phone.strip_prefix('+').unwrap_or("");

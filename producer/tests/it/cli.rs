@@ -1,6 +1,6 @@
 //! The `herald-producer` binary: each subcommand prints exactly the job id; every invalid
 //! input exits 2 with one line naming the field and leaves Redis empty; bulk reports bad
-//! lines by number and sums up.
+//! lines by number and sums up; `serve` says where it listens.
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,32 @@ fn each_subcommand_prints_exactly_the_job_id() {
         .map(|j| j.id)
         .collect();
     assert_eq!(ids, [booking, send, stdin]);
+}
+
+#[test]
+fn phone_flags_take_spaces_and_dashes_and_jobs_hold_e164() {
+    let server = RedisServer::start();
+    let url = server.url();
+    stdout_of(cli(&url).args(["otp", "--phone", "+91 99999-99999", "--code", "123456"]));
+    let mut booking = BOOKING;
+    booking[2] = "+91 (99999) 99.999";
+    stdout_of(cli(&url).args(booking));
+    let phones: Vec<String> = [Lane::Otp, Lane::Booking]
+        .into_iter()
+        .flat_map(|lane| lane_jobs(&server, lane))
+        .map(|job| job.phone())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+919999999999", "+919999999999"],
+        "otp and booking"
+    );
+    // Anything else in a number is still refused, naming the flag's field.
+    cli(&url)
+        .args(["otp", "--phone", "+91 99999 9999x", "--code", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("phone"));
 }
 
 #[test]
@@ -498,4 +524,58 @@ fn help_documents_the_exit_codes() {
                     .and(predicate::str::contains("some lines were rejected")),
             );
     }
+}
+
+#[test]
+fn serve_says_where_it_listens_so_port_0_can_be_learned() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let server = RedisServer::start();
+    let mut child = std::process::Command::new(herald_tests::cargo_bin("herald-producer"))
+        .args([
+            "--redis-url",
+            &server.url(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("HERALD_API_TOKENS", "a-token-for-this-test")
+        .env_remove("HERALD_API_LISTEN")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herald-producer serve");
+    // Its first line, before any request: the address it bound. Read on a thread, so a
+    // server that never says it does not hang the test.
+    let stderr = BufReader::new(child.stderr.take().expect("its stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(stderr.lines().next());
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
+    let Ok(Some(Ok(first))) = first else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no line on stderr within 20 s: {first:?}");
+    };
+    let addr: std::net::SocketAddr = first
+        .strip_prefix("herald-producer: listening on ")
+        .unwrap_or_else(|| panic!("not the listening line: {first:?}"))
+        .parse()
+        .expect("an address");
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0, "the bound port, not the one asked for");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let health = runtime.block_on(herald_tests::scenario::http_status(&format!(
+        "http://{addr}/healthz"
+    )));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        health,
+        Some(200),
+        "the API answers on the address it printed"
+    );
 }

@@ -95,3 +95,19 @@ async fn retry_after_is_sent_when_asked_for() {
     // Just under 2 s until the admitted request leaves the window, rounded up.
     assert_eq!(refused.headers["retry-after"], "2");
 }
+
+#[tokio::test]
+async fn a_fixed_retry_after_is_sent_with_every_rate_limited_answer() {
+    let h = harness(SandboxConfig {
+        retry_after: true,
+        retry_after_secs: Some(100_000_000),
+        ..limited("1/2s")
+    })
+    .await;
+    h.send(&card_for(PHONE)).await.assert_accepted();
+    for _ in 0..2 {
+        let refused = h.send(&card_for(PHONE)).await;
+        refused.assert_refused(429, RATE_LIMITED);
+        assert_eq!(refused.headers["retry-after"], "100000000");
+    }
+}

@@ -86,7 +86,7 @@ macro_rules! booking_fields {
                 phone: String,
                 model {},
                 spec { #[schema(format = "e164", pattern = r"^\+[1-9][0-9]{1,14}$", example = "+919999999999")] },
-                arg { #[arg(long)] }
+                arg { #[arg(long, value_parser = $crate::phone::typed_number, help = "Recipient in E.164 form (+919999999999; spaces, dashes, dots and parentheses between the digits are dropped), valid for its country code")] }
             ]
             [
                 #[doc = "The booking's id: not blank; at most 30 characters (a DLT SMS variable)."]

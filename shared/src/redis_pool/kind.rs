@@ -164,7 +164,7 @@ impl RedisErrorKind {
             }
             RedisErrorKind::Loading => "wait: Redis answers again once its data is loaded",
             RedisErrorKind::NoPermission => {
-                "grant the ACL user the command and Herald's key pattern (README.md, ACL users, lists both), then start the process again"
+                "grant the ACL user the command and Herald's key pattern (docs/redis.md, ACL users, lists both), then start the process again"
             }
             RedisErrorKind::Authentication => {
                 "give the user and password Redis expects (REDIS_URL, REDIS_USERNAME, REDIS_PASSWORD), then start the process again"

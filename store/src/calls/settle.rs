@@ -15,18 +15,19 @@ use redis::{FromRedisValue, RedisError, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::budget::Charge;
 use super::{code_and_text, state_of, unexpected};
 use crate::Keys;
 use crate::dead_letter::DeadLetter;
 use crate::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
 use crate::record::{self, format_time};
-use crate::script::{Concat, ScriptCall};
+use crate::script::ScriptCall;
 use crate::scripts::{BEGIN_SEND, COMPLETE, DEAD, DEFER, DROP_DUPLICATE, HAND_BACK, RETRY, TOUCH};
 
 /// One delivery as the scripts see it: which entry of which stream (its lane's, its
 /// tenant's), read by which consumer, and the budget token its send goes out under (its
-/// member in the shared log), if any.
+/// entries in the logs), if any.
 #[derive(Clone, Copy, Debug)]
 pub struct At<'a> {
     pub lane: Lane,
@@ -35,7 +36,7 @@ pub struct At<'a> {
     pub stream: &'a str,
     pub entry_id: &'a str,
     pub consumer: &'a str,
-    pub token: Option<&'a str>,
+    pub token: Option<Charge<'a>>,
 }
 
 /// The key names every settle uses, made once per replica (the send path builds only the
@@ -79,7 +80,7 @@ impl SettleKeys {
 
     /// A call of a script that runs around a send (`token.lua`), in the order it reads it:
     /// `keys`, then the two logs when the delivery holds a token; the script's own arguments
-    /// (`args`), then the token, always last: `charge:<member>`, or empty without one.
+    /// (`args`), then the token, always last ([`Charge`]), or empty without one.
     fn with_token(
         &self,
         script: &'static redis::Script,
@@ -92,7 +93,7 @@ impl SettleKeys {
         let mut call = ScriptCall::new(script, keys.iter().chain(logs).copied());
         args(&mut call);
         match at.token {
-            Some(member) => call.arg(Concat(&["charge:", member])),
+            Some(charge) => call.arg(charge),
             None => call.arg(""),
         };
         call

@@ -23,11 +23,47 @@ for i = 6, #ARGV, 2 do
 end
 local out = {}
 local unannounced = not redis.call('ZSCORE', KEYS[1], 'default')
+
+-- One XREADGROUP for every stream of the round that reads `quota` entries (COUNT is per
+-- stream), so a round costs a few commands however many tenants it serves. A stream whose
+-- group is gone (Redis lost its data) fails the whole call: those are then read one by
+-- one, and the group made again for the next read. Returns {stream = entries}.
+local function read_streams(streams, quota, got)
+  local call = {'XREADGROUP', 'GROUP', group, consumer, 'COUNT', quota, 'STREAMS'}
+  for _, stream in ipairs(streams) do
+    call[#call + 1] = stream
+  end
+  for _ = 1, #streams do
+    call[#call + 1] = '>'
+  end
+  local ok, reply = pcall(redis.call, unpack(call))
+  if ok then
+    for _, one in ipairs(reply or {}) do
+      got[one[1]] = one[2]
+    end
+    return
+  end
+  for _, stream in ipairs(streams) do
+    local one_ok, one = pcall(redis.call, 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', quota,
+      'STREAMS', stream, '>')
+    if one_ok and one and one[1] then
+      got[stream] = one[1][2]
+    elseif not one_ok then
+      redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    end
+  end
+end
+
 for round = 1, 16 do
   if left <= 0 then
     break
   end
-  local picks = redis.call('ZRANGE', KEYS[1], 0, left - 1)
+  local ranked = redis.call('ZRANGE', KEYS[1], 0, left - 1, 'WITHSCORES')
+  local picks, scores = {}, {}
+  for i = 1, #ranked, 2 do
+    picks[#picks + 1] = ranked[i]
+    scores[ranked[i]] = tonumber(ranked[i + 1])
+  end
   local forced = round == 1 and unannounced
   if forced then
     picks[#picks + 1] = 'default'
@@ -39,37 +75,49 @@ for round = 1, 16 do
   for _, tenant in ipairs(picks) do
     total = total + (weights[tenant] or 1)
   end
-  local budget = left
+  -- Each pick's share of the read by weight (at least one), while the read has room.
+  local quotas, by_quota, room = {}, {}, left
   for _, tenant in ipairs(picks) do
-    if left <= 0 then
+    if room <= 0 then
       break
     end
-    local weight = weights[tenant] or 1
-    local quota = math.min(left, math.max(1, math.floor(budget * weight / total)))
-    local stream = stream_of(prefix, lane, tenant)
-    local ok, reply = pcall(redis.call, 'XREADGROUP', 'GROUP', group, consumer, 'COUNT', quota,
-      'STREAMS', stream, '>')
-    local entries = {}
-    if ok and reply and reply[1] then
-      entries = reply[1][2]
-    elseif not ok then
-      -- The group is gone (Redis lost its data): made again for the next read.
-      redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+    local quota = math.min(room, math.max(1, math.floor(left * (weights[tenant] or 1) / total)))
+    quotas[tenant] = quota
+    room = room - quota
+    by_quota[quota] = by_quota[quota] or {}
+    table.insert(by_quota[quota], stream_of(prefix, lane, tenant))
+  end
+  local got = {}
+  for quota, streams in pairs(by_quota) do
+    read_streams(streams, quota, got)
+  end
+  local done, moved = {}, {}
+  local lowest = ranked[2] or 0
+  for _, tenant in ipairs(picks) do
+    local quota = quotas[tenant]
+    if quota then
+      local entries = got[stream_of(prefix, lane, tenant)] or {}
+      for _, entry in ipairs(entries) do
+        out[#out + 1] = tenant
+        out[#out + 1] = entry[1]
+        out[#out + 1] = entry[2]
+      end
+      left = left - #entries
+      if #entries < quota then
+        done[#done + 1] = tenant
+      elseif forced and tenant == 'default' then
+        redis.call('ZADD', KEYS[1], 'NX', lowest, 'default')
+      else
+        moved[#moved + 1] = scores[tenant] + #entries / (weights[tenant] or 1)
+        moved[#moved + 1] = tenant
+      end
     end
-    for _, entry in ipairs(entries) do
-      out[#out + 1] = tenant
-      out[#out + 1] = entry[1]
-      out[#out + 1] = entry[2]
-    end
-    left = left - #entries
-    if #entries < quota then
-      redis.call('ZREM', KEYS[1], tenant)
-    elseif forced and tenant == 'default' then
-      local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-      redis.call('ZADD', KEYS[1], 'NX', first[2] or 0, 'default')
-    else
-      redis.call('ZINCRBY', KEYS[1], #entries / weight, tenant)
-    end
+  end
+  if #done > 0 then
+    redis.call('ZREM', KEYS[1], unpack(done))
+  end
+  if #moved > 0 then
+    redis.call('ZADD', KEYS[1], unpack(moved))
   end
 end
 local function last_id(stream)

@@ -11,6 +11,11 @@
 //!   `--max-cooldown 2s`, the longest pause they accept (a larger Retry-After is clamped
 //!   to it), so the backlog must still drain and the OTPs must still end (sent in time, or
 //!   expired).
+//! - `chaos_a_long_retry_after_is_probed`: the real limit is half the configured rate and
+//!   every 429 says `Retry-After: 100000000`; the workers keep the default `--max-cooldown`
+//!   (30 s), so each pause would stop them 30 s, but it is probed every 2 s
+//!   (`--probe-interval`): the backlog drains, and every OTP, early or enqueued right
+//!   after a 429, is sent within its deadline (none may expire).
 
 use std::time::Duration;
 
@@ -172,5 +177,52 @@ async fn chaos_a_huge_retry_after() {
     run.expect(&codes, &["expired"]);
 
     run.wait_settled(&s, Duration::from_secs(25)).await;
+    run.finish(&s, &mut fleet).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_a_long_retry_after_is_probed() {
+    let seed = Seed::for_test("chaos_a_long_retry_after_is_probed");
+    let mut rng = seed.rng();
+    let booked = bookings(0..40);
+    let mut s = Scenario::start_exclusive_with(SandboxConfig {
+        // The real limit: half the workers' 10/1s, and a 429 that says to wait 3 years.
+        rate: Some("5/1s".parse().unwrap()),
+        retry_after_secs: Some(100_000_000),
+        latency: Duration::from_millis(20),
+        ..SandboxConfig::new(TEST_API_KEY)
+    })
+    .await;
+    let mut run = Run::new(&seed, RATE);
+    s.enqueue(&booked).await;
+    run.expect_sent(&booked);
+
+    // The default --max-cooldown (30 s) and --probe-interval (2 s).
+    let flags = worker_args("6s");
+    let args: Vec<&str> = flags
+        .chunks(2)
+        .filter(|flag| flag[0] != "--max-cooldown")
+        .flatten()
+        .copied()
+        .collect();
+    let mut fleet = Fleet::new(s.sandbox.base_url(), &args);
+    let redis_url = s.redis.url();
+    fleet.spawn("probing-a", &redis_url);
+    fleet.spawn("probing-b", &redis_url);
+    // Made once the replicas run (their deadline runs from now).
+    let early = otps(1000..1004, &mut rng, 20_000..40_000);
+    s.enqueue(&early).await;
+    run.expect_sent(&early);
+
+    // More OTPs right after a 429 began a 30 s pause: the probes let them through.
+    wait_until("a first 429", Duration::from_secs(30), || async {
+        s.sandbox.stats().count(429) > 0
+    })
+    .await;
+    let late = otps(1004..1008, &mut rng, 20_000..40_000);
+    s.enqueue(&late).await;
+    run.expect_sent(&late);
+
+    run.wait_settled(&s, Duration::from_secs(60)).await;
     run.finish(&s, &mut fleet).await;
 }

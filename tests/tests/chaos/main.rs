@@ -14,11 +14,15 @@
 //!   a proxy ([`herald_tests::TcpProxy`]).
 //! - `tenants`: several tenants on all four lanes while replicas die and freeze.
 //! - `interakt_faults`: 503s, slow answers, 429s with and without `Retry-After` (one of
-//!   them huge), and a real limit below the configured one.
+//!   them huge), and a real limit below the configured one, also with every 429 saying
+//!   `Retry-After: 100000000` (the pause probed).
+//! - `interakt_paths`: the way to Interakt through a proxy: new connections slow to come
+//!   up and dropped at random, and a bad upstream answering with huge bodies.
 
 mod claim_idle;
 mod fleet;
 mod interakt_faults;
+mod interakt_paths;
 mod invariants;
 mod redis_faults;
 mod replicas;

@@ -2,15 +2,16 @@
 //! it starts its own Redis, runs to completion
 //! in under a minute, its summary matches what the sandbox recorded, and the sandbox's
 //! webhooks come back through the receiver: every sent message delivered (and read) or
-//! revoked, and the scripted tap on the inbound stream.
+//! revoked, and the scripted tap on the inbound stream. Kept (`--keep`) in a Redis of its
+//! own, the commands it suggests work on its data as printed.
 
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use herald_tests::cargo_bin;
+use herald_tests::{RedisServer, cargo_bin};
 
-use crate::support::{assert_exit, json, stderr};
+use crate::support::{assert_exit, json, stderr, stdout};
 
 #[test]
 fn the_demo_runs_to_completion_and_its_summary_matches_the_sandbox_and_the_webhooks() {
@@ -103,4 +104,81 @@ fn herald_worker_demo_hands_over_to_the_demo_binary_with_its_arguments() {
     let err = stderr(&out);
     assert!(err.contains("--no-such-flag"), "{err}");
     assert!(err.contains("herald-demo"), "{err}");
+}
+
+/// A process the test did not start but must stop (the dashboard a kept demo leaves).
+struct StopOnDrop(Option<u64>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
+
+#[test]
+fn the_commands_a_kept_demo_suggests_work_on_its_data() {
+    let redis = RedisServer::start();
+    let out = Command::new(cargo_bin("herald-demo"))
+        .args(["--json", "--keep"])
+        .env("REDIS_URL", redis.url())
+        .env_remove("HERALD_NAMESPACE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run the demo");
+    assert_exit(&out, 0);
+    let summary = json(&out);
+    let _dashboard = StopOnDrop(summary["dashboard_pid"].as_u64());
+    assert_eq!(summary["kept"], true, "{summary}");
+    let namespace = summary["namespace"]
+        .as_str()
+        .expect("a namespace")
+        .to_string();
+
+    // As a person would run them: by name, from a shell, pointed at the demo's data.
+    let bin_dir = cargo_bin("herald-worker")
+        .parent()
+        .expect("the binaries' directory")
+        .to_path_buf();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let run = |command: &str| {
+        Command::new("sh")
+            .args(["-c", command])
+            .env("PATH", &path)
+            .env("REDIS_URL", redis.url())
+            .env("HERALD_NAMESPACE", &namespace)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run sh")
+    };
+    let listed = run("herald-worker dlq list --json");
+    assert_exit(&listed, 0);
+    let id = json(&listed)[0]["id"]
+        .as_str()
+        .expect("a dead letter's id")
+        .to_string();
+    let mut last = None;
+    for command in herald_demo::TRY_NEXT {
+        let command = command.replace("<ID>", &id);
+        let out = run(&command);
+        assert!(
+            out.status.success(),
+            "{command}: {:?}\n{}{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
+        last = Some(stdout(&out));
+    }
+    // The last replays for real: the OTP that met a 500 three times goes back on its lane.
+    let replayed = last.unwrap();
+    assert!(
+        replayed.starts_with("replayed 1 of 1 selected dead letters (otp 1, booking 0)"),
+        "{replayed}"
+    );
 }

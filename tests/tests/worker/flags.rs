@@ -84,6 +84,12 @@ const CASES: &[Case] = &[
         range: "it must be from 1 to 100",
     },
     Case {
+        var: "HERALD_MIN_REPLICAS",
+        flag: "--min-replicas",
+        bad: &["101", "4294967295"],
+        range: "it must be from 0 to 100",
+    },
+    Case {
         var: "HERALD_BACKOFF_BASE",
         flag: "--backoff-base",
         bad: &["0s", "1ms", CENTURY, HUGE_SECS],
@@ -117,6 +123,12 @@ const CASES: &[Case] = &[
         var: "HERALD_MAX_COOLDOWN",
         flag: "--max-cooldown",
         bad: &["0s", "100ms", CENTURY, HUGE_SECS],
+        range: "it must be from 1s to 1h",
+    },
+    Case {
+        var: "HERALD_PROBE_INTERVAL",
+        flag: "--probe-interval",
+        bad: &["0s", "999ms", "2h", CENTURY, HUGE_SECS],
         range: "it must be from 1s to 1h",
     },
     Case {

@@ -1,5 +1,5 @@
 //! OTPs wait at most one token, whatever the number of replicas: requests from every
-//! replica are paced together at the plan's rate, bookings never take the OTP reserve,
+//! replica are paced together at the plan's rate, bookings leave OTPs the reserve they use,
 //! and a flood of OTPs never stops bookings.
 
 use std::time::Duration;
