@@ -17,6 +17,7 @@
 //! - [`delayed`]: moving due retries back onto their lanes.
 //! - [`erase`]: erasing OTP codes from dead letters once their deadline has passed.
 //! - [`telemetry`]: the worker's metrics.
+//! - [`spans`]: the trace spans of a send (`process <lane>`, the HTTP call), when traced.
 //!
 //! Elsewhere: the webhook service is `herald-webhook`, the operator's tools (`status`,
 //! `track`, `dlq`) are `herald-operator`, the demo is `herald-demo`; what they all agree on
@@ -31,6 +32,7 @@ pub mod retry;
 pub mod sender;
 pub mod settings;
 pub mod settle;
+pub mod spans;
 pub mod telemetry;
 
 // Moved to the shared crate (the producer API and the operator tools read them too); kept

@@ -103,6 +103,11 @@ impl Sender {
         })
     }
 
+    /// The URL every send posts to.
+    pub fn url(&self) -> &Uri {
+        &self.url
+    }
+
     /// Posts `body`, a [`herald_shared::wire::SendRequest`] serialized as JSON.
     pub async fn send(&self, body: Vec<u8>) -> SendOutcome {
         // Not a deadline (`now + timeout`, which a timeout of billions of years overflows):

@@ -42,6 +42,7 @@ use deadpool_redis::redis::{self, RedisError, ServerErrorKind, Value};
 use herald_shared::job::{Booking, Job};
 use herald_shared::phone::Phone;
 use herald_shared::redis_pool::{Pool, RedisErrorKind};
+use herald_shared::traces::{self, Attribute, JobSpan, TraceContext, attr};
 use herald_shared::validate::ValidationError;
 use herald_shared::wire::SendRequest;
 use herald_store::Keys;
@@ -231,6 +232,8 @@ pub struct Producer {
     guard: Option<Arc<Guard>>,
     /// Counts and logs refusals; shared by clones.
     refusals: Arc<RefusalLog>,
+    /// The trace a job that names none is created in (the CLI's `TRACEPARENT`).
+    trace_parent: Option<TraceContext>,
 }
 
 impl Producer {
@@ -245,6 +248,7 @@ impl Producer {
             durability: Durability::default(),
             guard: None,
             refusals: Arc::default(),
+            trace_parent: None,
         }
     }
 
@@ -281,6 +285,13 @@ impl Producer {
                 .invoke(&mut conn)
                 .await?;
         Ok(())
+    }
+
+    /// Creates the jobs that carry no trace context of their own as children of `parent`
+    /// (when tracing is on), and carries it in them (when it is off).
+    pub fn with_trace_parent(mut self, parent: Option<TraceContext>) -> Producer {
+        self.trace_parent = parent;
+        self
     }
 
     /// Acknowledges an enqueue only once `durability.min_replicas` replicas have it (`WAIT`),
@@ -376,7 +387,50 @@ impl Producer {
     /// An [`Error`] means nothing was attempted (no connection could be had). With a
     /// durability set, the whole batch is acknowledged once its replicas have every job of
     /// it, or fails with [`Error::NotReplicated`].
-    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
+    ///
+    /// With tracing on, each job gets its `create <lane>` span ([`JobSpan::create`]), a child
+    /// of the context the job carries (or [`Producer::with_trace_parent`]'s), and carries
+    /// that span's context to the worker instead.
+    pub async fn enqueue_batch(&self, mut jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
+        let spans = self.create_spans(&mut jobs);
+        let results = self.enqueue_untraced(jobs).await;
+        if !spans.is_empty() {
+            end_create_spans(spans, &results);
+        }
+        results
+    }
+
+    /// Each job's `create` span (none with tracing off: then a job only takes the
+    /// producer's parent, when it has none of its own).
+    fn create_spans(&self, jobs: &mut [Job]) -> Vec<JobSpan> {
+        if traces::tracer().is_none() {
+            if let Some(parent) = &self.trace_parent {
+                for job in jobs.iter_mut().filter(|job| job.traceparent.is_none()) {
+                    parent.write_to(job);
+                }
+            }
+            return Vec::new();
+        }
+        jobs.iter_mut()
+            .map(|job| {
+                let parent = TraceContext::of_job(job).or_else(|| self.trace_parent.clone());
+                let span = JobSpan::create(job.lane(), parent.as_ref());
+                span.set(|| {
+                    vec![
+                        Attribute::new(attr::MESSAGE_ID, job.id.to_string()),
+                        Attribute::new(attr::KIND, job.kind().as_str()),
+                        Attribute::new(attr::TENANT, job.tenant().to_string()),
+                    ]
+                });
+                if let Some(context) = span.context() {
+                    context.write_to(job);
+                }
+                span
+            })
+            .collect()
+    }
+
+    async fn enqueue_untraced(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut broken: Option<(String, RedisErrorKind)> = None;
@@ -599,6 +653,24 @@ fn trace_enqueue(job: &Job) {
         scheduled = job.send_at.is_some(),
         "enqueueing"
     );
+}
+
+/// Ends each job's `create` span with what became of the job: a duplicate names the job
+/// first enqueued under its key; a job not enqueued marks its span failed.
+fn end_create_spans(spans: Vec<JobSpan>, results: &Result<Vec<BatchResult>, Error>) {
+    for (i, span) in spans.into_iter().enumerate() {
+        match results.as_ref().map(|results| results.get(i)) {
+            Ok(Some(Ok(enqueued))) if enqueued.duplicate => span.set(|| {
+                vec![
+                    Attribute::new(attr::DUPLICATE, true),
+                    Attribute::new(attr::MESSAGE_ID, enqueued.job_id.to_string()),
+                ]
+            }),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(NotEnqueued::Conflict(_)))) => span.fail("idempotency_conflict"),
+            Ok(Some(Err(_))) | Ok(None) | Err(_) => span.fail("not_enqueued"),
+        }
+    }
 }
 
 fn millis(window: Duration) -> u64 {

@@ -23,6 +23,8 @@
 //! - [`signal`]: SIGTERM and SIGINT as a shutdown future or a cancelled token.
 //! - [`process`]: what every binary does around its library call (logging, stdout, exit
 //!   codes).
+//! - [`traces`]: OpenTelemetry traces across the queue: W3C trace context, the `OTEL_*`
+//!   variables, spans of a job's journey, export over OTLP that never holds a send up.
 
 pub mod backoff;
 pub mod compose;
@@ -41,6 +43,7 @@ pub mod secret;
 pub mod signal;
 pub mod signature;
 pub mod tokens;
+pub mod traces;
 pub mod validate;
 pub mod wire;
 

@@ -52,6 +52,13 @@ pub fn prometheus() -> &'static PrometheusHandle {
             "herald_redis_failing",
             "1 while this process's Redis calls fail with this kind of failure (an episode is open), else 0."
         );
+        metrics::describe_counter!(
+            crate::traces::DROPPED,
+            "Spans that never reached the trace collector, by reason: queue_full (the export queue, OTEL_BSP_MAX_QUEUE_SIZE, was full), export_failed (the collector refused, failed or did not answer in time), shutdown (ended as the process exited). Always 0 with tracing off."
+        );
+        for reason in crate::traces::export::Dropped::ALL {
+            metrics::counter!(crate::traces::DROPPED, "reason" => reason.label()).absolute(0);
+        }
         for kind in RedisErrorKind::ALL {
             metrics::gauge!("herald_redis_failing", "kind" => kind.label()).set(0.0);
         }

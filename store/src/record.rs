@@ -61,6 +61,9 @@ pub mod field {
     pub const SUPERSEDES: &str = "supersedes";
     /// Of the message index hash: the job it was sent for.
     pub const JOB_ID: &str = "job_id";
+    /// The W3C `traceparent` the job was created in, when it carries one: how the webhook
+    /// links its span of a delivery report to the job's trace.
+    pub const TRACEPARENT: &str = "traceparent";
 }
 
 /// What a webhook can tell about a sent message.
@@ -175,6 +178,9 @@ pub(crate) fn job_fields(job: &Job) -> Fields {
     }
     fields.set(field::PHONE, herald_shared::phone::mask(&job.phone()));
     fields.set(field::ENQUEUED_AT, format_time(job.created_at));
+    if let Some(traceparent) = &job.traceparent {
+        fields.set(field::TRACEPARENT, traceparent.as_str());
+    }
     fields.set(
         field::ATTEMPTS,
         serde_json::to_string(&job.attempts).expect("attempts serialize"),

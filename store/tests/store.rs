@@ -333,7 +333,7 @@ async fn read_otps(
         let phone = format!("+9198123456{i:02}");
         let job = Job::otp(&phone, "4242", std::time::Duration::from_secs(600)).unwrap();
         let _: redis::Value =
-            enqueue::enqueue(keys, &job, 86_400_000, time::OffsetDateTime::now_utc())
+            enqueue::enqueue(keys, &job, 86_400_000, time::OffsetDateTime::now_utc(), None)
                 .invoke(conn)
                 .await
                 .unwrap();

@@ -26,6 +26,8 @@
 //!   `schemathesis`) a test needs: a skip saying so locally, a failure when `CI=true`.
 //! - [`observability`]: the queries of the alert rules and the Grafana dashboard in
 //!   `deploy/`, and what a `/metrics` page must show for each.
+//! - [`otlp`]: a real OTLP/HTTP trace receiver (decodes the protobuf the processes export;
+//!   can refuse or stall like a collector in trouble).
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
 //!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
 
@@ -36,6 +38,7 @@ mod browser;
 mod dashboard_process;
 mod huge_answers;
 pub mod observability;
+pub mod otlp;
 pub mod proxy;
 mod redis_cluster;
 mod redis_env;

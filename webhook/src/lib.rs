@@ -182,6 +182,8 @@ pub async fn run_command(redis: &RedisArgs, args: &WebhookArgs) -> Result<u8, Fa
     // First, so a SIGTERM during start-up is a clean stop, never the default action.
     let shutdown = herald_shared::signal::shutdown_token();
     let settings = WebhookSettings::from_args(redis, args).map_err(Failure::usage)?;
+    // Kept to the end: dropping it posts the last spans (see docs/tracing.md).
+    let _traces = herald_shared::traces::init("herald-webhook").map_err(Failure::usage)?;
     run(settings, shutdown)
         .await
         .map_err(|err| Failure::new(err.exit_code(), err))?;

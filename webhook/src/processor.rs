@@ -36,6 +36,9 @@ use herald_shared::backoff::{Next, ReconnectBackoff};
 use herald_shared::redis_pool::RedisFailure;
 use herald_store::record::{Milestone, field, format_time};
 
+use herald_shared::Lane;
+use herald_shared::traces::{Attribute, JobSpan, Operation, TraceContext, attr};
+
 use crate::action::{self, Action};
 use crate::telemetry;
 
@@ -63,10 +66,13 @@ pub struct Processor {
 }
 
 /// What the message index says about one sent message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct SentMessage {
     job_id: String,
     lane: String,
+    /// The context the job was created in (its record's `traceparent`): read only while
+    /// tracing is on.
+    created: Option<TraceContext>,
 }
 
 impl Processor {
@@ -209,8 +215,10 @@ impl Processor {
                 at,
             } => match self.lookup(&message_id).await? {
                 Some(sent) => {
+                    let span = receive_span(&sent, milestone);
                     self.mark(&entry.id, &sent, milestone, at).await?;
                     telemetry::record_webhook_processed("linked");
+                    span.end();
                 }
                 None if age < STATUS_LINK_GRACE => return Ok(()),
                 None => {
@@ -264,9 +272,22 @@ impl Processor {
             .arg(field::LANE)
             .query_async(&mut conn)
             .await?;
-        Ok(job_id.map(|job_id| SentMessage {
+        let Some(job_id) = job_id else {
+            return Ok(None);
+        };
+        let created = match herald_shared::traces::tracer() {
+            None => None,
+            Some(_) => {
+                let traceparent: Option<String> = conn
+                    .hget(self.keys.job_status(&job_id), field::TRACEPARENT)
+                    .await?;
+                traceparent.and_then(|t| TraceContext::parse(&t, None))
+            }
+        };
+        Ok(Some(SentMessage {
             job_id,
             lane: lane.unwrap_or_default(),
+            created,
         }))
     }
 
@@ -318,6 +339,23 @@ impl Processor {
             .await?;
         Ok(())
     }
+}
+
+/// `receive <lane>` (CONSUMER) for a delivery report about `sent`'s job, linked to the
+/// context the job was created in; nothing with tracing off.
+fn receive_span(sent: &SentMessage, milestone: Milestone) -> JobSpan {
+    let Ok(lane) = sent.lane.parse::<Lane>() else {
+        return JobSpan::none();
+    };
+    let span = JobSpan::consume(Operation::Receive, lane, sent.created.as_ref());
+    span.set(|| {
+        vec![
+            Attribute::new(attr::MESSAGE_ID, sent.job_id.clone()),
+            Attribute::new(attr::CONSUMER_GROUP, WEBHOOK_GROUP),
+            Attribute::new(attr::MILESTONE, milestone.as_str()),
+        ]
+    });
+    span
 }
 
 /// When Redis received an entry: the milliseconds of its stream id.

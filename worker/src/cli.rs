@@ -86,6 +86,8 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             // First, so a SIGTERM during start-up is a clean stop, never the default action.
             let shutdown = herald_shared::signal::shutdown_token();
             let settings = Settings::from_args(&cli.redis, &args).map_err(Failure::usage)?;
+            // Kept to the end: dropping it posts the last spans (see docs/tracing.md).
+            let _traces = herald_shared::traces::init("herald-worker").map_err(Failure::usage)?;
             dispatcher::run(settings, shutdown)
                 .await
                 .map_err(|err| Failure::new(err.exit_code(), err))?;

@@ -22,7 +22,8 @@ use crate::lanes::{Delivery, RedisFailure};
 use crate::limiter::{AcquireError, ProbeAnswer, ProbeOutcome, Token};
 use crate::retry::{SendOutcome, Verdict, decide};
 use crate::settle::{BeginSend, Settled};
-use crate::telemetry;
+use crate::{spans, telemetry};
+use herald_shared::traces::JobSpan;
 
 /// Why `job` is dead-lettered as expired; `before_retry` when a retry would come too late.
 pub(super) fn expired(job: &Job, before_retry: bool) -> DeadReason {
@@ -67,6 +68,8 @@ pub(super) async fn process(
             return Box::pin(dead_letter(ctx, delivery, reason)).await;
         }
     };
+    // Ends when this function returns: after the settle, or wherever the job stops here.
+    let span = spans::process(delivery.lane, &job);
     let fresh = |delivery: &Delivery| {
         delivery
             .token
@@ -106,7 +109,7 @@ pub(super) async fn process(
             break body;
         }
     };
-    let outcome = Box::pin(send(ctx, &job, body)).await;
+    let outcome = Box::pin(send(ctx, &job, body, &span)).await;
     let job = record_attempt(ctx, job, &outcome);
     let token = delivery.token.as_ref();
     if let SendOutcome::RateLimited { retry_after, .. } = &outcome {
@@ -118,6 +121,7 @@ pub(super) async fn process(
     let (failures, rate_limits) = budget_used(&job);
     let jitter = rand::rng().random_range(0.0..1.0);
     let verdict = decide(&outcome, failures, rate_limits, &ctx.settings.retry, jitter);
+    spans::decided(&span, &outcome, &verdict);
     Box::pin(settle(ctx, delivery, job, &outcome, verdict)).await;
 }
 
@@ -197,11 +201,14 @@ async fn prepare(ctx: &Context, delivery: &mut Delivery, job: &Job) -> Option<Ve
     Some(body)
 }
 
-/// One HTTP call to Interakt, timed and counted (metrics, and the dashboard's history).
-async fn send(ctx: &Context, job: &Job, body: Vec<u8>) -> SendOutcome {
+/// One HTTP call to Interakt, timed and counted (metrics, the dashboard's history, and a
+/// child span of `process` when traced).
+async fn send(ctx: &Context, job: &Job, body: Vec<u8>, process: &JobSpan) -> SendOutcome {
+    let request = spans::request(process, ctx.sender.url(), job.attempts_since_replay().len());
     let started = Instant::now();
     let outcome = ctx.sender.send(body).await;
     telemetry::record_send(&ctx.history, job, &outcome, started.elapsed());
+    spans::answered(request, &outcome);
     outcome
 }
 

@@ -21,6 +21,7 @@ use crate::spec::{BookingSpec, JobSpec, OtpSpec, RawSpec, ReminderSpec};
 use crate::{BatchResult, CancelOutcome, Enqueued};
 use herald_shared::episodes::Episodes;
 use herald_shared::redis_pool::RedisErrorKind;
+use herald_shared::traces::TraceContext;
 
 /// The header that carries an idempotency key (the body field `idempotency_key` also does).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -177,7 +178,7 @@ async fn enqueue_spec<S: SingleSpec>(
     let mut spec: S = decode(body).await?;
     let key = spec.idempotency_key().take();
     *spec.idempotency_key() = idempotency_key(headers, key)?;
-    enqueue_one(state, spec.into_job_spec()).await
+    enqueue_one(state, spec.into_job_spec(), caller_trace(headers)).await
 }
 
 /// Enqueue a one-time password.
@@ -256,8 +257,10 @@ pub async fn enqueue_raw(
 )]
 pub async fn enqueue_batch(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let caller = caller_trace(&headers);
     let bytes = read_body(body, BATCH_BODY_LIMIT).await?;
     let items: Vec<serde_json::Value> = match serde_json::from_slice(&bytes) {
         Ok(items) => items,
@@ -282,7 +285,10 @@ pub async fn enqueue_batch(
             .map_err(ApiError::from)
             .and_then(|spec| Ok(spec.into_job_in(&state.zone)?));
         match parsed {
-            Ok(job) => {
+            Ok(mut job) => {
+                if let Some(caller) = &caller {
+                    caller.write_to(&mut job);
+                }
                 job_items.push(index);
                 jobs.push(job);
                 answers.push(BatchItem {
@@ -564,13 +570,27 @@ fn cancelled(outcome: CancelOutcome) -> Result<Response, ApiError> {
     }
 }
 
+/// The caller's W3C trace context (`traceparent`, `tracestate`): the jobs it enqueues are
+/// created in its trace. One that does not parse is ignored, as W3C Trace Context asks.
+fn caller_trace(headers: &HeaderMap) -> Option<TraceContext> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    TraceContext::parse(header("traceparent")?, header("tracestate"))
+}
+
 fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id)
         .map_err(|_| ApiError::invalid_field("id", format!("{id:?} is not a job id (a UUID)")))
 }
 
-async fn enqueue_one(state: &ApiState, spec: JobSpec) -> Result<Response, ApiError> {
-    let job = spec.into_job_in(&state.zone)?;
+async fn enqueue_one(
+    state: &ApiState,
+    spec: JobSpec,
+    caller: Option<TraceContext>,
+) -> Result<Response, ApiError> {
+    let mut job = spec.into_job_in(&state.zone)?;
+    if let Some(caller) = &caller {
+        caller.write_to(&mut job);
+    }
     let enqueued = state.producer.enqueue(job).await;
     match &enqueued {
         Err(err) => {

@@ -18,6 +18,7 @@ use crate::enqueue::Producer;
 use crate::spec::{JobSpec, RawSpec, SpecError, Timing};
 use herald_shared::redis_pool::{self};
 use herald_shared::schedule::Zone;
+use herald_shared::traces::TraceContext;
 
 use super::args::*;
 use super::exit::*;
@@ -32,6 +33,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
         .into());
     }
     let guard = cli.guard.settings()?;
+    // Kept to the end: dropping it posts the last spans (see docs/tracing.md).
+    let _traces = herald_shared::traces::init(NAME)?;
     let target = cli.redis.target();
     let durability = Durability::replicas(cli.min_replicas);
     let connect = || async {
@@ -40,7 +43,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, CliError> {
             Producer::new(pool, keys.clone())
                 .with_idempotency_window(cli.idempotency_window)
                 .with_durability(durability)
-                .with_guard(guard.clone()),
+                .with_guard(guard.clone())
+                .with_trace_parent(TraceContext::from_env()),
         )
     };
     let job = match cli.command {

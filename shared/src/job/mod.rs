@@ -88,6 +88,14 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lane: Option<Lane>,
     pub payload: Payload,
+    /// The W3C trace context the job was created in (`traceparent`, and `tracestate` when
+    /// there is one), carried as given so the worker and the webhook can link their spans to
+    /// it ([`crate::traces`]). Never checked at enqueue: one that does not parse is ignored.
+    /// Jobs of earlier releases have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// Every send attempt so far, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
@@ -129,6 +137,8 @@ impl Job {
             tenant: None,
             lane: None,
             payload,
+            traceparent: None,
+            tracestate: None,
             attempts: Vec::new(),
         }
     }
