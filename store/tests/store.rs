@@ -332,11 +332,16 @@ async fn read_otps(
     for i in 0..n {
         let phone = format!("+9198123456{i:02}");
         let job = Job::otp(&phone, "4242", std::time::Duration::from_secs(600)).unwrap();
-        let _: redis::Value =
-            enqueue::enqueue(keys, &job, 86_400_000, time::OffsetDateTime::now_utc(), None)
-                .invoke(conn)
-                .await
-                .unwrap();
+        let _: redis::Value = enqueue::enqueue(
+            keys,
+            &job,
+            86_400_000,
+            time::OffsetDateTime::now_utc(),
+            None,
+        )
+        .invoke(conn)
+        .await
+        .unwrap();
         jobs.push(job);
     }
     let _: Result<(), _> = conn

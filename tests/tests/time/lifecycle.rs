@@ -77,7 +77,7 @@ async fn a_pending_job_keeps_its_idempotency_key_past_the_window() {
     let scheduled: u64 = s
         .conn
         .clone()
-        .zcard(s.keys.scheduled(Lane::Booking))
+        .zcard(s.keys.scheduled(Lane::Reminder))
         .await
         .unwrap();
     assert_eq!(scheduled, 1);
@@ -88,7 +88,7 @@ async fn a_pending_job_keeps_its_idempotency_key_past_the_window() {
     let scheduled: u64 = s
         .conn
         .clone()
-        .zcard(s.keys.scheduled(Lane::Booking))
+        .zcard(s.keys.scheduled(Lane::Reminder))
         .await
         .unwrap();
     assert_eq!(scheduled, 0, "taken out of the scheduled set");
