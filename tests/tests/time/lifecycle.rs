@@ -484,8 +484,14 @@ async fn jobs_lost_with_redis_data_leave_the_hand_without_tokens() {
         "the OTP waited {waited:?} behind lost jobs\n{}",
         w.log()
     );
+    // The OTP's token, and at most those of requests in flight across the loss: their charge
+    // puts their entry back (they did reach Interakt: docs/budget.md). None for a lost job.
     let log: u64 = s.conn.clone().zcard(s.keys.rate_window()).await.unwrap();
-    assert_eq!(log, 1, "one token for the one request since the loss");
+    assert!(
+        (1..=1 + before as u64).contains(&log),
+        "{log} tokens in the log: one for the request since the loss, at most {before} for \
+         those sent before it"
+    );
 }
 
 /// Failure 7: with `HERALD_MIN_REPLICAS`, enqueues waited for replicas but cancels did not:
