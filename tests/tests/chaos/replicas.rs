@@ -16,6 +16,7 @@ use crate::fleet::{Fleet, State};
 use crate::invariants::Run;
 use crate::seed::Seed;
 use crate::{disrupted_replica_args, enqueue_backlog, stand_in};
+use herald_tests::scenario::Scenario;
 
 const RATE: &str = "10/1s";
 pub(crate) const REPLICAS: usize = 3;
@@ -83,21 +84,21 @@ pub(crate) fn plan(rng: &mut StdRng) -> Vec<(Duration, Act)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_replicas_killed_stopped_and_frozen_at_random() {
-    let seed = Seed::for_test("chaos_replicas_killed_stopped_and_frozen_at_random");
-    let mut rng = seed.rng();
-    let steps = plan(&mut rng);
-    eprintln!("plan: {steps:?}");
-    let mut s = stand_in(RATE, Duration::from_millis(50)).await;
-    let mut run = Run::new(&seed, RATE);
-    enqueue_backlog(&mut s, &mut run, &mut rng).await;
-
-    let args = disrupted_replica_args(RATE);
+/// Starts `REPLICAS` replicas named `<name>-<slot>` at `rate`, waits for the first send, then
+/// plays `steps` on them (each at its time from then), noting each disruption in `run`.
+/// Replacements are named `<name>-<slot>-<generation>`.
+pub(crate) async fn play(
+    s: &Scenario,
+    run: &mut Run,
+    rate: &'static str,
+    steps: Vec<(Duration, Act)>,
+    name: &str,
+) -> Fleet {
+    let args = disrupted_replica_args(rate);
     let mut fleet = Fleet::new(s.sandbox.base_url(), &args);
     let redis_url = s.redis.url();
     let mut slot_of: Vec<usize> = (0..REPLICAS)
-        .map(|slot| fleet.spawn(&format!("chaos-{slot}"), &redis_url))
+        .map(|slot| fleet.spawn(&format!("{name}-{slot}"), &redis_url))
         .collect();
     wait_until("the run under way", Duration::from_secs(30), || async {
         !s.accepted().is_empty()
@@ -122,12 +123,25 @@ async fn chaos_replicas_killed_stopped_and_frozen_at_random() {
             }
             Act::Cont(slot) => fleet.resume(slot_of[slot]),
             Act::Replace(slot) => {
-                slot_of[slot] = fleet.spawn(&format!("chaos-{slot}-{generation}"), &redis_url);
+                slot_of[slot] = fleet.spawn(&format!("{name}-{slot}-{generation}"), &redis_url);
                 generation += 1;
             }
         }
     }
+    fleet
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_replicas_killed_stopped_and_frozen_at_random() {
+    let seed = Seed::for_test("chaos_replicas_killed_stopped_and_frozen_at_random");
+    let mut rng = seed.rng();
+    let steps = plan(&mut rng);
+    eprintln!("plan: {steps:?}");
+    let mut s = stand_in(RATE, Duration::from_millis(50)).await;
+    let mut run = Run::new(&seed, RATE);
+    enqueue_backlog(&mut s, &mut run, &mut rng).await;
+
+    let mut fleet = play(&s, &mut run, RATE, steps, "chaos").await;
     run.wait_settled(&s, Duration::from_secs(30)).await;
     run.finish(&s, &mut fleet).await;
 }

@@ -10,16 +10,13 @@ use herald_shared::job::{Booking, Lane};
 use herald_shared::schedule::Zone;
 use herald_shared::wire::SendRequest;
 use herald_tests::scenario::{enqueue_stored, otp, phone};
-use herald_tests::wait_until;
 use rand::RngExt;
 use rand::rngs::StdRng;
-use tokio::time::Instant;
 
-use crate::fleet::Fleet;
 use crate::invariants::Run;
-use crate::replicas::{Act, REPLICAS, plan};
+use crate::replicas::{plan, play};
 use crate::seed::Seed;
-use crate::{disrupted_replica_args, stand_in};
+use crate::stand_in;
 
 const RATE: &str = "10/1s";
 const TENANTS: [&str; 4] = ["default", "salon-a", "salon-b", "city:blr"];
@@ -86,41 +83,7 @@ async fn chaos_tenants_on_four_lanes_with_replicas_killed_and_frozen() {
     enqueue_stored(&mut s.conn, &s.keys, &jobs).await;
     run.expect_sent(&jobs);
 
-    let args = disrupted_replica_args(RATE);
-    let mut fleet = Fleet::new(s.sandbox.base_url(), &args);
-    let redis_url = s.redis.url();
-    let mut slot_of: Vec<usize> = (0..REPLICAS)
-        .map(|slot| fleet.spawn(&format!("tenants-{slot}"), &redis_url))
-        .collect();
-    wait_until("the run under way", Duration::from_secs(30), || async {
-        !s.accepted().is_empty()
-    })
-    .await;
-
-    let start = Instant::now();
-    let mut generation = 1;
-    for (at, act) in steps {
-        tokio::time::sleep_until(start + at).await;
-        match act {
-            Act::Kill(slot) => {
-                let i = slot_of[slot];
-                run.disrupted_now(format!("SIGKILL {}", fleet.name(i)));
-                fleet.kill(i);
-            }
-            Act::Term(slot) => fleet.term(slot_of[slot]),
-            Act::Stop(slot, frozen) => {
-                let i = slot_of[slot];
-                run.disrupted_now(format!("SIGSTOP {} for {frozen:?}", fleet.name(i)));
-                fleet.stop(i);
-            }
-            Act::Cont(slot) => fleet.resume(slot_of[slot]),
-            Act::Replace(slot) => {
-                slot_of[slot] = fleet.spawn(&format!("tenants-{slot}-{generation}"), &redis_url);
-                generation += 1;
-            }
-        }
-    }
-
+    let mut fleet = play(&s, &mut run, RATE, steps, "tenants").await;
     run.wait_settled(&s, Duration::from_secs(40)).await;
     run.finish(&s, &mut fleet).await;
 }
