@@ -8,56 +8,19 @@
 //! 3. **budget use** (`BENCH_BUDGET=1`, several minutes): the share of N used per window at
 //!    300/1m and 600/1m with a backlog, and the peak requests seen in any sliding window.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use herald_sandbox::{RunningSandbox, SandboxConfig};
 use herald_shared::Job;
 use herald_store::Keys;
 use herald_tests::scenario::booking;
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 
-const NAMESPACE: &str = "bench";
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{NAMESPACE, setup, wait_for, worker};
 
 async fn enqueue(conn: &mut redis::aio::MultiplexedConnection, jobs: &[Job]) {
     herald_tests::scenario::enqueue_jobs(conn, &Keys::new(NAMESPACE).unwrap(), jobs).await;
-}
-
-struct Setup {
-    redis: RedisServer,
-    sandbox: RunningSandbox,
-    conn: redis::aio::MultiplexedConnection,
-}
-
-async fn setup(rate: Option<&str>) -> Setup {
-    let redis = RedisServer::start();
-    let mut config = SandboxConfig::new(TEST_API_KEY);
-    config.rate = rate.map(|r| r.parse().unwrap());
-    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let conn = herald_tests::connect(&redis.url()).await.unwrap();
-    Setup {
-        redis,
-        sandbox,
-        conn,
-    }
-}
-
-fn worker(s: &Setup, name: &str, args: &[&str]) -> WorkerProcess {
-    WorkerProcess::spawn(&s.redis.url(), NAMESPACE, &s.sandbox.base_url(), name, args)
-}
-
-async fn wait_for(s: &Setup, count: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while s.sandbox.stats().accepted < count as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "timed out at {} of {count}",
-            s.sandbox.stats().accepted
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn throughput() {

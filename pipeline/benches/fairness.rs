@@ -16,56 +16,19 @@
 //! Knobs: `BENCH_JOBS` (20000), `BENCH_TENANTS=1,100,10000`, `BENCH_MIXES=0` skips part 2.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use herald_sandbox::{RunningSandbox, SandboxConfig};
 use herald_shared::job::Booking;
 use herald_shared::schedule::Zone;
 use herald_shared::wire::SendRequest;
 use herald_shared::{Job, Lane};
 use herald_store::Keys;
 use herald_tests::scenario::enqueue_stored;
-use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 
-const NAMESPACE: &str = "bench";
+#[path = "support/mod.rs"]
+mod support;
 
-struct Setup {
-    redis: RedisServer,
-    sandbox: RunningSandbox,
-    conn: redis::aio::MultiplexedConnection,
-}
-
-async fn setup(rate: Option<&str>) -> Setup {
-    let redis = RedisServer::start();
-    let mut config = SandboxConfig::new(TEST_API_KEY);
-    config.rate = rate.map(|r| r.parse().unwrap());
-    let sandbox = herald_sandbox::start(config, SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let conn = herald_tests::connect(&redis.url()).await.unwrap();
-    Setup {
-        redis,
-        sandbox,
-        conn,
-    }
-}
-
-fn worker(s: &Setup, name: &str, args: &[&str]) -> WorkerProcess {
-    WorkerProcess::spawn(&s.redis.url(), NAMESPACE, &s.sandbox.base_url(), name, args)
-}
-
-async fn wait_for(s: &Setup, count: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while s.sandbox.stats().accepted < count as u64 {
-        assert!(
-            Instant::now() < deadline,
-            "timed out at {} of {count}",
-            s.sandbox.stats().accepted
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+use support::{NAMESPACE, setup, wait_for, worker};
 
 fn booking_for(i: usize) -> Booking {
     Booking {
