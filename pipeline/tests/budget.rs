@@ -87,10 +87,20 @@ impl Harness {
 
 /// OTPs granted in the previous window (aligned on W, as the script counts them), whose
 /// entries have left the shared log: only the OTPs' log, which keeps two windows, has them.
+///
+/// The test that follows must run inside the current aligned window (once it ends, these
+/// OTPs are two windows old and hold no reserve), so when too little of it is left, this
+/// waits for the next one to start first.
 async fn otps_seen_last_window(h: &Harness, n: usize, window: Duration) {
     let mut conn = h.pool.get().await.unwrap();
-    let now = redis_now(&mut conn).await as u64;
     let w = window.as_micros() as u64;
+    let needed = (w / 2).min(1_500_000);
+    let mut now = redis_now(&mut conn).await as u64;
+    let left = w - now % w;
+    if left < needed {
+        tokio::time::sleep(Duration::from_micros(left + 10_000)).await;
+        now = redis_now(&mut conn).await as u64;
+    }
     let last_window = now / w * w - w;
     for i in 0..n {
         let _: () = conn
