@@ -411,6 +411,22 @@ async fn where_is(
     Location::decode(&reply).unwrap()
 }
 
+/// How many failed attempts `job`'s record lists (each one a request that reached Interakt
+/// when its phone answers past the timeout).
+async fn failed_attempts(
+    conn: &mut redis::aio::MultiplexedConnection,
+    s: &Scenario,
+    job: &Job,
+) -> usize {
+    let attempts: Option<String> = conn
+        .hget(s.keys.job_status(&job.id), "attempts")
+        .await
+        .unwrap();
+    attempts
+        .and_then(|a| serde_json::from_str::<Vec<Value>>(&a).ok())
+        .map_or(0, |a| a.len())
+}
+
 /// The seed of this run: `HERALD_MODEL_SEED`, else one nobody chose.
 fn seed(run: usize) -> u64 {
     match std::env::var("HERALD_MODEL_SEED") {
@@ -535,19 +551,44 @@ async fn check(run: &mut Run) {
             .filter(|&&i| states[i] == Some(State::Sent))
             .count();
         // 1. Nothing reaches Interakt after an acknowledged cancel, but another job's of the
-        // same content sent after it.
-        for &i in members {
+        // same content (enqueued again once the cancel freed its key) sent after it.
+        // The others' messages: one for each sent; on a phone that answers past the timeout,
+        // also one for each failed attempt (Interakt accepted it; the worker timed out).
+        let mut own = Vec::with_capacity(members.len());
+        for &j in members {
+            let job = &run.model.jobs[j];
+            let mut messages = usize::from(states[j] == Some(State::Sent));
+            if run.model.slow.contains(&job.phone) {
+                messages += failed_attempts(&mut conn, &run.s, job).await;
+            }
+            own.push(messages);
+        }
+        for (k, &i) in members.iter().enumerate() {
             let job = &run.model.jobs[i];
             if let Some(at) = job.cancelled_at {
                 let late = times.iter().filter(|t| **t > at).count();
-                let others_sent = members
+                let others_sent: usize = own
                     .iter()
-                    .filter(|&&j| j != i && states[j] == Some(State::Sent))
-                    .count();
+                    .enumerate()
+                    .filter(|&(m, _)| m != k)
+                    .map(|(_, n)| n)
+                    .sum();
                 if late > others_sent {
+                    let group: Vec<String> = members
+                        .iter()
+                        .map(|&j| {
+                            let other = &run.model.jobs[j];
+                            format!(
+                                "{} {:?} cancelled at {:?}",
+                                other.id, states[j], other.cancelled_at
+                            )
+                        })
+                        .collect();
                     failures.push(format!(
-                        "{} ({marker}): {late} accepted after its cancel was acknowledged at {at}",
-                        job.id
+                        "{} ({marker}): {late} accepted after its cancel was acknowledged at {at} (arrivals {times:?}; its phone {}slow; the jobs of this content: {})",
+                        job.id,
+                        if run.model.slow.contains(&job.phone) { "" } else { "not " },
+                        group.join(", ")
                     ));
                 }
             }
