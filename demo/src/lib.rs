@@ -58,6 +58,7 @@ use herald_pipeline::dispatcher::{self};
 use herald_pipeline::limiter::{Budget, default_margin};
 use herald_pipeline::retry::RetryPolicy;
 use herald_pipeline::settings::Settings;
+use herald_pipeline::settings::bounds::fit_timeout;
 
 use crate::demo_redis::*;
 use crate::jobs::*;
@@ -240,15 +241,21 @@ async fn run_with(
 
 /// A worker replica's settings, built directly: the demo needs no configuration.
 fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize) -> Settings {
+    // Wider than the default margin: a demo may run on a busy laptop, and its point is that
+    // the sandbox never sees more than the limit in any window.
+    let margin = default_margin(rate.period) * 2;
+    // The sandbox answers at once: 5 s, or less when the demo's window is shorter (as a
+    // worker started with these flags would; see docs/budget.md).
+    let (request_timeout, timeout_lowered) =
+        fit_timeout(Duration::from_secs(5), margin, rate.period);
     Settings {
         redis: herald_shared::redis_pool::Target::single(redis.url.expose().clone()),
         keys: redis.keys.clone(),
         send_url: send_url.to_string(),
         api_key: Redacted::new(API_KEY.to_string()),
-        // Wider than the default margin: a demo may run on a busy laptop, and its point is
-        // that the sandbox never sees more than the limit in any window.
         budget: Budget {
-            margin: default_margin(rate.period) * 2,
+            margin,
+            request_timeout,
             ..Budget::new(rate)
         },
         sms: None,
@@ -263,7 +270,8 @@ fn worker_settings(redis: &DemoRedis, send_url: &str, rate: RateLimit, i: usize)
         claim_idle: Duration::from_secs(10),
         max_deliveries: 5,
         shutdown_grace: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(5),
+        request_timeout,
+        timeout_lowered,
         http_listen: None,
         lane_weights: Default::default(),
         tenant_weights: Vec::new(),

@@ -366,14 +366,15 @@ async fn wait_for_values<F>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_exports_the_budget_plan_replicas_backlog_age_and_otp_wait() {
-    // One OTP phone answered after 8 s: it stays on the lane, being sent, that long.
+    // One OTP phone answered after 8 s: it stays on the lane, being sent, that long (a minute
+    // window: a 1 s one would lower the request timeout to 750 ms to fit it).
     let mut s = Scenario::start(SandboxSetup {
         script: vec!["+919000000005=slow:8s"],
         ..SandboxSetup::default()
     })
     .await;
     let a = format!("127.0.0.1:{}", free_port());
-    let _a = s.worker("alerts-a", &["--rate", "7/1s", "--http-listen", &a]);
+    let _a = s.worker("alerts-a", &["--rate", "420/1m", "--http-listen", &a]);
     wait_ready("replica a to be ready", &a).await;
 
     // Before any job: the plan, one live replica, empty lanes, the 429 and dead-letter
@@ -381,11 +382,11 @@ async fn the_worker_exports_the_budget_plan_replicas_backlog_age_and_otp_wait() 
     let one = [a.as_str()];
     let is = |want: f64| move |values: &[Option<f64>]| values.iter().all(|v| *v == Some(want));
     wait_for_values(
-        "the plan, 7",
+        "the plan, 420",
         &one,
         "herald_budget_configured",
         &[],
-        is(7.0),
+        is(420.0),
     )
     .await;
     wait_for_values("one replica", &one, "herald_worker_replicas", &[], is(1.0)).await;
@@ -420,7 +421,7 @@ async fn the_worker_exports_the_budget_plan_replicas_backlog_age_and_otp_wait() 
 
     // A second replica: both see two.
     let b = format!("127.0.0.1:{}", free_port());
-    let _b = s.worker("alerts-b", &["--rate", "7/1s", "--http-listen", &b]);
+    let _b = s.worker("alerts-b", &["--rate", "420/1m", "--http-listen", &b]);
     wait_ready("replica b to be ready", &b).await;
     let both = [a.as_str(), b.as_str()];
     wait_for_values(

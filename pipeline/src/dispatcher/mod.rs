@@ -159,6 +159,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         sms_fallback = ctx.settings.sms.is_some(),
         "worker starting"
     );
+    if let Some(asked) = ctx.settings.timeout_lowered {
+        tracing::warn!(
+            asked = ?asked,
+            used = ?ctx.settings.request_timeout,
+            rate = %ctx.settings.budget.rate,
+            margin = ?ctx.settings.budget.margin,
+            "the window of --rate is shorter than --request-timeout plus the rate margin: the request timeout is lowered to fit it (docs/budget.md)"
+        );
+    }
     if let Some(sms) = &ctx.settings.sms
         && sms.reminder_template_id.is_none()
     {

@@ -63,6 +63,7 @@ async fn context_with(s: &Scenario, claim_idle: Duration, budget: Budget) -> Arc
         max_deliveries: 5,
         shutdown_grace: Duration::from_secs(5),
         request_timeout: Duration::from_secs(2),
+        timeout_lowered: None,
         http_listen: None,
         consumer: CONSUMER.into(),
         durability: Durability::default(),

@@ -185,6 +185,29 @@ pub fn check_margin(margin: Duration, window: Duration) -> Result<Duration, Conf
     ))
 }
 
+/// The request timeout to use: `asked`, or the window less the margin when the window is
+/// shorter than `asked` plus the margin, and then `Some(asked)` beside it (the worker warns).
+///
+/// A request in flight holds its place in the shared log until its grant plus the timeout
+/// plus the margin; in a window shorter than that, one slow request would hold a token for
+/// windows after its own, and the window's N could never be spent as configured. Lowered,
+/// every request is answered or given up within the window it was granted in. The lowered
+/// value may be below [`REQUEST_TIMEOUT`]'s least (a `10/1s` window with its default margin
+/// of 250 ms gets 750 ms): a short window is a test's or a stand-in's, whose answers are fast.
+pub fn fit_timeout(
+    asked: Duration,
+    margin: Duration,
+    window: Duration,
+) -> (Duration, Option<Duration>) {
+    // The margin is below the window (check_margin, default_margin's clamp for windows of
+    // at least 1 s): what is left is positive.
+    let room = window.saturating_sub(margin);
+    if asked.saturating_add(margin) <= window || room.is_zero() {
+        return (asked, None);
+    }
+    (room, Some(asked))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

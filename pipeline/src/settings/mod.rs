@@ -79,7 +79,8 @@ pub struct RunArgs {
     /// On SIGTERM/SIGINT: how long in-flight sends may take to finish (1s to 1h).
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-    /// Timeout of one request to Interakt (1s to 5m).
+    /// Timeout of one request to Interakt (1s to 5m); lowered, with a warning, to the window of
+    /// --rate less the margin when it does not fit in it (docs/budget.md).
     #[arg(long, env = "HERALD_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// How late after its grant a request may start (half of it) and, after its timeout,
@@ -146,7 +147,12 @@ pub struct Settings {
     pub claim_idle: Duration,
     pub max_deliveries: u64,
     pub shutdown_grace: Duration,
+    /// The request timeout actually used: `--request-timeout`, or less when the window of
+    /// `--rate` is shorter than it plus the margin (see [`bounds::fit_timeout`]).
     pub request_timeout: Duration,
+    /// `Some(asked)` when `request_timeout` was lowered from `asked` to fit the window: the
+    /// worker warns once at start.
+    pub timeout_lowered: Option<Duration>,
     pub http_listen: Option<SocketAddr>,
     /// How the lanes other than OTPs share the budget.
     pub lane_weights: LaneWeights,
@@ -179,7 +185,13 @@ impl Settings {
                 ),
             ));
         }
-        let request_timeout = bounds::REQUEST_TIMEOUT.check(args.request_timeout)?;
+        let asked_timeout = bounds::REQUEST_TIMEOUT.check(args.request_timeout)?;
+        let margin = match args.rate_margin {
+            Some(margin) => bounds::check_margin(margin, rate.period)?,
+            None => default_margin(rate.period),
+        };
+        let (request_timeout, timeout_lowered) =
+            bounds::fit_timeout(asked_timeout, margin, rate.period);
         let claim_idle = bounds::CLAIM_IDLE.check(args.claim_idle)?;
         // A job is only taken over once it has been idle longer than any send can take.
         if claim_idle < request_timeout * 2 {
@@ -195,10 +207,6 @@ impl Settings {
         let shutdown_grace = bounds::SHUTDOWN_GRACE.check(args.shutdown_grace)?;
         let max_cooldown = bounds::MAX_COOLDOWN.check(args.max_cooldown)?;
         let probe_interval = bounds::PROBE_INTERVAL.check(args.probe_interval)?;
-        let margin = match args.rate_margin {
-            Some(margin) => bounds::check_margin(margin, rate.period)?,
-            None => default_margin(rate.period),
-        };
         let consumer = consumer_name(args.consumer.as_deref())?;
         let n = rate.requests.get();
         let otp_reserve = args
@@ -235,6 +243,7 @@ impl Settings {
             max_deliveries,
             shutdown_grace,
             request_timeout,
+            timeout_lowered,
             http_listen: args.http_listen,
             lane_weights: LaneWeights::parse(&args.lane_weights)?,
             tenant_weights: weights::parse_tenant_weights(&args.tenant_weights)?,
@@ -318,6 +327,42 @@ mod tests {
             .to_string();
         assert!(err.contains("HERALD_CLAIM_IDLE (--claim-idle)"), "{err}");
         assert!(settings(&["--request-timeout", "30s", "--claim-idle", "60s"]).is_ok());
+    }
+
+    /// A window shorter than the request timeout plus the margin gets the timeout lowered to
+    /// fit (the worker warns); one that holds them keeps the timeout asked for.
+    #[test]
+    fn a_timeout_that_does_not_fit_the_window_is_lowered_to_fit() {
+        let short = settings(&["--rate", "10/1s"]).unwrap();
+        assert_eq!(short.budget.margin, Duration::from_millis(250));
+        assert_eq!(short.request_timeout, Duration::from_millis(750));
+        assert_eq!(short.budget.request_timeout, Duration::from_millis(750));
+        assert_eq!(short.timeout_lowered, Some(Duration::from_secs(10)));
+        let asked = settings(&[
+            "--rate",
+            "5/2s",
+            "--request-timeout",
+            "1s",
+            "--rate-margin",
+            "100ms",
+        ])
+        .unwrap();
+        assert_eq!(asked.request_timeout, Duration::from_secs(1));
+        assert_eq!(asked.timeout_lowered, None);
+        let exact = settings(&[
+            "--rate",
+            "50/5s",
+            "--request-timeout",
+            "4s",
+            "--rate-margin",
+            "1s",
+        ])
+        .unwrap();
+        assert_eq!(exact.request_timeout, Duration::from_secs(4));
+        assert_eq!(exact.timeout_lowered, None);
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.request_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.timeout_lowered, None);
     }
 
     /// A rate-limited job waits at most until the next probe could end the pause.

@@ -261,8 +261,9 @@ async fn a_superseded_otp_whose_send_fails_is_never_retried() {
     let _w = s.worker(
         "inflight",
         &[
+            // 50 a second over a minute: a 1 s window would lower the 10 s timeout to fit it.
             "--rate",
-            "50/1s",
+            "3000/1m",
             "--request-timeout",
             "10s",
             "--backoff-base",

@@ -70,7 +70,10 @@ async fn supersede_while_the_older_job_is_being_sent_both_stand() {
     let p = phone(1);
     let key = format!("otp:{p}");
     let older = enqueue(&s, &otp_args(&p, "111111", &key));
-    let _w = s.worker("sending", &["--rate", "50/1s", "--request-timeout", "10s"]);
+    let _w = s.worker(
+        "sending",
+        &["--rate", "3000/1m", "--request-timeout", "10s"],
+    );
     wait_until("the older OTP being sent", Duration::from_secs(20), || {
         let older = older.clone();
         let mut conn = s.conn.clone();

@@ -69,7 +69,10 @@ async fn guarantee_1_and_2_three_replicas_share_the_budget_and_use_it_fully() {
 /// and answers take 1.5 s, so a request reaches Interakt long after its grant, and requests
 /// on new and on reused connections overtake each other. A request counts in the shared log
 /// from its grant until its answer, so Interakt still never sees more than N in a window.
-/// The margin is 100 ms (`--rate-margin`, one tuned to a fast network): six runs of six
+/// The window (1 s) is shorter than the request timeout plus the margin, so each replica
+/// lowers its timeout to 900 ms and warns (issue 26): every request here is given up before
+/// its answer, the hardest case for the log, as its entry must hold its place however the
+/// request ends. The margin is 100 ms (`--rate-margin`, one tuned to a fast network): six runs of six
 /// before the fix (an entry in flight counted from its grant plus the margin only, and left
 /// the log before the answer) saw 6 or 7 requests in a window of 5, and 429s; with the
 /// default 250 ms, four of five did.
@@ -95,7 +98,7 @@ async fn guarantee_1_slow_new_connections_never_put_more_than_n_in_a_window() {
         "--rate-margin",
         "100ms",
     ];
-    let _workers: Vec<_> = (0..2)
+    let workers: Vec<_> = (0..2)
         .map(|i| {
             WorkerProcess::spawn(
                 &s.redis.url(),
@@ -107,10 +110,22 @@ async fn guarantee_1_slow_new_connections_never_put_more_than_n_in_a_window() {
         })
         .collect();
 
-    wait_until("every booking sent", Duration::from_secs(60), || async {
-        s.accepted().len() >= total
-    })
+    // The 1 s window lowers each replica's request timeout to 900 ms (the window less the
+    // margin; docs/budget.md): every request is given up before its answer, and retried.
+    // What is under test is what reaches Interakt, answered or not.
+    wait_until(
+        "a request for every booking at Interakt",
+        Duration::from_secs(60),
+        || async { s.sandbox.stats().requests >= total as u64 },
+    )
     .await;
+    for w in &workers {
+        let log = w.log();
+        assert!(
+            log.contains("the request timeout is lowered to fit it") && log.contains("900ms"),
+            "the replica warns that the timeout was lowered:\n{log}"
+        );
+    }
     let stats = s.sandbox.stats();
     eprintln!(
         "{} requests, most in any 1 s window {}, {} answered 429",
@@ -124,7 +139,6 @@ async fn guarantee_1_slow_new_connections_never_put_more_than_n_in_a_window() {
         stats.max_in_window
     );
     assert_eq!(stats.count(429), 0, "{stats:?}");
-    assert_eq!(s.accepted_phones().len(), total, "every booking sent once");
 }
 
 /// Guarantee 2 with a reserve that follows demand (issue 26, part 5): three replicas drain a

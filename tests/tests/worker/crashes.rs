@@ -10,6 +10,8 @@ use redis::AsyncCommands;
 
 use herald_tests::scenario::{SandboxSetup, Scenario, otp};
 
+/// A short claim: the request timeout it must cover is 1 s, so the windows below are a
+/// minute (a 1 s window would lower the timeout to 750 ms, below the slowest answers).
 const CLAIM: [&str; 4] = ["--claim-idle", "2s", "--request-timeout", "1s"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +23,7 @@ async fn guarantee_5_kill_9_loses_nothing() {
     .await;
     let total = 120;
     s.enqueue_bookings(0..total).await;
-    let args = [&CLAIM[..], &["--rate", "100/1s", "--concurrency", "8"]].concat();
+    let args = [&CLAIM[..], &["--rate", "6000/1m", "--concurrency", "8"]].concat();
     let mut doomed = s.worker("doomed", &args);
     let survivor = s.worker("survivor", &args);
 
@@ -154,7 +156,7 @@ async fn a_paused_replica_never_sends_the_jobs_it_read_ahead_once_they_were_take
     .await;
     let total = 200;
     s.enqueue_bookings(0..total).await;
-    let args = [&CLAIM[..], &["--rate", "1000000/1s", "--concurrency", "8"]].concat();
+    let args = [&CLAIM[..], &["--rate", "60000000/1m", "--concurrency", "8"]].concat();
     let paused = s.worker("paused", &args);
     let lane = s.keys.lane(herald_shared::Lane::Booking);
     let conn = s.conn.clone();

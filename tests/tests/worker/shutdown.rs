@@ -19,8 +19,10 @@ async fn guarantee_7_sigterm_finishes_in_flight_and_hands_back_the_rest() {
     let mut w = s.worker(
         "graceful",
         &[
+            // 20 a second over a minute: the 700 ms answers stay well inside the request
+            // timeout (a 1 s window would lower it to 750 ms).
             "--rate",
-            "20/1s",
+            "1200/1m",
             "--concurrency",
             "4",
             "--shutdown-grace",
