@@ -252,6 +252,35 @@ mod tests {
         }
     }
 
+    /// Every enqueue documents the trace context headers it reads (issue 30), and the single
+    /// ones the Idempotency-Key header.
+    #[test]
+    fn every_enqueue_documents_the_trace_context_headers() {
+        let doc = document();
+        for path in [
+            "/v1/jobs/otp",
+            "/v1/jobs/booking",
+            "/v1/jobs/reminder",
+            "/v1/jobs/raw",
+            "/v1/jobs/batch",
+        ] {
+            let names: Vec<&str> = doc["paths"][path]["post"]["parameters"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path} has parameters"))
+                .iter()
+                .filter(|p| p["in"] == "header")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert!(names.contains(&"traceparent"), "{path}: {names:?}");
+            assert!(names.contains(&"tracestate"), "{path}: {names:?}");
+            assert_eq!(
+                names.contains(&"Idempotency-Key"),
+                path != "/v1/jobs/batch",
+                "{path}: {names:?}"
+            );
+        }
+    }
+
     /// The attributes' literals are the code's limits (a literal is what utoipa takes).
     #[test]
     fn the_documented_limits_are_the_codes() {

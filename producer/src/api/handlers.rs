@@ -181,10 +181,42 @@ async fn enqueue_spec<S: SingleSpec>(
     enqueue_one(state, spec.into_job_spec(), caller_trace(headers)).await
 }
 
+/// The `Idempotency-Key` header of the single-job enqueues, as the OpenAPI document shows it
+/// (read by [`idempotency_key`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Describes the header; the handlers read it from the HeaderMap.
+pub struct IdempotencyHeader {
+    /// Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters
+    /// (no spaces at either end). When the body's idempotency_key is also sent, the two must
+    /// be equal (400 otherwise)
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = r"^[!-~]([\t -~]*[!-~])?$",
+        max_length = 200
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The caller's W3C trace context headers, as the OpenAPI document shows them (read by
+/// [`caller_trace`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Describes the headers; the handlers read them from the HeaderMap.
+pub struct TraceHeaders {
+    /// W3C Trace Context (`00-<trace id>-<parent id>-<flags>`): the jobs enqueued are created
+    /// in the caller's trace (docs/tracing.md). One that does not parse is ignored, as W3C
+    /// Trace Context asks, never refused
+    #[param(example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    traceparent: Option<String>,
+    /// W3C Trace Context vendor data, carried with `traceparent`
+    tracestate: Option<String>,
+}
+
 /// Enqueue a one-time password.
 #[utoipa::path(
     post, path = "/v1/jobs/otp", tag = "jobs", request_body = OtpSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
+    params(IdempotencyHeader, TraceHeaders),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_otp(
@@ -198,7 +230,7 @@ pub async fn enqueue_otp(
 /// Enqueue a booking confirmation card.
 #[utoipa::path(
     post, path = "/v1/jobs/booking", tag = "jobs", request_body = BookingSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
+    params(IdempotencyHeader, TraceHeaders),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_booking(
@@ -213,7 +245,7 @@ pub async fn enqueue_booking(
 /// `before` the appointment, or at `send_at` / in `send_in`.
 #[utoipa::path(
     post, path = "/v1/jobs/reminder", tag = "jobs", request_body = ReminderSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
+    params(IdempotencyHeader, TraceHeaders),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_reminder(
@@ -227,7 +259,7 @@ pub async fn enqueue_reminder(
 /// Enqueue a complete Interakt request body (standalone rich card, carousel or Template).
 #[utoipa::path(
     post, path = "/v1/jobs/raw", tag = "jobs", request_body = RawSpec,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Enqueue once per key within the idempotency window: 1 to 200 visible ASCII characters (no spaces at either end). When the body's idempotency_key is also sent, the two must be equal (400 otherwise)", pattern = r"^[!-~]([\t -~]*[!-~])?$", max_length = 200)),
+    params(IdempotencyHeader, TraceHeaders),
     responses(EnqueueAnswers)
 )]
 pub async fn enqueue_raw(
@@ -245,6 +277,7 @@ pub async fn enqueue_raw(
 /// `rule` and `retry_after_s`).
 #[utoipa::path(
     post, path = "/v1/jobs/batch", tag = "jobs", request_body = BatchRequest,
+    params(TraceHeaders),
     responses(
         (status = 202, description = "At least one item enqueued (or a duplicate); see each item", body = BatchAccepted),
         (status = 400, description = "Not an array of 1 to 1,000 jobs, or no item enqueued and at least one invalid; `items` holds each item's answer", body = BatchRejected),
