@@ -64,12 +64,12 @@ pub fn render(status: &GuardStatus) -> String {
         return out;
     }
     out.push_str(&format!(
-        "blocked prefixes: {}\n  {:<18}{:<16}{:<22}{:>10}\n",
+        "blocked prefixes: {}\n  {:<18}  {:<14}  {:<24}  {:>12}\n",
         status.blocked_total, "prefix", "rule", "until", "frees in"
     ));
     for block in &status.blocked {
         out.push_str(&format!(
-            "  {:<18}{:<16}{:<22}{:>10}\n",
+            "  {:<18}  {:<14}  {:<24}  {:>12}\n",
             block.prefix,
             block.rule.map_or("-", Rule::as_str),
             block.until,
@@ -111,14 +111,18 @@ mod tests {
         status.blocked.push(BlockedPrefix {
             prefix: "+91987654".into(),
             rule: Some(Rule::PerPrefix),
-            until: "2026-12-06T20:00:00Z".into(),
-            frees_in_s: 3600,
+            // As the store writes it: milliseconds, 24 characters.
+            until: "2026-12-06T20:00:00.123Z".into(),
+            frees_in_s: 11 * 3600 + 59 * 60 + 31,
         });
         let text = render(&status);
+        assert!(
+            text.contains("2026-12-06T20:00:00.123Z   11h 59m 31s"),
+            "the time and the wait apart: {text}"
+        );
         assert!(text.contains("prefix_blocked 7"), "{text}");
         assert!(text.contains("+91987654"), "{text}");
         assert!(text.contains("per_prefix"), "{text}");
-        assert!(text.contains("1h"), "{text}");
         assert!(text.contains("and 1 more"), "{text}");
     }
 }

@@ -1,6 +1,7 @@
-//! The OTP guard holds a flood back (issue 29's goal, scaled down): a flood of OTP requests
-//! to random numbers of one prefix, interleaved with legitimate OTPs to other prefixes and
-//! booking confirmations, at Growth's 300 a minute (30 per 6 s). At most the per-prefix
+//! The OTP guard holds a flood back (issue 29's goal): a flood of 10,000 OTP requests to
+//! random numbers of one prefix (every number it has, in a seeded order), interleaved with
+//! 100 legitimate OTPs to other prefixes and 20 booking confirmations, at Growth's 300 a
+//! minute (30 per 6 s). At most the per-prefix
 //! limit (30) of the flood reaches Interakt, every legitimate OTP and booking is sent, and
 //! the refusals are answered (429 with the rule and `Retry-After`, CLI exit 3), counted
 //! (`herald_otp_refused_total`), logged once per prefix per minute, and shown (`status
@@ -12,14 +13,16 @@ use std::time::Duration;
 
 use herald_tests::scenario::{NAMESPACE, SandboxSetup, Scenario};
 use herald_tests::{ApiProcess, wait_until};
-use rand::{RngExt, SeedableRng};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use serde_json::Value;
 
 const TOKEN: &str = "guard-test-token";
 const RATE: &str = "30/6s";
 /// The flood's prefix: its numbers are `+91990000` and four random digits.
 const FLOOD_PREFIX: &str = "+91990000";
-const FLOOD: usize = 1_000;
+/// Every number of the prefix: `+91990000` and each of its 10,000 last-four-digit endings.
+const FLOOD: usize = 10_000;
 const LEGIT: usize = 100;
 const BOOKINGS: usize = 20;
 /// `HERALD_OTP_PER_PREFIX`'s default: 30 an hour.
@@ -58,13 +61,13 @@ async fn guard_a_flood_to_one_prefix_sends_at_most_its_limit_and_every_legitimat
         .unwrap_or_else(rand::random);
     eprintln!("seed {seed} (HERALD_TEST_SEED replays it)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut flood_numbers = BTreeSet::new();
-    while flood_numbers.len() < FLOOD {
-        flood_numbers.insert(format!("{FLOOD_PREFIX}{:04}", rng.random_range(0..10_000)));
-    }
-    let flood_numbers: Vec<String> = flood_numbers.into_iter().collect();
+    let mut flood_numbers: Vec<String> = (0..FLOOD)
+        .map(|i| format!("{FLOOD_PREFIX}{i:04}"))
+        .collect();
+    flood_numbers.shuffle(&mut rng);
 
-    // The flood, a legitimate OTP after every tenth request, a booking after every fiftieth.
+    // The flood, a legitimate OTP after every hundredth request, a booking after every
+    // five hundredth.
     let mut flood_answers = Vec::new();
     for (i, phone) in flood_numbers.iter().enumerate() {
         flood_answers.push(
@@ -73,13 +76,23 @@ async fn guard_a_flood_to_one_prefix_sends_at_most_its_limit_and_every_legitimat
         );
         if i % (FLOOD / LEGIT) == 0 {
             let answer = api
-                .request(TOKEN, "POST", "/v1/jobs/otp", &otp_body(&legit(i / 10)))
+                .request(
+                    TOKEN,
+                    "POST",
+                    "/v1/jobs/otp",
+                    &otp_body(&legit(i / (FLOOD / LEGIT))),
+                )
                 .await;
             assert_eq!(answer.status, 202, "a legitimate OTP: {answer:?}");
         }
         if i % (FLOOD / BOOKINGS) == 0 {
             let answer = api
-                .request(TOKEN, "POST", "/v1/jobs/booking", &booking(i / 50).1)
+                .request(
+                    TOKEN,
+                    "POST",
+                    "/v1/jobs/booking",
+                    &booking(i / (FLOOD / BOOKINGS)).1,
+                )
                 .await;
             assert_eq!(answer.status, 202, "a booking: {answer:?}");
         }
@@ -151,14 +164,18 @@ async fn guard_a_flood_to_one_prefix_sends_at_most_its_limit_and_every_legitimat
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(text.contains(FLOOD_PREFIX), "{text}");
-    assert!(text.contains("prefix_blocked 969"), "{text}");
+    let blocked = FLOOD - PER_PREFIX - 1;
+    assert!(
+        text.contains(&format!("prefix_blocked {blocked}")),
+        "{text}"
+    );
 
     // Counted on /metrics, logged once per prefix per minute (the run may cross a minute).
     let metrics = api.request(TOKEN, "GET", "/metrics", "").await;
     assert!(
-        metrics
-            .body
-            .contains(r#"herald_otp_refused_total{rule="prefix_blocked"} 969"#),
+        metrics.body.contains(&format!(
+            r#"herald_otp_refused_total{{rule="prefix_blocked"}} {blocked}"#
+        )),
         "{}",
         metrics.body
     );
