@@ -226,6 +226,74 @@ async fn a_prefix_past_its_limit_is_blocked_for_twelve_hours() {
     assert_eq!((status.blocked_total, status.blocked.len()), (0, 0));
 }
 
+/// The refusal that blocks a prefix cancels its OTPs still queued, so a flood's admitted
+/// OTPs never wait ahead of other prefixes' (issue 29's goal): they leave the lane and their
+/// records say `cancelled`; one already sent, or being sent, is left as it is (its attempt
+/// goes on), and another prefix's OTP is untouched.
+#[tokio::test]
+async fn a_prefix_blocked_takes_its_queued_otps_off_the_lane() {
+    let mut b = Bench::start(Guard::default()).await;
+    let other = otp(&number(10_000));
+    assert!(added(&b.enqueue_at(&other, Duration::ZERO).await));
+    let mut flood = Vec::new();
+    for i in 0..30 {
+        let job = otp(&number(i));
+        let reply = b.enqueue_at(&job, Duration::from_secs(i as u64)).await;
+        assert!(added(&reply), "{i}: {reply:?}");
+        flood.push(job);
+    }
+    let lane = b.keys.lane(herald_shared::Lane::Otp);
+    let len: usize = b.conn.xlen(&lane).await.unwrap();
+    assert_eq!(len, 31);
+    // One of them sent already, one being sent.
+    let sent = b.keys.job_status(&flood[0].id.to_string());
+    let sending = b.keys.job_status(&flood[1].id.to_string());
+    let _: () = b
+        .conn
+        .hset_multiple(
+            &sent,
+            &[("state", "sent"), ("sent_at", "2026-12-06T00:00:00Z")],
+        )
+        .await
+        .unwrap();
+    let _: () = b.conn.hset(&sending, "state", "sending").await.unwrap();
+
+    assert_eq!(
+        refused(&b.otp_at(&number(30), Duration::from_secs(100)).await).0,
+        Rule::PerPrefix
+    );
+    let state = |record: String| {
+        let mut conn = b.conn.clone();
+        async move {
+            let state: Option<String> = conn.hget(record, "state").await.unwrap();
+            state
+        }
+    };
+    assert_eq!(state(sent.clone()).await.as_deref(), Some("sent"));
+    assert_eq!(state(sending.clone()).await.as_deref(), Some("sending"));
+    for job in &flood[2..] {
+        let record = b.keys.job_status(&job.id.to_string());
+        assert_eq!(
+            state(record).await.as_deref(),
+            Some("cancelled"),
+            "{}",
+            job.id
+        );
+    }
+    let other_record = b.keys.job_status(&other.id.to_string());
+    assert_eq!(state(other_record).await.as_deref(), Some("queued"));
+    // On the lane: the other prefix's OTP and the two the cancel left.
+    let len: usize = b.conn.xlen(&lane).await.unwrap();
+    assert_eq!(len, 3, "the blocked prefix's queued OTPs left the lane");
+    // The ids are forgotten with the block: nothing to cancel twice.
+    let ids: Option<String> = b
+        .conn
+        .hget(b.keys.guard_prefix("+91987654"), "j")
+        .await
+        .unwrap();
+    assert_eq!(ids, None);
+}
+
 /// The per-prefix count is a sliding window estimated from two fixed ones: twenty OTPs at
 /// the end of one window still count for half of them halfway through the next.
 #[tokio::test]

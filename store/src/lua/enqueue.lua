@@ -40,7 +40,7 @@
 -- still sending that it waits for or ''} for a new job, {1, first job id} for a duplicate,
 -- {2, first job id} for a conflict (nothing written), {3, rule, ms until it frees or -1 for
 -- never} for an OTP the guard refused (nothing written but the refusal's count and, when
--- it blocks the prefix, the block).
+-- it blocks the prefix, the block and the cancels of the prefix's OTPs still queued).
 if ARGV[6] == '1' then
   local held = redis.call('GET', KEYS[1])
   if held then
@@ -56,9 +56,19 @@ if ARGV[6] == '1' then
   end
 end
 if ARGV[17] == '1' then
-  local refused = guard_otp(
-    {prefix = KEYS[9], blocked = KEYS[10], refused = KEYS[11], reports = KEYS[12]}, 18)
+  local refused, queued = guard_otp(
+    {prefix = KEYS[9], blocked = KEYS[10], refused = KEYS[11], reports = KEYS[12]}, 18,
+    ARGV[1])
   if refused then
+    -- A refusal that blocks the prefix cancels its OTPs still waiting to be sent (stop.lua:
+    -- one being sent goes on; one sent, or long gone, is left as it is).
+    if queued then
+      local where = {prefix = ARGV[12], bodies = KEYS[6], stats = KEYS[7]}
+      for _, older in ipairs(queued) do
+        stop(ARGV[12] .. 'job:' .. older, older, where, ARGV[10], ARGV[11], ARGV[13],
+          'cancel', false)
+      end
+    end
     return {3, refused[1], refused[2]}
   end
 end

@@ -12,13 +12,18 @@
 --   n<digits>  one number's accepted OTPs (its last digits name it): their times (ms),
 --              oldest first, comma-separated, only those still in the per-number window
 --   x          the hash's expiry as last set (ms, Unix): it only ever moves later
+--   j          the ids of the prefix's last accepted OTPs (as many as the per-prefix limit),
+--              comma-separated: when the prefix is blocked, those still queued are
+--              cancelled (enqueue.lua), so a flood's admitted OTPs never queue ahead of
+--              other prefixes' OTPs
 -- A count over a window is two fixed windows read as a sliding one: all of the current
 -- window, and the share of the previous one that the sliding window ending now still
 -- covers. Times are the caller's (ms, Unix); hosts' clocks a few seconds apart change
 -- nothing that matters at these scales.
 --
 -- A refused OTP writes its refusal's count (Keys::guard_refused: per rule and minute, kept
--- two hours) and, when it blocks its prefix, the block: never any per-number state.
+-- two hours) and, when it blocks its prefix, the block (and enqueue.lua cancels the
+-- prefix's OTPs still queued, from `j`): never any per-number state.
 
 local GUARD_DAY_MS = 86400000
 local GUARD_HOUR_MS = 3600000
@@ -102,9 +107,10 @@ end
 
 -- Blocks the prefix (its hash `keys.prefix`) until `ends` (ms, Unix) for `rule`, and lists
 -- it among the blocked prefixes, which drop the blocks that ended and last as long as the
--- last block.
+-- last block. The ids of its last accepted OTPs leave the hash: the caller cancels them.
 local function guard_block(keys, prefix, rule, now, ends, x)
   redis.call('HSET', keys.prefix, 'b', ends, 'r', rule)
+  redis.call('HDEL', keys.prefix, 'j')
   guard_expire(keys.prefix, x, ends, now)
   redis.call('ZADD', keys.blocked, ends, prefix)
   redis.call('ZREMRANGEBYSCORE', keys.blocked, '-inf', now)
@@ -112,15 +118,17 @@ local function guard_block(keys, prefix, rule, now, ends, x)
   redis.call('PEXPIRE', keys.blocked, ends - now, 'GT')
 end
 
--- The rules, for one OTP: nil when it may go (and then it is counted), or its refusal
--- ({rule, ms until it frees or -1}; nothing counted but the refusal).
+-- The rules, for one OTP (its job id `id`): nil when it may go (and then it is counted), or
+-- its refusal ({rule, ms until it frees or -1}; nothing counted but the refusal) and, when
+-- it blocks the prefix, the ids of the prefix's last accepted OTPs (a list), for the caller
+-- to cancel those still queued.
 -- `keys`: prefix (its hash), blocked (the blocked prefixes), refused (this hour's refusal
 -- counts), reports (set once any verification was reported). From ARGV[at]: the number's
 -- calling code, the allowed codes (',+91,+971,'; '' for every one), the prefix, the
 -- number's last digits, now (ms, Unix), the per-number limit and window (ms), the
 -- per-prefix limit and window (ms), the block (ms), the least conversion ('0': the rule is
 -- off) and the sends a prefix needs before conversion applies.
-local function guard_otp(keys, at)
+local function guard_otp(keys, at, id)
   local now = tonumber(ARGV[at + 4])
   local allowed = ARGV[at + 1]
   if allowed ~= '' and not string.find(allowed, ',' .. ARGV[at] .. ',', 1, true) then
@@ -128,7 +136,13 @@ local function guard_otp(keys, at)
   end
   local prefix, number = ARGV[at + 2], 'n' .. ARGV[at + 3]
   local f = redis.call('HMGET', keys.prefix, 'b', 'w', 'c', 'p', 'd', 'cs', 'cv', 'ps',
-    'pv', 'x', number)
+    'pv', 'x', number, 'j')
+  local ids = {}
+  if f[12] then
+    for queued in string.gmatch(f[12], '[^,]+') do
+      ids[#ids + 1] = queued
+    end
+  end
   local x = tonumber(f[10])
   local blocked = tonumber(f[1])
   if blocked and blocked > now then
@@ -142,9 +156,10 @@ local function guard_otp(keys, at)
   local block = tonumber(ARGV[at + 9])
   local window = tonumber(ARGV[at + 8])
   local w, c, p, recent = guard_roll(f[2], f[3], f[4], now, window)
-  if recent >= tonumber(ARGV[at + 7]) then
+  local limit = tonumber(ARGV[at + 7])
+  if recent >= limit then
     guard_block(keys, prefix, 'per_prefix', now, now + block, x)
-    return guard_refuse(keys.refused, 'per_prefix', now, block)
+    return guard_refuse(keys.refused, 'per_prefix', now, block), ids
   end
   local d, cs, ps, sends = guard_roll(f[5], f[6], f[8], now, GUARD_DAY_MS)
   local _, cv, pv, verified = guard_roll(f[5], f[7], f[9], now, GUARD_DAY_MS)
@@ -152,14 +167,17 @@ local function guard_otp(keys, at)
   if least > 0 and sends >= tonumber(ARGV[at + 11]) and verified < least * sends
       and redis.call('EXISTS', keys.reports) == 1 then
     guard_block(keys, prefix, 'conversion', now, now + block, x)
-    return guard_refuse(keys.refused, 'conversion', now, block)
+    return guard_refuse(keys.refused, 'conversion', now, block), ids
   end
   if f[2] and w ~= tonumber(f[2]) then
     guard_prune(keys.prefix, now, number_window)
   end
   log[#log + 1] = ARGV[at + 4]
+  ids[#ids + 1] = id
+  local first = math.max(1, #ids - limit + 1)
   redis.call('HSET', keys.prefix, 'w', w, 'c', c + 1, 'p', p, 'd', d, 'cs', cs + 1, 'cv', cv,
-    'ps', ps, 'pv', pv, number, table.concat(log, ','))
+    'ps', ps, 'pv', pv, number, table.concat(log, ','), 'j',
+    table.concat(ids, ',', first, #ids))
   -- The counts matter until the window after theirs ends; a number's times (a per-number
   -- window is at most a day) until the day after theirs ends.
   guard_expire(keys.prefix, x, math.max((w + 2) * window, (d + 2) * GUARD_DAY_MS), now)

@@ -1,9 +1,9 @@
 //! The OTP guard holds a flood back (issue 29's goal): a flood of 10,000 OTP requests to
 //! random numbers of one prefix (every number it has, in a seeded order), interleaved with
 //! 100 legitimate OTPs to other prefixes and 20 booking confirmations, at Growth's 300 a
-//! minute (30 per 6 s). At most the per-prefix
-//! limit (30) of the flood reaches Interakt, every legitimate OTP and booking is sent, and
-//! the refusals are answered (429 with the rule and `Retry-After`, CLI exit 3), counted
+//! minute (30 per 6 s). At most the per-prefix limit (30) of the flood reaches Interakt
+//! (those still queued when the 31st blocks the prefix are cancelled), every legitimate OTP
+//! and booking is sent, and the refusals are answered (429 with the rule and `Retry-After`, CLI exit 3), counted
 //! (`herald_otp_refused_total`), logged once per prefix per minute, and shown (`status
 //! --json`, `guard list`); an operator's unblock frees the prefix. Black-box: real
 //! `herald-producer serve`, `herald-worker run` and the sandbox.
@@ -142,7 +142,12 @@ async fn guard_a_flood_to_one_prefix_sends_at_most_its_limit_and_every_legitimat
         "flood: {flood_sent} of {FLOOD} sent; legitimate: {} of {LEGIT} OTPs and {BOOKINGS} bookings sent",
         wanted.intersection(&sent).count()
     );
-    assert_eq!(flood_sent, PER_PREFIX, "at most the per-prefix limit");
+    // The block took the flood's admitted OTPs still queued off the lane: only those a
+    // replica had already sent (or was sending) reached Interakt.
+    assert!(
+        (1..=PER_PREFIX).contains(&flood_sent),
+        "at most the per-prefix limit: {flood_sent}"
+    );
     let stats = s.sandbox.stats();
     assert_eq!(stats.count(429), 0, "{stats:?}");
 
