@@ -553,13 +553,19 @@ async fn check(run: &mut Run) {
         // 1. Nothing reaches Interakt after an acknowledged cancel, but another job's of the
         // same content (enqueued again once the cancel freed its key) sent after it.
         // The others' messages: one for each sent; on a phone that answers past the timeout,
-        // also one for each failed attempt (Interakt accepted it; the worker timed out).
+        // also one for each failed attempt (Interakt accepted it; the worker timed out), and
+        // for a job stopped (cancelled, superseded) the attempt that may have been under way
+        // when it was: its timeout ends the job without being recorded (retry.lua).
         let mut own = Vec::with_capacity(members.len());
         for &j in members {
             let job = &run.model.jobs[j];
             let mut messages = usize::from(states[j] == Some(State::Sent));
             if run.model.slow.contains(&job.phone) {
                 messages += failed_attempts(&mut conn, &run.s, job).await;
+                messages += usize::from(matches!(
+                    states[j],
+                    Some(State::Cancelled | State::Superseded)
+                ));
             }
             own.push(messages);
         }
