@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use herald_sandbox::{SandboxConfig, ScriptRule};
+use herald_sandbox::SandboxConfig;
 use herald_shared::Job;
 use herald_tests::scenario::Scenario;
 use herald_tests::{TEST_API_KEY, wait_until};
@@ -29,7 +29,7 @@ use rand::rngs::StdRng;
 use crate::fleet::Fleet;
 use crate::invariants::Run;
 use crate::seed::Seed;
-use crate::{bookings, otps};
+use crate::{bookings, otps, stand_in_scripted};
 
 const RATE: &str = "10/1s";
 
@@ -49,13 +49,6 @@ fn misbehaviour(rng: &mut StdRng, job: &Job) -> Option<String> {
         _ => return None,
     };
     Some(format!("{}={rule}", job.phone()))
-}
-
-fn rules(scripts: &[String]) -> Vec<ScriptRule> {
-    scripts
-        .iter()
-        .map(|s| s.parse().expect("a script rule"))
-        .collect()
 }
 
 fn worker_args(claim_idle: &'static str) -> Vec<&'static str> {
@@ -99,14 +92,8 @@ async fn chaos_interakt_misbehaves() {
         .collect();
     eprintln!("scripts: {scripts:?}");
 
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        // The real limit: below the workers' 10/1s, over the same window.
-        rate: Some("6/1s".parse().unwrap()),
-        latency: Duration::from_millis(20),
-        script: rules(&scripts),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    // The real limit: below the workers' 10/1s, over the same window.
+    let mut s = stand_in_scripted("6/1s", Duration::from_millis(20), &scripts).await;
     let mut run = Run::new(&seed, RATE);
     s.enqueue(&early).await;
     s.enqueue(&booked).await;
@@ -149,13 +136,7 @@ async fn chaos_a_huge_retry_after() {
     }
     eprintln!("scripts: {scripts:?}");
 
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        rate: Some(RATE.parse().unwrap()),
-        latency: Duration::from_millis(20),
-        script: rules(&scripts),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    let mut s = stand_in_scripted(RATE, Duration::from_millis(20), &scripts).await;
     let mut run = Run::new(&seed, RATE);
     s.enqueue(&booked).await;
     run.expect_sent(&booked);

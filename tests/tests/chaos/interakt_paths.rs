@@ -14,10 +14,8 @@
 
 use std::time::Duration;
 
-use herald_sandbox::{SandboxConfig, ScriptRule};
 use herald_tests::proxy::http_addr;
-use herald_tests::scenario::Scenario;
-use herald_tests::{HugeAnswers, TEST_API_KEY, TcpProxy, wait_until};
+use herald_tests::{HugeAnswers, TcpProxy, wait_until};
 use rand::RngExt;
 use rand::rngs::StdRng;
 use tokio::time::Instant;
@@ -78,13 +76,6 @@ fn plan(rng: &mut StdRng) -> Vec<(Duration, Step)> {
         .collect()
 }
 
-fn rules(scripts: &[String]) -> Vec<ScriptRule> {
-    scripts
-        .iter()
-        .map(|s| s.parse().expect("a script rule"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_slow_connections_to_interakt() {
     let seed = Seed::for_test("chaos_slow_connections_to_interakt");
@@ -105,14 +96,8 @@ async fn chaos_slow_connections_to_interakt() {
     let steps = plan(&mut rng);
     eprintln!("scripts: {scripts:?}; first delay {first_delay:?}; plan: {steps:?}");
 
-    let mut s = Scenario::start_exclusive_with(SandboxConfig {
-        // Interakt enforces exactly the workers' rate.
-        rate: Some(RATE.parse().unwrap()),
-        latency: Duration::from_millis(50),
-        script: rules(&scripts),
-        ..SandboxConfig::new(TEST_API_KEY)
-    })
-    .await;
+    // Interakt enforces exactly the workers' rate.
+    let mut s = crate::stand_in_scripted(RATE, Duration::from_millis(50), &scripts).await;
     let mut run = Run::new(&seed, RATE);
     s.enqueue(&booked).await;
     run.expect_sent(&booked);

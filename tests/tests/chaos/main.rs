@@ -66,9 +66,19 @@ pub fn otps(
 /// A scenario of its own (no other test running) whose stand-in enforces `rate` strictly
 /// and answers after `latency`.
 pub async fn stand_in(rate: &str, latency: Duration) -> Scenario {
+    stand_in_scripted(rate, latency, &[]).await
+}
+
+/// [`stand_in`], with some phones scripted (`PHONE=RULE`, as `herald-sandbox --script`
+/// takes them).
+pub async fn stand_in_scripted(rate: &str, latency: Duration, scripts: &[String]) -> Scenario {
     Scenario::start_exclusive_with(SandboxConfig {
         rate: Some(rate.parse().expect("a rate")),
         latency,
+        script: scripts
+            .iter()
+            .map(|s| s.parse().expect("a script rule"))
+            .collect(),
         ..SandboxConfig::new(TEST_API_KEY)
     })
     .await
