@@ -13,7 +13,11 @@
 //!   `Quota::per_minute(300)` admits about 600 in one sliding minute); the log counts every
 //!   request inside N.
 //! - **Global pacing** (GCRA): one token every W/E for all replicas together, a small
-//!   burst allowed, so R replicas never spend a window in W/R and then all wait.
+//!   burst allowed, so R replicas never spend a window in W/R and then all wait. OTPs'
+//!   reserve is paced apart (the reserve at once, one more every W/reserve), so a burst of
+//!   OTPs never delays the bookings' pace; a token given back ([`SharedLimiter::refund`],
+//!   or by the last check before a send) gives back the pacing it took too, so a flood's
+//!   cancelled OTPs leave no wait behind them.
 //! - **The OTP reserve and the bookings' share**: bookings leave OTPs a reserve that
 //!   follows their demand, as many tokens as OTPs took in this or the previous window, up
 //!   to `--otp-reserve` (one token when none came, from N = 100: [`Budget::spare`]); OTPs
@@ -162,6 +166,8 @@ pub struct Tokens {
     granted_at: tokio::time::Instant,
     /// Granted to an OTP: the entries are in the OTPs' log too.
     otp_log: bool,
+    /// How many of them, the last ones, are the OTP reserve's (`acquire.lua`).
+    reserved: u32,
     /// W in milliseconds, for the charge ([`Token::charge`]).
     window_ms: u64,
     /// The one token granted is the cool-down's probe.
@@ -176,6 +182,7 @@ impl Tokens {
             count: 0,
             granted_at: tokio::time::Instant::now(),
             otp_log: false,
+            reserved: 0,
             window_ms: 0,
             probe: false,
         }
@@ -188,10 +195,12 @@ impl Tokens {
 
     /// The tokens, one per request to send.
     pub fn iter(&self) -> impl Iterator<Item = Token> + '_ {
-        (1..=self.count).map(|i| Token {
+        let paced = self.count - self.reserved.min(self.count);
+        (1..=self.count).map(move |i| Token {
             member: format!("{}:{i}", self.call),
             granted_at: self.granted_at,
             otp_log: self.otp_log,
+            reserve: i > paced,
             window_ms: self.window_ms,
             probe: self.probe,
         })
@@ -210,6 +219,8 @@ pub struct Token {
     granted_at: tokio::time::Instant,
     /// Granted to an OTP: the entry is in the OTPs' log too.
     otp_log: bool,
+    /// Granted on the OTP reserve's pacing.
+    reserve: bool,
     /// W in milliseconds: how long the charged entry counts.
     window_ms: u64,
     /// The cool-down's probe: its answer ends the pause for every replica, or keeps it.
@@ -228,6 +239,7 @@ impl Token {
             member: String::new(),
             granted_at,
             otp_log: false,
+            reserve: false,
             window_ms: 0,
             probe: false,
         }
@@ -243,6 +255,7 @@ impl Token {
         Charge {
             member: &self.member,
             otp_log: self.otp_log,
+            reserve: self.reserve,
             window_ms: self.window_ms,
         }
     }
@@ -362,11 +375,7 @@ impl SharedLimiter {
         }
         let refunded: Result<(), RedisFailure> = async {
             let mut conn = self.pool.get().await?;
-            let () = self
-                .keys
-                .refund(&token.member)
-                .query_async(&mut conn)
-                .await?;
+            let () = self.keys.refund(token.charge()).invoke(&mut conn).await?;
             Ok(())
         }
         .await;
@@ -440,6 +449,7 @@ impl SharedLimiter {
             count: granted.tokens,
             granted_at: tokio::time::Instant::now(),
             otp_log: lane == Lane::Otp,
+            reserved: granted.reserved,
             window_ms: budget.rate.period.as_millis() as u64,
             probe: granted.probe,
         };

@@ -592,3 +592,46 @@ async fn below_n_100_bookings_use_the_whole_window_and_the_first_otp_takes_the_n
     let (otp, _) = limiter.try_acquire(Lane::Otp, 1).await.unwrap();
     assert_eq!(otp.count(), 1, "and takes it");
 }
+
+/// A burst of OTPs spends the reserve's pacing, not the bookings' (issue 29: a flood's
+/// admitted OTPs delayed every booking and legitimate OTP of the next seconds), and a refund
+/// gives its pacing back. On a paused clock at 300/1m (a token every 200 ms, burst 3,
+/// reserve 15): 16 OTPs at once take the pace's token due now and the reserve's 15; a
+/// booking asking at once finds the pace within its burst (before, the 16 had pushed the one
+/// pace 3.2 s ahead and the booking waited for it); the 16 given back, their pacing is too,
+/// and 16 more OTPs find their tokens at once.
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_otps_spends_the_reserve_not_the_bookings_pace_and_a_refund_gives_it_back() {
+    let h = paused::harness();
+    let limiter = h.limiter_with(answered_at_once("300/1m"), "w1");
+    let token = Duration::from_millis(200);
+    advance(token).await;
+    let (otps, _) = limiter.try_acquire(Lane::Otp, 16).await.unwrap();
+    assert_eq!(otps.count(), 16, "the pace's token and the reserve's 15");
+    let now_us = || paused::ORIGIN_US + 200_000;
+    assert_eq!(h.state_field("tat").await, Some(now_us() + 200_000));
+    assert_eq!(
+        h.state_field("rtat").await,
+        Some(now_us() + 15 * 4_000_000),
+        "the reserve's pace: one token every 4 s"
+    );
+    let (booking, wait_us) = limiter.try_acquire(Lane::Booking, 1).await.unwrap();
+    assert_eq!(booking.count(), 1, "the booking waited {wait_us} us");
+
+    // No request went out under the 16 (their jobs were cancelled): given back, with the
+    // pace they took.
+    for otp in otps.iter() {
+        limiter.refund(&otp).await;
+    }
+    assert_eq!(h.in_window(0).await, (1, 0), "the booking's entry is left");
+    assert_eq!(h.state_field("tat").await, Some(now_us() + 200_000));
+    assert!(h.state_field("rtat").await <= Some(now_us()));
+    let (again, wait_us) = limiter.try_acquire(Lane::Otp, 16).await.unwrap();
+    assert_eq!(again.count(), 16, "waited {wait_us} us");
+    // Given back twice, a token moves the pace once.
+    let first = again.iter().next().unwrap();
+    limiter.refund(&first).await;
+    let tat = h.state_field("tat").await;
+    limiter.refund(&first).await;
+    assert_eq!(h.state_field("tat").await, tat);
+}

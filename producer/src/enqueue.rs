@@ -603,10 +603,18 @@ impl Producer {
     fn outcome(&self, job: &Job, reply: &Value, now: time::OffsetDateTime) -> BatchResult {
         match EnqueueReply::decode(reply) {
             Ok(EnqueueReply::Added {
-                entry, superseded, ..
+                entry,
+                superseded,
+                held_until_ms,
+                ..
             }) => Ok(Enqueued {
                 superseded,
-                send_at: job.send_at.filter(|_| entry.is_none()),
+                send_at: held_until_ms
+                    .and_then(|ms| {
+                        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                            .ok()
+                    })
+                    .or(job.send_at.filter(|_| entry.is_none())),
                 ..Enqueued::new(job.id)
             }),
             Ok(EnqueueReply::Duplicate { first }) => Ok(Enqueued {

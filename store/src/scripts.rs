@@ -8,7 +8,7 @@
 //!   [`crate::lifecycle::TABLE`]): `may(step, state)`, `become`, the idempotency claim that
 //!   follows its job, a stop taking effect;
 //! - ownership (`owned.lua`): who holds a stream entry, and `finish` (XACK + XDEL);
-//! - the budget token (`token.lua`): `charge()` after an answer, `refund()` when no request
+//! - the budget token (`token.lua`): `charge()` after an answer, `refund_all()` when no request
 //!   was made;
 //! - the record write (`record.lua`): a job's fields from the script's arguments;
 //! - stopping a job (`stop.lua`): cancel and supersede;
@@ -171,6 +171,11 @@ lua! {
     PROBE: AllowOom, [CLOCK], "probe.lua"
 }
 
+lua! {
+    /// A token no request went out under, given back with its pacing (`lua/refund.lua`).
+    REFUND: AllowOom, [TOKEN], "refund.lua"
+}
+
 // ----- settling a delivery (the worker) -----
 
 lua! {
@@ -293,7 +298,7 @@ lua! {
 }
 
 /// Every script, for the checks that must see them all.
-pub fn all() -> [&'static Lua; 28] {
+pub fn all() -> [&'static Lua; 29] {
     [
         &ENQUEUE,
         &CANCEL,
@@ -302,6 +307,7 @@ pub fn all() -> [&'static Lua; 28] {
         &ACQUIRE,
         &COOLDOWN,
         &PROBE,
+        &REFUND,
         &BEGIN_SEND,
         &DEFER,
         &COMPLETE,

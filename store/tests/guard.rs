@@ -485,3 +485,130 @@ async fn without_the_guard_nothing_is_counted() {
     }
     assert_eq!(b.keys_like("{gd}:guard:*").await, Vec::<String>::new());
 }
+
+/// A prefix's OTPs go five at once, then one a second: the sixth of a burst is held back to
+/// its turn (scheduled, its record says so with the time), and the block a flood then
+/// triggers cancels the held ones with the queued ones, so a flood spends at most five
+/// tokens at once whatever it sends before its block (issue 29's goal: the legitimate OTPs
+/// and bookings after it find the budget's pace as it was).
+#[tokio::test]
+async fn a_burst_to_one_prefix_goes_five_at_once_then_one_a_second() {
+    let mut b = Bench::start(Guard::default()).await;
+    let at = Duration::from_secs(10);
+    let mut flood = Vec::new();
+    for i in 0..8 {
+        let job = otp(&number(i));
+        let reply = b.enqueue_at(&job, at).await;
+        let EnqueueReply::Added {
+            entry,
+            held_until_ms,
+            ..
+        } = &reply
+        else {
+            panic!("{i}: {reply:?}");
+        };
+        let expected = (i >= 5).then(|| guard::unix_ms(b.t0 + at) + (i as u64 - 4) * 1000);
+        assert_eq!(*held_until_ms, expected, "{i}");
+        assert_eq!(entry.is_none(), i >= 5, "{i}: {reply:?}");
+        flood.push(job);
+    }
+    let record = b.keys.job_status(&flood[5].id.to_string());
+    let (state, send_at): (String, String) = redis::cmd("HMGET")
+        .arg(&record)
+        .arg("state")
+        .arg("send_at")
+        .query_async(&mut b.conn)
+        .await
+        .unwrap();
+    assert_eq!(state, "scheduled");
+    let due = b.t0 + at + Duration::from_secs(1);
+    assert_eq!(
+        OffsetDateTime::parse(&send_at, &time::format_description::well_known::Rfc3339).unwrap(),
+        due,
+        "{send_at}"
+    );
+    let scheduled: Vec<String> = b
+        .conn
+        .zrange(b.keys.scheduled(herald_shared::Lane::Otp), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(scheduled.len(), 3);
+    // A steady prefix, one a second, is never held back.
+    for i in 0..10u64 {
+        let reply = b
+            .otp_at(&number(10_000 + i as usize), at + Duration::from_secs(i))
+            .await;
+        assert!(
+            matches!(
+                reply,
+                EnqueueReply::Added {
+                    held_until_ms: None,
+                    ..
+                }
+            ),
+            "{i}: {reply:?}"
+        );
+    }
+    // The flood goes on to its block: the held ones are cancelled with the queued ones.
+    for i in 8..30 {
+        assert!(added(&b.otp_at(&number(i), at).await), "{i}");
+    }
+    assert_eq!(refused(&b.otp_at(&number(30), at).await).0, Rule::PerPrefix);
+    let scheduled: Vec<String> = b
+        .conn
+        .zrange(b.keys.scheduled(herald_shared::Lane::Otp), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheduled,
+        Vec::<String>::new(),
+        "the held OTPs were cancelled"
+    );
+    let state: String = b.conn.hget(&record, "state").await.unwrap();
+    assert_eq!(state, "cancelled");
+}
+
+/// The records' times as the guard writes them (`guard_rfc3339` in guard.lua) are the
+/// ones Rust writes, across leap days, year ends and the epoch's first day.
+#[tokio::test]
+async fn a_held_otps_send_at_is_rfc3339_on_any_date() {
+    let mut b = Bench::start(Guard::default()).await;
+    for (n, date) in [
+        (0, "1970-01-01T00:00:05.000Z"),
+        (1, "2024-02-29T23:59:59.999Z"),
+        (2, "2026-12-31T23:59:59.001Z"),
+        (3, "2100-03-01T12:00:00.500Z"),
+    ] {
+        let held =
+            OffsetDateTime::parse(date, &time::format_description::well_known::Rfc3339).unwrap();
+        // Six OTPs of one prefix at `held - 1 s`: the sixth is held back to `held`.
+        let start = held - Duration::from_secs(1);
+        let mut last = None;
+        for i in 0..6 {
+            let job = otp(&number(n * 100 + i + 20_000));
+            let reply: redis::Value =
+                enqueue::enqueue(&b.keys, &job, 86_400_000, start, Some(&b.guard))
+                    .invoke(&mut b.conn)
+                    .await
+                    .unwrap();
+            last = Some((job, EnqueueReply::decode(&reply).unwrap()));
+        }
+        let (job, reply) = last.unwrap();
+        assert!(
+            matches!(
+                reply,
+                EnqueueReply::Added {
+                    held_until_ms: Some(_),
+                    ..
+                }
+            ),
+            "{reply:?}"
+        );
+        let send_at: String = b
+            .conn
+            .hget(b.keys.job_status(&job.id.to_string()), "send_at")
+            .await
+            .unwrap();
+        assert_eq!(send_at, date);
+    }
+}

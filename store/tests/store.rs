@@ -595,6 +595,7 @@ fn charge(member: &str) -> Charge<'_> {
     Charge {
         member,
         otp_log: true,
+        reserve: false,
         window_ms: 60_000,
     }
 }

@@ -11,7 +11,7 @@ use redis::{FromRedisValue, RedisError, RedisWrite, ToRedisArgs, Value};
 use super::unexpected;
 use crate::Keys;
 use crate::script::ScriptCall;
-use crate::scripts::{ACQUIRE, COOLDOWN, PROBE};
+use crate::scripts::{ACQUIRE, COOLDOWN, PROBE, REFUND};
 
 /// The budget's keys, made once per replica.
 #[derive(Clone, Debug)]
@@ -30,17 +30,14 @@ pub struct BudgetKeys {
 }
 
 impl BudgetKeys {
-    /// Gives the token `member` back: its entries leave the shared log and the OTPs' log
-    /// (both, in one `MULTI`). Only for a token no request went out under (a grant that went
-    /// stale before its request could start): the budget is then as if never asked.
-    pub fn refund(&self, member: &str) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrem(&self.window, member)
-            .ignore()
-            .zrem(&self.otp_window, member)
-            .ignore();
-        pipe
+    /// Gives `token` back (`refund.lua`): its entries leave the shared log and the OTPs'
+    /// log, and the pacing its grant advanced is given back. Only for a token no request
+    /// went out under (a grant that went stale before its request could start): the budget
+    /// is then as if never asked.
+    pub fn refund(&self, token: Charge<'_>) -> ScriptCall<'static> {
+        let mut call = ScriptCall::new(&REFUND, [&*self.window, &self.otp_window, &self.state]);
+        call.arg(token);
+        call
     }
 
     pub fn new(keys: &Keys) -> BudgetKeys {
@@ -56,13 +53,15 @@ impl BudgetKeys {
 }
 
 /// A budget token as the scripts around a send charge or refund it (`token.lua`): its member
-/// in the shared log, whether it is in the OTPs' log too, and the window it then counts for.
-/// Written as one argument, `charge:<W ms>:<otp|all>:<member>`.
+/// in the shared log, whether it is in the OTPs' log too (and of the reserve's pacing), and
+/// the window it then counts for. Written as one argument, `charge:<W ms>:<otp|rsv|all>:<member>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Charge<'a> {
     pub member: &'a str,
     /// Granted to an OTP: its entry is in the OTPs' log too.
     pub otp_log: bool,
+    /// Granted on the OTP reserve's pacing (`rtat`), which a refund gives back.
+    pub reserve: bool,
     /// W, in milliseconds: how long a charged entry counts, and so the least its log lives.
     pub window_ms: u64,
 }
@@ -72,7 +71,11 @@ impl ToRedisArgs for Charge<'_> {
     where
         W: ?Sized + RedisWrite,
     {
-        let logs = if self.otp_log { "otp" } else { "all" };
+        let logs = match (self.otp_log, self.reserve) {
+            (true, true) => "rsv",
+            (true, false) => "otp",
+            (false, _) => "all",
+        };
         // Writing to a command's buffer cannot fail.
         let _ = write!(
             out.writer_for_next_arg(),
@@ -166,16 +169,19 @@ pub struct Granted {
     pub wait_us: u64,
     /// The token granted is the cool-down's probe: its answer ends the pause, or keeps it.
     pub probe: bool,
+    /// How many of the tokens (the last ones) are the OTP reserve's.
+    pub reserved: u32,
 }
 
 /// `acquire.lua`'s answer.
 pub fn decode_acquire(reply: &Value) -> Result<Granted, RedisError> {
-    let (tokens, wait_us, probe) = <(u32, u64, u8)>::from_redis_value(reply.clone())
+    let (tokens, wait_us, probe, reserved) = <(u32, u64, u8, u32)>::from_redis_value(reply.clone())
         .map_err(|_| unexpected("acquire.lua", reply))?;
     Ok(Granted {
         tokens,
         wait_us,
         probe: probe == 1,
+        reserved: reserved.min(tokens),
     })
 }
 
@@ -269,18 +275,21 @@ mod tests {
     /// The token is one argument, in the shape `token.lua` matches.
     #[test]
     fn a_charge_is_one_argument_with_the_window_and_its_logs() {
-        let charge = |otp_log| Charge {
+        let charge = |otp_log, reserve| Charge {
             member: "w1:00ff:7:1",
             otp_log,
+            reserve,
             window_ms: 60_000,
         };
-        assert_eq!(
-            charge(true).to_redis_args(),
-            vec![b"charge:60000:otp:w1:00ff:7:1".to_vec()]
-        );
-        assert_eq!(
-            charge(false).to_redis_args(),
-            vec![b"charge:60000:all:w1:00ff:7:1".to_vec()]
-        );
+        for (otp_log, reserve, logs) in [
+            (true, false, "otp"),
+            (true, true, "rsv"),
+            (false, false, "all"),
+        ] {
+            assert_eq!(
+                charge(otp_log, reserve).to_redis_args(),
+                vec![format!("charge:60000:{logs}:w1:00ff:7:1").into_bytes()]
+            );
+        }
     }
 }

@@ -147,6 +147,8 @@ pub enum EnqueueReply {
         superseded: Option<Uuid>,
         /// The older job of its replace key whose send was under way: this one waits for it.
         waits_for: Option<Uuid>,
+        /// The OTP guard held the OTP back to its prefix's pace: scheduled for then (ms, Unix).
+        held_until_ms: Option<u64>,
     },
     /// The idempotency key holds this content: nothing added; the first job's id.
     Duplicate { first: Uuid },
@@ -184,6 +186,9 @@ impl EnqueueReply {
                     entry: (!entry.is_empty()).then_some(entry),
                     superseded: id(2)?,
                     waits_for: id(3)?,
+                    held_until_ms: items
+                        .get(4)
+                        .and_then(|v| u64::from_redis_value(v.clone()).ok()),
                 }
             }
             1 => EnqueueReply::Duplicate {

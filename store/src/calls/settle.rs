@@ -88,6 +88,8 @@ pub struct SettleKeys {
     /// The shared log and the OTPs' log, which a send's token is charged to or refunded from.
     window: String,
     window_otp: String,
+    /// The budget's state, whose pacing a refunded token gives back (`begin_send.lua`).
+    budget_state: String,
     record_prefix: String,
 }
 
@@ -99,6 +101,7 @@ impl SettleKeys {
             stats: keys.stats(),
             window: keys.rate_window(),
             window_otp: keys.rate_window_otp(),
+            budget_state: keys.rate_state(),
             record_prefix: keys.job_status_prefix(),
         }
     }
@@ -162,6 +165,7 @@ impl SettleKeys {
         let keys = self
             .common_keys()
             .into_iter()
+            .chain([self.budget_state.as_str()])
             .chain(
                 checks
                     .iter()

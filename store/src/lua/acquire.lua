@@ -19,9 +19,13 @@
 --    take more than E - `share` of it, and bookings may always use their `share`, reserve
 --    or OTPs waiting.
 -- 2. Global pacing (GCRA): requests from all replicas together are spread one every
---    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); bookings may run at most
---    `burst` tokens ahead of it, OTPs `burst + reserve` (an OTP never waits behind the
---    bookings' pace), so the window is never spent early, whatever the number of replicas.
+--    T = W / E (the "theoretical arrival time" `tat` in KEYS[3]); every lane may run at
+--    most `burst` tokens ahead of it, so the window is never spent early, whatever the
+--    number of replicas. OTPs have the reserve on top, paced apart (`rtat`: `reserve`
+--    tokens at once, one more every W / reserve): an OTP never waits behind the bookings'
+--    pace, and a burst of OTPs spends the reserve's pacing, not the bookings'. An OTP's
+--    grant takes the pace's token due now, then the reserve's, then the pace's ahead of
+--    schedule; a refund gives each back its own (token.lua).
 -- 3. The cool-down: while KEYS[2] lives (after a 429), nothing is granted but one probe
 --    every probe interval, when the pause is longer than that: cooldown.lua and probe.lua
 --    schedule it in the state (`probe_at`; `probe` and `probe_until` while one is in
@@ -43,8 +47,9 @@
 -- ARGV[9] burst (tokens), ARGV[10] growth step per clean period (tokens),
 -- ARGV[11] the asking replica (its claim in KEYS[6]), ARGV[12] spare tokens kept free
 -- beyond the OTPs' use
--- Returns {granted, wait_us, probe}: granted > 0, or 0 and how long until asking again can
--- help; probe 1 when the token granted is the cool-down's probe.
+-- Returns {granted, wait_us, probe, reserved}: granted > 0, or 0 and how long until asking
+-- again can help; probe 1 when the token granted is the cool-down's probe; reserved: how
+-- many of the granted tokens (the last ones) are the OTP reserve's.
 -- (`now` and `int` come from clock.lua, in front.)
 local N = tonumber(ARGV[1])
 local flight = tonumber(ARGV[2])
@@ -72,7 +77,7 @@ if cooldown > 0 then
   local p = redis.call('HMGET', KEYS[3], 'probe_at', 'probe_until')
   local probe_at = tonumber(p[1])
   if not probe_at then
-    return {0, left, 0}
+    return {0, left, 0, 0}
   end
   if (tonumber(p[2]) or 0) > now then
     -- A probe in flight may end the pause any moment: look again soon (an OTP waiting
@@ -80,23 +85,23 @@ if cooldown > 0 then
     if otp then
       claim(now + 500000)
     end
-    return {0, math.max(1000, math.min(left, 100000)), 0}
+    return {0, math.max(1000, math.min(left, 100000)), 0, 0}
   end
   if probe_at - now >= left then
     -- The pause ends first.
-    return {0, left, 0}
+    return {0, left, 0, 0}
   end
   if now < probe_at then
     if otp then
       claim(probe_at + 500000)
     end
-    return {0, math.max(1000, probe_at - now), 0}
+    return {0, math.max(1000, probe_at - now), 0, 0}
   end
   if not otp then
     redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now))
     if redis.call('ZCARD', KEYS[6]) > 0 then
       -- An OTP waits for this probe.
-      return {0, math.min(left, 100000), 0}
+      return {0, math.min(left, 100000), 0, 0}
     end
   end
   probing = true
@@ -105,7 +110,7 @@ end
 
 -- The effective budget: grown back by `step` for each clean period since the last change.
 local st = redis.call('HMGET', KEYS[3], 'effective', 'changed_at', 'tat', 'configured',
-  'reserve', 'share')
+  'reserve', 'share', 'rtat')
 local eff = math.min(N, tonumber(st[1]) or N)
 local changed = tonumber(st[2]) or now
 local tat = math.max(tonumber(st[3]) or now, now)
@@ -177,7 +182,7 @@ elseif not otp then
   -- Bookings may always use their share, reserve or OTPs waiting.
   free = math.max(free, math.min(share - bookings_used, room))
   if free <= 0 and #first > 0 then
-    return {0, math.max(1000, math.min(interval, tonumber(first[2]) - now)), 0}
+    return {0, math.max(1000, math.min(interval, tonumber(first[2]) - now)), 0, 0}
   end
 end
 if free <= 0 then
@@ -195,21 +200,43 @@ if free <= 0 then
     -- booking.
     claim(now + wait + interval + 50000)
   end
-  return {0, wait, 0}
+  return {0, wait, 0, 0}
 end
 
--- 2. Pacing: how far ahead of the schedule this lane may run.
-local ahead = burst
-if otp then
-  ahead = burst + reserve
+-- 2. Pacing: `burst` tokens ahead of the schedule, and for OTPs the reserve's on top.
+local function ahead_of(at, by, step)
+  local early = at - now
+  local tolerance = (by - 1) * step
+  if early > tolerance then
+    return 0, math.ceil(early - tolerance)
+  end
+  return math.floor((tolerance - early) / step) + 1, 0
 end
-local tolerance = (ahead - 1) * interval
-local early = tat - now
-if early > tolerance then
-  return {0, math.max(1000, math.ceil(early - tolerance)), 0}
+local paced, wait = ahead_of(tat, burst, interval)
+local rtat, rinterval, reserved = now, 0, 0
+if otp and reserve > 0 then
+  rinterval = window / reserve
+  rtat = math.max(tonumber(st[7]) or now, now)
+  local rwait
+  reserved, rwait = ahead_of(rtat, reserve, rinterval)
+  if paced == 0 and reserved == 0 then
+    wait = math.min(wait, rwait)
+  end
 end
-local paced = math.floor((tolerance - early) / interval) + 1
-local granted = math.min(want, free, paced)
+if paced + reserved == 0 then
+  return {0, math.max(1000, wait), 0, 0}
+end
+local granted = math.min(want, free, paced + reserved)
+-- An OTP takes the pace's token due now (when the pace is not ahead of its schedule), then
+-- the reserve's, then the pace's ahead of the schedule: a few OTPs spend the reserve rather
+-- than push the bookings' pace, and a backlog of bookings (the pace always ahead) never
+-- holds an OTP back while the reserve lasts.
+local due_now = 0
+if otp and tat <= now and paced > 0 then
+  due_now = 1
+end
+reserved = math.min(reserved, granted - math.min(granted, due_now))
+paced = granted - reserved
 if otp then
   redis.call('ZREM', KEYS[6], ARGV[11])
 end
@@ -219,7 +246,12 @@ for i = 1, granted do
     redis.call('ZADD', KEYS[5], int(now + flight), ARGV[4] .. ':' .. i)
   end
 end
-redis.call('HSET', KEYS[3], 'tat', int(tat + granted * interval))
+if reserved > 0 then
+  redis.call('HSET', KEYS[3], 'tat', int(tat + paced * interval), 'rtat',
+    int(rtat + reserved * rinterval))
+else
+  redis.call('HSET', KEYS[3], 'tat', int(tat + paced * interval))
+end
 if probing then
   redis.call('HSET', KEYS[3], 'probe', ARGV[4] .. ':1', 'probe_until', int(now + flight))
 end
@@ -231,6 +263,6 @@ if otp then
   redis.call('PEXPIRE', KEYS[5], ttl + math.ceil(window / 1000))
 end
 if probing then
-  return {granted, 0, 1}
+  return {granted, 0, 1, reserved}
 end
-return {granted, 0, 0}
+return {granted, 0, 0, reserved}

@@ -11,8 +11,9 @@
 -- expired); a job that supersedes one still being sent waits (the caller defers it); else
 -- the record says `sending` and the caller sends. Whenever it does not send, the token the
 -- send would have spent goes back to the budget (token.lua).
--- KEYS[1] stats, KEYS[2] the shared log, KEYS[3] the OTPs' log (token.lua), then for each
--- job three: its lane stream, its record, its sent marker
+-- KEYS[1] stats, KEYS[2] the shared log, KEYS[3] the OTPs' log (token.lua), KEYS[4] the
+-- budget's state (acquire.lua: the pacing a refund gives back), then for each job three:
+-- its lane stream, its record, its sent marker
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] the records' ttl (s), ARGV[4] the prefix of job
 -- records, ARGV[5] how many jobs, then for each five: entry id, job id, its deadline (ms,
 -- Unix) or '', lane, its token (token.lua; '' without one)
@@ -66,7 +67,7 @@ local function check(stream, rec, marker, entry, id, deadline, lane)
 end
 local at = 6
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local code, text = check(KEYS[4 + 3 * i], KEYS[5 + 3 * i], KEYS[6 + 3 * i], ARGV[at],
+  local code, text = check(KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i], ARGV[at],
     ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
   local token = parse_token(ARGV[at + 4])
   if code ~= 0 and token then
@@ -76,5 +77,5 @@ for i = 0, tonumber(ARGV[5]) - 1 do
   out[#out + 1] = text
   at = at + 5
 end
-refund_all(KEYS[2], KEYS[3], refunds)
+refund_all(KEYS[2], KEYS[3], refunds, KEYS[4])
 return out

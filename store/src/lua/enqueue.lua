@@ -37,7 +37,8 @@
 -- ARGV[29] the guard's arguments (see guard_otp in guard.lua; '' when it does not apply),
 -- from ARGV[30] the record's fields (count, names and values: see record.lua)
 -- Returns {0, stream entry id ('' when scheduled), superseded job id or '', id of the job
--- still sending that it waits for or ''} for a new job, {1, first job id} for a duplicate,
+-- still sending that it waits for or '', and when the guard held an OTP back (ms, Unix:
+-- scheduled for then) or nothing} for a new job, {1, first job id} for a duplicate,
 -- {2, first job id} for a conflict (nothing written), {3, rule, ms until it frees or -1 for
 -- never} for an OTP the guard refused (nothing written but the refusal's count and, when
 -- it blocks the prefix, the block and the cancels of the prefix's OTPs still queued).
@@ -55,21 +56,26 @@ if ARGV[6] == '1' then
     return {2, first}
   end
 end
+-- An OTP the guard holds back (its prefix's pace, guard.lua): scheduled for then (ms, Unix).
+local held = nil
 if ARGV[17] == '1' then
-  local refused, queued = guard_otp(
+  local refused, more = guard_otp(
     {prefix = KEYS[9], blocked = KEYS[10], refused = KEYS[11], reports = KEYS[12]}, 18,
     ARGV[1])
   if refused then
     -- A refusal that blocks the prefix cancels its OTPs still waiting to be sent (stop.lua:
     -- one being sent goes on; one sent, or long gone, is left as it is).
-    if queued then
+    if more then
       local where = {prefix = ARGV[12], bodies = KEYS[6], stats = KEYS[7]}
-      for _, older in ipairs(queued) do
+      for _, older in ipairs(more) do
         stop(ARGV[12] .. 'job:' .. older, older, where, ARGV[10], ARGV[11], ARGV[13],
           'cancel', false)
       end
     end
     return {3, refused[1], refused[2]}
+  end
+  if more and (ARGV[9] == '' or more > tonumber(ARGV[9])) then
+    held = more
   end
 end
 if ARGV[6] == '1' then
@@ -99,6 +105,12 @@ end
 if ARGV[14] == '1' then
   redis.call('SADD', KEYS[8], ARGV[1])
   redis.call('EXPIRE', KEYS[8], ARGV[8])
+end
+if held then
+  redis.call('HSET', KEYS[3], 'state', 'scheduled', 'send_at', guard_rfc3339(held))
+  redis.call('ZADD', KEYS[5], held, ARGV[1])
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
+  return {0, '', superseded, waits_for, held}
 end
 if ARGV[9] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])

@@ -3,12 +3,13 @@
 -- the enqueue are one step: a refused OTP writes no job, no record, no idempotency claim.
 --
 -- Everything the guard knows of one prefix (a number without its last four digits) is one
--- hash (Keys::guard_prefix), so an accepted OTP costs it one read and one write:
+-- hash (Keys::guard_prefix), so an accepted OTP costs it one read and one write (and, when
+-- the hash is new or its expiry moves later, one PEXPIRE):
 --   b, r       blocked until (ms, Unix), and the rule that blocked it
---   w, c, p    the per-prefix window's index (now // window), OTPs accepted in it, and in
---              the window before
---   d, cs, cv, ps, pv   the conversion's day (now // 24h), OTPs sent and verified in it, and
---              in the day before
+--   s          the counts, space-separated, read and written whole: the per-prefix window's
+--              index (now // window), OTPs accepted in it and in the window before; the
+--              conversion's day (now // 24h), OTPs sent and verified in it, and in the day
+--              before; the prefix's pace (`w c p d cs cv ps pv q`: see GUARD_BURST)
 --   n<digits>  one number's accepted OTPs (its last digits name it): their times (ms),
 --              oldest first, comma-separated, only those still in the per-number window
 --   x          the hash's expiry as last set (ms, Unix): it only ever moves later
@@ -27,6 +28,14 @@
 
 local GUARD_DAY_MS = 86400000
 local GUARD_HOUR_MS = 3600000
+-- A prefix's accepted OTPs go at once up to GUARD_BURST in a row, then one every
+-- GUARD_SPACING_MS (GCRA on `q`, the prefix's theoretical time, ms): the others are held
+-- back, scheduled when their turn comes (enqueue.lua). A flood's admitted OTPs then reach
+-- the budget a few at a time, and when the flood blocks its prefix those still held back
+-- are cancelled: a flood spends at most GUARD_BURST of the plan's tokens at once, and a
+-- prefix's legitimate OTPs, seldom more than one a second, are never held.
+local GUARD_BURST = 5
+local GUARD_SPACING_MS = 1000
 
 -- Two fixed windows of `window` ms (the stored `index` and counts `cur`, `prev`) moved to
 -- the window `now` falls in: its index, the two counts, and the sliding count.
@@ -69,13 +78,52 @@ local function guard_number(log, now, limit, window)
   return kept, nil
 end
 
--- Makes the prefix's hash `key` last until `need` (ms, Unix) at least, given `x`, the expiry
--- it was last given (nil: none yet).
-local function guard_expire(key, x, need, now)
-  if x == nil or need > x then
-    redis.call('HSET', key, 'x', need)
-    redis.call('PEXPIRE', key, math.max(1, need - now))
+-- The counts of `s` (nil: none yet): w, c, p, d, cs, cv, ps, pv as strings (nil: none).
+local function guard_counts(packed)
+  local v = {}
+  if packed then
+    for n in string.gmatch(packed, '%d+') do
+      v[#v + 1] = n
+    end
   end
+  return v
+end
+
+-- Writes `fields` (names and values) to the prefix's hash `key` and makes the hash last
+-- until `need` (ms, Unix) at least, given `x`, the expiry it was last given (nil: none yet):
+-- the expiry only ever moves later, and is written with the fields.
+local function guard_write(key, fields, x, need, now)
+  if x == nil or need > x then
+    fields[#fields + 1] = 'x'
+    fields[#fields + 1] = need
+    redis.call('HSET', key, unpack(fields))
+    redis.call('PEXPIRE', key, math.max(1, need - now))
+  else
+    redis.call('HSET', key, unpack(fields))
+  end
+end
+
+-- `ms` (Unix) as RFC 3339 in UTC, as the records write times (`2026-12-07T01:40:00.123Z`):
+-- days to a civil date by Howard Hinnant's `civil_from_days`.
+local function guard_rfc3339(ms)
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local of_day = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400
+  if month <= 2 then
+    year = year + 1
+  end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+    math.floor(of_day / 3600), math.floor(of_day % 3600 / 60), of_day % 60, ms % 1000)
 end
 
 -- Deletes the number logs of the prefix's hash `key` whose newest time is older than
@@ -109,19 +157,19 @@ end
 -- it among the blocked prefixes, which drop the blocks that ended and last as long as the
 -- last block. The ids of its last accepted OTPs leave the hash: the caller cancels them.
 local function guard_block(keys, prefix, rule, now, ends, x)
-  redis.call('HSET', keys.prefix, 'b', ends, 'r', rule)
+  guard_write(keys.prefix, {'b', ends, 'r', rule}, x, ends, now)
   redis.call('HDEL', keys.prefix, 'j')
-  guard_expire(keys.prefix, x, ends, now)
   redis.call('ZADD', keys.blocked, ends, prefix)
   redis.call('ZREMRANGEBYSCORE', keys.blocked, '-inf', now)
   redis.call('PEXPIRE', keys.blocked, ends - now, 'NX')
   redis.call('PEXPIRE', keys.blocked, ends - now, 'GT')
 end
 
--- The rules, for one OTP (its job id `id`): nil when it may go (and then it is counted), or
--- its refusal ({rule, ms until it frees or -1}; nothing counted but the refusal) and, when
--- it blocks the prefix, the ids of the prefix's last accepted OTPs (a list), for the caller
--- to cancel those still queued.
+-- The rules, for one OTP (its job id `id`): nil when it may go (and then it is counted),
+-- with when it is held back to (ms, Unix; nil: it goes now), or its refusal ({rule, ms
+-- until it frees or -1}; nothing counted but the refusal) and, when it blocks the prefix,
+-- the ids of the prefix's last accepted OTPs (a list), for the caller to cancel those still
+-- queued.
 -- `keys`: prefix (its hash), blocked (the blocked prefixes), refused (this hour's refusal
 -- counts), reports (set once any verification was reported). From ARGV[at]: the number's
 -- calling code, the allowed codes (',+91,+971,'; '' for every one), the prefix, the
@@ -135,51 +183,56 @@ local function guard_otp(keys, at, id)
     return guard_refuse(keys.refused, 'country', now, -1)
   end
   local prefix, number = ARGV[at + 2], 'n' .. ARGV[at + 3]
-  local f = redis.call('HMGET', keys.prefix, 'b', 'w', 'c', 'p', 'd', 'cs', 'cv', 'ps',
-    'pv', 'x', number, 'j')
+  local f = redis.call('HMGET', keys.prefix, 'b', 's', 'x', number, 'j')
   local ids = {}
-  if f[12] then
-    for queued in string.gmatch(f[12], '[^,]+') do
+  if f[5] then
+    for queued in string.gmatch(f[5], '[^,]+') do
       ids[#ids + 1] = queued
     end
   end
-  local x = tonumber(f[10])
+  local x = tonumber(f[3])
   local blocked = tonumber(f[1])
   if blocked and blocked > now then
     return guard_refuse(keys.refused, 'prefix_blocked', now, blocked - now)
   end
   local number_window = tonumber(ARGV[at + 6])
-  local log, wait = guard_number(f[11], now, tonumber(ARGV[at + 5]), number_window)
+  local log, wait = guard_number(f[4], now, tonumber(ARGV[at + 5]), number_window)
   if wait then
     return guard_refuse(keys.refused, 'per_number', now, wait)
   end
   local block = tonumber(ARGV[at + 9])
   local window = tonumber(ARGV[at + 8])
-  local w, c, p, recent = guard_roll(f[2], f[3], f[4], now, window)
+  local counts = guard_counts(f[2])
+  local w, c, p, recent = guard_roll(counts[1], counts[2], counts[3], now, window)
   local limit = tonumber(ARGV[at + 7])
   if recent >= limit then
     guard_block(keys, prefix, 'per_prefix', now, now + block, x)
     return guard_refuse(keys.refused, 'per_prefix', now, block), ids
   end
-  local d, cs, ps, sends = guard_roll(f[5], f[6], f[8], now, GUARD_DAY_MS)
-  local _, cv, pv, verified = guard_roll(f[5], f[7], f[9], now, GUARD_DAY_MS)
+  local d, cs, ps, sends = guard_roll(counts[4], counts[5], counts[7], now, GUARD_DAY_MS)
+  local _, cv, pv, verified = guard_roll(counts[4], counts[6], counts[8], now, GUARD_DAY_MS)
   local least = tonumber(ARGV[at + 10])
   if least > 0 and sends >= tonumber(ARGV[at + 11]) and verified < least * sends
       and redis.call('EXISTS', keys.reports) == 1 then
     guard_block(keys, prefix, 'conversion', now, now + block, x)
     return guard_refuse(keys.refused, 'conversion', now, block), ids
   end
-  if f[2] and w ~= tonumber(f[2]) then
+  if counts[1] and w ~= tonumber(counts[1]) then
     guard_prune(keys.prefix, now, number_window)
   end
   log[#log + 1] = ARGV[at + 4]
   ids[#ids + 1] = id
+  local q = math.max(tonumber(counts[9]) or now, now)
+  local held = nil
+  if q - now > (GUARD_BURST - 1) * GUARD_SPACING_MS then
+    held = q - (GUARD_BURST - 1) * GUARD_SPACING_MS
+  end
   local first = math.max(1, #ids - limit + 1)
-  redis.call('HSET', keys.prefix, 'w', w, 'c', c + 1, 'p', p, 'd', d, 'cs', cs + 1, 'cv', cv,
-    'ps', ps, 'pv', pv, number, table.concat(log, ','), 'j',
-    table.concat(ids, ',', first, #ids))
   -- The counts matter until the window after theirs ends; a number's times (a per-number
   -- window is at most a day) until the day after theirs ends.
-  guard_expire(keys.prefix, x, math.max((w + 2) * window, (d + 2) * GUARD_DAY_MS), now)
-  return nil
+  guard_write(keys.prefix, {'s', table.concat({w, c + 1, p, d, cs + 1, cv, ps, pv,
+    q + GUARD_SPACING_MS}, ' '), number, table.concat(log, ','), 'j',
+    table.concat(ids, ',', first, #ids)}, x,
+    math.max((w + 2) * window, (d + 2) * GUARD_DAY_MS), now)
+  return nil, held
 end

@@ -11,5 +11,5 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if ends == nil or ends <= tonumber(ARGV[2]) then
   return 0
 end
-redis.call('HDEL', KEYS[1], 'b', 'r', 'w', 'c', 'p', 'd', 'cs', 'cv', 'ps', 'pv')
+redis.call('HDEL', KEYS[1], 'b', 'r', 's')
 return 1

@@ -6,10 +6,12 @@
 -- ARGV[1] now (ms, Unix)
 -- Returns the verifications counted for the prefix in its current day.
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'd', 'cs', 'cv', 'ps', 'pv', 'x')
-local d, cs, ps = guard_roll(f[1], f[2], f[4], now, GUARD_DAY_MS)
-local _, cv, pv = guard_roll(f[1], f[3], f[5], now, GUARD_DAY_MS)
-redis.call('HSET', KEYS[1], 'd', d, 'cs', cs, 'cv', cv + 1, 'ps', ps, 'pv', pv)
-guard_expire(KEYS[1], tonumber(f[6]), (d + 2) * GUARD_DAY_MS, now)
+local f = redis.call('HMGET', KEYS[1], 's', 'x')
+local counts = guard_counts(f[1])
+local d, cs, ps = guard_roll(counts[4], counts[5], counts[7], now, GUARD_DAY_MS)
+local _, cv, pv = guard_roll(counts[4], counts[6], counts[8], now, GUARD_DAY_MS)
+-- The per-prefix window's counts are kept as they are (none yet: an empty window).
+guard_write(KEYS[1], {'s', table.concat({counts[1] or 0, counts[2] or 0, counts[3] or 0, d, cs,
+  cv + 1, ps, pv}, ' ')}, tonumber(f[2]), (d + 2) * GUARD_DAY_MS, now)
 redis.call('SET', KEYS[2], '1')
 return cv + 1
