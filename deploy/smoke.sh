@@ -16,7 +16,7 @@
 # Then it prints the image's size. Exit 0 only when all of that holds.
 #
 #     bash deploy/smoke.sh                       # binaries from target/release, else target/debug
-#     BIN_DIR=target/debug bash deploy/smoke.sh  # what CI does after `cargo test --workspace`
+#     BIN_DIR=target/debug bash deploy/smoke.sh  # what CI does after the tests
 #
 # Needs root or sudo the first time: it installs what is missing (Debian: podman, buildah,
 # runc, debootstrap, podman-compose, uidmap, slirp4netns) and, when the base image

@@ -29,7 +29,9 @@
 //! - [`otlp`]: a real OTLP/HTTP trace receiver (decodes the protobuf the processes export;
 //!   can refuse or stall like a collector in trouble).
 //! - [`scenario`]: a redis-server, a sandbox and a namespace for one end-to-end test, with
-//!   helpers to enqueue jobs, run `herald-worker` and read back where every job went.
+//!   helpers to enqueue jobs, run `herald-worker` and read back where every job went; its
+//!   turn (`turns`) keeps the scenarios that measure requests per window alone, across every
+//!   test process of a run.
 
 pub mod acl;
 mod api_process;
@@ -47,6 +49,7 @@ mod redis_server;
 pub mod scenario;
 pub mod tls;
 mod tools;
+mod turns;
 mod wait;
 mod worker_process;
 

@@ -16,6 +16,7 @@ use herald_store::dead_letter::DeadLetter;
 use herald_store::keys::JOB_FIELD;
 use redis::AsyncCommands;
 
+use crate::turns::Turn;
 use crate::{RedisServer, TEST_API_KEY, WorkerProcess, cargo_bin, wait_until};
 
 /// The namespace every scenario uses.
@@ -27,18 +28,8 @@ pub struct Scenario {
     pub sandbox: RunningSandbox,
     pub keys: Keys,
     pub conn: redis::aio::MultiplexedConnection,
-    /// This scenario's turn: shared with other scenarios, or the suite to itself.
+    /// This scenario's turn: shared with other scenarios, or the run to itself.
     _turn: Turn,
-}
-
-/// Scenarios of one test binary run side by side (read guards), except the ones that
-/// measure requests per window, which run alone (a write guard): on a two-core machine a
-/// neighbour's CPU burst would otherwise be measured as the worker's jitter.
-static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-enum Turn {
-    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
-    Exclusive(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
 }
 
 /// How the sandbox should behave.
@@ -66,20 +57,21 @@ impl Default for SandboxSetup {
 impl Scenario {
     /// A scenario that may run beside others of its suite.
     pub async fn start(setup: SandboxSetup) -> Scenario {
-        let turn = Turn::Shared(TURNS.read().await);
+        let turn = Turn::shared().await;
         Scenario::start_in_turn(setup, turn).await
     }
 
-    /// A scenario that runs alone in its suite: for tests that measure requests per window.
+    /// A scenario that runs alone (no other scenario of the run meanwhile, whatever its
+    /// process: [`Turn`]): for tests that measure requests per window.
     pub async fn start_exclusive(setup: SandboxSetup) -> Scenario {
-        let turn = Turn::Exclusive(TURNS.write().await);
+        let turn = Turn::exclusive().await;
         Scenario::start_in_turn(setup, turn).await
     }
 
-    /// A scenario that runs alone in its suite, with a sandbox configured in full (its key
+    /// A scenario that runs alone, with a sandbox configured in full (its key
     /// is replaced by [`TEST_API_KEY`]): for tests that build their faults at run time.
     pub async fn start_exclusive_with(config: SandboxConfig) -> Scenario {
-        let turn = Turn::Exclusive(TURNS.write().await);
+        let turn = Turn::exclusive().await;
         Scenario::start_with_config(config, turn).await
     }
 

@@ -78,15 +78,14 @@ local function guard_number(log, now, limit, window)
   return kept, nil
 end
 
--- The counts of `s` (nil: none yet): w, c, p, d, cs, cv, ps, pv as strings (nil: none).
+-- The counts of `s` (nil: none yet): w, c, p, d, cs, cv, ps, pv, q as strings (none: an
+-- empty table). One match, no iterator: this runs for every OTP.
 local function guard_counts(packed)
-  local v = {}
   if packed then
-    for n in string.gmatch(packed, '%d+') do
-      v[#v + 1] = n
-    end
+    return {string.match(packed,
+      '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$')}
   end
-  return v
+  return {}
 end
 
 -- Writes `fields` (names and values) to the prefix's hash `key` and makes the hash last
@@ -230,8 +229,8 @@ local function guard_otp(keys, at, id)
   local first = math.max(1, #ids - limit + 1)
   -- The counts matter until the window after theirs ends; a number's times (a per-number
   -- window is at most a day) until the day after theirs ends.
-  guard_write(keys.prefix, {'s', table.concat({w, c + 1, p, d, cs + 1, cv, ps, pv,
-    q + GUARD_SPACING_MS}, ' '), number, table.concat(log, ','), 'j',
+  guard_write(keys.prefix, {'s', string.format('%d %d %d %d %d %d %d %d %d', w, c + 1, p, d,
+    cs + 1, cv, ps, pv, q + GUARD_SPACING_MS), number, table.concat(log, ','), 'j',
     table.concat(ids, ',', first, #ids)}, x,
     math.max((w + 2) * window, (d + 2) * GUARD_DAY_MS), now)
   return nil, held

@@ -11,7 +11,8 @@ local counts = guard_counts(f[1])
 local d, cs, ps = guard_roll(counts[4], counts[5], counts[7], now, GUARD_DAY_MS)
 local _, cv, pv = guard_roll(counts[4], counts[6], counts[8], now, GUARD_DAY_MS)
 -- The per-prefix window's counts are kept as they are (none yet: an empty window).
-guard_write(KEYS[1], {'s', table.concat({counts[1] or 0, counts[2] or 0, counts[3] or 0, d, cs,
-  cv + 1, ps, pv}, ' ')}, tonumber(f[2]), (d + 2) * GUARD_DAY_MS, now)
+guard_write(KEYS[1], {'s', string.format('%d %d %d %d %d %d %d %d %d', counts[1] or 0,
+  counts[2] or 0, counts[3] or 0, d, cs, cv + 1, ps, pv, counts[9] or 0)}, tonumber(f[2]),
+  (d + 2) * GUARD_DAY_MS, now)
 redis.call('SET', KEYS[2], '1')
 return cv + 1
