@@ -17,6 +17,8 @@
 #
 #     bash deploy/smoke.sh                       # binaries from target/release, else target/debug
 #     BIN_DIR=target/debug bash deploy/smoke.sh  # what CI does after the tests
+#     bash deploy/smoke.sh --prepare             # the tools and the base image only (CI, while
+#                                                # the tests build: network, not CPU)
 #
 # Needs root or sudo the first time: it installs what is missing (Debian: podman, buildah,
 # runc, debootstrap, podman-compose, uidmap, slirp4netns) and, when the base image
@@ -118,6 +120,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+##################################################################### base image
+if ! podman image exists "$BASE_IMAGE"; then
+    case "$BASE_IMAGE" in
+    localhost/*)
+        step "base image $BASE_IMAGE (debootstrap)"
+        mirror=${HERALD_DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)}
+        mirror=${mirror:-http://deb.debian.org/debian}
+        rootfs=$WORK/rootfs
+        $SUDO debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
+            || { tail -20 "$WORK/debootstrap.log" >&2; fail "debootstrap from $mirror"; }
+        $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        $SUDO tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >"$WORK/import.log" 2>&1 \
+            || { cat "$WORK/import.log" >&2; fail "podman import of the base"; }
+        $SUDO rm -rf "$rootfs"
+        say "made from $mirror"
+        ;;
+    *) say "$BASE_IMAGE is not here: podman build pulls it" ;;
+    esac
+fi
+
+if [ "${1:-}" = --prepare ]; then
+    step "prepared: tools and base image"
+    exit 0
+fi
+
 ##################################################################### binaries
 step "binaries"
 has_all() { for b in "${BINARIES[@]}"; do [ -x "$1/$b" ] || return 1; done; }
@@ -146,26 +173,6 @@ for b in "${BINARIES[@]}"; do
     fi
 done
 say "from $BIN_DIR (built $(date -u -r "$BIN_DIR/herald-worker" '+%Y-%m-%d %H:%M UTC')): $(du -sh "$CONTEXT" | cut -f1) in the context"
-
-##################################################################### base image
-if ! podman image exists "$BASE_IMAGE"; then
-    case "$BASE_IMAGE" in
-    localhost/*)
-        step "base image $BASE_IMAGE (debootstrap)"
-        mirror=${HERALD_DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)}
-        mirror=${mirror:-http://deb.debian.org/debian}
-        rootfs=$WORK/rootfs
-        $SUDO debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
-            || { tail -20 "$WORK/debootstrap.log" >&2; fail "debootstrap from $mirror"; }
-        $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-        $SUDO tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >"$WORK/import.log" 2>&1 \
-            || { cat "$WORK/import.log" >&2; fail "podman import of the base"; }
-        $SUDO rm -rf "$rootfs"
-        say "made from $mirror"
-        ;;
-    *) say "$BASE_IMAGE is not here: podman build pulls it" ;;
-    esac
-fi
 
 ######################################################################### images
 step "images"

@@ -7,9 +7,14 @@
 //! threads of one suite (`cargo test`) and the one process per test of `cargo nextest run`
 //! alike. The lock goes with the file: dropped with its scenario, or with its process
 //! however that ends (a test killed mid-run leaves no lock behind).
+//!
+//! `flock` prefers no one: shared turns taken one after another would keep an exclusive
+//! one waiting until no scenario is left. So a second file is the gate every turn passes:
+//! an exclusive turn holds it while it waits, and the shared turns that come meanwhile wait
+//! at the gate, behind it.
 
 use std::fs::{File, OpenOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A scenario's turn, held while the scenario lives.
 pub struct Turn {
@@ -28,33 +33,41 @@ impl Turn {
     }
 
     async fn take(exclusive: bool) -> Turn {
-        let path = lock_path();
         tokio::task::spawn_blocking(move || {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .unwrap_or_else(|err| panic!("open {}: {err}", path.display()));
-            let locked = if exclusive {
-                file.lock()
-            } else {
-                file.lock_shared()
-            };
-            locked.unwrap_or_else(|err| panic!("lock {}: {err}", path.display()));
-            Turn { _lock: file }
+            // The gate is held only until the turn is taken.
+            let gate = lock(&lock_path("herald-scenario-gate.lock"), exclusive);
+            let turn = lock(&lock_path("herald-scenario-turns.lock"), exclusive);
+            drop(gate);
+            Turn { _lock: turn }
         })
         .await
         .expect("the task taking a turn")
     }
 }
 
-/// `target/<profile>/herald-scenario-turns.lock`, beside the binaries the scenarios run.
-fn lock_path() -> PathBuf {
+/// `path` opened and locked, exclusive or shared (blocking until it is).
+fn lock(path: &Path, exclusive: bool) -> File {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|err| panic!("open {}: {err}", path.display()));
+    let locked = if exclusive {
+        file.lock()
+    } else {
+        file.lock_shared()
+    };
+    locked.unwrap_or_else(|err| panic!("lock {}: {err}", path.display()));
+    file
+}
+
+/// `target/<profile>/<name>`, beside the binaries the scenarios run.
+fn lock_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> -> target/<profile>/
     exe.parent()
         .and_then(|deps| deps.parent())
         .expect("target dir")
-        .join("herald-scenario-turns.lock")
+        .join(name)
 }
