@@ -50,7 +50,9 @@ fn booking(i: usize) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_a_flood_to_one_prefix_sends_at_most_its_limit_and_every_legitimate_otp() {
-    let s = Scenario::start_exclusive(SandboxSetup {
+    // Beside other scenarios: it counts what was sent and refused, and the budget's promise
+    // (no 429 from the strict stand-in) holds under any load.
+    let s = Scenario::start(SandboxSetup {
         rate: Some(RATE),
         ..Default::default()
     })
