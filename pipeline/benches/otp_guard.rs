@@ -4,8 +4,9 @@
 //! `cargo bench -p herald-pipeline --bench otp_guard` runs, against a real redis-server,
 //! the producer library (as `herald-producer` enqueues) and, for part 3, the in-process
 //! sandbox and a real `herald-worker` release binary:
-//! 1. **throughput**: `BENCH_JOBS` (50,000) OTPs to random numbers (all accepted), enqueued
-//!    in pipelined batches of 1,000, with the guard off and on, three rounds each,
+//! 1. **throughput**: `BENCH_JOBS` (50,000) OTPs to random numbers (all accepted), then as
+//!    many jobs of which one in four is an OTP and the others booking confirmations,
+//!    enqueued in pipelined batches of 1,000, with the guard off and on, three rounds each,
 //!    alternating: jobs/s (the best round of each) and the guard's cost;
 //! 2. **memory**: 100 prefixes blocked, then `BENCH_REFUSED` (1,000,000) OTPs to random
 //!    numbers of those prefixes, every one refused: Redis `used_memory` and keys before
@@ -25,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use herald_sandbox::SandboxConfig;
 use herald_shared::Job;
-use herald_shared::job::Booking;
 use herald_store::Keys;
 use herald_store::guard::Guard;
+use herald_tests::scenario::booking_to;
 use herald_tests::{RedisServer, TEST_API_KEY, WorkerProcess};
 use producer::{BatchResult, Producer};
 use rand::{RngExt, SeedableRng};
@@ -89,7 +90,15 @@ async fn enqueue_all(producer: &Producer, jobs: Vec<Job>) -> (usize, usize) {
     (enqueued, refused)
 }
 
+/// Part 1, for each workload: OTPs only (one OTP in `1`), and a mix where one job in four
+/// is an OTP and the others booking confirmations (one in `4`).
 async fn throughput(total: usize) {
+    for (what, one_in) in [("OTPs to random numbers", 1), ("jobs, one OTP in four", 4)] {
+        throughput_of(total, what, one_in).await;
+    }
+}
+
+async fn throughput_of(total: usize, what: &str, one_in: usize) {
     let redis = RedisServer::start();
     let mut rng = rand::rngs::StdRng::seed_from_u64(29);
     let mut best: BTreeMap<&str, f64> = BTreeMap::new();
@@ -97,12 +106,21 @@ async fn throughput(total: usize) {
         for (name, guard) in [("off", None), ("on", Some(Guard::default()))] {
             flush(&redis).await;
             let p = producer(&redis, guard);
-            let jobs: Vec<Job> = (0..total).map(|_| otp(&random_number(&mut rng))).collect();
+            let jobs: Vec<Job> = (0..total)
+                .map(|i| {
+                    let phone = random_number(&mut rng);
+                    if i % one_in == 0 {
+                        otp(&phone)
+                    } else {
+                        booking_to(&phone, i)
+                    }
+                })
+                .collect();
             let start = Instant::now();
             let (enqueued, refused) = enqueue_all(&p, jobs).await;
             let rate = total as f64 / start.elapsed().as_secs_f64();
             println!(
-                "throughput round {round}: guard {name:>3}: {rate:.0} OTPs/s ({enqueued} enqueued, {refused} refused)"
+                "throughput ({what}) round {round}: guard {name:>3}: {rate:.0} jobs/s ({enqueued} enqueued, {refused} refused)"
             );
             let slot = best.entry(name).or_default();
             *slot = slot.max(rate);
@@ -110,7 +128,7 @@ async fn throughput(total: usize) {
     }
     let (off, on) = (best["off"], best["on"]);
     println!(
-        "throughput: {total} OTPs to random numbers, batches of 1,000, best of 3: guard off {off:.0}/s, on {on:.0}/s: the guard costs {:.1}% of the enqueue's throughput",
+        "throughput: {total} {what}, batches of 1,000, best of 3: guard off {off:.0}/s, on {on:.0}/s: the guard costs {:.1}% of the enqueue's throughput",
         (1.0 - on / off) * 100.0
     );
 }
@@ -209,15 +227,7 @@ async fn flood_run(with_flood: bool) -> (Vec<u64>, Vec<u64>, usize) {
         legit.insert(phone, id);
         if i % 5 == 0 {
             let phone = format!("+9197{i:08}");
-            let job = Job::booking(Booking {
-                phone: phone.clone(),
-                booking_id: format!("B{i}"),
-                service: "Haircut".into(),
-                date: "2030-11-24".into(),
-                time: "10:30".into(),
-                image_url: None,
-            })
-            .unwrap();
+            let job = booking_to(&phone, i);
             bookings.insert(phone, p.enqueue(job).await.unwrap().job_id);
         }
     }

@@ -389,8 +389,13 @@ pub fn phone(i: usize) -> String {
 
 /// A booking confirmation for [`phone`]`(i)`.
 pub fn booking(i: usize) -> Job {
+    booking_to(&phone(i), i)
+}
+
+/// Booking `B{i}`'s confirmation, to `phone`.
+pub fn booking_to(phone: &str, i: usize) -> Job {
     Job::booking(Booking {
-        phone: phone(i),
+        phone: phone.to_string(),
         booking_id: format!("B{i}"),
         service: "Haircut".into(),
         date: "2030-11-24".into(),
