@@ -106,16 +106,16 @@ if ARGV[14] == '1' then
   redis.call('SADD', KEYS[8], ARGV[1])
   redis.call('EXPIRE', KEYS[8], ARGV[8])
 end
+-- Due later (scheduled, or held back by the guard): in the lane's scheduled set.
+local due = ARGV[9]
 if held then
   redis.call('HSET', KEYS[3], 'state', 'scheduled', 'send_at', guard_rfc3339(held))
-  redis.call('ZADD', KEYS[5], held, ARGV[1])
+  due = held
+end
+if due ~= '' then
+  redis.call('ZADD', KEYS[5], due, ARGV[1])
   redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
   return {0, '', superseded, waits_for, held}
-end
-if ARGV[9] ~= '' then
-  redis.call('ZADD', KEYS[5], ARGV[9], ARGV[1])
-  redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
-  return {0, '', superseded, waits_for}
 end
 stream_for(ARGV[12], ARGV[15], ARGV[16], ARGV[10])
 local entry = redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])
