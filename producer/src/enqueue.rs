@@ -24,10 +24,12 @@
 //!   scheduled set (ids scored by due time, bodies stored once) for the workers to move
 //!   onto the lane when due.
 //!
-//! Every enqueue is a pipeline, one command per job, sent in chunks of
-//! [`PIPELINE_CHUNK`]. The script is loaded once per producer; if Redis has lost it (a
-//! restart, `SCRIPT FLUSH`), the jobs refused with `NOSCRIPT` were not run, so they are sent
-//! again after loading it.
+//! Every enqueue is a pipeline sent in chunks of [`PIPELINE_CHUNK`] jobs, one script call
+//! for each [`JOBS_PER_CALL`] of them (the script takes each job in turn, as one call each
+//! would). The script is loaded once per producer; if Redis has lost it (a restart, `SCRIPT
+//! FLUSH`), the calls refused with `NOSCRIPT` were not run, so they are sent again after
+//! loading it. A call that fails part way (a script error) may have enqueued the jobs before
+//! the failure: each job's fate is then read back, as after a lost connection.
 //!
 //! Validation happens before anything reaches this module: a [`Job`] is only built through
 //! the shared model's validating constructors. The convenience methods here validate their
@@ -58,6 +60,11 @@ pub use herald_store::keys::DEFAULT_IDEMPOTENCY_WINDOW;
 
 /// Jobs per pipeline round trip.
 pub const PIPELINE_CHUNK: usize = 1_000;
+
+/// Jobs per script call (`enqueue.lua` takes many): one call's overhead in Redis (the
+/// script's preludes, its argument tables) is shared by this many jobs, and one call holds
+/// Redis for well under a millisecond.
+pub const JOBS_PER_CALL: usize = 50;
 
 use herald_store::calls::{self, enqueue::EnqueueReply};
 use herald_store::scripts::ENQUEUE;
@@ -461,15 +468,17 @@ impl Producer {
         Ok(results)
     }
 
-    /// One pipeline for `jobs`, sent again for the jobs refused with `NOSCRIPT`. An `Err` is
-    /// a failure of the connection: which jobs ran is not known.
+    /// One pipeline for `jobs`, a script call for each [`JOBS_PER_CALL`] of them, sent again
+    /// for the calls refused with `NOSCRIPT`. An `Err` is a failure of the connection: which
+    /// jobs ran is not known.
     async fn enqueue_chunk(
         &self,
         conn: &mut herald_shared::redis_pool::Connection,
         jobs: &[Job],
     ) -> Result<Vec<BatchResult>, RedisError> {
-        let mut results: Vec<Option<BatchResult>> = vec![None; jobs.len()];
-        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        let calls: Vec<&[Job]> = jobs.chunks(JOBS_PER_CALL).collect();
+        let mut results: Vec<Option<Vec<BatchResult>>> = vec![None; calls.len()];
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
         let now = time::OffsetDateTime::now_utc();
         // Once to run everything, once more for what NOSCRIPT refused.
         for _attempt in 0..2 {
@@ -480,15 +489,15 @@ impl Producer {
                 pipe.load_script(&ENQUEUE).ignore();
             }
             for &i in &pending {
-                let call = calls::enqueue::enqueue(
+                let call = calls::enqueue::enqueue_all(
                     &self.keys,
-                    &jobs[i],
+                    calls[i],
                     self.idempotency_window_ms,
                     now,
                     self.guard.as_deref(),
                 );
                 pipe.add_command(call.cmd().clone());
-                trace_enqueue(&jobs[i]);
+                calls[i].iter().for_each(trace_enqueue);
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;
             if load {
@@ -496,14 +505,16 @@ impl Producer {
             }
             let mut refused = Vec::new();
             for (i, reply) in pending.into_iter().zip(replies) {
+                let batch = calls[i];
                 match reply {
-                    Ok(reply) => results[i] = Some(self.outcome(&jobs[i], &reply, now)),
+                    Ok(reply) => results[i] = Some(self.outcomes(batch, &reply, now)),
                     Err(err) if err.kind() == ServerErrorKind::NoScript.into() => refused.push(i),
+                    // The script stopped part way (a job before the failure was enqueued):
+                    // each job's fate is read back, as after a lost connection.
                     Err(err) => {
-                        results[i] = Some(Err(NotEnqueued::Refused {
-                            reason: herald_shared::redis_pool::error_reason(&err),
-                            kind: RedisErrorKind::of(&err),
-                        }))
+                        let reason = herald_shared::redis_pool::error_reason(&err);
+                        let kind = RedisErrorKind::of(&err);
+                        results[i] = Some(self.look_up(batch, &reason, kind).await);
                     }
                 }
             }
@@ -515,12 +526,18 @@ impl Producer {
         }
         Ok(results
             .into_iter()
-            .map(|result| {
+            .zip(calls)
+            .flat_map(|(result, batch)| {
                 result.unwrap_or_else(|| {
-                    Err(NotEnqueued::Refused {
-                        reason: "Redis answered NOSCRIPT right after SCRIPT LOAD".into(),
-                        kind: RedisErrorKind::Other,
-                    })
+                    batch
+                        .iter()
+                        .map(|_| {
+                            Err(NotEnqueued::Refused {
+                                reason: "Redis answered NOSCRIPT right after SCRIPT LOAD".into(),
+                                kind: RedisErrorKind::Other,
+                            })
+                        })
+                        .collect()
                 })
             })
             .collect())
@@ -599,9 +616,42 @@ impl Producer {
 }
 
 impl Producer {
-    /// Reads the reply of `job`'s script, enqueued at `now`; a refusal is counted and logged.
-    fn outcome(&self, job: &Job, reply: &Value, now: time::OffsetDateTime) -> BatchResult {
-        match EnqueueReply::decode(reply) {
+    /// Reads the reply of the script that enqueued `jobs` at `now`, a result for each.
+    fn outcomes(&self, jobs: &[Job], reply: &Value, now: time::OffsetDateTime) -> Vec<BatchResult> {
+        let replies = EnqueueReply::decode_all(reply)
+            .map_err(|err| err.to_string())
+            .and_then(|replies| {
+                if replies.len() == jobs.len() {
+                    Ok(replies)
+                } else {
+                    Err(format!(
+                        "enqueue.lua answered for {} jobs where {} were sent",
+                        replies.len(),
+                        jobs.len()
+                    ))
+                }
+            });
+        match replies {
+            Ok(replies) => jobs
+                .iter()
+                .zip(replies)
+                .map(|(job, reply)| self.outcome(job, Ok(reply), now))
+                .collect(),
+            Err(reason) => jobs
+                .iter()
+                .map(|job| self.outcome(job, Err(reason.clone()), now))
+                .collect(),
+        }
+    }
+
+    /// Reads one job's reply, enqueued at `now`; a refusal is counted and logged.
+    fn outcome(
+        &self,
+        job: &Job,
+        reply: Result<EnqueueReply, String>,
+        now: time::OffsetDateTime,
+    ) -> BatchResult {
+        match reply {
             Ok(EnqueueReply::Added {
                 entry,
                 superseded,
@@ -634,8 +684,8 @@ impl Producer {
                 self.refusals.record(&refused, &e164, now_s);
                 Err(NotEnqueued::Guard(refused))
             }
-            Err(err) => Err(NotEnqueued::Refused {
-                reason: err.to_string(),
+            Err(reason) => Err(NotEnqueued::Refused {
+                reason,
                 kind: RedisErrorKind::Other,
             }),
         }

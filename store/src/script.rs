@@ -28,9 +28,24 @@ impl<'s> ScriptCall<'s> {
         I: IntoIterator<Item = &'k str>,
         I::IntoIter: Clone,
     {
-        let keys = keys.into_iter();
         // Sized for a settle (about 30 arguments, 600 bytes): most calls never grow it.
-        let mut cmd = Cmd::with_capacity(32, 768);
+        Self::with_capacity(script, keys, 32, 768)
+    }
+
+    /// [`ScriptCall::new`] for a call expected to hold about `args` keys and arguments in
+    /// `bytes` (a batch of many jobs' arguments).
+    pub fn with_capacity<'k, I>(
+        script: &'s Script,
+        keys: I,
+        args: usize,
+        bytes: usize,
+    ) -> ScriptCall<'s>
+    where
+        I: IntoIterator<Item = &'k str>,
+        I::IntoIter: Clone,
+    {
+        let keys = keys.into_iter();
+        let mut cmd = Cmd::with_capacity(args + 3, bytes);
         cmd.arg("EVALSHA")
             .arg(script.get_hash())
             .arg(keys.clone().count());

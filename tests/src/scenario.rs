@@ -352,9 +352,9 @@ pub async fn enqueue_stored(
     for chunk in jobs.chunks(500) {
         let mut pipe = redis::pipe();
         pipe.load_script(&herald_store::scripts::ENQUEUE).ignore();
-        for job in chunk {
+        for jobs in chunk.chunks(50) {
             pipe.add_command(
-                herald_store::calls::enqueue::enqueue(keys, job, 86_400_000, now, None)
+                herald_store::calls::enqueue::enqueue_all(keys, jobs, 86_400_000, now, None)
                     .cmd()
                     .clone(),
             );

@@ -17,7 +17,8 @@ use crate::scripts::{CANCEL, ENQUEUE};
 
 /// The call that enqueues `job` at `now`, its idempotency key holding it for `window_ms`
 /// after it finishes (and for as long as it is pending). With a `guard`, an OTP (a job on
-/// the OTP lane) passes its rules first, in the same script.
+/// the OTP lane) passes its rules first, in the same script. Its reply is
+/// [`EnqueueReply::decode`]'s.
 pub fn enqueue(
     keys: &Keys,
     job: &Job,
@@ -25,8 +26,129 @@ pub fn enqueue(
     now: OffsetDateTime,
     guard: Option<&Guard>,
 ) -> ScriptCall<'static> {
-    let job_id = job.id.to_string();
-    let record = keys.job_status(&job_id);
+    enqueue_all(keys, std::slice::from_ref(job), window_ms, now, guard)
+}
+
+/// The call that enqueues `jobs`, in order, each as [`enqueue`] would (a job sees what the
+/// ones before it wrote). Its reply is [`EnqueueReply::decode_all`]'s, one per job.
+pub fn enqueue_all(
+    keys: &Keys,
+    jobs: &[Job],
+    window_ms: u64,
+    now: OffsetDateTime,
+    guard: Option<&Guard>,
+) -> ScriptCall<'static> {
+    let now_ms = guard::unix_ms(now);
+    let stats = keys.stats();
+    let guard_keys = guard.map(|_| {
+        [
+            keys.guard_blocked(),
+            keys.guard_refused(guard::hour_of(now_ms)),
+            keys.guard_reports(),
+        ]
+    });
+    let guard_key = |i: usize| guard_keys.as_ref().map_or(stats.as_str(), |k| &k[i]);
+    let each: Vec<JobKeys> = jobs
+        .iter()
+        .map(|job| JobKeys::of(keys, job, guard))
+        .collect();
+    let bodies = keys.scheduled_jobs();
+    let common = [
+        stats.as_str(),
+        &bodies,
+        guard_key(0),
+        guard_key(1),
+        guard_key(2),
+    ];
+    let mut call = ScriptCall::with_capacity(
+        &ENQUEUE,
+        common
+            .into_iter()
+            .chain(each.iter().flat_map(JobKeys::keys)),
+        common.len() + 7 * jobs.len() + 16 + 30 * jobs.len(),
+        512 + 640 * jobs.len(),
+    );
+    call.arg(jobs.len())
+        .arg(window_ms)
+        .arg(JOB_FIELD)
+        .arg(WORKER_GROUP)
+        .arg(format_time(now))
+        .arg(keys.prefix())
+        .arg(TIMELINE_TTL_SECS);
+    guard_settings(&mut call, guard, now_ms);
+    for (job, job_keys) in jobs.iter().zip(&each) {
+        job_args(&mut call, job, job_keys, window_ms, now);
+    }
+    call
+}
+
+/// The keys `enqueue.lua` takes for one job, and what decides them.
+struct JobKeys {
+    claim: Option<String>,
+    stream: String,
+    record: String,
+    replace: Option<String>,
+    scheduled: String,
+    booking: Option<String>,
+    /// The guard's hash of the number's prefix, and the number's parts, when the guard
+    /// applies.
+    guarded: Option<(String, [String; 3])>,
+}
+
+impl JobKeys {
+    fn of(keys: &Keys, job: &Job, guard: Option<&Guard>) -> JobKeys {
+        let guarded = guard
+            .filter(|_| job.lane().is_otp())
+            .and_then(|_| guarded_number(job))
+            .and_then(|phone| {
+                let parts = herald_shared::phone::guard_parts(&phone)?;
+                Some((
+                    keys.guard_prefix(parts.prefix),
+                    [
+                        parts.country_code.to_string(),
+                        parts.prefix.to_string(),
+                        parts.suffix.to_string(),
+                    ],
+                ))
+            });
+        JobKeys {
+            claim: job
+                .idempotency_key
+                .as_deref()
+                .map(|key| keys.idempotency(key)),
+            stream: keys.lane_of(job.lane(), job.tenant()),
+            record: keys.job_status(&job.id.to_string()),
+            replace: job.replace_key.as_deref().map(|key| keys.replace(key)),
+            scheduled: keys.scheduled(job.lane()),
+            booking: job.booking_id().map(|id| keys.booking(id)),
+            guarded,
+        }
+    }
+
+    /// Its seven keys, in the script's order (its record where one does not apply).
+    fn keys<'a>(&'a self) -> [&'a str; 7] {
+        let record = self.record.as_str();
+        let or_record = |key: &'a Option<String>| key.as_deref().unwrap_or(record);
+        [
+            or_record(&self.claim),
+            &self.stream,
+            &self.record,
+            or_record(&self.replace),
+            &self.scheduled,
+            or_record(&self.booking),
+            self.guarded.as_ref().map_or(record, |(key, _)| key),
+        ]
+    }
+}
+
+/// One job's arguments of `enqueue.lua`.
+fn job_args(
+    call: &mut ScriptCall<'_>,
+    job: &Job,
+    job_keys: &JobKeys,
+    window_ms: u64,
+    now: OffsetDateTime,
+) {
     let due = job.send_at.filter(|due| *due > now);
     let state = if due.is_some() {
         State::Scheduled
@@ -38,68 +160,36 @@ pub fn enqueue(
         + due.map_or(0, |due| {
             u64::try_from((due - now).whole_seconds()).unwrap_or(0)
         });
-    let claim = job
-        .idempotency_key
-        .as_deref()
-        .map(|key| keys.idempotency(key));
-    let replace = job.replace_key.as_deref().map(|key| keys.replace(key));
-    let booking = job.booking_id().map(|id| keys.booking(id));
-    let phone = job.lane().is_otp().then(|| guarded_number(job)).flatten();
-    let guarded = guard.zip(phone.as_deref()).and_then(|(guard, phone)| {
-        let parts = herald_shared::phone::guard_parts(phone)?;
-        Some((guard, parts))
-    });
-    let now_ms = guard::unix_ms(now);
-    let guard_keys = guarded.map(|(_, parts)| {
-        [
-            keys.guard_prefix(parts.prefix),
-            keys.guard_blocked(),
-            keys.guard_refused(guard::hour_of(now_ms)),
-            keys.guard_reports(),
-        ]
-    });
-    let guard_key = |i: usize| guard_keys.as_ref().map_or(record.as_str(), |k| &k[i]);
-    let own = [
-        claim.as_deref().unwrap_or(&record),
-        &keys.lane_of(job.lane(), job.tenant()),
-        &record,
-        replace.as_deref().unwrap_or(&record),
-        &keys.scheduled(job.lane()),
-        &keys.scheduled_jobs(),
-        &keys.stats(),
-        booking.as_deref().unwrap_or(&record),
-        guard_key(0),
-        guard_key(1),
-        guard_key(2),
-        guard_key(3),
-    ];
-    let mut call = ScriptCall::new(&ENQUEUE, own);
     let flag = |on: bool| if on { "1" } else { "" };
-    call.arg(&job_id)
-        .arg(window_ms)
+    let keyed = job_keys.claim.is_some();
+    // Only a claim compares fingerprints: a job without a key needs none.
+    let fingerprint = keyed.then(|| job.fingerprint());
+    call.arg(job.id.to_string())
         .arg(job.to_json())
-        .arg(JOB_FIELD)
-        .arg(job.fingerprint().as_str())
-        .arg(flag(claim.is_some()))
-        .arg(flag(replace.is_some()))
+        .arg(fingerprint.as_ref().map_or("", |f| f.as_str()))
+        .arg(flag(keyed))
+        .arg(flag(job_keys.replace.is_some()))
+        .arg(flag(job_keys.booking.is_some()))
+        .arg(flag(job_keys.guarded.is_some()))
         .arg(ttl)
         .arg(due.map_or(String::new(), |due| {
             herald_shared::schedule::unix_ms(due).to_string()
         }))
-        .arg(WORKER_GROUP)
-        .arg(format_time(now))
-        .arg(keys.prefix())
-        .arg(TIMELINE_TTL_SECS)
-        .arg(flag(booking.is_some()))
         .arg(job.lane().as_str())
         .arg(job.tenant());
-    guard_args(&mut call, guarded, now_ms);
+    if let Some((_, parts)) = &job_keys.guarded {
+        for part in parts {
+            call.arg(part.as_str());
+        }
+    }
     call.arg(record::enqueued_fields(
         job,
         state,
-        claim.as_deref().map(|key| Claim { key, window_ms }),
+        job_keys
+            .claim
+            .as_deref()
+            .map(|key| Claim { key, window_ms }),
     ));
-    call
 }
 
 /// An OTP's number as the guard reads it: `+` and its digits.
@@ -108,25 +198,17 @@ pub fn guarded_number(job: &Job) -> Option<String> {
     (!digits.is_empty()).then(|| format!("+{digits}"))
 }
 
-/// ARGV[17] to ARGV[29] of `enqueue.lua`: '1' and the guard's arguments (`guard_otp` in
-/// `guard.lua` reads them from ARGV[18]), or thirteen blanks when the guard does not apply.
-fn guard_args(
-    call: &mut ScriptCall<'_>,
-    guarded: Option<(&Guard, herald_shared::phone::GuardParts<'_>)>,
-    now_ms: u64,
-) {
-    let Some((guard, parts)) = guarded else {
-        for _ in 0..13 {
+/// ARGV[8] to ARGV[16] of `enqueue.lua`: the guard's settings (`guard_otp` in `guard.lua`
+/// reads them), or nine blanks without a guard.
+fn guard_settings(call: &mut ScriptCall<'_>, guard: Option<&Guard>, now_ms: u64) {
+    let Some(guard) = guard else {
+        for _ in 0..9 {
             call.arg("");
         }
         return;
     };
     let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
-    call.arg("1")
-        .arg(parts.country_code)
-        .arg(guard.countries_arg())
-        .arg(parts.prefix)
-        .arg(parts.suffix)
+    call.arg(guard.countries_arg())
         .arg(now_ms)
         .arg(guard.per_number.requests.get())
         .arg(ms(guard.per_number.period))
@@ -159,7 +241,25 @@ pub enum EnqueueReply {
 }
 
 impl EnqueueReply {
+    /// The reply of [`enqueue`]'s call: its one job's.
     pub fn decode(reply: &Value) -> Result<EnqueueReply, RedisError> {
+        let mut all = Self::decode_all(reply)?;
+        match (all.pop(), all.is_empty()) {
+            (Some(one), true) => Ok(one),
+            _ => Err(unexpected("enqueue.lua", reply)),
+        }
+    }
+
+    /// The reply of [`enqueue_all`]'s call: each job's, in order.
+    pub fn decode_all(reply: &Value) -> Result<Vec<EnqueueReply>, RedisError> {
+        match reply {
+            Value::Array(items) => items.iter().map(Self::decode_job).collect(),
+            _ => Err(unexpected("enqueue.lua", reply)),
+        }
+    }
+
+    /// One job's part of the reply.
+    fn decode_job(reply: &Value) -> Result<EnqueueReply, RedisError> {
         let bad = || unexpected("enqueue.lua", reply);
         let items = Vec::<Value>::from_redis_value(reply.clone()).map_err(|_| bad())?;
         let text = |i: usize| -> Result<String, RedisError> {

@@ -1,7 +1,9 @@
--- Enqueue one job, atomically: claim its idempotency key, supersede the older job of its
--- replace key, write its record, and put it on its lane (or, scheduled, in its lane's
--- scheduled set with its body stored once) -- all of it, or (a duplicate or conflicting
--- idempotency key, an OTP the guard refuses) nothing.
+-- Enqueue jobs, one after the other, each atomically: claim its idempotency key, supersede
+-- the older job of its replace key, write its record, and put it on its lane (or,
+-- scheduled, in its lane's scheduled set with its body stored once) -- all of it, or (a
+-- duplicate or conflicting idempotency key, an OTP the guard refuses) nothing. Several jobs
+-- in one call (a producer's batch) come out exactly as that many calls of one job each would:
+-- a job sees what the jobs before it wrote (a second job of the same key is its duplicate).
 --
 -- An OTP (with the guard on) passes the OTP guard's rules first (guard.lua), after the
 -- idempotency key is read and before anything is written: a duplicate is answered as one
@@ -19,106 +21,138 @@
 -- and this job's record says `supersedes` it, so this job waits until that attempt is over
 -- (begin_send.lua) and can never be overtaken by it.
 --
--- KEYS[1] the idempotency claim (the record when the job has no key), KEYS[2] the job's
--- stream (its lane's, its tenant's: tenant.lua), KEYS[3] the job's record, KEYS[4] the
--- replace key (the record when none), KEYS[5] the job lane's scheduled set, KEYS[6]
--- scheduled bodies, KEYS[7] stats, KEYS[8] the booking's index of job ids (the record when
--- none), KEYS[9] the guard's hash of the number's prefix, KEYS[10] the blocked prefixes,
--- KEYS[11] this hour's refusal counts, KEYS[12] the verification reports' flag (KEYS[9] to
--- KEYS[12] are the record when the guard does not apply)
--- ARGV[1] the job's id, ARGV[2] the key's window in ms, ARGV[3] the job's JSON,
--- ARGV[4] the stream field name, ARGV[5] the job's content fingerprint (hex),
--- ARGV[6] '1' when the job has an idempotency key, ARGV[7] '1' when it has a replace key,
--- ARGV[8] the record's ttl (s), ARGV[9] when it is due (ms, Unix) or '' to send now,
--- ARGV[10] the workers' group, ARGV[11] now (RFC 3339), ARGV[12] the namespace's prefix
--- (`{ns}:`; + `job:` + id = a record key), ARGV[13] a stopped record's ttl, ARGV[14] '1'
--- when the job belongs to a booking (indexed by its id, as long as its record), ARGV[15] the
--- job's lane, ARGV[16] its tenant, ARGV[17] '1' when the OTP guard applies, ARGV[18] to
--- ARGV[29] the guard's arguments (see guard_otp in guard.lua; '' when it does not apply),
--- from ARGV[30] the record's fields (count, names and values: see record.lua)
--- Returns {0, stream entry id ('' when scheduled), superseded job id or '', id of the job
--- still sending that it waits for or '', and when the guard held an OTP back (ms, Unix:
--- scheduled for then) or nothing} for a new job, {1, first job id} for a duplicate,
--- {2, first job id} for a conflict (nothing written), {3, rule, ms until it frees or -1 for
--- never} for an OTP the guard refused (nothing written but the refusal's count and, when
--- it blocks the prefix, the block and the cancels of the prefix's OTPs still queued).
-if ARGV[6] == '1' then
-  local held = redis.call('GET', KEYS[1])
-  if held then
-    local sep = string.find(held, ':', 1, true)
-    if not sep then
-      return {1, held}
-    end
-    local first = string.sub(held, 1, sep - 1)
-    if string.sub(held, sep + 1) == ARGV[5] then
-      return {1, first}
-    end
-    return {2, first}
+-- KEYS[1] stats, KEYS[2] scheduled bodies, KEYS[3] the guard's blocked prefixes, KEYS[4]
+-- this hour's refusal counts, KEYS[5] the verification reports' flag (KEYS[3] to KEYS[5]
+-- are stats when the producer has no guard), then for each job seven: its idempotency claim
+-- (its record when it has no key), its stream (its lane's, its tenant's: tenant.lua), its
+-- record, its replace key (its record when none), its lane's scheduled set, its booking's
+-- index of job ids (its record when none), the guard's hash of its number's prefix (its
+-- record when the guard does not apply)
+-- ARGV[1] how many jobs, ARGV[2] the keys' window in ms, ARGV[3] the stream field name,
+-- ARGV[4] the workers' group, ARGV[5] now (RFC 3339), ARGV[6] the namespace's prefix
+-- (`{ns}:`; + `job:` + id = a record key), ARGV[7] a stopped record's ttl, ARGV[8] to
+-- ARGV[16] the guard's settings (see guard_otp in guard.lua; '' without a guard), then for
+-- each job: its id, its JSON, its content fingerprint (hex; '' without a key), '1' when it
+-- has an idempotency key, '1' when it has a replace key, '1' when it belongs to a booking
+-- (indexed by its id, as long as its record), '1' when the OTP guard applies, the record's
+-- ttl (s), when it is due (ms, Unix) or '' to send now, its lane, its tenant, then when the
+-- guard applies its number's three parts (see guard_otp), then its record's fields (count,
+-- names and values: see record.lua)
+-- Returns, for each job in order, {0, stream entry id ('' when scheduled), superseded job id
+-- or '', id of the job still sending that it waits for or '', and when the guard held an
+-- OTP back (ms, Unix: scheduled for then) or nothing} for a new job, {1, first job id} for a
+-- duplicate, {2, first job id} for a conflict (nothing written), {3, rule, ms until it frees
+-- or -1 for never} for an OTP the guard refused (nothing written but the refusal's count
+-- and, when it blocks the prefix, the block and the cancels of the prefix's OTPs still
+-- queued).
+local window, field, group, now, prefix, stopped_ttl =
+  ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local where = {prefix = prefix, bodies = KEYS[2], stats = KEYS[1]}
+-- The streams this call has added to (stream_for and arrive done once for each).
+local ready = {}
+
+-- The job whose keys start after KEYS[k] and arguments at ARGV[a]: its reply, and where the
+-- next job's arguments start.
+local function enqueue(k, a)
+  local claim, stream, rec, replace = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  local id, fingerprint, keyed, guarded = ARGV[a], ARGV[a + 2], ARGV[a + 3], ARGV[a + 6]
+  local ttl, due, lane, tenant = ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
+  local fields = a + 11
+  if guarded == '1' then
+    fields = a + 14
   end
-end
--- An OTP the guard holds back (its prefix's pace, guard.lua): scheduled for then (ms, Unix).
-local held = nil
-if ARGV[17] == '1' then
-  local refused, more = guard_otp(
-    {prefix = KEYS[9], blocked = KEYS[10], refused = KEYS[11], reports = KEYS[12]}, 18,
-    ARGV[1])
-  if refused then
-    -- A refusal that blocks the prefix cancels its OTPs still waiting to be sent (stop.lua:
-    -- one being sent goes on; one sent, or long gone, is left as it is).
-    if more then
-      local where = {prefix = ARGV[12], bodies = KEYS[6], stats = KEYS[7]}
-      for _, older in ipairs(more) do
-        stop(ARGV[12] .. 'job:' .. older, older, where, ARGV[10], ARGV[11], ARGV[13],
-          'cancel', false)
+  local next_job = after_fields(fields)
+  if keyed == '1' then
+    local held = redis.call('GET', claim)
+    if held then
+      local sep = string.find(held, ':', 1, true)
+      if not sep then
+        return {1, held}, next_job
+      end
+      local first = string.sub(held, 1, sep - 1)
+      if string.sub(held, sep + 1) == fingerprint then
+        return {1, first}, next_job
+      end
+      return {2, first}, next_job
+    end
+  end
+  -- An OTP the guard holds back (its prefix's pace, guard.lua): scheduled for then (ms, Unix).
+  local held = nil
+  if guarded == '1' then
+    local refused, more = guard_otp(
+      {prefix = KEYS[k + 7], blocked = KEYS[3], refused = KEYS[4], reports = KEYS[5]}, 8,
+      a + 11, id)
+    if refused then
+      -- A refusal that blocks the prefix cancels its OTPs still waiting to be sent (stop.lua:
+      -- one being sent goes on; one sent, or long gone, is left as it is).
+      if more then
+        for _, older in ipairs(more) do
+          stop(prefix .. 'job:' .. older, older, where, group, now, stopped_ttl, 'cancel', false)
+        end
+      end
+      return {3, refused[1], refused[2]}, next_job
+    end
+    if more and (due == '' or more > tonumber(due)) then
+      held = more
+    end
+  end
+  if keyed == '1' then
+    redis.call('SET', claim, id .. ':' .. fingerprint, 'PX',
+      math.max(tonumber(window), tonumber(ttl) * 1000))
+  end
+  local superseded = ''
+  local waits_for = ''
+  if ARGV[a + 4] == '1' then
+    local older = redis.call('GET', replace)
+    if older and older ~= id then
+      local stopped = stop(prefix .. 'job:' .. older, older, where, group, now, stopped_ttl,
+        'supersede', id)
+      if stopped == 'stopped' then
+        superseded = older
+      elseif stopped == 'stopping' then
+        waits_for = older
       end
     end
-    return {3, refused[1], refused[2]}
+    redis.call('SET', replace, id, 'EX', ttl)
   end
-  if more and (ARGV[9] == '' or more > tonumber(ARGV[9])) then
-    held = more
+  if ARGV[a + 5] == '1' then
+    local booking = KEYS[k + 6]
+    redis.call('SADD', booking, id)
+    redis.call('EXPIRE', booking, ttl)
   end
-end
-if ARGV[6] == '1' then
-  redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[5], 'PX',
-    math.max(tonumber(ARGV[2]), tonumber(ARGV[8]) * 1000))
-end
-local superseded = ''
-local waits_for = ''
-if ARGV[7] == '1' then
-  local older = redis.call('GET', KEYS[4])
-  if older and older ~= ARGV[1] then
-    local where = {prefix = ARGV[12], bodies = KEYS[6], stats = KEYS[7]}
-    local stopped = stop(ARGV[12] .. 'job:' .. older, older, where, ARGV[10], ARGV[11],
-      ARGV[13], 'supersede', ARGV[1])
-    if stopped == 'stopped' then
-      superseded = older
-    elseif stopped == 'stopping' then
-      waits_for = older
+  if held then
+    due = held
+  end
+  local entry = ''
+  if due ~= '' then
+    -- Due later (scheduled, or held back by the guard): in the lane's scheduled set.
+    record(rec, fields, ttl)
+    if held then
+      redis.call('HSET', rec, 'state', 'scheduled', 'send_at', guard_rfc3339(held))
     end
+    redis.call('ZADD', KEYS[k + 5], due, id)
+    redis.call('HSET', KEYS[2], id, ARGV[a + 1])
+  else
+    -- Now: on its stream, the record naming its entry.
+    if not ready[stream] then
+      stream_for(prefix, lane, tenant, group)
+    end
+    entry = redis.call('XADD', stream, '*', field, ARGV[a + 1])
+    if not ready[stream] then
+      arrive(prefix, lane, tenant)
+      ready[stream] = true
+    end
+    record_with(rec, fields, ttl, 'entry', entry)
   end
-  redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[8])
+  if waits_for ~= '' then
+    redis.call('HSET', rec, 'supersedes', waits_for)
+  end
+  return {0, entry, superseded, waits_for, held}, next_job
 end
-record(KEYS[3], 30, ARGV[8])
-if waits_for ~= '' then
-  redis.call('HSET', KEYS[3], 'supersedes', waits_for)
+
+local out = {}
+local a = 17
+for j = 0, tonumber(ARGV[1]) - 1 do
+  out[j + 1], a = enqueue(5 + 7 * j, a)
 end
-if ARGV[14] == '1' then
-  redis.call('SADD', KEYS[8], ARGV[1])
-  redis.call('EXPIRE', KEYS[8], ARGV[8])
-end
--- Due later (scheduled, or held back by the guard): in the lane's scheduled set.
-local due = ARGV[9]
-if held then
-  redis.call('HSET', KEYS[3], 'state', 'scheduled', 'send_at', guard_rfc3339(held))
-  due = held
-end
-if due ~= '' then
-  redis.call('ZADD', KEYS[5], due, ARGV[1])
-  redis.call('HSET', KEYS[6], ARGV[1], ARGV[3])
-  return {0, '', superseded, waits_for, held}
-end
-stream_for(ARGV[12], ARGV[15], ARGV[16], ARGV[10])
-local entry = redis.call('XADD', KEYS[2], '*', ARGV[4], ARGV[3])
-arrive(ARGV[12], ARGV[15], ARGV[16])
-redis.call('HSET', KEYS[3], 'entry', entry)
-return {0, entry, superseded, waits_for}
+return out

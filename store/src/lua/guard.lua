@@ -170,18 +170,19 @@ end
 -- the ids of the prefix's last accepted OTPs (a list), for the caller to cancel those still
 -- queued.
 -- `keys`: prefix (its hash), blocked (the blocked prefixes), refused (this hour's refusal
--- counts), reports (set once any verification was reported). From ARGV[at]: the number's
--- calling code, the allowed codes (',+91,+971,'; '' for every one), the prefix, the
--- number's last digits, now (ms, Unix), the per-number limit and window (ms), the
--- per-prefix limit and window (ms), the block (ms), the least conversion ('0': the rule is
--- off) and the sends a prefix needs before conversion applies.
-local function guard_otp(keys, at, id)
-  local now = tonumber(ARGV[at + 4])
-  local allowed = ARGV[at + 1]
-  if allowed ~= '' and not string.find(allowed, ',' .. ARGV[at] .. ',', 1, true) then
+-- counts), reports (set once any verification was reported). The guard's settings, the same
+-- for every OTP of a call, from ARGV[at]: the allowed codes (',+91,+971,'; '' for every
+-- one), now (ms, Unix), the per-number limit and window (ms), the per-prefix limit and
+-- window (ms), the block (ms), the least conversion ('0': the rule is off) and the sends a
+-- prefix needs before conversion applies. The number's parts from ARGV[number_at]: its
+-- calling code, its prefix, its last digits.
+local function guard_otp(keys, at, number_at, id)
+  local now = tonumber(ARGV[at + 1])
+  local allowed = ARGV[at]
+  if allowed ~= '' and not string.find(allowed, ',' .. ARGV[number_at] .. ',', 1, true) then
     return guard_refuse(keys.refused, 'country', now, -1)
   end
-  local prefix, number = ARGV[at + 2], 'n' .. ARGV[at + 3]
+  local prefix, number = ARGV[number_at + 1], 'n' .. ARGV[number_at + 2]
   local f = redis.call('HMGET', keys.prefix, 'b', 's', 'x', number, 'j')
   local ids = {}
   if f[5] then
@@ -194,24 +195,24 @@ local function guard_otp(keys, at, id)
   if blocked and blocked > now then
     return guard_refuse(keys.refused, 'prefix_blocked', now, blocked - now)
   end
-  local number_window = tonumber(ARGV[at + 6])
-  local log, wait = guard_number(f[4], now, tonumber(ARGV[at + 5]), number_window)
+  local number_window = tonumber(ARGV[at + 3])
+  local log, wait = guard_number(f[4], now, tonumber(ARGV[at + 2]), number_window)
   if wait then
     return guard_refuse(keys.refused, 'per_number', now, wait)
   end
-  local block = tonumber(ARGV[at + 9])
-  local window = tonumber(ARGV[at + 8])
+  local block = tonumber(ARGV[at + 6])
+  local window = tonumber(ARGV[at + 5])
   local counts = guard_counts(f[2])
   local w, c, p, recent = guard_roll(counts[1], counts[2], counts[3], now, window)
-  local limit = tonumber(ARGV[at + 7])
+  local limit = tonumber(ARGV[at + 4])
   if recent >= limit then
     guard_block(keys, prefix, 'per_prefix', now, now + block, x)
     return guard_refuse(keys.refused, 'per_prefix', now, block), ids
   end
   local d, cs, ps, sends = guard_roll(counts[4], counts[5], counts[7], now, GUARD_DAY_MS)
   local _, cv, pv, verified = guard_roll(counts[4], counts[6], counts[8], now, GUARD_DAY_MS)
-  local least = tonumber(ARGV[at + 10])
-  if least > 0 and sends >= tonumber(ARGV[at + 11]) and verified < least * sends
+  local least = tonumber(ARGV[at + 7])
+  if least > 0 and sends >= tonumber(ARGV[at + 8]) and verified < least * sends
       and redis.call('EXISTS', keys.reports) == 1 then
     guard_block(keys, prefix, 'conversion', now, now + block, x)
     return guard_refuse(keys.refused, 'conversion', now, block), ids
@@ -219,7 +220,7 @@ local function guard_otp(keys, at, id)
   if counts[1] and w ~= tonumber(counts[1]) then
     guard_prune(keys.prefix, now, number_window)
   end
-  log[#log + 1] = ARGV[at + 4]
+  log[#log + 1] = ARGV[at + 1]
   ids[#ids + 1] = id
   local q = math.max(tonumber(counts[9]) or now, now)
   local held = nil

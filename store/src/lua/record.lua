@@ -10,6 +10,13 @@ local function record(key, at, ttl)
   end
   return at + 2 * n + 1
 end
+-- record_with(key, at, ttl, name, value): the same, with one more field (`name`) first.
+local function record_with(key, at, ttl, name, value)
+  local n = tonumber(ARGV[at])
+  redis.call('HSET', key, name, value, unpack(ARGV, at + 1, at + 2 * n))
+  redis.call('EXPIRE', key, ttl)
+  return at + 2 * n + 1
+end
 local function after_fields(at)
   return at + 2 * tonumber(ARGV[at]) + 1
 end
