@@ -7,6 +7,7 @@
 //! transient one), before and after the worker ran.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use herald_shared::{Job, Lane};
 use herald_store::calls::budget::Charge;
@@ -597,5 +598,158 @@ fn charge(member: &str) -> Charge<'_> {
         otp_log: true,
         reserve: false,
         window_ms: 60_000,
+    }
+}
+
+/// A seeded mix of jobs sharing a few numbers, idempotency keys (same and other content),
+/// replace keys and bookings, some scheduled, with a tight OTP guard: enqueued one call per
+/// job on one redis-server and in calls of many jobs (of random sizes) on another, at the
+/// same instant, every job's answer and everything they leave behind are the same.
+#[tokio::test]
+async fn jobs_enqueued_in_one_call_end_as_if_each_were_alone() {
+    use herald_store::calls::enqueue::EnqueueReply;
+    use herald_store::guard::Guard;
+
+    for seed in [1_u64, 7, 42, 2026] {
+        let mut rng = seed;
+        let mut next = move |n: u64| {
+            // xorshift64*: enough to pick among a few choices, the same every run.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let mut jobs: Vec<Job> = Vec::new();
+        for i in 0..120 {
+            // Now and then the same content again under its key: a duplicate.
+            let keyed: Vec<&Job> = jobs
+                .iter()
+                .filter(|j| j.idempotency_key.is_some())
+                .collect();
+            if !keyed.is_empty() && next(6) == 0 {
+                let mut again = keyed[next(keyed.len() as u64) as usize].clone();
+                again.id = uuid::Uuid::now_v7();
+                jobs.push(again);
+                continue;
+            }
+            jobs.push({
+                let phone = format!("+9198765{:05}", 40_000 + next(6) * 7);
+                let mut job = match next(4) {
+                    0 | 1 => Job::otp(&phone, &format!("{:06}", next(3)), Duration::from_secs(600))
+                        .unwrap(),
+                    2 => herald_tests::scenario::booking_to(&phone, next(5) as usize),
+                    _ => herald_tests::scenario::booking_to(&phone, i)
+                        .scheduled("send_at", Some(now + Duration::from_secs(60 + next(600))))
+                        .unwrap(),
+                };
+                if next(3) == 0 {
+                    job = job
+                        .with_idempotency_key(Some(format!("idem-{}", next(8))))
+                        .unwrap();
+                }
+                if next(3) == 0 && job.kind() != herald_shared::JobKind::Otp {
+                    job = job
+                        .with_replace_key(Some(format!("repl-{}", next(4))))
+                        .unwrap();
+                }
+                if next(4) == 0 {
+                    job = job.with_tenant("tenant", Some("salon-b")).unwrap();
+                }
+                job
+            });
+        }
+        let guard = Guard {
+            per_number: "3/1h".parse().unwrap(),
+            per_prefix: "8/1h".parse().unwrap(),
+            ..Guard::default()
+        };
+        let mut ends = Vec::new();
+        for batched in [false, true] {
+            let redis = RedisServer::start();
+            let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+            let keys = keys();
+            let mut replies = Vec::new();
+            let mut rest: &[Job] = &jobs;
+            while !rest.is_empty() {
+                let n = if batched {
+                    (1 + next(40) as usize).min(rest.len())
+                } else {
+                    1
+                };
+                let (call, after) = rest.split_at(n);
+                let reply: redis::Value =
+                    enqueue::enqueue_all(&keys, call, 86_400_000, now, Some(&guard))
+                        .invoke(&mut conn)
+                        .await
+                        .unwrap();
+                replies.extend(EnqueueReply::decode_all(&reply).unwrap().into_iter().map(
+                    // Stream entry ids are the server's clock: the same only by chance.
+                    |reply| match reply {
+                        EnqueueReply::Added {
+                            entry,
+                            superseded,
+                            waits_for,
+                            held_until_ms,
+                        } => format!(
+                            "added on lane {} {superseded:?} {waits_for:?} {held_until_ms:?}",
+                            entry.is_some()
+                        ),
+                        other => format!("{other:?}"),
+                    },
+                ));
+                rest = after;
+            }
+            let mut left = BTreeMap::new();
+            let names: Vec<String> = conn.keys("*").await.unwrap();
+            for name in names {
+                let kind: String = redis::cmd("TYPE")
+                    .arg(&name)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let what = match kind.as_str() {
+                    "hash" => {
+                        let mut all: BTreeMap<String, String> = conn.hgetall(&name).await.unwrap();
+                        all.remove("entry");
+                        format!("{all:?}")
+                    }
+                    "stream" => {
+                        let n: usize = conn.xlen(&name).await.unwrap();
+                        format!("{n} entries")
+                    }
+                    "zset" => {
+                        let members: Vec<String> = conn.zrange(&name, 0, -1).await.unwrap();
+                        format!("{members:?}")
+                    }
+                    "set" => {
+                        let mut members: Vec<String> = conn.smembers(&name).await.unwrap();
+                        members.sort();
+                        format!("{members:?}")
+                    }
+                    "string" => conn.get(&name).await.unwrap(),
+                    other => other.to_string(),
+                };
+                left.insert(name, what);
+            }
+            ends.push((replies, left));
+        }
+        let (alone, batched) = (&ends[0], &ends[1]);
+        assert_eq!(alone.0, batched.0, "seed {seed}: the answers");
+        assert!(
+            [
+                "Refused",
+                "Duplicate",
+                "Conflict",
+                "added on lane false",
+                "added on lane true Some("
+            ]
+            .iter()
+            .all(|what| alone.0.iter().any(|r| r.contains(what))),
+            "seed {seed}: the mix has refusals, duplicates, conflicts, jobs scheduled or held \
+             back, and supersedes: {:?}",
+            alone.0
+        );
+        assert_eq!(alone.1, batched.1, "seed {seed}: what is left in Redis");
     }
 }
