@@ -13,8 +13,11 @@
 # (Debian's package; installed when missing) answering every POST with Interakt's 200 body,
 # then for each round: BullMQ 6.7 (npm, pinned in bullmq/package-lock.json) enqueues the jobs
 # with addBulk and a worker with concurrency 50 posts each one; Herald enqueues the same jobs
-# with `herald-producer bulk` and one `herald-worker run --concurrency 50` sends them.
-# Figures per side: enqueue jobs/s; end to end jobs/s from the worker process's start to the
+# with `herald-producer bulk` and one `herald-worker run --concurrency 50` sends them; then
+# the same jobs go through Herald's HTTP API, `POST /v1/jobs/batch` in batches of 1,000 on one
+# connection (the server started once, before the rounds).
+# Figures per side: enqueue jobs/s (the CLI's from its process's start; BullMQ's from its
+# first addBulk, its process already started and connected); the API's batches' jobs/s; end to end jobs/s from the worker process's start to the
 # last job sent; the worker's peak RSS; Redis commands per job (INFO commandstats over the
 # worker's run); Redis round trips per job (`total_reads_processed`: a pipeline Redis reads
 # at once counts one); Redis bytes per queued job (used_memory before and after the enqueue);
@@ -101,9 +104,45 @@ pids+=($npid)
 until curl -fsS -o /dev/null -X POST "http://127.0.0.1:$hport/v1/public/rcs/message/" 2>/dev/null; do sleep 0.05; done
 npid="$(pgrep -P "$npid" | head -1)" # the worker process, which answers
 
+# Herald's HTTP API (`herald-producer serve`), for its batch endpoint: up at once, before the
+# rounds (a server's start is not an enqueue's).
+aport="$(free_port)"
+HERALD_OTP_GUARD=off HERALD_API_TOKENS=bench RUST_LOG=warn "$bin/herald-producer" serve \
+    --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
+pids+=($!)
+until curl -fsS -o /dev/null "http://127.0.0.1:$aport/healthz" 2>/dev/null; do sleep 0.05; done
+
 # The same jobs for both: OTPs to distinct numbers, valid for 10 minutes.
 awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"phone\":\"+91%d\",\"code\":\"%06d\",\"valid_for\":\"10m\"}\n", 9000000000 + i, 100000 + i % 900000 }' >"$work/jobs.jsonl"
 awk -v n="$JOBS" 'BEGIN { for (i = 0; i < n; i++) printf "{\"kind\":\"otp\",\"phone\":\"+91%d\",\"code\":\"%06d\",\"valid_for\":\"10m\",\"idempotency_key\":\"otp:%d:1\"}\n", 9000000000 + i, 100000 + i % 900000, i }' >"$work/keyed.jsonl"
+
+# The jobs as the API's batches of 1,000 (`POST /v1/jobs/batch`, a JSON array each).
+python3 - "$work/jobs.jsonl" "$work" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+for n, i in enumerate(range(0, len(lines), 1000)):
+    with open(f"{sys.argv[2]}/batch-{n:05}.json", "w") as f:
+        f.write("[" + ",".join(lines[i:i + 1000]) + "]")
+PY
+# Posts every batch, one after the other on one connection (as addBulk's chunks go), and
+# prints jobs per second from the first request to the last answer.
+api_enqueue_rate() {
+    python3 - "$aport" "$work" "$JOBS" <<'PY'
+import glob, http.client, json, sys, time
+port, work, jobs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+bodies = [open(f, "rb").read() for f in sorted(glob.glob(f"{work}/batch-*.json"))]
+conn = http.client.HTTPConnection("127.0.0.1", port)
+headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
+start = time.perf_counter()
+for body in bodies:
+    conn.request("POST", "/v1/jobs/batch", body, headers)
+    answer = conn.getresponse()
+    data = answer.read()
+    if answer.status >= 300:
+        sys.exit(f"POST /v1/jobs/batch answered {answer.status}: {data[:300]!r}")
+print(round(jobs / (time.perf_counter() - start)))
+PY
+}
 
 used_memory() { R info memory | awk -F: '/^used_memory:/ { print $2 + 0 }'; }
 # Redis commands executed since the last CONFIG RESETSTAT, less the given count of our own polls.
@@ -207,37 +246,44 @@ herald_round() {
     kill -TERM "$pid"
     wait "$pid" || true
     he_rate="$(python3 -c "print(round($JOBS/($t1-$t0)))")"
+    # The same jobs through the API's batch endpoint.
+    R flushall >/dev/null
+    he_api_rate="$(api_enqueue_rate)"
 }
 
 echo "jobs $JOBS, concurrency $CONCURRENCY, $(nproc) cores; redis $(redis-server --version | awk '{print $3}'), nginx $("$NGINX" -v 2>&1 | awk -F/ '{print $2}'), node $(node --version), bullmq $(node -p "require('$here/bullmq/node_modules/bullmq/package.json').version")"
-printf '%-6s %-7s %14s %14s %9s %13s %14s %14s %14s %14s\n' round side "end to end/s" "enqueue/s" "RSS MiB" "cmds per job" "trips per job" "redis us/job" "scripts us/job" "bytes per job"
+printf '%-6s %-7s %14s %14s %14s %9s %13s %14s %14s %14s %14s\n' round side "end to end/s" "enqueue/s" "api batch/s" "RSS MiB" "cmds per job" "trips per job" "redis us/job" "scripts us/job" "bytes per job"
 has() { [[ " $SIDES " == *" $1 "* ]]; }
 ratios=()
 enqueue_ratios=()
+api_ratios=()
 for round in $(seq 1 "$ROUNDS"); do
     if has bullmq; then
         bullmq_round
-        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" \
+        printf '%-6s %-7s %14s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" bullmq "$bq_rate" "$bq_enqueue_rate" - \
             "$(echo "$bq_rss / 1024" | bc -l)" "$(echo "$bq_cmds / $JOBS" | bc -l)" "$(echo "$bq_trips / $JOBS" | bc -l)" \
             "$bq_cpu" "$bq_script" "$bq_bytes"
     fi
     if has herald; then
         herald_round
-        printf '%-6s %-7s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" \
+        printf '%-6s %-7s %14s %14s %14s %9.1f %13.2f %14.2f %14s %14s %14s\n' "$round" herald "$he_rate" "$he_enqueue_rate" "$he_api_rate" \
             "$(echo "$he_rss / 1024" | bc -l)" "$(echo "$he_cmds / $JOBS" | bc -l)" "$(echo "$he_trips / $JOBS" | bc -l)" \
             "$he_cpu" "$he_script" "$he_bytes (keyed $he_bytes_keyed)"
     fi
     if has bullmq && has herald; then
-        printf '%-6s ratio   %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
-            "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)"
+        printf '%-6s ratio   %14.2f %14.2f %14.2f\n' "$round" "$(echo "$he_rate / $bq_rate" | bc -l)" \
+            "$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)" "$(echo "$he_api_rate / $bq_enqueue_rate" | bc -l)"
         ratios+=("$(echo "$he_rate / $bq_rate" | bc -l)")
         enqueue_ratios+=("$(echo "$he_enqueue_rate / $bq_enqueue_rate" | bc -l)")
+        api_ratios+=("$(echo "$he_api_rate / $bq_enqueue_rate" | bc -l)")
     fi
 done
 # The machine's speed drifts between rounds (each side's rounds are seconds apart), so the
 # summary is the median of the rounds' ratios.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if [ "${#ratios[@]}" -gt 0 ]; then
-    printf '%-6s ratio   %14.2f %14.2f   (median of %d rounds; lowest %.2f)\n' median "$(median "${ratios[@]}")" \
-        "$(median "${enqueue_ratios[@]}")" "${#ratios[@]}" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)"
+    printf '%-6s ratio   %14.2f %14.2f %14.2f   (median of %d rounds; lowest end to end %.2f, enqueue %.2f, api %.2f)\n' \
+        median "$(median "${ratios[@]}")" "$(median "${enqueue_ratios[@]}")" "$(median "${api_ratios[@]}")" "${#ratios[@]}" \
+        "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" "$(printf '%s\n' "${enqueue_ratios[@]}" | sort -g | head -1)" \
+        "$(printf '%s\n' "${api_ratios[@]}" | sort -g | head -1)"
 fi
