@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 
 use herald_shared::config::load_dotenv;
-use herald_shared::process::{exit, init_tracing, parse_args};
+use herald_shared::process::{exit, init_tracing, one_malloc_arena, parse_args};
 use herald_worker::cli::{Cli, run};
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     load_dotenv();
     let cli: Cli = parse_args("herald-worker");
     init_tracing(cli.log_format, "info");

@@ -137,3 +137,22 @@ async fn status_json_has_integer_counts() {
     assert_eq!(status["ready"], 3);
     assert_eq!(status["lanes"]["booking"]["ready"], 3);
 }
+
+/// A worker started without `MALLOC_ARENA_MAX` runs with one malloc arena (it runs itself
+/// again with the variable set: its peak memory, docs/performance.md), under its own pid,
+/// and still sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_with_one_malloc_arena_under_its_own_pid() {
+    let mut s = Scenario::start(SandboxSetup::default()).await;
+    s.enqueue_bookings(0..3).await;
+    let worker = s.worker("w1", &[]);
+    s.wait_drained(std::time::Duration::from_secs(30)).await;
+    let environ = std::fs::read(format!("/proc/{}/environ", worker.pid())).unwrap();
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    assert!(
+        vars.contains(&&b"MALLOC_ARENA_MAX=1"[..]),
+        "the worker's environment: {}",
+        String::from_utf8_lossy(&environ)
+    );
+    assert_eq!(s.accepted().len(), 3);
+}
