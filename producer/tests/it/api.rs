@@ -365,6 +365,44 @@ async fn batches_answer_per_item() {
     assert_eq!(lane_jobs(&api.redis, Lane::Booking).len(), 1);
 }
 
+/// A batch large enough to be decoded in parts (one per core) answers every item at its
+/// own index: bad items wherever they fall, each good one enqueued in the batch's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_answers_each_item_at_its_index() {
+    let api = Api::start().await;
+    let bad = [0_usize, 63, 64, 500, 998];
+    let items: Vec<Value> = (0..999)
+        .map(|i| {
+            if bad.contains(&i) {
+                json!({"kind": "otp", "phone": format!("not-a-phone-{i}"), "code": "1234"})
+            } else {
+                json!({"kind": "otp", "phone": format!("+9198{:08}", 10_000_000 + i), "code": "1234"})
+            }
+        })
+        .collect();
+    let (status, answer) = api.post_json("/v1/jobs/batch", Value::Array(items)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let answers = answer["items"].as_array().unwrap();
+    assert_eq!(answers.len(), 999);
+    for (i, item) in answers.iter().enumerate() {
+        assert_eq!(item["index"], i, "{item}");
+        assert_eq!(
+            item["error"]["violations"][0]["path"] == "phone",
+            bad.contains(&i),
+            "item {i}: {item}"
+        );
+    }
+    let queued: Vec<String> = lane_jobs(&api.redis, Lane::Otp)
+        .iter()
+        .map(|job| job.id.to_string())
+        .collect();
+    let answered: Vec<String> = answers
+        .iter()
+        .filter_map(|item| item["job_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(queued, answered, "on the lane in the batch's order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_enqueues_nothing_answers_an_error_body() {
     let api = Api::start().await;
