@@ -240,10 +240,20 @@ paced = granted - reserved
 if otp then
   redis.call('ZREM', KEYS[6], ARGV[11])
 end
+-- The granted tokens, scored in flight, into the log (and the OTPs' log): one ZADD per log
+-- for them all (per 1,000 tokens: `unpack` has a limit, and `granted` is at most `burst`
+-- plus the OTP reserve, which is configured).
+local entries = {}
+local in_flight = int(now + flight)
 for i = 1, granted do
-  redis.call('ZADD', KEYS[1], int(now + flight), ARGV[4] .. ':' .. i)
+  entries[2 * i - 1] = in_flight
+  entries[2 * i] = ARGV[4] .. ':' .. i
+end
+for first = 1, #entries, 2000 do
+  local last = math.min(first + 1999, #entries)
+  redis.call('ZADD', KEYS[1], unpack(entries, first, last))
   if otp then
-    redis.call('ZADD', KEYS[5], int(now + flight), ARGV[4] .. ':' .. i)
+    redis.call('ZADD', KEYS[5], unpack(entries, first, last))
   end
 end
 if reserved > 0 then
