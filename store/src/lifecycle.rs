@@ -2,8 +2,8 @@
 //! steps that move it ([`Step`], one script each), and the one table of which step may start
 //! from which state ([`TABLE`]). `docs/lifecycle.md` shows the same table (a test renders it
 //! from here and compares), and every script reads it: [`lua_prelude`] turns it into the Lua
-//! table the scripts check before they write, so a step the table does not allow is refused
-//! by the script, which changes nothing of the job and says what it found.
+//! check (`may`) the scripts make before they write, so a step the table does not allow is
+//! refused by the script, which changes nothing of the job and says what it found.
 //!
 //! Where a job *is* follows from its state, one key each: `scheduled` in its lane's scheduled
 //! set, `queued` and `sending` on its lane's stream (`sending` once the last check before a
@@ -17,8 +17,6 @@
 //! its record expired) has nothing to check: every step may run on it.
 
 use std::fmt;
-
-use herald_shared::Lane;
 
 /// What a job's record says of it: the `state` field. The stored names are a storage format
 /// (scripts and older releases read them).
@@ -309,22 +307,20 @@ pub fn allowed(step: Step, from: Option<State>) -> bool {
     }
 }
 
-/// The Lua every lifecycle script starts with: the lanes in order (`LANES`), the table as
-/// `ALLOWED[step][state] = true`, and `may(step, state)`. Made from [`TABLE`], so the scripts
-/// and the table cannot disagree.
+/// The Lua every lifecycle script starts with: `may(step, state)`, whether `step` may start
+/// from `state` (a state of `nil` or `false`: a job without a record, which may take any
+/// step). Made from [`TABLE`], so the scripts and the table cannot disagree.
+///
+/// A chain of comparisons rather than a table: every script runs its preludes on every
+/// call, and building a table of tables each time cost more than the check it serves
+/// (Lua compares strings by pointer). A step it does not know raises, as indexing a table
+/// with it did: a script that names one is wrong, not the job.
 pub fn lua_prelude() -> String {
     let mut lua = String::from(
-        "-- Generated from store/src/lifecycle.rs (TABLE, Lane::ALL): do not edit here.\n",
+        "-- Generated from store/src/lifecycle.rs (TABLE): do not edit here.\n\
+         local function may(step, state)\n  if not state then\n    return true\n  end\n",
     );
-    lua.push_str("local LANES = {");
-    for (i, lane) in Lane::ALL.iter().enumerate() {
-        if i > 0 {
-            lua.push_str(", ");
-        }
-        lua.push_str(&format!("'{}'", lane.as_str()));
-    }
-    lua.push_str("}\nlocal ALLOWED = {\n");
-    for step in Step::ALL {
+    for (i, step) in Step::ALL.into_iter().enumerate() {
         let mut from: Vec<&str> = TABLE
             .iter()
             .filter(|t| t.step == step)
@@ -332,14 +328,21 @@ pub fn lua_prelude() -> String {
             .collect();
         from.sort_unstable();
         from.dedup();
-        let entries: Vec<String> = from.iter().map(|s| format!("{s} = true")).collect();
+        let allowed = if from.is_empty() {
+            "false".to_string()
+        } else {
+            from.iter()
+                .map(|s| format!("state == '{s}'"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let branch = if i == 0 { "if" } else { "elseif" };
         lua.push_str(&format!(
-            "  {} = {{{}}},\n",
-            step.as_str(),
-            entries.join(", ")
+            "  {branch} step == '{}' then\n    return {allowed}\n",
+            step.as_str()
         ));
     }
-    lua.push_str("}\n");
+    lua.push_str("  end\n  error('no lifecycle step ' .. tostring(step))\nend\n");
     lua
 }
 
@@ -460,17 +463,27 @@ mod tests {
     fn the_lua_table_is_the_rust_table() {
         let lua = lua_prelude();
         assert!(
-            lua.contains("local LANES = {'otp', 'booking', 'reminder', 'bulk'}"),
+            lua.contains(
+                "  elseif step == 'begin_send' then\n    \
+                 return state == 'queued' or state == 'retrying' or state == 'sending'\n"
+            ),
             "{lua}"
         );
         assert!(
-            lua.contains("  begin_send = {queued = true, retrying = true, sending = true},"),
+            lua.contains("  if step == 'enqueue' then\n    return false\n"),
             "{lua}"
         );
-        assert!(lua.contains("  enqueue = {},"), "{lua}");
         assert!(
-            lua.contains("  replay = {dead = true, expired = true},"),
+            lua.contains(
+                "  elseif step == 'replay' then\n    return state == 'dead' or state == 'expired'\n"
+            ),
             "{lua}"
         );
+        for step in Step::ALL {
+            assert!(
+                lua.contains(&format!("step == '{step}' then")),
+                "{step}: {lua}"
+            );
+        }
     }
 }

@@ -4,9 +4,9 @@
 //!
 //! The preludes:
 //!
-//! - the lifecycle (`lifecycle.lua`, after the table generated from
-//!   [`crate::lifecycle::TABLE`]): `may(step, state)`, `become`, the idempotency claim that
-//!   follows its job, a stop taking effect;
+//! - the lifecycle (`lifecycle.lua`, after `may(step, state)`, generated from
+//!   [`crate::lifecycle::TABLE`]): `may`, `become`, the idempotency claim that follows its
+//!   job, a stop taking effect;
 //! - ownership (`owned.lua`): who holds a stream entry, and `finish` (XACK + XDEL);
 //! - the budget token (`token.lua`): `charge()` after an answer, `refund_all()` when no request
 //!   was made;
@@ -111,7 +111,7 @@ macro_rules! lua {
     };
 }
 
-/// The lifecycle prelude: the generated table, then the functions that read it.
+/// The lifecycle prelude: the generated `may`, then the functions that write states.
 static LIFECYCLE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{}{}",

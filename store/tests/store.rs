@@ -18,7 +18,7 @@ use herald_store::calls::settle::{At, BeginSend, Check, Completed, Sent, SentFie
 use herald_store::calls::waiting::{self, Moved};
 use herald_store::dead_letter::DeadLetter;
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
-use herald_store::lifecycle::State;
+use herald_store::lifecycle::{self, State, Step};
 use herald_store::timeline::{self, JobState};
 use herald_store::{Keys, scripts};
 use herald_tests::RedisServer;
@@ -174,6 +174,42 @@ async fn every_script_loads_into_redis() {
         let hash: String = script.prepare_invoke().load_async(&mut conn).await.unwrap();
         assert_eq!(hash, script.get_hash());
     }
+}
+
+/// The lifecycle prelude's `may`, run in Redis, answers every step from every state (and
+/// from no record) as [`lifecycle::allowed`] does, and raises for a step it does not know.
+#[tokio::test]
+async fn the_scripts_may_is_the_tables_allowed() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let script = format!(
+        "{}local out = {{}}\n\
+         for i = 1, #ARGV, 2 do\n  \
+           local state = ARGV[i + 1] ~= '' and ARGV[i + 1]\n  \
+           out[#out + 1] = may(ARGV[i], state) and 1 or 0\n\
+         end\n\
+         return out",
+        lifecycle::lua_prelude()
+    );
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(&script).arg(0);
+    let mut expected = Vec::new();
+    for step in Step::ALL {
+        for from in State::ALL.map(Some).into_iter().chain([None]) {
+            eval.arg(step.as_str()).arg(from.map_or("", State::as_str));
+            expected.push(i64::from(lifecycle::allowed(step, from)));
+        }
+    }
+    let answers: Vec<i64> = eval.query_async(&mut conn).await.unwrap();
+    assert_eq!(answers, expected);
+    let unknown: Result<Vec<i64>, _> = redis::cmd("EVAL")
+        .arg(&script)
+        .arg(0)
+        .arg("no_such_step")
+        .arg("queued")
+        .query_async(&mut conn)
+        .await;
+    assert!(unknown.is_err(), "{unknown:?}");
 }
 
 /// The release's pending jobs are cancelled, promoted and replayed by this release's scripts.

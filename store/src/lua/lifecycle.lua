@@ -1,15 +1,7 @@
--- Prelude of every script that moves a job (see docs/lifecycle.md): `may(step, state)` reads
--- the one table of allowed steps (ALLOWED and LANES, generated in front of this file from
--- store/src/lifecycle.rs), and `become` is the one way a state is written.
---
--- A job with no record (enqueued before records existed, or whose record expired) has
--- nothing to check: every step may run on it.
-local function may(step, state)
-  if not state then
-    return true
-  end
-  return ALLOWED[step][state] == true
-end
+-- Prelude of every script that moves a job (see docs/lifecycle.md): `may(step, state)`, the
+-- one table of allowed steps, is generated in front of this file from
+-- store/src/lifecycle.rs (a job with no record may take any step), and `become` is the one
+-- way a state is written.
 
 local function now_ms()
   local t = redis.call('TIME')
