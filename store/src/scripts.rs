@@ -8,6 +8,8 @@
 //!   [`crate::lifecycle::TABLE`]): `may`, `become`, the idempotency claim that follows its
 //!   job, a stop taking effect;
 //! - ownership (`owned.lua`): who holds a stream entry, and `finish` (XACK + XDEL);
+//!   `holders.lua`, after it, asks who holds each of many entries with one `XPENDING` per
+//!   stream (the scripts that check a batch);
 //! - the budget token (`token.lua`): `charge()` after an answer, `refund_all()` when no request
 //!   was made;
 //! - the record write (`record.lua`): a job's fields from the script's arguments;
@@ -121,6 +123,7 @@ static LIFECYCLE: LazyLock<String> = LazyLock::new(|| {
 });
 const CLOCK: &str = include_str!("lua/clock.lua");
 const OWNED: &str = include_str!("lua/owned.lua");
+const HOLDERS: &str = include_str!("lua/holders.lua");
 const RECORD: &str = include_str!("lua/record.lua");
 const TOKEN: &str = include_str!("lua/token.lua");
 const STOP: &str = include_str!("lua/stop.lua");
@@ -180,7 +183,7 @@ lua! {
 
 lua! {
     /// The last check before a send (`lua/begin_send.lua`).
-    BEGIN_SEND: AllowOom, [LIFECYCLE, OWNED, TOKEN], "begin_send.lua"
+    BEGIN_SEND: AllowOom, [LIFECYCLE, OWNED, HOLDERS, TOKEN], "begin_send.lua"
 }
 
 lua! {
@@ -190,7 +193,7 @@ lua! {
 
 lua! {
     /// Sent: record, acknowledge, delete (`lua/complete.lua`).
-    COMPLETE: AllowOom, [LIFECYCLE, OWNED, TOKEN, RECORD], "complete.lua"
+    COMPLETE: AllowOom, [LIFECYCLE, OWNED, HOLDERS, TOKEN, RECORD], "complete.lua"
 }
 
 lua! {
@@ -337,11 +340,12 @@ mod tests {
     use super::*;
 
     /// The preludes, by file name.
-    fn preludes() -> [(&'static str, &'static str); 8] {
+    fn preludes() -> [(&'static str, &'static str); 9] {
         [
             ("lifecycle.lua", &LIFECYCLE),
             ("clock.lua", CLOCK),
             ("owned.lua", OWNED),
+            ("holders.lua", HOLDERS),
             ("record.lua", RECORD),
             ("token.lua", TOKEN),
             ("stop.lua", STOP),

@@ -578,6 +578,250 @@ async fn checks_made_in_one_call_are_each_answered_as_if_alone() {
     }
 }
 
+/// `n` entries added to `stream` (group created if need be) and read by `consumer`, in order.
+async fn read_entries(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    consumer: &str,
+    n: usize,
+) -> Vec<String> {
+    let _: Result<(), _> = conn.xgroup_create_mkstream(stream, WORKER_GROUP, "0").await;
+    for i in 0..n {
+        let _: String = conn.xadd(stream, "*", &[("n", i)]).await.unwrap();
+    }
+    let read: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &[stream],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group(WORKER_GROUP, consumer)
+                .count(n),
+        )
+        .await
+        .unwrap();
+    read.keys[0].ids.iter().map(|id| id.id.clone()).collect()
+}
+
+/// Entries of `stream` pending as `XPENDING` lists them: id and consumer.
+async fn pending(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Vec<(String, String)> {
+    let reply: redis::streams::StreamPendingCountReply = conn
+        .xpending_count(stream, WORKER_GROUP, "-", "+", 10_000)
+        .await
+        .unwrap();
+    reply.ids.into_iter().map(|p| (p.id, p.consumer)).collect()
+}
+
+/// The entries a batched ownership check is asked about, on one stream: `mine` (two of
+/// w1's, low in the stream), `theirs` (w2's, 150 between them and the rest, so the one
+/// `XPENDING` over the call's range fills its count), `late` (w1's, after those).
+struct Entries {
+    mine: Vec<String>,
+    theirs: Vec<String>,
+    late: Vec<String>,
+}
+
+/// [`Entries`] read on `stream`, then `late[0]` taken over by w2, `late[1]` and
+/// `theirs[1]` settled (acknowledged and deleted): 160 read, 158 left pending.
+async fn entries_w1_and_w2_hold(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Entries {
+    let mine = read_entries(conn, stream, "w1", 2).await;
+    let theirs = read_entries(conn, stream, "w2", 150).await;
+    let late = read_entries(conn, stream, "w1", 8).await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg(WORKER_GROUP)
+        .arg("w2")
+        .arg(0)
+        .arg(&late[0])
+        .arg("JUSTID")
+        .query_async(conn)
+        .await
+        .unwrap();
+    for gone in [&late[1], &theirs[1]] {
+        let _: u64 = conn.xack(stream, WORKER_GROUP, &[gone]).await.unwrap();
+        let _: u64 = conn.xdel(stream, &[gone]).await.unwrap();
+    }
+    Entries { mine, theirs, late }
+}
+
+/// Issue 31: the checks of one call ask who holds their entries with one `XPENDING` per
+/// stream over the call's range, not one per entry. Each entry is still answered as its own
+/// `XPENDING` would: held by another consumer, gone, or this one's, whether the range's
+/// reply listed it or filled its count before it (then it is asked alone); an entry the call
+/// finished is gone for a later check of the same entry; a stream without the group is
+/// nobody's.
+#[tokio::test]
+async fn checks_made_in_one_call_see_who_holds_each_entry() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let stream = keys.lane(Lane::Otp);
+    let no_group = keys.lane_of(Lane::Otp, "acme");
+    let _: String = conn.xadd(&no_group, "*", &[("n", 0)]).await.unwrap();
+    let Entries { mine, theirs, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
+    // Sent by an earlier delivery: finished by the check, gone for its second check.
+    let sent = |entry: &str| -> String { format!("job-{entry}") };
+    for entry in [&mine[1], &late[3]] {
+        let () = conn
+            .set(keys.sent(&sent(entry)), "m-earlier")
+            .await
+            .unwrap();
+    }
+    let asked: Vec<(&str, &str)> = vec![
+        (&stream, &mine[0]),
+        (&stream, &mine[1]),
+        (&stream, &mine[1]),
+        (&stream, &theirs[0]),
+        (&stream, &theirs[1]),
+        (&stream, &late[0]),
+        (&stream, &late[1]),
+        (&stream, &late[2]),
+        (&stream, &late[3]),
+        (&stream, &late[3]),
+        (&no_group, "0-1"),
+        (&no_group, "0-2"),
+    ];
+    let ids: Vec<String> = asked.iter().map(|(_, entry)| sent(entry)).collect();
+    let checks: Vec<Check> = asked
+        .iter()
+        .zip(&ids)
+        .map(|(&(stream, entry), id)| Check {
+            at: At {
+                lane: Lane::Otp,
+                tenant: herald_shared::job::Tenant::DEFAULT,
+                stream,
+                entry_id: entry,
+                consumer: "w1",
+                token: None,
+            },
+            job_id: id,
+            not_after: None,
+        })
+        .collect();
+    let reply: redis::Value = SettleKeys::new(&keys)
+        .begin_sends(&checks)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    use BeginSend::{AlreadySent, Gone, Send, TakenOver};
+    assert_eq!(
+        BeginSend::decode_all(&reply, asked.len()).unwrap(),
+        [
+            Send,
+            AlreadySent("m-earlier".into()),
+            Gone(None),
+            TakenOver(None),
+            Gone(None),
+            TakenOver(None),
+            Gone(None),
+            Send,
+            AlreadySent("m-earlier".into()),
+            Gone(None),
+            Gone(None),
+            Gone(None),
+        ]
+    );
+    let left = pending(&mut conn, &stream).await;
+    for finished in [&mine[1], &late[3]] {
+        assert!(
+            left.iter().all(|(id, _)| id != finished),
+            "{finished} finished"
+        );
+    }
+    assert_eq!(left.len(), 160 - 2 - 2, "nothing else acknowledged");
+}
+
+/// Issue 31: the sends one call records ask who holds their entries with one `XPENDING` per
+/// stream, and acknowledge exactly the entries this replica still holds: not one another
+/// consumer took over or one already gone, whether the range's reply listed it or filled its
+/// count before it; a stream without the group is nobody's.
+#[tokio::test]
+async fn sends_recorded_in_one_call_acknowledge_only_entries_still_held() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let stream = keys.lane(Lane::Otp);
+    let no_group = keys.lane_of(Lane::Otp, "acme");
+    let _: String = conn.xadd(&no_group, "*", &[("n", 0)]).await.unwrap();
+    let Entries { mine, theirs, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
+    let asked: Vec<(&str, &str)> = vec![
+        (&stream, &mine[0]),
+        (&stream, &theirs[0]),
+        (&stream, &theirs[1]),
+        (&stream, &late[0]),
+        (&stream, &late[1]),
+        (&stream, &late[2]),
+        (&stream, &late[3]),
+        (&no_group, "0-1"),
+        (&no_group, "0-2"),
+    ];
+    let jobs: Vec<Job> = (0..asked.len())
+        .map(|i| {
+            let phone = format!("+9198123457{i:02}");
+            Job::otp(&phone, "4242", std::time::Duration::from_secs(600)).unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = jobs.iter().map(|job| job.id.to_string()).collect();
+    let messages: Vec<String> = (0..asked.len()).map(|i| format!("m-{i}")).collect();
+    let now = time::OffsetDateTime::now_utc();
+    let fields: Vec<SentFields> = jobs
+        .iter()
+        .zip(&messages)
+        .map(|(job, message)| SentFields::new(job, message, now))
+        .collect();
+    let sends: Vec<Sent> = (0..asked.len())
+        .map(|i| Sent {
+            at: At {
+                lane: Lane::Otp,
+                tenant: herald_shared::job::Tenant::DEFAULT,
+                stream: asked[i].0,
+                entry_id: asked[i].1,
+                consumer: "w1",
+                token: None,
+            },
+            job_id: &ids[i],
+            message_id: &messages[i],
+            fields: &fields[i],
+        })
+        .collect();
+    let reply: redis::Value = SettleKeys::new(&keys)
+        .completes(&sends)
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    let acknowledged: Vec<bool> = Completed::decode_all(&reply, asked.len())
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert!(c.recorded);
+            c.acknowledged
+        })
+        .collect();
+    assert_eq!(
+        acknowledged,
+        [true, false, false, false, false, true, true, false, false]
+    );
+    let left = pending(&mut conn, &stream).await;
+    for (entry, holder) in [(&theirs[0], "w2"), (&late[0], "w2")] {
+        assert!(
+            left.contains(&(entry.clone(), holder.to_string())),
+            "{entry} left to {holder}"
+        );
+    }
+    for settled in [&mine[0], &late[2], &late[3]] {
+        assert!(
+            left.iter().all(|(id, _)| id != settled),
+            "{settled} settled"
+        );
+    }
+    assert_eq!(left.len(), 160 - 2 - 3, "nothing else acknowledged");
+}
+
 /// The jobs today's release queued (on each lane's own stream, with no turn in the lanes'
 /// turns: that release had none) are read by this release's reader, every one, and a read
 /// that finds nothing says where to block from on the lane's own stream too (a producer of

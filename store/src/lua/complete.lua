@@ -19,10 +19,12 @@
 -- recorded before.
 local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
 local out, counts, tokens, acks = {}, {}, {}, {}
+local streams, entries = {}, {}
 local at = 5
 for i = 0, tonumber(ARGV[4]) - 1 do
-  local stream, marker, rec = KEYS[4 + 4 * i], KEYS[5 + 4 * i], KEYS[6 + 4 * i]
+  local marker, rec = KEYS[5 + 4 * i], KEYS[6 + 4 * i]
   local entry, id, message, stat, member = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  streams[i + 1], entries[i + 1] = KEYS[4 + 4 * i], entry
   at = at + 5
   local token = parse_token(member)
   if token then
@@ -38,18 +40,23 @@ for i = 0, tonumber(ARGV[4]) - 1 do
   else
     at = after_fields(after_fields(at))
   end
-  local ours = 0
-  if owned(stream, group, entry, consumer) then
-    ours = 1
+  out[2 * i + 1] = 0
+  out[2 * i + 2] = new
+end
+-- Then whose each entry is, asked once for all (holders.lua; recording touches no stream):
+-- this replica's are acknowledged, after every send is recorded.
+local held = holders(group, streams, entries)
+for i = 1, #entries do
+  if held.by(i) == consumer then
+    local stream = streams[i]
+    out[2 * i - 1] = 1
     local ids = acks[stream]
     if not ids then
       ids = {}
       acks[stream] = ids
     end
-    ids[#ids + 1] = entry
+    ids[#ids + 1] = entries[i]
   end
-  out[#out + 1] = ours
-  out[#out + 1] = new
 end
 charge_all(KEYS[2], KEYS[3], tokens)
 for stat, n in pairs(counts) do
