@@ -70,13 +70,20 @@ impl Fleet {
     }
 
     /// `kill -TERM` during the run: a graceful stop (a scale-in, a rollout). Its exit is
-    /// checked with everyone else's at the end.
-    pub fn term(&mut self, i: usize) {
+    /// checked with everyone else's at the end. A replica started moments ago is first
+    /// given the time to load (its first log line): a signal before its handlers exist
+    /// meets the default action, which no process can promise to turn into exit 0.
+    pub async fn term(&mut self, i: usize) {
         let replica = &mut self.replicas[i];
         assert_eq!(
             replica.state,
             State::Running,
             "only a running replica is told to stop"
+        );
+        assert!(
+            replica.process.wait_started(Duration::from_secs(10)).await,
+            "{} never logged a line",
+            replica.process.consumer
         );
         replica.process.signal("TERM");
         replica.state = State::Terminating;

@@ -115,7 +115,7 @@ pub(crate) async fn play(
                 run.disrupted_now(format!("SIGKILL {}", fleet.name(i)));
                 fleet.kill(i);
             }
-            Act::Term(slot) => fleet.term(slot_of[slot]),
+            Act::Term(slot) => fleet.term(slot_of[slot]).await,
             Act::Stop(slot, frozen) => {
                 let i = slot_of[slot];
                 run.disrupted_now(format!("SIGSTOP {} for {frozen:?}", fleet.name(i)));
