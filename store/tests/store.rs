@@ -614,39 +614,41 @@ async fn pending(
     reply.ids.into_iter().map(|p| (p.id, p.consumer)).collect()
 }
 
-/// The entries a batched ownership check is asked about, on one stream: `mine` (two of
-/// w1's, low in the stream), `theirs` (w2's, 150 between them and the rest, so the one
-/// `XPENDING` over the call's range fills its count), `late` (w1's, after those).
+/// The entries a batched ownership check is asked about, all read by w1 on one stream:
+/// `mine` (two, low in the stream), `middle` (150 after them, so the one `XPENDING` over the
+/// call's range fills its count before it reaches the rest), `late` (eight, after those).
 struct Entries {
     mine: Vec<String>,
-    theirs: Vec<String>,
+    middle: Vec<String>,
     late: Vec<String>,
 }
 
-/// [`Entries`] read on `stream`, then `late[0]` taken over by w2, `late[1]` and
-/// `theirs[1]` settled (acknowledged and deleted): 160 read, 158 left pending.
+/// [`Entries`] read on `stream`, then `middle[0]` and `late[0]` taken over by w2,
+/// `middle[1]` and `late[1]` settled (acknowledged and deleted): 160 read, 158 left
+/// pending.
 async fn entries_w1_and_w2_hold(
     conn: &mut redis::aio::MultiplexedConnection,
     stream: &str,
 ) -> Entries {
     let mine = read_entries(conn, stream, "w1", 2).await;
-    let theirs = read_entries(conn, stream, "w2", 150).await;
+    let middle = read_entries(conn, stream, "w1", 150).await;
     let late = read_entries(conn, stream, "w1", 8).await;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(stream)
         .arg(WORKER_GROUP)
         .arg("w2")
         .arg(0)
+        .arg(&middle[0])
         .arg(&late[0])
         .arg("JUSTID")
         .query_async(conn)
         .await
         .unwrap();
-    for gone in [&late[1], &theirs[1]] {
+    for gone in [&middle[1], &late[1]] {
         let _: u64 = conn.xack(stream, WORKER_GROUP, &[gone]).await.unwrap();
         let _: u64 = conn.xdel(stream, &[gone]).await.unwrap();
     }
-    Entries { mine, theirs, late }
+    Entries { mine, middle, late }
 }
 
 /// Issue 31: the checks of one call ask who holds their entries with one `XPENDING` per
@@ -663,7 +665,7 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
     let stream = keys.lane(Lane::Otp);
     let no_group = keys.lane_of(Lane::Otp, "acme");
     let _: String = conn.xadd(&no_group, "*", &[("n", 0)]).await.unwrap();
-    let Entries { mine, theirs, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
+    let Entries { mine, middle, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
     // Sent by an earlier delivery: finished by the check, gone for its second check.
     let sent = |entry: &str| -> String { format!("job-{entry}") };
     for entry in [&mine[1], &late[3]] {
@@ -676,8 +678,8 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
         (&stream, &mine[0]),
         (&stream, &mine[1]),
         (&stream, &mine[1]),
-        (&stream, &theirs[0]),
-        (&stream, &theirs[1]),
+        (&stream, &middle[0]),
+        (&stream, &middle[1]),
         (&stream, &late[0]),
         (&stream, &late[1]),
         (&stream, &late[2]),
@@ -685,6 +687,8 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
         (&stream, &late[3]),
         (&no_group, "0-1"),
         (&no_group, "0-2"),
+        (&no_group, "0-3"),
+        (&no_group, "0-4"),
     ];
     let ids: Vec<String> = asked.iter().map(|(_, entry)| sent(entry)).collect();
     let checks: Vec<Check> = asked
@@ -724,6 +728,8 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
             Gone(None),
             Gone(None),
             Gone(None),
+            Gone(None),
+            Gone(None),
         ]
     );
     let left = pending(&mut conn, &stream).await;
@@ -748,17 +754,19 @@ async fn sends_recorded_in_one_call_acknowledge_only_entries_still_held() {
     let stream = keys.lane(Lane::Otp);
     let no_group = keys.lane_of(Lane::Otp, "acme");
     let _: String = conn.xadd(&no_group, "*", &[("n", 0)]).await.unwrap();
-    let Entries { mine, theirs, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
+    let Entries { mine, middle, late } = entries_w1_and_w2_hold(&mut conn, &stream).await;
     let asked: Vec<(&str, &str)> = vec![
         (&stream, &mine[0]),
-        (&stream, &theirs[0]),
-        (&stream, &theirs[1]),
+        (&stream, &middle[0]),
+        (&stream, &middle[1]),
         (&stream, &late[0]),
         (&stream, &late[1]),
         (&stream, &late[2]),
         (&stream, &late[3]),
         (&no_group, "0-1"),
         (&no_group, "0-2"),
+        (&no_group, "0-3"),
+        (&no_group, "0-4"),
     ];
     let jobs: Vec<Job> = (0..asked.len())
         .map(|i| {
@@ -804,10 +812,12 @@ async fn sends_recorded_in_one_call_acknowledge_only_entries_still_held() {
         .collect();
     assert_eq!(
         acknowledged,
-        [true, false, false, false, false, true, true, false, false]
+        [
+            true, false, false, false, false, true, true, false, false, false, false
+        ]
     );
     let left = pending(&mut conn, &stream).await;
-    for (entry, holder) in [(&theirs[0], "w2"), (&late[0], "w2")] {
+    for (entry, holder) in [(&middle[0], "w2"), (&late[0], "w2")] {
         assert!(
             left.contains(&(entry.clone(), holder.to_string())),
             "{entry} left to {holder}"

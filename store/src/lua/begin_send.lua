@@ -24,15 +24,15 @@
 local group, consumer, ttl, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out, refunds = {}, {}
 local now
--- Who holds each entry, asked once for all (holders.lua); an entry is finished through it
--- (held.finish), so a later check of the same entry finds nobody holds it.
+-- Who holds the entries, asked for all at once (holders.lua); an entry is finished through
+-- its listing (finish_held), so a later check of the same entry finds nobody holds it.
 local streams, entries = {}, {}
 for i = 1, tonumber(ARGV[5]) do
   streams[i], entries[i] = KEYS[2 + 3 * i], ARGV[1 + 5 * i]
 end
-local held = holders(group, streams, entries)
-local function check(i, rec, marker, id, deadline, lane)
-  local who = held.by(i)
+local listed = holders(group, consumer, streams, entries)
+local function check(stream, rec, marker, entry, id, deadline, lane)
+  local who = held_by(listed, stream, group, entry)
   local st = redis.call('HMGET', rec, 'state', 'stop', 'supersedes')
   local state = st[1]
   if who ~= consumer then
@@ -43,16 +43,16 @@ local function check(i, rec, marker, id, deadline, lane)
   end
   local sent = redis.call('GET', marker)
   if sent then
-    held.finish(i)
+    finish_held(listed, stream, group, entry)
     return 1, sent
   end
   if st[2] then
     take_stop(rec, id, st[2], ttl, KEYS[1], lane)
-    held.finish(i)
+    finish_held(listed, stream, group, entry)
     return 2, st[2]
   end
   if not may('begin_send', state) then
-    held.finish(i)
+    finish_held(listed, stream, group, entry)
     return 2, state
   end
   if deadline ~= '' then
@@ -74,8 +74,8 @@ local function check(i, rec, marker, id, deadline, lane)
 end
 local at = 6
 for i = 0, tonumber(ARGV[5]) - 1 do
-  local code, text = check(i + 1, KEYS[6 + 3 * i], KEYS[7 + 3 * i], ARGV[at + 1],
-    ARGV[at + 2], ARGV[at + 3])
+  local code, text = check(KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i], ARGV[at],
+    ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
   local token = parse_token(ARGV[at + 4])
   if code ~= 0 and token then
     refunds[#refunds + 1] = token

@@ -43,12 +43,12 @@ for i = 0, tonumber(ARGV[4]) - 1 do
   out[2 * i + 1] = 0
   out[2 * i + 2] = new
 end
--- Then whose each entry is, asked once for all (holders.lua; recording touches no stream):
--- this replica's are acknowledged, after every send is recorded.
-local held = holders(group, streams, entries)
+-- Then whose each entry is, asked for all at once (holders.lua; recording touches no
+-- stream): this replica's are acknowledged, after every send is recorded.
+local listed = holders(group, consumer, streams, entries)
 for i = 1, #entries do
-  if held.by(i) == consumer then
-    local stream = streams[i]
+  local stream = streams[i]
+  if held_by(listed, stream, group, entries[i]) == consumer then
     out[2 * i - 1] = 1
     local ids = acks[stream]
     if not ids then
