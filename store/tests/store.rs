@@ -733,13 +733,7 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
         ]
     );
     let left = pending(&mut conn, &stream).await;
-    for finished in [&mine[1], &late[3]] {
-        assert!(
-            left.iter().all(|(id, _)| id != finished),
-            "{finished} finished"
-        );
-    }
-    assert_eq!(left.len(), 160 - 2 - 2, "nothing else acknowledged");
+    assert_only_these_left_the_list(&left, &[&mine[1], &late[3]], 160 - 2);
 }
 
 /// Issue 31: the sends one call records ask who holds their entries with one `XPENDING` per
@@ -823,13 +817,7 @@ async fn sends_recorded_in_one_call_acknowledge_only_entries_still_held() {
             "{entry} left to {holder}"
         );
     }
-    for settled in [&mine[0], &late[2], &late[3]] {
-        assert!(
-            left.iter().all(|(id, _)| id != settled),
-            "{settled} settled"
-        );
-    }
-    assert_eq!(left.len(), 160 - 2 - 3, "nothing else acknowledged");
+    assert_only_these_left_the_list(&left, &[&mine[0], &late[2], &late[3]], 160 - 2);
 }
 
 /// The jobs today's release queued (on each lane's own stream, with no turn in the lanes'
@@ -1042,4 +1030,16 @@ async fn jobs_enqueued_in_one_call_end_as_if_each_were_alone() {
         );
         assert_eq!(alone.1, batched.1, "seed {seed}: what is left in Redis");
     }
+}
+
+/// `left` (a pending list, as `pending` reads it) holds none of `gone` and, of the `before`
+/// entries it held, nothing else is missing.
+fn assert_only_these_left_the_list(left: &[(String, String)], gone: &[&String], before: usize) {
+    for entry in gone {
+        assert!(
+            left.iter().all(|(id, _)| id != *entry),
+            "{entry} left the pending list"
+        );
+    }
+    assert_eq!(left.len(), before - gone.len(), "nothing else acknowledged");
 }
