@@ -1,8 +1,7 @@
 //! Bulk enqueue: JSON Lines in (one [`JobSpec`] a line), jobs out in pipelined batches.
 //!
-//! A reader thread reads lines and decoder threads (one per core) decode and validate them
-//! while the caller's task enqueues the batches before, in the input's order, so validation
-//! (phone parsing, JSON) and Redis round trips overlap. A bad line is
+//! A reader thread decodes and validates lines while the caller's task enqueues the previous
+//! batch, so validation (phone parsing, JSON) and Redis round trips overlap. A bad line is
 //! reported with its number and reason and skipped; the good lines around it are enqueued.
 //! A line whose idempotency key already holds other content, or an OTP the OTP guard
 //! refuses, is rejected the same way, once Redis has said so.
@@ -15,10 +14,8 @@ use std::fmt;
 use std::io::{self, BufRead};
 
 use herald_shared::Job;
-use std::sync::{Arc, Mutex};
-
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use crate::enqueue::{self, NotEnqueued, PIPELINE_CHUNK, Producer};
 use crate::spec::{JobSpec, SpecError};
@@ -144,8 +141,8 @@ pub async fn enqueue_lines_in<R>(
 where
     R: BufRead + Send + 'static,
 {
-    // Batches in flight: one being enqueued, the next ones being read and decoded.
-    let (tx, mut rx) = mpsc::channel(2 * MAX_DECODERS);
+    // Two batches in flight: one being enqueued, one being read.
+    let (tx, mut rx) = mpsc::channel(2);
     // A plain thread, not spawn_blocking: a reader blocked on stdin must not hold up the
     // runtime's shutdown when the run stops early. It ends when `rx` is dropped.
     std::thread::Builder::new()
@@ -154,26 +151,17 @@ where
         .expect("spawn the bulk reader thread");
 
     let mut summary = Summary::default();
-    while let Some(pending) = rx.recv().await {
+    while let Some(batch) = rx.recv().await {
         let Batch {
             jobs,
             job_lines,
             mut rejected,
             bytes_read,
-        } = match pending {
-            Ok((line, decoded)) => decoded.await.map_err(|_| BulkError::Read {
-                line,
-                source: io::Error::other("the thread decoding this line and the next stopped"),
-                summary,
-            })?,
-            Err((line, source)) => {
-                return Err(BulkError::Read {
-                    line,
-                    source,
-                    summary,
-                });
-            }
-        };
+        } = batch.map_err(|(line, source)| BulkError::Read {
+            line,
+            source,
+            summary,
+        })?;
         let results = if jobs.is_empty() {
             Vec::new()
         } else {
@@ -228,42 +216,23 @@ fn report(observer: &mut dyn Observer, summary: &mut Summary, mut rejected: Vec<
     summary.rejected += rejected.len() as u64;
 }
 
-/// A batch on its way (its first line's number, and the batch once one of the decoder
-/// threads has decoded it), or the read that failed (its line number and error).
-type Pending = Result<(u64, oneshot::Receiver<Batch>), (u64, io::Error)>;
+type BatchResult = Result<Batch, (u64, io::Error)>;
 
-/// At most this many decoder threads, however many cores the machine has.
-const MAX_DECODERS: usize = 4;
-
-/// The lines of one batch, not yet decoded, and where its decoded batch goes.
-struct Lines {
-    /// Each non-blank line and its number.
-    lines: Vec<(u64, Vec<u8>)>,
-    bytes_read: u64,
-    done: oneshot::Sender<Batch>,
-}
-
-/// The reader thread: reads lines into batches until the input ends, a read fails, or the
-/// receiver is gone, and hands each batch to the decoder threads (one per core, at most
-/// [`MAX_DECODERS`]; a line's phone number and JSON cost more than reading it). The
-/// batches reach `tx` in the input's order, each as soon as it is decoded.
-fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<Pending>, zone: &Zone) {
-    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DECODERS));
-    let (work, queue) = std::sync::mpsc::sync_channel::<Lines>(decoders);
-    let queue = Arc::new(Mutex::new(queue));
-    for i in 0..decoders {
-        let queue = Arc::clone(&queue);
-        let zone = zone.clone();
-        std::thread::Builder::new()
-            .name(format!("bulk-decoder-{i}"))
-            .spawn(move || decode_batches(&queue, &zone))
-            .expect("spawn a bulk decoder thread");
-    }
+/// The reader thread: decodes lines into batches until the input ends, a read fails, or
+/// the receiver is gone.
+fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>, zone: &Zone) {
     let mut line_no = 0u64;
     let mut bytes_read = 0u64;
-    let mut lines = Vec::with_capacity(BATCH_LINES);
+    let mut buf = Vec::new();
+    let new_batch = || Batch {
+        jobs: Vec::with_capacity(BATCH_LINES),
+        job_lines: Vec::with_capacity(BATCH_LINES),
+        rejected: Vec::new(),
+        bytes_read: 0,
+    };
+    let mut batch = new_batch();
     loop {
-        let mut buf = Vec::new();
+        buf.clear();
         let n = match input.read_until(b'\n', &mut buf) {
             Ok(n) => n,
             Err(err) => {
@@ -271,67 +240,37 @@ fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<Pending>, zone: &Zone
                 return;
             }
         };
-        if n > 0 {
-            line_no += 1;
-            bytes_read += n as u64;
-            if !buf.iter().all(u8::is_ascii_whitespace) {
-                lines.push((line_no, buf));
-            }
+        if n == 0 {
+            break;
         }
-        if lines.len() >= BATCH_LINES || (n == 0 && !lines.is_empty()) {
-            let (done, decoded) = oneshot::channel();
-            let first = lines.first().map_or(line_no, |(line, _)| *line);
-            let batch = Lines {
-                lines: std::mem::replace(&mut lines, Vec::with_capacity(BATCH_LINES)),
-                bytes_read,
-                done,
-            };
-            if tx.blocking_send(Ok((first, decoded))).is_err() || work.send(batch).is_err() {
+        line_no += 1;
+        bytes_read += n as u64;
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = JobSpec::from_json(&buf)
+            .map_err(SpecError::from)
+            .and_then(|spec| Ok(spec.into_job_in(zone)?));
+        match parsed {
+            Ok(job) => {
+                batch.jobs.push(job);
+                batch.job_lines.push(line_no);
+            }
+            Err(err) => batch.rejected.push(Rejected {
+                line: line_no,
+                reason: err.to_string(),
+            }),
+        }
+        if batch.jobs.len() + batch.rejected.len() >= BATCH_LINES {
+            batch.bytes_read = bytes_read;
+            if tx
+                .blocking_send(Ok(std::mem::replace(&mut batch, new_batch())))
+                .is_err()
+            {
                 return;
             }
         }
-        if n == 0 {
-            return;
-        }
     }
-}
-
-/// A decoder thread: decodes the batches it takes from `queue` until the reader is gone.
-fn decode_batches(queue: &Mutex<std::sync::mpsc::Receiver<Lines>>, zone: &Zone) {
-    loop {
-        let next = match queue.lock() {
-            Ok(queue) => queue.recv(),
-            Err(_) => return,
-        };
-        let Ok(Lines {
-            lines,
-            bytes_read,
-            done,
-        }) = next
-        else {
-            return;
-        };
-        let mut batch = Batch {
-            jobs: Vec::with_capacity(lines.len()),
-            job_lines: Vec::with_capacity(lines.len()),
-            rejected: Vec::new(),
-            bytes_read,
-        };
-        for (line, text) in lines {
-            let parsed = JobSpec::from_json(&text)
-                .map_err(SpecError::from)
-                .and_then(|spec| Ok(spec.into_job_in(zone)?));
-            match parsed {
-                Ok(job) => {
-                    batch.jobs.push(job);
-                    batch.job_lines.push(line);
-                }
-                Err(err) => batch.rejected.push(Rejected {
-                    line,
-                    reason: err.to_string(),
-                }),
-            }
-        }
-        let _ = done.send(batch);
-    }
+    batch.bytes_read = bytes_read;
+    let _ = tx.blocking_send(Ok(batch));
 }
