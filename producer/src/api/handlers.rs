@@ -313,11 +313,10 @@ pub async fn enqueue_batch(
     let mut answers: Vec<BatchItem> = Vec::with_capacity(items.len());
     let mut jobs: Vec<Job> = Vec::new();
     let mut job_items: Vec<usize> = Vec::new();
-    for (index, parsed) in decode_items(items, &state.zone)
-        .await
-        .into_iter()
-        .enumerate()
-    {
+    for (index, item) in items.into_iter().enumerate() {
+        let parsed = JobSpec::from_value(item)
+            .map_err(ApiError::from)
+            .and_then(|spec| Ok(spec.into_job_in(&state.zone)?));
         match parsed {
             Ok(mut job) => {
                 if let Some(caller) = &caller {
@@ -606,61 +605,6 @@ fn cancelled(outcome: CancelOutcome) -> Result<Response, ApiError> {
 
 /// The caller's W3C trace context (`traceparent`, `tracestate`): the jobs it enqueues are
 /// created in its trace. One that does not parse is ignored, as W3C Trace Context asks.
-/// Items of a batch decoded per core on the blocking pool (a job's phone number and JSON
-/// cost more than its enqueue), in their order. Fewer than [`DECODE_CHUNK`] items are
-/// decoded here.
-async fn decode_items(
-    items: Vec<serde_json::Value>,
-    zone: &herald_shared::schedule::Zone,
-) -> Vec<Result<Job, ApiError>> {
-    let decode = |item, zone: &herald_shared::schedule::Zone| {
-        JobSpec::from_value(item)
-            .map_err(ApiError::from)
-            .and_then(|spec| Ok(spec.into_job_in(zone)?))
-    };
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    if items.len() < DECODE_CHUNK || cores == 1 {
-        return items.into_iter().map(|item| decode(item, zone)).collect();
-    }
-    let per_task = items.len().div_ceil(cores).max(DECODE_CHUNK);
-    let mut items = items.into_iter();
-    let mut tasks = Vec::new();
-    loop {
-        let part: Vec<serde_json::Value> = items.by_ref().take(per_task).collect();
-        if part.is_empty() {
-            break;
-        }
-        let zone = zone.clone();
-        let len = part.len();
-        tasks.push((
-            len,
-            tokio::task::spawn_blocking(move || {
-                part.into_iter()
-                    .map(|item| decode(item, &zone))
-                    .collect::<Vec<_>>()
-            }),
-        ));
-    }
-    let mut decoded = Vec::new();
-    for (len, task) in tasks {
-        match task.await {
-            Ok(part) => decoded.extend(part),
-            // A decode never panics on data; if one did (or the server is stopping), its
-            // task's items were not decoded, and say so.
-            Err(err) => decoded.extend((0..len).map(|_| {
-                Err(ApiError::new(
-                    ErrorCode::Internal,
-                    format!("this item was not decoded: {err}"),
-                ))
-            })),
-        }
-    }
-    decoded
-}
-
-/// The fewest items of a batch worth a task of their own.
-const DECODE_CHUNK: usize = 64;
-
 fn caller_trace(headers: &HeaderMap) -> Option<TraceContext> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     TraceContext::parse(header("traceparent")?, header("tracestate"))
