@@ -181,21 +181,6 @@ impl WorkerProcess {
         None
     }
 
-    /// Waits (at most `timeout`) until the process has logged its first line: by then it
-    /// listens for SIGTERM and SIGINT (`herald-worker run` installs its handlers before
-    /// anything else it does; a signal in the milliseconds before, while the binary loads,
-    /// meets the default action, as any process's would). False when it never logged.
-    pub async fn wait_started(&self, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.log().is_empty() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        true
-    }
-
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

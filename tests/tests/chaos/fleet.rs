@@ -80,11 +80,13 @@ impl Fleet {
             State::Running,
             "only a running replica is told to stop"
         );
-        assert!(
-            replica.process.wait_started(Duration::from_secs(10)).await,
-            "{} never logged a line",
-            replica.process.consumer
-        );
+        let process = &replica.process;
+        herald_tests::wait_until(
+            "the replica told to stop to log its first line",
+            Duration::from_secs(10),
+            || async { !process.log().is_empty() },
+        )
+        .await;
         replica.process.signal("TERM");
         replica.state = State::Terminating;
     }
