@@ -7,13 +7,17 @@
 //! Two depths of checking:
 //! - [`Phone::parse_e164`] / [`Phone::parse_split`]: valid for its country's numbering plan,
 //!   by libphonenumber. What producers check at enqueue (the library, the CLI, the HTTP API),
-//!   so every job holds a valid number in canonical E.164 form.
+//!   so every job holds a valid number in canonical E.164 form. A ten-digit Indian number is
+//!   checked against India's plan held here ([`india`], kept equal to the metadata by its
+//!   tests), without loading or locking libphonenumber's.
 //! - [`Phone::split_e164`] / [`Phone::split_parts`]: E.164 shape and a known country calling
 //!   code ([`CALLING_CODES`], libphonenumber's own list; a test keeps them equal). What the
 //!   worker checks before each send: it splits numbers producers already validated, and
 //!   never loads libphonenumber's metadata (about 7 MB of heap and a tenth of a send's CPU).
 //!   A number that is E.164 but not valid for its country (an entry written to the stream by
 //!   hand) is then refused by Interakt, and dead-lettered with Interakt's reason.
+
+mod india;
 
 use std::fmt;
 
@@ -120,6 +124,12 @@ impl Phone {
         let trimmed = input.trim();
         if !trimmed.starts_with('+') {
             return Err(PhoneError::MissingPlus);
+        }
+        if let Some(national) = india::ten_digit_national(trimmed).filter(|n| india::is_valid(n)) {
+            return Ok(Phone {
+                country_code: india::CALLING_CODE.to_string(),
+                national_number: national.to_string(),
+            });
         }
         let parsed = phonenumber::parse(None, trimmed)
             .map_err(|err| PhoneError::Unparsable(err.to_string()))?;
