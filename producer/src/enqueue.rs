@@ -496,7 +496,7 @@ impl Producer {
                     now,
                     self.guard.as_deref(),
                 );
-                pipe.add_command(call.cmd().clone());
+                pipe.add_command(call.into_cmd());
                 calls[i].iter().for_each(trace_enqueue);
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;

@@ -7,7 +7,7 @@
 //! the script and sends again when Redis does not know it yet (`NOSCRIPT`: after a restart,
 //! a failover or `SCRIPT FLUSH`). Every typed call of [`crate::calls`] is one of these;
 //! pipelines (the producer's enqueue, the operator's replay) add its command
-//! ([`ScriptCall::cmd`]) after loading the script.
+//! ([`ScriptCall::into_cmd`]) after loading the script.
 
 use redis::ToRedisArgs;
 use redis::aio::ConnectionLike;
@@ -66,6 +66,11 @@ impl<'s> ScriptCall<'s> {
     /// `pipe.load_script(call.script())`).
     pub fn cmd(&self) -> &Cmd {
         &self.cmd
+    }
+
+    /// The `EVALSHA` command, taken: for a pipeline that sends the call once.
+    pub fn into_cmd(self) -> Cmd {
+        self.cmd
     }
 
     /// The script this call runs.

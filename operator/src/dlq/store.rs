@@ -368,7 +368,7 @@ impl DeadLetters {
                 &m.job,
                 self.idempotency_window_ms,
             );
-            pipe.add_command(call.cmd().clone());
+            pipe.add_command(call.into_cmd());
         }
         let results: Vec<Value> = pipe.query_async(&mut *conn).await?;
         let mut changed = Vec::new();

@@ -401,6 +401,51 @@ async fn a_batch_crosses_chunks_in_order_and_deduplicates_within_itself() {
     assert_eq!(lane_jobs(&server, Lane::Booking).len(), 833);
 }
 
+/// Each key here is used once in each of five chunks: its first job, in the first chunk,
+/// must be the one enqueued and every later one a conflict naming it; and the lane holds
+/// the first chunk's jobs in order. Run after `SCRIPT FLUSH`, so the first chunk is refused
+/// with `NOSCRIPT` and sent again before any later chunk runs.
+#[tokio::test]
+async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chunks() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    producer
+        .enqueue_otp(
+            "+919999999999",
+            "1",
+            DEFAULT_OTP_VALIDITY,
+            Some("warm".into()),
+        )
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut support::conn(&server))
+        .unwrap();
+    let chunk = producer::enqueue::PIPELINE_CHUNK;
+    let jobs: Vec<Job> = (0..5 * chunk)
+        .map(|i| {
+            Job::otp("+919999999999", &i.to_string(), DEFAULT_OTP_VALIDITY)
+                .unwrap()
+                .with_idempotency_key(Some(format!("k{}", i % chunk)))
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    let results = producer.enqueue_batch(jobs).await.unwrap();
+    for (i, result) in results.iter().enumerate() {
+        match (i < chunk, result) {
+            (true, Ok(enqueued)) => assert!(!enqueued.duplicate && enqueued.job_id == ids[i]),
+            (false, Err(producer::enqueue::NotEnqueued::Conflict(conflict))) => {
+                assert_eq!(conflict.job_id, ids[i % chunk], "job {i}")
+            }
+            (_, other) => panic!("job {i}: {other:?}"),
+        }
+    }
+    let lane: Vec<_> = lane_jobs(&server, Lane::Otp).iter().map(|j| j.id).collect();
+    assert_eq!(lane[1..], ids[..chunk], "the first chunk's jobs, in order");
+}
+
 #[tokio::test]
 async fn a_flushed_script_is_loaded_again() {
     let server = RedisServer::start();
