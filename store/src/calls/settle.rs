@@ -66,6 +66,8 @@ pub struct Sent<'a> {
 pub struct SentFields {
     record: Fields,
     index: Fields,
+    /// Whether the job has an idempotency key: only then can its record name a claim.
+    keyed: bool,
 }
 
 impl SentFields {
@@ -74,6 +76,7 @@ impl SentFields {
         SentFields {
             record: record::sent_fields(job, message_id, now),
             index: record::message_fields(job, message_id, now),
+            keyed: job.idempotency_key.is_some(),
         }
     }
 }
@@ -260,7 +263,9 @@ impl SettleKeys {
                 .arg(sent.message_id)
                 .arg(Stat::Sent.field(sent.at.lane));
             token_arg(&mut call, sent.at.token);
-            call.arg(&sent.fields.record).arg(&sent.fields.index);
+            call.arg(if sent.fields.keyed { "1" } else { "" })
+                .arg(&sent.fields.record)
+                .arg(&sent.fields.index);
         }
         call
     }

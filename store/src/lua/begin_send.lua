@@ -41,10 +41,15 @@ local function check(stream, rec, marker, entry, id, deadline, lane)
     end
     return 5, state or ''
   end
-  local sent = redis.call('GET', marker)
-  if sent then
-    finish_held(listed, stream, group, entry)
-    return 1, sent
+  -- Its marker is read only when the record could be of a sent job: complete.lua writes the
+  -- marker and `sent` together and no step leaves `sent`, so a record that says a send may
+  -- begin is of a job not sent.
+  if not state or not may('begin_send', state) then
+    local sent = redis.call('GET', marker)
+    if sent then
+      finish_held(listed, stream, group, entry)
+      return 1, sent
+    end
   end
   if st[2] then
     take_stop(rec, id, st[2], ttl, KEYS[1], lane)

@@ -12,8 +12,9 @@
 -- index entry
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] marker and record ttl (s), ARGV[4] how many
 -- sends, then for each: entry id, job id, Interakt message id, stats field, its token
--- (token.lua; '' without one), the record's fields then the message index fields (each: count,
--- names and values; see record.lua)
+-- (token.lua; '' without one), '1' when the job has an idempotency key (only then can its
+-- record name a claim to follow), the record's fields then the message index fields (each:
+-- count, names and values; see record.lua)
 -- Returns, for each send in order, ours, new: ours 1 when settled, 0 when recorded but the
 -- entry was not ours to acknowledge; new 1 when this call recorded the send, 0 when it was
 -- recorded before.
@@ -24,8 +25,9 @@ local at = 5
 for i = 0, tonumber(ARGV[4]) - 1 do
   local marker, rec = KEYS[5 + 4 * i], KEYS[6 + 4 * i]
   local entry, id, message, stat, member = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  local keyed = ARGV[at + 5] == '1'
   streams[i + 1], entries[i + 1] = KEYS[4 + 4 * i], entry
-  at = at + 5
+  at = at + 6
   local token = parse_token(member)
   if token then
     tokens[#tokens + 1] = token
@@ -35,7 +37,9 @@ for i = 0, tonumber(ARGV[4]) - 1 do
     new = 1
     at = record(KEYS[7 + 4 * i], record(rec, at, ttl), ttl)
     redis.call('HDEL', rec, 'stop', 'entry', 'delayed', 'retry_at', 'supersedes')
-    follow_claim(rec, id, 'sent', ttl)
+    if keyed then
+      follow_claim(rec, id, 'sent', ttl)
+    end
     counts[stat] = (counts[stat] or 0) + 1
   else
     at = after_fields(after_fields(at))

@@ -649,6 +649,21 @@ async fn check(run: &mut Run) {
             run.model.jobs.len()
         ));
     }
+    // 5. A sent marker is only ever beside a record that says `sent` (begin_send.lua reads
+    // the marker only when the record could be of a sent job).
+    for (job, state) in run.model.jobs.iter().zip(&states) {
+        let marked: bool = redis::cmd("EXISTS")
+            .arg(run.s.keys.sent(&job.id))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if marked && matches!(state, Some(state) if *state != State::Sent) {
+            failures.push(format!(
+                "{} ({}): marked sent, record {state:?}",
+                job.id, job.marker
+            ));
+        }
+    }
     assert!(
         failures.is_empty(),
         "seed {seed} (replay: HERALD_MODEL_SEED={seed} cargo test -p herald-tests --test time model): {} violations:\n{}",
