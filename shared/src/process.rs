@@ -167,9 +167,61 @@ pub fn one_malloc_arena() {
     let _ = command.args(args).env(VAR, "1").exec();
 }
 
+/// The variable that sets how many threads a worker's runtime runs (tokio's own name).
+pub const RUNTIME_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
+
+/// How many runtime threads `value` (of [`RUNTIME_THREADS_VAR`]) asks for: one when unset.
+/// A worker replica spends a core at most on one thread: on a shared 2-core machine one
+/// thread sent more jobs a second for less CPU per job than two, which spent a fifth of
+/// their time handing tasks between themselves (docs/performance.md); a deployment scales
+/// by replicas.
+pub fn runtime_threads(value: Option<&str>) -> Result<usize, Failure> {
+    let Some(value) = value else {
+        return Ok(1);
+    };
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|threads| *threads > 0)
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{RUNTIME_THREADS_VAR}={value:?}: must be a number of threads, 1 or more \
+                 (unset: 1)"
+            ))
+        })
+}
+
+/// A worker's runtime: [`runtime_threads`] threads, I/O and timers on.
+pub fn worker_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    let value = std::env::var_os(RUNTIME_THREADS_VAR).map(|v| v.to_string_lossy().into_owned());
+    let threads = runtime_threads(value.as_deref())?;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::new(1, format!("could not start the runtime: {err}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_runs_one_runtime_thread_unless_told_how_many() {
+        assert_eq!(runtime_threads(None).unwrap(), 1);
+        assert_eq!(runtime_threads(Some("4")).unwrap(), 4);
+        assert_eq!(runtime_threads(Some(" 2 ")).unwrap(), 2);
+        for bad in ["0", "", "two", "-1", "1.5"] {
+            let err = runtime_threads(Some(bad)).unwrap_err();
+            assert_eq!(err.code, 2, "{bad:?}");
+            assert!(
+                err.message.contains("TOKIO_WORKER_THREADS") && err.message.contains("1 or more"),
+                "{bad:?}: {}",
+                err.message
+            );
+        }
+    }
 
     #[test]
     fn clap_errors_become_one_line_naming_the_argument() {

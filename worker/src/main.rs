@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use herald_shared::config::load_dotenv;
-use herald_shared::process::{exit, init_tracing, one_malloc_arena, parse_args};
+use herald_shared::process::{exit, init_tracing, one_malloc_arena, parse_args, worker_runtime};
 use herald_worker::cli::{Cli, run};
 
 fn main() -> ExitCode {
@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     load_dotenv();
     let cli: Cli = parse_args("herald-worker");
     init_tracing(cli.log_format, "info");
-    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    let runtime = match worker_runtime() {
+        Ok(runtime) => runtime,
+        Err(failure) => return exit("herald-worker", Err(failure)),
+    };
     exit("herald-worker", runtime.block_on(run(cli)))
 }

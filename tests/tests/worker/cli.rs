@@ -93,6 +93,16 @@ fn missing_api_key_and_bad_flags_exit_2_with_one_line() {
             "INTERAKT_WEBHOOK_SECRET",
         ),
         (vec!["no-such-command"], vec![key], "no-such-command"),
+        (
+            vec!["run"],
+            vec![key, ("TOKIO_WORKER_THREADS", "0")],
+            "TOKIO_WORKER_THREADS",
+        ),
+        (
+            vec!["status"],
+            vec![key, ("TOKIO_WORKER_THREADS", "two")],
+            "TOKIO_WORKER_THREADS",
+        ),
     ];
     for (args, env, expected) in cases {
         let out = worker(&args, &env);
