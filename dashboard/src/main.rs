@@ -5,13 +5,16 @@ use std::process::ExitCode;
 
 use herald_dashboard::cli::Cli;
 use herald_shared::config::load_dotenv;
-use herald_shared::process::{exit, init_tracing, parse_args};
+use herald_shared::process::{exit, init_tracing, parse_args, server_runtime};
 
 fn main() -> ExitCode {
     load_dotenv();
     let cli: Cli = parse_args("herald-dashboard");
     init_tracing(cli.log_format, "info");
-    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    let runtime = match server_runtime() {
+        Ok(runtime) => runtime,
+        Err(failure) => return exit("herald-dashboard", Err(failure)),
+    };
     exit(
         "herald-dashboard",
         runtime.block_on(herald_dashboard::run_command(&cli.redis, &cli.args)),

@@ -6,8 +6,17 @@ use std::process::ExitCode;
 use producer::cli::{self, Cli, NAME};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    match herald_shared::process::server_runtime() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(failure) => {
+            eprintln!("{NAME}: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     herald_shared::config::load_dotenv();
     let cli = match Cli::try_parse_args() {
         Ok(cli) => cli,

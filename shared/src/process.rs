@@ -170,14 +170,12 @@ pub fn one_malloc_arena() {
 /// The variable that sets how many threads a worker's runtime runs (tokio's own name).
 pub const RUNTIME_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 
-/// How many runtime threads `value` (of [`RUNTIME_THREADS_VAR`]) asks for: one when unset.
-/// A worker replica spends a core at most on one thread: on a shared 2-core machine one
-/// thread sent more jobs a second for less CPU per job than two, which spent a fifth of
-/// their time handing tasks between themselves (docs/performance.md); a deployment scales
-/// by replicas.
-pub fn runtime_threads(value: Option<&str>) -> Result<usize, Failure> {
+/// How many runtime threads `value` (of [`RUNTIME_THREADS_VAR`]) asks for: `default` when
+/// unset. A value that is not a number of threads, 1 or more, is a usage failure naming the
+/// variable (tokio, reading it itself, panics on it).
+pub fn runtime_threads(value: Option<&str>, default: usize) -> Result<usize, Failure> {
     let Some(value) = value else {
-        return Ok(1);
+        return Ok(default);
     };
     value
         .trim()
@@ -187,20 +185,35 @@ pub fn runtime_threads(value: Option<&str>) -> Result<usize, Failure> {
         .ok_or_else(|| {
             Failure::usage(format!(
                 "{RUNTIME_THREADS_VAR}={value:?}: must be a number of threads, 1 or more \
-                 (unset: 1)"
+                 (unset: {default})"
             ))
         })
 }
 
-/// A worker's runtime: [`runtime_threads`] threads, I/O and timers on.
-pub fn worker_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+/// A multi-threaded runtime, I/O and timers on, of as many threads as
+/// [`RUNTIME_THREADS_VAR`] says, `default` when it is unset.
+pub fn runtime(default: usize) -> Result<tokio::runtime::Runtime, Failure> {
     let value = std::env::var_os(RUNTIME_THREADS_VAR).map(|v| v.to_string_lossy().into_owned());
-    let threads = runtime_threads(value.as_deref())?;
+    let threads = runtime_threads(value.as_deref(), default)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .map_err(|err| Failure::new(1, format!("could not start the runtime: {err}")))
+}
+
+/// The runtime of a server or a command (the producer, the webhook receiver, the dashboard):
+/// one thread per core unless [`RUNTIME_THREADS_VAR`] says how many.
+pub fn server_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    runtime(std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// A worker's runtime: one thread unless [`RUNTIME_THREADS_VAR`] says how many. A worker
+/// replica spends a core at most on one thread: on a shared 2-core machine one thread sent
+/// more jobs a second for less CPU per job than two, which spent a fifth of their time
+/// handing tasks between themselves (docs/performance.md); a deployment scales by replicas.
+pub fn worker_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    runtime(1)
 }
 
 #[cfg(test)]
@@ -209,11 +222,12 @@ mod tests {
 
     #[test]
     fn a_worker_runs_one_runtime_thread_unless_told_how_many() {
-        assert_eq!(runtime_threads(None).unwrap(), 1);
-        assert_eq!(runtime_threads(Some("4")).unwrap(), 4);
-        assert_eq!(runtime_threads(Some(" 2 ")).unwrap(), 2);
+        assert_eq!(runtime_threads(None, 1).unwrap(), 1);
+        assert_eq!(runtime_threads(None, 8).unwrap(), 8);
+        assert_eq!(runtime_threads(Some("4"), 1).unwrap(), 4);
+        assert_eq!(runtime_threads(Some(" 2 "), 1).unwrap(), 2);
         for bad in ["0", "", "two", "-1", "1.5"] {
-            let err = runtime_threads(Some(bad)).unwrap_err();
+            let err = runtime_threads(Some(bad), 1).unwrap_err();
             assert_eq!(err.code, 2, "{bad:?}");
             assert!(
                 err.message.contains("TOKIO_WORKER_THREADS") && err.message.contains("1 or more"),

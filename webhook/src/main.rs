@@ -5,17 +5,20 @@
 use std::process::ExitCode;
 
 use herald_shared::config::load_dotenv;
-use herald_shared::process::{exit, init_tracing, parse_args};
+use herald_shared::process::{exit, init_tracing, parse_args, server_runtime};
 use herald_webhook::cli::Cli;
 use herald_webhook::run_command;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     load_dotenv();
     let cli: Cli = parse_args("herald-webhook");
     init_tracing(cli.log_format, "info");
+    let runtime = match server_runtime() {
+        Ok(runtime) => runtime,
+        Err(failure) => return exit("herald-webhook", Err(failure)),
+    };
     exit(
         "herald-webhook",
-        run_command(&cli.redis, &cli.webhook).await,
+        runtime.block_on(run_command(&cli.redis, &cli.webhook)),
     )
 }

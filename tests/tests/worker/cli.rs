@@ -166,3 +166,35 @@ async fn a_worker_runs_with_one_malloc_arena_under_its_own_pid() {
     );
     assert_eq!(s.accepted().len(), 3);
 }
+
+/// The other binaries refuse a runtime size that is not a number of threads with one line
+/// naming the variable, exit 2 (tokio, reading the variable itself, panicked: exit 101).
+#[test]
+fn every_binary_refuses_a_bad_runtime_size_naming_it() {
+    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>); 3] = [
+        ("herald-producer", vec!["status"], vec![]),
+        (
+            "herald-webhook",
+            vec!["--listen", "127.0.0.1:0"],
+            vec![("INTERAKT_WEBHOOK_SECRET", SECRET)],
+        ),
+        ("herald-dashboard", vec![], vec![]),
+    ];
+    for (bin, args, env) in cases {
+        let mut cmd = Command::new(cargo_bin(bin));
+        cmd.args(&args)
+            .env("TOKIO_WORKER_THREADS", "0")
+            .env("REDIS_URL", "redis://127.0.0.1:1")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("run {bin}: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bin}: {stderr}");
+        assert!(stderr.contains("TOKIO_WORKER_THREADS"), "{bin}: {stderr}");
+        assert!(!stderr.contains(SECRET), "{bin}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{bin}: {stderr}");
+    }
+}
