@@ -171,7 +171,7 @@ async fn a_worker_runs_with_one_malloc_arena_under_its_own_pid() {
 /// naming the variable, exit 2 (tokio, reading the variable itself, panicked: exit 101).
 #[test]
 fn every_binary_refuses_a_bad_runtime_size_naming_it() {
-    let cases: [(&str, Vec<&str>, Vec<(&str, &str)>); 3] = [
+    let cases = [
         ("herald-producer", vec!["status"], vec![]),
         (
             "herald-webhook",
