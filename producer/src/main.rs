@@ -9,10 +9,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     match herald_shared::process::server_runtime() {
         Ok(runtime) => runtime.block_on(run()),
-        Err(failure) => {
-            eprintln!("{NAME}: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
+        Err(failure) => herald_shared::process::exit(NAME, Err(failure)),
     }
 }
 

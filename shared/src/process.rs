@@ -167,7 +167,7 @@ pub fn one_malloc_arena() {
     let _ = command.args(args).env(VAR, "1").exec();
 }
 
-/// The variable that sets how many threads a worker's runtime runs (tokio's own name).
+/// The variable that sets how many threads a binary's runtime runs (tokio's own name).
 pub const RUNTIME_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 
 /// How many runtime threads `value` (of [`RUNTIME_THREADS_VAR`]) asks for: `default` when

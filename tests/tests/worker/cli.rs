@@ -14,7 +14,12 @@ const SECRET: &str = "secret-key";
 /// `herald-worker ARGS` with `env` added, and a Redis URL whose password is [`SECRET`] on a
 /// port where nothing listens.
 fn worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = Command::new(cargo_bin("herald-worker"));
+    binary("herald-worker", args, env)
+}
+
+/// [`worker`] for any of the project's binaries.
+fn binary(name: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(cargo_bin(name));
     cmd.args(args)
         .env_remove("INTERAKT_API_KEY")
         .env_remove("INTERAKT_WEBHOOK_SECRET")
@@ -24,7 +29,7 @@ fn worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run herald-worker")
+    cmd.output().unwrap_or_else(|e| panic!("run {name}: {e}"))
 }
 
 /// Arguments, environment, and what stderr must name.
@@ -180,17 +185,9 @@ fn every_binary_refuses_a_bad_runtime_size_naming_it() {
         ),
         ("herald-dashboard", vec![], vec![]),
     ];
-    for (bin, args, env) in cases {
-        let mut cmd = Command::new(cargo_bin(bin));
-        cmd.args(&args)
-            .env("TOKIO_WORKER_THREADS", "0")
-            .env("REDIS_URL", "redis://127.0.0.1:1")
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    for (bin, args, mut env) in cases {
+        env.push(("TOKIO_WORKER_THREADS", "0"));
+        let out = binary(bin, &args, &env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bin}: {stderr}");
         assert!(stderr.contains("TOKIO_WORKER_THREADS"), "{bin}: {stderr}");
