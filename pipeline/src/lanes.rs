@@ -10,7 +10,7 @@
 //! blocks on the lanes' bells, which ring when a tenant comes to have jobs. This module only
 //! reads and claims; it never acknowledges.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use deadpool_redis::redis::{self, AsyncCommands, RedisError, Value};
 use herald_shared::redis_pool::Pool;
 use herald_shared::{Job, Lane};
 use herald_store::Keys;
+use herald_store::calls::settle::RecordWrite;
 use herald_store::dead_letter::{DeadReason, redact_raw};
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
 use tokio::time::Instant;
@@ -28,7 +29,7 @@ use crate::limiter::Token;
 /// A Redis failure while reading or settling: the caller backs off and tries again.
 pub use herald_shared::redis_pool::RedisFailure;
 
-use herald_store::calls::lanes::{self, Claimed, Entry, Read};
+use herald_store::calls::lanes::{self, Claimed, Entry, Read, SoloRead};
 use herald_store::calls::settle::{Lost, SettleKeys, decode_touch};
 
 /// One entry delivered to this replica.
@@ -54,6 +55,10 @@ pub struct Delivery {
     /// The budget token its send goes out under, once granted: the settle after the send
     /// charges the request's answer to it ([`crate::limiter::Token`]).
     pub token: Option<Token>,
+    /// How much of the job's record the settle of its send writes: what the last check
+    /// before the send found ([`herald_store::calls::settle::BeginSend::Send`]); the whole
+    /// record until then.
+    pub record: RecordWrite,
 }
 
 /// The entries this replica holds (in hand, or being sent), by stream and id: what the
@@ -158,6 +163,7 @@ impl Delivery {
             taken_at: Instant::now(),
             hold: None,
             token: None,
+            record: RecordWrite::Whole,
         }
     }
 }
@@ -199,6 +205,10 @@ pub struct LaneReader {
     /// Per lane, the last ids of its bell and of its own stream as this replica last saw
     /// them: it blocks from there when idle.
     bells: Arc<Mutex<HashMap<Lane, [String; 2]>>>,
+    /// The lanes on which other tenants than the default had streams at this replica's last
+    /// look: read with the turns script until a read finds the lane drained. The others are
+    /// read straight off their own stream ([`lanes::read_solo`]).
+    shared: Arc<Mutex<HashSet<Lane>>>,
 }
 
 impl LaneReader {
@@ -211,6 +221,7 @@ impl LaneReader {
             holds: Holds::default(),
             tenant_weights: Arc::from(Vec::new()),
             bells: Arc::default(),
+            shared: Arc::default(),
         }
     }
 
@@ -310,8 +321,29 @@ impl LaneReader {
         Ok(())
     }
 
-    /// New entries of `lane`, without waiting, tenants in turn.
+    /// New entries of `lane`, without waiting, tenants in turn: straight off the lane's own
+    /// stream while no other tenant has one ([`lanes::read_solo`]), else with the turns
+    /// script.
     pub async fn read_now(&self, lane: Lane, count: usize) -> Result<Vec<Delivery>, RedisFailure> {
+        if !self.is_shared(lane) {
+            let pipe = lanes::read_solo(&self.keys, lane, &self.consumer, count);
+            let reply: Value = pipe.query_async(&mut self.pool.get().await?).await?;
+            // `None`: the group is gone (Redis lost its data): the script makes it again.
+            if let Some(SoloRead { shared, read }) = SoloRead::decode(&reply)? {
+                if shared {
+                    self.set_shared(lane, true);
+                }
+                match read {
+                    Read::Entries(entries) => return Ok(self.deliveries(lane, entries)),
+                    Read::Nothing { bell, lane: last } if !shared => {
+                        self.set_bells(lane, bell, last);
+                        return Ok(Vec::new());
+                    }
+                    // Nothing on the default tenant's stream, and other tenants to read.
+                    Read::Nothing { .. } => {}
+                }
+            }
+        }
         let call = lanes::read(
             &self.keys,
             lane,
@@ -321,19 +353,46 @@ impl LaneReader {
         );
         let reply = call.invoke(&mut self.pool.get().await?).await?;
         match Read::decode(&reply)? {
-            Read::Entries(entries) => Ok(self.held(
-                entries
-                    .into_iter()
-                    .map(|entry| self.delivery(lane, entry))
-                    .collect(),
-            )),
+            Read::Entries(entries) => Ok(self.deliveries(lane, entries)),
             Read::Nothing { bell, lane: last } => {
-                self.bells
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(lane, [bell, last]);
+                // Drained: the next read looks again whether other tenants have streams.
+                self.set_shared(lane, false);
+                self.set_bells(lane, bell, last);
                 Ok(Vec::new())
             }
+        }
+    }
+
+    /// The deliveries of `entries` read from `lane`, held by this replica.
+    fn deliveries(&self, lane: Lane, entries: Vec<Entry>) -> Vec<Delivery> {
+        self.held(
+            entries
+                .into_iter()
+                .map(|entry| self.delivery(lane, entry))
+                .collect(),
+        )
+    }
+
+    fn set_bells(&self, lane: Lane, bell: String, last: String) {
+        self.bells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(lane, [bell, last]);
+    }
+
+    fn is_shared(&self, lane: Lane) -> bool {
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&lane)
+    }
+
+    fn set_shared(&self, lane: Lane, shared: bool) {
+        let mut lanes = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if shared {
+            lanes.insert(lane);
+        } else {
+            lanes.remove(&lane);
         }
     }
 
@@ -446,6 +505,7 @@ impl LaneReader {
             taken_at: Instant::now(),
             hold: None,
             token: None,
+            record: RecordWrite::Whole,
         }
     }
 }
@@ -472,5 +532,81 @@ mod tests {
         assert_eq!(holds.of_stream("lane:otp"), Vec::<String>::new());
         drop(booking);
         assert!(holds.is_empty());
+    }
+
+    /// A lane only the default tenant uses is read straight off its stream, no script; once
+    /// another tenant has a stream on it, that tenant's jobs are read by the next read at the
+    /// latest, and reads take the tenants in turn (the script) until the lane is drained.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lane_of_the_default_tenant_alone_is_read_without_the_script_and_a_new_tenant_soon() {
+        use herald_shared::job::Tenant;
+        use herald_shared::redis_pool::Target;
+        use herald_store::calls::enqueue;
+        use herald_tests::scenario::{SandboxSetup, Scenario, otp, phone};
+
+        let mut s = Scenario::start(SandboxSetup::default()).await;
+        let pool = Target::single(s.redis.url()).pool(2).unwrap();
+        let reader = LaneReader::new(pool, s.keys.clone(), "reader".to_string());
+        reader.ensure_groups().await.unwrap();
+        let scripts_run = async |conn: &mut redis::aio::MultiplexedConnection| -> u64 {
+            let info: String = redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(conn)
+                .await
+                .unwrap();
+            info.lines()
+                .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |calls| calls.parse().unwrap())
+        };
+
+        let defaults: Vec<Job> = (0..3)
+            .map(|i| otp(&phone(i), Duration::from_secs(600)))
+            .collect();
+        s.enqueue(&defaults).await;
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut s.conn)
+            .await
+            .unwrap();
+        let read = reader.read_now(Lane::Otp, 2).await.unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(read.iter().all(|d| &*d.tenant == Tenant::DEFAULT));
+        assert_eq!(scripts_run(&mut s.conn).await, 0, "read without a script");
+
+        let now = time::OffsetDateTime::now_utc();
+        let mut acme = Vec::new();
+        for i in 10..12 {
+            let mut job = otp(&phone(i), Duration::from_secs(600));
+            job.tenant = Some(Tenant::parse("tenant", "acme").unwrap());
+            let _: redis::Value = enqueue::enqueue(&s.keys, &job, 86_400_000, now, None)
+                .invoke(&mut s.conn)
+                .await
+                .unwrap();
+            acme.push(job.id);
+        }
+        // The default tenant has a backlog the next reads could fill alone.
+        let backlog: Vec<Job> = (20..50)
+            .map(|i| otp(&phone(i), Duration::from_secs(600)))
+            .collect();
+        s.enqueue(&backlog).await;
+        // This read takes the default tenant's jobs and finds that acme has a stream now...
+        let first = reader.read_now(Lane::Otp, 10).await.unwrap();
+        assert_eq!(first.len(), 10);
+        // ... and the next one takes the tenants in turn: acme's jobs are in it.
+        let second = reader.read_now(Lane::Otp, 10).await.unwrap();
+        let tenants = |read: &[Delivery]| -> Vec<String> {
+            read.iter().map(|d| d.tenant.to_string()).collect()
+        };
+        assert_eq!(tenants(&first), vec![Tenant::DEFAULT; 10]);
+        let read: Vec<uuid::Uuid> = second.iter().map(|d| d.job.as_ref().unwrap().id).collect();
+        assert!(
+            acme.iter().all(|id| read.contains(id)),
+            "{:?}",
+            tenants(&second)
+        );
+        assert!(scripts_run(&mut s.conn).await > 0, "read in turn");
+        while !reader.read_now(Lane::Otp, 10).await.unwrap().is_empty() {}
+        assert!(!reader.is_shared(Lane::Otp), "drained: looked at again");
     }
 }

@@ -41,7 +41,7 @@ use crate::lanes::{Delivery, RedisFailure};
 use crate::limiter::Token;
 use batch::{Batched, Batcher};
 
-pub use herald_store::calls::settle::{BeginSend, Completed, Settled};
+pub use herald_store::calls::settle::{BeginSend, Completed, RecordWrite, Settled};
 pub use herald_store::record::UNKNOWN_MESSAGE_ID;
 
 /// Settles deliveries. Built once per replica (the dispatcher's context holds it); cheap
@@ -265,7 +265,7 @@ impl Settler {
         // `WAIT` counts this connection's writes and blocks it: a connection of its own.
         let mut conn = self.pool.get().await?;
         let answer = BeginSend::decode(&call.invoke(&mut conn).await?)?;
-        if answer == BeginSend::Send {
+        if matches!(answer, BeginSend::Send(_)) {
             self.durability
                 .confirm(&mut conn, self.keys.keys())
                 .await
@@ -295,13 +295,15 @@ impl Settler {
                 entry: Entry::of(delivery),
                 job_id: job.id.to_string(),
                 message_id: message_id.to_string(),
-                fields: SentFields::new(job, message_id, now),
+                fields: SentFields::new(job, message_id, now, delivery.record),
             };
             if let Some(answer) = self.batches.records.ask(item).await {
                 return Ok(answer);
             }
         }
-        let call = self.keys.complete(&self.at(delivery), job, message_id, now);
+        let call = self
+            .keys
+            .complete(&self.at(delivery), job, message_id, now, delivery.record);
         let reply = if self.durability.is_on() {
             // `WAIT` counts this connection's writes and blocks it: a connection of its own.
             let mut conn = self.pool.get().await?;
@@ -492,10 +494,10 @@ mod tests {
                 .await
                 .unwrap();
             let job = delivery.job.clone().unwrap();
-            assert_eq!(
+            assert!(matches!(
                 settler.begin_send(&delivery, &job).await.unwrap(),
-                BeginSend::Send
-            );
+                BeginSend::Send(_)
+            ));
             let () = redis::cmd("SCRIPT")
                 .arg("FLUSH")
                 .query_async(&mut s.conn)

@@ -426,6 +426,12 @@ impl Keys {
 /// How long a job's timeline and its message index entry are kept after the last write.
 pub const TIMELINE_TTL_SECS: u64 = SENT_MARKER_TTL_SECS;
 
+/// How much longer than [`TIMELINE_TTL_SECS`] the enqueue first keeps a job's record (after
+/// it is due, for a scheduled one), so that the settle of a send within that time finds the
+/// record kept long enough after the send already and leaves its expiry alone: a `PTTL` in
+/// place of an `EXPIRE` on most sends (`record_kept` in `record.lua`).
+pub const RECORD_TTL_SLACK_SECS: u64 = 3600;
+
 /// How long a webhook event's de-duplication marker is kept: Interakt redelivers within
 /// minutes to hours, never days later.
 pub const WEBHOOK_DEDUP_TTL_SECS: u64 = 3 * 24 * 3600;

@@ -8,7 +8,8 @@
 //! - [`script`]: one script call written straight into one `EVALSHA`.
 //! - [`lifecycle`]: a job's states, the steps between them, and the one table of which
 //!   step may start from which state (`docs/lifecycle.md`).
-//! - [`record`]: a job's record and the message index: field names, what each step writes.
+//! - [`record`]: a job's record: field names, what each step writes.
+//! - [`message_index`]: which job each message id Interakt answered was sent for.
 //! - [`timeline`]: a job's timeline, read from its record (`track`, the API, the dashboard).
 //! - [`dead_letter`]: what a dead letter holds.
 //! - [`guard`]: the OTP guard's rules, settings and refusals, and what `status` shows of it
@@ -24,6 +25,7 @@ pub mod guard;
 pub mod history;
 pub mod keys;
 pub mod lifecycle;
+pub mod message_index;
 pub mod record;
 pub mod script;
 pub mod scripts;

@@ -1,6 +1,5 @@
-//! A job's record ([`crate::Keys::job_status`]) and the message index
-//! ([`crate::Keys::message`]): their
-//! field names and what each step writes. Scripts take the fields as arguments (their count,
+//! A job's record ([`crate::Keys::job_status`]): its field names and what each step
+//! writes. Scripts take the fields as arguments (their count,
 //! then each name and value: `record` in `store/src/lua/record.lua`), so Lua decodes no JSON
 //! on the send path; the `state` field is written by the lifecycle's scripts alone
 //! ([`crate::lifecycle`]). The read side is [`crate::timeline`].
@@ -59,7 +58,8 @@ pub mod field {
     /// The id of an older job of the same replace key still being sent when this one was
     /// enqueued: this one waits for it.
     pub const SUPERSEDES: &str = "supersedes";
-    /// Of the message index hash: the job it was sent for.
+    /// Of the message index hash older releases wrote ([`crate::message_index`]): the job
+    /// it was sent for.
     pub const JOB_ID: &str = "job_id";
     /// The W3C `traceparent` the job was created in, when it carries one: how the webhook
     /// links its span of a delivery report to the job's trace.
@@ -233,16 +233,20 @@ pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
     fields
 }
 
-/// The message index entry of a send: none when Interakt gave no id to index by.
-pub fn message_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
+/// What a send changes on a record that is there (`begin_send.lua` found it and marked it
+/// `sending`): the state, the send's time and message id, and the attempts with this one.
+/// What the job is (kind, lane, phone, ...) is already there: every step that writes a
+/// record writes it whole ([`job_fields`]), and nothing deletes a record's fields but its
+/// expiry.
+pub fn sent_update_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
     let mut fields = Fields::default();
-    if message_id.is_empty() || message_id == UNKNOWN_MESSAGE_ID {
-        return fields;
-    }
-    fields.set(field::JOB_ID, job.id.to_string());
-    fields.set(field::LANE, job.lane().as_str());
-    fields.set(field::PHONE, herald_shared::phone::mask(&job.phone()));
+    fields.set(
+        field::ATTEMPTS,
+        serde_json::to_string(&job.attempts).expect("attempts serialize"),
+    );
+    fields.set(field::STATE, State::Sent.as_str());
     fields.set(field::SENT_AT, format_time(at));
+    fields.set(field::MESSAGE_ID, message_id);
     fields
 }
 

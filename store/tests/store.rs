@@ -14,13 +14,15 @@ use herald_store::calls::budget::Charge;
 use herald_store::calls::dead_letters::{self, Replayed};
 use herald_store::calls::enqueue::{self, CancelReply};
 use herald_store::calls::lanes::{self, Read};
-use herald_store::calls::settle::{At, BeginSend, Check, Completed, Sent, SentFields, SettleKeys};
+use herald_store::calls::settle::{
+    At, BeginSend, Check, Completed, RecordWrite, Sent, SentFields, SettleKeys,
+};
 use herald_store::calls::waiting::{self, Moved};
 use herald_store::dead_letter::DeadLetter;
 use herald_store::keys::{JOB_FIELD, WORKER_GROUP};
 use herald_store::lifecycle::{self, State, Step};
 use herald_store::timeline::{self, JobState};
-use herald_store::{Keys, scripts};
+use herald_store::{Keys, message_index, scripts};
 use herald_tests::RedisServer;
 use redis::AsyncCommands;
 use serde::Deserialize;
@@ -329,7 +331,7 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
     let mut answers = Vec::new();
     for _ in 0..3 {
         let reply: redis::Value = settles
-            .complete(&at, &job, "m-1", now)
+            .complete(&at, &job, "m-1", now, RecordWrite::Whole)
             .invoke(&mut conn)
             .await
             .unwrap();
@@ -350,7 +352,7 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
         .await
         .unwrap();
     let reply: redis::Value = settles
-        .complete(&at, &job, "m-1", now)
+        .complete(&at, &job, "m-1", now, RecordWrite::Whole)
         .invoke(&mut conn)
         .await
         .unwrap();
@@ -444,7 +446,7 @@ async fn sends_recorded_in_one_call_are_each_recorded_as_if_alone() {
     let fields: Vec<SentFields> = read
         .iter()
         .enumerate()
-        .map(|(i, (job, _))| SentFields::new(job, &format!("m-{i}"), now))
+        .map(|(i, (job, _))| SentFields::new(job, &format!("m-{i}"), now, RecordWrite::Update))
         .collect();
     let messages = ["m-0", "m-1", "m-2"];
     let tokens = [Some(charge("t-0")), Some(charge("t-1")), None];
@@ -494,11 +496,22 @@ async fn sends_recorded_in_one_call_are_each_recorded_as_if_alone() {
         let record: BTreeMap<String, String> = conn.hgetall(keys.job_status(id)).await.unwrap();
         assert_eq!(record["state"], "sent", "{i}: {record:?}");
         assert_eq!(record["message_id"], messages[i]);
+        // Written as an update (the record was there): what the enqueue wrote is kept, what a
+        // queued job had and a sent one has not is gone.
+        assert_eq!(record["kind"], "otp", "{i}: {record:?}");
+        assert_eq!(record["lane"], "otp");
+        assert_eq!(record["phone"], format!("+91********{i:02}"));
+        assert!(record.contains_key("enqueued_at") && record.contains_key("attempts"));
+        assert!(!record.contains_key("entry"), "{i}: {record:?}");
         let marker: String = conn.get(keys.sent(id)).await.unwrap();
         assert_eq!(marker, messages[i]);
     }
-    let job_of: String = conn.hget(keys.message("m-1"), "job_id").await.unwrap();
-    assert_eq!(job_of, ids[1], "the message index names its job");
+    let indexed = message_index::find(&mut conn, &keys, "m-1").await.unwrap();
+    assert_eq!(
+        indexed.map(|i| (i.job_id, i.lane)),
+        Some((ids[1].clone(), "otp".to_string())),
+        "the message index names its job and lane"
+    );
     for log in [keys.rate_window(), keys.rate_window_otp()] {
         for member in ["t-0", "t-1"] {
             let score: f64 = conn.zscore(&log, member).await.unwrap();
@@ -560,7 +573,7 @@ async fn checks_made_in_one_call_are_each_answered_as_if_alone() {
         [
             BeginSend::AlreadySent("m-earlier".into()),
             BeginSend::Expired,
-            BeginSend::Send
+            BeginSend::Send(RecordWrite::Update)
         ]
     );
     let states: Vec<Option<String>> = {
@@ -717,17 +730,19 @@ async fn checks_made_in_one_call_see_who_holds_each_entry() {
         .await
         .unwrap();
     use BeginSend::{AlreadySent, Gone, Send, TakenOver};
+    // No job here has a record: a send's settle writes it whole.
+    let send = Send(RecordWrite::Whole);
     assert_eq!(
         BeginSend::decode_all(&reply, asked.len()).unwrap(),
         [
-            Send,
+            send.clone(),
             AlreadySent("m-earlier".into()),
             Gone(None),
             TakenOver(None),
             Gone(None),
             TakenOver(None),
             Gone(None),
-            Send,
+            send,
             AlreadySent("m-earlier".into()),
             Gone(None),
             Gone(None),
@@ -778,7 +793,7 @@ async fn sends_recorded_in_one_call_acknowledge_only_entries_still_held() {
     let fields: Vec<SentFields> = jobs
         .iter()
         .zip(&messages)
-        .map(|(job, message)| SentFields::new(job, message, now))
+        .map(|(job, message)| SentFields::new(job, message, now, RecordWrite::Whole))
         .collect();
     let sends: Vec<Sent> = (0..asked.len())
         .map(|i| Sent {
@@ -1046,4 +1061,98 @@ fn assert_only_these_left_the_list(left: &[(String, String)], gone: &[&String], 
         );
     }
     assert_eq!(left.len(), before - gone.len(), "nothing else acknowledged");
+}
+
+/// The message index entry this release writes (one string) and the hash of the releases
+/// before it are both found, so a delivery report for a message sent before an upgrade still
+/// finds its job; a message never indexed is none.
+#[tokio::test]
+async fn the_message_index_is_read_in_both_forms() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let () = conn
+        .hset_multiple(
+            keys.message("m-old"),
+            &[
+                ("job_id", "01a25015-0000-7000-8000-000000000001"),
+                ("lane", "booking"),
+                ("phone", "+91********12"),
+                ("sent_at", "2026-12-06T10:00:00Z"),
+            ],
+        )
+        .await
+        .unwrap();
+    let () = conn
+        .set(
+            keys.message("m-new"),
+            "01a25015-0000-7000-8000-000000000002 otp",
+        )
+        .await
+        .unwrap();
+    let found = |id: &'static str| {
+        let keys = keys.clone();
+        let mut conn = conn.clone();
+        async move {
+            message_index::find(&mut conn, &keys, id)
+                .await
+                .unwrap()
+                .map(|i| (i.job_id, i.lane))
+        }
+    };
+    assert_eq!(
+        found("m-old").await,
+        Some((
+            "01a25015-0000-7000-8000-000000000001".into(),
+            "booking".into()
+        ))
+    );
+    assert_eq!(
+        found("m-new").await,
+        Some(("01a25015-0000-7000-8000-000000000002".into(), "otp".into()))
+    );
+    assert_eq!(found("m-none").await, None);
+}
+
+/// A sent record is kept a week or more after its send: one enqueued shortly before keeps
+/// the expiry the enqueue gave it (a week and the slack: the settle reads it and leaves it),
+/// one that would go sooner (a retry's, or an old record's) is kept a week from the send.
+#[tokio::test]
+async fn a_sent_record_is_kept_a_week_after_its_send_whatever_its_expiry_was() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let read = read_otps(&mut conn, &keys, 2).await;
+    let stream = keys.lane(Lane::Otp);
+    let soon = keys.job_status(&read[1].0.id.to_string());
+    let () = conn.expire(&soon, 60).await.unwrap();
+    let settles = SettleKeys::new(&keys);
+    let now = time::OffsetDateTime::now_utc();
+    for (job, entry) in &read {
+        let at = At {
+            lane: Lane::Otp,
+            tenant: herald_shared::job::Tenant::DEFAULT,
+            stream: &stream,
+            entry_id: entry,
+            consumer: "w1",
+            token: None,
+        };
+        let reply: redis::Value = settles
+            .complete(&at, job, "m", now, RecordWrite::Update)
+            .invoke(&mut conn)
+            .await
+            .unwrap();
+        assert!(Completed::decode(&reply).unwrap().recorded);
+    }
+    let week = herald_store::keys::TIMELINE_TTL_SECS as i64;
+    let slack = herald_store::keys::RECORD_TTL_SLACK_SECS as i64;
+    let kept: i64 = conn
+        .ttl(keys.job_status(&read[0].0.id.to_string()))
+        .await
+        .unwrap();
+    assert!((week + slack - 60..=week + slack).contains(&kept), "{kept}");
+    let pushed: i64 = conn.ttl(&soon).await.unwrap();
+    assert!((week - 60..=week).contains(&pushed), "{pushed}");
+    let index: i64 = conn.ttl(keys.message("m")).await.unwrap();
+    assert!((week - 60..=week).contains(&index), "{index}");
 }

@@ -28,6 +28,7 @@ use herald_shared::redis_pool::MAX_BLOCK;
 use herald_shared::redis_pool::Pool;
 use herald_store::Keys;
 use herald_store::keys::{EVENT_FIELD, UNHANDLED_MAX_LEN, WEBHOOK_GROUP};
+use herald_store::message_index::{self, Indexed};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -266,13 +267,9 @@ impl Processor {
 
     async fn lookup(&self, message_id: &str) -> Result<Option<SentMessage>, RedisFailure> {
         let mut conn = self.pool.get().await?;
-        let (job_id, lane): (Option<String>, Option<String>) = deadpool_redis::redis::cmd("HMGET")
-            .arg(self.keys.message(message_id))
-            .arg(field::JOB_ID)
-            .arg(field::LANE)
-            .query_async(&mut conn)
-            .await?;
-        let Some(job_id) = job_id else {
+        let Some(Indexed { job_id, lane }) =
+            message_index::find(&mut conn, &self.keys, message_id).await?
+        else {
             return Ok(None);
         };
         let created = match herald_shared::traces::tracer() {
@@ -286,7 +283,7 @@ impl Processor {
         };
         Ok(Some(SentMessage {
             job_id,
-            lane: lane.unwrap_or_default(),
+            lane,
             created,
         }))
     }

@@ -146,7 +146,7 @@ async fn prepare(ctx: &Context, delivery: &mut Delivery, job: &Job) -> Option<Ve
     let job_id = job.id.to_string();
     let lane = delivery.lane.as_str();
     match settle_until_done(|| ctx.settler.begin_send(delivery, job)).await? {
-        BeginSend::Send => {}
+        BeginSend::Send(record) => delivery.record = record,
         BeginSend::TakenOver(_) => {
             tracing::info!(job = %job_id, entry = %delivery.entry_id, "another replica took this job over while it waited here; leaving it to that replica");
             metrics::counter!("herald_jobs_taken_over_total", "lane" => lane).increment(1);

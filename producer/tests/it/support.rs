@@ -103,7 +103,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
 /// Settles job `job_id` of `lane` as sent, as a worker would: read through the workers'
 /// group as consumer `settler`, then the store's `complete` script.
 pub async fn settle_sent(server: &RedisServer, lane: Lane, job_id: uuid::Uuid) {
-    use herald_store::calls::settle::{At, SettleKeys};
+    use herald_store::calls::settle::{At, RecordWrite, SettleKeys};
     use herald_store::keys::WORKER_GROUP;
     let mut conn = herald_tests::connect(&server.url()).await.unwrap();
     let stream = keys().lane(lane);
@@ -138,8 +138,14 @@ pub async fn settle_sent(server: &RedisServer, lane: Lane, job_id: uuid::Uuid) {
             consumer: "settler",
             token: None,
         };
-        let call =
-            SettleKeys::new(&keys()).complete(&at, &job, "m-1", time::OffsetDateTime::now_utc());
+        // Settled without the check before a send: the whole record, as for a job without one.
+        let call = SettleKeys::new(&keys()).complete(
+            &at,
+            &job,
+            "m-1",
+            time::OffsetDateTime::now_utc(),
+            RecordWrite::Whole,
+        );
         let _: redis::Value = call.invoke(&mut conn).await.unwrap();
         return;
     }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{code_and_text, state_of, unexpected};
 use crate::Keys;
 use crate::guard::{self, Guard, Refusal, Rule};
-use crate::keys::{JOB_FIELD, TIMELINE_TTL_SECS, WORKER_GROUP};
+use crate::keys::{JOB_FIELD, RECORD_TTL_SLACK_SECS, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
 use crate::record::{self, Claim, format_time};
 use crate::script::ScriptCall;
@@ -155,8 +155,10 @@ fn job_args(
     } else {
         State::Queued
     };
-    // A scheduled job's record lives until it is due, then as long as any other's.
+    // A scheduled job's record lives until it is due, then as long as any other's, and the
+    // slack that lets a send soon after leave its expiry alone.
     let ttl = TIMELINE_TTL_SECS
+        + RECORD_TTL_SLACK_SECS
         + due.map_or(0, |due| {
             u64::try_from((due - now).whole_seconds()).unwrap_or(0)
         });

@@ -21,6 +21,7 @@ use crate::Keys;
 use crate::dead_letter::DeadLetter;
 use crate::keys::{JOB_FIELD, SENT_MARKER_TTL_SECS, Stat, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
+use crate::message_index;
 use crate::record::{self, Fields, format_time};
 use crate::script::ScriptCall;
 use crate::scripts::{BEGIN_SEND, COMPLETE, DEAD, DEFER, DROP_DUPLICATE, HAND_BACK, RETRY, TOUCH};
@@ -59,23 +60,40 @@ pub struct Sent<'a> {
     pub fields: &'a SentFields,
 }
 
-/// What recording a send writes: the job's record and its message index entry
-/// ([`record::sent_fields`], [`record::message_fields`]). Made by the task that sent it, so
-/// a call for several sends needs none of their jobs.
+/// How much of a job's record the settle of its send writes, as the last check before the
+/// send found it ([`BeginSend::Send`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordWrite {
+    /// The record was there (and now says `sending`): only what the send changed
+    /// ([`record::sent_update_fields`]), half the arguments and a smaller write.
+    Update,
+    /// There was none (a job of a release before records, or one whose record expired
+    /// while it waited): the whole record ([`record::sent_fields`]).
+    Whole,
+}
+
+/// What recording a send writes: the job's record ([`RecordWrite`]) and its message index
+/// entry ([`message_index::entry`]). Made by the task that sent it, so a call for several
+/// sends needs none of their jobs.
 #[derive(Clone, Debug)]
 pub struct SentFields {
     record: Fields,
-    index: Fields,
+    /// The message index entry; empty when there is none to write.
+    index: String,
     /// Whether the job has an idempotency key: only then can its record name a claim.
     keyed: bool,
 }
 
 impl SentFields {
-    /// The fields of `job`, sent as `message_id`, answered at `now`.
-    pub fn new(job: &Job, message_id: &str, now: OffsetDateTime) -> SentFields {
+    /// The fields of `job`, sent as `message_id`, answered at `now`, its record written as
+    /// `write` says.
+    pub fn new(job: &Job, message_id: &str, now: OffsetDateTime, write: RecordWrite) -> SentFields {
         SentFields {
-            record: record::sent_fields(job, message_id, now),
-            index: record::message_fields(job, message_id, now),
+            record: match write {
+                RecordWrite::Update => record::sent_update_fields(job, message_id, now),
+                RecordWrite::Whole => record::sent_fields(job, message_id, now),
+            },
+            index: message_index::entry(job, message_id).unwrap_or_default(),
             keyed: job.idempotency_key.is_some(),
         }
     }
@@ -203,21 +221,22 @@ impl SettleKeys {
         [&self.stats, &self.window, &self.window_otp]
     }
 
-    /// Records `job` as sent as Interakt's `message_id` at `now` (`complete.lua`) and charges
-    /// its token.
+    /// Records `job` as sent as Interakt's `message_id` at `now` (`complete.lua`), its record
+    /// written as `write` says, and charges its token.
     pub fn complete(
         &self,
         at: &At,
         job: &Job,
         message_id: &str,
         now: OffsetDateTime,
+        write: RecordWrite,
     ) -> ScriptCall<'static> {
         let job_id = job.id.to_string();
         self.completes(&[Sent {
             at: *at,
             job_id: &job_id,
             message_id,
-            fields: &SentFields::new(job, message_id, now),
+            fields: &SentFields::new(job, message_id, now, write),
         }])
     }
 
@@ -410,8 +429,9 @@ fn code_kept_until(letter: &DeadLetter) -> String {
 /// What the last check before a send found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BeginSend {
-    /// The record says `sending` now: send it.
-    Send,
+    /// The record says `sending` now, or there is no record: send it. How much of the
+    /// record its settle writes.
+    Send(RecordWrite),
     /// Already sent (an earlier delivery): Interakt's message id. Its entry is finished.
     AlreadySent(String),
     /// Not to be sent, and its entry is finished: `cancelled` or `superseded` (a stop noted
@@ -460,7 +480,11 @@ impl BeginSend {
 
     fn from_code(code: i64, text: String, reply: &Value) -> Result<BeginSend, RedisError> {
         Ok(match code {
-            0 => BeginSend::Send,
+            0 => BeginSend::Send(match text.as_str() {
+                "" => RecordWrite::Whole,
+                "sending" => RecordWrite::Update,
+                _ => return Err(unexpected("begin_send.lua", reply)),
+            }),
             1 => BeginSend::AlreadySent(text),
             2 => BeginSend::Stopped(state_of(&text)),
             3 => BeginSend::TakenOver(state_of(&text)),

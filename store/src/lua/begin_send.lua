@@ -17,7 +17,8 @@
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] the records' ttl (s), ARGV[4] the prefix of job
 -- records, ARGV[5] how many jobs, then for each five: entry id, job id, its deadline (ms,
 -- Unix) or '', lane, its token (token.lua; '' without one)
--- Returns, for each job in order, two values: 0, '' send; 1, message id already sent (entry
+-- Returns, for each job in order, two values: 0, 'sending' send (its record says so now),
+-- or 0, '' send (it has no record: its settle writes it whole); 1, message id already sent (entry
 -- finished); 2, state stopped or not to be sent (entry finished); 3, state another replica
 -- holds it (nothing changed); 4, '' expired (nothing changed); 5, state gone (nothing
 -- changed); 6, older job id waits for the older job still being sent (nothing changed).
@@ -74,6 +75,7 @@ local function check(stream, rec, marker, entry, id, deadline, lane)
   end
   if state then
     redis.call('HSET', rec, 'state', 'sending')
+    return 0, 'sending'
   end
   return 0, ''
 end

@@ -13,8 +13,10 @@
 -- ARGV[1] group, ARGV[2] consumer, ARGV[3] marker and record ttl (s), ARGV[4] how many
 -- sends, then for each: entry id, job id, Interakt message id, stats field, its token
 -- (token.lua; '' without one), '1' when the job has an idempotency key (only then can its
--- record name a claim to follow), the record's fields then the message index fields (each:
--- count, names and values; see record.lua)
+-- record name a claim to follow), the record's fields (count, names and values; see
+-- record.lua: all of them, or only what the send changed when begin_send found the record),
+-- then the message index entry ('<job id> <lane>', one string with its expiry: see
+-- store/src/message_index.rs; '' for none)
 -- Returns, for each send in order, ours, new: ours 1 when settled, 0 when recorded but the
 -- entry was not ours to acknowledge; new 1 when this call recorded the send, 0 when it was
 -- recorded before.
@@ -35,14 +37,19 @@ for i = 0, tonumber(ARGV[4]) - 1 do
   local new = 0
   if redis.call('SET', marker, message, 'NX', 'EX', ttl) then
     new = 1
-    at = record(KEYS[7 + 4 * i], record(rec, at, ttl), ttl)
+    at = record_kept(rec, at, ttl)
+    local index = ARGV[at]
+    at = at + 1
+    if index ~= '' then
+      redis.call('SET', KEYS[7 + 4 * i], index, 'EX', ttl)
+    end
     redis.call('HDEL', rec, 'stop', 'entry', 'delayed', 'retry_at', 'supersedes')
     if keyed then
       follow_claim(rec, id, 'sent', ttl)
     end
     counts[stat] = (counts[stat] or 0) + 1
   else
-    at = after_fields(after_fields(at))
+    at = after_fields(at) + 1
   end
   out[2 * i + 1] = 0
   out[2 * i + 2] = new

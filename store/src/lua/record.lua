@@ -17,6 +17,21 @@ local function record_with(key, at, ttl, name, value)
   redis.call('EXPIRE', key, ttl)
   return at + 2 * n + 1
 end
+-- record_kept(key, at, ttl): the same, but the expiry is pushed out only when the key would
+-- go within ttl seconds (a `PTTL`, which Redis answers for a fraction of what an `EXPIRE`
+-- costs it: an `EXPIRE` is rewritten as a `PEXPIREAT` for replication). For the send's
+-- settle: an enqueued record is kept RECORD_TTL_SLACK_SECS longer than ttl (keys.rs), so a
+-- job sent within that time keeps its expiry, still ttl seconds or more after the send.
+local function record_kept(key, at, ttl)
+  local n = tonumber(ARGV[at])
+  if n > 0 then
+    redis.call('HSET', key, unpack(ARGV, at + 1, at + 2 * n))
+    if redis.call('PTTL', key) < ttl * 1000 then
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+  return at + 2 * n + 1
+end
 local function after_fields(at)
   return at + 2 * tonumber(ARGV[at]) + 1
 end

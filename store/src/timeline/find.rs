@@ -66,12 +66,12 @@ pub async fn find_by_message_id(
     keys: &Keys,
     message_id: &str,
 ) -> Result<Option<JobTimeline>, RedisFailure> {
-    let job_id: Option<String> = {
+    let indexed = {
         let mut conn = pool.get().await?;
-        conn.hget(keys.message(message_id), field::JOB_ID).await?
+        crate::message_index::find(&mut conn, keys, message_id).await?
     };
-    match job_id {
-        Some(job_id) => find(pool, keys, &job_id).await,
+    match indexed {
+        Some(indexed) => find(pool, keys, &indexed.job_id).await,
         None => Ok(None),
     }
 }

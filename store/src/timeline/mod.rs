@@ -333,9 +333,8 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::record::{enqueued_fields, message_fields, retry_fields, sent_fields};
+    use crate::record::{enqueued_fields, retry_fields, sent_fields, sent_update_fields};
     use herald_shared::Lane;
-    use serde_json::Value;
 
     fn job() -> Job {
         let mut job = Job::booking(Booking {
@@ -565,13 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_message_ids_are_not_indexed_and_bad_fields_are_skipped() {
-        let job = job();
-        assert!(message_fields(&job, "unknown", job.created_at).is_empty());
-        let index: Value =
-            serde_json::from_str(&message_fields(&job, "m", job.created_at).to_json()).unwrap();
-        assert_eq!(index["job_id"], job.id.to_string());
-        assert_eq!(index["lane"], "booking");
+    fn bad_fields_are_skipped() {
         let fields = with(
             HashMap::new(),
             &[("sent_at", "yesterday"), ("attempts", "[")],
@@ -579,5 +572,42 @@ mod tests {
         let timeline = build("j", &fields);
         assert!(timeline.events.is_empty());
         assert_eq!(timeline.state, JobState::Queued);
+    }
+
+    /// A send's settle writes only what the send changed on a record that is there
+    /// (`RecordWrite::Update`): the record it leaves reads as the whole write would, after
+    /// an enqueue and after a retry.
+    #[test]
+    fn a_sent_record_updated_in_place_reads_as_one_written_whole() {
+        let mut job = job();
+        let t0 = job.created_at;
+        let sent_at = t0 + Duration::from_secs(9);
+        let enqueued = enqueued_fields(&job, State::Queued, None).to_map();
+        job.attempts = vec![attempt(t0 + Duration::from_secs(1), "transient", 503)];
+        let retried = with(
+            enqueued.clone(),
+            &retry_fields(&job, t0 + Duration::from_secs(5))
+                .to_map()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        job.attempts
+            .push(attempt(t0 + Duration::from_secs(8), "sent", 200));
+        for before in [enqueued, retried] {
+            let updated = sent_update_fields(&job, "m-1", sent_at).to_map();
+            let mut in_place = before.clone();
+            in_place.extend(updated);
+            // The settle deletes what a queued or retrying job had and a sent one has not.
+            in_place.remove("retry_at");
+            let whole = sent_fields(&job, "m-1", sent_at).to_map();
+            for (name, value) in &whole {
+                assert_eq!(in_place.get(name), Some(value), "{name}");
+            }
+            let read = build(&job.id.to_string(), &in_place);
+            assert_eq!(read, build(&job.id.to_string(), &whole));
+            assert_eq!(read.state, JobState::Sent);
+            assert_eq!(read.phone.as_deref(), Some("+91********12"));
+        }
     }
 }
