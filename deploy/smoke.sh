@@ -16,7 +16,7 @@
 # Then it prints the image's size. Exit 0 only when all of that holds.
 #
 #     bash deploy/smoke.sh                       # binaries from target/release, else target/debug
-#     BIN_DIR=target/debug bash deploy/smoke.sh  # what CI does after the tests
+#     BIN_DIR=target/debug bash deploy/smoke.sh  # what CI does beside the suites, once built
 #     bash deploy/smoke.sh --prepare             # the tools and the base image only (CI, while
 #                                                # the tests build: network, not CPU)
 #
