@@ -1,12 +1,14 @@
--- Prelude: record fields on a job's record (or a message index entry) and keep it for ttl
+-- Prelude: record fields on a job's record and keep it for ttl
 -- seconds. The fields are the script's arguments from ARGV[at]: their count, then each name
 -- and value (`Fields` in store/src/record.rs); a count of 0 records nothing. Returns the
 -- index of the argument after them; after_fields(at) returns that index without recording.
-local function record(key, at, ttl)
+local function record(key, at, ttl, kept)
   local n = tonumber(ARGV[at])
   if n > 0 then
     redis.call('HSET', key, unpack(ARGV, at + 1, at + 2 * n))
-    redis.call('EXPIRE', key, ttl)
+    if not kept or redis.call('PTTL', key) < ttl * 1000 then
+      redis.call('EXPIRE', key, ttl)
+    end
   end
   return at + 2 * n + 1
 end
@@ -23,14 +25,7 @@ end
 -- settle: an enqueued record is kept RECORD_TTL_SLACK_SECS longer than ttl (keys.rs), so a
 -- job sent within that time keeps its expiry, still ttl seconds or more after the send.
 local function record_kept(key, at, ttl)
-  local n = tonumber(ARGV[at])
-  if n > 0 then
-    redis.call('HSET', key, unpack(ARGV, at + 1, at + 2 * n))
-    if redis.call('PTTL', key) < ttl * 1000 then
-      redis.call('EXPIRE', key, ttl)
-    end
-  end
-  return at + 2 * n + 1
+  return record(key, at, ttl, true)
 end
 local function after_fields(at)
   return at + 2 * tonumber(ARGV[at]) + 1
