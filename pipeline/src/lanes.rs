@@ -548,17 +548,6 @@ mod tests {
         let pool = Target::single(s.redis.url()).pool(2).unwrap();
         let reader = LaneReader::new(pool, s.keys.clone(), "reader".to_string());
         reader.ensure_groups().await.unwrap();
-        let scripts_run = async |conn: &mut redis::aio::MultiplexedConnection| -> u64 {
-            let info: String = redis::cmd("INFO")
-                .arg("commandstats")
-                .query_async(conn)
-                .await
-                .unwrap();
-            info.lines()
-                .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
-                .and_then(|rest| rest.split(',').next())
-                .map_or(0, |calls| calls.parse().unwrap())
-        };
 
         let defaults: Vec<Job> = (0..3)
             .map(|i| otp(&phone(i), Duration::from_secs(600)))
@@ -572,7 +561,11 @@ mod tests {
         let read = reader.read_now(Lane::Otp, 2).await.unwrap();
         assert_eq!(read.len(), 2);
         assert!(read.iter().all(|d| &*d.tenant == Tenant::DEFAULT));
-        assert_eq!(scripts_run(&mut s.conn).await, 0, "read without a script");
+        assert_eq!(
+            herald_tests::script_calls(&mut s.conn).await,
+            0,
+            "read without a script"
+        );
 
         let now = time::OffsetDateTime::now_utc();
         let mut acme = Vec::new();
@@ -605,7 +598,10 @@ mod tests {
             "{:?}",
             tenants(&second)
         );
-        assert!(scripts_run(&mut s.conn).await > 0, "read in turn");
+        assert!(
+            herald_tests::script_calls(&mut s.conn).await > 0,
+            "read in turn"
+        );
         while !reader.read_now(Lane::Otp, 10).await.unwrap().is_empty() {}
         assert!(!reader.is_shared(Lane::Otp), "drained: looked at again");
     }

@@ -73,32 +73,22 @@ pub async fn find<C: ConnectionLike>(
 
 #[cfg(test)]
 mod tests {
-    use herald_shared::job::Booking;
-
     use super::*;
 
     fn job() -> Job {
-        Job::booking(Booking {
-            phone: "+919999999912".into(),
-            booking_id: "B123".into(),
-            service: "Haircut".into(),
-            date: "2026-11-24".into(),
-            time: "10:30".into(),
-            image_url: None,
-        })
-        .unwrap()
+        Job::otp("+919812345612", "4242", std::time::Duration::from_secs(600)).unwrap()
     }
 
     #[test]
     fn an_entry_names_its_job_and_lane_and_reads_back() {
         let job = job();
         let value = entry(&job, "m-1").unwrap();
-        assert_eq!(value, format!("{} booking", job.id));
+        assert_eq!(value, format!("{} otp", job.id));
         assert_eq!(
             parse(&value),
             Some(Indexed {
                 job_id: job.id.to_string(),
-                lane: "booking".into()
+                lane: "otp".into()
             })
         );
     }

@@ -62,7 +62,7 @@ pub use proxy::TcpProxy;
 pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_env::RedisEnv;
 pub use redis_sentinel::{RedisSentinel, SentinelOptions};
-pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, connect, free_port};
+pub use redis_server::{NO_PERSISTENCE, RedisServer, StartError, connect, free_port, script_calls};
 pub use tls::TestCerts;
 pub use tools::{in_ci, require_tool, require_tool_installed_by};
 pub use wait::wait_until;

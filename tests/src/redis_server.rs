@@ -349,6 +349,27 @@ pub async fn connect(url: &str) -> redis::RedisResult<redis::aio::MultiplexedCon
         .await
 }
 
+/// How many scripts (`EVAL` and `EVALSHA` calls) the server on `conn` has run since its
+/// stats were last reset (`INFO commandstats`; `CONFIG RESETSTAT` resets them).
+pub async fn script_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_eval:") || l.starts_with("cmdstat_evalsha:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// True when a server on `port` answers PING with PONG, or asks for a password first (and
 /// is done loading its AOF).
 fn ping(port: u16) -> bool {

@@ -327,7 +327,7 @@ async fn a_send_waiting_for_a_fresh_grant_hands_its_job_back_on_shutdown() {
     // Its ask for a fresh grant ran (and found every replica paused): it is waiting now.
     wait_until("the send asked for a fresh grant", PAUSE, || {
         let mut s = s.conn.clone();
-        async move { script_calls_on(&mut s).await > scripts_run }
+        async move { herald_tests::script_calls(&mut s).await > scripts_run }
     })
     .await;
     assert!(!task.is_finished(), "waiting out the cool-down");
@@ -348,24 +348,5 @@ async fn a_send_waiting_for_a_fresh_grant_hands_its_job_back_on_shutdown() {
 
 /// Lua scripts Redis has run so far (`EVAL` and `EVALSHA` calls that ran).
 async fn script_calls(s: &mut Scenario) -> u64 {
-    script_calls_on(&mut s.conn).await
-}
-
-async fn script_calls_on(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_eval:") || l.starts_with("cmdstat_evalsha:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    herald_tests::script_calls(&mut s.conn).await
 }
