@@ -1156,3 +1156,54 @@ async fn a_sent_record_is_kept_a_week_after_its_send_whatever_its_expiry_was() {
     let index: i64 = conn.ttl(keys.message("m")).await.unwrap();
     assert!((week - 60..=week).contains(&index), "{index}");
 }
+
+/// A record that expired between the check before the send and its settle (the settle was
+/// told to update it): the settle still records the send, and the record it leaves (what
+/// the send changed) expires a week after the send like any other, never kept forever.
+#[tokio::test]
+async fn a_record_gone_before_the_settle_of_its_update_is_written_with_its_expiry() {
+    let redis = RedisServer::start();
+    let mut conn = herald_tests::connect(&redis.url()).await.unwrap();
+    let keys = keys();
+    let read = read_otps(&mut conn, &keys, 1).await;
+    let (job, entry) = &read[0];
+    let record = keys.job_status(&job.id.to_string());
+    let () = redis::cmd("DEL")
+        .arg(&record)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let stream = keys.lane(Lane::Otp);
+    let at = At {
+        lane: Lane::Otp,
+        tenant: herald_shared::job::Tenant::DEFAULT,
+        stream: &stream,
+        entry_id: entry,
+        consumer: "w1",
+        token: None,
+    };
+    let reply: redis::Value = SettleKeys::new(&keys)
+        .complete(
+            &at,
+            job,
+            "m-gone",
+            time::OffsetDateTime::now_utc(),
+            RecordWrite::Update,
+        )
+        .invoke(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        Completed::decode(&reply).unwrap(),
+        Completed {
+            acknowledged: true,
+            recorded: true
+        }
+    );
+    let fields: BTreeMap<String, String> = conn.hgetall(&record).await.unwrap();
+    assert_eq!(fields["state"], "sent", "{fields:?}");
+    assert_eq!(fields["message_id"], "m-gone");
+    let week = herald_store::keys::TIMELINE_TTL_SECS as i64;
+    let ttl: i64 = conn.ttl(&record).await.unwrap();
+    assert!((week - 60..=week).contains(&ttl), "{ttl}");
+}
