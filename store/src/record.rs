@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use herald_shared::Job;
+use herald_shared::job::{Attempt, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -34,6 +35,11 @@ pub mod field {
     pub const ATTEMPTS: &str = "attempts";
     pub const RETRY_AT: &str = "retry_at";
     pub const SENT_AT: &str = "sent_at";
+    /// The send's own attempt, when the settle kept it apart from [`ATTEMPTS`] (see
+    /// [`super::sent_update_fields`]): Interakt's HTTP status, and the replica that sent it.
+    /// Its time is [`SENT_AT`].
+    pub const SENT_STATUS: &str = "sent_status";
+    pub const SENT_BY: &str = "sent_by";
     pub const MESSAGE_ID: &str = "message_id";
     pub const DEAD_AT: &str = "dead_at";
     pub const DEAD_REASON: &str = "dead_reason";
@@ -181,10 +187,7 @@ pub(crate) fn job_fields(job: &Job) -> Fields {
     if let Some(traceparent) = &job.traceparent {
         fields.set(field::TRACEPARENT, traceparent.as_str());
     }
-    fields.set(
-        field::ATTEMPTS,
-        serde_json::to_string(&job.attempts).expect("attempts serialize"),
-    );
+    fields.set(field::ATTEMPTS, attempts_json(&job.attempts));
     fields
 }
 
@@ -238,16 +241,40 @@ pub fn sent_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
 /// What the job is (kind, lane, phone, ...) is already there: every step that writes a
 /// record writes it whole ([`job_fields`]), and nothing deletes a record's fields but its
 /// expiry.
+///
+/// The send's own attempt (a plain 2xx) is kept apart, as [`field::SENT_STATUS`] and
+/// [`field::SENT_BY`] at [`field::SENT_AT`]'s time, and `attempts` holds the ones before it,
+/// written only when there are any (the enqueue writes none; a retry or a replay wrote them
+/// already). The attempt's JSON is about 100 bytes: past Redis's 64-byte limit for a small
+/// hash's values (`hash-max-listpack-value`), it made every sent record a hash table, about
+/// 550 bytes more per record and the costlier write. [`crate::timeline::build`] reads both
+/// forms.
 pub fn sent_update_fields(job: &Job, message_id: &str, at: OffsetDateTime) -> Fields {
     let mut fields = Fields::default();
-    fields.set(
-        field::ATTEMPTS,
-        serde_json::to_string(&job.attempts).expect("attempts serialize"),
-    );
+    match job.attempts.split_last() {
+        Some((sent, earlier))
+            if sent.outcome == Outcome::Sent && sent.error.is_none() && sent.body.is_none() =>
+        {
+            if !earlier.is_empty() {
+                fields.set(field::ATTEMPTS, attempts_json(earlier));
+            }
+            if let Some(status) = sent.status {
+                fields.set(field::SENT_STATUS, status.to_string());
+            }
+            if let Some(by) = &sent.consumer {
+                fields.set(field::SENT_BY, by.as_str());
+            }
+        }
+        _ => fields.set(field::ATTEMPTS, attempts_json(&job.attempts)),
+    }
     fields.set(field::STATE, State::Sent.as_str());
     fields.set(field::SENT_AT, format_time(at));
     fields.set(field::MESSAGE_ID, message_id);
     fields
+}
+
+fn attempts_json(attempts: &[Attempt]) -> String {
+    serde_json::to_string(attempts).expect("attempts serialize")
 }
 
 /// The record fields of a job parked for a retry due at `due`.

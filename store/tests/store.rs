@@ -362,6 +362,18 @@ async fn a_settle_that_runs_again_counts_the_send_once() {
 }
 
 /// `n` OTPs enqueued and read by consumer `w1`: each job with its entry id.
+/// A delivery on the OTP lane's own stream, read by consumer `w1`, without a token.
+fn otp_at_w1<'a>(stream: &'a str, entry_id: &'a str) -> At<'a> {
+    At {
+        lane: Lane::Otp,
+        tenant: herald_shared::job::Tenant::DEFAULT,
+        stream,
+        entry_id,
+        consumer: "w1",
+        token: None,
+    }
+}
+
 async fn read_otps(
     conn: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
@@ -1129,14 +1141,7 @@ async fn a_sent_record_is_kept_a_week_after_its_send_whatever_its_expiry_was() {
     let settles = SettleKeys::new(&keys);
     let now = time::OffsetDateTime::now_utc();
     for (job, entry) in &read {
-        let at = At {
-            lane: Lane::Otp,
-            tenant: herald_shared::job::Tenant::DEFAULT,
-            stream: &stream,
-            entry_id: entry,
-            consumer: "w1",
-            token: None,
-        };
+        let at = otp_at_w1(&stream, entry);
         let reply: redis::Value = settles
             .complete(&at, job, "m", now, RecordWrite::Update)
             .invoke(&mut conn)
@@ -1174,14 +1179,7 @@ async fn a_record_gone_before_the_settle_of_its_update_is_written_with_its_expir
         .await
         .unwrap();
     let stream = keys.lane(Lane::Otp);
-    let at = At {
-        lane: Lane::Otp,
-        tenant: herald_shared::job::Tenant::DEFAULT,
-        stream: &stream,
-        entry_id: entry,
-        consumer: "w1",
-        token: None,
-    };
+    let at = otp_at_w1(&stream, entry);
     let reply: redis::Value = SettleKeys::new(&keys)
         .complete(
             &at,

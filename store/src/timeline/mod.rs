@@ -19,6 +19,7 @@ mod render;
 use std::collections::HashMap;
 
 use herald_shared::Job;
+use herald_shared::job::Outcome;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -206,6 +207,18 @@ pub fn build(job_id: &str, fields: &HashMap<String, String>) -> JobTimeline {
     }
     let message_id = get(field::MESSAGE_ID);
     let sent_at = time_of(field::SENT_AT);
+    // The send's own attempt, when its settle kept it apart from `attempts`
+    // (`record::sent_update_fields`): at the send's time.
+    if let (Some(at), Some(status)) = (
+        sent_at,
+        get(field::SENT_STATUS).and_then(|s| s.parse::<u16>().ok()),
+    ) {
+        events.push(TimelineEvent {
+            outcome: Some(Outcome::Sent.as_str().to_string()),
+            status: Some(status),
+            ..TimelineEvent::new(EventKind::Attempt, at)
+        });
+    }
     if let Some(at) = sent_at {
         events.push(TimelineEvent {
             message_id: message_id.clone(),
@@ -592,8 +605,14 @@ mod tests {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect::<Vec<_>>(),
         );
-        job.attempts
-            .push(attempt(t0 + Duration::from_secs(8), "sent", 200));
+        // The send's attempt is answered at the send's time (in a worker, microseconds
+        // apart): kept apart from `attempts`, it is read back at `sent_at`.
+        job.attempts.push(attempt(sent_at, "sent", 200));
+        // A first send's record keeps every value short: a listpack in Redis.
+        let first = sent_update_fields(&job_sent_first(&job, sent_at), "m-1", sent_at).to_map();
+        assert!(!first.contains_key("attempts"), "{first:?}");
+        assert_eq!(first["sent_status"], "200");
+        assert!(first.values().all(|v| v.len() <= 64), "{first:?}");
         for before in [enqueued, retried] {
             let updated = sent_update_fields(&job, "m-1", sent_at).to_map();
             let mut in_place = before.clone();
@@ -601,7 +620,8 @@ mod tests {
             // The settle deletes what a queued or retrying job had and a sent one has not.
             in_place.remove("retry_at");
             let whole = sent_fields(&job, "m-1", sent_at).to_map();
-            for (name, value) in &whole {
+            // Everything but the attempts, which keep the send's own apart.
+            for (name, value) in whole.iter().filter(|(name, _)| *name != "attempts") {
                 assert_eq!(in_place.get(name), Some(value), "{name}");
             }
             let read = build(&job.id.to_string(), &in_place);
@@ -609,5 +629,12 @@ mod tests {
             assert_eq!(read.state, JobState::Sent);
             assert_eq!(read.phone.as_deref(), Some("+91********12"));
         }
+    }
+
+    /// `job` as sent at its first attempt, at `at`.
+    fn job_sent_first(job: &Job, at: OffsetDateTime) -> Job {
+        let mut job = job.clone();
+        job.attempts = vec![attempt(at, "sent", 200)];
+        job
     }
 }

@@ -411,20 +411,25 @@ async fn where_is(
     Location::decode(&reply).unwrap()
 }
 
-/// How many failed attempts `job`'s record lists (each one a request that reached Interakt
-/// when its phone answers past the timeout).
+/// How many attempts `job`'s record lists (each one a request that reached Interakt when its
+/// phone answers past the timeout), the send's own included: in `attempts`, or kept apart
+/// as `sent_status` by the send's settle.
 async fn failed_attempts(
     conn: &mut redis::aio::MultiplexedConnection,
     s: &Scenario,
     job: &Job,
 ) -> usize {
-    let attempts: Option<String> = conn
-        .hget(s.keys.job_status(&job.id), "attempts")
+    let (attempts, sent_apart): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        .arg(s.keys.job_status(&job.id))
+        .arg("attempts")
+        .arg("sent_status")
+        .query_async(conn)
         .await
         .unwrap();
     attempts
         .and_then(|a| serde_json::from_str::<Vec<Value>>(&a).ok())
         .map_or(0, |a| a.len())
+        + usize::from(sent_apart.is_some())
 }
 
 /// The seed of this run: `HERALD_MODEL_SEED`, else one nobody chose.
