@@ -295,3 +295,85 @@ impl Claimed {
         Ok(Claimed { cursor, entries })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// The plain read's answer as RESP2 gives it (streams as an array of pairs) and as RESP3
+    /// does (a map), with the job field's bytes as they were written; nothing read, with a
+    /// lane that has other tenants; a lost group; and any other error reply.
+    #[test]
+    fn a_plain_read_is_decoded_in_either_protocol_and_a_lost_group_is_none() {
+        let entry = Value::Array(vec![
+            bulk("1-0"),
+            Value::Array(vec![bulk(JOB_FIELD), bulk("{\"id\":\"j\"}")]),
+        ]);
+        let last =
+            |id: &str| Value::Array(vec![Value::Array(vec![bulk(id), Value::Array(vec![])])]);
+        let resp2 = Value::Array(vec![
+            Value::Int(0),
+            Value::Array(vec![Value::Array(vec![
+                bulk("lane"),
+                Value::Array(vec![entry.clone()]),
+            ])]),
+            last("9-0"),
+            last("1-0"),
+        ]);
+        let resp3 = Value::Array(vec![
+            Value::Int(0),
+            Value::Map(vec![(bulk("lane"), Value::Array(vec![entry]))]),
+            last("9-0"),
+            last("1-0"),
+        ]);
+        for reply in [resp2, resp3] {
+            let read = SoloRead::decode(&reply).unwrap().unwrap();
+            assert!(!read.shared);
+            let Read::Entries(entries) = read.read else {
+                panic!("{read:?}");
+            };
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].tenant, "default");
+            assert_eq!(entries[0].id, "1-0");
+            assert_eq!(entries[0].job.as_deref(), Some(&b"{\"id\":\"j\"}"[..]));
+            assert_eq!(entries[0].deliveries, 1);
+        }
+
+        let nothing = Value::Array(vec![
+            Value::Int(1),
+            Value::Nil,
+            last("9-0"),
+            Value::Array(vec![]),
+        ]);
+        assert_eq!(
+            SoloRead::decode(&nothing).unwrap(),
+            Some(SoloRead {
+                shared: true,
+                read: Read::Nothing {
+                    bell: "9-0".into(),
+                    lane: "0-0".into()
+                }
+            })
+        );
+
+        // An error reply as Redis writes it, parsed as the client does.
+        let error = |code: &str| {
+            redis::parse_redis_value(format!("-{code} refused\r\n").as_bytes()).unwrap()
+        };
+        let with_error = |code: &str| {
+            Value::Array(vec![
+                Value::Int(0),
+                error(code),
+                Value::Array(vec![]),
+                Value::Array(vec![]),
+            ])
+        };
+        assert_eq!(SoloRead::decode(&with_error("NOGROUP")).unwrap(), None);
+        let refused = SoloRead::decode(&with_error("NOPERM")).unwrap_err();
+        assert_eq!(refused.code(), Some("NOPERM"));
+    }
+}
