@@ -140,7 +140,7 @@ impl SoloRead {
                 let [id, fields] = entry.as_slice() else {
                     return Err(bad());
                 };
-                let (job, fields) = entry_fields(reply, fields)?;
+                let (job, fields) = entry_fields("a lane's read", reply, fields)?;
                 entries.push(Entry {
                     tenant: herald_shared::job::Tenant::DEFAULT.to_string(),
                     id: String::from_redis_value(id.clone()).map_err(|_| bad())?,
@@ -188,17 +188,27 @@ pub enum Read {
     Nothing { bell: String, lane: String },
 }
 
+/// An entry's job field (its bytes) and field names, read from the reply in place: the
+/// job's bytes are copied once. `what` names the read in an error.
 fn entry_fields(
+    what: &str,
     reply: &Value,
     fields: &Value,
 ) -> Result<(Option<Vec<u8>>, Vec<String>), RedisError> {
-    let flat = Vec::<Value>::from_redis_value(fields.clone())
-        .map_err(|_| unexpected("read_turns.lua", reply))?;
+    let owned;
+    let flat: &[Value] = match fields {
+        Value::Array(flat) => flat,
+        other => {
+            owned = Vec::<Value>::from_redis_value(other.clone())
+                .map_err(|_| unexpected(what, reply))?;
+            &owned
+        }
+    };
     let mut job = None;
     let mut names = Vec::new();
     for pair in flat.chunks(2) {
-        let name = String::from_redis_value(pair[0].clone())
-            .map_err(|_| unexpected("read_turns.lua", reply))?;
+        let name =
+            String::from_redis_value(pair[0].clone()).map_err(|_| unexpected(what, reply))?;
         if name == JOB_FIELD
             && let Some(Value::BulkString(bytes)) = pair.get(1)
         {
@@ -229,7 +239,7 @@ impl Read {
             let [tenant, id, fields] = triple else {
                 return Err(unexpected("read_turns.lua", reply));
             };
-            let (job, fields) = entry_fields(reply, fields)?;
+            let (job, fields) = entry_fields("read_turns.lua", reply, fields)?;
             out.push(Entry {
                 tenant: String::from_redis_value(tenant.clone())
                     .map_err(|_| unexpected("read_turns.lua", reply))?,
@@ -283,7 +293,7 @@ impl Claimed {
             let [tenant, id, fields, deliveries] = quad else {
                 return Err(bad());
             };
-            let (job, fields) = entry_fields(reply, fields)?;
+            let (job, fields) = entry_fields("claim_turns.lua", reply, fields)?;
             entries.push(Entry {
                 tenant: String::from_redis_value(tenant.clone()).map_err(|_| bad())?,
                 id: String::from_redis_value(id.clone()).map_err(|_| bad())?,
