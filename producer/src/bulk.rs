@@ -1,7 +1,9 @@
 //! Bulk enqueue: JSON Lines in (one [`JobSpec`] a line), jobs out in pipelined batches.
 //!
-//! A reader thread decodes and validates lines while the caller's task enqueues the previous
-//! batch, so validation (phone parsing, JSON) and Redis round trips overlap. A bad line is
+//! A reader thread decodes and validates lines and builds their batch's script calls
+//! ([`Producer::prepare`]) while the caller's task enqueues the previous batch, so
+//! validation (phone parsing, JSON), building the calls and Redis running the last ones
+//! overlap. A bad line is
 //! reported with its number and reason and skipped; the good lines around it are enqueued.
 //! A line whose idempotency key already holds other content, or an OTP the OTP guard
 //! refuses, is rejected the same way, once Redis has said so.
@@ -17,7 +19,7 @@ use herald_shared::Job;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::enqueue::{self, NotEnqueued, PIPELINE_CHUNK, Producer};
+use crate::enqueue::{self, NotEnqueued, PIPELINE_CHUNK, Prepared, Producer};
 use crate::spec::{JobSpec, SpecError};
 use herald_shared::schedule::Zone;
 
@@ -108,9 +110,9 @@ pub enum BulkError {
     },
 }
 
-/// One batch of decoded lines.
+/// One batch of decoded lines, its jobs' calls built.
 struct Batch {
-    jobs: Vec<Job>,
+    jobs: Prepared,
     /// The line number of each job, in the same order.
     job_lines: Vec<u64>,
     rejected: Vec<Rejected>,
@@ -145,9 +147,10 @@ where
     let (tx, mut rx) = mpsc::channel(2);
     // A plain thread, not spawn_blocking: a reader blocked on stdin must not hold up the
     // runtime's shutdown when the run stops early. It ends when `rx` is dropped.
+    let preparer = producer.clone();
     std::thread::Builder::new()
         .name("bulk-reader".into())
-        .spawn(move || read_batches(input, tx, &zone))
+        .spawn(move || read_batches(input, tx, &zone, &preparer))
         .expect("spawn the bulk reader thread");
 
     let mut summary = Summary::default();
@@ -165,7 +168,7 @@ where
         let results = if jobs.is_empty() {
             Vec::new()
         } else {
-            match producer.enqueue_batch(jobs).await {
+            match producer.enqueue_prepared(jobs).await {
                 Ok(results) => results,
                 Err(source) => {
                     report(observer, &mut summary, rejected);
@@ -218,19 +221,26 @@ fn report(observer: &mut dyn Observer, summary: &mut Summary, mut rejected: Vec<
 
 type BatchResult = Result<Batch, (u64, io::Error)>;
 
-/// The reader thread: decodes lines into batches until the input ends, a read fails, or
-/// the receiver is gone.
-fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>, zone: &Zone) {
+/// The reader thread: decodes lines into batches, each prepared for `producer` to send,
+/// until the input ends, a read fails, or the receiver is gone.
+fn read_batches<R: BufRead>(
+    mut input: R,
+    tx: mpsc::Sender<BatchResult>,
+    zone: &Zone,
+    producer: &Producer,
+) {
     let mut line_no = 0u64;
     let mut bytes_read = 0u64;
     let mut buf = Vec::new();
-    let new_batch = || Batch {
-        jobs: Vec::with_capacity(BATCH_LINES),
-        job_lines: Vec::with_capacity(BATCH_LINES),
-        rejected: Vec::new(),
-        bytes_read: 0,
+    let mut jobs = Vec::with_capacity(BATCH_LINES);
+    let mut job_lines = Vec::with_capacity(BATCH_LINES);
+    let mut rejected = Vec::new();
+    let batch = |jobs: &mut Vec<Job>, job_lines: &mut Vec<u64>, rejected, bytes_read| Batch {
+        jobs: producer.prepare(std::mem::replace(jobs, Vec::with_capacity(BATCH_LINES))),
+        job_lines: std::mem::replace(job_lines, Vec::with_capacity(BATCH_LINES)),
+        rejected,
+        bytes_read,
     };
-    let mut batch = new_batch();
     loop {
         buf.clear();
         let n = match input.read_until(b'\n', &mut buf) {
@@ -253,24 +263,26 @@ fn read_batches<R: BufRead>(mut input: R, tx: mpsc::Sender<BatchResult>, zone: &
             .and_then(|spec| Ok(spec.into_job_in(zone)?));
         match parsed {
             Ok(job) => {
-                batch.jobs.push(job);
-                batch.job_lines.push(line_no);
+                jobs.push(job);
+                job_lines.push(line_no);
             }
-            Err(err) => batch.rejected.push(Rejected {
+            Err(err) => rejected.push(Rejected {
                 line: line_no,
                 reason: err.to_string(),
             }),
         }
-        if batch.jobs.len() + batch.rejected.len() >= BATCH_LINES {
-            batch.bytes_read = bytes_read;
-            if tx
-                .blocking_send(Ok(std::mem::replace(&mut batch, new_batch())))
-                .is_err()
-            {
+        if jobs.len() + rejected.len() >= BATCH_LINES {
+            let full = batch(
+                &mut jobs,
+                &mut job_lines,
+                std::mem::take(&mut rejected),
+                bytes_read,
+            );
+            if tx.blocking_send(Ok(full)).is_err() {
                 return;
             }
         }
     }
-    batch.bytes_read = bytes_read;
-    let _ = tx.blocking_send(Ok(batch));
+    let last = batch(&mut jobs, &mut job_lines, rejected, bytes_read);
+    let _ = tx.blocking_send(Ok(last));
 }

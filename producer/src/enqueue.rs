@@ -154,6 +154,37 @@ impl NotEnqueued {
 /// stop a batch before any job is attempted are [`Error`]s.
 pub type BatchResult = Result<Enqueued, NotEnqueued>;
 
+/// A batch made ready to send ([`Producer::prepare`]): its jobs, their `create` spans and
+/// their script calls, built off the task that sends them. Owned by whoever sends it next
+/// ([`Producer::enqueue_prepared`]).
+#[derive(Debug)]
+pub struct Prepared {
+    jobs: Vec<Job>,
+    spans: Vec<JobSpan>,
+    /// Each [`PIPELINE_CHUNK`]'s calls, taken when it is sent.
+    built: Vec<Option<Built>>,
+}
+
+impl Prepared {
+    /// How many jobs it holds.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// True when it holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+/// One pipeline's script calls (a [`PIPELINE_CHUNK`] of jobs, a call for each
+/// [`JOBS_PER_CALL`]), built at `now`.
+#[derive(Debug)]
+struct Built {
+    now: time::OffsetDateTime,
+    calls: Vec<redis::Cmd>,
+}
+
 /// Why an enqueue did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -398,9 +429,45 @@ impl Producer {
     /// With tracing on, each job gets its `create <lane>` span ([`JobSpan::create`]), a child
     /// of the context the job carries (or [`Producer::with_trace_parent`]'s), and carries
     /// that span's context to the worker instead.
-    pub async fn enqueue_batch(&self, mut jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
+    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
+        let mut jobs = jobs;
         let spans = self.create_spans(&mut jobs);
-        let results = self.enqueue_untraced(jobs).await;
+        self.enqueue_built(jobs, spans, Vec::new()).await
+    }
+
+    /// Makes `jobs` ready to send: their `create` spans started and their script calls
+    /// built, each [`PIPELINE_CHUNK`] of them at the time of this call. Pure work, no Redis:
+    /// the bulk CLI's reader thread prepares the next batch while this task sends the last
+    /// one, so building calls overlaps Redis running them. Send it soon
+    /// ([`Producer::enqueue_prepared`]): its calls carry this moment's time (a job's due
+    /// time is read against it, the OTP guard's windows too).
+    pub fn prepare(&self, jobs: Vec<Job>) -> Prepared {
+        let mut jobs = jobs;
+        let spans = self.create_spans(&mut jobs);
+        let now = time::OffsetDateTime::now_utc();
+        let built = jobs
+            .chunks(PIPELINE_CHUNK)
+            .map(|chunk| Some(self.build(chunk, now)))
+            .collect();
+        Prepared { jobs, spans, built }
+    }
+
+    /// Enqueues a batch [`Producer::prepare`] made ready, as [`Producer::enqueue_batch`]
+    /// would have enqueued its jobs.
+    pub async fn enqueue_prepared(&self, prepared: Prepared) -> Result<Vec<BatchResult>, Error> {
+        let Prepared { jobs, spans, built } = prepared;
+        self.enqueue_built(jobs, spans, built).await
+    }
+
+    /// Sends `jobs`, each chunk with its calls from `built` when they are there (else built
+    /// now), and ends their spans with their results.
+    async fn enqueue_built(
+        &self,
+        jobs: Vec<Job>,
+        spans: Vec<JobSpan>,
+        built: Vec<Option<Built>>,
+    ) -> Result<Vec<BatchResult>, Error> {
+        let results = self.enqueue_untraced(&jobs, built).await;
         if !spans.is_empty() {
             end_create_spans(spans, &results);
         }
@@ -437,11 +504,15 @@ impl Producer {
             .collect()
     }
 
-    async fn enqueue_untraced(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
+    async fn enqueue_untraced(
+        &self,
+        jobs: &[Job],
+        mut built: Vec<Option<Built>>,
+    ) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut broken: Option<(String, RedisErrorKind)> = None;
-        for chunk in jobs.chunks(PIPELINE_CHUNK) {
+        for (i, chunk) in jobs.chunks(PIPELINE_CHUNK).enumerate() {
             if let Some((reason, kind)) = &broken {
                 let reason = format!("not attempted: Redis failed on an earlier job ({reason})");
                 results.extend(chunk.iter().map(|_| {
@@ -452,7 +523,11 @@ impl Producer {
                 }));
                 continue;
             }
-            match self.enqueue_chunk(&mut conn, chunk).await {
+            let calls = built
+                .get_mut(i)
+                .and_then(Option::take)
+                .unwrap_or_else(|| self.build(chunk, time::OffsetDateTime::now_utc()));
+            match self.enqueue_chunk(&mut conn, chunk, calls).await {
                 Ok(chunk_results) => results.extend(chunk_results),
                 Err(err) => {
                     let reason = herald_shared::redis_pool::error_reason(&err);
@@ -468,18 +543,45 @@ impl Producer {
         Ok(results)
     }
 
-    /// One pipeline for `jobs`, a script call for each [`JOBS_PER_CALL`] of them, sent again
-    /// for the calls refused with `NOSCRIPT`. An `Err` is a failure of the connection: which
-    /// jobs ran is not known.
+    /// The script calls that enqueue `jobs` (at most a [`PIPELINE_CHUNK`]) at `now`: one for
+    /// each [`JOBS_PER_CALL`] of them.
+    fn build(&self, jobs: &[Job], now: time::OffsetDateTime) -> Built {
+        let calls = jobs
+            .chunks(JOBS_PER_CALL)
+            .map(|call| {
+                call.iter().for_each(trace_enqueue);
+                self.call(call, now)
+            })
+            .collect();
+        Built { now, calls }
+    }
+
+    /// The script call that enqueues `jobs` at `now`.
+    fn call(&self, jobs: &[Job], now: time::OffsetDateTime) -> redis::Cmd {
+        calls::enqueue::enqueue_all(
+            &self.keys,
+            jobs,
+            self.idempotency_window_ms,
+            now,
+            self.guard.as_deref(),
+        )
+        .into_cmd()
+    }
+
+    /// One pipeline of `built`'s calls for `jobs`, sent again (built anew) for the calls
+    /// refused with `NOSCRIPT`. An `Err` is a failure of the connection: which jobs ran is
+    /// not known.
     async fn enqueue_chunk(
         &self,
         conn: &mut herald_shared::redis_pool::Connection,
         jobs: &[Job],
+        built: Built,
     ) -> Result<Vec<BatchResult>, RedisError> {
+        let Built { now, calls: cmds } = built;
         let calls: Vec<&[Job]> = jobs.chunks(JOBS_PER_CALL).collect();
         let mut results: Vec<Option<Vec<BatchResult>>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
-        let now = time::OffsetDateTime::now_utc();
+        let mut cmds = cmds.into_iter().map(Some).collect::<Vec<_>>();
         // Once to run everything, once more for what NOSCRIPT refused.
         for _attempt in 0..2 {
             let mut pipe = redis::pipe();
@@ -489,15 +591,11 @@ impl Producer {
                 pipe.load_script(&ENQUEUE).ignore();
             }
             for &i in &pending {
-                let call = calls::enqueue::enqueue_all(
-                    &self.keys,
-                    calls[i],
-                    self.idempotency_window_ms,
-                    now,
-                    self.guard.as_deref(),
-                );
-                pipe.add_command(call.into_cmd());
-                calls[i].iter().for_each(trace_enqueue);
+                let cmd = cmds
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| self.call(calls[i], now));
+                pipe.add_command(cmd);
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;
             if load {
