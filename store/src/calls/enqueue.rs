@@ -50,7 +50,7 @@ pub fn enqueue_all(
     let guard_key = |i: usize| guard_keys.as_ref().map_or(stats.as_str(), |k| &k[i]);
     let each: Vec<JobKeys> = jobs
         .iter()
-        .map(|job| JobKeys::of(keys, job, guard))
+        .map(|job| JobKeys::of(keys, job, guard, now))
         .collect();
     let bodies = keys.scheduled_jobs();
     let common = [
@@ -65,7 +65,7 @@ pub fn enqueue_all(
         common
             .into_iter()
             .chain(each.iter().flat_map(JobKeys::keys)),
-        common.len() + 7 * jobs.len() + 16 + 30 * jobs.len(),
+        common.len() + 16 + 30 * jobs.len(),
         512 + 640 * jobs.len(),
     );
     call.arg(jobs.len())
@@ -88,7 +88,8 @@ struct JobKeys {
     stream: String,
     record: String,
     replace: Option<String>,
-    scheduled: String,
+    /// Its lane's scheduled set, when it is due later or the guard may hold it back.
+    scheduled: Option<String>,
     booking: Option<String>,
     /// The guard's hash of the number's prefix, and the number's parts, when the guard
     /// applies.
@@ -96,7 +97,8 @@ struct JobKeys {
 }
 
 impl JobKeys {
-    fn of(keys: &Keys, job: &Job, guard: Option<&Guard>) -> JobKeys {
+    fn of(keys: &Keys, job: &Job, guard: Option<&Guard>, now: OffsetDateTime) -> JobKeys {
+        let due = due(job, now);
         let guarded = guard
             .filter(|_| job.lane().is_otp())
             .and_then(|_| guarded_number(job))
@@ -119,26 +121,65 @@ impl JobKeys {
             stream: keys.lane_of(job.lane(), job.tenant()),
             record: keys.job_status(&job.id.to_string()),
             replace: job.replace_key.as_deref().map(|key| keys.replace(key)),
-            scheduled: keys.scheduled(job.lane()),
+            scheduled: (due.is_some() || guarded.is_some()).then(|| keys.scheduled(job.lane())),
             booking: job.booking_id().map(|id| keys.booking(id)),
             guarded,
         }
     }
 
-    /// Its seven keys, in the script's order (its record where one does not apply).
-    fn keys<'a>(&'a self) -> [&'a str; 7] {
-        let record = self.record.as_str();
-        let or_record = |key: &'a Option<String>| key.as_deref().unwrap_or(record);
+    /// Its keys, in the script's order: its record and stream, then those it has.
+    fn keys(&self) -> impl Iterator<Item = &str> + Clone {
         [
-            or_record(&self.claim),
-            &self.stream,
-            &self.record,
-            or_record(&self.replace),
-            &self.scheduled,
-            or_record(&self.booking),
-            self.guarded.as_ref().map_or(record, |(key, _)| key),
+            Some(self.record.as_str()),
+            Some(&self.stream),
+            self.claim.as_deref(),
+            self.replace.as_deref(),
+            self.booking.as_deref(),
+            self.guarded.as_ref().map(|(key, _)| key.as_str()),
+            self.scheduled.as_deref(),
         ]
+        .into_iter()
+        .flatten()
     }
+
+    /// Its flags argument: a letter for each key it has beyond its record and stream.
+    fn flags(&self) -> Flags {
+        let mut flags = Flags::default();
+        for (has, letter) in [
+            (self.claim.is_some(), b'k'),
+            (self.replace.is_some(), b'r'),
+            (self.booking.is_some(), b'b'),
+            (self.guarded.is_some(), b'g'),
+            (self.scheduled.is_some(), b's'),
+        ] {
+            if has {
+                flags.letters[flags.len] = letter;
+                flags.len += 1;
+            }
+        }
+        flags
+    }
+}
+
+/// A job's flags for `enqueue.lua`: which optional keys follow its record and stream.
+#[derive(Default)]
+struct Flags {
+    letters: [u8; 5],
+    len: usize,
+}
+
+impl redis::ToRedisArgs for Flags {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg(&self.letters[..self.len]);
+    }
+}
+
+/// When `job` is due, if later than `now`.
+fn due(job: &Job, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    job.send_at.filter(|due| *due > now)
 }
 
 /// One job's arguments of `enqueue.lua`.
@@ -149,7 +190,7 @@ fn job_args(
     window_ms: u64,
     now: OffsetDateTime,
 ) {
-    let due = job.send_at.filter(|due| *due > now);
+    let due = due(job, now);
     let state = if due.is_some() {
         State::Scheduled
     } else {
@@ -162,18 +203,15 @@ fn job_args(
         + due.map_or(0, |due| {
             u64::try_from((due - now).whole_seconds()).unwrap_or(0)
         });
-    let flag = |on: bool| if on { "1" } else { "" };
-    let keyed = job_keys.claim.is_some();
-    // Only a claim compares fingerprints: a job without a key needs none.
-    let fingerprint = keyed.then(|| job.fingerprint());
-    call.arg(job.id.to_string())
+    let mut id = Uuid::encode_buffer();
+    call.arg(&*job.id.hyphenated().encode_lower(&mut id))
         .arg(job.to_json())
-        .arg(fingerprint.as_ref().map_or("", |f| f.as_str()))
-        .arg(flag(keyed))
-        .arg(flag(job_keys.replace.is_some()))
-        .arg(flag(job_keys.booking.is_some()))
-        .arg(flag(job_keys.guarded.is_some()))
-        .arg(ttl)
+        .arg(job_keys.flags());
+    // Only a claim compares fingerprints: a job without a key needs none.
+    if job_keys.claim.is_some() {
+        call.arg(job.fingerprint().as_str());
+    }
+    call.arg(ttl)
         .arg(due.map_or(String::new(), |due| {
             herald_shared::schedule::unix_ms(due).to_string()
         }))
@@ -260,14 +298,18 @@ impl EnqueueReply {
         }
     }
 
-    /// One job's part of the reply.
+    /// One job's part of the reply, read in place (a batch's reply holds a thousand).
     fn decode_job(reply: &Value) -> Result<EnqueueReply, RedisError> {
         let bad = || unexpected("enqueue.lua", reply);
-        let items = Vec::<Value>::from_redis_value(reply.clone()).map_err(|_| bad())?;
-        let text = |i: usize| -> Result<String, RedisError> {
+        let Value::Array(items) = reply else {
+            return Err(bad());
+        };
+        let text = |i: usize| -> Result<&str, RedisError> {
             match items.get(i) {
-                Some(v) => String::from_redis_value(v.clone()).map_err(|_| bad()),
-                None => Ok(String::new()),
+                Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).map_err(|_| bad()),
+                Some(Value::SimpleString(text)) => Ok(text),
+                Some(_) => Err(bad()),
+                None => Ok(""),
             }
         };
         let id = |i: usize| -> Result<Option<Uuid>, RedisError> {
@@ -277,20 +319,15 @@ impl EnqueueReply {
             }
             text.parse().map(Some).map_err(|_| bad())
         };
-        let code = items
-            .first()
-            .and_then(|v| i64::from_redis_value(v.clone()).ok())
-            .ok_or_else(bad)?;
-        Ok(match code {
+        let int = |i: usize| items.get(i).and_then(|v| i64::from_redis_value_ref(v).ok());
+        Ok(match int(0).ok_or_else(bad)? {
             0 => {
                 let entry = text(1)?;
                 EnqueueReply::Added {
-                    entry: (!entry.is_empty()).then_some(entry),
+                    entry: (!entry.is_empty()).then(|| entry.to_owned()),
                     superseded: id(2)?,
                     waits_for: id(3)?,
-                    held_until_ms: items
-                        .get(4)
-                        .and_then(|v| u64::from_redis_value(v.clone()).ok()),
+                    held_until_ms: int(4).and_then(|ms| u64::try_from(ms).ok()),
                 }
             }
             1 => EnqueueReply::Duplicate {
@@ -300,12 +337,8 @@ impl EnqueueReply {
                 first: id(1)?.ok_or_else(bad)?,
             },
             3 => {
-                let rule = Rule::parse(&text(1)?).ok_or_else(bad)?;
-                let retry_ms = items
-                    .get(2)
-                    .and_then(|v| i64::from_redis_value(v.clone()).ok())
-                    .ok_or_else(bad)?;
-                EnqueueReply::Refused(Refusal::new(rule, retry_ms))
+                let rule = Rule::parse(text(1)?).ok_or_else(bad)?;
+                EnqueueReply::Refused(Refusal::new(rule, int(2).ok_or_else(bad)?))
             }
             _ => return Err(bad()),
         })
