@@ -190,13 +190,27 @@ pub fn runtime_threads(value: Option<&str>, default: usize) -> Result<usize, Fai
         })
 }
 
-/// A multi-threaded runtime, I/O and timers on, of as many threads as
-/// [`RUNTIME_THREADS_VAR`] says, `default` when it is unset.
+/// A runtime, I/O and timers on, of as many threads as [`RUNTIME_THREADS_VAR`] says,
+/// `default` when it is unset ([`runtime_of`]).
 pub fn runtime(default: usize) -> Result<tokio::runtime::Runtime, Failure> {
     let value = std::env::var_os(RUNTIME_THREADS_VAR).map(|v| v.to_string_lossy().into_owned());
-    let threads = runtime_threads(value.as_deref(), default)?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    runtime_of(runtime_threads(value.as_deref(), default)?)
+}
+
+/// A runtime of `threads` threads: one is the thread that runs it (tokio's current-thread
+/// runtime), more a multi-threaded one. One thread in a multi-threaded runtime would be a
+/// second thread beside the one blocked in `block_on`, every wake-up of the main task a
+/// hand-off between them: on a worker at full speed that cost a third of its CPU and a fifth
+/// of its throughput (docs/performance.md).
+pub fn runtime_of(threads: usize) -> Result<tokio::runtime::Runtime, Failure> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder
         .enable_all()
         .build()
         .map_err(|err| Failure::new(1, format!("could not start the runtime: {err}")))
@@ -208,10 +222,11 @@ pub fn server_runtime() -> Result<tokio::runtime::Runtime, Failure> {
     runtime(std::thread::available_parallelism().map_or(1, usize::from))
 }
 
-/// A worker's runtime: one thread unless [`RUNTIME_THREADS_VAR`] says how many. A worker
-/// replica spends a core at most on one thread: on a shared 2-core machine one thread sent
-/// more jobs a second for less CPU per job than two, which spent a fifth of their time
-/// handing tasks between themselves (docs/performance.md); a deployment scales by replicas.
+/// A worker's runtime: one thread, the one that runs it, unless [`RUNTIME_THREADS_VAR`]
+/// says how many. A worker replica spends a core at most on one thread: on a shared 2-core
+/// machine one thread sent more jobs a second for less CPU per job than two, which spent a
+/// fifth of their time handing tasks between themselves (docs/performance.md); a
+/// deployment scales by replicas.
 pub fn worker_runtime() -> Result<tokio::runtime::Runtime, Failure> {
     runtime(1)
 }
@@ -219,6 +234,27 @@ pub fn worker_runtime() -> Result<tokio::runtime::Runtime, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thread_is_the_thread_that_runs_the_runtime() {
+        use tokio::runtime::RuntimeFlavor;
+        let flavor = |threads| {
+            runtime_of(threads)
+                .unwrap()
+                .block_on(async { tokio::runtime::Handle::current().runtime_flavor() })
+        };
+        assert_eq!(flavor(1), RuntimeFlavor::CurrentThread);
+        assert_eq!(flavor(2), RuntimeFlavor::MultiThread);
+        // The thread that calls block_on runs the tasks it spawns: no second thread.
+        let runtime = runtime_of(1).unwrap();
+        let caller = std::thread::current().id();
+        let ran_on = runtime.block_on(async {
+            tokio::spawn(async { std::thread::current().id() })
+                .await
+                .unwrap()
+        });
+        assert_eq!(ran_on, caller);
+    }
 
     #[test]
     fn a_worker_runs_one_runtime_thread_unless_told_how_many() {
