@@ -3,8 +3,8 @@
 //! A reader thread decodes and validates lines and builds their batch's script calls
 //! ([`Producer::prepare`]) while the caller's task enqueues the previous batch, so
 //! validation (phone parsing, JSON), building the calls and Redis running the last ones
-//! overlap. A bad line is
-//! reported with its number and reason and skipped; the good lines around it are enqueued.
+//! overlap. A bad line is reported with its number and reason and skipped; the good lines
+//! around it are enqueued.
 //! A line whose idempotency key already holds other content, or an OTP the OTP guard
 //! refuses, is rejected the same way, once Redis has said so.
 //! Blank lines are skipped but counted, so line numbers match an editor's.
@@ -221,6 +221,35 @@ fn report(observer: &mut dyn Observer, summary: &mut Summary, mut rejected: Vec<
 
 type BatchResult = Result<Batch, (u64, io::Error)>;
 
+/// The lines of the batch being read: its jobs (not yet prepared) and its rejects.
+#[derive(Default)]
+struct Reading {
+    jobs: Vec<Job>,
+    job_lines: Vec<u64>,
+    rejected: Vec<Rejected>,
+}
+
+impl Reading {
+    fn len(&self) -> usize {
+        self.jobs.len() + self.rejected.len()
+    }
+
+    /// The batch read so far, its calls built by `producer`; reading starts a new one.
+    fn take(&mut self, producer: &Producer, bytes_read: u64) -> Batch {
+        let Reading {
+            jobs,
+            job_lines,
+            rejected,
+        } = std::mem::take(self);
+        Batch {
+            jobs: producer.prepare(jobs),
+            job_lines,
+            rejected,
+            bytes_read,
+        }
+    }
+}
+
 /// The reader thread: decodes lines into batches, each prepared for `producer` to send,
 /// until the input ends, a read fails, or the receiver is gone.
 fn read_batches<R: BufRead>(
@@ -232,15 +261,7 @@ fn read_batches<R: BufRead>(
     let mut line_no = 0u64;
     let mut bytes_read = 0u64;
     let mut buf = Vec::new();
-    let mut jobs = Vec::with_capacity(BATCH_LINES);
-    let mut job_lines = Vec::with_capacity(BATCH_LINES);
-    let mut rejected = Vec::new();
-    let batch = |jobs: &mut Vec<Job>, job_lines: &mut Vec<u64>, rejected, bytes_read| Batch {
-        jobs: producer.prepare(std::mem::replace(jobs, Vec::with_capacity(BATCH_LINES))),
-        job_lines: std::mem::replace(job_lines, Vec::with_capacity(BATCH_LINES)),
-        rejected,
-        bytes_read,
-    };
+    let mut reading = Reading::default();
     loop {
         buf.clear();
         let n = match input.read_until(b'\n', &mut buf) {
@@ -263,26 +284,21 @@ fn read_batches<R: BufRead>(
             .and_then(|spec| Ok(spec.into_job_in(zone)?));
         match parsed {
             Ok(job) => {
-                jobs.push(job);
-                job_lines.push(line_no);
+                reading.jobs.push(job);
+                reading.job_lines.push(line_no);
             }
-            Err(err) => rejected.push(Rejected {
+            Err(err) => reading.rejected.push(Rejected {
                 line: line_no,
                 reason: err.to_string(),
             }),
         }
-        if jobs.len() + rejected.len() >= BATCH_LINES {
-            let full = batch(
-                &mut jobs,
-                &mut job_lines,
-                std::mem::take(&mut rejected),
-                bytes_read,
-            );
-            if tx.blocking_send(Ok(full)).is_err() {
-                return;
-            }
+        if reading.len() >= BATCH_LINES
+            && tx
+                .blocking_send(Ok(reading.take(producer, bytes_read)))
+                .is_err()
+        {
+            return;
         }
     }
-    let last = batch(&mut jobs, &mut job_lines, rejected, bytes_read);
-    let _ = tx.blocking_send(Ok(last));
+    let _ = tx.blocking_send(Ok(reading.take(producer, bytes_read)));
 }
