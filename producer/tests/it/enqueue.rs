@@ -449,6 +449,58 @@ async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chun
     assert_eq!(lane[1..], ids[..chunk], "the first chunk's jobs, in order");
 }
 
+/// A batch prepared off the sending task (as `bulk`'s reader does) enqueues as
+/// `enqueue_batch` would, chunk by chunk in order: prepared before `SCRIPT FLUSH`, its first
+/// chunk's calls are refused with `NOSCRIPT` and built again from its jobs, and each later
+/// chunk's calls answer for that chunk's jobs.
+#[tokio::test]
+async fn a_prepared_batch_enqueues_as_a_batch_does_even_after_its_script_is_flushed() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    producer
+        .enqueue_otp(
+            "+919999999999",
+            "1",
+            DEFAULT_OTP_VALIDITY,
+            Some("warm".into()),
+        )
+        .await
+        .unwrap();
+    let chunk = producer::enqueue::PIPELINE_CHUNK;
+    let jobs: Vec<Job> = (0..chunk * 5 / 2)
+        .map(|i| {
+            let job = Job::otp("+919999999999", &i.to_string(), DEFAULT_OTP_VALIDITY).unwrap();
+            // Keyed in the first chunk and every third job after: those are conflicts.
+            let key = (i < chunk || i % 3 == 0).then(|| format!("k{}", i % chunk));
+            job.with_idempotency_key(key).unwrap()
+        })
+        .collect();
+    let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
+    let prepared = producer.prepare(jobs);
+    assert_eq!(prepared.len(), ids.len());
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut support::conn(&server))
+        .unwrap();
+    let results = producer.enqueue_prepared(prepared).await.unwrap();
+    assert_eq!(results.len(), ids.len());
+    let mut enqueued = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        match (i < chunk || i % 3 != 0, result) {
+            (true, Ok(new)) => {
+                assert!(!new.duplicate && new.job_id == ids[i], "job {i}: {new:?}");
+                enqueued.push(ids[i]);
+            }
+            (false, Err(producer::enqueue::NotEnqueued::Conflict(conflict))) => {
+                assert_eq!(conflict.job_id, ids[i % chunk], "job {i}")
+            }
+            (_, other) => panic!("job {i}: {other:?}"),
+        }
+    }
+    let lane: Vec<_> = lane_jobs(&server, Lane::Otp).iter().map(|j| j.id).collect();
+    assert_eq!(lane[1..], enqueued, "every job enqueued, in order");
+}
+
 #[tokio::test]
 async fn a_flushed_script_is_loaded_again() {
     let server = RedisServer::start();
