@@ -34,7 +34,7 @@
 -- ARGV[16] the guard's settings (see guard_otp in guard.lua; '' without a guard), then for
 -- each job: its id, its JSON, its flags (the letters of the keys it has, above; '' for
 -- none), its content fingerprint (hex) when it has an idempotency key (k), the record's ttl
--- (s), when it is due (ms, Unix) or '' to send now, its lane, its tenant, then when the
+-- in seconds, when it is due (ms, Unix) or '' to send now, its lane, its tenant, then when the
 -- guard applies (g) its number's three parts (see guard_otp), then its record's fields
 -- (count, names and values: see record.lua)
 -- Returns, for each job in order, {0, stream entry id ('' when scheduled), superseded job id
