@@ -156,8 +156,8 @@ pub type BatchResult = Result<Enqueued, NotEnqueued>;
 
 /// A batch made ready to send ([`Producer::prepare`]): its jobs, their `create` spans and
 /// their script calls, built off the task that sends them. Owned by whoever sends it next
-/// ([`Producer::enqueue_prepared`]).
-#[derive(Debug)]
+/// ([`Producer::enqueue_prepared`]). Its `Debug` says how many jobs and calls it holds,
+/// never what they hold (the calls carry each job's JSON: an OTP's code, a phone number).
 pub struct Prepared {
     jobs: Vec<Job>,
     spans: Vec<JobSpan>,
@@ -177,9 +177,18 @@ impl Prepared {
     }
 }
 
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let calls: usize = self.built.iter().flatten().map(|b| b.calls.len()).sum();
+        f.debug_struct("Prepared")
+            .field("jobs", &self.jobs.len())
+            .field("calls", &calls)
+            .finish()
+    }
+}
+
 /// One pipeline's script calls (a [`PIPELINE_CHUNK`] of jobs, a call for each
 /// [`JOBS_PER_CALL`]), built at `now`.
-#[derive(Debug)]
 struct Built {
     now: time::OffsetDateTime,
     calls: Vec<redis::Cmd>,

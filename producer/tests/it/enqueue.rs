@@ -478,6 +478,11 @@ async fn a_prepared_batch_enqueues_as_a_batch_does_even_after_its_script_is_flus
     let ids: Vec<_> = jobs.iter().map(|j| j.id).collect();
     let prepared = producer.prepare(jobs);
     assert_eq!(prepared.len(), ids.len());
+    let debug = format!("{prepared:?}");
+    assert_eq!(
+        debug, "Prepared { jobs: 2500, calls: 50 }",
+        "counts, never an OTP's code"
+    );
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query(&mut support::conn(&server))
