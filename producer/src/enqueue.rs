@@ -161,8 +161,8 @@ pub type BatchResult = Result<Enqueued, NotEnqueued>;
 pub struct Prepared {
     jobs: Vec<Job>,
     spans: Vec<JobSpan>,
-    /// Each [`PIPELINE_CHUNK`]'s calls, taken when it is sent.
-    built: Vec<Option<Built>>,
+    /// Each [`PIPELINE_CHUNK`]'s calls, in order.
+    built: Vec<Built>,
 }
 
 impl Prepared {
@@ -179,7 +179,7 @@ impl Prepared {
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let calls: usize = self.built.iter().flatten().map(|b| b.calls.len()).sum();
+        let calls: usize = self.built.iter().map(|b| b.calls.len()).sum();
         f.debug_struct("Prepared")
             .field("jobs", &self.jobs.len())
             .field("calls", &calls)
@@ -438,8 +438,7 @@ impl Producer {
     /// With tracing on, each job gets its `create <lane>` span ([`JobSpan::create`]), a child
     /// of the context the job carries (or [`Producer::with_trace_parent`]'s), and carries
     /// that span's context to the worker instead.
-    pub async fn enqueue_batch(&self, jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
-        let mut jobs = jobs;
+    pub async fn enqueue_batch(&self, mut jobs: Vec<Job>) -> Result<Vec<BatchResult>, Error> {
         let spans = self.create_spans(&mut jobs);
         self.enqueue_built(jobs, spans, Vec::new()).await
     }
@@ -450,13 +449,12 @@ impl Producer {
     /// one, so building calls overlaps Redis running them. Send it soon
     /// ([`Producer::enqueue_prepared`]): its calls carry this moment's time (a job's due
     /// time is read against it, the OTP guard's windows too).
-    pub fn prepare(&self, jobs: Vec<Job>) -> Prepared {
-        let mut jobs = jobs;
+    pub fn prepare(&self, mut jobs: Vec<Job>) -> Prepared {
         let spans = self.create_spans(&mut jobs);
         let now = time::OffsetDateTime::now_utc();
         let built = jobs
             .chunks(PIPELINE_CHUNK)
-            .map(|chunk| Some(self.build(chunk, now)))
+            .map(|chunk| self.build(chunk, now))
             .collect();
         Prepared { jobs, spans, built }
     }
@@ -469,12 +467,12 @@ impl Producer {
     }
 
     /// Sends `jobs`, each chunk with its calls from `built` when they are there (else built
-    /// now), and ends their spans with their results.
+    /// just before it is sent), and ends their spans with their results.
     async fn enqueue_built(
         &self,
         jobs: Vec<Job>,
         spans: Vec<JobSpan>,
-        built: Vec<Option<Built>>,
+        built: Vec<Built>,
     ) -> Result<Vec<BatchResult>, Error> {
         let results = self.enqueue_untraced(&jobs, built).await;
         if !spans.is_empty() {
@@ -516,12 +514,14 @@ impl Producer {
     async fn enqueue_untraced(
         &self,
         jobs: &[Job],
-        mut built: Vec<Option<Built>>,
+        built: Vec<Built>,
     ) -> Result<Vec<BatchResult>, Error> {
         let mut conn = self.pool.get().await?;
         let mut results = Vec::with_capacity(jobs.len());
         let mut broken: Option<(String, RedisErrorKind)> = None;
-        for (i, chunk) in jobs.chunks(PIPELINE_CHUNK).enumerate() {
+        let mut built = built.into_iter();
+        for chunk in jobs.chunks(PIPELINE_CHUNK) {
+            let prebuilt = built.next();
             if let Some((reason, kind)) = &broken {
                 let reason = format!("not attempted: Redis failed on an earlier job ({reason})");
                 results.extend(chunk.iter().map(|_| {
@@ -532,10 +532,8 @@ impl Producer {
                 }));
                 continue;
             }
-            let calls = built
-                .get_mut(i)
-                .and_then(Option::take)
-                .unwrap_or_else(|| self.build(chunk, time::OffsetDateTime::now_utc()));
+            let calls =
+                prebuilt.unwrap_or_else(|| self.build(chunk, time::OffsetDateTime::now_utc()));
             match self.enqueue_chunk(&mut conn, chunk, calls).await {
                 Ok(chunk_results) => results.extend(chunk_results),
                 Err(err) => {
@@ -577,8 +575,8 @@ impl Producer {
         .into_cmd()
     }
 
-    /// One pipeline of `built`'s calls for `jobs`, sent again (built anew) for the calls
-    /// refused with `NOSCRIPT`. An `Err` is a failure of the connection: which jobs ran is
+    /// One pipeline of `built`'s calls for `jobs`; the calls refused with `NOSCRIPT` are
+    /// built anew and sent again. An `Err` is a failure of the connection: which jobs ran is
     /// not known.
     async fn enqueue_chunk(
         &self,
@@ -590,7 +588,8 @@ impl Producer {
         let calls: Vec<&[Job]> = jobs.chunks(JOBS_PER_CALL).collect();
         let mut results: Vec<Option<Vec<BatchResult>>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
-        let mut cmds = cmds.into_iter().map(Some).collect::<Vec<_>>();
+        // The built calls, every one, go out first; what NOSCRIPT refused is built anew.
+        let mut first = Some(cmds);
         // Once to run everything, once more for what NOSCRIPT refused.
         for _attempt in 0..2 {
             let mut pipe = redis::pipe();
@@ -599,12 +598,13 @@ impl Producer {
             if load {
                 pipe.load_script(&ENQUEUE).ignore();
             }
-            for &i in &pending {
-                let cmd = cmds
-                    .get_mut(i)
-                    .and_then(Option::take)
-                    .unwrap_or_else(|| self.call(calls[i], now));
-                pipe.add_command(cmd);
+            match first.take() {
+                Some(cmds) => cmds.into_iter().for_each(|cmd| {
+                    pipe.add_command(cmd);
+                }),
+                None => pending.iter().for_each(|&i| {
+                    pipe.add_command(self.call(calls[i], now));
+                }),
             }
             let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(&mut *conn).await?;
             if load {

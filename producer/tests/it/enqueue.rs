@@ -404,14 +404,9 @@ async fn a_batch_crosses_chunks_in_order_and_deduplicates_within_itself() {
     assert_eq!(lane_jobs(&server, Lane::Booking).len(), 833);
 }
 
-/// Each key here is used once in each of five chunks: its first job, in the first chunk,
-/// must be the one enqueued and every later one a conflict naming it; and the lane holds
-/// the first chunk's jobs in order. Run after `SCRIPT FLUSH`, so the first chunk is refused
-/// with `NOSCRIPT` and sent again before any later chunk runs.
-#[tokio::test]
-async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chunks() {
-    let server = RedisServer::start();
-    let producer = producer(&server).await;
+/// One OTP enqueued (key `warm`), so the producer has loaded its script: the lane holds it
+/// first.
+async fn load_the_script(producer: &Producer) {
     producer
         .enqueue_otp(
             "+919999999999",
@@ -421,10 +416,18 @@ async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chun
         )
         .await
         .unwrap();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query(&mut support::conn(&server))
-        .unwrap();
+}
+
+/// Each key here is used once in each of five chunks: its first job, in the first chunk,
+/// must be the one enqueued and every later one a conflict naming it; and the lane holds
+/// the first chunk's jobs in order. Run after `SCRIPT FLUSH`, so the first chunk is refused
+/// with `NOSCRIPT` and sent again before any later chunk runs.
+#[tokio::test]
+async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chunks() {
+    let server = RedisServer::start();
+    let producer = producer(&server).await;
+    load_the_script(&producer).await;
+    support::flush_scripts(&server);
     let chunk = producer::enqueue::PIPELINE_CHUNK;
     let jobs: Vec<Job> = (0..5 * chunk)
         .map(|i| {
@@ -457,15 +460,7 @@ async fn a_batch_of_many_chunks_runs_in_its_order_with_keys_repeated_across_chun
 async fn a_prepared_batch_enqueues_as_a_batch_does_even_after_its_script_is_flushed() {
     let server = RedisServer::start();
     let producer = producer(&server).await;
-    producer
-        .enqueue_otp(
-            "+919999999999",
-            "1",
-            DEFAULT_OTP_VALIDITY,
-            Some("warm".into()),
-        )
-        .await
-        .unwrap();
+    load_the_script(&producer).await;
     let chunk = producer::enqueue::PIPELINE_CHUNK;
     let jobs: Vec<Job> = (0..chunk * 5 / 2)
         .map(|i| {
@@ -483,10 +478,7 @@ async fn a_prepared_batch_enqueues_as_a_batch_does_even_after_its_script_is_flus
         debug, "Prepared { jobs: 2500, calls: 50 }",
         "counts, never an OTP's code"
     );
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query(&mut support::conn(&server))
-        .unwrap();
+    support::flush_scripts(&server);
     let results = producer.enqueue_prepared(prepared).await.unwrap();
     assert_eq!(results.len(), ids.len());
     let mut enqueued = Vec::new();
@@ -514,10 +506,7 @@ async fn a_flushed_script_is_loaded_again() {
         producer.enqueue_otp("+919999999999", "1", DEFAULT_OTP_VALIDITY, Some(key.into()))
     };
     keyed("a").await.unwrap();
-    let _: () = redis::cmd("SCRIPT")
-        .arg("FLUSH")
-        .query(&mut support::conn(&server))
-        .unwrap();
+    support::flush_scripts(&server);
     assert!(!keyed("b").await.unwrap().duplicate);
     assert!(keyed("a").await.unwrap().duplicate);
     assert_eq!(lane_jobs(&server, Lane::Otp).len(), 2);

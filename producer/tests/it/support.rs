@@ -65,6 +65,15 @@ pub fn conn(server: &RedisServer) -> redis::Connection {
         .unwrap()
 }
 
+/// `SCRIPT FLUSH`: Redis forgets every script it has loaded (as after a restart), so a
+/// producer's next script call is refused with `NOSCRIPT`.
+pub fn flush_scripts(server: &RedisServer) {
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut conn(server))
+        .unwrap();
+}
+
 pub fn dbsize(server: &RedisServer) -> i64 {
     redis::cmd("DBSIZE").query(&mut conn(server)).unwrap()
 }

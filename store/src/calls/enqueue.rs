@@ -12,7 +12,7 @@ use crate::guard::{self, Guard, Refusal, Rule};
 use crate::keys::{JOB_FIELD, RECORD_TTL_SLACK_SECS, TIMELINE_TTL_SECS, WORKER_GROUP};
 use crate::lifecycle::State;
 use crate::record::{self, Claim, format_time};
-use crate::script::ScriptCall;
+use crate::script::{Concat, ScriptCall};
 use crate::scripts::{CANCEL, ENQUEUE};
 
 /// The call that enqueues `job` at `now`, its idempotency key holding it for `window_ms`
@@ -142,38 +142,18 @@ impl JobKeys {
         .flatten()
     }
 
-    /// Its flags argument: a letter for each key it has beyond its record and stream.
-    fn flags(&self) -> Flags {
-        let mut flags = Flags::default();
-        for (has, letter) in [
-            (self.claim.is_some(), b'k'),
-            (self.replace.is_some(), b'r'),
-            (self.booking.is_some(), b'b'),
-            (self.guarded.is_some(), b'g'),
-            (self.scheduled.is_some(), b's'),
-        ] {
-            if has {
-                flags.letters[flags.len] = letter;
-                flags.len += 1;
-            }
-        }
-        flags
-    }
-}
-
-/// A job's flags for `enqueue.lua`: which optional keys follow its record and stream.
-#[derive(Default)]
-struct Flags {
-    letters: [u8; 5],
-    len: usize,
-}
-
-impl redis::ToRedisArgs for Flags {
-    fn write_redis_args<W>(&self, out: &mut W)
-    where
-        W: ?Sized + redis::RedisWrite,
-    {
-        out.write_arg(&self.letters[..self.len]);
+    /// Its flags argument's letters, in the script's order: one for each key it has beyond
+    /// its record and stream ("" for those it has not; written as one argument by
+    /// [`Concat`]).
+    fn flags(&self) -> [&'static str; 5] {
+        let letter = |has: bool, letter| if has { letter } else { "" };
+        [
+            letter(self.claim.is_some(), "k"),
+            letter(self.replace.is_some(), "r"),
+            letter(self.booking.is_some(), "b"),
+            letter(self.guarded.is_some(), "g"),
+            letter(self.scheduled.is_some(), "s"),
+        ]
     }
 }
 
@@ -206,7 +186,7 @@ fn job_args(
     let mut id = Uuid::encode_buffer();
     call.arg(&*job.id.hyphenated().encode_lower(&mut id))
         .arg(job.to_json())
-        .arg(job_keys.flags());
+        .arg(Concat(&job_keys.flags()));
     // Only a claim compares fingerprints: a job without a key needs none.
     if job_keys.claim.is_some() {
         call.arg(job.fingerprint().as_str());
